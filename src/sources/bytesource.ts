@@ -1,0 +1,101 @@
+import { open, stat, type FileHandle } from 'node:fs/promises';
+
+/** Where a source's bytes come from: a local file or an HTTP(S) URL read with range requests. */
+export interface ByteSource {
+  /** The path or URL, for messages and cache keys. */
+  readonly location: string;
+  /** Size in bytes, and a version identity that changes when the content is replaced. */
+  identity(): Promise<SourceIdentity>;
+  /** Exactly `length` bytes from `offset`, or fewer at the end of the file. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export interface SourceIdentity {
+  size: number;
+  /** size + mtime for files; ETag or Last-Modified for URLs. */
+  version: string;
+}
+
+export class FileSource implements ByteSource {
+  private handle: Promise<FileHandle> | undefined;
+  constructor(readonly location: string) {}
+
+  async identity(): Promise<SourceIdentity> {
+    const s = await stat(this.location);
+    return { size: s.size, version: `${s.size}-${Math.floor(s.mtimeMs)}` };
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.handle ??= open(this.location, 'r');
+    const fh = await this.handle;
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return new Uint8Array(buf.buffer, buf.byteOffset, done);
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    if (h) await (await h).close();
+  }
+}
+
+export interface HttpSourceOptions {
+  /** Per-request time limit in milliseconds. */
+  timeoutMs?: number;
+}
+
+/** A COG behind HTTP(S), read with `Range: bytes=a-b` requests. */
+export class HttpSource implements ByteSource {
+  private readonly timeoutMs: number;
+  constructor(readonly location: string, options: HttpSourceOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  async identity(): Promise<SourceIdentity> {
+    const res = await this.fetch({ method: 'HEAD' });
+    const size = Number(res.headers.get('content-length'));
+    const version = res.headers.get('etag') ?? res.headers.get('last-modified') ?? `${size}`;
+    if (!Number.isFinite(size)) throw new Error(`${this.location}: HEAD gave no Content-Length`);
+    return { size, version };
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    if (length <= 0) return new Uint8Array(0);
+    const res = await this.fetch({ headers: { range: `bytes=${offset}-${offset + length - 1}` } });
+    if (res.status !== 206 && res.status !== 200) {
+      throw new Error(`${this.location}: range request at byte ${offset} answered ${res.status}`);
+    }
+    const body = new Uint8Array(await res.arrayBuffer());
+    // A server that ignores Range answers 200 with the whole file: cut out what was asked.
+    if (res.status === 200) return body.subarray(offset, offset + length);
+    return body;
+  }
+
+  private async fetch(init: RequestInit): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(this.location, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      const why = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : String(err);
+      throw new Error(`${this.location}: ${why}`);
+    }
+    if (res.status >= 400) {
+      await res.body?.cancel();
+      throw new Error(`${this.location}: HTTP ${res.status}`);
+    }
+    return res;
+  }
+
+  async close(): Promise<void> {}
+}
+
+export function byteSource(location: string): ByteSource {
+  return /^https?:\/\//i.test(location) ? new HttpSource(location) : new FileSource(location);
+}

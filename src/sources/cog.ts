@@ -1,0 +1,259 @@
+import { globals } from 'geotiff';
+import { byteSource, type ByteSource } from './bytesource.js';
+import { blockCache } from './blockcache.js';
+import { crsFromGeoKeys, type Crs, type GeoKeys } from './crs.js';
+import { decodeBlock } from './decode.js';
+import { blocksAcross, readTiff, Tag, type TiffImage } from './tiff.js';
+import type { Samples } from './types.js';
+
+export type DataType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
+
+/** One resolution of the pyramid: level 0 is full resolution, then the overviews. */
+export interface Level {
+  width: number;
+  height: number;
+  image: TiffImage;
+  /** The internal transparency mask of this level (GDAL's per-dataset mask), if any. */
+  mask?: TiffImage;
+}
+
+export interface CogMeta {
+  location: string;
+  /** size + mtime for files, ETag or Last-Modified for URLs. */
+  version: string;
+  width: number;
+  height: number;
+  bands: number;
+  dataType: DataType;
+  nodata: number | null;
+  /** GDAL order: [originX, pixelWidth, rowRotation, originY, columnRotation, pixelHeight], pixel-is-area. */
+  geoTransform: [number, number, number, number, number, number];
+  crs: Crs;
+  levels: Level[];
+  /** The file's colour table as 256 RGBA entries (TIFF ColorMap, photometric palette). */
+  palette?: Uint8Array;
+  /** Bounds in the source CRS: [minX, minY, maxX, maxY]. */
+  bounds: [number, number, number, number];
+}
+
+const geoKeyNames = globals.geoKeyNames as Record<number, string>;
+
+export class Cog {
+  private constructor(readonly meta: CogMeta, private readonly src: ByteSource, private readonly littleEndian: boolean) {}
+
+  static async open(location: string, src: ByteSource = byteSource(location)): Promise<Cog> {
+    const { size, version } = await src.identity();
+    const { littleEndian, images } = await readTiff(src, size);
+    return new Cog(buildMeta(location, version, images), src, littleEndian);
+  }
+
+  async close(): Promise<void> { await this.src.close(); }
+
+  /**
+   * One decoded block of one plane. Blocks are cached in this thread by source version,
+   * so a replaced file is never answered from stale blocks.
+   */
+  readBlock(level: number, plane: number, bx: number, by: number): Promise<Samples> {
+    const lv = this.meta.levels[level];
+    if (!lv) throw new Error(`${this.meta.location}: no level ${level}`);
+    return this.block(lv.image, plane, bx, by, false);
+  }
+
+  /** The internal mask block as one byte per pixel (0 masked, non-zero valid), or undefined if no mask. */
+  readMaskBlock(level: number, bx: number, by: number): Promise<Samples> | undefined {
+    const m = this.meta.levels[level]?.mask;
+    return m ? this.block(m, 0, bx, by, true) : undefined;
+  }
+
+  private block(im: TiffImage, plane: number, bx: number, by: number, mask: boolean): Promise<Samples> {
+    const across = blocksAcross(im);
+    const perPlane = across * Math.ceil(im.height / im.blockHeight);
+    const index = plane * perPlane + by * across + bx;
+    const key = `${this.meta.location}@${this.meta.version}:${im.index}:${index}`;
+    return blockCache.get(key, async () => {
+      const offset = im.blockOffsets[index]!;
+      const count = im.blockByteCounts[index]!;
+      const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
+      const samples = im.planar === 2 ? 1 : im.samplesPerPixel;
+      if (mask) {
+        const packed = await this.decode(im, offset, count, {
+          width: Math.ceil(im.blockWidth / 8), height: rows, samples: 1, bitsPerSample: 8, sampleFormat: 1,
+        }, index);
+        return unpackBits(packed as Uint8Array, im.blockWidth, rows);
+      }
+      return this.decode(im, offset, count, { width: im.blockWidth, height: rows, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat }, index);
+    });
+  }
+
+  private async decode(
+    im: TiffImage, offset: number, count: number,
+    shape: { width: number; height: number; samples: number; bitsPerSample: number; sampleFormat: number },
+    index: number,
+  ): Promise<Samples> {
+    const layout = { ...shape, compression: im.compression, predictor: im.predictor, littleEndian: this.littleEndian };
+    if (count === 0) {
+      // A sparse block (GDAL SPARSE_OK): reads as nodata, or zero without one.
+      const out = emptySamples(shape.bitsPerSample, shape.sampleFormat, shape.width * shape.height * shape.samples);
+      if (this.meta.nodata !== null) out.fill(this.meta.nodata as never);
+      return out;
+    }
+    const bytes = await this.src.read(offset, count);
+    if (bytes.length < count) throw new Error(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
+    try {
+      return decodeBlock(bytes, layout);
+    } catch (err) {
+      throw new Error(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset}: ${(err as Error).message}`);
+    }
+  }
+}
+
+function unpackBits(packed: Uint8Array, width: number, rows: number): Uint8Array {
+  // TIFF 6.0 §3 (bilevel): 1-bit rows are padded to a whole byte, most significant bit first.
+  const stride = Math.ceil(width / 8);
+  const out = new Uint8Array(width * rows);
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < width; x++) out[y * width + x] = (packed[y * stride + (x >> 3)]! >> (7 - (x & 7))) & 1;
+  }
+  return out;
+}
+
+export function emptySamples(bits: number, format: number, n: number): Samples {
+  switch (`${format}:${bits}`) {
+    case '1:8': return new Uint8Array(n);
+    case '2:8': return new Int8Array(n);
+    case '1:16': return new Uint16Array(n);
+    case '2:16': return new Int16Array(n);
+    case '1:32': return new Uint32Array(n);
+    case '2:32': return new Int32Array(n);
+    case '3:32': return new Float32Array(n);
+    case '3:64': return new Float64Array(n);
+    default: throw new Error(`unsupported sample type: SampleFormat ${format}, ${bits} bits`);
+  }
+}
+
+function dataTypeOf(im: TiffImage): DataType {
+  const t = ({ '1:8': 'uint8', '2:8': 'int8', '1:16': 'uint16', '2:16': 'int16', '1:32': 'uint32', '2:32': 'int32', '3:32': 'float32', '3:64': 'float64' } as const)[`${im.sampleFormat}:${im.bitsPerSample}` as '1:8'];
+  if (!t) throw new Error(`unsupported sample type: SampleFormat ${im.sampleFormat}, ${im.bitsPerSample} bits`);
+  return t;
+}
+
+const SUPPORTED_COMPRESSION = new Set([1, 5, 8, 32946, 32773, 50000]);
+
+function buildMeta(location: string, version: string, images: TiffImage[]): CogMeta {
+  const full = images[0]!;
+  const fail = (why: string): never => { throw new Error(`${location}: ${why}`); };
+  if (!SUPPORTED_COMPRESSION.has(full.compression)) fail(`unsupported TIFF compression ${full.compression}`);
+  const dataType = dataTypeOf(full);
+  const isMask = (im: TiffImage) => (im.subfileType & 4) !== 0;
+
+  // COG layout (GDAL): full resolution, its overviews (NewSubfileType bit 0), and masks
+  // (bit 2) for each of them, matched by size.
+  const levels: Level[] = [{ width: full.width, height: full.height, image: full }];
+  for (const im of images.slice(1)) {
+    if (!isMask(im) && (im.subfileType & 1) && im.samplesPerPixel === full.samplesPerPixel) {
+      if (!SUPPORTED_COMPRESSION.has(im.compression)) fail(`overview ${im.index}: unsupported TIFF compression ${im.compression}`);
+      levels.push({ width: im.width, height: im.height, image: im });
+    }
+  }
+  levels.sort((a, b) => b.width - a.width);
+  for (const im of images) {
+    if (!isMask(im) || im.bitsPerSample !== 1) continue;
+    const lv = levels.find((l) => l.width === im.width && l.height === im.height);
+    if (lv && !lv.mask && SUPPORTED_COMPRESSION.has(im.compression)) lv.mask = im;
+  }
+
+  const keys = parseGeoKeys(full.tags);
+  if (!keys) fail('no GeoTIFF keys (GeoKeyDirectoryTag 34735): not a georeferenced raster');
+  let crs: Crs;
+  try {
+    crs = crsFromGeoKeys(keys!);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const geoTransform = readGeoTransform(full.tags, keys!, location);
+
+  const nodataText = full.tags.get(Tag.GdalNodata);
+  let nodata: number | null = null;
+  if (typeof nodataText === 'string' && nodataText.trim() !== '') {
+    const t = nodataText.trim().toLowerCase();
+    nodata = t === 'nan' ? NaN : t === 'inf' ? Infinity : t === '-inf' ? -Infinity : Number(t);
+    if (!Number.isNaN(nodata) && t !== 'nan' && !Number.isFinite(Number(t)) && !t.includes('inf')) nodata = null;
+  }
+
+  let palette: Uint8Array | undefined;
+  const cmap = full.tags.get(Tag.ColorMap);
+  if (full.photometric === 3 && Array.isArray(cmap) && full.samplesPerPixel === 1) palette = readPalette(cmap, full.bitsPerSample);
+
+  const [a, b, c, d, e, f] = geoTransform;
+  const xs = [a, a + b * full.width, a + c * full.height, a + b * full.width + c * full.height];
+  const ys = [d, d + e * full.width, d + f * full.height, d + e * full.width + f * full.height];
+  return {
+    location, version,
+    width: full.width, height: full.height,
+    bands: full.samplesPerPixel,
+    dataType, nodata, geoTransform, crs, levels, palette,
+    bounds: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)],
+  };
+}
+
+/** TIFF ColorMap (tag 320): all reds, then greens, then blues, 16 bits each. */
+function readPalette(cmap: number[], bits: number): Uint8Array {
+  const n = Math.min(1 << bits, Math.floor(cmap.length / 3));
+  // GDAL divides by 257 unless the table was written as value*256 (GTiff driver).
+  const by256 = cmap.every((v) => v % 256 === 0) && !cmap.every((v) => v % 257 === 0);
+  const scale = cmap.every((v) => v < 256) ? 1 : by256 ? 256 : 257;
+  const out = new Uint8Array(256 * 4);
+  for (let i = 0; i < n && i < 256; i++) {
+    out[4 * i] = Math.round(cmap[i]! / scale);
+    out[4 * i + 1] = Math.round(cmap[n + i]! / scale);
+    out[4 * i + 2] = Math.round(cmap[2 * n + i]! / scale);
+    out[4 * i + 3] = 255;
+  }
+  return out;
+}
+
+/** GeoTIFF 1.0 §2.4: the key directory, values inline or in the double/ASCII parameter tags. */
+export function parseGeoKeys(tags: Map<number, number[] | string>): GeoKeys | undefined {
+  const dir = tags.get(Tag.GeoKeyDirectory);
+  if (!Array.isArray(dir) || dir.length < 4) return undefined;
+  const doubles = tags.get(Tag.GeoDoubleParams);
+  const ascii = tags.get(Tag.GeoAsciiParams);
+  const keys: GeoKeys = {};
+  const n = dir[3]!;
+  for (let i = 0; i < n; i++) {
+    const [id, location, count, value] = dir.slice(4 + 4 * i, 8 + 4 * i) as [number, number, number, number];
+    const name = geoKeyNames[id] ?? `GeoKey${id}`;
+    if (location === 0) keys[name] = value;
+    else if (location === Tag.GeoDoubleParams && Array.isArray(doubles)) {
+      const vals = doubles.slice(value, value + count);
+      keys[name] = count === 1 ? vals[0] : vals;
+    } else if (location === Tag.GeoAsciiParams && typeof ascii === 'string') {
+      keys[name] = ascii.slice(value, value + count).replace(/\|$/, '');
+    }
+  }
+  return keys;
+}
+
+function readGeoTransform(tags: Map<number, number[] | string>, keys: GeoKeys, location: string): CogMeta['geoTransform'] {
+  const m = tags.get(Tag.ModelTransformation);
+  let gt: CogMeta['geoTransform'];
+  if (Array.isArray(m) && m.length >= 16) {
+    gt = [m[3]!, m[0]!, m[1]!, m[7]!, m[4]!, m[5]!];
+  } else {
+    const scale = tags.get(Tag.ModelPixelScale);
+    const tie = tags.get(Tag.ModelTiepoint);
+    if (!Array.isArray(scale) || !Array.isArray(tie) || scale.length < 2 || tie.length < 6) {
+      throw new Error(`${location}: no ModelTiepoint/ModelPixelScale or ModelTransformation: cannot place the raster`);
+    }
+    const [i, j, , x, y] = tie as [number, number, number, number, number];
+    gt = [x - i * scale[0]!, scale[0]!, 0, y + j * scale[1]!, 0, -scale[1]!];
+  }
+  // GTRasterTypeGeoKey = 2 (RasterPixelIsPoint): the tie point is a pixel centre; GDAL
+  // shifts by half a pixel to get the corner (GTIFF_POINT_GEO_IGNORE=NO, its default).
+  if (keys.GTRasterTypeGeoKey === 2) {
+    gt[0] -= (gt[1] + gt[2]) / 2;
+    gt[3] -= (gt[4] + gt[5]) / 2;
+  }
+  if (!gt.every(Number.isFinite) || gt[1] * gt[5] - gt[2] * gt[4] === 0) throw new Error(`${location}: degenerate geotransform`);
+  return gt;
+}
