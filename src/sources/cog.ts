@@ -1,8 +1,8 @@
-import { globals } from 'geotiff';
 import { byteSource, type ByteSource } from './bytesource.js';
 import { blockCache } from './blockcache.js';
 import { crsFromGeoKeys, type Crs, type GeoKeys } from './crs.js';
 import { decodeBlock } from './decode.js';
+import { GEO_KEY_NAMES } from './geokeys.js';
 import { blocksAcross, readTiff, Tag, type TiffImage } from './tiff.js';
 import type { Samples } from './types.js';
 
@@ -35,8 +35,6 @@ export interface CogMeta {
   /** Bounds in the source CRS: [minX, minY, maxX, maxY]. */
   bounds: [number, number, number, number];
 }
-
-const geoKeyNames = globals.geoKeyNames as Record<number, string>;
 
 export class Cog {
   private constructor(readonly meta: CogMeta, private readonly src: ByteSource, private readonly littleEndian: boolean) {}
@@ -222,7 +220,7 @@ export function parseGeoKeys(tags: Map<number, number[] | string>): GeoKeys | un
   const n = dir[3]!;
   for (let i = 0; i < n; i++) {
     const [id, location, count, value] = dir.slice(4 + 4 * i, 8 + 4 * i) as [number, number, number, number];
-    const name = geoKeyNames[id] ?? `GeoKey${id}`;
+    const name = GEO_KEY_NAMES.get(id) ?? `GeoKey${id}`;
     if (location === 0) keys[name] = value;
     else if (location === Tag.GeoDoubleParams && Array.isArray(doubles)) {
       const vals = doubles.slice(value, value + count);

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with Node 20: installs what the tests
+# need (GDAL as the reference, Redis, nginx, Chromium) when missing, builds, and runs
+# every test file with node's test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v gdalwarp >/dev/null || need+=(gdal-bin)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v nginx >/dev/null || need+=(nginx-light)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+npx tsc -p tsconfig.json
+
+# One file at a time keeps the two cores for the servers the integration tests start.
+exec node --test --test-concurrency=1 --test-reporter=spec "dist/test/"*.test.js

@@ -1,0 +1,289 @@
+/**
+ * Layer files -> validated layers: the canonical config (defaults filled, keys sorted), its
+ * SHA-256 hash, the opened sources with their version identities, and the operator graph.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import proj4 from 'proj4';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { Graph, GraphError, Sequential, type GraphNode, type Operator } from '../ops/operator.js';
+import { buildOperator, formatIssues, type BuildEnv } from '../ops/registry.js';
+import { Cog, type CogMeta } from '../sources/cog.js';
+
+export const LAYER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** Layer files are small; anything larger is refused before it is parsed. */
+const MAX_FILE_BYTES = 256 * 1024;
+/** Bounds the work a hostile file can cause when its graph is built and rendered. */
+export const MAX_NODES = 256;
+
+const zoom = z.number().int().min(0).max(30);
+const LayerFile = z.strictObject({
+  title: z.string().max(200).optional(),
+  description: z.string().max(2000).optional(),
+  attribution: z.string().max(1000).optional(),
+  sources: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'source names are identifiers'), z.string().min(1).max(2000))
+    .refine((s) => Object.keys(s).length >= 1 && Object.keys(s).length <= 16, 'between 1 and 16 sources'),
+  minzoom: zoom.optional(),
+  maxzoom: zoom.optional(),
+  tileSize: z.union([z.literal(256), z.literal(512)]).optional(),
+  empty: z.union([z.literal(204), z.literal('transparent')]).optional(),
+  cache: z.strictObject({
+    maxAge: z.number().int().min(0).optional(),
+    sMaxAge: z.number().int().min(0).optional(),
+    staleWhileRevalidate: z.number().int().min(0).optional(),
+  }).optional(),
+  pipeline: z.union([
+    z.array(z.record(z.string(), z.unknown())).min(1),
+    z.strictObject({ nodes: z.record(z.string(), z.record(z.string(), z.unknown())), output: z.string() }),
+  ]),
+});
+type LayerFileData = z.infer<typeof LayerFile>;
+
+export interface CachePolicy { maxAge: number; sMaxAge: number; staleWhileRevalidate: number }
+
+export interface LayerSource {
+  name: string;
+  /** As written in the layer file. */
+  ref: string;
+  /** Absolute path or URL. */
+  location: string;
+  version: string;
+  meta: CogMeta;
+}
+
+/** What a render thread needs to rebuild a layer: plain data, cheap to send. */
+export interface LayerSpec {
+  name: string;
+  /** Layer version: config hash plus source versions; changes whenever a tile could. */
+  version: string;
+  config: CanonicalConfig;
+  sources: Record<string, string>;
+}
+
+export interface CanonicalConfig {
+  attribution: string;
+  cache: CachePolicy;
+  description: string;
+  empty: 204 | 'transparent';
+  maxzoom: number;
+  minzoom: number;
+  pipeline: unknown;
+  sources: Record<string, string>;
+  tileSize: 256 | 512;
+  title: string;
+}
+
+export interface Layer {
+  name: string;
+  file: string;
+  config: CanonicalConfig;
+  /** SHA-256 (hex) of the canonical config. */
+  hash: string;
+  version: string;
+  sources: LayerSource[];
+  /** WGS84 [west, south, east, north] of the data. */
+  bounds: [number, number, number, number];
+  graph: Operator;
+  spec: LayerSpec;
+}
+
+export class LayerError extends Error {
+  constructor(readonly file: string, message: string) {
+    super(`${file}: ${message}`);
+  }
+}
+
+export interface LoadOptions {
+  layersDir: string;
+  /** Hosts http(s) sources may name. */
+  allowedHosts: readonly string[];
+}
+
+/** Reads, validates, opens and builds one layer file. Throws LayerError naming the file and the problem. */
+export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer> {
+  const rel = path.relative(opts.layersDir, file) || file;
+  const fail = (msg: string): never => { throw new LayerError(rel, msg); };
+  const name = path.basename(file).replace(/\.ya?ml$/, '');
+  if (!LAYER_NAME.test(name)) fail(`'${name}' is not a layer name: use lower-case letters, digits, '-' and '_' (at most 64)`);
+  const info = await stat(file);
+  if (info.size > MAX_FILE_BYTES) fail(`the file is ${info.size} bytes; layer files are at most ${MAX_FILE_BYTES}`);
+  const data = parseLayerYaml(await readFile(file, 'utf8'), fail);
+
+  const sources: LayerSource[] = [];
+  const cogs = new Map<string, Cog>();
+  try {
+    for (const [srcName, ref] of Object.entries(data.sources)) {
+      const location = await resolveSource(ref, path.dirname(file), opts).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+      const cog = await Cog.open(location).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+      cogs.set(srcName, cog);
+      sources.push({ name: srcName, ref, location, version: cog.meta.version, meta: cog.meta });
+    }
+    let graph: Operator;
+    try {
+      graph = buildPipeline(data.pipeline, { sources: cogs });
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    const config = canonicalize(data, graph);
+    const hash = sha256(stableStringify(config));
+    const version = sha256(hash + sources.map((s) => `\n${s.name}=${s.location}@${s.version}`).join('')).slice(0, 16);
+    const spec: LayerSpec = { name, version, config, sources: Object.fromEntries(sources.map((s) => [s.name, s.location])) };
+    return { name, file, config, hash, version, sources, bounds: unionBounds(sources.map((s) => wgs84Bounds(s.meta))), graph, spec };
+  } finally {
+    // The render threads open their own; the server keeps only the metadata.
+    await Promise.all([...cogs.values()].map((c) => c.close().catch(() => {})));
+  }
+}
+
+function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileData {
+  // Aliases are capped so that a "billion laughs" file fails at once instead of expanding.
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) fail(`not valid YAML: ${doc.errors[0]!.message}`);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 50 });
+  } catch (err) {
+    fail(`not valid YAML: ${(err as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('a layer file is a YAML mapping (title, sources, pipeline, ...)');
+  const parsed = LayerFile.safeParse(raw);
+  if (!parsed.success) fail(formatIssues(parsed.error));
+  return parsed.data!;
+}
+
+/** A source reference: a path under the layers directory (after links), or an allowed URL. */
+async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): Promise<string> {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(ref) && !/^[a-z]:[\\/]/i.test(ref)) {
+    let url: URL;
+    try {
+      url = new URL(ref);
+    } catch {
+      throw new Error(`'${ref}' is not a valid URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`'${url.protocol}' sources are not allowed (only files under the layers directory and http(s) URLs)`);
+    if (!opts.allowedHosts.includes(url.host.toLowerCase()) && !opts.allowedHosts.includes(url.hostname.toLowerCase())) {
+      throw new Error(`host '${url.host}' is not allowed (ALLOWED_HOSTS: ${opts.allowedHosts.join(', ') || 'none'})`);
+    }
+    return url.href;
+  }
+  if (path.isAbsolute(ref)) throw new Error(`'${ref}' is an absolute path; sources are given relative to the layer file`);
+  const root = await realpath(opts.layersDir);
+  let real: string;
+  try {
+    real = await realpath(path.resolve(baseDir, ref));
+  } catch {
+    throw new Error(`'${ref}' does not exist`);
+  }
+  if (real !== root && !real.startsWith(root + path.sep)) throw new Error(`'${ref}' resolves outside the layers directory`);
+  return real;
+}
+
+/** The list form (each step one `{op: params}`) or the graph form (`nodes`, `output`). */
+export function buildPipeline(pipeline: LayerFileData['pipeline'] | unknown, env: BuildEnv): Operator {
+  if (Array.isArray(pipeline)) {
+    if (pipeline.length > MAX_NODES) throw new GraphError('pipeline', `${pipeline.length} steps; at most ${MAX_NODES}`);
+    const steps = pipeline.map((step, i) => {
+      const keys = step && typeof step === 'object' ? Object.keys(step) : [];
+      if (keys.length !== 1) throw new GraphError(`step ${i + 1}`, `each step is one operator name with its parameters, e.g. '- rescale: { from: [0, 100] }'; got keys ${keys.join(', ') || 'none'}`);
+      const op = keys[0]!;
+      try {
+        return buildOperator(op, (step as Record<string, unknown>)[op], env);
+      } catch (err) {
+        throw new GraphError(`step ${i + 1} (${op})`, (err as Error).message);
+      }
+    });
+    const seq = new Sequential(steps, steps.map((s, i) => `step ${i + 1} (${s.op})`));
+    if (seq.arity !== 0) throw new GraphError('step 1', `a pipeline starts with a source operator such as 'read', not '${steps[0]!.op}'`);
+    checkDrawable(seq.shape([]), 'pipeline');
+    return seq;
+  }
+  const { nodes, output } = pipeline as { nodes: Record<string, Record<string, unknown>>; output: string };
+  const names = Object.keys(nodes);
+  if (names.length > MAX_NODES) throw new GraphError('nodes', `${names.length} nodes; at most ${MAX_NODES}`);
+  const built = new Map<string, GraphNode>();
+  for (const name of names) {
+    const { op, in: inputs, ...params } = nodes[name]!;
+    if (typeof op !== 'string') throw new GraphError(name, "every node needs 'op', the operator's name");
+    if (inputs !== undefined && !(Array.isArray(inputs) && inputs.every((i) => typeof i === 'string'))) throw new GraphError(name, "'in' is a list of node names");
+    try {
+      built.set(name, { operator: buildOperator(op, params, env), inputs: (inputs as string[] | undefined) ?? [] });
+    } catch (err) {
+      throw new GraphError(name, (err as Error).message);
+    }
+  }
+  const graph = new Graph(built, output);
+  checkDrawable(graph.shape(), output);
+  return graph;
+}
+
+function checkDrawable(s: { kind: string; bands: number }, node: string): void {
+  if (s.kind === 'bands' && s.bands !== 1 && s.bands !== 3 && s.bands !== 4) {
+    throw new GraphError(node, `the output has ${s.bands} bands: it must be RGBA, or 1, 3 or 4 bands`);
+  }
+}
+
+function canonicalize(data: LayerFileData, graph: Operator): CanonicalConfig {
+  const pipeline = graph instanceof Sequential ? graph.steps.map((s) => ({ [s.op]: s.config() })) : graph.config();
+  return sortKeys({
+    attribution: data.attribution ?? '',
+    cache: { maxAge: data.cache?.maxAge ?? 3600, sMaxAge: data.cache?.sMaxAge ?? 86400, staleWhileRevalidate: data.cache?.staleWhileRevalidate ?? 600 },
+    description: data.description ?? '',
+    empty: data.empty ?? 204,
+    maxzoom: data.maxzoom ?? 18,
+    minzoom: data.minzoom ?? 0,
+    pipeline,
+    sources: data.sources,
+    tileSize: data.tileSize ?? 256,
+    title: data.title ?? '',
+  }) as CanonicalConfig;
+}
+
+export function sortKeys<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(sortKeys) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort()) out[k] = sortKeys((value as Record<string, unknown>)[k]);
+    return out as T;
+  }
+  return value;
+}
+
+export function stableStringify(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** The source's footprint in WGS84, from points along its edges (a reprojected edge bends). */
+export function wgs84Bounds(meta: CogMeta): [number, number, number, number] {
+  const conv = proj4(meta.crs.proj4, 'EPSG:4326');
+  const [a, b, c, d, e, f] = meta.geoTransform;
+  let w = Infinity, s = Infinity, east = -Infinity, n = -Infinity;
+  const N = 16;
+  for (let k = 0; k <= N; k++) {
+    const t = k / N;
+    for (const [px, py] of [[t * meta.width, 0], [t * meta.width, meta.height], [0, t * meta.height], [meta.width, t * meta.height]] as const) {
+      const x = a + b * px + c * py;
+      const y = d + e * px + f * py;
+      let lon: number, lat: number;
+      try {
+        [lon, lat] = conv.forward([x, y]) as [number, number];
+      } catch {
+        continue;
+      }
+      if (!Number.isFinite(lon) || !Number.isFinite(lat)) continue;
+      w = Math.min(w, lon); east = Math.max(east, lon);
+      s = Math.min(s, lat); n = Math.max(n, lat);
+    }
+  }
+  if (w === Infinity) return [-180, -85.0511287798066, 180, 85.0511287798066];
+  return [Math.max(-180, w), Math.max(-90, s), Math.min(180, east), Math.min(90, n)];
+}
+
+function unionBounds(all: [number, number, number, number][]): [number, number, number, number] {
+  return all.reduce((u, b) => [Math.min(u[0], b[0]), Math.min(u[1], b[1]), Math.max(u[2], b[2]), Math.max(u[3], b[3])]);
+}

@@ -1,0 +1,198 @@
+import type { OutputShape, Raster, TileContext } from './raster.js';
+
+/**
+ * One step of a layer's graph. The constructor takes validated parameters and does the
+ * one-time work (a colour map builds its lookup table there); `apply` does the per-tile
+ * work; `config()` returns the plain JSON that rebuilds it through the registry.
+ */
+export abstract class Operator {
+  /** The registry name (`read`, `colormap`, ...). */
+  abstract readonly op: string;
+  /** How many inputs `apply` takes: 0 for a source such as `read`. */
+  abstract readonly arity: number;
+
+  /** Pixels of context this operator needs around each output pixel (hillshade: 1). */
+  buffer(): number {
+    return 0;
+  }
+
+  /** What it produces from inputs of these shapes; throws when it cannot take them. */
+  abstract shape(inputs: OutputShape[]): OutputShape;
+
+  /** Null means "nothing here": the tile does not touch the data. */
+  abstract apply(inputs: Raster[], ctx: TileContext): Raster | null | Promise<Raster | null>;
+
+  /** Parameters with defaults filled in, as plain JSON. */
+  abstract config(): Record<string, unknown>;
+}
+
+/** An error in a graph's structure or parameters, naming the node it concerns. */
+export class GraphError extends Error {
+  constructor(readonly node: string, message: string) {
+    super(`node '${node}': ${message}`);
+  }
+}
+
+/** A list of operators, each taking the previous one's output. */
+export class Sequential extends Operator {
+  readonly op = 'sequential';
+  readonly arity: number;
+  private readonly total: number;
+
+  constructor(readonly steps: readonly Operator[], readonly names: readonly string[] = steps.map((s, i) => `${i}:${s.op}`)) {
+    super();
+    if (steps.length === 0) throw new GraphError('pipeline', 'an empty pipeline draws nothing');
+    this.arity = steps[0]!.arity;
+    steps.forEach((s, i) => {
+      if (i > 0 && s.arity !== 1) throw new GraphError(this.names[i]!, `'${s.op}' takes ${s.arity} inputs and cannot follow another step in a list; use the graph form (nodes/output)`);
+    });
+    this.total = steps.reduce((sum, s) => sum + s.buffer(), 0);
+  }
+
+  override buffer(): number {
+    return this.total;
+  }
+
+  shape(inputs: OutputShape[]): OutputShape {
+    let cur = inputs;
+    let out: OutputShape | undefined;
+    this.steps.forEach((s, i) => {
+      try {
+        out = s.shape(cur);
+      } catch (err) {
+        throw err instanceof GraphError ? err : new GraphError(this.names[i]!, (err as Error).message);
+      }
+      cur = [out];
+    });
+    return out!;
+  }
+
+  async apply(inputs: Raster[], ctx: TileContext): Promise<Raster | null> {
+    let cur: Raster[] = inputs;
+    for (const step of this.steps) {
+      const r = await step.apply(cur, ctx);
+      if (r === null) return null;
+      cur = [r];
+    }
+    return cur[0]!;
+  }
+
+  config(): Record<string, unknown> {
+    return { steps: this.steps.map((s) => ({ [s.op]: s.config() })) };
+  }
+}
+
+export interface GraphNode {
+  operator: Operator;
+  inputs: string[];
+}
+
+/**
+ * Named nodes joined by their `in:` edges, with one output. Checked when built: every input
+ * exists, no cycles, every operator accepts its inputs' shapes.
+ */
+export class Graph extends Operator {
+  readonly op = 'graph';
+  readonly arity = 0;
+  private readonly order: string[];
+  private readonly shapes = new Map<string, OutputShape>();
+  private readonly need: number;
+
+  constructor(readonly nodes: ReadonlyMap<string, GraphNode>, readonly output: string) {
+    super();
+    if (!nodes.has(output)) throw new GraphError(output, `the output names a node that does not exist`);
+    for (const [name, node] of nodes) {
+      if (node.inputs.length !== node.operator.arity) {
+        throw new GraphError(name, `'${node.operator.op}' takes ${node.operator.arity} input(s), got ${node.inputs.length}`);
+      }
+      for (const i of node.inputs) if (!nodes.has(i)) throw new GraphError(name, `input '${i}' is not a node of this graph`);
+    }
+    this.order = topologicalOrder(nodes);
+    for (const name of this.order) {
+      const node = nodes.get(name)!;
+      try {
+        this.shapes.set(name, node.operator.shape(node.inputs.map((i) => this.shapes.get(i)!)));
+      } catch (err) {
+        throw err instanceof GraphError ? err : new GraphError(name, (err as Error).message);
+      }
+    }
+    // The buffer `read` must pad by: the most context needed along any path to the output.
+    const below = new Map<string, number>();
+    for (const name of [...this.order].reverse()) {
+      const own = below.get(name) ?? 0;
+      const node = nodes.get(name)!;
+      for (const i of node.inputs) below.set(i, Math.max(below.get(i) ?? 0, own + node.operator.buffer()));
+    }
+    let need = 0;
+    for (const name of this.order) {
+      const node = nodes.get(name)!;
+      if (node.inputs.length === 0) need = Math.max(need, (below.get(name) ?? 0) + node.operator.buffer());
+    }
+    this.need = need;
+  }
+
+  override buffer(): number {
+    return this.need;
+  }
+
+  shape(): OutputShape {
+    return this.shapes.get(this.output)!;
+  }
+
+  async apply(_inputs: Raster[], ctx: TileContext): Promise<Raster | null> {
+    // Promises per node, so a node feeding two others runs once and independent reads overlap.
+    const memo = new Map<string, Promise<Raster | null>>();
+    const run = (name: string): Promise<Raster | null> => {
+      let p = memo.get(name);
+      if (!p) {
+        const node = this.nodes.get(name)!;
+        p = Promise.all(node.inputs.map(run)).then((ins) => {
+          const present = ins.filter((r): r is Raster => r !== null);
+          if (present.length < ins.length && !(node.operator as { acceptsMissing?: boolean }).acceptsMissing) return null;
+          return node.operator.apply(ins as Raster[], ctx);
+        });
+        memo.set(name, p);
+      }
+      return p;
+    };
+    return run(this.output);
+  }
+
+  config(): Record<string, unknown> {
+    const nodes: Record<string, unknown> = {};
+    for (const name of [...this.nodes.keys()].sort()) {
+      const n = this.nodes.get(name)!;
+      nodes[name] = { op: n.operator.op, ...(n.inputs.length ? { in: n.inputs } : {}), ...n.operator.config() };
+    }
+    return { nodes, output: this.output };
+  }
+}
+
+function topologicalOrder(nodes: ReadonlyMap<string, GraphNode>): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 1 | 2>(); // 1 visiting, 2 done
+  for (const start of nodes.keys()) {
+    if (state.get(start) === 2) continue;
+    // Iterative depth-first search: a 20,000-node chain must not overflow the stack.
+    const stack: { name: string; next: number }[] = [{ name: start, next: 0 }];
+    state.set(start, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const inputs = nodes.get(top.name)!.inputs;
+      if (top.next < inputs.length) {
+        const i = inputs[top.next++]!;
+        const s = state.get(i);
+        if (s === 1) throw new GraphError(i, `cycle: ${[...stack.map((f) => f.name), i].join(' -> ')}`);
+        if (s === undefined) {
+          state.set(i, 1);
+          stack.push({ name: i, next: 0 });
+        }
+      } else {
+        state.set(top.name, 2);
+        order.push(top.name);
+        stack.pop();
+      }
+    }
+  }
+  return order;
+}

@@ -1,0 +1,99 @@
+/**
+ * What flows along the edges of an operator graph: either numeric bands with a validity
+ * mask, or finished RGBA. Both cover the tile plus `buffer` pixels on every side, so that
+ * neighbourhood operators (hillshade) see across the tile edge.
+ */
+
+export interface BandRaster {
+  kind: 'bands';
+  /** Pixels per side including the buffer. */
+  width: number;
+  height: number;
+  /** One Float32Array of width*height per band. */
+  bands: Float32Array[];
+  /** 1 valid, 0 nodata or masked; width*height. */
+  mask: Uint8Array;
+  /** The source's colour table (256 RGBA entries) when the data are palette indices. */
+  palette?: Uint8Array;
+}
+
+export interface RgbaRaster {
+  kind: 'rgba';
+  width: number;
+  height: number;
+  /** Straight (not premultiplied) RGBA, 4 bytes a pixel. */
+  data: Uint8Array;
+}
+
+export type Raster = BandRaster | RgbaRaster;
+
+/** The tile being rendered, as every operator sees it. */
+export interface TileContext {
+  z: number;
+  x: number;
+  y: number;
+  /** Output pixels per side (256, or 512 for @2x / tileSize 512). */
+  size: number;
+  /** Extra pixels on each side that the graph asked `read` for. */
+  buffer: number;
+  /** Web Mercator bounds of the tile itself (without buffer): [minX, minY, maxX, maxY]. */
+  bounds: [number, number, number, number];
+  /** Milliseconds spent reading and decoding sources, summed by the `read` operators. */
+  timings?: { read: number };
+}
+
+/** What an operator produces, checked when a graph is built. */
+export interface OutputShape {
+  kind: 'bands' | 'rgba';
+  /** Number of bands for `bands`; 4 for `rgba`. */
+  bands: number;
+}
+
+export function bandRaster(width: number, height: number, count: number, mask?: Uint8Array): BandRaster {
+  const bands: Float32Array[] = [];
+  for (let i = 0; i < count; i++) bands.push(new Float32Array(width * height));
+  return { kind: 'bands', width, height, bands, mask: mask ?? new Uint8Array(width * height).fill(1) };
+}
+
+/**
+ * The graph's output drawn as RGBA for the tile (buffer cropped): four bands as they are,
+ * three as RGB, one as grey from [0, 1] (clamped); masked pixels transparent. Returns null
+ * when nothing is drawn, so the server can answer 204.
+ */
+export function toTileRgba(r: Raster, buffer: number, size: number): Uint8Array | null {
+  const out = new Uint8Array(size * size * 4);
+  let any = 0;
+  if (r.kind === 'rgba') {
+    for (let y = 0; y < size; y++) {
+      const from = ((y + buffer) * r.width + buffer) * 4;
+      out.set(r.data.subarray(from, from + size * 4), y * size * 4);
+    }
+    for (let i = 3; i < out.length; i += 4) any |= out[i]!;
+    return any ? out : null;
+  }
+  const nb = r.bands.length;
+  if (nb !== 1 && nb !== 3 && nb !== 4) throw new Error(`the graph's output has ${nb} bands; expected 1, 3 or 4 (or RGBA from colormap/rgb)`);
+  const [b0, b1, b2, b3] = r.bands as [Float32Array, Float32Array?, Float32Array?, Float32Array?];
+  const byte = (v: number) => (v !== v ? 0 : v <= 0 ? 0 : v >= 1 ? 255 : Math.round(v * 255));
+  for (let y = 0; y < size; y++) {
+    let i = (y + buffer) * r.width + buffer;
+    let o = y * size * 4;
+    for (let x = 0; x < size; x++, i++, o += 4) {
+      if (!r.mask[i]) continue;
+      if (nb === 1) {
+        const g = byte(b0[i]!);
+        out[o] = g; out[o + 1] = g; out[o + 2] = g; out[o + 3] = 255;
+      } else {
+        // Three or four bands are taken as 8-bit values already (0..255), as GDAL draws them.
+        out[o] = clampByte(b0[i]!); out[o + 1] = clampByte(b1![i]!); out[o + 2] = clampByte(b2![i]!);
+        out[o + 3] = nb === 4 ? clampByte(b3![i]!) : 255;
+      }
+      any |= out[o + 3]!;
+    }
+  }
+  return any ? out : null;
+}
+
+function clampByte(v: number): number {
+  return v !== v ? 0 : v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+}

@@ -1,0 +1,45 @@
+import type { Server } from 'node:http';
+import { TileCache } from '../cache/tiles.js';
+import type { Settings } from '../config.js';
+import { LayerRegistry } from '../layers/registry.js';
+import { createLogger } from '../log.js';
+import { RenderPool } from '../render/pool.js';
+import { createApp } from './app.js';
+
+export interface Running {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Loads the layers, starts the render pool and listens; SIGHUP reloads, SIGTERM drains. */
+export async function serve(settings: Settings, opts: { signals?: boolean } = {}): Promise<Running> {
+  const log = createLogger(settings.logLevel);
+  const layers = new LayerRegistry({ layersDir: settings.layersDir, allowedHosts: settings.allowedHosts }, log);
+  await layers.reload();
+  const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, onError: (err) => log.error({ err }, 'render thread failed') });
+  const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024);
+  let ready = true;
+  const app = createApp({ layers, pool, cache, log, ready: () => ready });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(settings.port, settings.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  const addr = server.address();
+  const url = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : `http://${settings.host}:${settings.port}`;
+  log.info({ url, workers: settings.workers, layersDir: settings.layersDir }, 'listening');
+
+  const close = async () => {
+    ready = false;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await pool.close();
+  };
+  if (opts.signals) {
+    process.on('SIGHUP', () => { layers.reload().catch((err) => log.error({ err }, 'reload failed')); });
+    process.on('SIGTERM', () => {
+      log.info('SIGTERM: draining');
+      close().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+    });
+  }
+  return { server, url, close };
+}

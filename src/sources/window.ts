@@ -1,0 +1,84 @@
+import type { Cog } from './cog.js';
+import { blocksAcross } from './tiff.js';
+import type { Window } from './sample.js';
+
+/**
+ * Reads a window of one pyramid level as Float32 bands plus a validity mask, fetching every
+ * block it touches at once (each through the decoded-block cache).
+ *
+ * Invalid: the nodata value (the file's, or `nodata` when given), NaN, and pixels the
+ * internal mask (GDAL's per-dataset mask, TIFF NewSubfileType bit 2) marks as empty.
+ */
+export async function readWindow(cog: Cog, level: number, win: [number, number, number, number], bands: readonly number[], nodata: number | null): Promise<Window> {
+  const meta = cog.meta;
+  const lv = meta.levels[level]!;
+  const im = lv.image;
+  const [x0, y0, x1, y1] = win;
+  const ww = x1 - x0;
+  const wh = y1 - y0;
+  const bw = im.blockWidth;
+  const bh = im.blockHeight;
+  const planar = im.planar === 2;
+  const spp = planar ? 1 : im.samplesPerPixel;
+  const bx0 = Math.floor(x0 / bw), bx1 = Math.floor((x1 - 1) / bw);
+  const by0 = Math.floor(y0 / bh), by1 = Math.floor((y1 - 1) / bh);
+  const across = blocksAcross(im);
+
+  const out: Window = { width: ww, height: wh, bands: bands.map(() => new Float32Array(ww * wh)), valid: new Uint8Array(ww * wh) };
+  const planes = planar ? bands : [0];
+  const jobs: Promise<void>[] = [];
+  const maskJobs: Promise<void>[] = [];
+  const hasMask = !!lv.mask;
+  const maskWin = hasMask ? new Uint8Array(ww * wh) : undefined;
+
+  for (let by = by0; by <= by1; by++) {
+    for (let bx = bx0; bx <= bx1; bx++) {
+      if (bx >= across) continue;
+      // The part of this block inside the window.
+      const cx0 = Math.max(x0, bx * bw), cx1 = Math.min(x1, (bx + 1) * bw);
+      const cy0 = Math.max(y0, by * bh), cy1 = Math.min(y1, (by + 1) * bh);
+      for (const plane of planes) {
+        jobs.push(cog.readBlock(level, plane, bx, by).then((samples) => {
+          for (let y = cy0; y < cy1; y++) {
+            const srcRow = (y - by * bh) * bw;
+            const dstRow = (y - y0) * ww - x0;
+            for (let bi = 0; bi < bands.length; bi++) {
+              if (planar && bands[bi] !== plane) continue;
+              const dst = out.bands[bi]!;
+              const off = planar ? 0 : bands[bi]!;
+              for (let x = cx0; x < cx1; x++) dst[dstRow + x] = samples[(srcRow + x - bx * bw) * spp + off]!;
+            }
+          }
+        }));
+      }
+      if (hasMask) {
+        maskJobs.push(cog.readMaskBlock(level, bx, by)!.then((m) => {
+          for (let y = cy0; y < cy1; y++) {
+            const srcRow = (y - by * bh) * bw - bx * bw;
+            const dstRow = (y - y0) * ww - x0;
+            for (let x = cx0; x < cx1; x++) maskWin![dstRow + x] = m[srcRow + x]!;
+          }
+        }));
+      }
+    }
+  }
+  await Promise.all([...jobs, ...maskJobs]);
+
+  const valid = out.valid;
+  valid.fill(1);
+  if (maskWin) for (let k = 0; k < valid.length; k++) valid[k] = maskWin[k] ? 1 : 0;
+  const nd = nodata;
+  for (const band of out.bands) {
+    if (nd === null || Number.isNaN(nd)) {
+      for (let k = 0; k < band.length; k++) if (band[k] !== band[k]) valid[k] = 0;
+    } else {
+      // Compare at the band's own precision: a Float32 nodata of -3.4e38 must match itself.
+      const f = Math.fround(nd);
+      for (let k = 0; k < band.length; k++) {
+        const s = band[k]!;
+        if (s === f || s !== s) valid[k] = 0;
+      }
+    }
+  }
+  return out;
+}

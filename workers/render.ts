@@ -1,0 +1,59 @@
+/**
+ * The render thread: builds each layer's graph once (per layer version) and keeps it, then
+ * renders tiles to RGBA, which goes back to the main thread as a transferred buffer.
+ */
+import { Piscina, transferableSymbol, valueSymbol } from 'piscina';
+import { buildPipeline, type LayerSpec } from '../src/layers/layer.js';
+import type { Operator } from '../src/ops/operator.js';
+import { toTileRgba, type TileContext } from '../src/ops/raster.js';
+import type { RenderResult, RenderTask } from '../src/render/task.js';
+import { Cog } from '../src/sources/cog.js';
+import { tileBounds } from '../src/tiles/mercator.js';
+
+interface Built {
+  graph: Operator;
+  cogs: Cog[];
+}
+
+const built = new Map<string, Promise<Built>>();
+/** Layer versions kept per thread; older versions of a layer are dropped. */
+const latest = new Map<string, string>();
+
+async function build(spec: LayerSpec): Promise<Built> {
+  const sources = new Map<string, Cog>();
+  for (const [name, location] of Object.entries(spec.sources)) sources.set(name, await Cog.open(location));
+  return { graph: buildPipeline(spec.config.pipeline, { sources }), cogs: [...sources.values()] };
+}
+
+function graphFor(spec: LayerSpec): Promise<Built> {
+  let p = built.get(spec.version);
+  if (!p) {
+    p = build(spec);
+    p.catch(() => built.delete(spec.version));
+    built.set(spec.version, p);
+    const old = latest.get(spec.name);
+    if (old && old !== spec.version) {
+      const gone = built.get(old);
+      built.delete(old);
+      gone?.then((b) => Promise.all(b.cogs.map((c) => c.close()))).catch(() => {});
+    }
+    latest.set(spec.name, spec.version);
+  }
+  return p;
+}
+
+export default async function render(task: RenderTask): Promise<RenderResult> {
+  const { graph } = await graphFor(task.layer);
+  const t0 = performance.now();
+  const ctx: TileContext = {
+    z: task.z, x: task.x, y: task.y, size: task.size, buffer: graph.buffer(),
+    bounds: tileBounds(task), timings: { read: 0 },
+  };
+  const raster = await graph.apply([], ctx);
+  const rgba = raster ? toTileRgba(raster, ctx.buffer, task.size) : null;
+  const total = performance.now() - t0;
+  const result: RenderResult = { rgba: rgba ? (rgba.buffer as ArrayBuffer) : null, readMs: ctx.timings!.read, opsMs: Math.max(0, total - ctx.timings!.read) };
+  if (!result.rgba) return result;
+  // piscina's transferable form: the buffer moves to the main thread instead of being copied.
+  return Piscina.move({ [transferableSymbol]: [result.rgba], [valueSymbol]: result } as never) as unknown as RenderResult;
+}
