@@ -8,7 +8,7 @@ import path from 'node:path';
 import proj4 from 'proj4';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { Graph, GraphError, Sequential, type GraphNode, type Operator } from '../ops/operator.js';
+import { Graph, GraphError, Sequential, topologicalOrder, type GraphNode, type Operator } from '../ops/operator.js';
 import { buildOperator, formatIssues, type BuildEnv } from '../ops/registry.js';
 import { Cog, type CogMeta } from '../sources/cog.js';
 
@@ -184,12 +184,13 @@ async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): P
 export function buildPipeline(pipeline: LayerFileData['pipeline'] | unknown, env: BuildEnv): Operator {
   if (Array.isArray(pipeline)) {
     if (pipeline.length > MAX_NODES) throw new GraphError('pipeline', `${pipeline.length} steps; at most ${MAX_NODES}`);
-    const steps = pipeline.map((step, i) => {
+    const steps: Operator[] = [];
+    pipeline.forEach((step, i) => {
       const keys = step && typeof step === 'object' ? Object.keys(step) : [];
       if (keys.length !== 1) throw new GraphError(`step ${i + 1}`, `each step is one operator name with its parameters, e.g. '- rescale: { from: [0, 100] }'; got keys ${keys.join(', ') || 'none'}`);
       const op = keys[0]!;
       try {
-        return buildOperator(op, (step as Record<string, unknown>)[op], env);
+        steps.push(buildOperator(op, (step as Record<string, unknown>)[op], env, { inputs: i === 0 ? 0 : 1, upstream: steps[i - 1] }));
       } catch (err) {
         throw new GraphError(`step ${i + 1} (${op})`, (err as Error).message);
       }
@@ -202,13 +203,21 @@ export function buildPipeline(pipeline: LayerFileData['pipeline'] | unknown, env
   const { nodes, output } = pipeline as { nodes: Record<string, Record<string, unknown>>; output: string };
   const names = Object.keys(nodes);
   if (names.length > MAX_NODES) throw new GraphError('nodes', `${names.length} nodes; at most ${MAX_NODES}`);
-  const built = new Map<string, GraphNode>();
+  // Edges first: every input exists and there is no cycle, before anything is built.
+  const edges = new Map<string, { inputs: string[] }>();
   for (const name of names) {
-    const { op, in: inputs, ...params } = nodes[name]!;
+    const inputs = nodes[name]!.in;
+    if (inputs !== undefined && !(Array.isArray(inputs) && inputs.length <= 16 && inputs.every((i) => typeof i === 'string'))) throw new GraphError(name, "'in' is a list of node names");
+    for (const i of (inputs as string[] | undefined) ?? []) if (!Object.hasOwn(nodes, i)) throw new GraphError(name, `input '${i}' is not a node of this graph`);
+    edges.set(name, { inputs: (inputs as string[] | undefined) ?? [] });
+  }
+  const built = new Map<string, GraphNode>();
+  for (const name of topologicalOrder(edges)) {
+    const { op, in: _in, ...params } = nodes[name]!;
     if (typeof op !== 'string') throw new GraphError(name, "every node needs 'op', the operator's name");
-    if (inputs !== undefined && !(Array.isArray(inputs) && inputs.every((i) => typeof i === 'string'))) throw new GraphError(name, "'in' is a list of node names");
+    const inputs = edges.get(name)!.inputs;
     try {
-      built.set(name, { operator: buildOperator(op, params, env), inputs: (inputs as string[] | undefined) ?? [] });
+      built.set(name, { operator: buildOperator(op, params, env, { inputs: inputs.length, upstream: inputs[0] ? built.get(inputs[0])?.operator : undefined }), inputs });
     } catch (err) {
       throw new GraphError(name, (err as Error).message);
     }

@@ -168,7 +168,8 @@ export class Graph extends Operator {
   }
 }
 
-function topologicalOrder(nodes: ReadonlyMap<string, GraphNode>): string[] {
+/** Nodes ordered so that each comes after its inputs; throws GraphError on a cycle. */
+export function topologicalOrder(nodes: ReadonlyMap<string, { inputs: readonly string[] }>): string[] {
   const order: string[] = [];
   const state = new Map<string, 1 | 2>(); // 1 visiting, 2 done
   for (const start of nodes.keys()) {

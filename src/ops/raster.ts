@@ -40,6 +40,8 @@ export interface TileContext {
   bounds: [number, number, number, number];
   /** Milliseconds spent reading and decoding sources, summed by the `read` operators. */
   timings?: { read: number };
+  /** Quality checks with `on_fail: warn` add here; the server logs and counts them. */
+  warnings?: { check: string; message: string }[];
 }
 
 /** What an operator produces, checked when a graph is built. */

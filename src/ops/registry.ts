@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import type { Cog } from '../sources/cog.js';
+import { Expression, NormalizedDifference, Select } from './builtin/bands.js';
+import { AssertRange, AssertValidFraction } from './builtin/checks.js';
 import { Colormap } from './builtin/colormap.js';
 import { Read } from './builtin/read.js';
 import { Rescale } from './builtin/rescale.js';
@@ -15,11 +17,17 @@ export interface BuildEnv {
   sources: ReadonlyMap<string, Cog>;
 }
 
+/** Where an operator stands in its graph, for those whose build depends on it. */
+export interface BuildSite {
+  /** How many inputs (`in:`) it has. */
+  inputs: number;
+  /** The operator feeding its first input, already built. */
+  upstream?: Operator;
+}
+
 interface Entry<S extends z.ZodType> {
   params: S;
-  /** Graph-form inputs this operator takes (`in:`), or 0 for a source. */
-  arity: number;
-  build(params: z.infer<S>, env: BuildEnv): Operator;
+  build(params: z.infer<S>, env: BuildEnv, site: BuildSite): Operator;
 }
 
 const finite = z.number().finite();
@@ -30,12 +38,14 @@ function entry<S extends z.ZodType>(e: Entry<S>): Entry<z.ZodType> {
   return e as unknown as Entry<z.ZodType>;
 }
 
+const bandList = z.array(z.number().int().min(1).max(65535)).min(1).max(256);
+const onFail = z.enum(['warn', 'raise']).optional();
+
 const REGISTRY = new Map<string, Entry<z.ZodType>>([
   ['read', entry({
-    arity: 0,
     params: z.strictObject({
       source: z.string().min(1),
-      bands: z.array(z.number().int().min(1).max(65535)).min(1).max(256).optional(),
+      bands: bandList.optional(),
       resampling: z.enum(['nearest', 'bilinear', 'cubic']).optional(),
       nodata: z.union([finite, z.literal('nan'), z.null()]).optional(),
     }),
@@ -45,13 +55,26 @@ const REGISTRY = new Map<string, Entry<z.ZodType>>([
       return new Read({ ...p, nodata: p.nodata === 'nan' ? NaN : p.nodata }, cog);
     },
   })],
+  ['select', entry({
+    params: z.strictObject({ bands: bandList }),
+    build: (p) => new Select(p),
+  })],
+  ['expression', entry({
+    params: z.strictObject({ expr: z.string().min(1).max(2000) }),
+    build: (p, _env, site) => new Expression(p, site.inputs),
+  })],
+  ['normalized_difference', entry({
+    params: z.strictObject({ bands: z.tuple([z.number().int().min(1), z.number().int().min(1)]).optional() }),
+    build: (p) => new NormalizedDifference(p),
+  })],
   ['rescale', entry({
-    arity: 1,
-    params: z.strictObject({ from: pair, to: pair.optional() }),
-    build: (p) => new Rescale(p),
+    params: z.strictObject({ from: z.union([pair, z.literal('auto')]), to: pair.optional() }),
+    build: (p, _env, site) => {
+      const up = site.upstream;
+      return new Rescale(p, p.from === 'auto' && up instanceof Read ? () => up.percentiles() : undefined);
+    },
   })],
   ['colormap', entry({
-    arity: 1,
     params: z.strictObject({
       name: z.string().min(1).max(64).optional(),
       reverse: z.boolean().optional(),
@@ -62,27 +85,31 @@ const REGISTRY = new Map<string, Entry<z.ZodType>>([
     build: (p) => new Colormap(p as ConstructorParameters<typeof Colormap>[0]),
   })],
   ['rgb', entry({
-    arity: 1,
     params: z.strictObject({ rescale: z.tuple([pair, pair, pair]).optional(), gamma: finite.positive().max(10).optional() }),
     build: (p) => new Rgb(p),
+  })],
+  ['assert_range', entry({
+    params: z.strictObject({ min: finite.optional(), max: finite.optional(), on_fail: onFail }),
+    build: (p) => new AssertRange(p),
+  })],
+  ['assert_valid_fraction', entry({
+    params: z.strictObject({ min: z.number().min(0).max(1), on_fail: onFail }),
+    build: (p) => new AssertValidFraction(p),
   })],
 ]);
 
 export const OPERATOR_NAMES: readonly string[] = [...REGISTRY.keys()];
 
 /** Builds one operator from a layer file's parameters; throws with every problem listed. */
-export function buildOperator(op: string, params: unknown, env: BuildEnv): Operator {
+export function buildOperator(op: string, params: unknown, env: BuildEnv, site: BuildSite): Operator {
   const e = REGISTRY.get(op);
   if (!e) {
+    if (op === 'tap') throw new Error("'tap' takes a callable and exists only for programmatic use; it is refused in layer files");
     throw new Error(`unknown operator '${op}' (known: ${OPERATOR_NAMES.join(', ')})`);
   }
   const parsed = e.params.safeParse(params ?? {});
   if (!parsed.success) throw new Error(formatIssues(parsed.error));
-  return e.build(parsed.data, env);
-}
-
-export function arityOf(op: string): number | undefined {
-  return REGISTRY.get(op)?.arity;
+  return e.build(parsed.data, env, site);
 }
 
 export function formatIssues(err: z.ZodError): string {

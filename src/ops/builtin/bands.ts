@@ -1,0 +1,127 @@
+import { compileExpression, type CompiledExpression } from '../expression.js';
+import { Operator } from '../operator.js';
+import { bandRaster, type BandRaster, type OutputShape, type Raster } from '../raster.js';
+
+function bandsOf(inputs: OutputShape[], op: string): number {
+  let n = 0;
+  for (const s of inputs) {
+    if (s.kind !== 'bands') throw new Error(`${op} takes bands, not RGBA`);
+    n += s.bands;
+  }
+  return n;
+}
+
+/** The bands of all inputs, in order, with the pixels valid in every input. */
+function stack(inputs: Raster[]): BandRaster {
+  const first = inputs[0] as BandRaster;
+  if (inputs.length === 1) return first;
+  const mask = new Uint8Array(first.mask);
+  const bands: Float32Array[] = [];
+  for (const r of inputs as BandRaster[]) {
+    bands.push(...r.bands);
+    for (let i = 0; i < mask.length; i++) mask[i] &= r.mask[i]!;
+  }
+  return { kind: 'bands', width: first.width, height: first.height, bands, mask };
+}
+
+/** Picks and reorders bands (1-based). */
+export class Select extends Operator {
+  readonly op = 'select';
+  readonly arity = 1;
+  constructor(readonly params: { bands: number[] }) {
+    super();
+  }
+
+  shape(inputs: OutputShape[]): OutputShape {
+    const n = bandsOf(inputs, 'select');
+    for (const b of this.params.bands) if (b > n) throw new Error(`select: band ${b} does not exist (the input has ${n})`);
+    return { kind: 'bands', bands: this.params.bands.length };
+  }
+
+  apply([input]: Raster[]): Raster {
+    const r = input as BandRaster;
+    return { ...r, bands: this.params.bands.map((b) => r.bands[b - 1]!), palette: this.params.bands.length === 1 ? r.palette : undefined };
+  }
+
+  config(): Record<string, unknown> {
+    return { bands: this.params.bands };
+  }
+}
+
+/**
+ * Band math in the safe expression language (src/ops/expression.ts), compiled once. With
+ * several inputs (graph form), b1..bN number their bands in order.
+ */
+export class Expression extends Operator {
+  readonly op = 'expression';
+  readonly arity: number;
+  private readonly compiled: CompiledExpression;
+
+  constructor(readonly params: { expr: string }, inputs = 1) {
+    super();
+    this.arity = Math.max(1, inputs);
+    this.compiled = compileExpression(params.expr);
+  }
+
+  shape(inputs: OutputShape[]): OutputShape {
+    const n = bandsOf(inputs, 'expression');
+    const missing = this.compiled.bands.filter((b) => b > n);
+    if (missing.length) throw new Error(`expression uses b${missing[0]}, but the input has ${n} band(s)`);
+    return { kind: 'bands', bands: 1 };
+  }
+
+  apply(inputs: Raster[]): Raster {
+    const r = stack(inputs);
+    const out = bandRaster(r.width, r.height, 1, new Uint8Array(r.mask));
+    const result = out.bands[0]!;
+    this.compiled.evaluate(r.bands, r.mask, result);
+    // Division by zero and the like give no value: those pixels become nodata.
+    for (let i = 0; i < result.length; i++) if (result[i] !== result[i]) out.mask[i] = 0;
+    return out;
+  }
+
+  config(): Record<string, unknown> {
+    return { expr: this.compiled.source };
+  }
+}
+
+/** (a - b) / (a + b), nodata where the sum is 0: from two inputs, or two bands of one. */
+export class NormalizedDifference extends Operator {
+  readonly op = 'normalized_difference';
+  readonly arity: number;
+
+  constructor(readonly params: { bands?: [number, number] }) {
+    super();
+    this.arity = params.bands ? 1 : 2;
+  }
+
+  shape(inputs: OutputShape[]): OutputShape {
+    const n = bandsOf(inputs, 'normalized_difference');
+    if (this.params.bands) {
+      for (const b of this.params.bands) if (b > n) throw new Error(`normalized_difference: band ${b} does not exist (the input has ${n})`);
+    } else if (inputs.some((s) => s.bands !== 1)) {
+      throw new Error('normalized_difference takes two one-band inputs (or `bands: [a, b]` of one input)');
+    }
+    return { kind: 'bands', bands: 1 };
+  }
+
+  apply(inputs: Raster[]): Raster {
+    const r = stack(inputs);
+    const [ia, ib] = this.params.bands ? [this.params.bands[0] - 1, this.params.bands[1] - 1] : [0, 1];
+    const a = r.bands[ia]!, b = r.bands[ib]!;
+    const out = bandRaster(r.width, r.height, 1, new Uint8Array(r.mask));
+    const o = out.bands[0]!;
+    const mask = out.mask;
+    for (let i = 0; i < o.length; i++) {
+      if (!mask[i]) continue;
+      const sum = a[i]! + b[i]!;
+      if (sum === 0 || sum !== sum) { mask[i] = 0; continue; }
+      o[i] = (a[i]! - b[i]!) / sum;
+    }
+    return out;
+  }
+
+  config(): Record<string, unknown> {
+    return this.params.bands ? { bands: this.params.bands } : {};
+  }
+}
