@@ -1,27 +1,82 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadSettings, SETTINGS } from './config.js';
+import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
+import { loadLayer, type Layer } from './layers/layer.js';
+import { loadLayerDir } from './layers/registry.js';
 import { serve } from './server/serve.js';
 
-const USAGE = `usage: tilegraph serve [--PORT n] [--HOST addr] [--LAYERS_DIR dir] ... (every setting of the README, as a flag or in the environment)`;
+const USAGE = `usage:
+  tilegraph serve [--port N] [--host ADDR] [--layers-dir DIR] [...]   serve tiles (every setting of the README, as a flag or in the environment)
+  tilegraph layers [DIR]                                              validate every layer file of DIR (default LAYERS_DIR); exit 1 if any is refused
+  tilegraph diff A.yaml B.yaml [--sample N]                           canonical config diff, then pixel differences over N sample tiles (default 20)`;
+
+function flagName(env: string): string {
+  return env.toLowerCase().replace(/_/g, '-');
+}
+
+async function serveCommand(args: string[]): Promise<void> {
+  // Flags carry the same names as the environment settings: --port 9000 or --PORT 9000.
+  const options = Object.fromEntries(SETTINGS.flatMap((s) => [[s.env, { type: 'string' as const }], [flagName(s.env), { type: 'string' as const }]]));
+  const { values } = parseArgs({ args, options, allowPositionals: false });
+  const env = { ...process.env };
+  for (const s of SETTINGS) {
+    const v = values[s.env] ?? values[flagName(s.env)];
+    if (typeof v === 'string') env[s.env] = v;
+  }
+  await serve(loadSettings(env), { signals: true });
+}
+
+async function layersCommand(args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, allowPositionals: true });
+  const settings = loadSettings();
+  const dir = positionals[0] ? path.resolve(positionals[0]) : settings.layersDir;
+  const { layers, problems } = await loadLayerDir({ layersDir: dir, allowedHosts: settings.allowedHosts });
+  for (const l of layers.values()) console.log(`ok       ${l.name}  ${l.hash.slice(0, 12)}  z${l.config.minzoom}-${l.config.maxzoom}  ${l.config.title}`);
+  for (const p of problems) console.log(`refused  ${p.error}`);
+  console.log(`${layers.size} valid, ${problems.length} refused`);
+  if (problems.length) process.exitCode = 1;
+}
+
+async function diffCommand(args: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { sample: { type: 'string' } } });
+  if (positionals.length !== 2) throw new Error('diff takes two layer files');
+  const sample = Number(values.sample ?? 20);
+  if (!Number.isInteger(sample) || sample < 0 || sample > 10000) throw new Error('--sample takes a whole number from 0 to 10000');
+  const settings = loadSettings();
+  const load = (file: string): Promise<Layer> => {
+    const abs = path.resolve(file);
+    return loadLayer(abs, { layersDir: path.dirname(abs), allowedHosts: settings.allowedHosts });
+  };
+  const [a, b] = await Promise.all([load(positionals[0]!), load(positionals[1]!)]);
+  console.log(`--- ${positionals[0]}  ${a.hash.slice(0, 12)}`);
+  console.log(`+++ ${positionals[1]}  ${b.hash.slice(0, 12)}`);
+  if (a.hash === b.hash) console.log('  (canonical configs are identical)');
+  else for (const line of lineDiff(JSON.stringify(a.config, null, 2), JSON.stringify(b.config, null, 2))) if (!line.startsWith('  ')) console.log(line);
+
+  const tiles = sampleTiles(a, b, sample);
+  if (!tiles.length) return;
+  // The renderer runs in this thread: the same code the pool's threads run.
+  const { renderTile: render } = await import('../workers/render.js');
+  const size = 256;
+  const rows: TileDifference[] = [];
+  for (const t of tiles) {
+    const [ra, rb] = await Promise.all([render({ layer: a.spec, ...t, size }), render({ layer: b.spec, ...t, size })]);
+    const d = compareRgba(ra.rgba ? new Uint8Array(ra.rgba) : null, rb.rgba ? new Uint8Array(rb.rgba) : null, size * size);
+    rows.push({ tile: `${t.z}/${t.x}/${t.y}`, ...d });
+  }
+  rows.sort((p, q) => q.mean - p.mean || q.max - p.max);
+  console.log(`\n${rows.length} sample tiles, worst first (RGBA difference in levels of 255):`);
+  console.log('tile                 mean      max');
+  for (const r of rows) console.log(`${r.tile.padEnd(18)} ${r.mean.toFixed(3).padStart(7)}  ${String(r.max).padStart(7)}`);
+}
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  if (command === 'serve') {
-    // Flags carry the same names as the environment settings: --port 9000 or --PORT 9000.
-    const options = Object.fromEntries(SETTINGS.flatMap((s) => [
-      [s.env, { type: 'string' as const }],
-      [s.env.toLowerCase().replace(/_/g, '-'), { type: 'string' as const }],
-    ]));
-    const { values } = parseArgs({ args: rest, options, allowPositionals: false });
-    const env = { ...process.env };
-    for (const s of SETTINGS) {
-      const v = values[s.env] ?? values[s.env.toLowerCase().replace(/_/g, '-')];
-      if (typeof v === 'string') env[s.env] = v;
-    }
-    await serve(loadSettings(env), { signals: true });
-    return;
-  }
+  if (command === 'serve') return serveCommand(rest);
+  if (command === 'layers') return layersCommand(rest);
+  if (command === 'diff') return diffCommand(rest);
   console.error(USAGE);
   process.exitCode = 2;
 }

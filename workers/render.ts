@@ -42,18 +42,24 @@ function graphFor(spec: LayerSpec): Promise<Built> {
   return p;
 }
 
-export default async function render(task: RenderTask): Promise<RenderResult> {
+/** Renders one tile in this thread. */
+export async function renderTile(task: RenderTask): Promise<RenderResult> {
   const { graph } = await graphFor(task.layer);
   const t0 = performance.now();
   const ctx: TileContext = {
     z: task.z, x: task.x, y: task.y, size: task.size, buffer: graph.buffer(),
-    bounds: tileBounds(task), timings: { read: 0 },
+    bounds: tileBounds(task), timings: { read: 0 }, warnings: [],
   };
   const raster = await graph.apply([], ctx);
   const rgba = raster ? toTileRgba(raster, ctx.buffer, task.size) : null;
   const total = performance.now() - t0;
-  const result: RenderResult = { rgba: rgba ? (rgba.buffer as ArrayBuffer) : null, readMs: ctx.timings!.read, opsMs: Math.max(0, total - ctx.timings!.read) };
+  const result: RenderResult = { rgba: rgba ? (rgba.buffer as ArrayBuffer) : null, readMs: ctx.timings!.read, opsMs: Math.max(0, total - ctx.timings!.read), warnings: ctx.warnings! };
+  return result;
+}
+
+/** The pool's entry: the RGBA buffer moves to the main thread instead of being copied. */
+export default async function render(task: RenderTask): Promise<RenderResult> {
+  const result = await renderTile(task);
   if (!result.rgba) return result;
-  // piscina's transferable form: the buffer moves to the main thread instead of being copied.
   return Piscina.move({ [transferableSymbol]: [result.rgba], [valueSymbol]: result } as never) as unknown as RenderResult;
 }

@@ -16,4 +16,6 @@ export interface RenderResult {
   /** Milliseconds: reading and decoding sources, and the rest of the graph. */
   readMs: number;
   opsMs: number;
+  /** Quality checks that failed with `on_fail: warn`. */
+  warnings: { check: string; message: string }[];
 }

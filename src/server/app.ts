@@ -2,6 +2,7 @@ import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { TileCache } from '../cache/tiles.js';
 import type { LayerRegistry } from '../layers/registry.js';
+import type { Metrics } from '../metrics.js';
 import type { RenderPool } from '../render/pool.js';
 import { errorHandler, HttpError } from './errors.js';
 import { describeLayer, listLayers } from './routes/layers.js';
@@ -12,6 +13,7 @@ export interface AppDeps {
   pool: RenderPool;
   cache: TileCache;
   log: Logger;
+  metrics: Metrics;
   /** False while starting or draining. */
   ready: () => boolean;
 }
@@ -23,10 +25,18 @@ export function createApp(deps: AppDeps): Express {
   app.disable('etag'); // tiles set their own strong ETag; JSON answers are small
   app.set('query parser', 'simple');
 
+  let requestId = 0;
   app.use((req, res, next) => {
     const started = performance.now();
+    const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) ?? `${process.pid.toString(36)}-${(++requestId).toString(36)}`;
+    res.setHeader('X-Request-Id', id);
     res.on('finish', () => {
-      deps.log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: +(performance.now() - started).toFixed(1), ...res.locals.tile }, 'request');
+      const seconds = (performance.now() - started) / 1000;
+      const tile = res.locals.tile as { layer?: string; cache?: string } | undefined;
+      const labels = { layer: tile?.layer ?? '', route: (req.route?.path as string | undefined) ?? 'none', status: String(res.statusCode), cache: tile?.cache ?? '' };
+      deps.metrics.requests.inc(labels);
+      deps.metrics.latency.observe(labels, seconds);
+      deps.log.info({ reqId: id, method: req.method, url: req.originalUrl, status: res.statusCode, ms: +(seconds * 1000).toFixed(1), ...tile }, 'request');
     });
     next();
   });
@@ -36,6 +46,17 @@ export function createApp(deps: AppDeps): Express {
     const ok = deps.ready() && deps.pool.threads > 0;
     res.setHeader('Cache-Control', 'no-store');
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', layers: deps.layers.all().length, threads: deps.pool.threads });
+  });
+  app.get('/metrics', async (_req, res) => {
+    const m = deps.metrics;
+    m.queue.set(deps.pool.queueSize);
+    m.utilization.set(deps.pool.utilization);
+    m.l1Bytes.set(deps.cache.bytes);
+    m.layers.set({ state: 'loaded' }, deps.layers.all().length);
+    m.layers.set({ state: 'refused' }, deps.layers.problems.length);
+    res.setHeader('Content-Type', m.registry.contentType);
+    res.setHeader('Cache-Control', 'no-store');
+    res.end(await m.registry.metrics());
   });
   app.get('/layers', listLayers(deps.layers));
   app.get('/layers/:layer', describeLayer(deps.layers));

@@ -3,6 +3,7 @@ import { TileCache } from '../cache/tiles.js';
 import type { Settings } from '../config.js';
 import { LayerRegistry } from '../layers/registry.js';
 import { createLogger } from '../log.js';
+import { Metrics } from '../metrics.js';
 import { RenderPool } from '../render/pool.js';
 import { createApp } from './app.js';
 
@@ -20,7 +21,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, onError: (err) => log.error({ err }, 'render thread failed') });
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024);
   let ready = true;
-  const app = createApp({ layers, pool, cache, log, ready: () => ready });
+  const app = createApp({ layers, pool, cache, log, metrics: new Metrics(), ready: () => ready });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);

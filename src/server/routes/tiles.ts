@@ -6,6 +6,8 @@ import type { LayerRegistry } from '../../layers/registry.js';
 import { encodeTile, transparentTile, type TileFormat } from '../../render/encode.js';
 import type { RenderPool } from '../../render/pool.js';
 import { lonLatToMercator, tileBounds } from '../../tiles/mercator.js';
+import type { Logger } from 'pino';
+import type { Metrics } from '../../metrics.js';
 import { HttpError } from '../errors.js';
 
 const Z = /^\d{1,2}$/;
@@ -41,6 +43,8 @@ export interface TileDeps {
   layers: LayerRegistry;
   pool: RenderPool;
   cache: TileCache;
+  metrics: Metrics;
+  log: Logger;
 }
 
 /** Tile bounds that miss the layer's data footprint need no render. */
@@ -56,11 +60,27 @@ async function produce(t: TileRequest, deps: TileDeps): Promise<TileEntry> {
   const size = t.layer.config.tileSize * t.scale;
   const version = t.layer.version;
   if (outsideData(t)) return { body: null, etag: etagOf(version, null) };
-  const r = await deps.pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size });
+  const layer = t.layer.name;
+  let r;
+  try {
+    r = await deps.pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size });
+  } catch (err) {
+    deps.metrics.renderErrors.inc({ layer });
+    throw err;
+  }
+  deps.metrics.renders.inc({ layer });
+  deps.metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
+  deps.metrics.renderStage.observe({ layer, stage: 'ops' }, r.opsMs / 1000);
+  for (const w of r.warnings) {
+    deps.metrics.qualityWarnings.inc({ layer, check: w.check });
+    deps.log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);
+  }
   if (!r.rgba) return { body: null, etag: etagOf(version, null), timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
   const t0 = performance.now();
   const body = await encodeTile(new Uint8Array(r.rgba), size, t.format);
-  return { body, etag: etagOf(version, body), timings: { read: r.readMs, ops: r.opsMs, encode: performance.now() - t0 } };
+  const encodeMs = performance.now() - t0;
+  deps.metrics.renderStage.observe({ layer, stage: 'encode' }, encodeMs / 1000);
+  return { body, etag: etagOf(version, body), timings: { read: r.readMs, ops: r.opsMs, encode: encodeMs } };
 }
 
 /** Strong: the layer version (config and sources) and the bytes themselves. */
