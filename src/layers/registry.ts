@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { byteSource } from '../sources/bytesource.js';
 import { loadLayer, type Layer, type LoadOptions } from './layer.js';
 
 export interface LayerProblem {
@@ -24,6 +25,50 @@ export class LayerRegistry {
 
   all(): Layer[] {
     return [...this.layers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Every `seconds`, checks each source's version identity (size + mtime, or ETag /
+   * Last-Modified) and reloads the layers whose sources changed, so that a replaced COG is
+   * never answered from stale caches: the layer version, and so every key, changes.
+   */
+  watchSources(seconds: number): () => void {
+    if (seconds <= 0) return () => {};
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.recheck().finally(() => { running = false; });
+    }, seconds * 1000);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  async recheck(): Promise<void> {
+    for (const layer of this.all()) {
+      let changed = false;
+      for (const s of layer.sources) {
+        const src = byteSource(s.location);
+        try {
+          changed ||= (await src.identity()).version !== s.version;
+        } catch {
+          changed = true; // gone or failing: reload, which reports the problem
+        } finally {
+          await src.close();
+        }
+      }
+      if (!changed) continue;
+      try {
+        const fresh = await loadLayer(layer.file, this.opts);
+        this.layers.set(fresh.name, fresh);
+        this.log?.info({ layer: fresh.name, version: fresh.version }, 'source changed: layer reloaded');
+      } catch (err) {
+        this.layers.delete(layer.name);
+        const file = path.relative(this.opts.layersDir, layer.file);
+        this.problems = [...this.problems.filter((p) => p.file !== file), { file, error: (err as Error).message }];
+        this.log?.error({ layer: layer.name }, (err as Error).message);
+      }
+    }
   }
 
   async reload(): Promise<void> {

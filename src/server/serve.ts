@@ -18,6 +18,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const log = createLogger(settings.logLevel);
   const layers = new LayerRegistry({ layersDir: settings.layersDir, allowedHosts: settings.allowedHosts }, log);
   await layers.reload();
+  const stopWatching = layers.watchSources(settings.sourceRecheckS);
   const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, onError: (err) => log.error({ err }, 'render thread failed') });
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024);
   let ready = true;
@@ -32,6 +33,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
 
   const close = async () => {
     ready = false;
+    stopWatching();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await pool.close();
   };
