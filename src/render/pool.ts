@@ -1,4 +1,3 @@
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -34,9 +33,8 @@ export class RenderPool {
       // Keep threads (and the graphs, decoded blocks and open files they hold) between bursts.
       idleTimeout: 60_000,
       maxQueue: opts.maxQueue,
+      // A thread waiting on block reads can start the next tile meanwhile.
       concurrentTasksPerWorker: 4,
-      // libuv threads serve file reads of every render thread and sharp's encoding.
-      env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(Math.max(4, os.availableParallelism())) },
     });
     // A thread that dies is replaced by piscina and its task fails; the process must not.
     this.piscina.on('error', (err) => { opts.onError?.(err); });

@@ -23,8 +23,9 @@ export function errorHandler(log: Logger) {
     } else if (err instanceof RenderTimeoutError) {
       status = 503; error = 'render timed out'; detail = err.message;
       res.setHeader('Retry-After', '5');
-    } else if (err && typeof err === 'object' && 'type' in err && (err as { status?: number }).status === 400) {
-      status = 400; error = 'bad request'; detail = String((err as unknown as Error).message);
+    } else if (clientErrorStatus(err) !== undefined) {
+      // Express's own request errors, e.g. router's "Failed to decode param" for '%zz' in a path.
+      status = clientErrorStatus(err)!; error = 'bad request'; detail = String((err as Error).message);
     } else {
       error = 'render failed';
       detail = err instanceof Error ? err.message : String(err);
@@ -35,4 +36,12 @@ export function errorHandler(log: Logger) {
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.json({ error, detail });
   };
+}
+
+/** Errors raised by express itself (path parameter decoding, body parsers) carry a 4xx `status` or `statusCode`. */
+function clientErrorStatus(err: unknown): number | undefined {
+  if (!err || typeof err !== 'object') return undefined;
+  const { status, statusCode } = err as { status?: unknown; statusCode?: unknown };
+  const s = typeof status === 'number' ? status : statusCode;
+  return typeof s === 'number' && Number.isInteger(s) && s >= 400 && s < 500 ? s : undefined;
 }
