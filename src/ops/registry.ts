@@ -5,8 +5,10 @@
 import { z } from 'zod';
 import type { Cog } from '../sources/cog.js';
 import { Expression, NormalizedDifference, Select } from './builtin/bands.js';
+import { Blend } from './builtin/blend.js';
 import { AssertRange, AssertValidFraction } from './builtin/checks.js';
 import { Colormap } from './builtin/colormap.js';
+import { Hillshade } from './builtin/hillshade.js';
 import { Read } from './builtin/read.js';
 import { Rescale } from './builtin/rescale.js';
 import { Rgb } from './builtin/rgb.js';
@@ -68,7 +70,7 @@ const REGISTRY = new Map<string, Entry<z.ZodType>>([
     build: (p) => new NormalizedDifference(p),
   })],
   ['rescale', entry({
-    params: z.strictObject({ from: z.union([pair, z.literal('auto')]), to: pair.optional() }),
+    params: z.strictObject({ from: z.union([pair, z.literal('auto')], { error: "expected [min, max] (finite numbers) or 'auto'" }), to: pair.optional() }),
     build: (p, _env, site) => {
       const up = site.upstream;
       return new Rescale(p, p.from === 'auto' && up instanceof Read ? () => up.percentiles() : undefined);
@@ -95,6 +97,18 @@ const REGISTRY = new Map<string, Entry<z.ZodType>>([
   ['assert_valid_fraction', entry({
     params: z.strictObject({ min: z.number().min(0).max(1), on_fail: onFail }),
     build: (p) => new AssertValidFraction(p),
+  })],
+  ['hillshade', entry({
+    params: z.strictObject({
+      azimuth: z.number().min(0).max(360).optional(),
+      altitude: z.number().min(0).max(90).optional(),
+      zFactor: finite.positive().max(1e6).optional(),
+    }),
+    build: (p) => new Hillshade(p),
+  })],
+  ['blend', entry({
+    params: z.strictObject({ mode: z.enum(['multiply', 'overlay', 'normal']).optional(), opacity: z.number().min(0).max(1).optional() }),
+    build: (p) => new Blend(p),
   })],
 ]);
 
