@@ -19,6 +19,11 @@ export class LayerRegistry {
 
   constructor(private readonly opts: LoadOptions, private readonly log?: Logger) {}
 
+  /** The layers directory, absolute. */
+  get dir(): string {
+    return this.opts.layersDir;
+  }
+
   get(name: string): Layer | undefined {
     return this.layers.get(name);
   }

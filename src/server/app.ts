@@ -5,6 +5,7 @@ import type { LayerRegistry } from '../layers/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { RenderPool } from '../render/pool.js';
 import { errorHandler, HttpError } from './errors.js';
+import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers } from './routes/layers.js';
 import { tileHandler } from './routes/tiles.js';
 
@@ -21,6 +22,7 @@ export interface AppDeps {
 /** The HTTP adapter: parse, ask the cache, hand misses to the pool; errors map in one place. */
 export function createApp(deps: AppDeps): Express {
   const app = express();
+  app.set('strict routing', true); // '/tiles/.../1.png/' is not a second name for the tile
   app.disable('x-powered-by');
   app.disable('etag'); // tiles set their own strong ETag; JSON answers are small
   app.set('query parser', 'simple');
@@ -61,8 +63,13 @@ export function createApp(deps: AppDeps): Express {
   app.get('/layers', listLayers(deps.layers));
   app.get('/layers/:layer', describeLayer(deps.layers));
   app.get('/tiles/:layer/:z/:x/:file', tileHandler(deps));
+  app.get('/tiles/:layer/tilejson.json', tileJsonHandler(deps.layers));
+  app.get('/wmts/1.0.0/WMTSCapabilities.xml', wmtsCapabilitiesHandler(deps.layers));
+  app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps));
+  app.get('/map{/:layer}', mapPageHandler(deps.layers));
+  app.use('/assets', mapAssets());
 
   app.use((req, _res, next) => next(new HttpError(404, 'not found', `no route for ${req.method} ${req.path}`)));
-  app.use(errorHandler(deps.log));
+  app.use(errorHandler(deps.log, deps.layers.dir));
   return app;
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { NextFunction, Request, Response } from 'express';
 import { PoolBusyError, RenderTimeoutError } from '../render/pool.js';
 import type { Logger } from 'pino';
@@ -10,7 +11,9 @@ export class HttpError extends Error {
 }
 
 /** Every error becomes a JSON body with `Cache-Control: no-store`, here and nowhere else. */
-export function errorHandler(log: Logger) {
+export function errorHandler(log: Logger, layersDir: string) {
+  // Clients see paths relative to the layers directory; the log keeps the full ones.
+  const redact = (text: string) => text.split(layersDir.endsWith(path.sep) ? layersDir : layersDir + path.sep).join('');
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let status = 500;
     let error = 'internal error';
@@ -34,7 +37,7 @@ export function errorHandler(log: Logger) {
     if (res.headersSent) return void res.end();
     res.status(status).setHeader('Cache-Control', 'no-store');
     res.setHeader('Access-Control-Allow-Origin', '*');
-    res.json({ error, detail });
+    res.json({ error, detail: redact(detail) });
   };
 }
 

@@ -40,9 +40,14 @@ export class Cog {
   private constructor(readonly meta: CogMeta, private readonly src: ByteSource, private readonly littleEndian: boolean) {}
 
   static async open(location: string, src: ByteSource = byteSource(location)): Promise<Cog> {
-    const { size, version } = await src.identity();
-    const { littleEndian, images } = await readTiff(src, size);
-    return new Cog(buildMeta(location, version, images), src, littleEndian);
+    try {
+      const { size, version } = await src.identity();
+      const { littleEndian, images } = await readTiff(src, size);
+      return new Cog(buildMeta(location, version, images), src, littleEndian);
+    } catch (err) {
+      await src.close().catch(() => {});
+      throw err;
+    }
   }
 
   async close(): Promise<void> { await this.src.close(); }

@@ -68,6 +68,7 @@ const TYPE_SIZE: Record<number, number> = {
 
 /** Reads the header and every IFD, fetching beyond the first chunk only where needed. */
 export async function readTiff(src: ByteSource, fileSize: number): Promise<{ littleEndian: boolean; images: TiffImage[] }> {
+  if (fileSize < 8) throw new Error(`${src.location}: ${fileSize} bytes is too short for a TIFF header`);
   const reader = new ChunkReader(src, fileSize);
   await reader.ensure(0, Math.min(fileSize, 64 * 1024));
   const b0 = reader.u8(0);

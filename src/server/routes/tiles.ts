@@ -10,9 +10,10 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../../metrics.js';
 import { HttpError } from '../errors.js';
 
-const Z = /^\d{1,2}$/;
-const XY = /^\d{1,10}$/;
-const FILE = /^(\d{1,10})(@2x)?\.(png|webp)$/;
+// One spelling per tile, so that caches see one URL: no leading zeros.
+const Z = /^(0|[1-9]\d?)$/;
+const XY = /^(0|[1-9]\d{0,9})$/;
+const FILE = /^(0|[1-9]\d{0,9})(@2x)?\.(png|webp)$/;
 
 export interface TileRequest {
   layer: Layer;
@@ -91,6 +92,17 @@ function etagOf(version: string, body: Buffer | null): string {
   return `"${h.digest('hex').slice(0, 24)}"`;
 }
 
+/**
+ * RFC 9110 §13.1.2: If-None-Match holds `*` or a list of entity tags, compared weakly (a
+ * proxy that compresses turns a strong tag into `W/"..."`; it still names these bytes).
+ */
+function noneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  const bare = etag.replace(/^W\//, '');
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === bare);
+}
+
 export function tileHandler(deps: TileDeps) {
   return async (req: Request, res: Response): Promise<void> => {
     const started = performance.now();
@@ -112,7 +124,7 @@ export function tileHandler(deps: TileDeps) {
       `cache;dur=${(tier === 'miss' ? 0 : total).toFixed(1)}`,
     ].join(', '));
     res.locals.tile = { layer: t.layer.name, z: t.z, x: t.x, y: t.y, cache: tier };
-    if (req.headers['if-none-match'] === entry.etag) {
+    if (noneMatch(req.headers['if-none-match'], entry.etag)) {
       res.status(304).end();
       return;
     }
