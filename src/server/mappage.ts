@@ -1,0 +1,263 @@
+/**
+ * The preview page `GET /map/{layer}`: a full-window MapLibre GL map on one layer, a layer
+ * switcher over all layers, and the URLs and QGIS settings to use the layer elsewhere. The
+ * HTML lives here as a template string so that it ships inside dist/ with the code; MapLibre
+ * itself is served from this package's node_modules by `mapAssets()` (no CDN).
+ */
+import { createRequire } from 'node:module';
+import { buildTileJson, tileUrlTemplate, type ClientLayer } from '../tiles/tilejson.js';
+import { capabilitiesUrl, MATRIX_SETS, matrixSetSuffix } from '../tiles/wmts.js';
+
+const require = createRequire(import.meta.url);
+export const MAPLIBRE_VERSION: string = (require('maplibre-gl/package.json') as { version: string }).version;
+/** Versioned, so the files are immutable under their URL. */
+export const MAPLIBRE_ASSETS = `/assets/maplibre-gl@${MAPLIBRE_VERSION}`;
+
+/** One layer as the page script sees it. */
+export interface PageLayer {
+  name: string;
+  title: string;
+  description: string;
+  attribution: string;
+  minzoom: number;
+  maxzoom: number;
+  tileSize: number;
+  bounds: [number, number, number, number];
+  center: [number, number, number];
+  xyz: string;
+  xyz2x: string;
+  tilejson: string;
+  tilejson2x: string;
+  /** The WMTS matrix set a desktop client should pick for the layer's own tile size. */
+  wmtsMatrixSet: string;
+}
+
+export interface PageConfig {
+  current: string;
+  wmts: string;
+  layers: PageLayer[];
+}
+
+export function pageConfig(baseUrl: string, current: ClientLayer, layers: readonly ClientLayer[]): PageConfig {
+  return {
+    current: current.name,
+    wmts: capabilitiesUrl(baseUrl),
+    layers: layers.map((l) => {
+      const tj = buildTileJson(baseUrl, l);
+      return {
+        name: l.name,
+        title: tj.name,
+        description: tj.description,
+        attribution: tj.attribution,
+        minzoom: tj.minzoom,
+        maxzoom: tj.maxzoom,
+        tileSize: l.config.tileSize,
+        bounds: tj.bounds,
+        center: tj.center,
+        xyz: tj.tiles[0]!,
+        xyz2x: tileUrlTemplate(baseUrl, l, 2),
+        tilejson: `${baseUrl}/tiles/${encodeURIComponent(l.name)}/tilejson.json`,
+        tilejson2x: `${baseUrl}/tiles/${encodeURIComponent(l.name)}/tilejson.json?scale=2`,
+        wmtsMatrixSet: MATRIX_SETS.find((s) => matrixSetSuffix(l.config.tileSize, s.id) === '')?.id ?? MATRIX_SETS[0]!.id,
+      };
+    }),
+  };
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** JSON inside `<script>`: `<` escaped so no value can close the element. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+export function renderMapPage(baseUrl: string, current: ClientLayer, layers: readonly ClientLayer[]): string {
+  const cfg = pageConfig(baseUrl, current, layers);
+  const options = cfg.layers
+    .map((l) => `<option value="${esc(l.name)}"${l.name === cfg.current ? ' selected' : ''}>${esc(l.title)}</option>`)
+    .join('');
+  const title = cfg.layers.find((l) => l.name === cfg.current)?.title ?? current.name;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)} · tilegraph</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="${MAPLIBRE_ASSETS}/maplibre-gl.css">
+<style>${PAGE_CSS}</style>
+</head>
+<body>
+<div id="map"></div>
+<aside id="panel">
+  <label class="layer">Layer <select id="layer">${options}</select></label>
+  <p id="description"></p>
+  <p id="meta" class="meta"></p>
+  <details id="use" open>
+    <summary>Use this layer elsewhere</summary>
+    <div class="field"><label for="xyz">XYZ tile URL</label><div class="copy"><input id="xyz" readonly spellcheck="false"><button type="button" data-copy="xyz">Copy</button></div></div>
+    <div class="field"><label for="xyz2x">Retina tiles (@2x)</label><div class="copy"><input id="xyz2x" readonly spellcheck="false"><button type="button" data-copy="xyz2x">Copy</button></div></div>
+    <div class="field"><label for="tilejson">TileJSON</label><div class="copy"><input id="tilejson" readonly spellcheck="false"><button type="button" data-copy="tilejson">Copy</button></div></div>
+    <div class="field"><label for="wmts">WMTS capabilities</label><div class="copy"><input id="wmts" readonly spellcheck="false"><button type="button" data-copy="wmts">Copy</button></div></div>
+    <h2>QGIS</h2>
+    <ul class="qgis">
+      <li><b>XYZ Tiles › New Connection</b>: URL <i>XYZ tile URL</i> above; Min. zoom level <code id="qzmin"></code>; Max. zoom level <code id="qzmax"></code>; Tile resolution <code id="qres"></code>.</li>
+      <li><b>WMS/WMTS › New Connection</b>: URL <i>WMTS capabilities</i> above; then add layer <code id="qlayer"></code> with tile matrix set <code id="qset"></code>.</li>
+    </ul>
+  </details>
+  <p id="status" role="status"></p>
+</aside>
+<script type="application/json" id="tilegraph-config">${scriptJson(cfg)}</script>
+<script type="module">
+import * as maplibregl from '${MAPLIBRE_ASSETS}/maplibre-gl.mjs';
+${PAGE_SCRIPT}
+</script>
+</body>
+</html>
+`;
+}
+
+const PAGE_CSS = `
+html, body { margin: 0; height: 100%; }
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; background: #e9ecef; }
+#map { position: absolute; inset: 0; }
+#panel { position: absolute; top: 10px; left: 10px; z-index: 2; box-sizing: border-box; width: 360px; max-width: calc(100% - 20px);
+  max-height: calc(100% - 20px); overflow: auto; padding: 10px 12px; background: rgba(255, 255, 255, 0.95);
+  border-radius: 6px; box-shadow: 0 1px 8px rgba(0, 0, 0, 0.25); }
+#panel .layer { display: flex; gap: 8px; align-items: center; font-weight: 600; }
+#panel select { flex: 1; min-width: 0; font: inherit; padding: 3px 4px; }
+#panel p { margin: 6px 0; }
+#panel .meta { color: #57606a; font-size: 12px; }
+#panel summary { cursor: pointer; font-weight: 600; margin: 4px 0; }
+#panel h2 { font-size: 13px; margin: 10px 0 4px; }
+#panel .field { margin: 6px 0; }
+#panel .field label { display: block; font-size: 12px; color: #57606a; }
+#panel .copy { display: flex; gap: 4px; }
+#panel .copy input { flex: 1; min-width: 0; font: 12px ui-monospace, monospace; padding: 3px 4px; border: 1px solid #d0d7de; border-radius: 4px; }
+#panel button { font: 12px system-ui, sans-serif; padding: 2px 8px; cursor: pointer; }
+#panel ul.qgis { margin: 0; padding-left: 18px; font-size: 12px; }
+#panel code { font: 12px ui-monospace, monospace; background: #f0f2f4; padding: 0 3px; border-radius: 3px; }
+#status:empty { display: none; }
+#status { color: #b42318; font-size: 12px; }
+`;
+
+/** Runs in the browser; `maplibregl` is imported above it. Plain JavaScript, no template values. */
+const PAGE_SCRIPT = String.raw`
+const cfg = JSON.parse(document.getElementById('tilegraph-config').textContent);
+const byName = new globalThis.Map(cfg.layers.map((l) => [l.name, l]));
+const $ = (id) => document.getElementById(id);
+// Retina screens get the @2x TileJSON: 512 px images drawn on the layer's own tile size.
+const scale = window.devicePixelRatio > 1 ? 2 : 1;
+const state = { layer: cfg.current, idle: false, errors: [] };
+window.tilegraph = state;
+
+const text = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+function fail(err) {
+  const msg = err && err.message ? err.message : String(err);
+  state.errors.push(msg);
+  $('status').textContent = 'Error: ' + msg;
+  console.error('tilegraph:', msg);
+}
+
+const first = byName.get(cfg.current);
+const map = new maplibregl.Map({
+  container: 'map',
+  style: { version: 8, sources: {}, layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#e9ecef' } }] },
+  center: [first.center[0], first.center[1]],
+  zoom: first.center[2],
+  attributionControl: false,
+});
+state.map = map;
+map.addControl(new maplibregl.NavigationControl({ visualizePitch: false }), 'top-right');
+map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+map.addControl(new maplibregl.AttributionControl({ compact: false }), 'bottom-right');
+map.on('error', (e) => fail(e && e.error ? e.error : e));
+
+function fillPanel(info) {
+  document.title = info.title + ' · tilegraph';
+  $('layer').value = info.name;
+  $('description').textContent = info.description;
+  $('meta').textContent = 'zoom ' + info.minzoom + '–' + info.maxzoom + ' · ' + info.tileSize + ' px tiles' + (scale === 2 ? ' · showing @2x' : '');
+  $('xyz').value = info.xyz;
+  $('xyz2x').value = info.xyz2x;
+  $('tilejson').value = info.tilejson;
+  $('wmts').value = cfg.wmts;
+  $('qzmin').textContent = info.minzoom;
+  $('qzmax').textContent = info.maxzoom;
+  $('qres').textContent = info.tileSize === 512 ? 'High (512x512 / 192 DPI)' : 'Standard (256x256 / 96 DPI)';
+  $('qlayer').textContent = info.name;
+  $('qset').textContent = info.wmtsMatrixSet;
+}
+
+function fitTo(tj) {
+  const [w, s, e, n] = tj.bounds;
+  const panel = $('panel');
+  const left = window.innerWidth > 2 * panel.offsetWidth ? panel.offsetWidth + 30 : 20;
+  try {
+    map.fitBounds([[w, s], [e, n]], { padding: { top: 20, bottom: 30, left, right: 50 }, animate: false, maxZoom: tj.maxzoom });
+  } catch {
+    map.jumpTo({ center: [tj.center[0], tj.center[1]], zoom: tj.center[2] });
+  }
+  if (map.getZoom() < tj.minzoom) map.jumpTo({ center: [tj.center[0], tj.center[1]], zoom: tj.minzoom });
+}
+
+let shown = 0;
+async function show(name, fit) {
+  const info = byName.get(name);
+  if (!info) throw new Error('unknown layer ' + name);
+  const ticket = ++shown;
+  state.layer = name;
+  state.idle = false;
+  document.body.dataset.state = 'loading';
+  fillPanel(info);
+  const res = await fetch(scale === 2 ? info.tilejson2x : info.tilejson);
+  if (!res.ok) throw new Error('TileJSON ' + res.status + ' for ' + name);
+  const tj = await res.json();
+  if (ticket !== shown) return;
+  if (map.getLayer('tiles')) map.removeLayer('tiles');
+  if (map.getSource('tiles')) map.removeSource('tiles');
+  map.addSource('tiles', {
+    type: 'raster',
+    tiles: tj.tiles,
+    tileSize: tj.tileSize / scale,
+    minzoom: tj.minzoom,
+    maxzoom: tj.maxzoom,
+    bounds: tj.bounds,
+    scheme: tj.scheme,
+    attribution: text(tj.attribution),
+  });
+  map.addLayer({ id: 'tiles', type: 'raster', source: 'tiles', paint: { 'raster-fade-duration': 0 } });
+  if (fit) fitTo(tj);
+  map.once('idle', () => {
+    if (ticket !== shown) return;
+    state.idle = true;
+    document.body.dataset.state = 'idle';
+  });
+}
+
+$('layer').addEventListener('change', (e) => {
+  const name = e.target.value;
+  history.pushState({ name }, '', '/map/' + encodeURIComponent(name));
+  show(name, true).catch(fail);
+});
+window.addEventListener('popstate', (e) => {
+  show((e.state && e.state.name) || cfg.current, true).catch(fail);
+});
+for (const button of document.querySelectorAll('button[data-copy]')) {
+  button.addEventListener('click', async () => {
+    const input = $(button.dataset.copy);
+    input.select();
+    try {
+      await navigator.clipboard.writeText(input.value);
+    } catch {
+      document.execCommand('copy');
+    }
+    button.textContent = 'Copied';
+    setTimeout(() => { button.textContent = 'Copy'; }, 1200);
+  });
+}
+
+map.once('load', () => show(cfg.current, true).catch(fail));
+`;

@@ -1,0 +1,134 @@
+/**
+ * What existing map clients need: TileJSON (MapLibre, Leaflet plugins, QGIS via URL), WMTS
+ * capabilities and RESTful tiles (QGIS, ArcGIS, GDAL), and the preview page with its assets.
+ * Thin: the documents are built in src/tiles and src/server/mappage.ts.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { Layer } from '../../layers/layer.js';
+import type { LayerRegistry } from '../../layers/registry.js';
+import { buildTileJson, type TileScale, type TileUrlFormat } from '../../tiles/tilejson.js';
+import { buildWmtsCapabilities, matrixSetSuffix, WMTS_STYLE } from '../../tiles/wmts.js';
+import { HttpError } from '../errors.js';
+import { MAPLIBRE_ASSETS, renderMapPage } from '../mappage.js';
+import { tileHandler, type TileDeps } from './tiles.js';
+
+const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+function firstValue(h: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(h) ? h[0] : h;
+  return v?.split(',')[0]?.trim() || undefined;
+}
+
+/**
+ * The scheme and authority the client used, so that document URLs work from where it stands:
+ * `X-Forwarded-Proto`/`X-Forwarded-Host` (and `X-Forwarded-Port`) from nginx or a CDN, else
+ * the request's own `Host`. Values that are not a plain scheme or host are ignored, so a forged
+ * header cannot inject markup into the XML or HTML built from it.
+ */
+export function requestBaseUrl(req: Request): string {
+  const fwdProto = firstValue(req.headers['x-forwarded-proto'])?.toLowerCase();
+  const proto = fwdProto === 'http' || fwdProto === 'https' ? fwdProto : req.protocol === 'https' ? 'https' : 'http';
+  const fwdHost = firstValue(req.headers['x-forwarded-host']);
+  let host = fwdHost && HOST.test(fwdHost) ? fwdHost : undefined;
+  if (host && !/:\d+$/.test(host)) {
+    const port = firstValue(req.headers['x-forwarded-port']);
+    if (port && /^\d{1,5}$/.test(port) && !((proto === 'http' && port === '80') || (proto === 'https' && port === '443'))) host = `${host}:${port}`;
+  }
+  if (!host) {
+    const own = req.headers.host;
+    host = own && HOST.test(own) ? own : '127.0.0.1';
+  }
+  return `${proto}://${host}`;
+}
+
+function layerOr404(layers: LayerRegistry, name: string): Layer {
+  const layer = layers.get(name);
+  if (!layer) throw new HttpError(404, 'unknown layer', `no layer named '${name}'`);
+  return layer;
+}
+
+/**
+ * Documents that embed the request's host must not be shared across hosts by a cache, and
+ * must be re-checked so that a changed layer's new `?v=` reaches clients at once.
+ */
+function documentHeaders(res: Response): void {
+  res.setHeader('Cache-Control', 'no-cache');
+  res.setHeader('Vary', 'Host, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port');
+  res.setHeader('Access-Control-Allow-Origin', '*');
+}
+
+/** `GET /tiles/{layer}/tilejson.json[?scale=2][&format=webp]` */
+export function tileJsonHandler(layers: LayerRegistry): RequestHandler {
+  return (req, res) => {
+    const layer = layerOr404(layers, String(req.params.layer));
+    const scale = req.query.scale ?? '1';
+    if (scale !== '1' && scale !== '2') throw new HttpError(400, 'bad scale', "'scale' is 1 or 2");
+    const format = req.query.format ?? 'png';
+    if (format !== 'png' && format !== 'webp') throw new HttpError(400, 'bad format', "'format' is png or webp");
+    documentHeaders(res);
+    res.json(buildTileJson(requestBaseUrl(req), layer, Number(scale) as TileScale, format as TileUrlFormat));
+  };
+}
+
+/** `GET /wmts/1.0.0/WMTSCapabilities.xml` */
+export function wmtsCapabilitiesHandler(layers: LayerRegistry): RequestHandler {
+  return (req, res) => {
+    documentHeaders(res);
+    res.type('application/xml').send(buildWmtsCapabilities(requestBaseUrl(req), layers.all()));
+  };
+}
+
+/**
+ * `GET /wmts/1.0.0/{layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png`, the
+ * RESTful template of the capabilities: answered by the XYZ tile route (same cache, headers
+ * and errors), with the matrix set choosing between `.png` and `@2x.png`.
+ */
+export function wmtsTileHandler(deps: TileDeps): RequestHandler {
+  const tiles = tileHandler(deps);
+  return (req, res) => {
+    const { layer: name, style, set, z, row, file } = req.params as Record<string, string>;
+    const layer = layerOr404(deps.layers, name!);
+    if (style !== WMTS_STYLE) throw new HttpError(404, 'unknown style', `layer '${name}' has the style '${WMTS_STYLE}' only`);
+    const suffix = matrixSetSuffix(layer.config.tileSize, set!);
+    if (suffix === undefined) throw new HttpError(404, 'unknown tile matrix set', `layer '${name}' is not served in the tile matrix set '${set}'`);
+    const m = /^(\d{1,10})\.(png|webp)$/.exec(file!);
+    if (!m) throw new HttpError(400, 'malformed tile path', 'expected /wmts/1.0.0/{layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png');
+    // WMTS counts rows from the top like XYZ y, and columns like XYZ x.
+    req.params = { layer: name!, z: z!, x: m[1]!, file: `${row}${suffix}.${m[2]}` };
+    return tiles(req, res);
+  };
+}
+
+/** `GET /map` (the first layer) and `GET /map/{layer}` */
+export function mapPageHandler(layers: LayerRegistry): RequestHandler {
+  return (req, res) => {
+    const all = layers.all();
+    const name = req.params.layer as string | undefined;
+    if (name === undefined) {
+      if (!all.length) throw new HttpError(404, 'no layers', 'no layer is loaded; see GET /layers for the refused files');
+      res.setHeader('Cache-Control', 'no-cache');
+      return res.redirect(302, `/map/${encodeURIComponent(all[0]!.name)}`);
+    }
+    const layer = layerOr404(layers, name);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader('Vary', 'Host, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port');
+    res.type('html').send(renderMapPage(requestBaseUrl(req), layer, all));
+  };
+}
+
+/**
+ * `GET /assets/maplibre-gl@{version}/...`: MapLibre GL from this package's own node_modules
+ * (no CDN). The version is in the path, so the files can be cached for good.
+ */
+export function mapAssets(): express.Router {
+  const require = createRequire(import.meta.url);
+  const dist = path.join(path.dirname(require.resolve('maplibre-gl/package.json')), 'dist');
+  const router = express.Router();
+  router.use(MAPLIBRE_ASSETS.replace(/^\/assets/, ''), (_req, res, next) => {
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    next();
+  }, express.static(dist, { index: false, immutable: true, maxAge: '365d', fallthrough: true }));
+  return router;
+}
