@@ -3,6 +3,7 @@
  * SHA-256 hash, the opened sources with their version identities, and the operator graph.
  */
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import proj4 from 'proj4';
@@ -17,18 +18,27 @@ export const LAYER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const MAX_FILE_BYTES = 256 * 1024;
 /** Bounds the work a hostile file can cause when its graph is built and rendered. */
 export const MAX_NODES = 256;
+/**
+ * Flow collections (`[`, `{`) nested deeper than this are refused before parsing: the YAML
+ * parser recurses once per level, and 100,000 levels take seconds to fail. Brackets inside
+ * strings are counted too, which is harmless at this depth.
+ */
+const MAX_FLOW_DEPTH = 64;
+/** Keys that reach Object.prototype when assigned to a plain object; refused anywhere in a file. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 const zoom = z.number().int().min(0).max(30);
 const LayerFile = z.strictObject({
   title: z.string().max(200).optional(),
   description: z.string().max(2000).optional(),
   attribution: z.string().max(1000).optional(),
-  sources: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,63}$/, 'source names are identifiers'), z.string().min(1).max(2000))
+  sources: z.record(z.string().regex(IDENTIFIER, 'source names are identifiers'), z.string().min(1).max(2000))
     .refine((s) => Object.keys(s).length >= 1 && Object.keys(s).length <= 16, 'between 1 and 16 sources'),
   minzoom: zoom.optional(),
   maxzoom: zoom.optional(),
-  tileSize: z.union([z.literal(256), z.literal(512)]).optional(),
-  empty: z.union([z.literal(204), z.literal('transparent')]).optional(),
+  tileSize: z.union([z.literal(256), z.literal(512)], { error: 'expected 256 or 512' }).optional(),
+  empty: z.union([z.literal(204), z.literal('transparent')], { error: "expected 204 or 'transparent'" }).optional(),
   cache: z.strictObject({
     maxAge: z.number().int().min(0).optional(),
     sMaxAge: z.number().int().min(0).optional(),
@@ -36,9 +46,9 @@ const LayerFile = z.strictObject({
   }).optional(),
   pipeline: z.union([
     z.array(z.record(z.string(), z.unknown())).min(1),
-    z.strictObject({ nodes: z.record(z.string(), z.record(z.string(), z.unknown())), output: z.string() }),
+    z.strictObject({ nodes: z.record(z.string().regex(IDENTIFIER, 'node names are identifiers (letters, digits, _ and -)'), z.record(z.string(), z.unknown())), output: z.string() }),
   ]),
-});
+}).refine((d) => (d.minzoom ?? 0) <= (d.maxzoom ?? 18), { path: ['minzoom'], message: 'minzoom is above maxzoom' });
 type LayerFileData = z.infer<typeof LayerFile>;
 
 export interface CachePolicy { maxAge: number; sMaxAge: number; staleWhileRevalidate: number }
@@ -107,16 +117,31 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
   const fail = (msg: string): never => { throw new LayerError(rel, msg); };
   const name = path.basename(file).replace(/\.ya?ml$/, '');
   if (!LAYER_NAME.test(name)) fail(`'${name}' is not a layer name: use lower-case letters, digits, '-' and '_' (at most 64)`);
-  const info = await stat(file);
+  let info: Stats;
+  try {
+    // A layer file may be a link (a mounted config map), but only to a file inside the
+    // directory: parts of any other file would reach /layers through the error messages.
+    const [real, root] = await Promise.all([realpath(file), realpath(opts.layersDir)]);
+    if (!isInside(real, root)) return fail('a link to a file outside the layers directory');
+    info = await stat(real);
+  } catch (err) {
+    if (err instanceof LayerError) throw err;
+    // The code only: the error's own message spells out the server's paths.
+    return fail(`cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  // A device (/dev/zero) or a FIFO would never finish reading.
+  if (!info.isFile()) fail('not a regular file');
   if (info.size > MAX_FILE_BYTES) fail(`the file is ${info.size} bytes; layer files are at most ${MAX_FILE_BYTES}`);
-  const data = parseLayerYaml(await readFile(file, 'utf8'), fail);
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read the file (${err.code ?? 'error'})`));
+  const data = parseLayerYaml(text, fail);
 
   const sources: LayerSource[] = [];
   const cogs = new Map<string, Cog>();
   try {
     for (const [srcName, ref] of Object.entries(data.sources)) {
       const location = await resolveSource(ref, path.dirname(file), opts).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
-      const cog = await Cog.open(location).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+      // Named as the layer file names it: refusals are listed by GET /layers, server paths are not.
+      const cog = await Cog.open(location).catch((err: Error) => fail(`source '${srcName}': ${err.message.split(location).join(ref)}`));
       cogs.set(srcName, cog);
       sources.push({ name: srcName, ref, location, version: cog.meta.version, meta: cog.meta });
     }
@@ -138,9 +163,13 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
 }
 
 function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileData {
+  if (flowDepth(text) > MAX_FLOW_DEPTH) fail(`not valid YAML: nested more than ${MAX_FLOW_DEPTH} levels deep`);
   // Aliases are capped so that a "billion laughs" file fails at once instead of expanding.
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) fail(`not valid YAML: ${doc.errors[0]!.message}`);
+  // Unknown tags (!!python/object, !!js/function, !include) only warn in the yaml library,
+  // which then reads the tagged value as a plain string: refuse them instead.
+  if (doc.warnings.length) fail(`unsupported YAML: ${doc.warnings[0]!.message}`);
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 50 });
@@ -148,9 +177,49 @@ function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileDa
     fail(`not valid YAML: ${(err as Error).message}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('a layer file is a YAML mapping (title, sources, pipeline, ...)');
+  checkPlainData(raw, [], fail);
   const parsed = LayerFile.safeParse(raw);
   if (!parsed.success) fail(formatIssues(parsed.error));
   return parsed.data!;
+}
+
+/** The deepest nesting of flow collections, counted without parsing. */
+function flowDepth(text: string): number {
+  let depth = 0, max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) { if (++depth > max) max = depth; }
+    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+  }
+  return max;
+}
+
+/**
+ * Only plain data goes on to validation: mappings, lists, strings, numbers, booleans, null
+ * (no !!binary, !!set, !!timestamp objects), and no key that reaches Object.prototype
+ * (`__proto__`, `constructor`, `prototype`), which schema checks would otherwise drop silently.
+ */
+function checkPlainData(value: unknown, at: (string | number)[], fail: (msg: string) => never): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkPlainData(v, [...at, i], fail));
+    return;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) fail(`${describePath(at)}only plain YAML values are allowed (mappings, lists, strings, numbers, booleans, null)`);
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) fail(`${describePath([...at, key])}'${key}' is not allowed as a name or key`);
+    checkPlainData((value as Record<string, unknown>)[key], [...at, key], fail);
+  }
+}
+
+/** Where in a layer file a path points, worded as the loader's other errors are: "node 'x': ". */
+function describePath(at: (string | number)[]): string {
+  if (at[0] === 'pipeline' && at[1] === 'nodes' && at.length > 2) return `node '${at[2]}': `;
+  if (at[0] === 'pipeline' && typeof at[1] === 'number') {
+    const op = at[2];
+    return `node 'step ${at[1] + 1}${op !== undefined ? ` (${op})` : ''}': `;
+  }
+  return at.length ? `${at.join('.')}: ` : '';
 }
 
 /** A source reference: a path under the layers directory (after links), or an allowed URL. */
@@ -169,6 +238,8 @@ async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): P
     return url.href;
   }
   if (path.isAbsolute(ref)) throw new Error(`'${ref}' is an absolute path; sources are given relative to the layer file`);
+  // As written first ('./data/../../x.tif'), then after links: either way it stays inside.
+  if (!isInside(path.resolve(baseDir, ref), path.resolve(opts.layersDir))) throw new Error(`'${ref}' resolves outside the layers directory`);
   const root = await realpath(opts.layersDir);
   let real: string;
   try {
@@ -176,8 +247,14 @@ async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): P
   } catch {
     throw new Error(`'${ref}' does not exist`);
   }
-  if (real !== root && !real.startsWith(root + path.sep)) throw new Error(`'${ref}' resolves outside the layers directory`);
+  if (!isInside(real, root)) throw new Error(`'${ref}' resolves outside the layers directory`);
+  // A directory fails to read; a FIFO would block the loader forever.
+  if (!(await stat(real)).isFile()) throw new Error(`'${ref}' is not a regular file`);
   return real;
+}
+
+function isInside(p: string, root: string): boolean {
+  return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
 /** The list form (each step one `{op: params}`) or the graph form (`nodes`, `output`). */

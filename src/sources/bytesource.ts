@@ -81,7 +81,8 @@ export class HttpSource implements ByteSource {
   private async fetch(init: RequestInit): Promise<Response> {
     let res: Response;
     try {
-      res = await fetch(this.location, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+      // No redirects: a source may only name hosts on ALLOWED_HOSTS, and a redirect could leave them.
+      res = await fetch(this.location, { ...init, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       const why = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : String(err);
       throw new Error(`${this.location}: ${why}`);

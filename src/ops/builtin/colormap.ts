@@ -43,6 +43,9 @@ export class Colormap extends Operator {
     const kinds = ['name', 'stops', 'classes'].filter((k) => params[k as keyof ColormapParams] !== undefined);
     if (kinds.length !== 1) throw new Error(`colormap needs exactly one of name, stops or classes${kinds.length ? `, got ${kinds.join(' and ')}` : ''}`);
     this.usesSource = params.name === 'source';
+    // The file's own table is drawn as it is: accepting these and ignoring them would also
+    // leave the layer's hash unchanged by a change of value.
+    if (this.usesSource && (params.reverse !== undefined || params.range !== undefined)) throw new Error("colormap 'source' draws the file's own colour table: 'reverse' and 'range' do not apply");
     if (params.stops) {
       const stops = [...params.stops].sort((a, b) => a[0] - b[0]);
       if (stops.length < 2) throw new Error('colormap stops need at least two entries');
@@ -66,6 +69,7 @@ export class Colormap extends Operator {
       for (const [key, colour] of Object.entries(params.classes)) {
         const value = Number(key);
         if (key.trim() === '' || !Number.isFinite(value)) throw new Error(`colormap class '${key}' is not a number`);
+        if (this.classes.has(Math.fround(value))) throw new Error(`colormap class '${key}' is the same value as another class`);
         this.classes.set(Math.fround(value), parseColour(colour));
         canon[String(value)] = colour.toLowerCase();
       }
