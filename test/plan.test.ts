@@ -1,0 +1,95 @@
+/**
+ * Tile planning with numbers alone: which overview, which window, where pixel centres land.
+ * Expectations are worked out here from the tile grid's definition, not from the planner.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chooseLevel, planRead, type PlanSource } from '../src/tiles/plan.js';
+import { HALF_WORLD, tileBounds } from '../src/tiles/mercator.js';
+
+const MERC = '+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +nadgrids=@null +no_defs';
+
+/** A Web Mercator raster exactly covering tile 10/0/0 at the zoom-12 pixel size (1024x1024 px). */
+function source(levels = [1024, 512, 256, 128]): PlanSource {
+  const span = (2 * HALF_WORLD) / 2 ** 10; // one zoom-10 tile in metres
+  const px = span / 1024;
+  return {
+    width: 1024, height: 1024,
+    geoTransform: [-HALF_WORLD, px, 0, HALF_WORLD, 0, -px],
+    proj4: MERC,
+    levels: levels.map((w) => ({ width: w, height: w })),
+  };
+}
+
+function ctx(z: number, x: number, y: number, size = 256, buffer = 0) {
+  return { z, x, y, size, buffer, bounds: tileBounds({ z, x, y }) };
+}
+
+describe('chooseLevel (gdalwarp -ovr AUTO)', () => {
+  const src = source();
+  it('keeps full resolution when the output is as fine or finer', () => {
+    assert.equal(chooseLevel(src, 1), 0);
+    assert.equal(chooseLevel(src, 0.25), 0);
+  });
+  it('takes the most reduced level not coarser than the output', () => {
+    assert.equal(chooseLevel(src, 2), 1);
+    assert.equal(chooseLevel(src, 3.5), 1);
+    assert.equal(chooseLevel(src, 4), 2);
+    assert.equal(chooseLevel(src, 100), 3);
+  });
+  it('accepts a level within 0.1 of the ratio', () => {
+    assert.equal(chooseLevel(src, 1.95), 1);
+    assert.equal(chooseLevel(src, 1.85), 0);
+  });
+});
+
+describe('planRead on a Web Mercator source', () => {
+  it('a zoom-12 tile reads its own 256x256 block of full resolution, centres at i + 0.5', () => {
+    const p = planRead(source(), ctx(12, 1, 2), 'nearest')!;
+    assert.equal(p.level, 0);
+    // Tile (1, 2) at zoom 12 is columns 256..511, rows 512..767 of the raster.
+    assert.ok(p.window[0] <= 256 && p.window[2] >= 512 && p.window[1] <= 512 && p.window[3] >= 768);
+    assert.ok(Math.abs(p.u[0]! + p.window[0] - 256.5) < 1e-6);
+    assert.ok(Math.abs(p.v[0]! + p.window[1] - 512.5) < 1e-6);
+    assert.ok(Math.abs(p.u[255]! + p.window[0] - 511.5) < 1e-6);
+    assert.ok(Math.abs(p.scaleX - 1) < 1e-9 && Math.abs(p.scaleY - 1) < 1e-9);
+  });
+  it('a zoom-10 tile (4x coarser) reads the 4x overview', () => {
+    const p = planRead(source(), ctx(10, 0, 0), 'bilinear')!;
+    assert.equal(p.level, 2);
+    assert.ok(Math.abs(p.u[0]! + p.window[0] - 0.5) < 1e-6);
+  });
+  it('zoom 11 without overviews reads full resolution and declares a 2x kernel', () => {
+    const p = planRead(source([1024]), ctx(11, 0, 0), 'bilinear')!;
+    assert.equal(p.level, 0);
+    assert.ok(Math.abs(p.scaleX - 2) < 1e-9);
+    assert.ok(Math.abs(p.u[1]! - p.u[0]! - 2) < 1e-6);
+  });
+  it('a buffer widens the grid on every side by whole output pixels', () => {
+    const p = planRead(source(), ctx(12, 1, 1, 256, 1), 'bilinear')!;
+    assert.equal(p.width, 258);
+    assert.ok(Math.abs(p.u[0]! + p.window[0] - 255.5) < 1e-6);
+  });
+  it('a tile away from the raster plans nothing', () => {
+    assert.equal(planRead(source(), ctx(12, 100, 100), 'nearest'), null);
+  });
+});
+
+describe('planRead through a projection', () => {
+  it('a geographic source: centres fall where the inverse Mercator formula puts them', () => {
+    // 0.01 degree pixels from (-1, 1): one zoom-8 tile around (0, 0) lies inside.
+    const src: PlanSource = { width: 200, height: 200, geoTransform: [-1, 0.01, 0, 1, 0, -0.01], proj4: '+proj=longlat +datum=WGS84 +no_defs', levels: [{ width: 200, height: 200 }] };
+    const c = ctx(8, 127, 127);
+    const p = planRead(src, c, 'nearest')!;
+    const res = (c.bounds[2] - c.bounds[0]) / 256;
+    for (const [i, j] of [[0, 0], [100, 37], [255, 255]] as const) {
+      const mx = c.bounds[0] + (i + 0.5) * res;
+      const my = c.bounds[3] - (j + 0.5) * res;
+      const lon = (mx / 6378137) * 180 / Math.PI;
+      const lat = (2 * Math.atan(Math.exp(my / 6378137)) - Math.PI / 2) * 180 / Math.PI;
+      const k = j * 256 + i;
+      assert.ok(Math.abs(p.u[k]! + p.window[0] - (lon + 1) / 0.01) < 0.125, `u at ${i},${j}`);
+      assert.ok(Math.abs(p.v[k]! + p.window[1] - (1 - lat) / 0.01) < 0.125, `v at ${i},${j}`);
+    }
+  });
+});
