@@ -1,0 +1,460 @@
+/**
+ * `npm run bench` (SPEC §8): one JSON object on stdout, progress on stderr.
+ *
+ * 1. Data: bench/make-data.sh makes bench/data/{dem,dem4x,scene,dem-relief}.tif if absent.
+ * 2. Layers: bench-dem (colour relief), bench-dem4x, bench-ndvi (the best NDVI form the
+ *    registry supports) written into bench/data, which is the server's LAYERS_DIR.
+ * 3. Scenarios, each on a fresh server process (`node dist/src/cli.js serve`, CACHE_L1_MB=0,
+ *    no Redis, WORKERS = cores) driven over loopback by bench/loadgen.ts with 8 keep-alive
+ *    connections, over every tile of zooms 10-14 covering each layer's bounds:
+ *    tilegraph DEM and NDVI uncached; a bare express handler returning 16 KB (the ceiling of
+ *    cached serving); the naive geotiff.js readRasters + sharp loop on one thread over the
+ *    same DEM tiles; tilegraph's renderer on one thread over the same tiles; gdal2tiles over
+ *    the same pyramid when installed. Runs that would take longer than their budget measure
+ *    every n-th tile of each zoom instead, and say so.
+ * 4. The overview target: one zoom-8 tile from dem.tif and from dem4x.tif, cold.
+ *
+ * Cache-hit (L1/L2) and seeding figures join as further entries of `scenarios`.
+ *
+ * Environment: BENCH_DATA (data directory), BENCH_BUDGET_S (seconds per HTTP layer run,
+ * default 70), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
+ * (default 8), BENCH_SKIP (comma-separated steps to skip: fixed, dem, ndvi, naive, single,
+ * overview, encode, gdal2tiles). See bench/README.md.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { coldTileCosts, renderRgba, singleThread } from './direct.js';
+import { encodeTable } from './encode.js';
+import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
+import { drive, summarise, type LoadResult } from './loadgen.js';
+import { NaiveRenderer, parseStops } from './naive.js';
+import { countByZoom, everyNth, lonLatToMercator, tilesCovering, type Tile } from './tiles.js';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DATA = path.resolve(process.env.BENCH_DATA ?? path.join(ROOT, 'bench/data'));
+const CLI = path.join(ROOT, 'dist/src/cli.js');
+const FIXED = path.join(ROOT, 'dist/bench/fixed-server.js');
+const CORES = os.availableParallelism();
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const ZOOMS: [number, number] = [10, 14];
+const BUDGET_S = Number(process.env.BENCH_BUDGET_S ?? 70);
+const NAIVE_S = Number(process.env.BENCH_NAIVE_S ?? 40);
+const SINGLE_S = Number(process.env.BENCH_SINGLE_S ?? 25);
+const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const FILES = ['dem.tif', 'dem4x.tif', 'scene.tif', 'dem-relief.tif'];
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const round = (v: number, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
+
+type Scenario = Record<string, unknown> & { name: string };
+const scenarios: Scenario[] = [];
+const skipped: { name: string; why: string }[] = [];
+const notes: string[] = [];
+
+// ---------------------------------------------------------------------------
+// Data
+
+async function ensureData(): Promise<{ generated: boolean; seconds: number }> {
+  if (FILES.every((f) => existsSync(path.join(DATA, f)))) return { generated: false, seconds: 0 };
+  log(`making the data in ${DATA} (bench/make-data.sh; several minutes the first time)`);
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('bash', [path.join(ROOT, 'bench/make-data.sh')], { env: { ...process.env, BENCH_DATA: DATA }, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bench/make-data.sh exited with ${code}`))));
+  });
+  return { generated: true, seconds: round((performance.now() - t0) / 1000) };
+}
+
+function describeSource(l: BenchLayers['dem']) {
+  return l.sources.map((s) => ({
+    file: path.relative(ROOT, s.location), bytes: statSync(s.location).size,
+    width: s.meta.width, height: s.meta.height, bands: s.meta.bands, dataType: s.meta.dataType,
+    crs: s.meta.crs.epsg ? `EPSG:${s.meta.crs.epsg}` : s.meta.crs.name,
+    pixelSize: round(Math.abs(s.meta.geoTransform[1]), 3),
+    blockSize: [s.meta.levels[0]!.image.blockWidth, s.meta.levels[0]!.image.blockHeight],
+    compression: s.meta.levels[0]!.image.compression, predictor: s.meta.levels[0]!.image.predictor,
+    overviews: s.meta.levels.slice(1).map((lv) => lv.width),
+  }));
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Child { url: string; stop(): Promise<void> }
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () => new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+async function waitHealthy(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}: ${stderr().slice(-2000)}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`the server did not answer ${url}/healthz within 60 s: ${stderr().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function startTilegraph(extraEnv: Record<string, string> = {}): Promise<Child> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, LAYERS_DIR: DATA, PORT: String(port), HOST: '127.0.0.1', CACHE_L1_MB: '0',
+    LOG_LEVEL: 'silent', WORKERS: String(CORES), REDIS_URL: '', ...extraEnv,
+  };
+  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-8192); });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitHealthy(url, child, () => err);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return { url, stop: stopper(child) };
+}
+
+async function startFixed(): Promise<Child> {
+  const child = spawn(process.execPath, [FIXED], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n')) resolve((JSON.parse(line!) as { url: string }).url);
+    });
+    child.once('exit', (code) => reject(new Error(`fixed-server exited with ${code}`)));
+  });
+  return { url, stop: stopper(child) };
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+const tilePath = (layer: string) => (t: Tile) => `/tiles/${layer}/${t.z}/${t.x}/${t.y}.png`;
+
+/** Tiles of zooms 5..9 over the layer, repeated to `n`: each render thread builds the graph. */
+function warmupPaths(bounds: BenchLayers['dem']['bounds'], layer: string, n: number): string[] {
+  const low = tilesCovering(bounds, 5, 9).map(tilePath(layer));
+  return Array.from({ length: n }, (_, i) => low[i % low.length]!);
+}
+
+function httpScenario(name: string, layer: string, r: LoadResult, tiles: { total: number; measured: Tile[]; stride: number }, extra: Record<string, unknown> = {}): Scenario {
+  return {
+    name, kind: 'http', layer, cache: 'off', connections: CONNECTIONS, workers: CORES,
+    tiles: { zooms: ZOOMS, total: tiles.total, measured: r.requests, byZoom: countByZoom(tiles.measured), sampled: tiles.stride > 1, stride: tiles.stride, cutShort: r.cutShort },
+    tilesPerSec: r.perSecond, latencyMs: r.latencyMs, statuses: r.statuses, seconds: r.seconds,
+    meanBytes: Math.round(r.bytes / Math.max(1, r.requests)), errors: r.errors, ...extra,
+  };
+}
+
+/**
+ * Uncached rendering of every tile of zooms 10-14 over the layer. A pilot over every 20th
+ * tile (its own server) estimates the rate; when the full set would exceed the budget, every
+ * n-th tile of each zoom is measured instead. The measured run gets a fresh server (no
+ * decoded blocks kept from the pilot), warmed by a few low-zoom tiles so that each render
+ * thread has built the layer's graph.
+ */
+async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<Scenario> {
+  const all = tilesCovering(layer.bounds, ZOOMS[0], ZOOMS[1]);
+  const toPath = tilePath(layer.name);
+  let stride = 1;
+  let pilotRate: number | undefined;
+  if (all.length > 100) {
+    const pilot = everyNth(all, 20);
+    const srv = await startTilegraph();
+    try {
+      await drive(srv.url, warmupPaths(layer.bounds, layer.name, 2 * CONNECTIONS), { connections: CONNECTIONS });
+      const r = await drive(srv.url, pilot.map(toPath), { connections: CONNECTIONS, maxMs: BUDGET_S * 1000 });
+      pilotRate = r.perSecond;
+      const estimate = all.length / Math.max(0.01, r.perSecond);
+      if (estimate > BUDGET_S) stride = Math.ceil(estimate / BUDGET_S);
+      log(`  pilot: ${r.requests} tiles at ${r.perSecond} tiles/s; the ${all.length} tiles would take ${round(estimate)} s${stride > 1 ? `: measuring every ${stride}th tile of each zoom` : ''}`);
+    } finally {
+      await srv.stop();
+    }
+  }
+  const measured = everyNth(all, stride);
+  const srv = await startTilegraph();
+  try {
+    await drive(srv.url, warmupPaths(layer.bounds, layer.name, 2 * CONNECTIONS), { connections: CONNECTIONS });
+    const r = await drive(srv.url, measured.map(toPath), { connections: CONNECTIONS, maxMs: BUDGET_S * 1.5 * 1000, timeoutMs: 60_000 });
+    log(`  ${name}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, statuses ${JSON.stringify(r.statuses)}`);
+    return httpScenario(name, layer.name, r, { total: all.length, measured, stride }, { pilotTilesPerSec: pilotRate });
+  } finally {
+    await srv.stop();
+  }
+}
+
+async function fixedCeiling(): Promise<Scenario> {
+  const srv = await startFixed();
+  try {
+    const path = (i: number) => `/tiles/fixed/14/${i & 1023}/0.png`;
+    await drive(srv.url, path, { connections: CONNECTIONS, maxMs: 1000 });
+    const r = await drive(srv.url, path, { connections: CONNECTIONS, maxMs: 5000 });
+    log(`  express-fixed-16k: ${r.perSecond} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`);
+    return {
+      name: 'express-fixed-16k', kind: 'http', what: 'bare express 5 handler answering every tile path with the same 16 KB buffer: the ceiling for cached serving',
+      connections: CONNECTIONS, requests: r.requests, tilesPerSec: r.perSecond, latencyMs: r.latencyMs, statuses: r.statuses, seconds: r.seconds,
+    };
+  } finally {
+    await srv.stop();
+  }
+}
+
+/** The same sample for the naive loop and tilegraph's single thread: every n-th tile of each zoom, n from a short naive pilot. */
+async function naiveAndSingle(layers: BenchLayers): Promise<{ naive?: Scenario; single?: Scenario }> {
+  const all = tilesCovering(layers.dem.bounds, ZOOMS[0], ZOOMS[1]);
+  const file = layers.dem.sources[0]!.location;
+  const naive = await NaiveRenderer.open(file, parseStops(DEM_STOPS));
+  const out: { naive?: Scenario; single?: Scenario } = {};
+  try {
+    const pilot = everyNth(all, Math.ceil(all.length / 12));
+    await naive.render(pilot[0]!);
+    const t0 = performance.now();
+    for (const t of pilot) await naive.render(t);
+    const perTile = (performance.now() - t0) / pilot.length / 1000;
+    const stride = Math.max(1, Math.ceil((all.length * perTile) / NAIVE_S));
+    const sample = everyNth(all, stride);
+    log(`  naive pilot: ${round(perTile * 1000)} ms/tile; measuring every ${stride}th tile of each zoom (${sample.length} of ${all.length})`);
+    const lat: number[] = [];
+    let drawn = 0, bytes = 0;
+    const started = performance.now();
+    for (const t of sample) {
+      const a = performance.now();
+      const png = await naive.render(t);
+      lat.push(performance.now() - a);
+      if (png) { drawn++; bytes += png.length; }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    out.naive = {
+      name: 'naive-geotiffjs-sharp-dem', kind: 'in-process, one thread, one tile at a time', layer: 'bench-dem (same tiles, same stops, same PNG settings)',
+      what: 'geotiff.js fromFile + GeoTIFF.readRasters({bbox, width: 256, height: 256, resampleMethod: bilinear}) (picks the overview) + colour stops in a JS loop + sharp PNG (compressionLevel 6)',
+      tiles: { zooms: ZOOMS, total: all.length, measured: sample.length, byZoom: countByZoom(sample), sampled: stride > 1, stride },
+      tilesPerSec: round(sample.length / seconds), latencyMs: summarise(lat), drawn, meanBytes: Math.round(bytes / Math.max(1, drawn)), seconds: round(seconds, 2),
+    };
+    log(`  naive: ${out.naive.tilesPerSec} tiles/s`);
+    if (!SKIP.has('single')) {
+      // Warm the render thread's graph with a low-zoom tile, then the same sample.
+      await singleThread(layers.dem.spec, tilesCovering(layers.dem.bounds, 9, 9).slice(0, 1));
+      const r = await singleThread(layers.dem.spec, sample, SINGLE_S * 1000);
+      out.single = {
+        name: 'tilegraph-dem-single-thread', kind: 'in-process, one thread, one tile at a time', layer: 'bench-dem',
+        what: "dist/workers/render.js's entry function then the server's encodeTile, no HTTP, no pool: per-core renderer cost on the naive baseline's tiles",
+        tiles: { zooms: ZOOMS, total: all.length, measured: r.tiles, byZoom: countByZoom(sample.slice(0, r.tiles)), sampled: true, stride, cutShort: r.cutShort },
+        tilesPerSec: r.perSecond, latencyMs: r.latencyMs, phasesMs: r.phasesMs, drawn: r.drawn, meanBytes: Math.round(r.bytes / Math.max(1, r.drawn)), seconds: r.seconds,
+      };
+      log(`  single thread: ${r.perSecond} tiles/s (read ${r.phasesMs.read} ms, ops ${r.phasesMs.ops} ms, encode ${r.phasesMs.encode} ms per tile)`);
+    }
+  } finally {
+    naive.close();
+  }
+  return out;
+}
+
+/** The zoom-8 tile holding the DEM's centre, cold, from dem.tif and from dem4x.tif. */
+async function overviewTarget(layers: BenchLayers): Promise<Record<string, unknown>> {
+  const [w, s, e, n] = layers.dem.bounds;
+  const [mx, my] = lonLatToMercator((w + e) / 2, (s + n) / 2);
+  const span = (2 * 20037508.342789244) / 256;
+  const tile = { z: 8, x: Math.floor((mx + 20037508.342789244) / span), y: Math.floor((20037508.342789244 - my) / span) };
+  const iterations = 20;
+  const [one, four] = await coldTileCosts([layers.dem.sources[0]!.location, layers.dem4x.sources[0]!.location], DEM_PIPELINE, tile, iterations);
+  if (!one || !four) throw new Error('no cold cost measured');
+  for (const c of [one, four]) c.file = path.relative(ROOT, c.file);
+  const ratio = round(four.renderAndEncodeMs.p50 / one.renderAndEncodeMs.p50, 2);
+  log(`  overview: z8 tile ${one.renderAndEncodeMs.p50} ms (level ${one.level}) vs ${four.renderAndEncodeMs.p50} ms (level ${four.level}) from 4x the pixels: ratio ${ratio}`);
+  return {
+    what: `one zoom-8 tile, rendered and PNG-encoded in this thread from a freshly opened source each time (no decoded block reused); the two files take turns, ${iterations} times each after 5 untimed rounds; ratios of medians`,
+    tile, dem: one, dem4x: four, costRatio: ratio,
+    meanCostRatio: round(four.renderAndEncodeMs.mean / one.renderAndEncodeMs.mean, 2),
+    renderOnlyRatio: round(four.renderMs.p50 / one.renderMs.p50, 2),
+    bytesRatio: round(four.bytesReadPerTile / Math.max(1, one.bytesReadPerTile), 2),
+  };
+}
+
+/** Encoder settings on 32 real tiles of each layer (every n-th tile of zooms 10-14). */
+async function encoders(layers: BenchLayers): Promise<Record<string, unknown>> {
+  const pick = (l: BenchLayers['dem']) => {
+    const all = tilesCovering(l.bounds, ZOOMS[0], ZOOMS[1]);
+    return all.filter((_, i) => i % Math.max(1, Math.floor(all.length / 32)) === 0).slice(0, 32);
+  };
+  const dem = await encodeTable(await renderRgba(layers.dem.spec, pick(layers.dem)));
+  const ndvi = await encodeTable(await renderRgba(layers.ndvi.spec, pick(layers.ndvi)));
+  const today = dem.find((r) => r.format.includes('encodeTile'));
+  log(`  encode: DEM tile at png level 6: ${today?.parallelMs} ms/tile under load, ${today?.callerMs} ms blocking the caller, ${today?.meanBytes} bytes`);
+  return {
+    what: '256x256 RGBA tiles rendered by tilegraph, encoded with sharp, 8 at a time; parallelMs: wall ms per tile; callerMs: ms the calling thread is blocked per call',
+    dem, ndvi,
+  };
+}
+
+async function gdal2tiles(layers: BenchLayers): Promise<Scenario | undefined> {
+  let cmd: string | undefined;
+  for (const c of ['gdal2tiles.py', 'gdal2tiles']) {
+    try {
+      await run('which', [c]);
+      cmd = c;
+      break;
+    } catch { /* next */ }
+  }
+  const input = path.join(DATA, 'dem-relief.tif');
+  if (!cmd) { skipped.push({ name: 'gdal2tiles', why: 'gdal2tiles is not installed' }); return undefined; }
+  if (!existsSync(input)) { skipped.push({ name: 'gdal2tiles', why: 'bench/data/dem-relief.tif is missing (gdaldem not installed?)' }); return undefined; }
+  const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-g2t-'));
+  try {
+    const t0 = performance.now();
+    await run(cmd, ['--xyz', '-z', `${ZOOMS[0]}-${ZOOMS[1]}`, '-r', 'bilinear', '-w', 'none', `--processes=${CORES}`, '-q', input, out], { env: { ...process.env, PROJ_NETWORK: 'OFF' }, maxBuffer: 1 << 24 });
+    const seconds = (performance.now() - t0) / 1000;
+    let count = 0;
+    for (const z of await readdir(out)) for (const x of await readdir(path.join(out, z))) count += (await readdir(path.join(out, z, x))).filter((f) => f.endsWith('.png')).length;
+    const { stdout: version } = await run(cmd, ['--version']).catch(() => ({ stdout: '' }));
+    log(`  gdal2tiles: ${count} tiles in ${round(seconds)} s`);
+    return {
+      name: 'gdal2tiles-dem-relief', kind: `batch, ${CORES} processes`, layer: 'bench/data/dem-relief.tif (gdaldem color-relief of dem.tif, same stops; colouring not timed)',
+      what: `${cmd} --xyz -z ${ZOOMS[0]}-${ZOOMS[1]} -r bilinear --processes=${CORES}: renders zoom ${ZOOMS[1]} from the source and lower zooms from those tiles`,
+      version: version.trim() || undefined, tiles: { zooms: ZOOMS, total: count, measured: count, sampled: false }, tilesPerSec: round(count / seconds), seconds: round(seconds, 2),
+    };
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** One-line JSON with a space after each comma and colon. */
+function flatJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => flatJson(v ?? null)).join(', ')}]`;
+  return `{${Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => `${JSON.stringify(k)}: ${flatJson(v)}`).join(', ')}}`;
+}
+
+/** JSON indented by two spaces, each value on one line when it fits before column `width`. */
+function formatJson(value: unknown, indent = 0, column = indent, width = 110): string {
+  const flat = flatJson(value);
+  if (value === null || typeof value !== 'object' || column + flat.length <= width) return flat;
+  const pad = ' '.repeat(indent + 2);
+  if (Array.isArray(value)) return `[\n${value.map((v) => pad + formatJson(v ?? null, indent + 2, indent + 2, width)).join(',\n')}\n${' '.repeat(indent)}]`;
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+  return `{\n${entries.map(([k, v]) => `${pad}${JSON.stringify(k)}: ${formatJson(v, indent + 2, indent + 4 + JSON.stringify(k).length, width)}`).join(',\n')}\n${' '.repeat(indent)}}`;
+}
+
+/** The commit measured, and how many files differ from it (others edit src/ while benches run). */
+async function codeState(): Promise<Record<string, unknown>> {
+  try {
+    const { stdout: commit } = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT });
+    const { stdout: status } = await run('git', ['status', '--porcelain', '--', 'src', 'workers'], { cwd: ROOT });
+    return { commit: commit.trim(), uncommittedFilesInSrcAndWorkers: status.split('\n').filter(Boolean).length };
+  } catch {
+    return { commit: null };
+  }
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const loadAtStart = os.loadavg().map((v) => round(v, 2));
+  const code = await codeState();
+  const data = await ensureData();
+  const layers = await writeBenchLayers(DATA);
+  log(`layers: bench-dem, bench-dem4x, bench-ndvi (${layers.ndviForm}); ${CORES} cores, ${CONNECTIONS} connections`);
+  if (layers.ndviRefused.length) notes.push(`NDVI forms refused before the chosen one: ${layers.ndviRefused.map((r) => `${r.form} (${r.why})`).join('; ')}`);
+
+  const step = async <T>(name: string, f: () => Promise<T>): Promise<T | undefined> => {
+    if (SKIP.has(name)) { skipped.push({ name, why: 'BENCH_SKIP' }); return undefined; }
+    log(`${name} ...`);
+    try {
+      return await f();
+    } catch (err) {
+      log(`${name} failed: ${(err as Error).stack ?? err}`);
+      skipped.push({ name, why: `failed: ${(err as Error).message}` });
+      return undefined;
+    }
+  };
+
+  const fixed = await step('fixed', fixedCeiling);
+  const dem = await step('dem', () => uncachedLayer('tilegraph-dem-uncached', layers.dem));
+  const ndvi = await step('ndvi', () => uncachedLayer('tilegraph-ndvi-uncached', layers.ndvi));
+  const baselines = await step('naive', () => naiveAndSingle(layers));
+  const overview = await step('overview', () => overviewTarget(layers));
+  const encode = await step('encode', () => encoders(layers));
+  const g2t = await step('gdal2tiles', () => gdal2tiles(layers));
+  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, g2t]) if (s) scenarios.push(s);
+  if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
+
+  const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
+  const lat = (s?: Scenario) => s?.latencyMs as { p99: number } | undefined;
+  const ratio = (a?: number, b?: number) => (a !== undefined && b ? round(a / b, 2) : null);
+  const ratios = {
+    demVsNaive: ratio(rate(dem), rate(baselines?.naive)),
+    demSingleThreadVsNaive: ratio(rate(baselines?.single), rate(baselines?.naive)),
+    demVsFixedCeiling: ratio(rate(dem), rate(fixed)),
+    ndviVsNaiveDem: ratio(rate(ndvi), rate(baselines?.naive)),
+    demVsGdal2tiles: ratio(rate(dem), rate(g2t)),
+    overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
+  };
+  const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({
+    name, value: value ?? null, target: goal, met: value === undefined || value === null ? null : better === 'higher' ? value >= goal : value <= goal,
+  });
+  const targets = [
+    target('DEM uncached tiles/s vs naive (x)', ratios.demVsNaive, 10, 'higher'),
+    target('DEM uncached tiles/s', rate(dem), 300, 'higher'),
+    target('DEM uncached p99 ms at 8 connections', lat(dem)?.p99, 100, 'lower'),
+    target('NDVI uncached tiles/s', rate(ndvi), 150, 'higher'),
+    target('zoom-8 tile cost, 4x COG vs 1x (x)', ratios.overviewCost4xVs1x, 1.2, 'lower'),
+  ];
+
+  const cpus = os.cpus();
+  const report = {
+    bench: 'tilegraph', schema: 1, startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(),
+    seconds: round((performance.now() - started) / 1000),
+    machine: { cores: CORES, cpu: cpus[0]?.model ?? 'unknown', memoryGiB: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}`, uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? 'default',
+      // 1/5/15-minute load averages: well above the core count means other work shared the machine.
+      loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((v) => round(v, 2)) } },
+    code,
+    settings: { connections: CONNECTIONS, workers: CORES, cacheL1Mb: 0, redis: false, zooms: ZOOMS, tileSize: 256, format: 'png', budgetsS: { httpLayer: BUDGET_S, naive: NAIVE_S, singleThread: SINGLE_S } },
+    data: {
+      dir: path.relative(ROOT, DATA) || '.', generatedThisRun: data.generated, generateSeconds: data.generated ? data.seconds : undefined,
+      dem: describeSource(layers.dem)[0], dem4x: describeSource(layers.dem4x)[0], scene: describeSource(layers.ndvi)[0],
+    },
+    layers: {
+      dem: { name: layers.dem.name, pipeline: layers.dem.config.pipeline, bounds: layers.dem.bounds },
+      ndvi: { name: layers.ndvi.name, form: layers.ndviForm, pipeline: layers.ndvi.config.pipeline, bounds: layers.ndvi.bounds, operatorsRegistered: layers.operators },
+    },
+    scenarios, overview: overview ?? null, encode: encode ?? null, ratios, targets, skipped, notes,
+  };
+  // Exit once written: the in-process render thread's open sources would keep the loop alive.
+  process.stdout.write(`${formatJson(report)}\n`, () => process.exit(0));
+}
+
+main().catch((err) => {
+  log(`failed: ${(err as Error).stack ?? err}`);
+  process.exit(1);
+});

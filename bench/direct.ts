@@ -1,0 +1,155 @@
+/**
+ * tilegraph's renderer driven in this thread, without HTTP or the pool:
+ * - `singleThread`: the render thread's own entry (dist/workers/render.js) plus the
+ *   server's PNG encoder, one tile after another: per-core cost, comparable with the naive
+ *   single-thread baseline, and what bench/profile.ts profiles;
+ * - `coldTileCosts`: one tile rendered from a freshly opened source each time, so that no
+ *   decoded block is reused; bytes read counted. This is the overview target's measure.
+ */
+import { valueSymbol } from 'piscina';
+import { buildPipeline, type LayerSpec } from '../src/layers/layer.js';
+import { toTileRgba, type TileContext } from '../src/ops/raster.js';
+import { encodeTile } from '../src/render/encode.js';
+import type { RenderResult } from '../src/render/task.js';
+import { FileSource, type ByteSource } from '../src/sources/bytesource.js';
+import { Cog } from '../src/sources/cog.js';
+import { planRead } from '../src/tiles/plan.js';
+import render from '../workers/render.js';
+import { summarise, type LatencySummary } from './loadgen.js';
+import { tileBounds, type Tile } from './tiles.js';
+
+export interface DirectResult {
+  tiles: number;
+  drawn: number;
+  seconds: number;
+  perSecond: number;
+  latencyMs: LatencySummary;
+  /** Mean milliseconds per tile in each phase. */
+  phasesMs: { read: number; ops: number; encode: number };
+  bytes: number;
+  cutShort: boolean;
+}
+
+/** Renders and encodes `tiles` one at a time through the render thread's entry function. */
+export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxMs = Infinity): Promise<DirectResult> {
+  const lat: number[] = [];
+  let read = 0, ops = 0, encode = 0, bytes = 0, drawn = 0, cutShort = false;
+  const started = performance.now();
+  for (const t of tiles) {
+    if (performance.now() - started > maxMs) { cutShort = true; break; }
+    const t0 = performance.now();
+    const moved = await render({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 }) as unknown as Record<symbol, unknown>;
+    const r = (moved[valueSymbol] ?? moved) as RenderResult;
+    read += r.readMs; ops += r.opsMs;
+    if (r.rgba) {
+      const t1 = performance.now();
+      const png = await encodeTile(new Uint8Array(r.rgba), 256, 'png');
+      encode += performance.now() - t1;
+      bytes += png.length;
+      drawn++;
+    }
+    lat.push(performance.now() - t0);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const n = Math.max(1, lat.length);
+  const r2 = (v: number) => Math.round(v * 100) / 100;
+  return {
+    tiles: lat.length, drawn, seconds: r2(seconds), perSecond: Math.round((lat.length / seconds) * 10) / 10,
+    latencyMs: summarise(lat), phasesMs: { read: r2(read / n), ops: r2(ops / n), encode: r2(encode / n) }, bytes, cutShort,
+  };
+}
+
+/** Counts the bytes a source hands out. */
+class CountingSource implements ByteSource {
+  bytes = 0;
+  reads = 0;
+  constructor(private readonly inner: ByteSource) {}
+  get location() { return this.inner.location; }
+  identity() { return this.inner.identity(); }
+  async read(offset: number, length: number) {
+    const b = await this.inner.read(offset, length);
+    this.bytes += b.length; this.reads++;
+    return b;
+  }
+  close() { return this.inner.close(); }
+}
+
+export interface ColdCost {
+  file: string;
+  tile: Tile;
+  /** Pyramid level the plan reads, its size, and the window read from it. */
+  level: number;
+  levelSize: [number, number];
+  window: [number, number, number, number];
+  levels: number;
+  iterations: number;
+  /** Milliseconds per tile: read + graph + RGBA, then with the PNG encode. */
+  renderMs: LatencySummary;
+  renderAndEncodeMs: LatencySummary;
+  bytesReadPerTile: number;
+  readsPerTile: number;
+}
+
+let uniq = 0;
+
+interface ColdOnce { renderMs: number; totalMs: number; bytes: number; reads: number; plan: ReturnType<typeof planRead>; sizes: [number, number][] }
+
+/** One cold render of `tile` from `file`, opened under a new name (opening is not timed). */
+async function coldOnce(file: string, pipeline: unknown, tile: Tile): Promise<ColdOnce> {
+  const src = new CountingSource(new FileSource(file));
+  const cog = await Cog.open(`${file}#cold-${process.pid}-${uniq++}`, src);
+  try {
+    const graph = buildPipeline(pipeline, { sources: new Map([['dem', cog]]) });
+    const ctx: TileContext = { z: tile.z, x: tile.x, y: tile.y, size: 256, buffer: graph.buffer(), bounds: tileBounds(tile), timings: { read: 0 } };
+    const m = cog.meta;
+    const plan = planRead({ width: m.width, height: m.height, geoTransform: m.geoTransform, proj4: m.crs.proj4, levels: m.levels }, ctx, 'bilinear');
+    src.bytes = 0; src.reads = 0;
+    const t0 = performance.now();
+    const raster = await graph.apply([], ctx);
+    const rgba = raster ? toTileRgba(raster, ctx.buffer, 256) : null;
+    const t1 = performance.now();
+    if (rgba) await encodeTile(rgba, 256, 'png');
+    const t2 = performance.now();
+    return { renderMs: t1 - t0, totalMs: t2 - t0, bytes: src.bytes, reads: src.reads, plan, sizes: m.levels.map((l) => [l.width, l.height]) };
+  } finally {
+    await cog.close();
+  }
+}
+
+/**
+ * Renders `tile` from each of `files` `iterations` times, each time from a newly opened
+ * source under a new name, so the decoded-block cache (keyed by source location) never
+ * answers. The files take turns, after `warmup` untimed rounds, so that JIT warm-up and
+ * drift in the machine's speed fall on all of them alike.
+ */
+export async function coldTileCosts(files: readonly string[], pipeline: unknown, tile: Tile, iterations: number, warmup = 5): Promise<ColdCost[]> {
+  const runs = files.map(() => [] as ColdOnce[]);
+  for (let i = 0; i < warmup + iterations; i++) {
+    for (let f = 0; f < files.length; f++) {
+      const r = await coldOnce(files[f]!, pipeline, tile);
+      if (i >= warmup) runs[f]!.push(r);
+    }
+  }
+  return files.map((file, f) => {
+    const rs = runs[f]!;
+    const plan = rs[0]!.plan;
+    if (!plan) throw new Error(`${file}: tile ${tile.z}/${tile.x}/${tile.y} does not touch the data`);
+    return {
+      file, tile, level: plan.level, levelSize: rs[0]!.sizes[plan.level]!, window: plan.window, levels: rs[0]!.sizes.length, iterations,
+      renderMs: summarise(rs.map((r) => r.renderMs)), renderAndEncodeMs: summarise(rs.map((r) => r.totalMs)),
+      bytesReadPerTile: Math.round(rs.reduce((a, r) => a + r.bytes, 0) / rs.length),
+      readsPerTile: Math.round((rs.reduce((a, r) => a + r.reads, 0) / rs.length) * 10) / 10,
+    };
+  });
+}
+
+/** The RGBA the render thread produces for each tile that has data. */
+export async function renderRgba(spec: LayerSpec, tiles: readonly Tile[]): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for (const t of tiles) {
+    const moved = await render({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 }) as unknown as Record<symbol, unknown>;
+    const r = (moved[valueSymbol] ?? moved) as RenderResult;
+    if (r.rgba) out.push(new Uint8Array(r.rgba));
+  }
+  return out;
+}

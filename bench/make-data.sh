@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Makes the benchmark's rasters in bench/data (git-ignored), skipping any that exist:
+#
+#   dem.tif         Float32 DEM, EPSG:3857, SIZE x SIZE (default 8192), COG: 512 px blocks,
+#                   DEFLATE + floating-point predictor (TIFF predictor 3), overviews.
+#   dem4x.tif       the same area at twice the resolution per side (4x the pixels), same layout:
+#                   the overview target (a zoom-8 tile must cost about the same from both).
+#   scene.tif       4-band UInt16 scene (blue, green, red, NIR) in UTM 12N (EPSG:32612), COG
+#                   with DEFLATE + horizontal predictor and overviews: NDVI needs reprojection.
+#   dem-relief.tif  dem.tif coloured (gdaldem color-relief, RGBA): gdal2tiles' input.
+#
+# The DEM is the shipped 100 m SRTM excerpt (layers/data/srtm_jasper_ab_100m.tif) warped to
+# Web Mercator with cubic resampling, cropped to a square inside its footprint, with fractal
+# detail added by bench/terrain.ts; the scene is the shipped Landsat 8 red and NIR bands of
+# Zion upsampled the same way, with texture and sensor noise. Needs GDAL (gdalwarp,
+# gdal_translate, gdaltransform) and the compiled dist/bench/terrain.js (npm run build).
+set -euo pipefail
+export PROJ_NETWORK=OFF
+export GDAL_NUM_THREADS=ALL_CPUS
+export GDAL_CACHEMAX=1024
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+OUT=${BENCH_DATA:-$HERE/data}
+SIZE=${BENCH_DEM_SIZE:-8192}
+SCENE_SIZE=${BENCH_SCENE_SIZE:-8192}
+TERRAIN="$ROOT/dist/bench/terrain.js"
+SRTM="$ROOT/layers/data/srtm_jasper_ab_100m.tif"
+RED="$ROOT/layers/data/landsat8_zion_20150818_b4_red.tif"
+NIR="$ROOT/layers/data/landsat8_zion_20150818_b5_nir.tif"
+
+[ -f "$TERRAIN" ] || { echo "make-data: $TERRAIN is missing: run npm run build first" >&2; exit 1; }
+mkdir -p "$OUT"
+TMP=$(mktemp -d "$OUT/.tmp.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+COG=(-of COG -co BLOCKSIZE=512 -co COMPRESS=DEFLATE -co LEVEL=6 -co NUM_THREADS=ALL_CPUS -co OVERVIEW_RESAMPLING=AVERAGE -co BIGTIFF=IF_SAFER)
+log() { echo "make-data: $*" >&2; }
+
+# An axis-aligned square inside the footprint of a rotated source, in EPSG:3857:
+# "cx cy halfside" from the source's four corners (pixel coordinates through gdaltransform).
+inner_square() {
+  local src=$1 w h
+  read -r w h < <(gdalinfo "$src" | sed -n 's/^Size is \([0-9]*\), \([0-9]*\)$/\1 \2/p')
+  printf '0 0\n%s 0\n0 %s\n%s %s\n' "$w" "$h" "$w" "$h" | gdaltransform -t_srs EPSG:3857 "$src" |
+    awk '{ x[NR] = $1; y[NR] = $2 }
+         END {
+           # corners: 1 upper left, 2 upper right, 3 lower left, 4 lower right
+           xmin = x[1] > x[3] ? x[1] : x[3]; xmax = x[2] < x[4] ? x[2] : x[4];
+           ymax = y[1] < y[2] ? y[1] : y[2]; ymin = y[3] > y[4] ? y[3] : y[4];
+           side = (xmax - xmin < ymax - ymin ? xmax - xmin : ymax - ymin) * 0.98;
+           printf "%.3f %.3f %.3f\n", (xmin + xmax) / 2, (ymin + ymax) / 2, side / 2 }'
+}
+
+if [ ! -f "$OUT/dem.tif" ] || [ ! -f "$OUT/dem4x.tif" ]; then
+  read -r CX CY HALF < <(inner_square "$SRTM")
+  TE=$(awk -v cx="$CX" -v cy="$CY" -v h="$HALF" 'BEGIN { printf "%.3f %.3f %.3f %.3f", cx - h, cy - h, cx + h, cy + h }')
+  # Ground size of a pixel: Web Mercator metres times cos(latitude) at the centre.
+  GROUND=$(awk -v cy="$CY" -v h="$HALF" -v n="$SIZE" 'BEGIN { lat = atan2(exp(cy / 6378137), 1) * 2 - 3.14159265358979 / 2; printf "%.4f", 2 * h / n * cos(lat) }')
+  log "DEM ${SIZE}x${SIZE} over EPSG:3857 [$TE], $GROUND m ground pixels"
+  gdalwarp -q -t_srs EPSG:3857 -te $TE -ts "$SIZE" "$SIZE" -r cubic -ot Float32 -dstnodata nan \
+    -wo NUM_THREADS=ALL_CPUS -multi -of ENVI "$SRTM" "$TMP/dem.envi"
+  log "adding fractal detail"
+  node "$TERRAIN" dem "$TMP/dem.envi" "$SIZE" "$SIZE" "$GROUND"
+  if [ ! -f "$OUT/dem.tif" ]; then
+    log "writing dem.tif (COG)"
+    gdal_translate -q "${COG[@]}" -co PREDICTOR=FLOATING_POINT "$TMP/dem.envi" "$TMP/dem.tif"
+    mv "$TMP/dem.tif" "$OUT/dem.tif"
+  fi
+  if [ ! -f "$OUT/dem4x.tif" ]; then
+    log "writing dem4x.tif ($((SIZE * 2))x$((SIZE * 2)), COG)"
+    gdal_translate -q "${COG[@]}" -co PREDICTOR=FLOATING_POINT -outsize $((SIZE * 2)) $((SIZE * 2)) -r cubic \
+      "$TMP/dem.envi" "$TMP/dem4x.tif"
+    mv "$TMP/dem4x.tif" "$OUT/dem4x.tif"
+  fi
+  rm -f "$TMP"/dem.*
+fi
+
+if [ ! -f "$OUT/scene.tif" ]; then
+  # A square of the Zion excerpt from its top-left corner, in its own UTM zone.
+  read -r ULX ULY RES W < <(gdalinfo "$RED" | awk -F'[(), ]+' '/^Origin/ { ox = $3; oy = $4 } /^Pixel Size/ { px = $4 } /^Size is/ { w = $3 } END { print ox, oy, px, w }')
+  SIDE=$(awk -v r="$RES" -v w="$W" 'BEGIN { printf "%.3f", r * w }')
+  TE=$(awk -v x="$ULX" -v y="$ULY" -v s="$SIDE" 'BEGIN { printf "%.3f %.3f %.3f %.3f", x, y - s, x + s, y }')
+  log "scene ${SCENE_SIZE}x${SCENE_SIZE}x4 UInt16 over EPSG:32612 [$TE]"
+  # Bands in as red, NIR, red, NIR; terrain.js turns the first two into blue and green.
+  gdalbuildvrt -q -separate "$TMP/rn.vrt" "$RED" "$NIR" "$RED" "$NIR"
+  gdalwarp -q -te $TE -ts "$SCENE_SIZE" "$SCENE_SIZE" -r cubic -ot UInt16 -srcnodata 65535 -dstnodata 65535 \
+    -wo NUM_THREADS=ALL_CPUS -multi -of ENVI "$TMP/rn.vrt" "$TMP/scene.envi"
+  log "adding texture and noise"
+  node "$TERRAIN" scene "$TMP/scene.envi" "$SCENE_SIZE" "$SCENE_SIZE"
+  log "writing scene.tif (COG)"
+  gdal_translate -q "${COG[@]}" -co PREDICTOR=YES \
+    -colorinterp_1 blue -colorinterp_2 green -colorinterp_3 red -colorinterp_4 undefined \
+    "$TMP/scene.envi" "$TMP/scene.tif"
+  mv "$TMP/scene.tif" "$OUT/scene.tif"
+fi
+
+if [ ! -f "$OUT/dem-relief.tif" ] && command -v gdaldem >/dev/null; then
+  # The same stops as the bench's DEM layer (bench.ts writes them as a colormap).
+  cat > "$TMP/ramp.txt" <<'EOF'
+nv 0 0 0 0
+950 43 107 58
+1200 111 154 74
+1500 216 201 138
+1800 181 131 79
+2100 140 106 90
+2400 217 212 208
+2600 255 255 255
+EOF
+  log "writing dem-relief.tif (gdaldem color-relief, for gdal2tiles)"
+  gdaldem color-relief -q -alpha "$OUT/dem.tif" "$TMP/ramp.txt" "$TMP/dem-relief.tif" \
+    -of GTiff -co TILED=YES -co BLOCKXSIZE=512 -co BLOCKYSIZE=512 -co COMPRESS=DEFLATE -co NUM_THREADS=ALL_CPUS
+  mv "$TMP/dem-relief.tif" "$OUT/dem-relief.tif"
+fi
+log "done: $(cd "$OUT" && ls -la dem.tif dem4x.tif scene.tif dem-relief.tif 2>/dev/null | awk '{ printf "%s %d MB; ", $NF, $5 / 1048576 }')"
