@@ -49,26 +49,26 @@ describe('planRead on a Web Mercator source', () => {
     assert.equal(p.level, 0);
     // Tile (1, 2) at zoom 12 is columns 256..511, rows 512..767 of the raster.
     assert.ok(p.window[0] <= 256 && p.window[2] >= 512 && p.window[1] <= 512 && p.window[3] >= 768);
-    assert.ok(Math.abs(p.u[0]! + p.window[0] - 256.5) < 1e-6);
-    assert.ok(Math.abs(p.v[0]! + p.window[1] - 512.5) < 1e-6);
-    assert.ok(Math.abs(p.u[255]! + p.window[0] - 511.5) < 1e-6);
+    assert.ok(Math.abs(p.coords().u[0]! + p.window[0] - 256.5) < 1e-6);
+    assert.ok(Math.abs(p.coords().v[0]! + p.window[1] - 512.5) < 1e-6);
+    assert.ok(Math.abs(p.coords().u[255]! + p.window[0] - 511.5) < 1e-6);
     assert.ok(Math.abs(p.scaleX - 1) < 1e-9 && Math.abs(p.scaleY - 1) < 1e-9);
   });
   it('a zoom-10 tile (4x coarser) reads the 4x overview', () => {
     const p = planRead(source(), ctx(10, 0, 0), 'bilinear')!;
     assert.equal(p.level, 2);
-    assert.ok(Math.abs(p.u[0]! + p.window[0] - 0.5) < 1e-6);
+    assert.ok(Math.abs(p.coords().u[0]! + p.window[0] - 0.5) < 1e-6);
   });
   it('zoom 11 without overviews reads full resolution and declares a 2x kernel', () => {
     const p = planRead(source([1024]), ctx(11, 0, 0), 'bilinear')!;
     assert.equal(p.level, 0);
     assert.ok(Math.abs(p.scaleX - 2) < 1e-9);
-    assert.ok(Math.abs(p.u[1]! - p.u[0]! - 2) < 1e-6);
+    assert.ok(Math.abs(p.coords().u[1]! - p.coords().u[0]! - 2) < 1e-6);
   });
   it('a buffer widens the grid on every side by whole output pixels', () => {
     const p = planRead(source(), ctx(12, 1, 1, 256, 1), 'bilinear')!;
     assert.equal(p.width, 258);
-    assert.ok(Math.abs(p.u[0]! + p.window[0] - 255.5) < 1e-6);
+    assert.ok(Math.abs(p.coords().u[0]! + p.window[0] - 255.5) < 1e-6);
   });
   it('a tile away from the raster plans nothing', () => {
     assert.equal(planRead(source(), ctx(12, 100, 100), 'nearest'), null);
@@ -88,8 +88,8 @@ describe('planRead through a projection', () => {
       const lon = (mx / 6378137) * 180 / Math.PI;
       const lat = (2 * Math.atan(Math.exp(my / 6378137)) - Math.PI / 2) * 180 / Math.PI;
       const k = j * 256 + i;
-      assert.ok(Math.abs(p.u[k]! + p.window[0] - (lon + 1) / 0.01) < 0.125, `u at ${i},${j}`);
-      assert.ok(Math.abs(p.v[k]! + p.window[1] - (1 - lat) / 0.01) < 0.125, `v at ${i},${j}`);
+      assert.ok(Math.abs(p.coords().u[k]! + p.window[0] - (lon + 1) / 0.01) < 0.125, `u at ${i},${j}`);
+      assert.ok(Math.abs(p.coords().v[k]! + p.window[1] - (1 - lat) / 0.01) < 0.125, `v at ${i},${j}`);
     }
   });
 });

@@ -48,7 +48,7 @@ export async function renderTile(task: RenderTask): Promise<RenderResult> {
   const t0 = performance.now();
   const ctx: TileContext = {
     z: task.z, x: task.x, y: task.y, size: task.size, buffer: graph.buffer(),
-    bounds: tileBounds(task), timings: { read: 0 }, warnings: [],
+    bounds: tileBounds(task), timings: { read: 0 }, warnings: [], memo: new Map(),
   };
   const raster = await graph.apply([], ctx);
   const rgba = raster ? toTileRgba(raster, ctx.buffer, task.size) : null;

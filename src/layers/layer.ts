@@ -10,6 +10,7 @@ import proj4 from 'proj4';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { Graph, GraphError, Sequential, topologicalOrder, type GraphNode, type Operator } from '../ops/operator.js';
+import { Read } from '../ops/builtin/read.js';
 import { buildOperator, formatIssues, type BuildEnv } from '../ops/registry.js';
 import { Cog, type CogMeta } from '../sources/cog.js';
 
@@ -299,6 +300,7 @@ export function buildPipeline(pipeline: LayerFileData['pipeline'] | unknown, env
       throw new GraphError(name, (err as Error).message);
     }
   }
+  Read.fuse([...built.values()].map((n) => n.operator).filter((o): o is Read => o instanceof Read));
   const graph = new Graph(built, output);
   checkDrawable(graph.shape(), output);
   return graph;

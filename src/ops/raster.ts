@@ -42,6 +42,8 @@ export interface TileContext {
   timings?: { read: number };
   /** Quality checks with `on_fail: warn` add here; the server logs and counts them. */
   warnings?: { check: string; message: string }[];
+  /** Work shared by the operators of one tile, e.g. two reads of one source share a plan. */
+  memo?: Map<string, unknown>;
 }
 
 /** What an operator produces, checked when a graph is built. */
@@ -66,6 +68,12 @@ export function toTileRgba(r: Raster, buffer: number, size: number): Uint8Array 
   const out = new Uint8Array(size * size * 4);
   let any = 0;
   if (r.kind === 'rgba') {
+    if (buffer === 0 && r.width === size) {
+      // Already the tile: hand it on without a copy.
+      const words = new Uint32Array(r.data.buffer, r.data.byteOffset, size * size);
+      for (let i = 0; i < words.length; i++) if (words[i]! >>> 24) return r.data;
+      return null;
+    }
     for (let y = 0; y < size; y++) {
       const from = ((y + buffer) * r.width + buffer) * 4;
       out.set(r.data.subarray(from, from + size * 4), y * size * 4);

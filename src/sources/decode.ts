@@ -478,21 +478,28 @@ function undoFloatingPointPredictor(raw: OwnedBytes, rowSamples: number, rows: n
   const rowBytes = rowSamples * bytesPerSample;
   if (fpScratch.length < rowBytes) fpScratch = new Uint8Array(rowBytes);
   const tmp = fpScratch;
+  const words = bytesPerSample === 4 && NATIVE_LE && raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, (rows * rowBytes) >> 2) : undefined;
   for (let r = 0, base = 0; r < rows; r++, base += rowBytes) {
     tmp.set(raw.subarray(base, base + rowBytes));
+    // Undo the differencing over the whole byte string. With one sample a pixel the running
+    // sum stays in a register instead of being reloaded from the byte just stored.
+    if (stride === 1) {
+      let acc = tmp[0]!;
+      for (let k = 1; k < rowBytes; k++) tmp[k] = acc = (acc + tmp[k]!) & 0xff;
+    } else {
+      for (let k = stride; k < rowBytes; k++) tmp[k] += tmp[k - stride]!;
+    }
+    if (words) {
+      // Float32: one word a sample, its bytes gathered from the four planes (MSB first).
+      const n = rowSamples, n2 = 2 * n, n3 = 3 * n;
+      const w0 = base >> 2;
+      for (let i = 0; i < n; i++) words[w0 + i] = (tmp[i]! << 24) | (tmp[n + i]! << 16) | (tmp[n2 + i]! << 8) | tmp[n3 + i]!;
+      continue;
+    }
     for (let p = 0; p < bytesPerSample; p++) {
-      let k = p * rowSamples;
-      const end = k + rowSamples;
       // Plane p holds byte p counted from the most significant one.
       let d = base + (NATIVE_LE ? bytesPerSample - 1 - p : p);
-      if (p === 0) {
-        for (; k < stride; k++, d += bytesPerSample) raw[d] = tmp[k];
-      }
-      for (; k < end; k++, d += bytesPerSample) {
-        const v = (tmp[k] + tmp[k - stride]) & 0xff;
-        tmp[k] = v;
-        raw[d] = v;
-      }
+      for (let k = p * rowSamples, end = k + rowSamples; k < end; k++, d += bytesPerSample) raw[d] = tmp[k]!;
     }
   }
 }

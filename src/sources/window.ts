@@ -45,8 +45,15 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
             for (let bi = 0; bi < bands.length; bi++) {
               if (planar && bands[bi] !== plane) continue;
               const dst = out.bands[bi]!;
-              const off = planar ? 0 : bands[bi]!;
-              for (let x = cx0; x < cx1; x++) dst[dstRow + x] = samples[(srcRow + x - bx * bw) * spp + off]!;
+              if (spp === 1) {
+                // One sample a pixel: a row is a contiguous run (a native copy and convert).
+                const from = srcRow + cx0 - bx * bw;
+                dst.set(samples.subarray(from, from + cx1 - cx0), dstRow + cx0);
+                continue;
+              }
+              // Interleaved samples: walk the row with a stride instead of recomputing the index.
+              const end = dstRow + cx1;
+              for (let d = dstRow + cx0, i = (srcRow + cx0 - bx * bw) * spp + bands[bi]!; d < end; d++, i += spp) dst[d] = samples[i]!;
             }
           }
         }));
@@ -80,5 +87,8 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
       }
     }
   }
+  let invalid = 0;
+  for (let k = 0; k < valid.length; k++) invalid += valid[k]! ^ 1;
+  out.allValid = invalid === 0;
   return out;
 }

@@ -29,13 +29,18 @@ export interface ReadPlan {
   width: number;
   /**
    * For each output pixel (row-major), the position of its centre in the window, in level
-   * pixels (pixel i spans [i, i+1)). NaN where the point cannot be transformed.
+   * pixels (pixel i spans [i, i+1)). NaN where the point cannot be transformed. Made on
+   * first use: the separable path never needs them.
    */
-  u: Float32Array;
-  v: Float32Array;
+  coords(): { u: Float32Array; v: Float32Array };
   /** Level pixels per output pixel along x and y: above 1 the read is downsampling. */
   scaleX: number;
   scaleY: number;
+  /**
+   * Set when u depends on the column alone and v on the row alone (a north-up source in Web
+   * Mercator): u = u0 + i * du, v = v0 + j * dv. Resampling is then separable.
+   */
+  separable?: { u0: number; du: number; v0: number; dv: number };
 }
 
 /**
@@ -114,9 +119,11 @@ export function planRead(src: PlanSource, tile: TileContext, resampling: Resampl
     toPixel(tmp[0]!, tmp[1]!, out);
   };
 
+  const affine = isWebMercator(src.proj4);
+  if (affine) return planAffine(src, tile, W, exact, resampling);
   const fu = new Float64Array(W * W);
   const fv = new Float64Array(W * W);
-  fillCoordinates(W, exact, fu, fv, isWebMercator(src.proj4));
+  fillCoordinates(W, exact, fu, fv);
 
   // Level choice and kernel scale from the local Jacobian at the tile centre.
   const c = Math.floor(W / 2);
@@ -143,6 +150,64 @@ export function planRead(src: PlanSource, tile: TileContext, resampling: Resampl
   if (minU === Infinity) return null;
   const scaleX = Number.isFinite(dudi) ? dudi * kx : ratio * kx;
   const scaleY = Number.isFinite(dvdj) ? dvdj * ky : ratio * ky;
+  const window = windowFor(minU, minV, maxU, maxV, lv, resampling, scaleX, scaleY, W, tile, level);
+  if (!window) return null;
+  const [x0, y0] = window;
+  const u = new Float32Array(W * W);
+  const v = new Float32Array(W * W);
+  for (let k = 0; k < u.length; k++) {
+    u[k] = fu[k]! - x0;
+    v[k] = fv[k]! - y0;
+  }
+  return { level, window, width: W, coords: () => ({ u, v }), scaleX, scaleY };
+}
+
+/** A source in Web Mercator: source pixels are an affine function of output pixels. */
+function planAffine(src: PlanSource, tile: TileContext, W: number, exact: (i: number, j: number, out: Float64Array) => void, resampling: Resampling): ReadPlan | null {
+  const p = new Float64Array(2);
+  exact(0, 0, p);
+  const u00 = p[0]!, v00 = p[1]!;
+  exact(1, 0, p);
+  const dui = p[0]! - u00, dvi = p[1]! - v00;
+  exact(0, 1, p);
+  const duj = p[0]! - u00, dvj = p[1]! - v00;
+  const scaleFull = [Math.hypot(dui, dvi), Math.hypot(duj, dvj)] as const;
+  const level = chooseLevel(src, Math.min(scaleFull[0], scaleFull[1]));
+  const lv = src.levels[level]!;
+  const kx = lv.width / src.width;
+  const ky = lv.height / src.height;
+  // In level pixels: u = a + i * b + j * c, v = d + i * e + j * f.
+  const a = u00 * kx, b = dui * kx, c = duj * kx, d = v00 * ky, e = dvi * ky, f = dvj * ky;
+  const us = [a, a + b * (W - 1), a + c * (W - 1), a + (b + c) * (W - 1)];
+  const vs = [d, d + e * (W - 1), d + f * (W - 1), d + (e + f) * (W - 1)];
+  const minU = Math.min(...us), maxU = Math.max(...us), minV = Math.min(...vs), maxV = Math.max(...vs);
+  const scaleX = scaleFull[0] * kx, scaleY = scaleFull[1] * ky;
+  const window = windowFor(minU, minV, maxU, maxV, lv, resampling, scaleX, scaleY, W, tile, level);
+  if (!window) return null;
+  const [x0, y0] = window;
+  let coords: { u: Float32Array; v: Float32Array } | undefined;
+  const plan: ReadPlan = {
+    level, window, width: W, scaleX, scaleY,
+    coords: () => {
+      if (!coords) {
+        const u = new Float32Array(W * W), v = new Float32Array(W * W);
+        for (let j = 0, k = 0; j < W; j++) {
+          for (let i = 0; i < W; i++, k++) {
+            u[k] = a + i * b + j * c - x0;
+            v[k] = d + i * e + j * f - y0;
+          }
+        }
+        coords = { u, v };
+      }
+      return coords;
+    },
+  };
+  if (c === 0 && e === 0) plan.separable = { u0: a - x0, du: b, v0: d - y0, dv: f };
+  return plan;
+}
+
+/** The window of a level that the kernel reads around the given centres, or null if they miss the level. */
+function windowFor(minU: number, minV: number, maxU: number, maxV: number, lv: { width: number; height: number }, resampling: Resampling, scaleX: number, scaleY: number, W: number, tile: TileContext, level: number): ReadPlan['window'] | null {
   const radius = resampling === 'nearest' ? 0 : (resampling === 'bilinear' ? 1 : 2) * Math.max(1, scaleX, scaleY);
   const x0 = Math.max(0, Math.floor(minU - radius - 1));
   const y0 = Math.max(0, Math.floor(minV - radius - 1));
@@ -153,13 +218,7 @@ export function planRead(src: PlanSource, tile: TileContext, resampling: Resampl
   if ((x1 - x0) * (y1 - y0) > MAX_WINDOW_PIXELS) {
     throw new Error(`a ${W} px tile at zoom ${tile.z} would read ${x1 - x0}x${y1 - y0} pixels of the source's level ${level}: add overviews to the COG (gdaladdo, or gdal_translate -of COG)`);
   }
-  const u = new Float32Array(W * W);
-  const v = new Float32Array(W * W);
-  for (let k = 0; k < u.length; k++) {
-    u[k] = fu[k]! - x0;
-    v[k] = fv[k]! - y0;
-  }
-  return { level, window: [x0, y0, x1, y1], width: W, u, v, scaleX, scaleY };
+  return [x0, y0, x1, y1];
 }
 
 /**
@@ -190,27 +249,12 @@ function estimateRatio(fu: Float64Array, fv: Float64Array, W: number): number {
 }
 
 /**
- * Fills the source coordinates of every output pixel centre. Web Mercator sources are
- * affine and computed exactly; other CRSs are transformed on a grid and interpolated,
- * refining the grid until the interpolation is within MAX_GRID_ERROR source pixels.
+ * Fills the source coordinates of every output pixel centre: transformed on a grid and
+ * interpolated, refining the grid until the interpolation is within MAX_GRID_ERROR source
+ * pixels (Web Mercator sources take planAffine instead).
  */
-function fillCoordinates(W: number, exact: (i: number, j: number, out: Float64Array) => void, fu: Float64Array, fv: Float64Array, affine: boolean): void {
+function fillCoordinates(W: number, exact: (i: number, j: number, out: Float64Array) => void, fu: Float64Array, fv: Float64Array): void {
   const p = new Float64Array(2);
-  if (affine) {
-    exact(0, 0, p);
-    const u0 = p[0]!, v0 = p[1]!;
-    exact(1, 0, p);
-    const dui = p[0]! - u0, dvi = p[1]! - v0;
-    exact(0, 1, p);
-    const duj = p[0]! - u0, dvj = p[1]! - v0;
-    for (let j = 0, k = 0; j < W; j++) {
-      for (let i = 0; i < W; i++, k++) {
-        fu[k] = u0 + i * dui + j * duj;
-        fv[k] = v0 + i * dvi + j * dvj;
-      }
-    }
-    return;
-  }
   for (const step of [32, 16, 8, 4]) {
     if (gridInterpolate(W, step, exact, fu, fv)) return;
   }

@@ -114,12 +114,11 @@ export class Colormap extends Operator {
       const k = last / (this.hi - this.lo);
       const lo = this.lo;
       for (let i = 0; i < n; i++) {
-        if (!mask[i]) continue;
         const v = band[i]!;
-        if (v !== v) continue;
-        let idx = Math.round((v - lo) * k);
-        idx = idx < 0 ? 0 : idx > last ? last : idx;
-        out[i] = lut[idx]!;
+        if (mask[i] === 0 || v !== v) continue;
+        // Round half up by truncation; anything below the range clamps to the first entry.
+        const t = (v - lo) * k + 0.5;
+        out[i] = lut[t <= 0 ? 0 : t >= last ? last : t | 0]!;
       }
     }
     return { kind: 'rgba', width: r.width, height: r.height, data };

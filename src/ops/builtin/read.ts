@@ -1,9 +1,9 @@
 import type { Cog } from '../../sources/cog.js';
 import { sampleWindow } from '../../sources/sample.js';
 import { readWindow } from '../../sources/window.js';
-import { planRead, type Resampling } from '../../tiles/plan.js';
+import { planRead, type ReadPlan, type Resampling } from '../../tiles/plan.js';
 import { Operator } from '../operator.js';
-import { bandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
+import { bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 export interface ReadParams {
   source: string;
@@ -44,15 +44,54 @@ export class Read extends Operator {
 
   async apply(_inputs: Raster[], ctx: TileContext): Promise<Raster | null> {
     const meta = this.cog.meta;
-    const plan = planRead({ width: meta.width, height: meta.height, geoTransform: meta.geoTransform, proj4: meta.crs.proj4, levels: meta.levels }, ctx, this.resampling);
+    const key = `plan:${meta.location}@${meta.version}:${this.resampling}`;
+    let plan = ctx.memo?.get(key) as ReturnType<typeof planRead> | undefined;
+    if (plan === undefined) {
+      plan = planRead({ width: meta.width, height: meta.height, geoTransform: meta.geoTransform, proj4: meta.crs.proj4, levels: meta.levels }, ctx, this.resampling);
+      ctx.memo?.set(key, plan);
+    }
     if (!plan) return null;
+    if (!this.group) return this.sample(plan, this.zeroBased, ctx);
+    // Reads of one source in one graph are sampled once, for all their bands together.
+    const shared = `read:${this.group.key}`;
+    let all = ctx.memo?.get(shared) as Promise<BandRaster> | undefined;
+    if (!all) {
+      all = this.sample(plan, this.group.bands, ctx);
+      ctx.memo?.set(shared, all);
+    }
+    const r = await all;
+    return { ...r, bands: this.zeroBased.map((b) => r.bands[this.group!.bands.indexOf(b)]!) };
+  }
+
+  private async sample(plan: ReadPlan, bands: number[], ctx: TileContext): Promise<BandRaster> {
+    const meta = this.cog.meta;
     const t0 = performance.now();
-    const win = await readWindow(this.cog, plan.level, plan.window, this.zeroBased, this.nodata);
+    const win = await readWindow(this.cog, plan.level, plan.window, bands, this.nodata);
     if (ctx.timings) ctx.timings.read += performance.now() - t0;
-    const out = bandRaster(plan.width, plan.width, this.bands.length, new Uint8Array(plan.width * plan.width));
-    sampleWindow(win, plan.u, plan.v, this.resampling, plan.scaleX, plan.scaleY, out);
-    if (meta.palette && this.bands.length === 1) out.palette = meta.palette;
+    const out = bandRaster(plan.width, plan.width, bands.length, new Uint8Array(plan.width * plan.width));
+    sampleWindow(win, plan.coords, this.resampling, plan.scaleX, plan.scaleY, out, plan.separable);
+    if (meta.palette && bands.length === 1) out.palette = meta.palette;
     return out;
+  }
+
+  private group: { key: string; bands: number[] } | undefined;
+
+  /**
+   * Lets the reads of one graph that take the same source the same way (resampling,
+   * nodata) share one window read and one resampling pass per tile. A pixel is then valid
+   * where all their bands are.
+   */
+  static fuse(reads: Read[]): void {
+    const groups = new Map<string, Read[]>();
+    for (const r of reads) {
+      const key = `${r.cog.meta.location}@${r.cog.meta.version}:${r.resampling}:${r.nodata}`;
+      groups.set(key, [...(groups.get(key) ?? []), r]);
+    }
+    for (const [key, members] of groups) {
+      if (members.length < 2) continue;
+      const bands = [...new Set(members.flatMap((m) => m.zeroBased))].sort((a, b) => a - b);
+      for (const m of members) m.group = { key, bands };
+    }
   }
 
   /**
