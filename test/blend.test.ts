@@ -4,17 +4,17 @@
  * multiplied into a colour relief) rendered through the real render thread.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { valueSymbol } from 'piscina';
 import { loadLayer, type Layer } from '../src/layers/layer.js';
 import { Blend, type BlendParams } from '../src/ops/builtin/blend.js';
 import { bandRaster, type BandRaster, type RgbaRaster } from '../src/ops/raster.js';
 import type { RenderResult, RenderTask } from '../src/render/task.js';
 import render from '../workers/render.js';
+import { ROOT } from './helpers/root.js';
 
 type Px = [number, number, number, number];
 
@@ -128,16 +128,6 @@ describe('Blend operator', () => {
   });
 });
 
-function findRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'layers/data/srtm_jasper_ab_100m.tif'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root from ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
 const STOPS = `[[950, "#2b6b3a"], [1200, "#6f9a4a"], [1500, "#d8c98a"], [1800, "#b5834f"], [2100, "#8c6a5a"], [2400, "#d9d4d0"], [2600, "#ffffff"]]`;
 
 describe('Blend in a graph-form layer: hillshade multiplied into a colour relief', () => {
@@ -146,7 +136,7 @@ describe('Blend in a graph-form layer: hillshade multiplied into a colour relief
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'tilegraph-blend-layers-'));
     mkdirSync(path.join(dir, 'data'));
-    copyFileSync(path.join(findRoot(), 'layers/data/srtm_jasper_ab_100m.tif'), path.join(dir, 'data/dem.tif'));
+    copyFileSync(path.join(ROOT, 'layers/data/srtm_jasper_ab_100m.tif'), path.join(dir, 'data/dem.tif'));
     const head = ['sources:', '  dem: ./data/dem.tif', 'pipeline:'];
     const graph = (blend: string) => [
       '  nodes:',

@@ -13,10 +13,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { fromFile } from 'geotiff';
 import proj4 from 'proj4';
 import { crsFromEpsg, crsFromGeoKeys, type GeoKeys } from '../src/sources/crs.js';
+import { ROOT } from './helpers/root.js';
 
 const WGS84 = '+proj=longlat +datum=WGS84 +no_defs';
 
@@ -29,18 +29,6 @@ const WGS84 = '+proj=longlat +datum=WGS84 +no_defs';
  */
 const TOL_DEG = 1e-6;
 
-/** The repository root: the nearest ancestor holding the fixture script (works from dist/ too). */
-function findRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'test/fixtures/make-crs-fixtures.sh'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root from ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
-const ROOT = findRoot();
 const SCRIPT = path.join(ROOT, 'test/fixtures/make-crs-fixtures.sh');
 const OUT = path.join(ROOT, 'test/fixtures/out/crs');
 // Keep GDAL's answer deterministic: no grid downloads from the PROJ CDN.

@@ -16,7 +16,6 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { valueSymbol } from 'piscina';
 import { loadLayer } from '../src/layers/layer.js';
 import { Hillshade, type HillshadeParams } from '../src/ops/builtin/hillshade.js';
@@ -24,18 +23,8 @@ import { bandRaster, type BandRaster, type TileContext } from '../src/ops/raster
 import type { RenderResult, RenderTask } from '../src/render/task.js';
 import { EARTH_RADIUS, tileBounds } from '../src/tiles/mercator.js';
 import render from '../workers/render.js';
+import { ROOT } from './helpers/root.js';
 
-function findRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'test/fixtures/make-hillshade-fixtures.sh'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root from ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
-const ROOT = findRoot();
 const SCRIPT = path.join(ROOT, 'test/fixtures/make-hillshade-fixtures.sh');
 const OUT = path.join(ROOT, 'test/fixtures/out/hillshade');
 const DEM = path.join(ROOT, 'layers/data/srtm_jasper_ab_100m.tif');

@@ -32,11 +32,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { valueSymbol } from 'piscina';
 import render from '../workers/render.js';
 import { buildPipeline, loadLayer, type LayerSpec } from '../src/layers/layer.js';
@@ -46,19 +45,8 @@ import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
 import { tileBounds } from '../src/tiles/mercator.js';
 import { GDAL_ENV, gdalMissing, gdalOverviewChoice, warpTile, xyzBounds, xyzTileAt, type GdalResampling, type OverviewChoice, type WarpedTile } from './helpers/gdal.js';
+import { ROOT } from './helpers/root.js';
 
-/** The repository root: the nearest ancestor holding the fixture script (works from dist/ too). */
-function findRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'test/fixtures/make-render-fixtures.sh'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root from ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
-const ROOT = findRoot();
 const SCRIPT = path.join(ROOT, 'test/fixtures/make-render-fixtures.sh');
 const OUT = path.join(ROOT, 'test/fixtures/out/render');
 /** gdalwarp tiles, kept between runs (the script's rebuild of OUT clears them). */

@@ -5,25 +5,16 @@
  * tile the way the render thread does.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildPipeline, type CanonicalConfig, type LayerSpec } from '../../src/layers/layer.js';
 import type { Operator } from '../../src/ops/operator.js';
 import type { Raster, TileContext } from '../../src/ops/raster.js';
 import { Cog } from '../../src/sources/cog.js';
 
-/** The repository root, from `test/helpers` or `dist/test/helpers`. */
-export const ROOT = (() => {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'layers'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root from ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-})();
+export { ROOT } from './root.js';
+import { ROOT } from './root.js';
 export const SHIPPED_LAYERS = path.join(ROOT, 'layers');
 export const SHIPPED_DATA = path.join(SHIPPED_LAYERS, 'data');
 export const HOSTILE_DIR = path.join(ROOT, 'test/fixtures/hostile');
