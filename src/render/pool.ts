@@ -17,46 +17,78 @@ export class PoolBusyError extends Error {}
 export class RenderTimeoutError extends Error {}
 
 /**
+ * Tiles this many apart (at one zoom) go to the same thread: neighbouring tiles read the same
+ * COG blocks, and each thread keeps its own cache of decoded blocks.
+ */
+const AFFINITY_SHIFT = 2;
+
+/**
  * The render threads. Each builds a layer's graph once and keeps it; tasks carry the tile
- * and return RGBA as a transferred buffer.
+ * and return RGBA as a transferred buffer. Each thread is a one-thread piscina pool so that a
+ * tile can be sent where its neighbours went (their blocks are decoded there already); a
+ * thread with a much longer backlog than the others passes its tiles on.
  */
 export class RenderPool {
-  private readonly piscina: Piscina;
+  private readonly pools: Piscina[];
+  private readonly pending: number[];
   private readonly timeoutMs: number;
+  private readonly maxQueue: number;
 
   constructor(opts: PoolOptions) {
     this.timeoutMs = opts.timeoutMs;
-    this.piscina = new Piscina({
-      filename: WORKER,
-      minThreads: opts.threads,
-      maxThreads: opts.threads,
-      // Keep threads (and the graphs, decoded blocks and open files they hold) between bursts.
-      idleTimeout: 60_000,
-      maxQueue: opts.maxQueue,
-      // A thread waiting on block reads can start the next tile meanwhile.
-      concurrentTasksPerWorker: 4,
+    this.maxQueue = opts.maxQueue;
+    this.pools = Array.from({ length: Math.max(1, opts.threads) }, () => {
+      const pool = new Piscina({
+        filename: WORKER,
+        minThreads: 1,
+        maxThreads: 1,
+        // Keep the thread (and the graphs, decoded blocks and open files it holds) between bursts.
+        idleTimeout: 60_000,
+        maxQueue: opts.maxQueue,
+        // A thread waiting on block reads can start the next tile meanwhile.
+        concurrentTasksPerWorker: 4,
+      });
+      // A thread that dies is replaced by piscina and its task fails; the process must not.
+      pool.on('error', (err) => { opts.onError?.(err); });
+      return pool;
     });
-    // A thread that dies is replaced by piscina and its task fails; the process must not.
-    this.piscina.on('error', (err) => { opts.onError?.(err); });
+    this.pending = this.pools.map(() => 0);
+  }
+
+  /** The thread for a tile: its neighbourhood's, unless that one is far behind the least busy. */
+  private route(task: RenderTask): number {
+    const n = this.pools.length;
+    if (n === 1) return 0;
+    const gx = task.x >>> AFFINITY_SHIFT, gy = task.y >>> AFFINITY_SHIFT;
+    let k = (Math.imul(gx, 0x9e3779b1) ^ Math.imul(gy, 0x85ebca77) ^ Math.imul(task.z, 0xc2b2ae3d)) >>> 0;
+    k %= n;
+    let least = 0;
+    for (let i = 1; i < n; i++) if (this.pending[i]! < this.pending[least]!) least = i;
+    return this.pending[k]! > 2 * this.pending[least]! + 4 ? least : k;
   }
 
   async render(task: RenderTask): Promise<RenderResult> {
-    if (this.piscina.queueSize >= this.piscina.options.maxQueue) throw new PoolBusyError('the render queue is full');
+    if (this.queueSize >= this.maxQueue) throw new PoolBusyError('the render queue is full');
+    const k = this.route(task);
     const signal = AbortSignal.timeout(this.timeoutMs);
+    this.pending[k]!++;
     try {
-      return (await this.piscina.run(task, { signal })) as RenderResult;
+      return (await this.pools[k]!.run(task, { signal })) as RenderResult;
     } catch (err) {
       if (signal.aborted) throw new RenderTimeoutError(`rendering took longer than ${this.timeoutMs} ms`);
       if (err instanceof Error && /queue is at limit/i.test(err.message)) throw new PoolBusyError('the render queue is full');
       throw err;
+    } finally {
+      this.pending[k]!--;
     }
   }
 
-  get queueSize(): number { return this.piscina.queueSize; }
-  get threads(): number { return this.piscina.threads.length; }
-  get utilization(): number { return this.piscina.utilization; }
+  /** Tiles waiting for a thread (not yet running). */
+  get queueSize(): number { return this.pools.reduce((n, p) => n + p.queueSize, 0); }
+  get threads(): number { return this.pools.reduce((n, p) => n + p.threads.length, 0); }
+  get utilization(): number { return this.pools.reduce((u, p) => u + p.utilization, 0) / this.pools.length; }
 
   async close(): Promise<void> {
-    await this.piscina.close();
+    await Promise.all(this.pools.map((p) => p.close()));
   }
 }
