@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with Node 20: installs what the tests
-# need (GDAL as the reference, Redis, nginx, Chromium) when missing, builds, and runs
-# every test file with node's test runner.
+# need (GDAL as the pixel reference and HTTP client, Chromium for the map pages) when
+# missing, builds, and runs every test file with node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v gdalwarp >/dev/null || need+=(gdal-bin)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v nginx >/dev/null || need+=(nginx-light)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing ${need[*]}"

@@ -10,8 +10,6 @@ export interface Settings {
   port: number;
   host: string;
   layersDir: string;
-  /** Unset: no L2 cache. */
-  redisUrl: string | undefined;
   /** L1 bound in MiB; 0 turns L1 off. */
   cacheL1Mb: number;
   /** Render threads. */
@@ -39,7 +37,6 @@ export const SETTINGS: readonly SettingSpec[] = [
   { env: 'PORT', default: '8080', description: 'TCP port to listen on' },
   { env: 'HOST', default: '127.0.0.1', description: 'address to listen on' },
   { env: 'LAYERS_DIR', default: 'layers/', description: 'directory of layer files (`*.yaml`)' },
-  { env: 'REDIS_URL', default: '(unset)', description: 'Redis for the shared L2 cache; unset: in-process cache only' },
   { env: 'CACHE_L1_MB', default: '256', description: 'in-process tile cache bound in MiB; `0` turns it off' },
   { env: 'WORKERS', default: 'number of cores', description: 'render threads' },
   { env: 'SOURCE_RECHECK_S', default: '30', description: 'seconds between checks that a source file or URL is unchanged' },
@@ -63,7 +60,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     port: int(env, 'PORT', 8080, 0),
     host: env.HOST || '127.0.0.1',
     layersDir: path.resolve(env.LAYERS_DIR || 'layers'),
-    redisUrl: env.REDIS_URL || undefined,
     cacheL1Mb: int(env, 'CACHE_L1_MB', 256, 0),
     workers: int(env, 'WORKERS', Math.max(1, os.availableParallelism()), 1),
     sourceRecheckS: int(env, 'SOURCE_RECHECK_S', 30, 0),
