@@ -310,7 +310,7 @@ async function encoders(layers: BenchLayers): Promise<Record<string, unknown>> {
   const dem = await encodeTable(await renderRgba(layers.dem.spec, pick(layers.dem)));
   const ndvi = await encodeTable(await renderRgba(layers.ndvi.spec, pick(layers.ndvi)));
   const today = dem.find((r) => r.format.includes('encodeTile'));
-  log(`  encode: DEM tile at png level 6: ${today?.parallelMs} ms/tile under load, ${today?.callerMs} ms blocking the caller, ${today?.meanBytes} bytes`);
+  log(`  encode: DEM tile as the server encodes it (${today?.format}): ${today?.parallelMs} ms/tile under load, ${today?.callerMs} ms blocking the caller, ${today?.meanBytes} bytes`);
   return {
     what: '256x256 RGBA tiles rendered by tilegraph, encoded with sharp, 8 at a time; parallelMs: wall ms per tile; callerMs: ms the calling thread is blocked per call',
     dem, ndvi,

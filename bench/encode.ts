@@ -5,6 +5,7 @@
  * the part of each call that blocks the calling thread before sharp hands the work off.
  */
 import sharp, { type Sharp } from 'sharp';
+import { PNG_LEVEL } from '../src/render/encode.js';
 
 export interface EncodeRow {
   format: string;
@@ -17,7 +18,7 @@ type Setting = { format: string; encode: (s: Sharp) => Sharp };
 
 const SETTINGS: Setting[] = [
   ...[1, 2, 3, 4, 6, 9].map((level) => ({
-    format: `png level ${level}${level === 6 ? ' (encodeTile today)' : ''}`,
+    format: `png level ${level}${level === PNG_LEVEL ? ' (encodeTile today)' : ''}`,
     encode: (s: Sharp) => s.png({ compressionLevel: level, adaptiveFiltering: false, palette: false }),
   })),
   { format: 'png level 6, adaptive filtering', encode: (s) => s.png({ compressionLevel: 6, adaptiveFiltering: true, palette: false }) },
