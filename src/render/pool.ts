@@ -16,18 +16,6 @@ export interface PoolOptions {
 export class PoolBusyError extends Error {}
 export class RenderTimeoutError extends Error {}
 
-/**
- * Tiles this many apart (at one zoom) go to the same thread: neighbouring tiles read the same
- * COG blocks, and each thread keeps its own cache of decoded blocks.
- */
-const AFFINITY_SHIFT = 2;
-
-/**
- * The render threads. Each builds a layer's graph once and keeps it; tasks carry the tile
- * and return RGBA as a transferred buffer. Each thread is a one-thread piscina pool so that a
- * tile can be sent where its neighbours went (their blocks are decoded there already); a
- * thread with a much longer backlog than the others passes its tiles on.
- */
 export class RenderPool {
   private readonly pools: Piscina[];
   private readonly pending: number[];
@@ -55,13 +43,14 @@ export class RenderPool {
     this.pending = this.pools.map(() => 0);
   }
 
-  /** The thread for a tile: its neighbourhood's, unless that one is far behind the least busy. */
+  /**
+   * The thread for a tile: the one that owns its band of columns (`affinity`), unless that one
+   * is far behind the least busy.
+   */
   private route(task: RenderTask): number {
     const n = this.pools.length;
     if (n === 1) return 0;
-    const gx = task.x >>> AFFINITY_SHIFT, gy = task.y >>> AFFINITY_SHIFT;
-    let k = (Math.imul(gx, 0x9e3779b1) ^ Math.imul(gy, 0x85ebca77) ^ Math.imul(task.z, 0xc2b2ae3d)) >>> 0;
-    k %= n;
+    const k = Math.min(n - 1, Math.max(0, Math.floor((task.affinity ?? 0) * n)));
     let least = 0;
     for (let i = 1; i < n; i++) if (this.pending[i]! < this.pending[least]!) least = i;
     return this.pending[k]! > 2 * this.pending[least]! + 4 ? least : k;

@@ -8,6 +8,12 @@ export interface RenderTask {
   y: number;
   /** Output pixels per side. */
   size: number;
+  /**
+   * Where the tile stands across the layer's data at its zoom, from 0 (west edge) to 1: the
+   * pool gives each thread one band of columns, so that the COG blocks a thread decodes serve
+   * the tiles it renders next.
+   */
+  affinity?: number;
 }
 
 export interface RenderResult {

@@ -5,7 +5,7 @@ import type { Layer } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
 import { encodeTile, transparentTile, type TileFormat } from '../../render/encode.js';
 import type { RenderPool } from '../../render/pool.js';
-import { lonLatToMercator, tileBounds } from '../../tiles/mercator.js';
+import { lonLatToMercator, tileBounds, tileRange } from '../../tiles/mercator.js';
 import type { Logger } from 'pino';
 import type { Metrics } from '../../metrics.js';
 import { HttpError } from '../errors.js';
@@ -57,6 +57,12 @@ function outsideData(t: TileRequest): boolean {
   return b[0] >= maxX || b[2] <= minX || b[1] >= maxY || b[3] <= minY;
 }
 
+/** The tile's column across the layer's data at its zoom, as a share from 0 to 1. */
+function columnShare(t: TileRequest): number {
+  const [x0, , x1] = tileRange(t.layer.bounds, t.z);
+  return x1 > x0 ? (t.x - x0) / (x1 - x0 + 1) : 0;
+}
+
 async function produce(t: TileRequest, deps: TileDeps): Promise<TileEntry> {
   const size = t.layer.config.tileSize * t.scale;
   const version = t.layer.version;
@@ -64,7 +70,7 @@ async function produce(t: TileRequest, deps: TileDeps): Promise<TileEntry> {
   const layer = t.layer.name;
   let r;
   try {
-    r = await deps.pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size });
+    r = await deps.pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, affinity: columnShare(t) });
   } catch (err) {
     deps.metrics.renderErrors.inc({ layer });
     throw err;
