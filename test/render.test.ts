@@ -22,7 +22,7 @@
  * Agreement required, counted over the tile's 65,536 pixels:
  *   - masks (our mask / alpha vs GDAL's alpha > 0) agree on at least 99% of pixels;
  *   - nearest: at least 99% of the pixels valid in both are identical;
- *   - bilinear: at least 99% of the pixels valid in both lie within 4 levels of 255 once the
+ *   - bilinear and cubic: at least 99% of the pixels valid in both lie within 4 levels of 255 once the
  *     fixture's value range is mapped to 0..255, i.e. |a - b| <= 4/255 * (max - min);
  *   - the RGBA from the render thread: alpha as the masks; grey within 4 levels (bilinear) or
  *     1 level (nearest: rounding) of GDAL's value put through the same rescale, on 99%;
@@ -60,8 +60,8 @@ const MIN_BILINEAR_WITHIN = 0.99;
 /** Levels of 255 over the fixture's value range. */
 const BILINEAR_LEVELS = 4;
 
-type Resampling = 'nearest' | 'bilinear';
-const GDAL_METHOD: Record<Resampling, GdalResampling> = { nearest: 'near', bilinear: 'bilinear' };
+type Resampling = 'nearest' | 'bilinear' | 'cubic';
+const GDAL_METHOD: Record<Resampling, GdalResampling> = { nearest: 'near', bilinear: 'bilinear', cubic: 'cubic' };
 
 interface ManifestEntry {
   file: string;
@@ -127,7 +127,7 @@ const between = (a: readonly number[], b: readonly number[], t: number): [number
 const FIXTURES: FixtureCase[] = [
   {
     // 100 m pixels: native around z10.6.
-    file: 'dem_3857.tif', what: 'Float32, EPSG:3857, nodata -9999 corners', resamplings: ['nearest', 'bilinear'],
+    file: 'dem_3857.tif', what: 'Float32, EPSG:3857, nodata -9999 corners', resamplings: ['nearest', 'bilinear', 'cubic'],
     tiles: [
       { kind: 'oversampled', z: 14, at: pt(DEM.centre), where: 'DEM centre' },
       { kind: 'inside', z: 11, at: pt(DEM.centre), where: 'DEM centre' },
@@ -153,7 +153,7 @@ const FIXTURES: FixtureCase[] = [
   },
   {
     // 30 m pixels (38 m in Mercator at 37 N): native around z12.
-    file: 'nir_32612.tif', what: 'UInt16, UTM 12N, every pixel valid (raster edge only)', resamplings: ['nearest', 'bilinear'],
+    file: 'nir_32612.tif', what: 'UInt16, UTM 12N, every pixel valid (raster edge only)', resamplings: ['nearest', 'bilinear', 'cubic'],
     tiles: [
       { kind: 'oversampled', z: 16, at: pt(ZION.centre), where: 'scene centre' },
       { kind: 'inside', z: 12, at: pt(ZION.centre), where: 'scene centre' },
