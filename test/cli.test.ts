@@ -1,0 +1,93 @@
+/**
+ * `tilegraph serve` as an operator runs it: a child process that reloads its layer files on
+ * SIGHUP and, on SIGTERM, finishes what is in flight and exits 0.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ROOT } from './helpers/root.js';
+
+const CLI = path.join(ROOT, 'dist/src/cli.js');
+
+function startServer(layersDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--layers-dir', layersDir], {
+    env: { ...process.env, LOG_LEVEL: 'info', WORKERS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]! });
+      }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${out}`)); });
+  });
+}
+
+async function layerNames(url: string): Promise<string[]> {
+  const body = await (await fetch(`${url}/layers`)).json() as { layers: { name: string }[] };
+  return body.layers.map((l) => l.name);
+}
+
+describe('tilegraph serve as a process', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tilegraph-cli-'));
+    mkdirSync(path.join(dir, 'data'));
+    copyFileSync(path.join(ROOT, 'layers/data/srtm_jasper_ab_100m.tif'), path.join(dir, 'data/srtm_jasper_ab_100m.tif'));
+    copyFileSync(path.join(ROOT, 'layers/dem-relief.yaml'), path.join(dir, 'dem-relief.yaml'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('SIGHUP reloads the layer files: a new one serves, a removed one is gone', async () => {
+    const { child, url } = await startServer(dir);
+    try {
+      assert.deepEqual(await layerNames(url), ['dem-relief']);
+      const relief = readFileSync(path.join(dir, 'dem-relief.yaml'), 'utf8');
+      writeFileSync(path.join(dir, 'dem-grey.yaml'), relief.replace(/- colormap:[\s\S]*$/, '- rescale: { from: [950, 2600] }\n'));
+      rmSync(path.join(dir, 'dem-relief.yaml'));
+      child.kill('SIGHUP');
+      let names: string[] = [];
+      for (let i = 0; i < 100 && names.join() !== 'dem-grey'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        names = await layerNames(url);
+      }
+      assert.deepEqual(names, ['dem-grey']);
+      const tile = await fetch(`${url}/tiles/dem-grey/10/177/332.png`);
+      assert.equal(tile.status, 200);
+      assert.equal((await fetch(`${url}/tiles/dem-relief/10/177/332.png`)).status, 404);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('SIGTERM finishes the request in flight and exits 0', async () => {
+    const { child, url } = await startServer(dir);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // An uncached tile is in flight when the signal arrives (its request sent and parsed, its
+    // first render still building the layer's graph); it must still be answered.
+    const name = (await layerNames(url))[0]!;
+    const answer = new Promise<{ status: number; bytes: number }>((resolve, reject) => {
+      const req = http.get(`${url}/tiles/${name}/11/354/664@2x.png`, { agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => { bytes += c.length; });
+        res.on('end', () => resolve({ status: res.statusCode!, bytes }));
+      });
+      req.on('error', reject);
+      req.on('finish', () => setTimeout(() => child.kill('SIGTERM'), 30));
+    });
+    const res = await answer;
+    assert.equal(res.status, 200);
+    assert.ok(res.bytes > 1000);
+    assert.equal(await exited, 0);
+  });
+});
