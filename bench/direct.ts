@@ -6,15 +6,13 @@
  * - `coldTileCosts`: one tile rendered from a freshly opened source each time, so that no
  *   decoded block is reused; bytes read counted. This is the overview target's measure.
  */
-import { valueSymbol } from 'piscina';
 import { buildPipeline, type LayerSpec } from '../src/layers/layer.js';
 import { toTileRgba, type TileContext } from '../src/ops/raster.js';
 import { encodeTile } from '../src/render/encode.js';
-import type { RenderResult } from '../src/render/task.js';
 import { FileSource, type ByteSource } from '../src/sources/bytesource.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
-import render from '../workers/render.js';
+import { renderTile } from '../workers/render.js';
 import { summarise, type LatencySummary } from './loadgen.js';
 import { tileBounds, type Tile } from './tiles.js';
 
@@ -38,8 +36,7 @@ export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxM
   for (const t of tiles) {
     if (performance.now() - started > maxMs) { cutShort = true; break; }
     const t0 = performance.now();
-    const moved = await render({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 }) as unknown as Record<symbol, unknown>;
-    const r = (moved[valueSymbol] ?? moved) as RenderResult;
+    const r = await renderTile({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 });
     read += r.readMs; ops += r.opsMs;
     if (r.rgba) {
       const t1 = performance.now();
@@ -147,8 +144,7 @@ export async function coldTileCosts(files: readonly string[], pipeline: unknown,
 export async function renderRgba(spec: LayerSpec, tiles: readonly Tile[]): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for (const t of tiles) {
-    const moved = await render({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 }) as unknown as Record<symbol, unknown>;
-    const r = (moved[valueSymbol] ?? moved) as RenderResult;
+    const r = await renderTile({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 });
     if (r.rgba) out.push(new Uint8Array(r.rgba));
   }
   return out;

@@ -8,12 +8,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { valueSymbol } from 'piscina';
 import { loadLayer, type Layer } from '../src/layers/layer.js';
 import { Blend, type BlendParams } from '../src/ops/builtin/blend.js';
 import { bandRaster, type BandRaster, type RgbaRaster } from '../src/ops/raster.js';
-import type { RenderResult, RenderTask } from '../src/render/task.js';
-import render from '../workers/render.js';
+import type { RenderTask } from '../src/render/task.js';
+import { renderTile } from '../workers/render.js';
 import { ROOT } from './helpers/root.js';
 
 type Px = [number, number, number, number];
@@ -165,8 +164,7 @@ describe('Blend in a graph-form layer: hillshade multiplied into a colour relief
 
   async function tile(layer: Layer, z: number, x: number, y: number, size = 256): Promise<Uint8Array> {
     const task: RenderTask = { layer: layer.spec, z, x, y, size };
-    const moved = (await render(task)) as unknown as Record<symbol, RenderResult> & RenderResult;
-    const result = moved[valueSymbol] ?? moved;
+    const result = await renderTile(task);
     assert.ok(result.rgba, `${layer.name} ${z}/${x}/${y} drew nothing`);
     return new Uint8Array(result.rgba);
   }

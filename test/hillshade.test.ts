@@ -16,13 +16,12 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { valueSymbol } from 'piscina';
 import { loadLayer } from '../src/layers/layer.js';
 import { Hillshade, type HillshadeParams } from '../src/ops/builtin/hillshade.js';
 import { bandRaster, type BandRaster, type TileContext } from '../src/ops/raster.js';
-import type { RenderResult, RenderTask } from '../src/render/task.js';
+import type { RenderTask } from '../src/render/task.js';
 import { EARTH_RADIUS, tileBounds } from '../src/tiles/mercator.js';
-import render from '../workers/render.js';
+import { renderTile } from '../workers/render.js';
 import { ROOT } from './helpers/root.js';
 
 const SCRIPT = path.join(ROOT, 'test/fixtures/make-hillshade-fixtures.sh');
@@ -306,8 +305,7 @@ describe('Hillshade tiles join without seams (read -> hillshade through the rend
 
   async function tile(z: number, x: number, y: number, size: number): Promise<Uint8Array> {
     const task: RenderTask = { layer: layer.spec, z, x, y, size };
-    const moved = (await render(task)) as unknown as Record<symbol, RenderResult> & RenderResult;
-    const result = moved[valueSymbol] ?? moved;
+    const result = await renderTile(task);
     assert.ok(result.rgba, `tile ${z}/${x}/${y}@${size} drew nothing`);
     return new Uint8Array(result.rgba);
   }

@@ -36,11 +36,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { valueSymbol } from 'piscina';
-import render from '../workers/render.js';
+import { renderTile } from '../workers/render.js';
 import { buildPipeline, loadLayer, type LayerSpec } from '../src/layers/layer.js';
 import type { BandRaster, TileContext } from '../src/ops/raster.js';
-import type { RenderResult } from '../src/render/task.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
 import { tileBounds } from '../src/tiles/mercator.js';
@@ -248,9 +246,6 @@ function layerYaml(file: string, resampling: Resampling, rescale?: [number, numb
 }
 
 /** Unwraps piscina's transferable envelope, which the worker returns outside a pool too. */
-function unwrap(r: RenderResult): RenderResult {
-  return ((r as unknown as Record<symbol, RenderResult>)[valueSymbol] ?? r);
-}
 
 /** Runs at most two GDAL processes at once (the machine has two cores). */
 function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
@@ -362,7 +357,7 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
             const level = plan?.level ?? -1;
 
             // Pixels through the render thread's entry: grey = rescale(min..max) to 0..255.
-            const result = unwrap(await render({ layer: pixelSpec, ...t, size: SIZE }));
+            const result = await renderTile({ layer: pixelSpec, ...t, size: SIZE });
             const rgba = result.rgba ? new Uint8Array(result.rgba) : null;
             // Nearest: one level for rounding, as `rescale` keeps Float32 and a value can land on
             // a half level (NLCD class 81 is 212.5 of 255 over 11..95).
