@@ -146,11 +146,8 @@ export class Graph extends Operator {
       let p = memo.get(name);
       if (!p) {
         const node = this.nodes.get(name)!;
-        p = Promise.all(node.inputs.map(run)).then((ins) => {
-          const present = ins.filter((r): r is Raster => r !== null);
-          if (present.length < ins.length && !(node.operator as { acceptsMissing?: boolean }).acceptsMissing) return null;
-          return node.operator.apply(ins as Raster[], ctx);
-        });
+        // An input with nothing to draw leaves its consumers nothing to draw either.
+        p = Promise.all(node.inputs.map(run)).then((ins) => (ins.some((r) => r === null) ? null : node.operator.apply(ins as Raster[], ctx)));
         memo.set(name, p);
       }
       return p;

@@ -14,10 +14,6 @@ export function tileBounds({ z, x, y }: TileId): [number, number, number, number
   return [minX, maxY - span, minX + span, maxY];
 }
 
-export function mercatorToLonLat(x: number, y: number): [number, number] {
-  return [(x / EARTH_RADIUS) * (180 / Math.PI), (Math.atan(Math.exp(y / EARTH_RADIUS)) * 2 - Math.PI / 2) * (180 / Math.PI)];
-}
-
 export function lonLatToMercator(lon: number, lat: number): [number, number] {
   const clamped = Math.max(-MAX_LAT, Math.min(MAX_LAT, lat));
   return [(lon * Math.PI / 180) * EARTH_RADIUS, Math.log(Math.tan(Math.PI / 4 + (clamped * Math.PI) / 360)) * EARTH_RADIUS];
@@ -34,9 +30,4 @@ export function tileRange(bounds: [number, number, number, number], z: number): 
   const colMax = (mx: number) => Math.min(n - 1, Math.max(0, Math.ceil(((mx + HALF_WORLD) / (2 * HALF_WORLD)) * n) - 1));
   const rowMax = (my: number) => Math.min(n - 1, Math.max(0, Math.ceil(((HALF_WORLD - my) / (2 * HALF_WORLD)) * n) - 1));
   return [col(x0), row(y0), colMax(x1), rowMax(y1)];
-}
-
-export function isValidTile({ z, x, y }: TileId): boolean {
-  const n = 2 ** z;
-  return Number.isInteger(z) && z >= 0 && z <= 30 && Number.isInteger(x) && Number.isInteger(y) && x >= 0 && y >= 0 && x < n && y < n;
 }
