@@ -298,6 +298,8 @@ function axisTaps(n: number, p0: number, dp: number, size: number, method: Resam
   return taps;
 }
 
+let scratchH = new Float32Array(0);
+
 /**
  * Resampling as two one-dimensional passes (columns, then rows), valid when every window
  * pixel is valid and the grid is axis-aligned: GDAL's weights factor into an x and a y part,
@@ -322,7 +324,9 @@ function separable(win: Window, sep: Separable, method: Resampling, wide: boolea
     for (let i = 0; i < W; i++) if (cols.ok[i]) out.mask[row + i] = 1;
   }
   const nRows = maxRow - minRow + 1;
-  const h = new Float32Array(nRows * W);
+  // Scratch for the column pass, kept between tiles (this function never awaits).
+  if (scratchH.length < nRows * W) scratchH = new Float32Array(nRows * W);
+  const h = scratchH;
   const cp = cols.per, rp = rows.per;
   for (let b = 0; b < win.bands.length; b++) {
     const band = win.bands[b]!;

@@ -24,12 +24,12 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   const by0 = Math.floor(y0 / bh), by1 = Math.floor((y1 - 1) / bh);
   const across = blocksAcross(im);
 
-  const out: Window = { width: ww, height: wh, bands: bands.map(() => new Float32Array(ww * wh)), valid: new Uint8Array(ww * wh) };
+  const out: Window = { width: ww, height: wh, bands: bands.map(() => takeFloat32(ww * wh)), valid: takeBytes(ww * wh) };
   const planes = planar ? bands : [0];
   const jobs: Promise<void>[] = [];
   const maskJobs: Promise<void>[] = [];
   const hasMask = !!lv.mask;
-  const maskWin = hasMask ? new Uint8Array(ww * wh) : undefined;
+  const maskWin = hasMask ? takeBytes(ww * wh) : undefined;
 
   for (let by = by0; by <= by1; by++) {
     for (let bx = bx0; bx <= bx1; bx++) {
@@ -73,7 +73,10 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
 
   const valid = out.valid;
   valid.fill(1);
-  if (maskWin) for (let k = 0; k < valid.length; k++) valid[k] = maskWin[k] ? 1 : 0;
+  if (maskWin) {
+    for (let k = 0; k < valid.length; k++) valid[k] = maskWin[k] ? 1 : 0;
+    if (bytesPool.length < POOL_MAX) bytesPool.push(maskWin);
+  }
   const nd = nodata;
   for (const band of out.bands) {
     if (nd === null || Number.isNaN(nd)) {
@@ -91,4 +94,32 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   for (let k = 0; k < valid.length; k++) invalid += valid[k]! ^ 1;
   out.allValid = invalid === 0;
   return out;
+}
+
+/*
+ * Windows are garbage as soon as a tile is resampled, and a few hundred KB each: their
+ * buffers are recycled (releaseWindow) instead of left to the collector. Several tiles may be
+ * in flight in one thread, so this is a pool, not a single scratch buffer. A recycled buffer
+ * is only handed out for the exact same length.
+ */
+const floatPool: Float32Array[] = [];
+const bytesPool: Uint8Array[] = [];
+const POOL_MAX = 16;
+
+function takeFloat32(n: number): Float32Array {
+  const i = floatPool.findIndex((a) => a.length === n);
+  if (i < 0) return new Float32Array(n);
+  return floatPool.splice(i, 1)[0]!;
+}
+
+function takeBytes(n: number): Uint8Array {
+  const i = bytesPool.findIndex((a) => a.length === n);
+  if (i < 0) return new Uint8Array(n);
+  return bytesPool.splice(i, 1)[0]!;
+}
+
+/** Gives a window's buffers back once nothing reads them any more. */
+export function releaseWindow(win: Window): void {
+  for (const b of win.bands) if (floatPool.length < POOL_MAX) floatPool.push(b);
+  if (bytesPool.length < POOL_MAX) bytesPool.push(win.valid);
 }

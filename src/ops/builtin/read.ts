@@ -1,6 +1,6 @@
 import type { Cog } from '../../sources/cog.js';
 import { sampleWindow } from '../../sources/sample.js';
-import { readWindow } from '../../sources/window.js';
+import { readWindow, releaseWindow } from '../../sources/window.js';
 import { planRead, type ReadPlan, type Resampling } from '../../tiles/plan.js';
 import { Operator } from '../operator.js';
 import { bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
@@ -70,6 +70,7 @@ export class Read extends Operator {
     if (ctx.timings) ctx.timings.read += performance.now() - t0;
     const out = bandRaster(plan.width, plan.width, bands.length, new Uint8Array(plan.width * plan.width));
     sampleWindow(win, plan.coords, this.resampling, plan.scaleX, plan.scaleY, out, plan.separable);
+    releaseWindow(win);
     if (meta.palette && bands.length === 1) out.palette = meta.palette;
     return out;
   }
