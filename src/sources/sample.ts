@@ -359,12 +359,21 @@ function separable(win: Window, sep: Separable, method: Resampling, wide: boolea
       const n = rows.count[j]!;
       const h0 = (rows.start[j]! - minRow) * W;
       const wo = j * rp;
-      const w0 = rows.weights[wo]!;
-      for (let i = 0; i < W; i++) dst[o + i] = w0 * h[h0 + i]!;
-      for (let t = 1; t < n; t++) {
-        const w = rows.weights[wo + t]!;
-        const ht = h0 + t * W;
-        for (let i = 0; i < W; i++) dst[o + i] += w * h[ht + i]!;
+      const rw = rows.weights;
+      const w0 = rw[wo]!;
+      if (n === 2) {
+        const w1 = rw[wo + 1]!, h1 = h0 + W;
+        for (let i = 0; i < W; i++) dst[o + i] = w0 * h[h0 + i]! + w1 * h[h1 + i]!;
+      } else if (n === 3) {
+        const w1 = rw[wo + 1]!, w2 = rw[wo + 2]!, h1 = h0 + W, h2 = h0 + 2 * W;
+        for (let i = 0; i < W; i++) dst[o + i] = w0 * h[h0 + i]! + w1 * h[h1 + i]! + w2 * h[h2 + i]!;
+      } else {
+        for (let i = 0; i < W; i++) dst[o + i] = w0 * h[h0 + i]!;
+        for (let t = 1; t < n; t++) {
+          const w = rw[wo + t]!;
+          const ht = h0 + t * W;
+          for (let i = 0; i < W; i++) dst[o + i] += w * h[ht + i]!;
+        }
       }
     }
   }
