@@ -294,6 +294,14 @@ sources:
   grid: ./data/grid.tif
 title: Grid
 `],
+    ['the source path spelt another way', `title: Grid
+sources:
+  grid: data/./grid.tif
+pipeline:
+  - read: { source: grid }
+  - rescale: { from: [0, 300] }
+  - colormap: { name: viridis }
+`],
     ['comments, block style, quoting, number spellings', `# A layer.
 title: "Grid"   # the title
 sources:

@@ -322,7 +322,8 @@ function canonicalize(data: LayerFileData, graph: Operator): CanonicalConfig {
     maxzoom: data.maxzoom ?? 18,
     minzoom: data.minzoom ?? 0,
     pipeline,
-    sources: data.sources,
+    // One spelling per file: './data/x.tif' and 'data/x.tif' are the same source.
+    sources: Object.fromEntries(Object.entries(data.sources).map(([k, ref]) => [k, /^https?:/i.test(ref) ? ref : path.posix.normalize(ref)])),
     tileSize: data.tileSize ?? 256,
     title: data.title ?? '',
   }) as CanonicalConfig;
