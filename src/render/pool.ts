@@ -9,6 +9,8 @@ export interface PoolOptions {
   threads: number;
   maxQueue: number;
   timeoutMs: number;
+  /** Decoded-block cache of each thread, in MiB (BLOCK_CACHE_MB, read where the threads start). */
+  blockCacheMb: number;
   onError?: (err: unknown) => void;
 }
 
@@ -35,6 +37,9 @@ export class RenderPool {
         maxQueue: opts.maxQueue,
         // A thread waiting on block reads can start the next tile meanwhile.
         concurrentTasksPerWorker: 4,
+        // The threads read their settings from their own environment: pass the one that is
+        // theirs, so that `--block-cache-mb` reaches them as BLOCK_CACHE_MB does.
+        env: { ...process.env, BLOCK_CACHE_MB: String(opts.blockCacheMb) },
       });
       // A thread that dies is replaced by piscina and its task fails; the process must not.
       pool.on('error', (err) => { opts.onError?.(err); });

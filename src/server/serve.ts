@@ -19,7 +19,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const layers = new LayerRegistry({ layersDir: settings.layersDir, allowedHosts: settings.allowedHosts }, log);
   await layers.reload();
   const stopWatching = layers.watchSources(settings.sourceRecheckS);
-  const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, onError: (err) => log.error({ err }, 'render thread failed') });
+  const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb, onError: (err) => log.error({ err }, 'render thread failed') });
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024);
   let ready = true;
   const app = createApp({ layers, pool, cache, log, metrics: new Metrics(), ready: () => ready });
