@@ -313,7 +313,7 @@ function checkDrawable(s: { kind: string; bands: number }, node: string): void {
 }
 
 function canonicalize(data: LayerFileData, graph: Operator): CanonicalConfig {
-  const pipeline = graph instanceof Sequential ? graph.steps.map((s) => ({ [s.op]: s.config() })) : graph.config();
+  const pipeline = graph instanceof Sequential ? graph.config().steps : graph.config();
   return sortKeys({
     attribution: data.attribution ?? '',
     cache: { maxAge: data.cache?.maxAge ?? 3600, sMaxAge: data.cache?.sMaxAge ?? 86400, staleWhileRevalidate: data.cache?.staleWhileRevalidate ?? 600 },

@@ -91,6 +91,9 @@ function bilinear(win: Window, u: Float32Array, v: Float32Array, out: SampleOutp
   }
 }
 
+/** The bilinear kernel widened for downsampling: a triangle of half-width 1 (in scaled pixels). */
+const triangle = (t: number): number => { const a = Math.abs(t); return a < 1 ? 1 - a : 0; };
+
 /** Keys' cubic convolution with a = -0.5, as GDAL's GWKCubic. */
 function cubicWeight(t: number): number {
   const x = Math.abs(t);
@@ -148,7 +151,7 @@ function kernel(win: Window, u: Float32Array, v: Float32Array, method: Resamplin
   const { width: ww, height: wh, valid } = win;
   const nb = win.bands.length;
   const base = method === 'cubic' ? 2 : 1;
-  const weight = method === 'cubic' ? cubicWeight : (t: number) => { const a = Math.abs(t); return a < 1 ? 1 - a : 0; };
+  const weight = method === 'cubic' ? cubicWeight : triangle;
   const rx = Math.ceil(base * sx), ry = Math.ceil(base * sy);
   const wx = new Float64Array(2 * rx + 2), wy = new Float64Array(2 * ry + 2);
   const acc = new Float64Array(nb);
@@ -256,8 +259,6 @@ interface Taps {
   /** The centre falls on the window: the pixel can be drawn. */
   ok: Uint8Array;
 }
-
-const triangle = (t: number): number => { const a = Math.abs(t); return a < 1 ? 1 - a : 0; };
 
 function axisTaps(n: number, p0: number, dp: number, size: number, method: Resampling, scale: number): Taps {
   const s = Math.max(1, scale);
