@@ -3,15 +3,20 @@
  * server's encoder settings are chosen by numbers (issue 5). `parallelMs` is wall time per
  * tile with 8 encodes in flight (sharp on libuv's threads, as under load); `callerMs` is
  * the part of each call that blocks the calling thread before sharp hands the work off.
+ * The indexed PNG rows are the render threads' own encoder (src/render/png.ts), synchronous,
+ * over the tiles it takes (`share`: those with at most 256 distinct colours).
  */
 import sharp, { type Sharp } from 'sharp';
 import { PNG_LEVEL } from '../src/render/encode.js';
+import { INDEXED_PNG_LEVEL, indexedPng } from '../src/render/png.js';
 
 export interface EncodeRow {
   format: string;
   parallelMs: number;
   callerMs: number;
   meanBytes: number;
+  /** Share of the tiles the setting could encode (indexed PNG needs at most 256 colours). */
+  share?: number;
 }
 
 type Setting = { format: string; encode: (s: Sharp) => Sharp };
@@ -46,6 +51,19 @@ export async function encodeTable(tiles: readonly Uint8Array[], size = 256, roun
       }
     }
     rows.push({ format: s.format, parallelMs: r2((performance.now() - t0) / n), callerMs: r2(caller.reduce((a, b) => a + b, 0) / caller.length), meanBytes: Math.round(bytes / n) });
+  }
+  for (const level of [1, 3, 4, 6, 9]) {
+    let bytes = 0, n = 0, ms = 0;
+    for (let r = 0; r < rounds; r++) {
+      for (const t of tiles) {
+        const t0 = performance.now();
+        const png = indexedPng(t, size, level);
+        ms += performance.now() - t0;
+        if (png) { bytes += png.length; n++; }
+      }
+    }
+    const mean = r2(ms / (rounds * tiles.length));
+    rows.push({ format: `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? ' (render threads today)' : ''}`, parallelMs: mean, callerMs: mean, meanBytes: n ? Math.round(bytes / n) : 0, share: r2(n / (rounds * tiles.length)) });
   }
   return rows;
 }

@@ -9,6 +9,11 @@ export interface RenderTask {
   /** Output pixels per side. */
   size: number;
   /**
+   * The format the tile is wanted in: for PNG the thread writes an indexed PNG itself when the
+   * tile has at most 256 colours, and hands over RGBA for the main thread's sharp otherwise.
+   */
+  format?: 'png' | 'webp';
+  /**
    * Where the tile stands across the layer's data at its zoom, from 0 (west edge) to 1: the
    * pool gives each thread one band of columns, so that the COG blocks a thread decodes serve
    * the tiles it renders next.
@@ -17,11 +22,14 @@ export interface RenderTask {
 }
 
 export interface RenderResult {
-  /** size*size*4 straight RGBA, or null when the tile has nothing to draw. */
+  /** size*size*4 straight RGBA, or null when the tile has nothing to draw (or `png` holds it). */
   rgba: ArrayBuffer | null;
-  /** Milliseconds: reading and decoding sources, and the rest of the graph. */
+  /** The finished PNG file, when the thread encoded the tile. */
+  png?: ArrayBuffer;
+  /** Milliseconds: reading and decoding sources, the rest of the graph, and encoding in the thread. */
   readMs: number;
   opsMs: number;
+  encodeMs?: number;
   /** Quality checks that failed with `on_fail: warn`. */
   warnings: { check: string; message: string }[];
 }

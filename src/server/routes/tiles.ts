@@ -70,7 +70,7 @@ async function produce(t: TileRequest, deps: TileDeps): Promise<TileEntry> {
   const layer = t.layer.name;
   let r;
   try {
-    r = await deps.pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, affinity: columnShare(t) });
+    r = await deps.pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t) });
   } catch (err) {
     deps.metrics.renderErrors.inc({ layer });
     throw err;
@@ -81,6 +81,11 @@ async function produce(t: TileRequest, deps: TileDeps): Promise<TileEntry> {
   for (const w of r.warnings) {
     deps.metrics.qualityWarnings.inc({ layer, check: w.check });
     deps.log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);
+  }
+  if (r.png) {
+    const body = Buffer.from(r.png);
+    deps.metrics.renderStage.observe({ layer, stage: 'encode' }, r.encodeMs! / 1000);
+    return { body, etag: etagOf(version, body), timings: { read: r.readMs, ops: r.opsMs, encode: r.encodeMs! } };
   }
   if (!r.rgba) return { body: null, etag: etagOf(version, null), timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
   const t0 = performance.now();

@@ -1,0 +1,106 @@
+import { crc32, deflateSync } from 'node:zlib';
+
+/**
+ * zlib level of indexed PNGs, chosen by `npm run bench`'s encoder table (see bench/encode.ts):
+ * an index byte a pixel is a quarter of RGBA's input, so a higher level than sharp's costs
+ * less time than sharp's level 4 on RGBA does.
+ */
+export const INDEXED_PNG_LEVEL = 4;
+
+const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+const HASH_BITS = 9;
+
+/**
+ * The tile as an 8-bit indexed PNG (colour type 3) when it holds at most 256 distinct RGBA
+ * values, else null. It is lossless: every decoder gives back the same RGBA as the straight
+ * RGBA PNG would, because each distinct 32-bit pixel gets its own palette entry. Colour-mapped
+ * tiles nearly always qualify (one lookup table, a few hundred entries at most, and a tile
+ * spans part of it), and their PNG input shrinks to a byte a pixel.
+ *
+ * A tRNS chunk is always written, so decoders expand the image to RGBA as they did before.
+ */
+export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_LEVEL): Uint8Array | null {
+  const n = size * size;
+  if (rgba.length !== n * 4) throw new Error(`indexedPng: expected ${n * 4} bytes for ${size}x${size} RGBA, got ${rgba.length}`);
+  const words = rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, n) : new Uint32Array(rgba.slice().buffer);
+
+  // Distinct words in first-seen order; an open-addressing table of 512 slots, at most half full.
+  const keys = new Uint32Array(1 << HASH_BITS);
+  const slots = new Int16Array(1 << HASH_BITS).fill(-1);
+  const colours = new Uint32Array(256);
+  let count = 0;
+  // Scanlines: a filter byte (0, none: the PNG spec's advice for palette images) and the indices.
+  const rows = new Uint8Array(n + size);
+  let prev = 0, prevIndex = -1;
+  for (let y = 0, i = 0, o = 0; y < size; y++) {
+    rows[o++] = 0;
+    for (let x = 0; x < size; x++, i++) {
+      const w = words[i]!;
+      if (w !== prev || prevIndex < 0) {
+        let h = Math.imul(w, 0x9e3779b1) >>> (32 - HASH_BITS);
+        for (;;) {
+          const s = slots[h]!;
+          if (s < 0) {
+            if (count === 256) return null;
+            keys[h] = w;
+            slots[h] = count;
+            colours[count] = w;
+            prevIndex = count++;
+            break;
+          }
+          if (keys[h] === w) { prevIndex = s; break; }
+          h = (h + 1) & ((1 << HASH_BITS) - 1);
+        }
+        prev = w;
+      }
+      rows[o++] = prevIndex;
+    }
+  }
+
+  // Entries with alpha below 255 go first, so that tRNS stops at the last of them.
+  const order = new Uint8Array(count);
+  const remap = new Uint8Array(256);
+  let translucent = 0;
+  for (let c = 0; c < count; c++) if (colours[c]! >>> 24 !== 255) order[translucent++] = c;
+  for (let c = 0, k = translucent; c < count; c++) if (colours[c]! >>> 24 === 255) order[k++] = c;
+  for (let k = 0; k < count; k++) remap[order[k]!] = k;
+  let identity = true;
+  for (let k = 0; k < count && identity; k++) identity = order[k] === k;
+  if (!identity) for (let o = 0; o < rows.length; o += size + 1) for (let x = o + 1; x <= o + size; x++) rows[x] = remap[rows[x]!]!;
+
+  const plte = new Uint8Array(count * 3);
+  const trns = new Uint8Array(Math.max(1, translucent));
+  trns[0] = 255;
+  for (let k = 0; k < count; k++) {
+    const w = colours[order[k]!]!;
+    plte[k * 3] = w & 0xff;
+    plte[k * 3 + 1] = (w >>> 8) & 0xff;
+    plte[k * 3 + 2] = (w >>> 16) & 0xff;
+    if (k < translucent) trns[k] = w >>> 24;
+  }
+  const ihdr = new Uint8Array(13);
+  const view = new DataView(ihdr.buffer);
+  view.setUint32(0, size);
+  view.setUint32(4, size);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 3; // colour type: palette
+  const idat = deflateSync(rows, { level });
+  return pngFile([['IHDR', ihdr], ['PLTE', plte], ['tRNS', trns], ['IDAT', idat], ['IEND', new Uint8Array(0)]]);
+}
+
+/** The signature and the chunks, each with its length and CRC, in one fresh buffer (so it can be transferred). */
+function pngFile(chunks: [string, Uint8Array][]): Uint8Array {
+  const total = SIGNATURE.length + chunks.reduce((sum, [, data]) => sum + 12 + data.length, 0);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  out.set(SIGNATURE);
+  let o = SIGNATURE.length;
+  for (const [type, data] of chunks) {
+    view.setUint32(o, data.length);
+    for (let k = 0; k < 4; k++) out[o + 4 + k] = type.charCodeAt(k);
+    out.set(data, o + 8);
+    view.setUint32(o + 8 + data.length, crc32(out.subarray(o + 4, o + 8 + data.length)));
+    o += 12 + data.length;
+  }
+  return out;
+}

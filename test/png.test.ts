@@ -1,0 +1,104 @@
+/**
+ * The render threads' indexed PNG encoder (src/render/png.ts), decoded by two independent
+ * decoders: sharp (libspng/libvips) and GDAL's PNG driver (libpng). A tile must come back
+ * as exactly the RGBA it was made from, transparent pixels included.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { indexedPng } from '../src/render/png.js';
+import { gdal, readEnviRaw, tempDir, toolsMissing } from './helpers/layers.js';
+
+const SIZE = 256;
+
+/** A tile of `colours` distinct RGBA words (some translucent or fully transparent), in runs and noise. */
+function tile(colours: number, seed: number, size = SIZE): Uint8Array {
+  let s = seed >>> 0 || 1;
+  const rand = () => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return (s >>> 0) / 2 ** 32; };
+  const palette = Array.from({ length: colours }, (_, k) => {
+    const alpha = k % 7 === 0 ? 0 : k % 5 === 0 ? Math.floor(rand() * 255) : 255;
+    return [Math.floor(rand() * 256), Math.floor(rand() * 256), Math.floor(rand() * 256), alpha] as const;
+  });
+  const out = new Uint8Array(size * size * 4);
+  for (let i = 0, k = 0; i < size * size; i++) {
+    // Runs of one colour (as colour-mapped tiles have) broken by noise.
+    if (rand() < 0.3) k = Math.floor(rand() * colours);
+    out.set(palette[i < colours ? i : k]!, i * 4);
+  }
+  return out;
+}
+
+async function viaSharp(png: Uint8Array): Promise<{ rgba: Buffer; channels: number; palette: boolean }> {
+  const meta = await sharp(png).metadata();
+  const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  return { rgba: data, channels: info.channels, palette: meta.isPalette === true };
+}
+
+function firstDifference(a: Uint8Array, b: Uint8Array): string {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `pixel ${i >> 2} channel ${i & 3}: ${a[i]} vs ${b[i]}`;
+  return a.length === b.length ? 'none' : `lengths ${a.length} vs ${b.length}`;
+}
+
+describe('indexed PNG', () => {
+  for (const colours of [1, 2, 17, 200, 256]) {
+    it(`${colours} colour(s): sharp decodes the same RGBA, as a paletted image with alpha`, async () => {
+      const rgba = tile(colours, colours * 7919);
+      const png = indexedPng(rgba, SIZE);
+      assert.ok(png, 'a tile of at most 256 colours is encoded');
+      const back = await viaSharp(png);
+      assert.equal(back.channels, 4, 'tRNS is always written, so decoders give RGBA');
+      assert.equal(back.palette, true);
+      assert.ok(Buffer.compare(back.rgba, Buffer.from(rgba)) === 0, firstDifference(back.rgba, rgba));
+    });
+  }
+
+  it('257 distinct colours do not fit: null, for the caller to write RGBA', () => {
+    assert.equal(indexedPng(tile(257, 3), SIZE), null);
+  });
+
+  it('an opaque tile still decodes with an alpha channel', async () => {
+    const rgba = new Uint8Array(SIZE * SIZE * 4);
+    for (let i = 0; i < SIZE * SIZE; i++) rgba.set([i % 200, 30, 90, 255], i * 4);
+    const back = await viaSharp(indexedPng(rgba, SIZE)!);
+    assert.equal(back.channels, 4);
+    assert.ok(Buffer.compare(back.rgba, Buffer.from(rgba)) === 0);
+  });
+
+  it('takes RGBA at any byte offset and of @2x size; refuses a wrong length', async () => {
+    const rgba = tile(40, 11, 512);
+    const shifted = new Uint8Array(rgba.length + 1).subarray(1);
+    shifted.set(rgba);
+    const back = await viaSharp(indexedPng(shifted, 512)!);
+    assert.ok(Buffer.compare(back.rgba, Buffer.from(rgba)) === 0);
+    assert.throws(() => indexedPng(rgba, SIZE), /expected 262144 bytes/);
+  });
+
+  const missing = toolsMissing(['gdal_translate', 'gdalinfo']);
+  const tmp = tempDir('png');
+  after(() => tmp.remove());
+  it('GDAL (libpng) reads the same indices and colour table', { skip: missing }, () => {
+    // GDAL shows a paletted PNG as one band of indices with a colour table (its own RGBA
+    // expansion blanks the colour of fully transparent entries, so it is not used here).
+    for (const colours of [3, 256]) {
+      const rgba = tile(colours, 97 + colours);
+      const file = path.join(tmp.dir, `t${colours}.png`);
+      writeFileSync(file, indexedPng(rgba, SIZE)!);
+      const info = JSON.parse(gdal('gdalinfo', ['-json', file])) as { bands: { colorTable?: { entries: number[][] } }[] };
+      assert.equal(info.bands.length, 1);
+      const entries = info.bands[0]!.colorTable!.entries;
+      assert.equal(entries.length, colours);
+      const base = path.join(tmp.dir, `t${colours}`);
+      gdal('gdal_translate', ['-q', '-of', 'ENVI', file, `${base}.raw`]);
+      const { width, bands } = readEnviRaw(base);
+      assert.equal(width, SIZE);
+      for (let i = 0; i < SIZE * SIZE; i++) {
+        const entry = entries[bands[0]![i]!]!;
+        for (let c = 0; c < 4; c++) {
+          if (entry[c] !== rgba[i * 4 + c]) assert.fail(`${colours} colours: pixel ${i} channel ${c}: GDAL ${entry[c]}, tile ${rgba[i * 4 + c]}`);
+        }
+      }
+    }
+  });
+});
