@@ -1,7 +1,8 @@
 /**
  * tilegraph's renderer driven in this thread, without HTTP or the pool:
- * - `singleThread`: the render thread's own entry (dist/workers/render.js) plus the
- *   server's PNG encoder, one tile after another: per-core cost, comparable with the naive
+ * - `singleThread`: the render thread's own entry (renderEncoded in dist/workers/render.js,
+ *   which writes indexed PNGs itself) plus the server's sharp encoder for the tiles it hands
+ *   back as RGBA, one tile after another: per-core cost, comparable with the naive
  *   single-thread baseline, and what bench/profile.ts profiles;
  * - `coldTileCosts`: one tile rendered from a freshly opened source each time, so that no
  *   decoded block is reused; bytes read counted. This is the overview target's measure.
@@ -12,7 +13,7 @@ import { encodeTile } from '../src/render/encode.js';
 import { FileSource, type ByteSource } from '../src/sources/bytesource.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
-import { renderTile } from '../workers/render.js';
+import { renderEncoded, renderTile } from '../workers/render.js';
 import { summarise, type LatencySummary } from './loadgen.js';
 import { tileBounds, type Tile } from './tiles.js';
 
@@ -36,9 +37,13 @@ export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxM
   for (const t of tiles) {
     if (performance.now() - started > maxMs) { cutShort = true; break; }
     const t0 = performance.now();
-    const r = await renderTile({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 });
+    const r = await renderEncoded({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256, format: 'png' });
     read += r.readMs; ops += r.opsMs;
-    if (r.rgba) {
+    if (r.png) {
+      encode += r.encodeMs!;
+      bytes += r.png.byteLength;
+      drawn++;
+    } else if (r.rgba) {
       const t1 = performance.now();
       const png = await encodeTile(new Uint8Array(r.rgba), 256, 'png');
       encode += performance.now() - t1;

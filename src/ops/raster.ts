@@ -44,6 +44,26 @@ export interface TileContext {
   warnings?: { check: string; message: string }[];
   /** Work shared by the operators of one tile, e.g. two reads of one source share a plan. */
   memo?: Map<string, unknown>;
+  /** Where the tile's rasters come from: a render thread recycles them between tiles. */
+  alloc?: Alloc;
+}
+
+/** Zero-filled typed arrays for one tile's rasters. */
+export interface Alloc {
+  float32(n: number): Float32Array;
+  bytes(n: number): Uint8Array;
+}
+
+/** Fresh arrays from the heap, when nothing recycles them. */
+export const heapAlloc: Alloc = { float32: (n) => new Float32Array(n), bytes: (n) => new Uint8Array(n) };
+
+export const allocOf = (ctx?: TileContext): Alloc => ctx?.alloc ?? heapAlloc;
+
+/** A copy of a mask from `alloc`. */
+export function copyMask(alloc: Alloc, mask: Uint8Array): Uint8Array {
+  const out = alloc.bytes(mask.length);
+  out.set(mask);
+  return out;
 }
 
 /** What an operator produces, checked when a graph is built. */
@@ -53,10 +73,10 @@ export interface OutputShape {
   bands: number;
 }
 
-export function bandRaster(width: number, height: number, count: number, mask?: Uint8Array): BandRaster {
+export function bandRaster(width: number, height: number, count: number, mask?: Uint8Array, alloc: Alloc = heapAlloc): BandRaster {
   const bands: Float32Array[] = [];
-  for (let i = 0; i < count; i++) bands.push(new Float32Array(width * height));
-  return { kind: 'bands', width, height, bands, mask: mask ?? new Uint8Array(width * height).fill(1) };
+  for (let i = 0; i < count; i++) bands.push(alloc.float32(width * height));
+  return { kind: 'bands', width, height, bands, mask: mask ?? alloc.bytes(width * height).fill(1) };
 }
 
 /**
@@ -64,16 +84,16 @@ export function bandRaster(width: number, height: number, count: number, mask?: 
  * three as RGB, one as grey from [0, 1] (clamped); masked pixels transparent. Returns null
  * when nothing is drawn, so the server can answer 204.
  */
-export function toTileRgba(r: Raster, buffer: number, size: number): Uint8Array | null {
-  const out = new Uint8Array(size * size * 4);
+export function toTileRgba(r: Raster, buffer: number, size: number, alloc: Alloc = heapAlloc): Uint8Array | null {
+  if (r.kind === 'rgba' && buffer === 0 && r.width === size) {
+    // Already the tile: hand it on without a copy.
+    const words = new Uint32Array(r.data.buffer, r.data.byteOffset, size * size);
+    for (let i = 0; i < words.length; i++) if (words[i]! >>> 24) return r.data;
+    return null;
+  }
+  const out = alloc.bytes(size * size * 4);
   let any = 0;
   if (r.kind === 'rgba') {
-    if (buffer === 0 && r.width === size) {
-      // Already the tile: hand it on without a copy.
-      const words = new Uint32Array(r.data.buffer, r.data.byteOffset, size * size);
-      for (let i = 0; i < words.length; i++) if (words[i]! >>> 24) return r.data;
-      return null;
-    }
     for (let y = 0; y < size; y++) {
       const from = ((y + buffer) * r.width + buffer) * 4;
       out.set(r.data.subarray(from, from + size * 4), y * size * 4);

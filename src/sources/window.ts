@@ -75,7 +75,7 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   valid.fill(1);
   if (maskWin) {
     for (let k = 0; k < valid.length; k++) valid[k] = maskWin[k] ? 1 : 0;
-    if (bytesPool.length < POOL_MAX) bytesPool.push(maskWin);
+    giveBuffer(bytesPool, maskWin.buffer as ArrayBuffer);
   }
   const nd = nodata;
   for (const band of out.bands) {
@@ -99,27 +99,45 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
 /*
  * Windows are garbage as soon as a tile is resampled, and a few hundred KB each: their
  * buffers are recycled (releaseWindow) instead of left to the collector. Several tiles may be
- * in flight in one thread, so this is a pool, not a single scratch buffer. A recycled buffer
- * is only handed out for the exact same length.
+ * in flight in one thread, so this is a pool, not a single scratch buffer. Window sizes vary a
+ * little from tile to tile, so a buffer is allocated with room to spare and handed out for
+ * any window that fits in it (the smallest such).
  */
-const floatPool: Float32Array[] = [];
-const bytesPool: Uint8Array[] = [];
+const floatPool: ArrayBuffer[] = [];
+const bytesPool: ArrayBuffer[] = [];
 const POOL_MAX = 16;
+const SLACK = 1.25;
+
+function takeBuffer(pool: ArrayBuffer[], byteLength: number): ArrayBuffer {
+  let best = -1;
+  for (let i = 0; i < pool.length; i++) {
+    const len = pool[i]!.byteLength;
+    if (len >= byteLength && (best < 0 || len < pool[best]!.byteLength)) best = i;
+  }
+  if (best < 0) return new ArrayBuffer(Math.ceil((byteLength * SLACK) / 8) * 8);
+  return pool.splice(best, 1)[0]!;
+}
+
+function giveBuffer(pool: ArrayBuffer[], buf: ArrayBuffer): void {
+  if (pool.length < POOL_MAX) pool.push(buf);
+  else {
+    // Keep the larger buffers: they fit more windows.
+    let smallest = 0;
+    for (let i = 1; i < pool.length; i++) if (pool[i]!.byteLength < pool[smallest]!.byteLength) smallest = i;
+    if (pool[smallest]!.byteLength < buf.byteLength) pool[smallest] = buf;
+  }
+}
 
 function takeFloat32(n: number): Float32Array {
-  const i = floatPool.findIndex((a) => a.length === n);
-  if (i < 0) return new Float32Array(n);
-  return floatPool.splice(i, 1)[0]!;
+  return new Float32Array(takeBuffer(floatPool, n * 4), 0, n);
 }
 
 function takeBytes(n: number): Uint8Array {
-  const i = bytesPool.findIndex((a) => a.length === n);
-  if (i < 0) return new Uint8Array(n);
-  return bytesPool.splice(i, 1)[0]!;
+  return new Uint8Array(takeBuffer(bytesPool, n), 0, n);
 }
 
 /** Gives a window's buffers back once nothing reads them any more. */
 export function releaseWindow(win: Window): void {
-  for (const b of win.bands) if (floatPool.length < POOL_MAX) floatPool.push(b);
-  if (bytesPool.length < POOL_MAX) bytesPool.push(win.valid);
+  for (const b of win.bands) giveBuffer(floatPool, b.buffer as ArrayBuffer);
+  giveBuffer(bytesPool, win.valid.buffer as ArrayBuffer);
 }

@@ -1,6 +1,6 @@
 import { compileExpression, type CompiledExpression } from '../expression.js';
 import { Operator } from '../operator.js';
-import { bandRaster, type BandRaster, type OutputShape, type Raster } from '../raster.js';
+import { allocOf, bandRaster, copyMask, type Alloc, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 function bandsOf(inputs: OutputShape[], op: string): number {
   let n = 0;
@@ -12,10 +12,10 @@ function bandsOf(inputs: OutputShape[], op: string): number {
 }
 
 /** The bands of all inputs, in order, with the pixels valid in every input. */
-function stack(inputs: Raster[]): BandRaster {
+function stack(inputs: Raster[], alloc: Alloc): BandRaster {
   const first = inputs[0] as BandRaster;
   if (inputs.length === 1) return first;
-  const mask = new Uint8Array(first.mask);
+  const mask = copyMask(alloc, first.mask);
   const bands: Float32Array[] = [];
   for (const r of inputs as BandRaster[]) {
     bands.push(...r.bands);
@@ -70,9 +70,10 @@ export class Expression extends Operator {
     return { kind: 'bands', bands: 1 };
   }
 
-  apply(inputs: Raster[]): Raster {
-    const r = stack(inputs);
-    const out = bandRaster(r.width, r.height, 1, new Uint8Array(r.mask));
+  apply(inputs: Raster[], ctx: TileContext): Raster {
+    const alloc = allocOf(ctx);
+    const r = stack(inputs, alloc);
+    const out = bandRaster(r.width, r.height, 1, copyMask(alloc, r.mask), alloc);
     const result = out.bands[0]!;
     this.compiled.evaluate(r.bands, r.mask, result);
     // Division by zero and the like give no value: those pixels become nodata.
@@ -105,11 +106,12 @@ export class NormalizedDifference extends Operator {
     return { kind: 'bands', bands: 1 };
   }
 
-  apply(inputs: Raster[]): Raster {
-    const r = stack(inputs);
+  apply(inputs: Raster[], ctx: TileContext): Raster {
+    const alloc = allocOf(ctx);
+    const r = stack(inputs, alloc);
     const [ia, ib] = this.params.bands ? [this.params.bands[0] - 1, this.params.bands[1] - 1] : [0, 1];
     const a = r.bands[ia]!, b = r.bands[ib]!;
-    const out = bandRaster(r.width, r.height, 1, new Uint8Array(r.mask));
+    const out = bandRaster(r.width, r.height, 1, copyMask(alloc, r.mask), alloc);
     const o = out.bands[0]!;
     const mask = out.mask;
     for (let i = 0; i < o.length; i++) {

@@ -1,5 +1,5 @@
 import { Operator } from '../operator.js';
-import type { BandRaster, OutputShape, Raster } from '../raster.js';
+import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 export type BlendMode = 'multiply' | 'overlay' | 'normal';
 
@@ -56,13 +56,13 @@ export class Blend extends Operator {
     return { kind: 'rgba', bands: 4 };
   }
 
-  apply([bottom, top]: Raster[]): Raster {
+  apply([bottom, top]: Raster[], ctx?: TileContext): Raster {
     const b = bottom!, t = top!;
     if (b.width !== t.width || b.height !== t.height) {
       throw new Error(`blend inputs differ in size: ${b.width}x${b.height} and ${t.width}x${t.height}`);
     }
     const n = b.width * b.height;
-    const data = new Uint8Array(n * 4);
+    const data = allocOf(ctx).bytes(n * 4);
     const bRgba = b.kind === 'rgba' ? b.data : null;
     const tRgba = t.kind === 'rgba' ? t.data : null;
     const bGrey = b.kind === 'bands' ? (b as BandRaster).bands[0]! : null;

@@ -1,6 +1,6 @@
 import { Operator } from '../operator.js';
 import { paletteLut } from '../palettes.js';
-import type { BandRaster, OutputShape, Raster } from '../raster.js';
+import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 export interface ColormapParams {
   name?: string;
@@ -90,10 +90,10 @@ export class Colormap extends Operator {
     return { kind: 'rgba', bands: 4 };
   }
 
-  apply([input]: Raster[]): Raster {
+  apply([input]: Raster[], ctx: TileContext): Raster {
     const r = input as BandRaster;
     const n = r.width * r.height;
-    const data = new Uint8Array(n * 4);
+    const data = allocOf(ctx).bytes(n * 4);
     const out = new Uint32Array(data.buffer);
     const band = r.bands[0]!;
     const mask = r.mask;

@@ -1,5 +1,5 @@
 import { Operator } from '../operator.js';
-import { bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
+import { allocOf, bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 import { EARTH_RADIUS } from '../../tiles/mercator.js';
 
 export interface HillshadeParams {
@@ -86,7 +86,8 @@ export class Hillshade extends Operator {
     if (W !== ctx.size + 2 * ctx.buffer || H !== W) {
       throw new Error(`hillshade got a ${W}x${H} raster for a ${ctx.size} px tile with a ${ctx.buffer} px buffer`);
     }
-    const out = bandRaster(W, H, 1, new Uint8Array(W * H));
+    const alloc = allocOf(ctx);
+    const out = bandRaster(W, H, 1, alloc.bytes(W * H), alloc);
     const dem = r.bands[0]!;
     const mask = r.mask;
     const shade = out.bands[0]!;

@@ -3,7 +3,7 @@ import { sampleWindow } from '../../sources/sample.js';
 import { readWindow, releaseWindow } from '../../sources/window.js';
 import { planRead, type ReadPlan, type Resampling } from '../../tiles/plan.js';
 import { Operator } from '../operator.js';
-import { bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
+import { allocOf, bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 export interface ReadParams {
   source: string;
@@ -68,7 +68,8 @@ export class Read extends Operator {
     const t0 = performance.now();
     const win = await readWindow(this.cog, plan.level, plan.window, bands, this.nodata);
     if (ctx.timings) ctx.timings.read += performance.now() - t0;
-    const out = bandRaster(plan.width, plan.width, bands.length, new Uint8Array(plan.width * plan.width));
+    const alloc = allocOf(ctx);
+    const out = bandRaster(plan.width, plan.width, bands.length, alloc.bytes(plan.width * plan.width), alloc);
     sampleWindow(win, plan.coords, this.resampling, plan.scaleX, plan.scaleY, out, plan.separable);
     releaseWindow(win);
     if (meta.palette && bands.length === 1) out.palette = meta.palette;

@@ -1,5 +1,5 @@
 import { Operator } from '../operator.js';
-import { bandRaster, type BandRaster, type OutputShape, type Raster } from '../raster.js';
+import { allocOf, bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 export interface RescaleParams {
   from: [number, number] | 'auto';
@@ -32,9 +32,9 @@ export class Rescale extends Operator {
     return inputs[0]!;
   }
 
-  async apply([input]: Raster[]): Promise<Raster> {
+  async apply([input]: Raster[], ctx: TileContext): Promise<Raster> {
     const r = input as BandRaster;
-    const out = bandRaster(r.width, r.height, r.bands.length, r.mask);
+    const out = bandRaster(r.width, r.height, r.bands.length, r.mask, allocOf(ctx));
     const ranges = this.from === 'auto' ? await this.auto!() : undefined;
     const [t0, t1] = this.to;
     const lo = Math.min(t0, t1), hi = Math.max(t0, t1);

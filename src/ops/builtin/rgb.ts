@@ -1,5 +1,5 @@
 import { Operator } from '../operator.js';
-import type { BandRaster, OutputShape, Raster } from '../raster.js';
+import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 export interface RgbParams {
   rescale?: [[number, number], [number, number], [number, number]];
@@ -29,10 +29,10 @@ export class Rgb extends Operator {
     return { kind: 'rgba', bands: 4 };
   }
 
-  apply([input]: Raster[]): Raster {
+  apply([input]: Raster[], ctx: TileContext): Raster {
     const r = input as BandRaster;
     const n = r.width * r.height;
-    const data = new Uint8Array(n * 4);
+    const data = allocOf(ctx).bytes(n * 4);
     const inv = 1 / this.gamma;
     for (let b = 0; b < 3; b++) {
       const band = r.bands[b]!;
