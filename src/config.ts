@@ -42,7 +42,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { env: 'SOURCE_RECHECK_S', default: '30', description: 'seconds between checks that a source file or URL is unchanged' },
   { env: 'MAX_QUEUE', default: '256', description: 'tiles waiting for a render thread before new requests get `503`' },
   { env: 'RENDER_TIMEOUT_MS', default: '15000', description: 'time limit of one tile render' },
-  { env: 'BLOCK_CACHE_MB', default: '64', description: 'decoded COG blocks kept by each render thread, in MiB' },
+  { env: 'BLOCK_CACHE_MB', default: '256', description: 'decoded COG blocks each render thread keeps, in MiB; the threads share the blocks they decode, so their caches are largely the same memory' },
   { env: 'ALLOWED_HOSTS', default: '(empty)', description: 'comma-separated hosts that `http(s)` sources may name' },
   { env: 'LOG_LEVEL', default: 'info', description: 'pino log level (`silent` for none)' },
 ];
@@ -65,7 +65,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     sourceRecheckS: int(env, 'SOURCE_RECHECK_S', 30, 0),
     maxQueue: int(env, 'MAX_QUEUE', 256, 1),
     renderTimeoutMs: int(env, 'RENDER_TIMEOUT_MS', 15000, 100),
-    blockCacheMb: int(env, 'BLOCK_CACHE_MB', 64, 1),
+    blockCacheMb: int(env, 'BLOCK_CACHE_MB', 256, 1),
     allowedHosts: (env.ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
     logLevel: env.LOG_LEVEL || 'info',
   };

@@ -8,6 +8,7 @@ export class Metrics {
   readonly renders = new Counter({ name: 'tilegraph_renders_total', help: 'Tiles actually rendered (not served from a cache)', labelNames: ['layer'] as const, registers: [this.registry] });
   readonly renderStage = new Histogram({ name: 'tilegraph_render_stage_seconds', help: 'Render duration by stage (read, ops, encode)', labelNames: ['layer', 'stage'] as const, buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
   readonly renderErrors = new Counter({ name: 'tilegraph_render_errors_total', help: 'Renders that failed', labelNames: ['layer'] as const, registers: [this.registry] });
+  readonly blockReads = new Counter({ name: 'tilegraph_block_reads_total', help: 'COG blocks the render threads needed, by how they got them: cached, waited (for another thread decoding it) or decoded', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly qualityWarnings = new Counter({ name: 'tilegraph_quality_warnings_total', help: 'Quality checks that failed with on_fail: warn', labelNames: ['layer', 'check'] as const, registers: [this.registry] });
   readonly queue = new Gauge({ name: 'tilegraph_pool_queue_length', help: 'Tiles waiting for a render thread', registers: [this.registry] });
   readonly utilization = new Gauge({ name: 'tilegraph_pool_utilization', help: 'Render pool utilisation (0..1)', registers: [this.registry] });

@@ -9,6 +9,7 @@ import { toTileRgba, type Alloc, type TileContext } from '../src/ops/raster.js';
 import { BufferPool, TileArena } from '../src/render/arena.js';
 import { indexedPng } from '../src/render/png.js';
 import type { RenderResult, RenderTask } from '../src/render/task.js';
+import { blockCache } from '../src/sources/blockcache.js';
 import { Cog } from '../src/sources/cog.js';
 import { tileBounds } from '../src/tiles/mercator.js';
 
@@ -16,6 +17,9 @@ interface Built {
   graph: Operator;
   cogs: Cog[];
 }
+
+// The render threads share what they decode (see BlockCache.share).
+blockCache.share();
 
 const built = new Map<string, Promise<Built>>();
 /** Layer versions kept per thread; older versions of a layer are dropped. */
@@ -47,6 +51,7 @@ function graphFor(spec: LayerSpec): Promise<Built> {
 /** Renders one tile in this thread; its rasters come from `alloc` when given. */
 export async function renderTile(task: RenderTask, alloc?: Alloc): Promise<RenderResult> {
   const { graph } = await graphFor(task.layer);
+  await blockCache.catchUp();
   const t0 = performance.now();
   const ctx: TileContext = {
     z: task.z, x: task.x, y: task.y, size: task.size, buffer: graph.buffer(),
@@ -81,6 +86,7 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
         result.rgba = null;
       }
     }
+    result.blocks = blockCache.takeCounts();
     return result;
   } finally {
     arena.release(result?.rgba ?? undefined);

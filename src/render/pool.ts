@@ -37,6 +37,9 @@ export class RenderPool {
         maxQueue: opts.maxQueue,
         // A thread waiting on block reads can start the next tile meanwhile.
         concurrentTasksPerWorker: 4,
+        // Between tasks a thread keeps its event loop running (instead of sleeping in
+        // Atomics.wait), so the blocks other threads announce reach it before its next tile.
+        atomics: 'async',
         // The threads read their settings from their own environment: pass the one that is
         // theirs, so that `--block-cache-mb` reaches them as BLOCK_CACHE_MB does.
         env: { ...process.env, BLOCK_CACHE_MB: String(opts.blockCacheMb) },

@@ -1,4 +1,5 @@
 import type { LayerSpec } from '../layers/layer.js';
+import type { BlockCounts } from '../sources/blockcache.js';
 
 /** One tile to render, as sent to a render thread. */
 export interface RenderTask {
@@ -30,6 +31,8 @@ export interface RenderResult {
   readMs: number;
   opsMs: number;
   encodeMs?: number;
+  /** The thread's block requests since its previous result (so that the sum over results is exact). */
+  blocks?: BlockCounts;
   /** Quality checks that failed with `on_fail: warn`. */
   warnings: { check: string; message: string }[];
 }

@@ -76,6 +76,7 @@ async function produce(t: TileRequest, deps: TileDeps): Promise<TileEntry> {
     throw err;
   }
   deps.metrics.renders.inc({ layer });
+  if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) deps.metrics.blockReads.inc({ outcome }, n);
   deps.metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
   deps.metrics.renderStage.observe({ layer, stage: 'ops' }, r.opsMs / 1000);
   for (const w of r.warnings) {
