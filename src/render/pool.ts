@@ -37,9 +37,10 @@ export class RenderPool {
         maxQueue: opts.maxQueue,
         // A thread waiting on block reads can start the next tile meanwhile.
         concurrentTasksPerWorker: 4,
-        // Between tasks a thread keeps its event loop running (instead of sleeping in
-        // Atomics.wait), so the blocks other threads announce reach it before its next tile.
-        atomics: 'async',
+        // Tasks arrive as messages, so between tasks a thread keeps its event loop running
+        // (instead of sleeping in Atomics.wait) and the blocks other threads announce reach it
+        // before its next tile. ('async' does that too, but its threads outlive close().)
+        atomics: 'disabled',
         // The threads read their settings from their own environment: pass the one that is
         // theirs, so that `--block-cache-mb` reaches them as BLOCK_CACHE_MB does.
         env: { ...process.env, BLOCK_CACHE_MB: String(opts.blockCacheMb) },
