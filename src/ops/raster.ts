@@ -51,11 +51,12 @@ export interface TileContext {
 /** Zero-filled typed arrays for one tile's rasters. */
 export interface Alloc {
   float32(n: number): Float32Array;
+  float64(n: number): Float64Array;
   bytes(n: number): Uint8Array;
 }
 
 /** Fresh arrays from the heap, when nothing recycles them. */
-export const heapAlloc: Alloc = { float32: (n) => new Float32Array(n), bytes: (n) => new Uint8Array(n) };
+export const heapAlloc: Alloc = { float32: (n) => new Float32Array(n), float64: (n) => new Float64Array(n), bytes: (n) => new Uint8Array(n) };
 
 export const allocOf = (ctx?: TileContext): Alloc => ctx?.alloc ?? heapAlloc;
 

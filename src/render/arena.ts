@@ -44,6 +44,10 @@ export class TileArena implements Alloc {
     return new Float32Array(this.take(n * 4), 0, n);
   }
 
+  float64(n: number): Float64Array {
+    return new Float64Array(this.take(n * 8), 0, n);
+  }
+
   bytes(n: number): Uint8Array {
     return new Uint8Array(this.take(n), 0, n);
   }

@@ -437,8 +437,22 @@ function horizontal8(a: Uint8Array, rowLen: number, rows: number, stride: number
 }
 
 function horizontal16(a: Uint16Array, rowLen: number, rows: number, stride: number): void {
+  if (stride === 4) return horizontal16x4(a, rowLen, rows);
   for (let base = 0, r = 0; r < rows; r++, base += rowLen) {
     for (let i = base + stride, end = base + rowLen; i < end; i++) a[i] = a[i] + a[i - stride];
+  }
+}
+
+/** Four 16-bit samples a pixel (e.g. a 4-band scene): the running sums stay in registers. */
+function horizontal16x4(a: Uint16Array, rowLen: number, rows: number): void {
+  for (let base = 0, r = 0; r < rows; r++, base += rowLen) {
+    let s0 = a[base]!, s1 = a[base + 1]!, s2 = a[base + 2]!, s3 = a[base + 3]!;
+    for (let i = base + 4, end = base + rowLen; i < end; i += 4) {
+      a[i] = s0 = (s0 + a[i]!) & 0xffff;
+      a[i + 1] = s1 = (s1 + a[i + 1]!) & 0xffff;
+      a[i + 2] = s2 = (s2 + a[i + 2]!) & 0xffff;
+      a[i + 3] = s3 = (s3 + a[i + 3]!) & 0xffff;
+    }
   }
 }
 

@@ -194,9 +194,13 @@ function kernel(win: Window, u: Float32Array, v: Float32Array, method: Resamplin
  * taken as the product of the x and y sums.
  */
 function kernelAllValid(win: Window, u: Float32Array, v: Float32Array, method: Resampling, sx: number, sy: number, out: SampleOutput): void {
+  if (method !== 'cubic' && sx <= 2 && sy <= 2) triangleAllValid4(win, u, v, sx, sy, out);
+  else kernelAllValidGeneral(win, u, v, method === 'cubic', sx, sy, out);
+}
+
+function kernelAllValidGeneral(win: Window, u: Float32Array, v: Float32Array, cubicKernel: boolean, sx: number, sy: number, out: SampleOutput): void {
   const { width: ww, height: wh } = win;
   const nb = win.bands.length;
-  const cubicKernel = method === 'cubic';
   const reach = cubicKernel ? 2 : 1;
   const rx = reach * sx, ry = reach * sy;
   const isx = 1 / sx, isy = 1 / sy;
@@ -245,6 +249,61 @@ function kernelAllValid(win: Window, u: Float32Array, v: Float32Array, method: R
         acc += wy[y - ys]! * inner;
       }
       out.bands[b]![k] = acc * inv;
+    }
+  }
+}
+
+/**
+ * `kernelAllValid` for the widened triangle (bilinear) kernel up to 2x downsampling, where a
+ * pixel has at most 4 taps each way: the weights live in locals and the 4x4 taps are
+ * unrolled, the missing ones weighing 0. Same weights, sums and order of additions as the
+ * general loop, so the same values. Pixels whose 4x4 block would leave the window take
+ * the general loop.
+ */
+function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: number, sy: number, out: SampleOutput): void {
+  const { width: ww, height: wh } = win;
+  const bands = win.bands;
+  const nb = bands.length;
+  const isx = 1 / sx, isy = 1 / sy;
+  const mask = out.mask, outBands = out.bands;
+  const one = { u: new Float32Array(1), v: new Float32Array(1) };
+  const single: SampleOutput = { bands: outBands.map(() => new Float32Array(1)), mask: new Uint8Array(1) };
+  for (let k = 0; k < u.length; k++) {
+    const uk = u[k]!, vk = v[k]!;
+    const cx = Math.floor(uk), cy = Math.floor(vk);
+    if (!(cx >= 0 && cy >= 0 && cx < ww && cy < wh)) continue;
+    const fx = uk - 0.5, fy = vk - 0.5;
+    const xs = Math.max(0, Math.floor(fx - sx) + 1), xe = Math.min(ww - 1, Math.ceil(fx + sx) - 1);
+    const ys = Math.max(0, Math.floor(fy - sy) + 1), ye = Math.min(wh - 1, Math.ceil(fy + sy) - 1);
+    if (xs + 3 >= ww || ys + 3 >= wh) {
+      one.u[0] = uk; one.v[0] = vk; single.mask[0] = 0;
+      kernelAllValidGeneral(win, one.u, one.v, false, sx, sy, single);
+      if (single.mask[0]) {
+        mask[k] = 1;
+        for (let b = 0; b < nb; b++) outBands[b]![k] = single.bands[b]![0]!;
+      }
+      continue;
+    }
+    const a0 = 1 - Math.abs(xs - fx) * isx;
+    const a1 = xs + 1 <= xe ? 1 - Math.abs(xs + 1 - fx) * isx : 0;
+    const a2 = xs + 2 <= xe ? 1 - Math.abs(xs + 2 - fx) * isx : 0;
+    const a3 = xs + 3 <= xe ? 1 - Math.abs(xs + 3 - fx) * isx : 0;
+    const c0 = 1 - Math.abs(ys - fy) * isy;
+    const c1 = ys + 1 <= ye ? 1 - Math.abs(ys + 1 - fy) * isy : 0;
+    const c2 = ys + 2 <= ye ? 1 - Math.abs(ys + 2 - fy) * isy : 0;
+    const c3 = ys + 3 <= ye ? 1 - Math.abs(ys + 3 - fy) * isy : 0;
+    const total = (a0 + a1 + a2 + a3) * (c0 + c1 + c2 + c3);
+    if (Math.abs(total) < 1e-5) continue;
+    mask[k] = 1;
+    const inv = 1 / total;
+    const r0 = ys * ww + xs, r1 = r0 + ww, r2 = r1 + ww, r3 = r2 + ww;
+    for (let b = 0; b < nb; b++) {
+      const band = bands[b]!;
+      const acc = c0 * (a0 * band[r0]! + a1 * band[r0 + 1]! + a2 * band[r0 + 2]! + a3 * band[r0 + 3]!)
+        + c1 * (a0 * band[r1]! + a1 * band[r1 + 1]! + a2 * band[r1 + 2]! + a3 * band[r1 + 3]!)
+        + c2 * (a0 * band[r2]! + a1 * band[r2 + 1]! + a2 * band[r2 + 2]! + a3 * band[r2 + 3]!)
+        + c3 * (a0 * band[r3]! + a1 * band[r3 + 1]! + a2 * band[r3 + 2]! + a3 * band[r3 + 3]!);
+      outBands[b]![k] = acc * inv;
     }
   }
 }

@@ -71,27 +71,27 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   }
   await Promise.all([...jobs, ...maskJobs]);
 
+  // One pass: the mask, then each band's NaN and nodata (compared at the band's own
+  // precision: a Float32 nodata of -3.4e38 must match itself). NaN never equals itself, so
+  // without a nodata value `f` is NaN and only the NaN test bites.
   const valid = out.valid;
-  valid.fill(1);
-  if (maskWin) {
-    for (let k = 0; k < valid.length; k++) valid[k] = maskWin[k] ? 1 : 0;
-    giveBuffer(bytesPool, maskWin.buffer as ArrayBuffer);
-  }
-  const nd = nodata;
-  for (const band of out.bands) {
-    if (nd === null || Number.isNaN(nd)) {
-      for (let k = 0; k < band.length; k++) if (band[k] !== band[k]) valid[k] = 0;
-    } else {
-      // Compare at the band's own precision: a Float32 nodata of -3.4e38 must match itself.
-      const f = Math.fround(nd);
-      for (let k = 0; k < band.length; k++) {
-        const s = band[k]!;
-        if (s === f || s !== s) valid[k] = 0;
-      }
-    }
-  }
+  const f = nodata === null ? NaN : Math.fround(nodata);
+  const bandsOut = out.bands;
+  const nb = bandsOut.length;
+  const b0 = bandsOut[0]!, b1 = nb > 1 ? bandsOut[1]! : b0;
   let invalid = 0;
-  for (let k = 0; k < valid.length; k++) invalid += valid[k]! ^ 1;
+  for (let k = 0; k < valid.length; k++) {
+    let ok = maskWin ? (maskWin[k] ? 1 : 0) : 1;
+    const s0 = b0[k]!, s1 = b1[k]!;
+    if (s0 === f || s0 !== s0 || s1 === f || s1 !== s1) ok = 0;
+    else for (let b = 2; b < nb; b++) {
+      const s = bandsOut[b]![k]!;
+      if (s === f || s !== s) { ok = 0; break; }
+    }
+    valid[k] = ok;
+    invalid += ok ^ 1;
+  }
+  if (maskWin) giveBuffer(bytesPool, maskWin.buffer as ArrayBuffer);
   out.allValid = invalid === 0;
   return out;
 }

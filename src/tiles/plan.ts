@@ -4,7 +4,7 @@
  * no pixels), so it is unit-tested with numbers alone.
  */
 import proj4 from 'proj4';
-import type { TileContext } from '../ops/raster.js';
+import { allocOf, type TileContext } from '../ops/raster.js';
 
 export type Resampling = 'nearest' | 'bilinear' | 'cubic';
 
@@ -121,8 +121,10 @@ export function planRead(src: PlanSource, tile: TileContext, resampling: Resampl
 
   const affine = isWebMercator(src.proj4);
   if (affine) return planAffine(src, tile, W, exact, resampling);
-  const fu = new Float64Array(W * W);
-  const fv = new Float64Array(W * W);
+  // The tile's arrays (recycled between tiles in a render thread): the plan lives as long.
+  const alloc = allocOf(tile);
+  const fu = alloc.float64(W * W);
+  const fv = alloc.float64(W * W);
   fillCoordinates(W, exact, fu, fv);
 
   // Level choice and kernel scale from the local Jacobian at the tile centre.
@@ -153,8 +155,8 @@ export function planRead(src: PlanSource, tile: TileContext, resampling: Resampl
   const window = windowFor(minU, minV, maxU, maxV, lv, resampling, scaleX, scaleY, W, tile, level);
   if (!window) return null;
   const [x0, y0] = window;
-  const u = new Float32Array(W * W);
-  const v = new Float32Array(W * W);
+  const u = alloc.float32(W * W);
+  const v = alloc.float32(W * W);
   for (let k = 0; k < u.length; k++) {
     u[k] = fu[k]! - x0;
     v[k] = fv[k]! - y0;
@@ -190,7 +192,7 @@ function planAffine(src: PlanSource, tile: TileContext, W: number, exact: (i: nu
     level, window, width: W, scaleX, scaleY,
     coords: () => {
       if (!coords) {
-        const u = new Float32Array(W * W), v = new Float32Array(W * W);
+        const u = allocOf(tile).float32(W * W), v = allocOf(tile).float32(W * W);
         for (let j = 0, k = 0; j < W; j++) {
           for (let i = 0; i < W; i++, k++) {
             u[k] = a + i * b + j * c - x0;
