@@ -56,19 +56,22 @@ describe('separable resampling equals the per-pixel kernels', () => {
 });
 
 describe('the widened kernel without validity tests equals the general one', () => {
-  for (const [method, scale] of [['bilinear', 1.4], ['bilinear', 2.6], ['cubic', 1.8]] as [Resampling, number][]) {
-    it(`${method} at ${scale}, on a rotated grid`, () => {
+  for (const [method, scale, tight] of [['bilinear', 1.4, false], ['bilinear', 1.85, false], ['bilinear', 2, true], ['bilinear', 1.6, true], ['bilinear', 2.6, false], ['cubic', 1.8, false]] as [Resampling, number, boolean][]) {
+    it(`${method} at ${scale}, on a rotated grid${tight ? ' running off the window' : ''}`, () => {
       const W = 48;
-      const win = window(Math.ceil(W * scale * 1.5) + 8, Math.ceil(W * scale * 1.5) + 8, 1);
+      // A tight window puts grid points on its last rows and columns and beyond them.
+      const side = tight ? Math.ceil(W * scale * 1.1) : Math.ceil(W * scale * 1.5) + 8;
+      const win = window(side, side, 2);
       const u = new Float32Array(W * W), v = new Float32Array(W * W);
       const cos = Math.cos(0.3) * scale, sin = Math.sin(0.3) * scale;
       for (let j = 0; j < W; j++) for (let i = 0; i < W; i++) { u[j * W + i] = 2 + i * cos - j * sin + W * sin; v[j * W + i] = 1.5 + i * sin + j * cos; }
-      const slow = output(W, 1), fast = output(W, 1);
+      const slow = output(W, 2), fast = output(W, 2);
       sampleWindow({ ...win, allValid: false }, () => ({ u, v }), method, scale, scale, slow);
       sampleWindow(win, () => ({ u, v }), method, scale, scale, fast);
       assert.deepEqual(fast.mask, slow.mask);
+      if (tight) assert.ok(slow.mask.includes(0) && slow.mask.includes(1), 'the grid runs off the window');
       let max = 0;
-      for (let k = 0; k < W * W; k++) if (slow.mask[k]) max = Math.max(max, Math.abs(fast.bands[0]![k]! - slow.bands[0]![k]!));
+      for (let b = 0; b < 2; b++) for (let k = 0; k < W * W; k++) if (slow.mask[k]) max = Math.max(max, Math.abs(fast.bands[b]![k]! - slow.bands[b]![k]!));
       assert.ok(max < 1e-2, `max difference ${max}`);
     });
   }
