@@ -167,6 +167,14 @@ function warmupPaths(bounds: BenchLayers['dem']['bounds'], layer: string, n: num
   return Array.from({ length: n }, (_, i) => low[i % low.length]!);
 }
 
+/** The server's tilegraph_block_reads_total by outcome (cached, waited, decoded). */
+async function blockReads(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^tilegraph_block_reads_total\{outcome="(\w+)"\} (\d+)/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
 function httpScenario(name: string, layer: string, r: LoadResult, tiles: { total: number; measured: Tile[]; stride: number }, extra: Record<string, unknown> = {}): Scenario {
   return {
     name, kind: 'http', layer, cache: 'off', connections: CONNECTIONS, workers: CORES,
@@ -206,9 +214,12 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<S
   const srv = await startTilegraph();
   try {
     await drive(srv.url, warmupPaths(layer.bounds, layer.name, 2 * CONNECTIONS), { connections: CONNECTIONS });
+    const before = await blockReads(srv.url);
     const r = await drive(srv.url, measured.map(toPath), { connections: CONNECTIONS, maxMs: BUDGET_S * 1.5 * 1000, timeoutMs: 60_000 });
-    log(`  ${name}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, statuses ${JSON.stringify(r.statuses)}`);
-    return httpScenario(name, layer.name, r, { total: all.length, measured, stride }, { pilotTilesPerSec: pilotRate });
+    const after = await blockReads(srv.url);
+    const blocks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+    log(`  ${name}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, statuses ${JSON.stringify(r.statuses)}, blocks ${JSON.stringify(blocks)}`);
+    return httpScenario(name, layer.name, r, { total: all.length, measured, stride }, { pilotTilesPerSec: pilotRate, blockReads: blocks });
   } finally {
     await srv.stop();
   }
@@ -309,10 +320,11 @@ async function encoders(layers: BenchLayers): Promise<Record<string, unknown>> {
   };
   const dem = await encodeTable(await renderRgba(layers.dem.spec, pick(layers.dem)));
   const ndvi = await encodeTable(await renderRgba(layers.ndvi.spec, pick(layers.ndvi)));
-  const today = dem.find((r) => r.format.includes('encodeTile'));
-  log(`  encode: DEM tile as the server encodes it (${today?.format}): ${today?.parallelMs} ms/tile under load, ${today?.callerMs} ms blocking the caller, ${today?.meanBytes} bytes`);
+  const sharpRow = dem.find((r) => r.format.includes('encodeTile'));
+  const indexedRow = dem.find((r) => r.format.includes('render threads'));
+  log(`  encode: DEM tiles as the server encodes them: indexed PNG (${indexedRow?.format}, ${Math.round((indexedRow?.share ?? 0) * 100)}% of tiles) ${indexedRow?.callerMs} ms/tile, ${indexedRow?.meanBytes} bytes; the rest with sharp (${sharpRow?.format}) ${sharpRow?.parallelMs} ms/tile under load, ${sharpRow?.meanBytes} bytes`);
   return {
-    what: '256x256 RGBA tiles rendered by tilegraph, encoded with sharp, 8 at a time; parallelMs: wall ms per tile; callerMs: ms the calling thread is blocked per call',
+    what: '256x256 RGBA tiles rendered by tilegraph. sharp rows: 8 at a time, parallelMs wall ms per tile, callerMs ms the calling thread is blocked per call. Indexed rows: the render threads\' own encoder, synchronous (parallelMs = callerMs), over the share of tiles with at most 256 colours',
     dem, ndvi,
   };
 }

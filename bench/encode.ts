@@ -23,7 +23,7 @@ type Setting = { format: string; encode: (s: Sharp) => Sharp };
 
 const SETTINGS: Setting[] = [
   ...[1, 2, 3, 4, 6, 9].map((level) => ({
-    format: `png level ${level}${level === PNG_LEVEL ? ' (encodeTile today)' : ''}`,
+    format: `png level ${level}${level === PNG_LEVEL ? ' (encodeTile today: PNG tiles of more than 256 colours)' : ''}`,
     encode: (s: Sharp) => s.png({ compressionLevel: level, adaptiveFiltering: false, palette: false }),
   })),
   { format: 'png level 6, adaptive filtering', encode: (s) => s.png({ compressionLevel: 6, adaptiveFiltering: true, palette: false }) },
