@@ -39,6 +39,19 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
       const cy0 = Math.max(y0, by * bh), cy1 = Math.min(y1, (by + 1) * bh);
       for (const plane of planes) {
         jobs.push(cog.readBlock(level, plane, bx, by).then((samples) => {
+          if (spp > 1 && bands.length === 2) {
+            // Two bands of interleaved samples (a red and a near-infrared band for NDVI): one walk.
+            const d0 = out.bands[0]!, d1 = out.bands[1]!, o0 = bands[0]!, o1 = bands[1]!;
+            for (let y = cy0; y < cy1; y++) {
+              const dstRow = (y - y0) * ww - x0;
+              const end = dstRow + cx1;
+              for (let d = dstRow + cx0, i = ((y - by * bh) * bw + cx0 - bx * bw) * spp; d < end; d++, i += spp) {
+                d0[d] = samples[i + o0]!;
+                d1[d] = samples[i + o1]!;
+              }
+            }
+            return;
+          }
           for (let y = cy0; y < cy1; y++) {
             const srcRow = (y - by * bh) * bw;
             const dstRow = (y - y0) * ww - x0;

@@ -19,7 +19,8 @@ function stack(inputs: Raster[], alloc: Alloc): BandRaster {
   const bands: Float32Array[] = [];
   for (const r of inputs as BandRaster[]) {
     bands.push(...r.bands);
-    for (let i = 0; i < mask.length; i++) mask[i] &= r.mask[i]!;
+    // Reads of one source share one mask (Read.fuse): nothing to combine then.
+    if (r.mask !== first.mask) for (let i = 0; i < mask.length; i++) mask[i] &= r.mask[i]!;
   }
   return { kind: 'bands', width: first.width, height: first.height, bands, mask };
 }
