@@ -135,7 +135,7 @@ function sameSample(a: number, b: number): boolean {
   return Object.is(a, b); // NaN equals NaN, and -0 stays distinct from 0
 }
 
-async function checkFixture(fx: Fixture): Promise<void> {
+async function checkFixture(fx: Fixture, shared = false): Promise<void> {
   const path = join(FIXTURES, fx.tiff);
   const tiff = await fromFile(path);
   const fd = openSync(path, 'r');
@@ -199,8 +199,9 @@ async function checkFixture(fx: Fixture): Promise<void> {
             sampleFormat: sampleFormat[0],
             littleEndian: image.littleEndian,
           };
-          const block = decodeBlock(bytes, layout);
+          const block = decodeBlock(bytes, layout, { shared });
           assert.equal(block.constructor.name, type.array, 'sample array type');
+          assert.equal(block.buffer instanceof SharedArrayBuffer, shared, shared ? 'in shared memory' : 'in an ArrayBuffer');
           assert.equal(block.length, blockW * rows * samples, 'block length');
           assert.ok(block.byteOffset === 0 && block.buffer.byteLength === block.byteLength, 'block owns its buffer');
           assert.ok(before.equals(bytes), 'input bytes left unchanged');
@@ -242,6 +243,8 @@ async function checkFixture(fx: Fixture): Promise<void> {
 describe(`decodeBlock matches GDAL on ${manifest.fixtures.length} fixtures (${manifest.gdal})`, () => {
   for (const fx of manifest.fixtures) {
     test(fx.name, () => checkFixture(fx));
+    // As the render threads decode, straight into memory they share (the predictors write there).
+    test(`${fx.name}, into a SharedArrayBuffer`, () => checkFixture(fx, true));
   }
 });
 

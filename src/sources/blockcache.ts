@@ -39,6 +39,9 @@ export class BlockCache {
     });
   }
 
+  /** True once `share()` was called: blocks are then best decoded into shared memory. */
+  get sharing(): boolean { return this.exchange !== undefined; }
+
   /** Joins the other threads of this process that called `share()`. */
   share(): void {
     this.exchange ??= new BlockExchange((key, samples) => {

@@ -103,7 +103,8 @@ export class Cog {
     const bytes = await this.src.read(offset, count);
     if (bytes.length < count) throw new Error(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
     try {
-      return decodeBlock(bytes, layout);
+      // Shared between threads: decoded straight into a SharedArrayBuffer, saving a copy.
+      return decodeBlock(bytes, layout, { shared: blockCache.sharing });
     } catch (err) {
       throw new Error(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset}: ${(err as Error).message}`);
     }

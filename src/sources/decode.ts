@@ -53,13 +53,15 @@ const NATIVE_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * Returns `width * height * samples` samples, pixel-interleaved as stored, in
  * native byte order, typed from bitsPerSample + sampleFormat. The result
  * never shares memory with `bytes` and owns its whole ArrayBuffer
- * (byteOffset 0), so it can be transferred to another thread.
+ * (byteOffset 0), so it can be transferred to another thread; with `shared`
+ * it lives in a SharedArrayBuffer instead, written by the predictor's own pass
+ * (no extra copy) when there is one.
  *
  * Data longer than the block needs is ignored (as libtiff does, e.g. padded
  * strips); shorter data, corrupt streams and unsupported layouts throw an
  * Error saying what failed.
  */
-export function decodeBlock(bytes: Uint8Array, layout: BlockLayout): Samples {
+export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shared?: boolean } = {}): Samples {
   const { compression, predictor, width, height, samples, bitsPerSample, littleEndian } = layout;
   checkDimension('width', width);
   checkDimension('height', height);
@@ -82,21 +84,24 @@ export function decodeBlock(bytes: Uint8Array, layout: BlockLayout): Samples {
   }
 
   const raw = decompressBlock(bytes, compression, expected);
+  const out: Uint8Array = opts.shared ? new Uint8Array(new SharedArrayBuffer(expected)) : raw;
 
   if (predictor === PREDICTOR_FLOATING_POINT) {
     // TN3: the byte planes are always most significant first whatever the
     // file's byte order, and reassembly yields native order directly, so no
     // swap here (libtiff likewise disables its post-decode swab for fpAcc).
-    undoFloatingPointPredictor(raw, width * samples, height, samples, bytesPerSample);
+    undoFloatingPointPredictor(raw, out, width * samples, height, samples, bytesPerSample);
   } else {
     // Section 2 / 14: the predictor differences sample *values*, so the file
     // byte order must be undone before the accumulation.
     if (littleEndian !== NATIVE_LE && bytesPerSample > 1) swapBytes(raw, bytesPerSample);
     if (predictor === PREDICTOR_HORIZONTAL) {
-      undoHorizontalPredictor(raw, bytesPerSample, width * samples, height, samples);
+      undoHorizontalPredictor(raw, out, bytesPerSample, width * samples, height, samples);
+    } else if (out !== raw) {
+      out.set(raw);
     }
   }
-  return viewSamples(raw.buffer, sampleCount, bitsPerSample, sampleFormat);
+  return viewSamples(out.buffer, sampleCount, bitsPerSample, sampleFormat);
 }
 
 function checkDimension(name: string, value: number): void {
@@ -116,7 +121,7 @@ function checkSampleType(bitsPerSample: number, sampleFormat: number): void {
   }
 }
 
-function viewSamples(buffer: ArrayBuffer, length: number, bitsPerSample: number, sampleFormat: number): Samples {
+function viewSamples(buffer: ArrayBufferLike, length: number, bitsPerSample: number, sampleFormat: number): Samples {
   if (sampleFormat === SAMPLE_FORMAT_IEEEFP) {
     return bitsPerSample === 32 ? new Float32Array(buffer, 0, length) : new Float64Array(buffer, 0, length);
   }
@@ -408,72 +413,81 @@ function swapBytes(data: Uint8Array, size: number): void {
  * the same sample of the previous pixel in the row, modulo 2^bits. Undone
  * with wrapping adds on unsigned views of the sample bits, which is also
  * right for signed and float samples (libtiff's horAcc works on the bits).
- * `rowLen` counts samples per row, `stride` is samples per pixel.
+ * `rowLen` counts samples per row, `stride` is samples per pixel. Reads `src`
+ * and writes `dst`, which may be the same bytes.
  */
-function undoHorizontalPredictor(raw: OwnedBytes, bytesPerSample: number, rowLen: number, rows: number, stride: number): void {
+function undoHorizontalPredictor(src: OwnedBytes, dst: Uint8Array, bytesPerSample: number, rowLen: number, rows: number, stride: number): void {
+  const n = src.length;
   switch (bytesPerSample) {
     case 1:
-      horizontal8(raw, rowLen, rows, stride);
+      horizontal8(src, dst, rowLen, rows, stride);
       break;
     case 2:
-      horizontal16(new Uint16Array(raw.buffer, 0, raw.length >>> 1), rowLen, rows, stride);
+      horizontal16(new Uint16Array(src.buffer, 0, n >>> 1), new Uint16Array(dst.buffer, 0, n >>> 1), rowLen, rows, stride);
       break;
     case 4:
-      horizontal32(new Uint32Array(raw.buffer, 0, raw.length >>> 2), rowLen, rows, stride);
+      horizontal32(new Uint32Array(src.buffer, 0, n >>> 2), new Uint32Array(dst.buffer, 0, n >>> 2), rowLen, rows, stride);
       break;
     default:
-      horizontal64(new Uint32Array(raw.buffer, 0, raw.length >>> 2), rowLen, rows, stride);
+      horizontal64(new Uint32Array(src.buffer, 0, n >>> 2), new Uint32Array(dst.buffer, 0, n >>> 2), rowLen, rows, stride);
       break;
   }
 }
 
 // One function per width keeps each loop monomorphic for V8. Stores into the
 // unsigned typed arrays wrap modulo 2^bits, which is the arithmetic we need.
+// Each row's first pixel is copied as it is; every later sample is its
+// difference (from `src`) plus the sample before it (already in `dst`).
 
-function horizontal8(a: Uint8Array, rowLen: number, rows: number, stride: number): void {
+function horizontal8(src: Uint8Array, dst: Uint8Array, rowLen: number, rows: number, stride: number): void {
   for (let base = 0, r = 0; r < rows; r++, base += rowLen) {
-    for (let i = base + stride, end = base + rowLen; i < end; i++) a[i] = a[i] + a[i - stride];
+    for (let i = base, first = base + Math.min(stride, rowLen); i < first; i++) dst[i] = src[i]!;
+    for (let i = base + stride, end = base + rowLen; i < end; i++) dst[i] = src[i]! + dst[i - stride]!;
   }
 }
 
-function horizontal16(a: Uint16Array, rowLen: number, rows: number, stride: number): void {
-  if (stride === 4) return horizontal16x4(a, rowLen, rows);
+function horizontal16(src: Uint16Array, dst: Uint16Array, rowLen: number, rows: number, stride: number): void {
+  if (stride === 4 && rowLen >= 4) return horizontal16x4(src, dst, rowLen, rows);
   for (let base = 0, r = 0; r < rows; r++, base += rowLen) {
-    for (let i = base + stride, end = base + rowLen; i < end; i++) a[i] = a[i] + a[i - stride];
+    for (let i = base, first = base + Math.min(stride, rowLen); i < first; i++) dst[i] = src[i]!;
+    for (let i = base + stride, end = base + rowLen; i < end; i++) dst[i] = src[i]! + dst[i - stride]!;
   }
 }
 
 /** Four 16-bit samples a pixel (e.g. a 4-band scene): the running sums stay in registers. */
-function horizontal16x4(a: Uint16Array, rowLen: number, rows: number): void {
+function horizontal16x4(src: Uint16Array, dst: Uint16Array, rowLen: number, rows: number): void {
   for (let base = 0, r = 0; r < rows; r++, base += rowLen) {
-    let s0 = a[base]!, s1 = a[base + 1]!, s2 = a[base + 2]!, s3 = a[base + 3]!;
+    let s0 = src[base]!, s1 = src[base + 1]!, s2 = src[base + 2]!, s3 = src[base + 3]!;
+    dst[base] = s0; dst[base + 1] = s1; dst[base + 2] = s2; dst[base + 3] = s3;
     for (let i = base + 4, end = base + rowLen; i < end; i += 4) {
-      a[i] = s0 = (s0 + a[i]!) & 0xffff;
-      a[i + 1] = s1 = (s1 + a[i + 1]!) & 0xffff;
-      a[i + 2] = s2 = (s2 + a[i + 2]!) & 0xffff;
-      a[i + 3] = s3 = (s3 + a[i + 3]!) & 0xffff;
+      dst[i] = s0 = (s0 + src[i]!) & 0xffff;
+      dst[i + 1] = s1 = (s1 + src[i + 1]!) & 0xffff;
+      dst[i + 2] = s2 = (s2 + src[i + 2]!) & 0xffff;
+      dst[i + 3] = s3 = (s3 + src[i + 3]!) & 0xffff;
     }
   }
 }
 
-function horizontal32(a: Uint32Array, rowLen: number, rows: number, stride: number): void {
+function horizontal32(src: Uint32Array, dst: Uint32Array, rowLen: number, rows: number, stride: number): void {
   for (let base = 0, r = 0; r < rows; r++, base += rowLen) {
-    for (let i = base + stride, end = base + rowLen; i < end; i++) a[i] = a[i] + a[i - stride];
+    for (let i = base, first = base + Math.min(stride, rowLen); i < first; i++) dst[i] = src[i]!;
+    for (let i = base + stride, end = base + rowLen; i < end; i++) dst[i] = src[i]! + dst[i - stride]!;
   }
 }
 
 /** 64-bit samples as native-order (lo, hi) Uint32 pairs, adding with carry. */
-function horizontal64(a: Uint32Array, rowLen: number, rows: number, stride: number): void {
+function horizontal64(src: Uint32Array, dst: Uint32Array, rowLen: number, rows: number, stride: number): void {
   const lo = NATIVE_LE ? 0 : 1;
   const hi = 1 - lo;
   const rowWords = rowLen * 2;
   const strideWords = stride * 2;
   for (let base = 0, r = 0; r < rows; r++, base += rowWords) {
+    for (let i = base, first = base + Math.min(strideWords, rowWords); i < first; i++) dst[i] = src[i]!;
     for (let i = base + strideWords, end = base + rowWords; i < end; i += 2) {
       const j = i - strideWords;
-      const sumLo = a[i + lo] + a[j + lo];
-      a[i + lo] = sumLo;
-      a[i + hi] = a[i + hi] + a[j + hi] + (sumLo > 0xffffffff ? 1 : 0);
+      const sumLo = src[i + lo]! + dst[j + lo]!;
+      dst[i + lo] = sumLo;
+      dst[i + hi] = src[i + hi]! + dst[j + hi]! + (sumLo > 0xffffffff ? 1 : 0);
     }
   }
 }
@@ -486,13 +500,14 @@ let fpScratch = new Uint8Array(0);
  * the resulting byte string differenced with a stride of samples-per-pixel
  * across the whole row, plane boundaries included. Per row: copy it into a
  * reused scratch buffer, then one pass that both re-accumulates the bytes
- * and scatters each plane back into its byte of the native-order floats.
+ * and scatters each plane into its byte of the native-order floats in `out`
+ * (which may be `raw` itself: each row is read before it is written).
  */
-function undoFloatingPointPredictor(raw: OwnedBytes, rowSamples: number, rows: number, stride: number, bytesPerSample: number): void {
+function undoFloatingPointPredictor(raw: OwnedBytes, out: Uint8Array, rowSamples: number, rows: number, stride: number, bytesPerSample: number): void {
   const rowBytes = rowSamples * bytesPerSample;
   if (fpScratch.length < rowBytes) fpScratch = new Uint8Array(rowBytes);
   const tmp = fpScratch;
-  const words = bytesPerSample === 4 && NATIVE_LE && raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, (rows * rowBytes) >> 2) : undefined;
+  const words = bytesPerSample === 4 && NATIVE_LE && out.byteOffset % 4 === 0 ? new Uint32Array(out.buffer, out.byteOffset, (rows * rowBytes) >> 2) : undefined;
   for (let r = 0, base = 0; r < rows; r++, base += rowBytes) {
     tmp.set(raw.subarray(base, base + rowBytes));
     // Undo the differencing over the whole byte string. With one sample a pixel the running
@@ -513,7 +528,7 @@ function undoFloatingPointPredictor(raw: OwnedBytes, rowSamples: number, rows: n
     for (let p = 0; p < bytesPerSample; p++) {
       // Plane p holds byte p counted from the most significant one.
       let d = base + (NATIVE_LE ? bytesPerSample - 1 - p : p);
-      for (let k = p * rowSamples, end = k + rowSamples; k < end; k++, d += bytesPerSample) raw[d] = tmp[k]!;
+      for (let k = p * rowSamples, end = k + rowSamples; k < end; k++, d += bytesPerSample) out[d] = tmp[k]!;
     }
   }
 }
