@@ -2,18 +2,6 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
 import type { Samples } from './types.js';
 
-/**
- * Decoded blocks, shared by every source in this thread and bounded in bytes. It holds
- * promises so that two tiles wanting the same block decode it once; a failed read is
- * dropped so the next request tries again.
- *
- * With `share()` (the render threads call it), the threads of the process also share their
- * decodes: a thread about to decode a block says so on a BroadcastChannel, and when done
- * posts the samples in a SharedArrayBuffer (shared, never copied). The other threads keep
- * them in their own LRU as if they had decoded them, and one that needs a block another is
- * decoding waits for it instead of decoding it again. Without this, neighbouring tiles
- * rendered by different threads decode the same blocks twice.
- */
 /** Block requests by how they were answered, counted since the last `takeCounts()`. */
 export interface BlockCounts {
   /** From this thread's cache (including blocks other threads decoded and offered). */
@@ -24,6 +12,18 @@ export interface BlockCounts {
   decoded: number;
 }
 
+/**
+ * Decoded blocks, shared by every source in this thread and bounded in bytes. It holds
+ * promises so that two tiles wanting the same block decode it once; a failed read is
+ * dropped so the next request tries again.
+ *
+ * With `share()` (the render threads call it), the threads of the process also share their
+ * decodes: a thread about to decode a block says so on a BroadcastChannel, decodes it into
+ * a SharedArrayBuffer, and when done posts it (shared, never copied). The other threads keep
+ * them in their own LRU as if they had decoded them, and one that needs a block another is
+ * decoding waits for it instead of decoding it again. Without this, neighbouring tiles
+ * rendered by different threads decode the same blocks twice.
+ */
 export class BlockCache {
   private readonly lru: LRUCache<string, Promise<Samples>>;
   private readonly sizes = new Map<string, number>();
