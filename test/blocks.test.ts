@@ -92,6 +92,7 @@ describe('decoded blocks shared between threads', () => {
 
   it('a message of an unknown array type is ignored', async () => {
     channel.postMessage({ kind: 'ready', key: 'dem@1:0:11', buffer: new SharedArrayBuffer(8), type: 'Object', length: 2 });
+    channel.postMessage({ kind: 'ready', key: 'dem@1:0:11', buffer: new SharedArrayBuffer(8), type: 'toString', length: 2 });
     await settle();
     const got = await a.get('dem@1:0:11', 4, 8);
     assert.deepEqual(got.counts, { cached: 0, waited: 0, decoded: 1 });

@@ -153,7 +153,7 @@ class BlockExchange {
       this.settle(msg.key, null);
       return;
     }
-    if (!(msg.type in ARRAYS)) return;
+    if (!Object.hasOwn(ARRAYS, msg.type)) return;
     const samples = view(msg.type, msg.buffer, msg.length);
     this.onReady(msg.key, samples);
     this.settle(msg.key, samples);
