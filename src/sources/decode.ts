@@ -83,7 +83,8 @@ export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shar
     throw new Error(`unsupported TIFF predictor ${predictor}`);
   }
 
-  const raw = decompressBlock(bytes, compression, expected);
+  // Decoded into shared memory, the decompressed bytes are scratch: they need not own their buffer.
+  const raw = decompressBlock(bytes, compression, expected, opts.shared === true);
   const out: Uint8Array = opts.shared ? new Uint8Array(new SharedArrayBuffer(expected)) : raw;
 
   if (predictor === PREDICTOR_FLOATING_POINT) {
@@ -138,11 +139,12 @@ function viewSamples(buffer: ArrayBufferLike, length: number, bitsPerSample: num
 
 // ---------------------------------------------------------------------------
 // Decompression. Each returns exactly `expected` bytes in a Uint8Array that
-// owns its ArrayBuffer from offset 0 (so any typed view of it is aligned).
+// owns its ArrayBuffer from offset 0 (so any typed view of it is aligned), or
+// with `scratch`, that starts at offset 0 of a buffer that may be longer.
 
 type OwnedBytes = Uint8Array<ArrayBuffer>;
 
-function decompressBlock(bytes: Uint8Array, compression: number, expected: number): OwnedBytes {
+function decompressBlock(bytes: Uint8Array, compression: number, expected: number, scratch: boolean): OwnedBytes {
   switch (compression) {
     case COMPRESSION_NONE: {
       if (bytes.length < expected) throw shortBlock('uncompressed', bytes.length, expected);
@@ -156,7 +158,7 @@ function decompressBlock(bytes: Uint8Array, compression: number, expected: numbe
       return decodeLzw(bytes, expected);
     case COMPRESSION_ADOBE_DEFLATE:
     case COMPRESSION_DEFLATE:
-      return inflate(bytes, expected);
+      return inflate(bytes, expected, scratch);
     case COMPRESSION_PACKBITS:
       return decodePackBits(bytes, expected);
     case COMPRESSION_ZSTD:
@@ -184,13 +186,15 @@ function owned(data: Uint8Array, expected: number): OwnedBytes {
  * DEFLATE (zlib stream, compression 8 from the Adobe TIFF supplement and the
  * older 32946 code use the same format).
  */
-function inflate(bytes: Uint8Array, expected: number): OwnedBytes {
+function inflate(bytes: Uint8Array, expected: number, scratch: boolean): OwnedBytes {
   let out: Uint8Array;
   try {
     out = inflateSync(bytes, {
       // One output chunk of the expected size: for blocks of 4 KiB or more
-      // Node then allocates exactly one unpooled buffer we can keep as is.
-      chunkSize: Math.max(expected, 64),
+      // Node then allocates one unpooled buffer we can keep as is. Filling it
+      // exactly also makes Node allocate a second chunk, only to find the stream
+      // ended; one byte more avoids that, where the buffer may be longer.
+      chunkSize: Math.max(scratch ? expected + 1 : expected, 64),
       maxOutputLength: maxDecodedBytes(expected),
     });
   } catch (err) {
@@ -200,6 +204,7 @@ function inflate(bytes: Uint8Array, expected: number): OwnedBytes {
     throw new Error(`DEFLATE decode failed: ${errorMessage(err)}`);
   }
   if (out.length < expected) throw shortBlock('DEFLATE', out.length, expected);
+  if (scratch && out.byteOffset === 0 && out.buffer instanceof ArrayBuffer) return new Uint8Array(out.buffer, 0, expected);
   return owned(out, expected);
 }
 
