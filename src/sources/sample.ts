@@ -264,6 +264,7 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
   const { width: ww, height: wh } = win;
   const bands = win.bands;
   const nb = bands.length;
+  const b0 = bands[0], b1 = bands[1];
   const isx = 1 / sx, isy = 1 / sy;
   const mask = out.mask, outBands = out.bands;
   const one = { u: new Float32Array(1), v: new Float32Array(1) };
@@ -273,8 +274,9 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
     const cx = Math.floor(uk), cy = Math.floor(vk);
     if (!(cx >= 0 && cy >= 0 && cx < ww && cy < wh)) continue;
     const fx = uk - 0.5, fy = vk - 0.5;
-    const xs = Math.max(0, Math.floor(fx - sx) + 1), xe = Math.min(ww - 1, Math.ceil(fx + sx) - 1);
-    const ys = Math.max(0, Math.floor(fy - sy) + 1), ye = Math.min(wh - 1, Math.ceil(fy + sy) - 1);
+    // The first tap strictly inside the support, clipped to the window; three more follow.
+    const xs = Math.max(0, Math.floor(fx - sx) + 1);
+    const ys = Math.max(0, Math.floor(fy - sy) + 1);
     if (xs + 3 >= ww || ys + 3 >= wh) {
       one.u[0] = uk; one.v[0] = vk; single.mask[0] = 0;
       kernelAllValidGeneral(win, one.u, one.v, false, sx, sy, single);
@@ -284,19 +286,34 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
       }
       continue;
     }
+    // Taps past the support come out at or below 0 and are clamped to 0.
+    let t: number;
     const a0 = 1 - Math.abs(xs - fx) * isx;
-    const a1 = xs + 1 <= xe ? 1 - Math.abs(xs + 1 - fx) * isx : 0;
-    const a2 = xs + 2 <= xe ? 1 - Math.abs(xs + 2 - fx) * isx : 0;
-    const a3 = xs + 3 <= xe ? 1 - Math.abs(xs + 3 - fx) * isx : 0;
+    t = 1 - Math.abs(xs + 1 - fx) * isx; const a1 = t > 0 ? t : 0;
+    t = 1 - Math.abs(xs + 2 - fx) * isx; const a2 = t > 0 ? t : 0;
+    t = 1 - Math.abs(xs + 3 - fx) * isx; const a3 = t > 0 ? t : 0;
     const c0 = 1 - Math.abs(ys - fy) * isy;
-    const c1 = ys + 1 <= ye ? 1 - Math.abs(ys + 1 - fy) * isy : 0;
-    const c2 = ys + 2 <= ye ? 1 - Math.abs(ys + 2 - fy) * isy : 0;
-    const c3 = ys + 3 <= ye ? 1 - Math.abs(ys + 3 - fy) * isy : 0;
+    t = 1 - Math.abs(ys + 1 - fy) * isy; const c1 = t > 0 ? t : 0;
+    t = 1 - Math.abs(ys + 2 - fy) * isy; const c2 = t > 0 ? t : 0;
+    t = 1 - Math.abs(ys + 3 - fy) * isy; const c3 = t > 0 ? t : 0;
     const total = (a0 + a1 + a2 + a3) * (c0 + c1 + c2 + c3);
     if (Math.abs(total) < 1e-5) continue;
     mask[k] = 1;
     const inv = 1 / total;
     const r0 = ys * ww + xs, r1 = r0 + ww, r2 = r1 + ww, r3 = r2 + ww;
+    if (nb === 2) {
+      // Two bands (NDVI's red and near-infrared): both in one pass over the weights.
+      const p = b0!, q = b1!;
+      outBands[0]![k] = (c0 * (a0 * p[r0]! + a1 * p[r0 + 1]! + a2 * p[r0 + 2]! + a3 * p[r0 + 3]!)
+        + c1 * (a0 * p[r1]! + a1 * p[r1 + 1]! + a2 * p[r1 + 2]! + a3 * p[r1 + 3]!)
+        + c2 * (a0 * p[r2]! + a1 * p[r2 + 1]! + a2 * p[r2 + 2]! + a3 * p[r2 + 3]!)
+        + c3 * (a0 * p[r3]! + a1 * p[r3 + 1]! + a2 * p[r3 + 2]! + a3 * p[r3 + 3]!)) * inv;
+      outBands[1]![k] = (c0 * (a0 * q[r0]! + a1 * q[r0 + 1]! + a2 * q[r0 + 2]! + a3 * q[r0 + 3]!)
+        + c1 * (a0 * q[r1]! + a1 * q[r1 + 1]! + a2 * q[r1 + 2]! + a3 * q[r1 + 3]!)
+        + c2 * (a0 * q[r2]! + a1 * q[r2 + 1]! + a2 * q[r2 + 2]! + a3 * q[r2 + 3]!)
+        + c3 * (a0 * q[r3]! + a1 * q[r3 + 1]! + a2 * q[r3 + 2]! + a3 * q[r3 + 3]!)) * inv;
+      continue;
+    }
     for (let b = 0; b < nb; b++) {
       const band = bands[b]!;
       const acc = c0 * (a0 * band[r0]! + a1 * band[r0 + 1]! + a2 * band[r0 + 2]! + a3 * band[r0 + 3]!)

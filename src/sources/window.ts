@@ -93,16 +93,28 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   const nb = bandsOut.length;
   const b0 = bandsOut[0]!, b1 = nb > 1 ? bandsOut[1]! : b0;
   let invalid = 0;
-  for (let k = 0; k < valid.length; k++) {
-    let ok = maskWin ? (maskWin[k] ? 1 : 0) : 1;
-    const s0 = b0[k]!, s1 = b1[k]!;
-    if (s0 === f || s0 !== s0 || s1 === f || s1 !== s1) ok = 0;
-    else for (let b = 2; b < nb; b++) {
-      const s = bandsOut[b]![k]!;
-      if (s === f || s !== s) { ok = 0; break; }
+  if (!maskWin && nb <= 2) {
+    // The common case (one or two bands, no mask), twice as fast without the general branches.
+    let good = 0;
+    for (let k = 0; k < valid.length; k++) {
+      const s0 = b0[k]!, s1 = b1[k]!;
+      const ok = s0 === f || s0 !== s0 || s1 === f || s1 !== s1 ? 0 : 1;
+      valid[k] = ok;
+      good += ok;
     }
-    valid[k] = ok;
-    invalid += ok ^ 1;
+    invalid = valid.length - good;
+  } else {
+    for (let k = 0; k < valid.length; k++) {
+      let ok = maskWin ? (maskWin[k] ? 1 : 0) : 1;
+      const s0 = b0[k]!, s1 = b1[k]!;
+      if (s0 === f || s0 !== s0 || s1 === f || s1 !== s1) ok = 0;
+      else for (let b = 2; b < nb; b++) {
+        const s = bandsOut[b]![k]!;
+        if (s === f || s !== s) { ok = 0; break; }
+      }
+      valid[k] = ok;
+      invalid += ok ^ 1;
+    }
   }
   if (maskWin) giveBuffer(bytesPool, maskWin.buffer as ArrayBuffer);
   out.allValid = invalid === 0;
