@@ -11,17 +11,18 @@ function bandsOf(inputs: OutputShape[], op: string): number {
   return n;
 }
 
-/** The bands of all inputs, in order, with the pixels valid in every input. */
+/**
+ * The bands of all inputs, in order, with the pixels valid in every input. The mask may be
+ * an input's own (one input, or reads of one source, which share theirs: Read.fuse): copy
+ * it before changing it.
+ */
 function stack(inputs: Raster[], alloc: Alloc): BandRaster {
-  const first = inputs[0] as BandRaster;
-  if (inputs.length === 1) return first;
+  const all = inputs as BandRaster[];
+  const first = all[0]!;
+  const bands = all.flatMap((r) => r.bands);
+  if (all.every((r) => r.mask === first.mask)) return { ...first, bands };
   const mask = copyMask(alloc, first.mask);
-  const bands: Float32Array[] = [];
-  for (const r of inputs as BandRaster[]) {
-    bands.push(...r.bands);
-    // Reads of one source share one mask (Read.fuse): nothing to combine then.
-    if (r.mask !== first.mask) for (let i = 0; i < mask.length; i++) mask[i] &= r.mask[i]!;
-  }
+  for (const r of all) for (let i = 0; i < mask.length; i++) mask[i] &= r.mask[i]!;
   return { kind: 'bands', width: first.width, height: first.height, bands, mask };
 }
 
