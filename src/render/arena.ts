@@ -30,8 +30,6 @@ export class BufferPool {
     list.push(buf);
     this.held += n;
   }
-
-  get bytes(): number { return this.held; }
 }
 
 /** The rasters of one tile: zero-filled arrays from the pool, all given back by `release`. */

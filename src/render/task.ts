@@ -1,4 +1,5 @@
 import type { LayerSpec } from '../layers/layer.js';
+import type { TileFormat } from './encode.js';
 import type { BlockCounts } from '../sources/blockcache.js';
 
 /** One tile to render, as sent to a render thread. */
@@ -13,7 +14,7 @@ export interface RenderTask {
    * The format the tile is wanted in: for PNG the thread writes an indexed PNG itself when the
    * tile has at most 256 colours, and hands over RGBA for the main thread's sharp otherwise.
    */
-  format?: 'png' | 'webp';
+  format?: TileFormat;
   /**
    * Where the tile stands across the layer's data at its zoom, from 0 (west edge) to 1: the
    * pool gives each thread one band of columns, so that the COG blocks a thread decodes serve

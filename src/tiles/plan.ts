@@ -192,7 +192,8 @@ function planAffine(src: PlanSource, tile: TileContext, W: number, exact: (i: nu
     level, window, width: W, scaleX, scaleY,
     coords: () => {
       if (!coords) {
-        const u = allocOf(tile).float32(W * W), v = allocOf(tile).float32(W * W);
+        const alloc = allocOf(tile);
+        const u = alloc.float32(W * W), v = alloc.float32(W * W);
         for (let j = 0, k = 0; j < W; j++) {
           for (let i = 0; i < W; i++, k++) {
             u[k] = a + i * b + j * c - x0;

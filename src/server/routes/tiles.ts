@@ -83,15 +83,17 @@ async function produce(t: TileRequest, deps: TileDeps): Promise<TileEntry> {
     deps.metrics.qualityWarnings.inc({ layer, check: w.check });
     deps.log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);
   }
+  if (!r.png && !r.rgba) return { body: null, etag: etagOf(version, null), timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
+  // The render thread wrote the PNG itself (an indexed one), or hands over RGBA for sharp.
+  let body: Buffer, encodeMs: number;
   if (r.png) {
-    const body = Buffer.from(r.png);
-    deps.metrics.renderStage.observe({ layer, stage: 'encode' }, r.encodeMs! / 1000);
-    return { body, etag: etagOf(version, body), timings: { read: r.readMs, ops: r.opsMs, encode: r.encodeMs! } };
+    body = Buffer.from(r.png);
+    encodeMs = r.encodeMs ?? 0;
+  } else {
+    const t0 = performance.now();
+    body = await encodeTile(new Uint8Array(r.rgba!), size, t.format);
+    encodeMs = performance.now() - t0;
   }
-  if (!r.rgba) return { body: null, etag: etagOf(version, null), timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
-  const t0 = performance.now();
-  const body = await encodeTile(new Uint8Array(r.rgba), size, t.format);
-  const encodeMs = performance.now() - t0;
   deps.metrics.renderStage.observe({ layer, stage: 'encode' }, encodeMs / 1000);
   return { body, etag: etagOf(version, body), timings: { read: r.readMs, ops: r.opsMs, encode: encodeMs } };
 }
