@@ -1,16 +1,17 @@
 /**
- * Tests for src/ops/expression.ts, the band-math expression language.
+ * Tests for src/ops/expression/, the band-math expression language.
  *
  * Expected values are computed by hand or independently in the test (plain float64
  * arithmetic, or a small reference tree-walker that rounds to float32 after every
  * operation), never by the module under test.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { compileExpression, ExpressionError } from '../src/ops/expression.js';
+import { compileExpression } from '../src/ops/expression/compiler.js';
+import { ExpressionError } from '../src/ops/expression/error.js';
 
 /** Evaluates `source` over per-band pixel values; mask defaults to all valid. */
 function run(source: string, bands: readonly (readonly number[])[] = [], mask?: readonly number[]): number[] {
@@ -595,19 +596,24 @@ describe('random expressions against a reference evaluator', () => {
 });
 
 describe('source safety', () => {
-  it('src/ops/expression.ts uses no dynamic code evaluation', () => {
+  it('src/ops/expression/ uses no dynamic code evaluation', () => {
     let dir = dirname(fileURLToPath(import.meta.url));
     while (!existsSync(join(dir, 'package.json'))) {
       const parent = dirname(dir);
       assert.notEqual(parent, dir, 'package.json not found above the test file');
       dir = parent;
     }
-    const text = readFileSync(join(dir, 'src', 'ops', 'expression.ts'), 'utf8');
-    assert.ok(text.includes('export function compileExpression'), 'read the wrong file');
-    assert.ok(!text.includes('eval('), 'contains eval(');
-    assert.ok(!text.includes('Function('), 'contains Function(');
-    assert.doesNotMatch(text, /\beval\b/);
-    assert.doesNotMatch(text, /\bFunction\b/);
-    assert.doesNotMatch(text, /\bimport\s*\(|\brequire\s*\(|\bglobalThis\b|\bvm\b/);
+    const folder = join(dir, 'src', 'ops', 'expression');
+    const files = readdirSync(folder).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.includes('compiler.ts'), 'read the wrong folder');
+    assert.ok(readFileSync(join(folder, 'compiler.ts'), 'utf8').includes('export function compileExpression'), 'read the wrong file');
+    for (const file of files) {
+      const text = readFileSync(join(folder, file), 'utf8');
+      assert.ok(!text.includes('eval('), `${file} contains eval(`);
+      assert.ok(!text.includes('Function('), `${file} contains Function(`);
+      assert.doesNotMatch(text, /\beval\b/, file);
+      assert.doesNotMatch(text, /\bFunction\b/, file);
+      assert.doesNotMatch(text, /\bimport\s*\(|\brequire\s*\(|\bglobalThis\b|\bvm\b/, file);
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PALETTE_NAMES, paletteLut } from '../src/ops/palettes.js';
+import { PALETTE_NAMES, paletteLut } from '../src/ops/palettes/lut.js';
 
 type Rgb = readonly [number, number, number];
 
