@@ -7,9 +7,11 @@
  * - `coldTileCosts`: one tile rendered from a freshly opened source each time, so that no
  *   decoded block is reused; bytes read counted. This is the overview target's measure.
  */
-import { buildPipeline, type LayerSpec } from '../src/layers/layer.js';
-import { toTileRgba, type TileContext } from '../src/ops/raster.js';
+import { buildGraph } from '../src/ops/build.js';
+import { toTileRgba } from '../src/ops/raster.js';
 import { encodeTile } from '../src/render/encode.js';
+import { LayerGraph } from '../src/render/renderer.js';
+import type { LayerSpec } from '../src/render/task.js';
 import { FileSource, type ByteSource } from '../src/sources/bytesource.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
@@ -101,13 +103,12 @@ async function coldOnce(file: string, pipeline: unknown, tile: Tile): Promise<Co
   const src = new CountingSource(new FileSource(file));
   const cog = await Cog.open(`${file}#cold-${process.pid}-${uniq++}`, src);
   try {
-    const graph = buildPipeline(pipeline, { sources: new Map([['dem', cog]]) });
-    const ctx: TileContext = { z: tile.z, x: tile.x, y: tile.y, size: 256, buffer: graph.buffer(), bounds: tileBounds(tile), timings: { read: 0 } };
+    const layer = new LayerGraph(buildGraph(pipeline, { sources: new Map([['dem', cog]]) }), new Map([['dem', cog]]));
     const m = cog.meta;
-    const plan = planRead({ width: m.width, height: m.height, geoTransform: m.geoTransform, proj4: m.crs.proj4, levels: m.levels }, ctx, 'bilinear');
+    const plan = planRead({ width: m.width, height: m.height, geoTransform: m.geoTransform, proj4: m.crs.proj4, levels: m.levels }, { z: tile.z, size: 256, buffer: layer.graph.buffer(), bounds: tileBounds(tile) }, 'bilinear');
     src.bytes = 0; src.reads = 0;
     const t0 = performance.now();
-    const raster = await graph.apply([], ctx);
+    const { raster, ctx } = await layer.raster({ ...tile, size: 256 });
     const rgba = raster ? toTileRgba(raster, ctx.buffer, 256) : null;
     const t1 = performance.now();
     if (rgba) await encodeTile(rgba, 256, 'png');

@@ -1,31 +1,45 @@
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 
 /**
- * Every setting of the server and the seeding CLI, read from the environment (and the same
- * names as `--flags` of `tilegraph serve`). The README's table of settings is checked
- * against this list by test/readme.test.ts.
+ * Every setting of the server and the seeding CLI, declared once: its environment name (also
+ * a `--flag` of `tilegraph serve`), its schema with the default, and its description. The
+ * README's table of settings is `settingsTable()`, printed by `tilegraph settings`;
+ * test/readme.test.ts checks that the two agree.
  */
-export interface Settings {
-  port: number;
-  host: string;
-  layersDir: string;
-  /** L1 bound in MiB; 0 turns L1 off. */
-  cacheL1Mb: number;
-  /** Render threads. */
-  workers: number;
-  /** Seconds between checks that a layer's sources are unchanged. */
-  sourceRecheckS: number;
-  /** Tiles waiting for a render thread before new ones get 503. */
-  maxQueue: number;
-  /** Time limit of one render, in milliseconds. */
-  renderTimeoutMs: number;
-  /** Decoded-block cache of each render thread, in MiB. */
-  blockCacheMb: number;
-  /** Hosts that http(s) sources may name, comma-separated; empty allows none. */
-  allowedHosts: string[];
-  logLevel: string;
+interface SettingDef<T> {
+  env: string;
+  schema: z.ZodType<T>;
+  description: string;
+  /** The default as the README shows it, where it is not a plain value. */
+  shown?: string;
 }
+
+const whole = (min: number) => z.coerce.number().int().min(min);
+
+const DEFS = {
+  port: { env: 'PORT', schema: whole(0).max(65535).default(8080), description: 'TCP port to listen on' },
+  host: { env: 'HOST', schema: z.string().default('127.0.0.1'), description: 'address to listen on' },
+  layersDir: { env: 'LAYERS_DIR', schema: z.string().default('layers/').transform((d) => path.resolve(d)), shown: 'layers/', description: 'directory of layer files (`*.yaml`)' },
+  cacheL1Mb: { env: 'CACHE_L1_MB', schema: whole(0).default(256), description: 'in-process tile cache bound in MiB; `0` turns it off' },
+  workers: { env: 'WORKERS', schema: whole(1).default(() => Math.max(1, os.availableParallelism())), shown: 'number of cores', description: 'render threads' },
+  sourceRecheckS: { env: 'SOURCE_RECHECK_S', schema: whole(0).default(30), description: 'seconds between checks that a source file or URL is unchanged' },
+  maxQueue: { env: 'MAX_QUEUE', schema: whole(1).default(256), description: 'tiles waiting for a render thread before new requests get `503`' },
+  renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', schema: whole(100).default(15000), description: 'time limit of one tile render' },
+  blockCacheMb: {
+    env: 'BLOCK_CACHE_MB', schema: whole(1).default(256),
+    description: 'decoded COG blocks each render thread keeps, in MiB; the threads share the blocks they decode, so their caches are largely the same memory',
+  },
+  allowedHosts: {
+    env: 'ALLOWED_HOSTS', schema: z.string().default('').transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
+    shown: '(empty)', description: 'comma-separated hosts that `http(s)` sources may name',
+  },
+  logLevel: { env: 'LOG_LEVEL', schema: z.string().default('info'), description: 'pino log level (`silent` for none)' },
+} satisfies Record<string, SettingDef<unknown>>;
+
+type Defs = typeof DEFS;
+export type Settings = { [K in keyof Defs]: z.output<Defs[K]['schema']> };
 
 export interface SettingSpec {
   env: string;
@@ -33,40 +47,26 @@ export interface SettingSpec {
   description: string;
 }
 
-export const SETTINGS: readonly SettingSpec[] = [
-  { env: 'PORT', default: '8080', description: 'TCP port to listen on' },
-  { env: 'HOST', default: '127.0.0.1', description: 'address to listen on' },
-  { env: 'LAYERS_DIR', default: 'layers/', description: 'directory of layer files (`*.yaml`)' },
-  { env: 'CACHE_L1_MB', default: '256', description: 'in-process tile cache bound in MiB; `0` turns it off' },
-  { env: 'WORKERS', default: 'number of cores', description: 'render threads' },
-  { env: 'SOURCE_RECHECK_S', default: '30', description: 'seconds between checks that a source file or URL is unchanged' },
-  { env: 'MAX_QUEUE', default: '256', description: 'tiles waiting for a render thread before new requests get `503`' },
-  { env: 'RENDER_TIMEOUT_MS', default: '15000', description: 'time limit of one tile render' },
-  { env: 'BLOCK_CACHE_MB', default: '256', description: 'decoded COG blocks each render thread keeps, in MiB; the threads share the blocks they decode, so their caches are largely the same memory' },
-  { env: 'ALLOWED_HOSTS', default: '(empty)', description: 'comma-separated hosts that `http(s)` sources may name' },
-  { env: 'LOG_LEVEL', default: 'info', description: 'pino log level (`silent` for none)' },
-];
+/** The settings as the README lists them. */
+export const SETTINGS: readonly SettingSpec[] = Object.values(DEFS).map((d: SettingDef<unknown>) => ({
+  env: d.env,
+  default: d.shown ?? String((d.schema as z.ZodType).parse(undefined)),
+  description: d.description,
+}));
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${raw}: expected a whole number >= ${min}`);
-  return n;
+/** Settings from the environment; an empty value means the default. Throws naming the variable and what it expects. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const out: Record<string, unknown> = {};
+  for (const [key, def] of Object.entries(DEFS) as [keyof Defs, SettingDef<unknown>][]) {
+    const raw = env[def.env];
+    const parsed = def.schema.safeParse(raw === '' ? undefined : raw);
+    if (!parsed.success) throw new Error(`${def.env}=${raw}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    out[key] = parsed.data;
+  }
+  return out as Settings;
 }
 
-export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  return {
-    port: int(env, 'PORT', 8080, 0),
-    host: env.HOST || '127.0.0.1',
-    layersDir: path.resolve(env.LAYERS_DIR || 'layers'),
-    cacheL1Mb: int(env, 'CACHE_L1_MB', 256, 0),
-    workers: int(env, 'WORKERS', Math.max(1, os.availableParallelism()), 1),
-    sourceRecheckS: int(env, 'SOURCE_RECHECK_S', 30, 0),
-    maxQueue: int(env, 'MAX_QUEUE', 256, 1),
-    renderTimeoutMs: int(env, 'RENDER_TIMEOUT_MS', 15000, 100),
-    blockCacheMb: int(env, 'BLOCK_CACHE_MB', 256, 1),
-    allowedHosts: (env.ALLOWED_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
-    logLevel: env.LOG_LEVEL || 'info',
-  };
+/** The README's settings table, in Markdown. */
+export function settingsTable(): string {
+  return ['| variable | default | meaning |', '| --- | --- | --- |', ...SETTINGS.map((s) => `| \`${s.env}\` | ${s.default} | ${s.description} |`)].join('\n');
 }

@@ -14,7 +14,8 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSy
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadSettings } from '../src/config.js';
-import { buildPipeline, LayerError, loadLayer, MAX_NODES, type Layer } from '../src/layers/layer.js';
+import { LayerError, loadLayer, type Layer } from '../src/layers/layer.js';
+import { buildGraph, MAX_NODES } from '../src/ops/build.js';
 import { loadLayerDir } from '../src/layers/registry.js';
 import { GraphError, topologicalOrder } from '../src/ops/operator.js';
 import { serve } from '../src/server/serve.js';
@@ -554,9 +555,9 @@ describe('hostile layer files', { skip }, () => {
       const nodes: Record<string, Record<string, unknown>> = { n0: { op: 'read', source: 'grid' } };
       for (let k = 1; k < 20_000; k++) nodes[`n${k}`] = { op: 'select', in: [`n${k - 1}`], bands: [1] };
       let t0 = performance.now();
-      assert.throws(() => buildPipeline({ nodes, output: 'n19999' }, { sources: new Map([['grid', cog]]) }), (err: unknown) => err instanceof GraphError && /20000 nodes; at most/.test(err.message));
+      assert.throws(() => buildGraph({ nodes, output: 'n19999' }, { sources: new Map([['grid', cog]]) }), (err: unknown) => err instanceof GraphError && /20000 nodes; at most/.test(err.message));
       const steps = [{ read: { source: 'grid' } }, ...Array.from({ length: 19_999 }, () => ({ select: { bands: [1] } }))];
-      assert.throws(() => buildPipeline(steps, { sources: new Map([['grid', cog]]) }), /20000 steps; at most/);
+      assert.throws(() => buildGraph(steps, { sources: new Map([['grid', cog]]) }), /20000 steps; at most/);
       assert.ok(performance.now() - t0 < 2000, `took ${(performance.now() - t0).toFixed(0)} ms`);
 
       t0 = performance.now();

@@ -206,7 +206,7 @@ describe('rescale', { skip }, () => {
     const b2 = bracket(0.02), b98 = bracket(0.98);
 
     const seq = (await runPipeline([{ read: { source: 'nir', resampling: 'nearest' } }, { rescale: { from: 'auto' } }], { nir: NIR }, ZION));
-    const [[lo, hi]] = await ((seq.graph as Sequential).steps[0] as Read).percentiles() as [[number, number]];
+    const [[lo, hi]] = await ((seq.graph as Sequential).steps[0] as Read).percentiles(seq.cogs.get('nir')!) as [[number, number]];
     assert.ok(lo >= b2[0] && lo <= b2[1], `2nd percentile ${lo}, GDAL's overview puts it in [${b2.join(', ')}]`);
     assert.ok(hi >= b98[0] && hi <= b98[1], `98th percentile ${hi}, GDAL's overview puts it in [${b98.join(', ')}]`);
     const p2 = (b2[0] + b2[1]) / 2, p98 = (b98[0] + b98[1]) / 2;
@@ -230,7 +230,7 @@ describe('rescale', { skip }, () => {
 
 /** Runs a colormap built through the registry over one row of values (NaN for a masked pixel). */
 function colormap(params: Record<string, unknown>, values: readonly number[], palette?: Uint8Array): [number, number, number, number][] {
-  const op = buildOperator('colormap', params, { sources: new Map() }, { inputs: 1 });
+  const op = buildOperator('colormap', params, { sources: new Map(), inputs: 1 });
   const r = bandRaster(values.length, 1, 1);
   values.forEach((v, i) => { r.bands[0]![i] = v; r.mask[i] = Number.isNaN(v) ? 0 : 1; });
   if (palette) r.palette = palette;

@@ -37,8 +37,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { renderTile } from '../workers/render.js';
-import { buildPipeline, loadLayer, type LayerSpec } from '../src/layers/layer.js';
-import type { BandRaster, TileContext } from '../src/ops/raster.js';
+import { loadLayer } from '../src/layers/layer.js';
+import { buildGraph } from '../src/ops/build.js';
+import type { BandRaster } from '../src/ops/raster.js';
+import { LayerGraph } from '../src/render/renderer.js';
+import type { LayerSpec } from '../src/render/task.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
 import { tileBounds } from '../src/tiles/mercator.js';
@@ -344,10 +347,9 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
             const tol = resampling === 'nearest' ? 0 : (BILINEAR_LEVELS / 255) * range;
 
             // Values through the layer's graph.
-            const graph = buildPipeline(valueSpec.config.pipeline, { sources: cogs });
-            const ctx: TileContext = { ...t, size: SIZE, buffer: graph.buffer(), bounds };
+            const { raster: out, ctx } = await new LayerGraph(buildGraph(valueSpec.pipeline, { sources: cogs }), cogs).raster({ ...t, size: SIZE });
             assert.equal(ctx.buffer, 0);
-            const raster = (await graph.apply([], ctx)) as BandRaster | null;
+            const raster = out as BandRaster | null;
             if (raster) assert.equal(raster.kind, 'bands');
             const s = compare(ref, raster?.bands[0] ?? null, raster?.mask ?? null, tol);
 

@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sampleWindow, type SampleOutput, type Window } from '../src/sources/sample.js';
-import type { Resampling } from '../src/tiles/plan.js';
+import { sampleWindow, type Resampling, type SampleOutput, type Window } from '../src/sources/sample.js';
 
 let seed = 12345;
 const random = () => {

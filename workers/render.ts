@@ -1,47 +1,39 @@
 /**
  * The render thread: builds each layer's graph once (per layer version) and keeps it, then
- * renders tiles to RGBA, which goes back to the main thread as a transferred buffer.
+ * renders tiles, which go back to the main thread as transferred buffers. Failures go back as
+ * data (`{code, title, detail}`), since an Error's class does not survive the trip.
  */
-import { Piscina, transferableSymbol, valueSymbol } from 'piscina';
-import { buildPipeline, type LayerSpec } from '../src/layers/layer.js';
-import type { Operator } from '../src/ops/operator.js';
-import { toTileRgba, type Alloc, type TileContext } from '../src/ops/raster.js';
+import { Piscina, transferableSymbol, valueSymbol, workerData } from 'piscina';
+import type { Alloc } from '../src/alloc.js';
+import { toWire } from '../src/errors.js';
 import { BufferPool, TileArena } from '../src/render/arena.js';
 import { indexedPng } from '../src/render/png.js';
-import type { RenderResult, RenderTask } from '../src/render/task.js';
+import { LayerGraph } from '../src/render/renderer.js';
+import type { LayerSpec, RenderReply, RenderResult, RenderTask, RenderThreadData } from '../src/render/task.js';
 import { blockCache } from '../src/sources/blockcache.js';
-import { Cog } from '../src/sources/cog.js';
-import { tileBounds } from '../src/tiles/mercator.js';
 
-interface Built {
-  graph: Operator;
-  cogs: Cog[];
+const settings = workerData as RenderThreadData | undefined;
+if (settings?.blockCacheMb) {
+  blockCache.resize(settings.blockCacheMb * 1024 * 1024);
+  // The render threads share what they decode (see BlockCache.share).
+  blockCache.share();
 }
 
-// The render threads share what they decode (see BlockCache.share).
-blockCache.share();
-
-const built = new Map<string, Promise<Built>>();
+const built = new Map<string, Promise<LayerGraph>>();
 /** Layer versions kept per thread; older versions of a layer are dropped. */
 const latest = new Map<string, string>();
 
-async function build(spec: LayerSpec): Promise<Built> {
-  const sources = new Map<string, Cog>();
-  for (const [name, location] of Object.entries(spec.sources)) sources.set(name, await Cog.open(location));
-  return { graph: buildPipeline(spec.config.pipeline, { sources }), cogs: [...sources.values()] };
-}
-
-function graphFor(spec: LayerSpec): Promise<Built> {
+function graphFor(spec: LayerSpec): Promise<LayerGraph> {
   let p = built.get(spec.version);
   if (!p) {
-    p = build(spec);
+    p = LayerGraph.open(spec);
     p.catch(() => built.delete(spec.version));
     built.set(spec.version, p);
     const old = latest.get(spec.name);
     if (old && old !== spec.version) {
       const gone = built.get(old);
       built.delete(old);
-      gone?.then((b) => Promise.all(b.cogs.map((c) => c.close()))).catch(() => {});
+      gone?.then((g) => g.close()).catch(() => {});
     }
     latest.set(spec.name, spec.version);
   }
@@ -50,18 +42,10 @@ function graphFor(spec: LayerSpec): Promise<Built> {
 
 /** Renders one tile in this thread; its rasters come from `alloc` when given. */
 export async function renderTile(task: RenderTask, alloc?: Alloc): Promise<RenderResult> {
-  const { graph } = await graphFor(task.layer);
+  const layer = await graphFor(task.layer);
   await blockCache.catchUp();
-  const t0 = performance.now();
-  const ctx: TileContext = {
-    z: task.z, x: task.x, y: task.y, size: task.size, buffer: graph.buffer(),
-    bounds: tileBounds(task), timings: { read: 0 }, warnings: [], memo: new Map(), alloc,
-  };
-  const raster = await graph.apply([], ctx);
-  const rgba = raster ? toTileRgba(raster, ctx.buffer, task.size, alloc) : null;
-  const total = performance.now() - t0;
-  const result: RenderResult = { rgba: rgba ? (rgba.buffer as ArrayBuffer) : null, readMs: ctx.timings!.read, opsMs: Math.max(0, total - ctx.timings!.read), warnings: ctx.warnings! };
-  return result;
+  const r = await layer.render(task, alloc);
+  return { rgba: r.rgba ? (r.rgba.buffer as ArrayBuffer) : null, readMs: r.readMs, opsMs: r.opsMs, warnings: r.warnings };
 }
 
 /** Rasters recycled between this thread's tiles (several may be in flight at once). */
@@ -94,9 +78,15 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
 }
 
 /** The pool's entry: the result's buffer moves to the main thread instead of being copied. */
-export default async function render(task: RenderTask): Promise<RenderResult> {
-  const result = await renderEncoded(task);
+export default async function render(task: RenderTask): Promise<RenderReply> {
+  let result: RenderResult;
+  try {
+    result = await renderEncoded(task);
+  } catch (err) {
+    return { ok: false, error: toWire(err) };
+  }
+  const reply: RenderReply = { ok: true, result };
   const moved = result.png ?? result.rgba;
-  if (!moved) return result;
-  return Piscina.move({ [transferableSymbol]: [moved], [valueSymbol]: result } as never) as unknown as RenderResult;
+  if (!moved) return reply;
+  return Piscina.move({ [transferableSymbol]: [moved], [valueSymbol]: reply } as never) as unknown as RenderReply;
 }

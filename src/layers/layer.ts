@@ -9,16 +9,14 @@ import path from 'node:path';
 import proj4 from 'proj4';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { Graph, GraphError, Sequential, topologicalOrder, type GraphNode, type Operator } from '../ops/operator.js';
-import { Read } from '../ops/builtin/read.js';
-import { buildOperator, formatIssues, type BuildEnv } from '../ops/registry.js';
+import { buildGraph } from '../ops/build.js';
+import { formatIssues, Sequential, type Operator } from '../ops/operator.js';
+import type { LayerSpec } from '../render/task.js';
 import { Cog, type CogMeta } from '../sources/cog.js';
 
 export const LAYER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Layer files are small; anything larger is refused before it is parsed. */
 const MAX_FILE_BYTES = 256 * 1024;
-/** Bounds the work a hostile file can cause when its graph is built and rendered. */
-export const MAX_NODES = 256;
 /**
  * Flow collections (`[`, `{`) nested deeper than this are refused before parsing: the YAML
  * parser recurses once per level, and 100,000 levels take seconds to fail. Brackets inside
@@ -62,15 +60,6 @@ export interface LayerSource {
   location: string;
   version: string;
   meta: CogMeta;
-}
-
-/** What a render thread needs to rebuild a layer: plain data, cheap to send. */
-export interface LayerSpec {
-  name: string;
-  /** Layer version: config hash plus source versions; changes whenever a tile could. */
-  version: string;
-  config: CanonicalConfig;
-  sources: Record<string, string>;
 }
 
 export interface CanonicalConfig {
@@ -148,14 +137,14 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
     }
     let graph: Operator;
     try {
-      graph = buildPipeline(data.pipeline, { sources: cogs });
+      graph = buildGraph(data.pipeline, { sources: cogs });
     } catch (err) {
       return fail((err as Error).message);
     }
     const config = canonicalize(data, graph);
     const hash = sha256(stableStringify(config));
     const version = sha256(hash + sources.map((s) => `\n${s.name}=${s.location}@${s.version}`).join('')).slice(0, 16);
-    const spec: LayerSpec = { name, version, config, sources: Object.fromEntries(sources.map((s) => [s.name, s.location])) };
+    const spec: LayerSpec = { name, version, pipeline: config.pipeline, sources: Object.fromEntries(sources.map((s) => [s.name, s.location])) };
     return { name, file, config, hash, version, sources, bounds: unionBounds(sources.map((s) => wgs84Bounds(s.meta))), graph, spec };
   } finally {
     // The render threads open their own; the server keeps only the metadata.
@@ -256,60 +245,6 @@ async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): P
 
 function isInside(p: string, root: string): boolean {
   return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
-}
-
-/** The list form (each step one `{op: params}`) or the graph form (`nodes`, `output`). */
-export function buildPipeline(pipeline: LayerFileData['pipeline'] | unknown, env: BuildEnv): Operator {
-  if (Array.isArray(pipeline)) {
-    if (pipeline.length > MAX_NODES) throw new GraphError('pipeline', `${pipeline.length} steps; at most ${MAX_NODES}`);
-    const steps: Operator[] = [];
-    pipeline.forEach((step, i) => {
-      const keys = step && typeof step === 'object' ? Object.keys(step) : [];
-      if (keys.length !== 1) throw new GraphError(`step ${i + 1}`, `each step is one operator name with its parameters, e.g. '- rescale: { from: [0, 100] }'; got keys ${keys.join(', ') || 'none'}`);
-      const op = keys[0]!;
-      try {
-        steps.push(buildOperator(op, (step as Record<string, unknown>)[op], env, { inputs: i === 0 ? 0 : 1, upstream: steps[i - 1] }));
-      } catch (err) {
-        throw new GraphError(`step ${i + 1} (${op})`, (err as Error).message);
-      }
-    });
-    const seq = new Sequential(steps, steps.map((s, i) => `step ${i + 1} (${s.op})`));
-    if (seq.arity !== 0) throw new GraphError('step 1', `a pipeline starts with a source operator such as 'read', not '${steps[0]!.op}'`);
-    checkDrawable(seq.shape([]), 'pipeline');
-    return seq;
-  }
-  const { nodes, output } = pipeline as { nodes: Record<string, Record<string, unknown>>; output: string };
-  const names = Object.keys(nodes);
-  if (names.length > MAX_NODES) throw new GraphError('nodes', `${names.length} nodes; at most ${MAX_NODES}`);
-  // Edges first: every input exists and there is no cycle, before anything is built.
-  const edges = new Map<string, { inputs: string[] }>();
-  for (const name of names) {
-    const inputs = nodes[name]!.in;
-    if (inputs !== undefined && !(Array.isArray(inputs) && inputs.length <= 16 && inputs.every((i) => typeof i === 'string'))) throw new GraphError(name, "'in' is a list of node names");
-    for (const i of (inputs as string[] | undefined) ?? []) if (!Object.hasOwn(nodes, i)) throw new GraphError(name, `input '${i}' is not a node of this graph`);
-    edges.set(name, { inputs: (inputs as string[] | undefined) ?? [] });
-  }
-  const built = new Map<string, GraphNode>();
-  for (const name of topologicalOrder(edges)) {
-    const { op, in: _in, ...params } = nodes[name]!;
-    if (typeof op !== 'string') throw new GraphError(name, "every node needs 'op', the operator's name");
-    const inputs = edges.get(name)!.inputs;
-    try {
-      built.set(name, { operator: buildOperator(op, params, env, { inputs: inputs.length, upstream: inputs[0] ? built.get(inputs[0])?.operator : undefined }), inputs });
-    } catch (err) {
-      throw new GraphError(name, (err as Error).message);
-    }
-  }
-  Read.fuse([...built.values()].map((n) => n.operator).filter((o): o is Read => o instanceof Read));
-  const graph = new Graph(built, output);
-  checkDrawable(graph.shape(), output);
-  return graph;
-}
-
-function checkDrawable(s: { kind: string; bands: number }, node: string): void {
-  if (s.kind === 'bands' && s.bands !== 1 && s.bands !== 3 && s.bands !== 4) {
-    throw new GraphError(node, `the output has ${s.bands} bands: it must be RGBA, or 1, 3 or 4 bands`);
-  }
 }
 
 function canonicalize(data: LayerFileData, graph: Operator): CanonicalConfig {

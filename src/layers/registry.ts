@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { TileError } from '../errors.js';
 import { byteSource } from '../sources/bytesource.js';
 import { loadLayer, type Layer, type LoadOptions } from './layer.js';
 
@@ -26,6 +27,13 @@ export class LayerRegistry {
 
   get(name: string): Layer | undefined {
     return this.layers.get(name);
+  }
+
+  /** The layer named so, or a 404. */
+  require(name: string): Layer {
+    const layer = this.layers.get(name);
+    if (!layer) throw new TileError('not_found', 'unknown layer', `no layer named '${name}'`);
+    return layer;
   }
 
   all(): Layer[] {

@@ -1,19 +1,59 @@
+import type { z } from 'zod';
+import type { Cog, CogMeta } from '../sources/cog.js';
 import type { OutputShape, Raster, TileContext } from './raster.js';
 
+/** What an operator may look at when it is built: the layer's sources and where it stands. */
+export interface BuildContext {
+  /** The layer's sources by name; their metadata (bands, nodata, palette) decides defaults. */
+  sources: ReadonlyMap<string, { readonly meta: CogMeta }>;
+  /** How many inputs (`in:`) it has. */
+  inputs: number;
+  /** The operator feeding its first input, already built. */
+  upstream?: Operator;
+}
+
 /**
- * One step of a layer's graph. The constructor takes validated parameters and does the
- * one-time work (a colour map builds its lookup table there); `apply` does the per-tile
- * work; `config()` returns the plain JSON that rebuilds it through the registry.
+ * A built-in operator's class: its registry name and its parameters' schema, declared once on
+ * the class (the parameter types are inferred from the schema), and a constructor that
+ * checks its parameters against that schema.
+ */
+export interface OperatorClass {
+  readonly op: string;
+  readonly params: z.ZodType;
+  new (params: never, ctx: BuildContext): Operator;
+}
+
+/**
+ * One step of a layer's graph. The constructor takes parameters, checks them against the
+ * class's schema and does the one-time work (a colour map builds its lookup table there);
+ * `apply` does the per-tile work; `config()` returns the plain JSON that rebuilds it through
+ * the registry.
  */
 export abstract class Operator {
-  /** The registry name (`read`, `colormap`, ...). */
-  abstract readonly op: string;
+  /** The registry name (`read`, `colormap`, ...): the class's static `op`. */
+  get op(): string {
+    return (this.constructor as unknown as OperatorClass).op;
+  }
+
   /** How many inputs `apply` takes: 0 for a source such as `read`. */
   abstract readonly arity: number;
 
   /** Pixels of context this operator needs around each output pixel (hillshade: 1). */
   buffer(): number {
     return 0;
+  }
+
+  /** The operators inside this one: a list's steps, a graph's nodes. */
+  children(): readonly Operator[] {
+    return [];
+  }
+
+  /**
+   * One-time work that needs the sources' bytes (rescale `from: auto`), done when a render
+   * thread builds the graph, never per tile and never in the loader.
+   */
+  prepare(_sources: ReadonlyMap<string, Cog>): Promise<void> {
+    return Promise.resolve();
   }
 
   /** What it produces from inputs of these shapes; throws when it cannot take them. */
@@ -26,6 +66,23 @@ export abstract class Operator {
   abstract config(): Record<string, unknown>;
 }
 
+/** Parameters checked against an operator's schema (defaults filled in), or an error listing every problem. */
+export function parseParams<S extends z.ZodType>(schema: S, params: unknown): z.output<S> {
+  const parsed = schema.safeParse(params ?? {});
+  if (!parsed.success) throw new Error(formatIssues(parsed.error));
+  return parsed.data;
+}
+
+export function formatIssues(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ');
+}
+
+/** Every operator of a graph, depth first, the root included. */
+export function* operatorsOf(root: Operator): Generator<Operator> {
+  yield root;
+  for (const child of root.children()) yield* operatorsOf(child);
+}
+
 /** An error in a graph's structure or parameters, naming the node it concerns. */
 export class GraphError extends Error {
   constructor(readonly node: string, message: string) {
@@ -35,7 +92,7 @@ export class GraphError extends Error {
 
 /** A list of operators, each taking the previous one's output. */
 export class Sequential extends Operator {
-  readonly op = 'sequential';
+  static readonly op = 'sequential';
   readonly arity: number;
   private readonly total: number;
 
@@ -51,6 +108,10 @@ export class Sequential extends Operator {
 
   override buffer(): number {
     return this.total;
+  }
+
+  override children(): readonly Operator[] {
+    return this.steps;
   }
 
   shape(inputs: OutputShape[]): OutputShape {
@@ -92,7 +153,7 @@ export interface GraphNode {
  * exists, no cycles, every operator accepts its inputs' shapes.
  */
 export class Graph extends Operator {
-  readonly op = 'graph';
+  static readonly op = 'graph';
   readonly arity = 0;
   private readonly order: string[];
   private readonly shapes = new Map<string, OutputShape>();
@@ -133,6 +194,10 @@ export class Graph extends Operator {
 
   override buffer(): number {
     return this.need;
+  }
+
+  override children(): readonly Operator[] {
+    return [...this.nodes.values()].map((n) => n.operator);
   }
 
   shape(): OutputShape {

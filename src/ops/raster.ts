@@ -1,3 +1,7 @@
+import { heapAlloc, type Alloc } from '../alloc.js';
+import type { TileGrid } from '../tiles/plan.js';
+import type { Operator } from './operator.js';
+
 /**
  * What flows along the edges of an operator graph: either numeric bands with a validity
  * mask, or finished RGBA. Both cover the tile plus `buffer` pixels on every side, so that
@@ -28,35 +32,19 @@ export interface RgbaRaster {
 export type Raster = BandRaster | RgbaRaster;
 
 /** The tile being rendered, as every operator sees it. */
-export interface TileContext {
-  z: number;
+export interface TileContext extends TileGrid {
   x: number;
   y: number;
-  /** Output pixels per side (256, or 512 for @2x / tileSize 512). */
-  size: number;
-  /** Extra pixels on each side that the graph asked `read` for. */
-  buffer: number;
-  /** Web Mercator bounds of the tile itself (without buffer): [minX, minY, maxX, maxY]. */
-  bounds: [number, number, number, number];
-  /** Milliseconds spent reading and decoding sources, summed by the `read` operators. */
-  timings?: { read: number };
   /** Quality checks with `on_fail: warn` add here; the server logs and counts them. */
   warnings?: { check: string; message: string }[];
-  /** Work shared by the operators of one tile, e.g. two reads of one source share a plan. */
-  memo?: Map<string, unknown>;
   /** Where the tile's rasters come from: a render thread recycles them between tiles. */
   alloc?: Alloc;
+  /**
+   * What each `read` of the graph gives for this tile (null: the tile misses the source),
+   * fetched before any operator runs (src/render/renderer.ts).
+   */
+  reads?: ReadonlyMap<Operator, BandRaster | null>;
 }
-
-/** Zero-filled typed arrays for one tile's rasters. */
-export interface Alloc {
-  float32(n: number): Float32Array;
-  float64(n: number): Float64Array;
-  bytes(n: number): Uint8Array;
-}
-
-/** Fresh arrays from the heap, when nothing recycles them. */
-export const heapAlloc: Alloc = { float32: (n) => new Float32Array(n), float64: (n) => new Float64Array(n), bytes: (n) => new Uint8Array(n) };
 
 export const allocOf = (ctx?: TileContext): Alloc => ctx?.alloc ?? heapAlloc;
 

@@ -1,4 +1,4 @@
-import type { Alloc } from '../ops/raster.js';
+import type { Alloc } from '../alloc.js';
 
 /**
  * Spare ArrayBuffers of a render thread, by exact length, bounded in bytes.

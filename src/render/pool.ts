@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { RenderResult, RenderTask } from './task.js';
+import { fromWire, TileError } from '../errors.js';
+import type { RenderReply, RenderResult, RenderTask, RenderThreadData } from './task.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../workers/render.js');
 
@@ -9,14 +10,10 @@ export interface PoolOptions {
   threads: number;
   maxQueue: number;
   timeoutMs: number;
-  /** Decoded-block cache of each thread, in MiB (BLOCK_CACHE_MB, read where the threads start). */
+  /** Decoded-block cache of each thread, in MiB (BLOCK_CACHE_MB). */
   blockCacheMb: number;
   onError?: (err: unknown) => void;
 }
-
-/** The queue is full: the caller should answer 503 with Retry-After. */
-export class PoolBusyError extends Error {}
-export class RenderTimeoutError extends Error {}
 
 export class RenderPool {
   private readonly pools: Piscina[];
@@ -41,9 +38,7 @@ export class RenderPool {
         // (instead of sleeping in Atomics.wait) and the blocks other threads announce reach it
         // before its next tile. ('async' does that too, but its threads outlive close().)
         atomics: 'disabled',
-        // The threads read their settings from their own environment: pass the one that is
-        // theirs, so that `--block-cache-mb` reaches them as BLOCK_CACHE_MB does.
-        env: { ...process.env, BLOCK_CACHE_MB: String(opts.blockCacheMb) },
+        workerData: { blockCacheMb: opts.blockCacheMb } satisfies RenderThreadData,
       });
       // A thread that dies is replaced by piscina and its task fails; the process must not.
       pool.on('error', (err) => { opts.onError?.(err); });
@@ -65,20 +60,25 @@ export class RenderPool {
     return this.pending[k]! > 2 * this.pending[least]! + 4 ? least : k;
   }
 
+  /** Renders in a thread; every failure is a TileError with its code. */
   async render(task: RenderTask): Promise<RenderResult> {
-    if (this.queueSize >= this.maxQueue) throw new PoolBusyError('the render queue is full');
+    if (this.queueSize >= this.maxQueue) throw busy();
     const k = this.route(task);
     const signal = AbortSignal.timeout(this.timeoutMs);
     this.pending[k]!++;
+    let reply: RenderReply;
     try {
-      return (await this.pools[k]!.run(task, { signal })) as RenderResult;
+      reply = (await this.pools[k]!.run(task, { signal })) as RenderReply;
     } catch (err) {
-      if (signal.aborted) throw new RenderTimeoutError(`rendering took longer than ${this.timeoutMs} ms`);
-      if (err instanceof Error && /queue is at limit/i.test(err.message)) throw new PoolBusyError('the render queue is full');
-      throw err;
+      if (signal.aborted) throw new TileError('render_timeout', 'render timed out', `rendering took longer than ${this.timeoutMs} ms`);
+      if (err instanceof Error && /queue is at limit/i.test(err.message)) throw busy();
+      // The thread died (piscina replaces it): the task's error is all there is.
+      throw new TileError('internal', 'render failed', err instanceof Error ? err.message : String(err));
     } finally {
       this.pending[k]!--;
     }
+    if (!reply.ok) throw fromWire(reply.error);
+    return reply.result;
   }
 
   /** Tiles waiting for a thread (not yet running). */
@@ -89,4 +89,8 @@ export class RenderPool {
   async close(): Promise<void> {
     await Promise.all(this.pools.map((p) => p.close()));
   }
+}
+
+function busy(): TileError {
+  return new TileError('overload', 'busy', 'the render queue is full');
 }

@@ -1,6 +1,17 @@
-import type { LayerSpec } from '../layers/layer.js';
-import type { TileFormat } from './encode.js';
+import type { WireError } from '../errors.js';
 import type { BlockCounts } from '../sources/blockcache.js';
+import type { TileFormat } from './encode.js';
+
+/** What a render thread needs to rebuild a layer: plain data, cheap to send. */
+export interface LayerSpec {
+  name: string;
+  /** Layer version: config hash plus source versions; changes whenever a tile could. */
+  version: string;
+  /** The canonical pipeline (list or graph form), as src/ops/build.ts takes it. */
+  pipeline: unknown;
+  /** Source name to file path or URL. */
+  sources: Record<string, string>;
+}
 
 /** One tile to render, as sent to a render thread. */
 export interface RenderTask {
@@ -36,4 +47,13 @@ export interface RenderResult {
   blocks?: BlockCounts;
   /** Quality checks that failed with `on_fail: warn`. */
   warnings: { check: string; message: string }[];
+}
+
+/** What the pool's entry answers: a result, or the error that ended the tile, as data. */
+export type RenderReply = { ok: true; result: RenderResult } | { ok: false; error: WireError };
+
+/** The settings a render thread takes from the pool (piscina's workerData). */
+export interface RenderThreadData {
+  /** Its decoded-block cache, in MiB (BLOCK_CACHE_MB). */
+  blockCacheMb: number;
 }

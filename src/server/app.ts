@@ -4,7 +4,9 @@ import type { TileCache } from '../cache/tiles.js';
 import type { LayerRegistry } from '../layers/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { RenderPool } from '../render/pool.js';
-import { errorHandler, HttpError } from './errors.js';
+import type { TileService } from '../service/tiles.js';
+import { TileError } from '../errors.js';
+import { errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers } from './routes/layers.js';
 import { tileHandler } from './routes/tiles.js';
@@ -13,13 +15,14 @@ export interface AppDeps {
   layers: LayerRegistry;
   pool: RenderPool;
   cache: TileCache;
+  tiles: TileService;
   log: Logger;
   metrics: Metrics;
   /** False while starting or draining. */
   ready: () => boolean;
 }
 
-/** The HTTP adapter: parse, ask the cache, hand misses to the pool; errors map in one place. */
+/** The HTTP adapter: routes parse and ask the tile service; errors map to statuses in one place. */
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.set('strict routing', true); // '/tiles/.../1.png/' is not a second name for the tile
@@ -62,14 +65,14 @@ export function createApp(deps: AppDeps): Express {
   });
   app.get('/layers', listLayers(deps.layers));
   app.get('/layers/:layer', describeLayer(deps.layers));
-  app.get('/tiles/:layer/:z/:x/:file', tileHandler(deps));
+  app.get('/tiles/:layer/:z/:x/:file', tileHandler(deps.layers, deps.tiles));
   app.get('/tiles/:layer/tilejson.json', tileJsonHandler(deps.layers));
   app.get('/wmts/1.0.0/WMTSCapabilities.xml', wmtsCapabilitiesHandler(deps.layers));
-  app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps));
+  app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps.layers, deps.tiles));
   app.get('/map{/:layer}', mapPageHandler(deps.layers));
   app.use('/assets', mapAssets());
 
-  app.use((req, _res, next) => next(new HttpError(404, 'not found', `no route for ${req.method} ${req.path}`)));
+  app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log, deps.layers.dir));
   return app;
 }

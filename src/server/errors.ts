@@ -1,14 +1,22 @@
 import path from 'node:path';
 import type { NextFunction, Request, Response } from 'express';
-import { PoolBusyError, RenderTimeoutError } from '../render/pool.js';
 import type { Logger } from 'pino';
+import { TileError, type ErrorCode } from '../errors.js';
 
-/** A failure with the HTTP status it should answer. */
-export class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly detail = '') {
-    super(message);
-  }
-}
+/** Each error code's answer: the one table from a failure to HTTP. */
+const ANSWERS: Record<ErrorCode, { status: number; retryAfter?: number }> = {
+  bad_request: { status: 400 },
+  not_found: { status: 404 },
+  // The server's own data is at fault, not the client: 500 naming the file and the offset.
+  bad_source: { status: 500 },
+  quality: { status: 500 },
+  internal: { status: 500 },
+  upstream: { status: 502 },
+  upstream_timeout: { status: 504 },
+  // Both pass with load: the client may try again.
+  overload: { status: 503, retryAfter: 1 },
+  render_timeout: { status: 503, retryAfter: 5 },
+};
 
 /** Every error becomes a JSON body with `Cache-Control: no-store`, here and nowhere else. */
 export function errorHandler(log: Logger, layersDir: string) {
@@ -18,19 +26,14 @@ export function errorHandler(log: Logger, layersDir: string) {
     let status = 500;
     let error = 'internal error';
     let detail = '';
-    if (err instanceof HttpError) {
-      status = err.status; error = err.message; detail = err.detail;
-    } else if (err instanceof PoolBusyError) {
-      status = 503; error = 'busy'; detail = err.message;
-      res.setHeader('Retry-After', '1');
-    } else if (err instanceof RenderTimeoutError) {
-      status = 503; error = 'render timed out'; detail = err.message;
-      res.setHeader('Retry-After', '5');
+    if (err instanceof TileError) {
+      const answer = ANSWERS[err.code];
+      status = answer.status; error = err.title; detail = err.detail;
+      if (answer.retryAfter) res.setHeader('Retry-After', String(answer.retryAfter));
     } else if (clientErrorStatus(err) !== undefined) {
       // Express's own request errors, e.g. router's "Failed to decode param" for '%zz' in a path.
       status = clientErrorStatus(err)!; error = 'bad request'; detail = String((err as Error).message);
     } else {
-      error = 'render failed';
       detail = err instanceof Error ? err.message : String(err);
     }
     if (status >= 500) log.error({ err, url: req.originalUrl }, error);

@@ -5,6 +5,7 @@ import { LayerRegistry } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { RenderPool } from '../render/pool.js';
+import { TileService } from '../service/tiles.js';
 import { createApp } from './app.js';
 
 export interface Running {
@@ -21,8 +22,10 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const stopWatching = layers.watchSources(settings.sourceRecheckS);
   const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb, onError: (err) => log.error({ err }, 'render thread failed') });
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024);
+  const metrics = new Metrics();
+  const tiles = new TileService({ pool, cache, metrics, log });
   let ready = true;
-  const app = createApp({ layers, pool, cache, log, metrics: new Metrics(), ready: () => ready });
+  const app = createApp({ layers, pool, cache, tiles, log, metrics, ready: () => ready });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);

@@ -25,12 +25,19 @@ export interface BlockCounts {
  * rendered by different threads decode the same blocks twice.
  */
 export class BlockCache {
-  private readonly lru: LRUCache<string, Promise<Samples>>;
+  private lru!: LRUCache<string, Promise<Samples>>;
   private readonly sizes = new Map<string, number>();
   private exchange?: BlockExchange;
   private counts: BlockCounts = { cached: 0, waited: 0, decoded: 0 };
 
-  constructor(private readonly maxBytes: number) {
+  constructor(private maxBytes: number) {
+    this.resize(maxBytes);
+  }
+
+  /** Sets the bound and starts empty: a render thread does this from its settings, before its first tile. */
+  resize(maxBytes: number): void {
+    this.maxBytes = maxBytes;
+    this.sizes.clear();
     this.lru = new LRUCache<string, Promise<Samples>>({
       maxSize: Math.max(1, maxBytes),
       // A pending promise's size is unknown: count a nominal 64 KiB until it settles.
@@ -190,4 +197,5 @@ function view(name: ArrayName, buffer: SharedArrayBuffer, length: number): Sampl
   return new Ctor(buffer, 0, length);
 }
 
-export const blockCache = new BlockCache(Number(process.env.BLOCK_CACHE_MB ?? 256) * 1024 * 1024);
+/** This thread's block cache, at 256 MiB until `resize` (a render thread's BLOCK_CACHE_MB). */
+export const blockCache = new BlockCache(256 * 1024 * 1024);

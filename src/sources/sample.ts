@@ -7,7 +7,8 @@
  * - when downsampling by more than 1/0.95, kernels widen with the ratio (GDAL's
  *   dfXScale/dfYScale), so they average instead of aliasing.
  */
-import type { Resampling } from '../tiles/plan.js';
+/** How source pixels are weighed onto an output pixel, as gdalwarp's `-r`. */
+export type Resampling = 'nearest' | 'bilinear' | 'cubic';
 
 export interface Window {
   width: number;

@@ -4,9 +4,21 @@
  * no pixels), so it is unit-tested with numbers alone.
  */
 import proj4 from 'proj4';
-import { allocOf, type TileContext } from '../ops/raster.js';
+import { heapAlloc, type Alloc } from '../alloc.js';
+import { SourceError } from '../errors.js';
+import type { Resampling } from '../sources/sample.js';
 
-export type Resampling = 'nearest' | 'bilinear' | 'cubic';
+/** The output grid of one tile: where it lies, and how many pixels it has. */
+export interface TileGrid {
+  /** The zoom, for messages. */
+  z: number;
+  /** Output pixels per side, without the buffer. */
+  size: number;
+  /** Extra pixels on each side that the layer's graph needs (hillshade: 1). */
+  buffer: number;
+  /** Web Mercator bounds of the tile itself (without buffer): [minX, minY, maxX, maxY]. */
+  bounds: readonly [number, number, number, number];
+}
 
 /** The parts of a source's metadata that planning needs. */
 export interface PlanSource {
@@ -103,7 +115,7 @@ function invert(gt: PlanSource['geoTransform']): (x: number, y: number, out: Flo
  * Plans the read of one source for one tile, or returns null when the tile (with its
  * buffer) does not touch the source.
  */
-export function planRead(src: PlanSource, tile: TileContext, resampling: Resampling): ReadPlan | null {
+export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling, alloc: Alloc = heapAlloc): ReadPlan | null {
   const W = tile.size + 2 * tile.buffer;
   const res = (tile.bounds[2] - tile.bounds[0]) / tile.size;
   const ox = tile.bounds[0] - tile.buffer * res;
@@ -120,9 +132,8 @@ export function planRead(src: PlanSource, tile: TileContext, resampling: Resampl
   };
 
   const affine = isWebMercator(src.proj4);
-  if (affine) return planAffine(src, tile, W, exact, resampling);
+  if (affine) return planAffine(src, tile, W, exact, resampling, alloc);
   // The tile's arrays (recycled between tiles in a render thread): the plan lives as long.
-  const alloc = allocOf(tile);
   const fu = alloc.float64(W * W);
   const fv = alloc.float64(W * W);
   fillCoordinates(W, exact, fu, fv);
@@ -165,7 +176,7 @@ export function planRead(src: PlanSource, tile: TileContext, resampling: Resampl
 }
 
 /** A source in Web Mercator: source pixels are an affine function of output pixels. */
-function planAffine(src: PlanSource, tile: TileContext, W: number, exact: (i: number, j: number, out: Float64Array) => void, resampling: Resampling): ReadPlan | null {
+function planAffine(src: PlanSource, tile: TileGrid, W: number, exact: (i: number, j: number, out: Float64Array) => void, resampling: Resampling, alloc: Alloc): ReadPlan | null {
   const p = new Float64Array(2);
   exact(0, 0, p);
   const u00 = p[0]!, v00 = p[1]!;
@@ -192,7 +203,6 @@ function planAffine(src: PlanSource, tile: TileContext, W: number, exact: (i: nu
     level, window, width: W, scaleX, scaleY,
     coords: () => {
       if (!coords) {
-        const alloc = allocOf(tile);
         const u = alloc.float32(W * W), v = alloc.float32(W * W);
         for (let j = 0, k = 0; j < W; j++) {
           for (let i = 0; i < W; i++, k++) {
@@ -210,7 +220,7 @@ function planAffine(src: PlanSource, tile: TileContext, W: number, exact: (i: nu
 }
 
 /** The window of a level that the kernel reads around the given centres, or null if they miss the level. */
-function windowFor(minU: number, minV: number, maxU: number, maxV: number, lv: { width: number; height: number }, resampling: Resampling, scaleX: number, scaleY: number, W: number, tile: TileContext, level: number): ReadPlan['window'] | null {
+function windowFor(minU: number, minV: number, maxU: number, maxV: number, lv: { width: number; height: number }, resampling: Resampling, scaleX: number, scaleY: number, W: number, tile: TileGrid, level: number): ReadPlan['window'] | null {
   const radius = resampling === 'nearest' ? 0 : (resampling === 'bilinear' ? 1 : 2) * Math.max(1, scaleX, scaleY);
   const x0 = Math.max(0, Math.floor(minU - radius - 1));
   const y0 = Math.max(0, Math.floor(minV - radius - 1));
@@ -219,7 +229,7 @@ function windowFor(minU: number, minV: number, maxU: number, maxV: number, lv: {
   // No output pixel centre falls on the raster: nothing to draw.
   if (maxU < 0 || maxV < 0 || minU >= lv.width || minV >= lv.height || x1 <= x0 || y1 <= y0) return null;
   if ((x1 - x0) * (y1 - y0) > MAX_WINDOW_PIXELS) {
-    throw new Error(`a ${W} px tile at zoom ${tile.z} would read ${x1 - x0}x${y1 - y0} pixels of the source's level ${level}: add overviews to the COG (gdaladdo, or gdal_translate -of COG)`);
+    throw new SourceError(`a ${W} px tile at zoom ${tile.z} would read ${x1 - x0}x${y1 - y0} pixels of the source's level ${level}: add overviews to the COG (gdaladdo, or gdal_translate -of COG)`);
   }
   return [x0, y0, x1, y1];
 }

@@ -8,9 +8,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildPipeline, type CanonicalConfig, type LayerSpec } from '../../src/layers/layer.js';
+import { buildGraph } from '../../src/ops/build.js';
 import type { Operator } from '../../src/ops/operator.js';
 import type { Raster, TileContext } from '../../src/ops/raster.js';
+import { LayerGraph } from '../../src/render/renderer.js';
+import type { LayerSpec } from '../../src/render/task.js';
 import { Cog } from '../../src/sources/cog.js';
 
 export { ROOT } from './root.js';
@@ -149,14 +151,14 @@ export function valuesAt(file: string, pixels: readonly [number, number][]): num
 }
 
 /** Runs `pipeline` (a layer file's `pipeline:` value) on one tile, as the render thread does, keeping float values. */
-export async function runPipeline(pipeline: unknown, sources: Record<string, string>, tile: Tile, size = 256): Promise<{ raster: Raster | null; ctx: TileContext; graph: Operator }> {
+export async function runPipeline(pipeline: unknown, sources: Record<string, string>, tile: Tile, size = 256): Promise<{ raster: Raster | null; ctx: TileContext; graph: Operator; cogs: Map<string, Cog> }> {
   const cogs = new Map<string, Cog>();
   try {
     for (const [name, file] of Object.entries(sources)) cogs.set(name, await Cog.open(file));
-    const graph = buildPipeline(pipeline, { sources: cogs });
-    const ctx: TileContext = { ...tile, size, buffer: graph.buffer(), bounds: mercatorBounds(tile), timings: { read: 0 }, warnings: [] };
-    const raster = await graph.apply([], ctx);
-    return { raster, ctx, graph };
+    const layer = new LayerGraph(buildGraph(pipeline, { sources: cogs }), cogs);
+    await layer.prepare();
+    const { raster, ctx } = await layer.raster({ ...tile, size });
+    return { raster, ctx, graph: layer.graph, cogs };
   } finally {
     await Promise.all([...cogs.values()].map((c) => c.close()));
   }
@@ -167,8 +169,7 @@ let specCount = 0;
 /** A LayerSpec for `renderTile`, with a version of its own so render threads never reuse a graph. */
 export function layerSpec(pipeline: unknown, sources: Record<string, string>): LayerSpec {
   const version = `test-${process.pid}-${++specCount}`;
-  const config = { pipeline, sources, tileSize: 256, minzoom: 0, maxzoom: 30, empty: 204, title: '', description: '', attribution: '', cache: { maxAge: 0, sMaxAge: 0, staleWhileRevalidate: 0 } } as CanonicalConfig;
-  return { name: `test-${specCount}`, version, config, sources };
+  return { name: `test-${specCount}`, version, pipeline, sources };
 }
 
 /** Runs the CLI (compiled) as a child process. */

@@ -1,6 +1,9 @@
-import { compileExpression, type CompiledExpression } from '../expression.js';
-import { Operator } from '../operator.js';
-import { allocOf, bandRaster, copyMask, type Alloc, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
+import { compileExpression, type CompiledExpression } from '../expression/compiler.js';
+import { z } from 'zod';
+import { Operator, parseParams, type BuildContext } from '../operator.js';
+import { bandList } from '../params.js';
+import type { Alloc } from '../../alloc.js';
+import { allocOf, bandRaster, copyMask, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 function bandsOf(inputs: OutputShape[], op: string): number {
   let n = 0;
@@ -27,11 +30,18 @@ function stack(inputs: Raster[], alloc: Alloc): BandRaster {
 }
 
 /** Picks and reorders bands (1-based). */
+const SelectParams = z.strictObject({ bands: bandList });
+export type SelectParams = z.input<typeof SelectParams>;
+
 export class Select extends Operator {
-  readonly op = 'select';
+  static readonly op = 'select';
+  static readonly params = SelectParams;
   readonly arity = 1;
-  constructor(readonly params: { bands: number[] }) {
+  readonly params: z.output<typeof SelectParams>;
+
+  constructor(params: SelectParams) {
     super();
+    this.params = parseParams(SelectParams, params);
   }
 
   shape(inputs: OutputShape[]): OutputShape {
@@ -51,18 +61,22 @@ export class Select extends Operator {
 }
 
 /**
- * Band math in the safe expression language (src/ops/expression.ts), compiled once. With
+ * Band math in the safe expression language (src/ops/expression/), compiled once. With
  * several inputs (graph form), b1..bN number their bands in order.
  */
+const ExpressionParams = z.strictObject({ expr: z.string().min(1).max(2000) });
+export type ExpressionParams = z.input<typeof ExpressionParams>;
+
 export class Expression extends Operator {
-  readonly op = 'expression';
+  static readonly op = 'expression';
+  static readonly params = ExpressionParams;
   readonly arity: number;
   private readonly compiled: CompiledExpression;
 
-  constructor(readonly params: { expr: string }, inputs = 1) {
+  constructor(params: z.input<typeof ExpressionParams>, ctx?: Pick<BuildContext, 'inputs'>) {
     super();
-    this.arity = Math.max(1, inputs);
-    this.compiled = compileExpression(params.expr);
+    this.arity = Math.max(1, ctx?.inputs ?? 1);
+    this.compiled = compileExpression(parseParams(ExpressionParams, params).expr);
   }
 
   shape(inputs: OutputShape[]): OutputShape {
@@ -89,13 +103,19 @@ export class Expression extends Operator {
 }
 
 /** (a - b) / (a + b), nodata where the sum is 0: from two inputs, or two bands of one. */
-export class NormalizedDifference extends Operator {
-  readonly op = 'normalized_difference';
-  readonly arity: number;
+const NormalizedDifferenceParams = z.strictObject({ bands: z.tuple([z.number().int().min(1), z.number().int().min(1)]).optional() });
+export type NormalizedDifferenceParams = z.input<typeof NormalizedDifferenceParams>;
 
-  constructor(readonly params: { bands?: [number, number] }) {
+export class NormalizedDifference extends Operator {
+  static readonly op = 'normalized_difference';
+  static readonly params = NormalizedDifferenceParams;
+  readonly arity: number;
+  readonly params: z.output<typeof NormalizedDifferenceParams>;
+
+  constructor(params: NormalizedDifferenceParams) {
     super();
-    this.arity = params.bands ? 1 : 2;
+    this.params = parseParams(NormalizedDifferenceParams, params);
+    this.arity = this.params.bands ? 1 : 2;
   }
 
   shape(inputs: OutputShape[]): OutputShape {

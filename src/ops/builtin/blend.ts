@@ -1,15 +1,15 @@
-import { Operator } from '../operator.js';
+import { z } from 'zod';
+import { Operator, parseParams } from '../operator.js';
 import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
-export type BlendMode = 'multiply' | 'overlay' | 'normal';
+const BlendParams = z.strictObject({
+  mode: z.enum(['multiply', 'overlay', 'normal']).default('multiply'),
+  /** How much of the top shows, 0..1. */
+  opacity: z.number().min(0).max(1).default(1),
+});
+export type BlendParams = z.input<typeof BlendParams>;
+type BlendMode = z.output<typeof BlendParams>['mode'];
 
-export interface BlendParams {
-  mode?: BlendMode;
-  /** How much of the top shows, 0..1 [1]. */
-  opacity?: number;
-}
-
-const MODES: readonly BlendMode[] = ['multiply', 'overlay', 'normal'];
 const MULTIPLY = 0, OVERLAY = 1, NORMAL = 2;
 
 /**
@@ -32,7 +32,8 @@ const MULTIPLY = 0, OVERLAY = 1, NORMAL = 2;
  * shows as it is (at opacity); where the top is transparent the bottom shows unchanged.
  */
 export class Blend extends Operator {
-  readonly op = 'blend';
+  static readonly op = 'blend';
+  static readonly params = BlendParams;
   readonly arity = 2;
   readonly mode: BlendMode;
   readonly opacity: number;
@@ -40,10 +41,7 @@ export class Blend extends Operator {
 
   constructor(params: BlendParams) {
     super();
-    this.mode = params.mode ?? 'multiply';
-    this.opacity = params.opacity ?? 1;
-    if (!MODES.includes(this.mode)) throw new Error(`blend mode must be one of ${MODES.join(', ')}, got '${String(this.mode)}'`);
-    if (!(this.opacity >= 0 && this.opacity <= 1)) throw new Error(`blend opacity must be within 0..1, got ${this.opacity}`);
+    ({ mode: this.mode, opacity: this.opacity } = parseParams(BlendParams, params));
     this.code = this.mode === 'multiply' ? MULTIPLY : this.mode === 'overlay' ? OVERLAY : NORMAL;
   }
 

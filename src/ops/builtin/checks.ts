@@ -1,10 +1,17 @@
-import { Operator } from '../operator.js';
+import { z } from 'zod';
+import { TileError } from '../../errors.js';
+import { Operator, parseParams } from '../operator.js';
+import { finite, onFail } from '../params.js';
 import type { BandRaster, OutputShape, Raster, TileContext } from '../raster.js';
 
-export type OnFail = 'warn' | 'raise';
+type OnFail = z.output<typeof onFail>;
 
 /** A quality check failed with `on_fail: raise`: the tile answers 500 with this message. */
-export class QualityError extends Error {}
+export class QualityError extends TileError {
+  constructor(check: string, message: string) {
+    super('quality', `quality check ${check} failed`, message);
+  }
+}
 
 abstract class Check extends Operator {
   readonly arity = 1;
@@ -19,16 +26,24 @@ abstract class Check extends Operator {
 
   protected report(ctx: TileContext, message: string): void {
     const text = `${this.op} failed on tile ${ctx.z}/${ctx.x}/${ctx.y}: ${message}`;
-    if (this.onFail === 'raise') throw new QualityError(text);
+    if (this.onFail === 'raise') throw new QualityError(this.op, text);
     ctx.warnings?.push({ check: this.op, message: text });
   }
 }
 
 /** Every valid value lies within [min, max]; the data pass through unchanged. */
+const AssertRangeParams = z.strictObject({ min: finite.optional(), max: finite.optional(), on_fail: onFail });
+export type AssertRangeParams = z.input<typeof AssertRangeParams>;
+
 export class AssertRange extends Check {
-  readonly op = 'assert_range';
-  constructor(private readonly params: { min?: number; max?: number; on_fail?: OnFail }) {
-    super(params.on_fail ?? 'warn');
+  static readonly op = 'assert_range';
+  static readonly params = AssertRangeParams;
+  private readonly params: z.output<typeof AssertRangeParams>;
+
+  constructor(input: AssertRangeParams) {
+    const params = parseParams(AssertRangeParams, input);
+    super(params.on_fail);
+    this.params = params;
     if (params.min === undefined && params.max === undefined) throw new Error('assert_range needs min, max or both');
     if (params.min !== undefined && params.max !== undefined && params.min > params.max) throw new Error('assert_range: min is above max');
   }
@@ -54,10 +69,18 @@ export class AssertRange extends Check {
 }
 
 /** At least `min` (0..1) of the tile's pixels hold data. */
+const AssertValidFractionParams = z.strictObject({ min: z.number().min(0).max(1), on_fail: onFail });
+export type AssertValidFractionParams = z.input<typeof AssertValidFractionParams>;
+
 export class AssertValidFraction extends Check {
-  readonly op = 'assert_valid_fraction';
-  constructor(private readonly params: { min: number; on_fail?: OnFail }) {
-    super(params.on_fail ?? 'warn');
+  static readonly op = 'assert_valid_fraction';
+  static readonly params = AssertValidFractionParams;
+  private readonly params: z.output<typeof AssertValidFractionParams>;
+
+  constructor(input: AssertValidFractionParams) {
+    const params = parseParams(AssertValidFractionParams, input);
+    super(params.on_fail);
+    this.params = params;
   }
 
   apply([input]: Raster[], ctx: TileContext): Raster {

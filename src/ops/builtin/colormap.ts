@@ -1,14 +1,17 @@
-import { Operator } from '../operator.js';
-import { paletteLut } from '../palettes.js';
+import { z } from 'zod';
+import { Operator, parseParams } from '../operator.js';
+import { colour, finite, pair } from '../params.js';
+import { paletteLut } from '../palettes/lut.js';
 import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
-export interface ColormapParams {
-  name?: string;
-  reverse?: boolean;
-  range?: [number, number];
-  stops?: [number, string][];
-  classes?: Record<string, string>;
-}
+const ColormapParams = z.strictObject({
+  name: z.string().min(1).max(64).optional(),
+  reverse: z.boolean().optional(),
+  range: pair.optional(),
+  stops: z.array(z.tuple([finite, colour])).min(2).max(1024).optional(),
+  classes: z.record(z.string().max(32), colour).optional(),
+});
+export type ColormapParams = z.input<typeof ColormapParams>;
 
 /** Entries in a `stops` lookup table: fine enough that neighbouring entries differ by < 1/4 level. */
 const STOP_LUT_SIZE = 4096;
@@ -28,7 +31,8 @@ export function parseColour(text: string): number {
  * source's own palette (`name: source`).
  */
 export class Colormap extends Operator {
-  readonly op = 'colormap';
+  static readonly op = 'colormap';
+  static readonly params = ColormapParams;
   readonly arity = 1;
   private readonly lut?: Uint32Array;
   private readonly lo: number;
@@ -38,8 +42,9 @@ export class Colormap extends Operator {
   private readonly usesSource: boolean;
   private readonly sourceLuts = new WeakMap<Uint8Array, Uint32Array>();
 
-  constructor(params: ColormapParams) {
+  constructor(input: ColormapParams) {
     super();
+    const params = parseParams(ColormapParams, input);
     const kinds = ['name', 'stops', 'classes'].filter((k) => params[k as keyof ColormapParams] !== undefined);
     if (kinds.length !== 1) throw new Error(`colormap needs exactly one of name, stops or classes${kinds.length ? `, got ${kinds.join(' and ')}` : ''}`);
     this.usesSource = params.name === 'source';

@@ -1,15 +1,18 @@
-import { Operator } from '../operator.js';
+import { z } from 'zod';
+import { Operator, parseParams } from '../operator.js';
+import { finite } from '../params.js';
 import { allocOf, bandRaster, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 import { EARTH_RADIUS } from '../../tiles/mercator.js';
 
-export interface HillshadeParams {
-  /** Direction the light comes from, degrees clockwise from north [315]. */
-  azimuth?: number;
-  /** Height of the light above the horizon, degrees [45]. */
-  altitude?: number;
-  /** Vertical exaggeration [1]. */
-  zFactor?: number;
-}
+const HillshadeParams = z.strictObject({
+  /** Direction the light comes from, degrees clockwise from north. */
+  azimuth: z.number().min(0).max(360).default(315),
+  /** Height of the light above the horizon, degrees. */
+  altitude: z.number().min(0).max(90).default(45),
+  /** Vertical exaggeration. */
+  zFactor: finite.positive().max(1e6).default(1),
+});
+export type HillshadeParams = z.input<typeof HillshadeParams>;
 
 const DEG = Math.PI / 180;
 
@@ -40,7 +43,8 @@ const DEG = Math.PI / 180;
  * output pixel sees the same neighbours whichever tile renders it.
  */
 export class Hillshade extends Operator {
-  readonly op = 'hillshade';
+  static readonly op = 'hillshade';
+  static readonly params = HillshadeParams;
   readonly arity = 1;
   readonly azimuth: number;
   readonly altitude: number;
@@ -54,12 +58,7 @@ export class Hillshade extends Operator {
 
   constructor(params: HillshadeParams) {
     super();
-    this.azimuth = params.azimuth ?? 315;
-    this.altitude = params.altitude ?? 45;
-    this.zFactor = params.zFactor ?? 1;
-    if (!(this.azimuth >= 0 && this.azimuth <= 360)) throw new Error(`hillshade azimuth must be within 0..360 degrees, got ${this.azimuth}`);
-    if (!(this.altitude >= 0 && this.altitude <= 90)) throw new Error(`hillshade altitude must be within 0..90 degrees, got ${this.altitude}`);
-    if (!(this.zFactor > 0 && Number.isFinite(this.zFactor))) throw new Error(`hillshade zFactor must be a finite number above 0, got ${this.zFactor}`);
+    ({ azimuth: this.azimuth, altitude: this.altitude, zFactor: this.zFactor } = parseParams(HillshadeParams, params));
     const az = this.azimuth * DEG;
     const alt = this.altitude * DEG;
     const zs = this.zFactor / 8;

@@ -1,26 +1,28 @@
-import { Operator } from '../operator.js';
+import { z } from 'zod';
+import { Operator, parseParams } from '../operator.js';
+import { finite, pair } from '../params.js';
 import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
-export interface RgbParams {
-  rescale?: [[number, number], [number, number], [number, number]];
-  gamma?: number;
-}
+const RgbParams = z.strictObject({
+  rescale: z.tuple([pair, pair, pair]).default([[0, 255], [0, 255], [0, 255]]),
+  gamma: finite.positive().max(10).default(1),
+});
+export type RgbParams = z.input<typeof RgbParams>;
 
 /** Three bands to RGBA: each band rescaled to 0..255 on its own range, then gamma-corrected. */
 export class Rgb extends Operator {
-  readonly op = 'rgb';
+  static readonly op = 'rgb';
+  static readonly params = RgbParams;
   readonly arity = 1;
   readonly rescale: [[number, number], [number, number], [number, number]];
   readonly gamma: number;
 
   constructor(params: RgbParams) {
     super();
-    this.rescale = params.rescale ?? [[0, 255], [0, 255], [0, 255]];
-    this.gamma = params.gamma ?? 1;
+    ({ rescale: this.rescale, gamma: this.gamma } = parseParams(RgbParams, params));
     this.rescale.forEach(([a, b], i) => {
       if (a === b) throw new Error(`rgb rescale for band ${i + 1} needs two different values`);
     });
-    if (!(this.gamma > 0)) throw new Error('rgb gamma must be above 0');
   }
 
   shape(inputs: OutputShape[]): OutputShape {

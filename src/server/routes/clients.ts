@@ -6,13 +6,14 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { type Request, type RequestHandler, type Response } from 'express';
-import type { Layer } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
+import type { TileFormat } from '../../render/encode.js';
+import type { TileService } from '../../service/tiles.js';
 import { buildTileJson, type TileScale, type TileUrlFormat } from '../../tiles/tilejson.js';
 import { buildWmtsCapabilities, matrixSetSuffix, WMTS_STYLE } from '../../tiles/wmts.js';
-import { HttpError } from '../errors.js';
+import { TileError } from '../../errors.js';
 import { MAPLIBRE_ASSETS, renderMapPage } from '../mappage.js';
-import { tileHandler, type TileDeps } from './tiles.js';
+import { sendTile } from './tiles.js';
 
 const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
@@ -43,12 +44,6 @@ export function requestBaseUrl(req: Request): string {
   return `${proto}://${host}`;
 }
 
-function layerOr404(layers: LayerRegistry, name: string): Layer {
-  const layer = layers.get(name);
-  if (!layer) throw new HttpError(404, 'unknown layer', `no layer named '${name}'`);
-  return layer;
-}
-
 /**
  * Documents that embed the request's host must not be shared across hosts by a cache, and
  * must be re-checked so that a changed layer's new `?v=` reaches clients at once.
@@ -62,11 +57,11 @@ function documentHeaders(res: Response): void {
 /** `GET /tiles/{layer}/tilejson.json[?scale=2][&format=webp]` */
 export function tileJsonHandler(layers: LayerRegistry): RequestHandler {
   return (req, res) => {
-    const layer = layerOr404(layers, String(req.params.layer));
+    const layer = layers.require(String(req.params.layer));
     const scale = req.query.scale ?? '1';
-    if (scale !== '1' && scale !== '2') throw new HttpError(400, 'bad scale', "'scale' is 1 or 2");
+    if (scale !== '1' && scale !== '2') throw new TileError('bad_request', 'bad scale', "'scale' is 1 or 2");
     const format = req.query.format ?? 'png';
-    if (format !== 'png' && format !== 'webp') throw new HttpError(400, 'bad format', "'format' is png or webp");
+    if (format !== 'png' && format !== 'webp') throw new TileError('bad_request', 'bad format', "'format' is png or webp");
     documentHeaders(res);
     res.json(buildTileJson(requestBaseUrl(req), layer, Number(scale) as TileScale, format as TileUrlFormat));
   };
@@ -80,24 +75,31 @@ export function wmtsCapabilitiesHandler(layers: LayerRegistry): RequestHandler {
   };
 }
 
+// One spelling per tile, as on the XYZ route: no leading zeros.
+const Z = /^(0|[1-9]\d?)$/;
+const INDEX = /^(0|[1-9]\d{0,9})$/;
+const COL_FILE = /^(0|[1-9]\d{0,9})\.(png|webp)$/;
+
 /**
  * `GET /wmts/1.0.0/{layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png`, the
- * RESTful template of the capabilities: answered by the XYZ tile route (same cache, headers
- * and errors), with the matrix set choosing between `.png` and `@2x.png`.
+ * RESTful template of the capabilities: the same tile service, headers and errors as the XYZ
+ * route, with the matrix set choosing between 1x and 2x tiles.
  */
-export function wmtsTileHandler(deps: TileDeps): RequestHandler {
-  const tiles = tileHandler(deps);
-  return (req, res) => {
+export function wmtsTileHandler(layers: LayerRegistry, tiles: TileService): RequestHandler {
+  return async (req, res) => {
+    const started = performance.now();
     const { layer: name, style, set, z, row, file } = req.params as Record<string, string>;
-    const layer = layerOr404(deps.layers, name!);
-    if (style !== WMTS_STYLE) throw new HttpError(404, 'unknown style', `layer '${name}' has the style '${WMTS_STYLE}' only`);
+    const layer = layers.require(name!);
+    if (style !== WMTS_STYLE) throw new TileError('not_found', 'unknown style', `layer '${name}' has the style '${WMTS_STYLE}' only`);
     const suffix = matrixSetSuffix(layer.config.tileSize, set!);
-    if (suffix === undefined) throw new HttpError(404, 'unknown tile matrix set', `layer '${name}' is not served in the tile matrix set '${set}'`);
-    const m = /^(\d{1,10})\.(png|webp)$/.exec(file!);
-    if (!m) throw new HttpError(400, 'malformed tile path', 'expected /wmts/1.0.0/{layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png');
+    if (suffix === undefined) throw new TileError('not_found', 'unknown tile matrix set', `layer '${name}' is not served in the tile matrix set '${set}'`);
+    const m = COL_FILE.exec(file!);
+    if (!m || !Z.test(z!) || !INDEX.test(row!)) {
+      throw new TileError('bad_request', 'malformed tile path', 'expected /wmts/1.0.0/{layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png');
+    }
     // WMTS counts rows from the top like XYZ y, and columns like XYZ x.
-    req.params = { layer: name!, z: z!, x: m[1]!, file: `${row}${suffix}.${m[2]}` };
-    return tiles(req, res);
+    const t = tiles.request(layer, Number(z), Number(m[1]), Number(row), suffix === '@2x' ? 2 : 1, m[2] as TileFormat);
+    await sendTile(req, res, t, await tiles.tile(t), started);
   };
 }
 
@@ -107,11 +109,11 @@ export function mapPageHandler(layers: LayerRegistry): RequestHandler {
     const all = layers.all();
     const name = req.params.layer as string | undefined;
     if (name === undefined) {
-      if (!all.length) throw new HttpError(404, 'no layers', 'no layer is loaded; see GET /layers for the refused files');
+      if (!all.length) throw new TileError('not_found', 'no layers', 'no layer is loaded; see GET /layers for the refused files');
       res.setHeader('Cache-Control', 'no-cache');
       return res.redirect(302, `/map/${encodeURIComponent(all[0]!.name)}`);
     }
-    const layer = layerOr404(layers, name);
+    const layer = layers.require(name);
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('Vary', 'Host, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port');
     res.type('html').send(renderMapPage(requestBaseUrl(req), layer, all));

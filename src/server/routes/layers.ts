@@ -1,7 +1,6 @@
 import type { Request, Response } from 'express';
 import type { Layer } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
-import { HttpError } from '../errors.js';
 
 function summary(l: Layer) {
   return { name: l.name, title: l.config.title, hash: l.hash, version: l.version, bounds: l.bounds, minzoom: l.config.minzoom, maxzoom: l.config.maxzoom, tileSize: l.config.tileSize };
@@ -16,8 +15,7 @@ export function listLayers(layers: LayerRegistry) {
 
 export function describeLayer(layers: LayerRegistry) {
   return (req: Request, res: Response): void => {
-    const l = layers.get(String(req.params.layer));
-    if (!l) throw new HttpError(404, 'unknown layer', `no layer named '${req.params.layer}'`);
+    const l = layers.require(String(req.params.layer));
     res.setHeader('Cache-Control', 'no-cache');
     res.json({
       ...summary(l),

@@ -1,0 +1,111 @@
+/**
+ * The pixel engine: one tile of one layer, in three steps that never mix.
+ *
+ * 1. Plan: for each group of the graph's reads, which overview, which window and where each
+ *    output pixel falls (src/tiles/plan.ts, pure arithmetic).
+ * 2. Fetch: every window, all at once (src/sources: blocks, decoding, the block cache).
+ * 3. Compute: resample each window onto the tile grid, then run the operators.
+ */
+import { heapAlloc, type Alloc } from '../alloc.js';
+import { buildGraph } from '../ops/build.js';
+import { readGroups, type ReadGroup } from '../ops/builtin/read.js';
+import { operatorsOf, type Operator } from '../ops/operator.js';
+import { bandRaster, toTileRgba, type BandRaster, type Raster, type TileContext } from '../ops/raster.js';
+import { Cog } from '../sources/cog.js';
+import { sampleWindow, type Window } from '../sources/sample.js';
+import { readWindow, releaseWindow } from '../sources/window.js';
+import { tileBounds, type TileId } from '../tiles/mercator.js';
+import { planRead, type PlanSource, type ReadPlan } from '../tiles/plan.js';
+import type { LayerSpec } from './task.js';
+
+export interface TileRaster {
+  /** The graph's output, the buffer included; null when there is nothing to draw. */
+  raster: Raster | null;
+  ctx: TileContext;
+  /** Milliseconds spent fetching and decoding source windows. */
+  readMs: number;
+}
+
+export interface TileRender {
+  /** size*size*4 straight RGBA, or null when the tile has nothing to draw. */
+  rgba: Uint8Array | null;
+  readMs: number;
+  /** Milliseconds for everything after the fetch: resampling and the operators. */
+  opsMs: number;
+  warnings: { check: string; message: string }[];
+}
+
+/** A layer's graph as a render thread keeps it: built once, its reads grouped, its sources open. */
+export class LayerGraph {
+  private readonly groups: readonly ReadGroup[];
+  private readonly planSources: readonly PlanSource[];
+
+  constructor(
+    readonly graph: Operator,
+    readonly cogs: ReadonlyMap<string, Cog>,
+  ) {
+    this.groups = readGroups(graph);
+    this.planSources = this.groups.map(({ meta }) => ({ width: meta.width, height: meta.height, geoTransform: meta.geoTransform, proj4: meta.crs.proj4, levels: meta.levels }));
+  }
+
+  /** Opens the spec's sources, builds its graph and does the graph's one-time work. */
+  static async open(spec: LayerSpec): Promise<LayerGraph> {
+    const cogs = new Map<string, Cog>();
+    try {
+      for (const [name, location] of Object.entries(spec.sources)) cogs.set(name, await Cog.open(location));
+      const layer = new LayerGraph(buildGraph(spec.pipeline, { sources: cogs }), cogs);
+      await layer.prepare();
+      return layer;
+    } catch (err) {
+      await Promise.all([...cogs.values()].map((c) => c.close().catch(() => {})));
+      throw err;
+    }
+  }
+
+  async prepare(): Promise<void> {
+    for (const op of operatorsOf(this.graph)) await op.prepare(this.cogs);
+  }
+
+  /** The graph's output for one tile, before it is drawn as RGBA. */
+  async raster(tile: TileId & { size: number }, alloc: Alloc = heapAlloc, warnings: TileContext['warnings'] = []): Promise<TileRaster> {
+    const grid = { z: tile.z, size: tile.size, buffer: this.graph.buffer(), bounds: tileBounds(tile) };
+    const plans = this.groups.map((g, i) => planRead(this.planSources[i]!, grid, g.resampling, alloc));
+
+    const t0 = performance.now();
+    const windows = await Promise.all(this.groups.map((g, i) => {
+      const plan = plans[i];
+      return plan ? readWindow(this.cogs.get(g.source)!, plan.level, plan.window, g.bands, g.nodata) : null;
+    }));
+    const readMs = performance.now() - t0;
+
+    const reads = new Map<Operator, BandRaster | null>();
+    this.groups.forEach((g, i) => {
+      const r = windows[i] ? resample(g, plans[i]!, windows[i]!, alloc) : null;
+      for (const m of g.members) reads.set(m.read, r && (g.members.length === 1 ? r : { ...r, bands: m.picks.map((k) => r.bands[k]!) }));
+    });
+    const ctx: TileContext = { ...grid, x: tile.x, y: tile.y, warnings, alloc, reads };
+    return { raster: await this.graph.apply([], ctx), ctx, readMs };
+  }
+
+  /** One tile as straight RGBA. */
+  async render(tile: TileId & { size: number }, alloc: Alloc = heapAlloc): Promise<TileRender> {
+    const t0 = performance.now();
+    const warnings: TileRender['warnings'] = [];
+    const { raster, ctx, readMs } = await this.raster(tile, alloc, warnings);
+    const rgba = raster ? toTileRgba(raster, ctx.buffer, tile.size, alloc) : null;
+    return { rgba, readMs, opsMs: Math.max(0, performance.now() - t0 - readMs), warnings };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.cogs.values()].map((c) => c.close()));
+  }
+}
+
+/** A fetched window onto the tile grid; the window goes back to its pool. */
+function resample(g: ReadGroup, plan: ReadPlan, win: Window, alloc: Alloc): BandRaster {
+  const out = bandRaster(plan.width, plan.width, g.bands.length, alloc.bytes(plan.width * plan.width), alloc);
+  sampleWindow(win, plan.coords, g.resampling, plan.scaleX, plan.scaleY, out, plan.separable);
+  releaseWindow(win);
+  if (g.meta.palette && g.bands.length === 1) out.palette = g.meta.palette;
+  return out;
+}

@@ -1,0 +1,118 @@
+/**
+ * The tile service: one tile of one layer, whoever asks (the XYZ and WMTS routes, `tilegraph
+ * diff`, seeding). It owns everything between a validated request and the encoded bytes: the
+ * outside-data check, the cache tiers with single flight, the render pool and encoding.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { CacheTier, TileCache, TileEntry } from '../cache/tiles.js';
+import { TileError } from '../errors.js';
+import type { Layer } from '../layers/layer.js';
+import type { Metrics } from '../metrics.js';
+import { encodeTile, type TileFormat } from '../render/encode.js';
+import type { RenderPool } from '../render/pool.js';
+import { lonLatToMercator, tileBounds, tileRange } from '../tiles/mercator.js';
+
+export interface TileRequest {
+  layer: Layer;
+  z: number;
+  x: number;
+  y: number;
+  scale: 1 | 2;
+  format: TileFormat;
+}
+
+/** A tile as the service answers it: the entry and the tier that answered. */
+export interface TileAnswer extends TileEntry {
+  tier: CacheTier;
+}
+
+export interface TileServiceDeps {
+  pool: RenderPool;
+  cache: TileCache;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export class TileService {
+  constructor(private readonly deps: TileServiceDeps) {}
+
+  /** A request for a tile of a layer, checked against its zoom range and the grid (404 otherwise). */
+  request(layer: Layer, z: number, x: number, y: number, scale: 1 | 2, format: TileFormat): TileRequest {
+    const { minzoom, maxzoom } = layer.config;
+    if (z < minzoom || z > maxzoom) throw new TileError('not_found', 'zoom out of range', `layer '${layer.name}' serves zooms ${minzoom}-${maxzoom}`);
+    const n = 2 ** z;
+    if (x >= n || y >= n) throw new TileError('not_found', 'tile out of range', `at zoom ${z}, x and y run from 0 to ${n - 1}`);
+    return { layer, z, x, y, scale, format };
+  }
+
+  /** The tile from the first tier that has it, rendering it once however many ask at once. */
+  async tile(t: TileRequest): Promise<TileAnswer> {
+    const { entry, tier } = await this.deps.cache.get(cacheKey(t), () => this.produce(t));
+    return { ...entry, tier };
+  }
+
+  private async produce(t: TileRequest): Promise<TileEntry> {
+    const { metrics, log, pool } = this.deps;
+    const size = t.layer.config.tileSize * t.scale;
+    const version = t.layer.version;
+    if (outsideData(t)) return { body: null, etag: etagOf(version, null) };
+    const layer = t.layer.name;
+    let r;
+    try {
+      r = await pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t) });
+    } catch (err) {
+      metrics.renderErrors.inc({ layer });
+      throw err;
+    }
+    metrics.renders.inc({ layer });
+    if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);
+    metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
+    metrics.renderStage.observe({ layer, stage: 'ops' }, r.opsMs / 1000);
+    for (const w of r.warnings) {
+      metrics.qualityWarnings.inc({ layer, check: w.check });
+      log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);
+    }
+    if (!r.png && !r.rgba) return { body: null, etag: etagOf(version, null), timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
+    // The render thread wrote the PNG itself (an indexed one), or hands over RGBA for sharp.
+    let body: Buffer, encodeMs: number;
+    if (r.png) {
+      body = Buffer.from(r.png);
+      encodeMs = r.encodeMs ?? 0;
+    } else {
+      const t0 = performance.now();
+      body = await encodeTile(new Uint8Array(r.rgba!), size, t.format);
+      encodeMs = performance.now() - t0;
+    }
+    metrics.renderStage.observe({ layer, stage: 'encode' }, encodeMs / 1000);
+    return { body, etag: etagOf(version, body), timings: { read: r.readMs, ops: r.opsMs, encode: encodeMs } };
+  }
+}
+
+/** One key per tile of one layer version: a changed layer never meets its old entries. */
+function cacheKey(t: TileRequest): string {
+  return `${t.layer.version}/${t.z}/${t.x}/${t.y}@${t.scale}.${t.format}`;
+}
+
+/** Tile bounds that miss the layer's data footprint need no render. */
+function outsideData(t: TileRequest): boolean {
+  const [w, s, e, n] = t.layer.bounds;
+  const [minX, minY] = lonLatToMercator(w, s);
+  const [maxX, maxY] = lonLatToMercator(e, n);
+  const b = tileBounds(t);
+  return b[0] >= maxX || b[2] <= minX || b[1] >= maxY || b[3] <= minY;
+}
+
+/** The tile's column across the layer's data at its zoom, as a share from 0 to 1. */
+function columnShare(t: TileRequest): number {
+  const [x0, , x1] = tileRange(t.layer.bounds, t.z);
+  return x1 > x0 ? (t.x - x0) / (x1 - x0 + 1) : 0;
+}
+
+/** Strong: the layer version (config and sources) and the bytes themselves. */
+function etagOf(version: string, body: Buffer | null): string {
+  const h = createHash('sha1').update(version);
+  if (body) h.update(body);
+  else h.update('empty');
+  return `"${h.digest('hex').slice(0, 24)}"`;
+}
