@@ -15,10 +15,15 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fromFile } from 'geotiff';
 import proj4 from 'proj4';
-import { crsFromEpsg, crsFromGeoKeys, type GeoKeys } from '../src/sources/crs.js';
+import { crsFromEpsg } from '../src/crs/epsg.js';
+import { GeoKeys, type NamedGeoKeys } from '../src/crs/geokeys.js';
+import { crsFromGeoKeys } from '../src/crs/geotiff.js';
 import { ROOT } from './helpers/root.js';
 
 const WGS84 = '+proj=longlat +datum=WGS84 +no_defs';
+
+/** crsFromGeoKeys on keys by their GeoTIFF 1.0 names, as geotiff.js returns them and as written below. */
+const crsFromNamedKeys = (keys: NamedGeoKeys) => crsFromGeoKeys(GeoKeys.fromNames(keys));
 
 /**
  * Default agreement with GDAL, in degrees (1e-6 deg is ~0.1 m). Projection formulas agree to
@@ -176,9 +181,9 @@ describe('crsFromGeoKeys on GDAL-written fixtures vs gdaltransform', { skip: SKI
     it(fx.file, async () => {
       const file = path.join(OUT, fx.file);
       const image = await (await fromFile(file)).getImage();
-      const keys = image.getGeoKeys() as GeoKeys | null;
+      const keys = image.getGeoKeys() as NamedGeoKeys | null;
       assert.ok(keys, 'no GeoKeys');
-      const crs = crsFromGeoKeys(keys);
+      const crs = crsFromNamedKeys(keys);
 
       assert.equal(crs.epsg, fx.epsg, `epsg of ${crs.proj4}`);
       assert.equal(crs.isGeographic, fx.geographic ?? false);
@@ -216,7 +221,7 @@ describe('crsFromGeoKeys on GDAL-written fixtures vs gdaltransform', { skip: SKI
 
 describe('crsFromGeoKeys without GDAL', () => {
   /** GeoKeys of /work/shared/data/nlcd2011_zion.tif (geotiff.js output), copied so tests need no shared data. */
-  const NLCD: GeoKeys = {
+  const NLCD: NamedGeoKeys = {
     GTModelTypeGeoKey: 1,
     GTRasterTypeGeoKey: 1,
     GTCitationGeoKey: 'UTM Zone 12, Northern Hemisphere',
@@ -235,7 +240,7 @@ describe('crsFromGeoKeys without GDAL', () => {
   };
 
   it('NLCD: UTM 12N from ProjectionGeoKey 16012 on GRS80 with TOWGS84 0 (Float64Array)', () => {
-    const crs = crsFromGeoKeys(NLCD);
+    const crs = crsFromNamedKeys(NLCD);
     assert.equal(crs.epsg, undefined);
     assert.equal(crs.isGeographic, false);
     assert.equal(crs.name, 'UTM Zone 12, Northern Hemisphere');
@@ -247,7 +252,7 @@ describe('crsFromGeoKeys without GDAL', () => {
   });
 
   it('UTM south from ProjectionGeoKey 16133', () => {
-    const crs = crsFromGeoKeys({ ...NLCD, ProjectionGeoKey: 16133, GTCitationGeoKey: undefined });
+    const crs = crsFromNamedKeys({ ...NLCD, ProjectionGeoKey: 16133, GTCitationGeoKey: undefined });
     assert.match(crs.proj4, /^\+proj=utm \+zone=33 \+south /);
     assert.match(crs.name, /UTM zone 33S/);
   });
@@ -282,7 +287,7 @@ describe('crsFromGeoKeys without GDAL', () => {
     assert.throws(() => crsFromEpsg(54042), /unsupported CRS: EPSG:54042: proj4js cannot use "\+proj=wintri"/);
   });
 
-  const LCC_KEYS: GeoKeys = {
+  const LCC_KEYS: NamedGeoKeys = {
     GTModelTypeGeoKey: 1,
     ProjectedCSTypeGeoKey: 32767,
     GeographicTypeGeoKey: 4269,
@@ -298,32 +303,32 @@ describe('crsFromGeoKeys without GDAL', () => {
   };
 
   it('unsupported ProjCoordTransGeoKey throws a clear message', () => {
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 27 }),
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 27 }),
       /^Error: unsupported CRS: ProjCoordTransGeoKey 27 \(Transverse Mercator \(South Oriented\)\)$/);
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 4 }),
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 4 }),
       /unsupported CRS: ProjCoordTransGeoKey 4 \(Oblique Mercator \(Laborde\)\)/);
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 999 }), /unsupported CRS: ProjCoordTransGeoKey 999$/);
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 999 }), /unsupported CRS: ProjCoordTransGeoKey 999$/);
   });
 
   it('other unsupported keys name the key', () => {
     const { ProjCoordTransGeoKey: _ct, ...noCt } = LCC_KEYS;
-    assert.throws(() => crsFromGeoKeys({ ...noCt, ProjectionGeoKey: 10101 }), /unsupported CRS: ProjectionGeoKey 10101/);
-    assert.throws(() => crsFromGeoKeys(noCt), /unsupported CRS: user-defined ProjectedCSTypeGeoKey without ProjCoordTransGeoKey or ProjectionGeoKey/);
-    assert.throws(() => crsFromGeoKeys({ GTModelTypeGeoKey: 3 }), /unsupported CRS: GTModelTypeGeoKey 3 \(geocentric\)/);
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, ProjLinearUnitsGeoKey: 9999 }), /unsupported CRS: ProjLinearUnitsGeoKey 9999/);
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, GeogAngularUnitsGeoKey: 9110 }), /unsupported CRS: GeogAngularUnitsGeoKey 9110/);
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, GeographicTypeGeoKey: 32767, GeogEllipsoidGeoKey: 7999 }), /unsupported CRS: GeogEllipsoidGeoKey 7999/);
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, GeographicTypeGeoKey: 32767 }), /unsupported CRS: no ellipsoid/);
-    assert.throws(() => crsFromGeoKeys({ ...LCC_KEYS, GeographicTypeGeoKey: 12345678 }), /unsupported CRS: GeographicTypeGeoKey 12345678/);
-    assert.throws(() => crsFromGeoKeys({ ...NLCD, GeogTOWGS84GeoKey: [1, 2] }), /unsupported CRS: GeogTOWGS84GeoKey with 2 values/);
-    assert.throws(() => crsFromGeoKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 99999999 }), /unsupported CRS: ProjectedCSTypeGeoKey 99999999/);
-    assert.throws(() => crsFromGeoKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogAngularUnitsGeoKey: 9101, GeogEllipsoidGeoKey: 7030 }),
+    assert.throws(() => crsFromNamedKeys({ ...noCt, ProjectionGeoKey: 10101 }), /unsupported CRS: ProjectionGeoKey 10101/);
+    assert.throws(() => crsFromNamedKeys(noCt), /unsupported CRS: user-defined ProjectedCSTypeGeoKey without ProjCoordTransGeoKey or ProjectionGeoKey/);
+    assert.throws(() => crsFromNamedKeys({ GTModelTypeGeoKey: 3 }), /unsupported CRS: GTModelTypeGeoKey 3 \(geocentric\)/);
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjLinearUnitsGeoKey: 9999 }), /unsupported CRS: ProjLinearUnitsGeoKey 9999/);
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, GeogAngularUnitsGeoKey: 9110 }), /unsupported CRS: GeogAngularUnitsGeoKey 9110/);
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, GeographicTypeGeoKey: 32767, GeogEllipsoidGeoKey: 7999 }), /unsupported CRS: GeogEllipsoidGeoKey 7999/);
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, GeographicTypeGeoKey: 32767 }), /unsupported CRS: no ellipsoid/);
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, GeographicTypeGeoKey: 12345678 }), /unsupported CRS: GeographicTypeGeoKey 12345678/);
+    assert.throws(() => crsFromNamedKeys({ ...NLCD, GeogTOWGS84GeoKey: [1, 2] }), /unsupported CRS: GeogTOWGS84GeoKey with 2 values/);
+    assert.throws(() => crsFromNamedKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 99999999 }), /unsupported CRS: ProjectedCSTypeGeoKey 99999999/);
+    assert.throws(() => crsFromNamedKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogAngularUnitsGeoKey: 9101, GeogEllipsoidGeoKey: 7030 }),
       /unsupported CRS: geographic raster in GeogAngularUnitsGeoKey 9101/);
   });
 
   it('angular parameters in radians (GeogAngularUnitsGeoKey 9101) equal the degree version', () => {
     const r = Math.PI / 180;
-    const rad: GeoKeys = {
+    const rad: NamedGeoKeys = {
       ...LCC_KEYS,
       GeogAngularUnitsGeoKey: 9101,
       ProjStdParallel1GeoKey: 33 * r,
@@ -331,39 +336,39 @@ describe('crsFromGeoKeys without GDAL', () => {
       ProjFalseOriginLatGeoKey: 39 * r,
       ProjFalseOriginLongGeoKey: -96 * r,
     };
-    const a = proj4(crsFromGeoKeys(LCC_KEYS).proj4, WGS84).forward([1100000, 600000]);
-    const b = proj4(crsFromGeoKeys(rad).proj4, WGS84).forward([1100000, 600000]);
+    const a = proj4(crsFromNamedKeys(LCC_KEYS).proj4, WGS84).forward([1100000, 600000]);
+    const b = proj4(crsFromNamedKeys(rad).proj4, WGS84).forward([1100000, 600000]);
     assert.ok(Math.abs(a[0]! - b[0]!) < 1e-9 && Math.abs(a[1]! - b[1]!) < 1e-9, `${String(a)} vs ${String(b)}`);
   });
 
   it('user-defined linear unit size and EPSG ellipsoid / datum codes', () => {
-    const ft = crsFromGeoKeys({ ...LCC_KEYS, ProjLinearUnitsGeoKey: 32767, ProjLinearUnitSizeGeoKey: 0.3048, ProjFalseOriginEastingGeoKey: 1000 });
+    const ft = crsFromNamedKeys({ ...LCC_KEYS, ProjLinearUnitsGeoKey: 32767, ProjLinearUnitSizeGeoKey: 0.3048, ProjFalseOriginEastingGeoKey: 1000 });
     assert.match(ft.proj4, /\+x_0=304\.8 .*\+units=ft /);
-    const byEllipsoid = crsFromGeoKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogGeodeticDatumGeoKey: 32767, GeogEllipsoidGeoKey: 7022 });
+    const byEllipsoid = crsFromNamedKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogGeodeticDatumGeoKey: 32767, GeogEllipsoidGeoKey: 7022 });
     assert.equal(byEllipsoid.proj4, '+proj=longlat +a=6378388 +rf=297 +no_defs');
-    const nad83 = crsFromGeoKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogGeodeticDatumGeoKey: 6269 });
+    const nad83 = crsFromNamedKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogGeodeticDatumGeoKey: 6269 });
     assert.equal(nad83.proj4, '+proj=longlat +a=6378137 +rf=298.257222101 +towgs84=0,0,0,0,0,0,0 +no_defs');
-    const wgs84 = crsFromGeoKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogGeodeticDatumGeoKey: 6326, GeogPrimeMeridianGeoKey: 8903 });
+    const wgs84 = crsFromNamedKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogGeodeticDatumGeoKey: 6326, GeogPrimeMeridianGeoKey: 8903 });
     assert.equal(wgs84.proj4, '+proj=longlat +datum=WGS84 +pm=2.337229166667 +no_defs');
   });
 
   it('polar stereographic: variant B via ProjStdParallel1GeoKey, variant A in radians', () => {
-    const base: GeoKeys = {
+    const base: NamedGeoKeys = {
       GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 32767, GeographicTypeGeoKey: 4326, ProjCoordTransGeoKey: 15,
       ProjStraightVertPoleLongGeoKey: -45, ProjFalseEastingGeoKey: 0, ProjFalseNorthingGeoKey: 0,
     };
-    const b = crsFromGeoKeys({ ...base, ProjNatOriginLatGeoKey: 90, ProjStdParallel1GeoKey: 70 });
+    const b = crsFromNamedKeys({ ...base, ProjNatOriginLatGeoKey: 90, ProjStdParallel1GeoKey: 70 });
     assert.match(b.proj4, /\+lat_0=90 \+lat_ts=70 \+lon_0=-45 /);
     const p1 = proj4(b.proj4, WGS84).forward([-450000, -1050000]);
     const p2 = proj4(crsFromEpsg(3413).proj4, WGS84).forward([-450000, -1050000]);
     assert.ok(Math.abs(p1[0]! - p2[0]!) < 1e-9 && Math.abs(p1[1]! - p2[1]!) < 1e-9);
     // No latitude key at all: the pole (90), not 90 radians.
-    const a = crsFromGeoKeys({ ...base, GeogAngularUnitsGeoKey: 9101, ProjStraightVertPoleLongGeoKey: 0, ProjScaleAtNatOriginGeoKey: 0.994 });
+    const a = crsFromNamedKeys({ ...base, GeogAngularUnitsGeoKey: 9101, ProjStraightVertPoleLongGeoKey: 0, ProjScaleAtNatOriginGeoKey: 0.994 });
     assert.match(a.proj4, /\+proj=stere \+lat_0=90 \+lon_0=0 \+k=0\.994 /);
   });
 
   it('an unknown PCS code falls back to the parameter keys when present', () => {
-    const crs = crsFromGeoKeys({ ...LCC_KEYS, ProjectedCSTypeGeoKey: 99999999 });
+    const crs = crsFromNamedKeys({ ...LCC_KEYS, ProjectedCSTypeGeoKey: 99999999 });
     assert.match(crs.proj4, /^\+proj=lcc /);
     assert.equal(crs.epsg, undefined);
   });

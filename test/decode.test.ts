@@ -1,5 +1,5 @@
 /**
- * Tests for src/sources/decode.ts against GeoTIFFs written by GDAL/libtiff.
+ * Tests for decodeBlock (src/sources/codecs/) against GeoTIFFs written by GDAL/libtiff.
  *
  * test/fixtures/make-decode-fixtures.sh makes one fixture per case plus the
  * pixels as GDAL reads them back (.bsq). Here every fixture's structure is
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import { fromFile } from 'geotiff';
 import type { ImageFileDirectory } from 'geotiff';
-import { decodeBlock } from '../src/sources/decode.js';
+import { decodeBlock } from '../src/sources/codecs/block.js';
 import type { BlockLayout, Samples } from '../src/sources/types.js';
 
 type DataType = 'Byte' | 'Int8' | 'UInt16' | 'Int16' | 'UInt32' | 'Int32' | 'Float32' | 'Float64';

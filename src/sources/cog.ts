@@ -1,12 +1,13 @@
+import type { Crs } from '../crs/crs.js';
+import { crsFromGeoKeys } from '../crs/geotiff.js';
+import { GeoKey, GeoKeys, RasterType } from '../crs/geokeys.js';
+import { SourceError } from '../errors.js';
 import { byteSource, type ByteSource } from './bytesource.js';
 import { blockCache } from './blockcache.js';
-import { crsFromGeoKeys, type Crs, type GeoKeys } from './crs.js';
-import { decodeBlock } from './decode.js';
-import { GEO_KEY_NAMES } from './geokeys.js';
+import { decodeBlock } from './codecs/block.js';
+import { DECOMPRESSORS } from './codecs/decompressors.js';
 import { blocksAcross, readTiff, Tag, type TiffImage } from './tiff.js';
-import type { Samples } from './types.js';
-
-export type DataType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
+import { Photometric, PlanarConfiguration, SampleFormat, sampleType, SubfileType, type DataType, type Samples } from './types.js';
 
 /** One resolution of the pyramid: level 0 is full resolution, then the overviews. */
 export interface Level {
@@ -77,10 +78,10 @@ export class Cog {
       const offset = im.blockOffsets[index]!;
       const count = im.blockByteCounts[index]!;
       const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
-      const samples = im.planar === 2 ? 1 : im.samplesPerPixel;
+      const samples = im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
       if (mask) {
         const packed = await this.decode(im, offset, count, {
-          width: Math.ceil(im.blockWidth / 8), height: rows, samples: 1, bitsPerSample: 8, sampleFormat: 1,
+          width: Math.ceil(im.blockWidth / 8), height: rows, samples: 1, bitsPerSample: 8, sampleFormat: SampleFormat.Uint,
         }, index);
         return unpackBits(packed as Uint8Array, im.blockWidth, rows);
       }
@@ -101,12 +102,12 @@ export class Cog {
       return out;
     }
     const bytes = await this.src.read(offset, count);
-    if (bytes.length < count) throw new Error(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
+    if (bytes.length < count) throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
     try {
       // Shared between threads: decoded straight into a SharedArrayBuffer, saving a copy.
       return decodeBlock(bytes, layout, { shared: blockCache.sharing });
     } catch (err) {
-      throw new Error(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset}: ${(err as Error).message}`);
+      throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset}: ${(err as Error).message}`);
     }
   }
 }
@@ -122,40 +123,27 @@ function unpackBits(packed: Uint8Array, width: number, rows: number): Uint8Array
 }
 
 export function emptySamples(bits: number, format: number, n: number): Samples {
-  switch (`${format}:${bits}`) {
-    case '1:8': return new Uint8Array(n);
-    case '2:8': return new Int8Array(n);
-    case '1:16': return new Uint16Array(n);
-    case '2:16': return new Int16Array(n);
-    case '1:32': return new Uint32Array(n);
-    case '2:32': return new Int32Array(n);
-    case '3:32': return new Float32Array(n);
-    case '3:64': return new Float64Array(n);
-    default: throw new Error(`unsupported sample type: SampleFormat ${format}, ${bits} bits`);
-  }
+  return new (sampleType(bits, format).array)(n);
 }
-
-function dataTypeOf(im: TiffImage): DataType {
-  const t = ({ '1:8': 'uint8', '2:8': 'int8', '1:16': 'uint16', '2:16': 'int16', '1:32': 'uint32', '2:32': 'int32', '3:32': 'float32', '3:64': 'float64' } as const)[`${im.sampleFormat}:${im.bitsPerSample}` as '1:8'];
-  if (!t) throw new Error(`unsupported sample type: SampleFormat ${im.sampleFormat}, ${im.bitsPerSample} bits`);
-  return t;
-}
-
-const SUPPORTED_COMPRESSION = new Set([1, 5, 8, 32946, 32773, 50000]);
 
 function buildMeta(location: string, version: string, images: TiffImage[]): CogMeta {
   const full = images[0]!;
-  const fail = (why: string): never => { throw new Error(`${location}: ${why}`); };
-  if (!SUPPORTED_COMPRESSION.has(full.compression)) fail(`unsupported TIFF compression ${full.compression}`);
-  const dataType = dataTypeOf(full);
-  const isMask = (im: TiffImage) => (im.subfileType & 4) !== 0;
+  const fail = (why: string): never => { throw new SourceError(`${location}: ${why}`); };
+  if (!DECOMPRESSORS.has(full.compression)) fail(`unsupported TIFF compression ${full.compression}`);
+  let dataType: DataType;
+  try {
+    dataType = sampleType(full.bitsPerSample, full.sampleFormat).dataType;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const isMask = (im: TiffImage) => (im.subfileType & SubfileType.Mask) !== 0;
 
   // COG layout (GDAL): full resolution, its overviews (NewSubfileType bit 0), and masks
   // (bit 2) for each of them, matched by size.
   const levels: Level[] = [{ width: full.width, height: full.height, image: full }];
   for (const im of images.slice(1)) {
-    if (!isMask(im) && (im.subfileType & 1) && im.samplesPerPixel === full.samplesPerPixel) {
-      if (!SUPPORTED_COMPRESSION.has(im.compression)) fail(`overview ${im.index}: unsupported TIFF compression ${im.compression}`);
+    if (!isMask(im) && (im.subfileType & SubfileType.ReducedImage) && im.samplesPerPixel === full.samplesPerPixel) {
+      if (!DECOMPRESSORS.has(im.compression)) fail(`overview ${im.index}: unsupported TIFF compression ${im.compression}`);
       levels.push({ width: im.width, height: im.height, image: im });
     }
   }
@@ -163,18 +151,18 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
   for (const im of images) {
     if (!isMask(im) || im.bitsPerSample !== 1) continue;
     const lv = levels.find((l) => l.width === im.width && l.height === im.height);
-    if (lv && !lv.mask && SUPPORTED_COMPRESSION.has(im.compression)) lv.mask = im;
+    if (lv && !lv.mask && DECOMPRESSORS.has(im.compression)) lv.mask = im;
   }
 
-  const keys = parseGeoKeys(full.tags);
-  if (!keys) fail('no GeoTIFF keys (GeoKeyDirectoryTag 34735): not a georeferenced raster');
+  const keys = GeoKeys.fromDirectory(full.tags.get(Tag.GeoKeyDirectory), full.tags.get(Tag.GeoDoubleParams), full.tags.get(Tag.GeoAsciiParams));
+  if (!keys) return fail('no GeoTIFF keys (GeoKeyDirectoryTag 34735): not a georeferenced raster');
   let crs: Crs;
   try {
-    crs = crsFromGeoKeys(keys!);
+    crs = crsFromGeoKeys(keys);
   } catch (err) {
     return fail((err as Error).message);
   }
-  const geoTransform = readGeoTransform(full.tags, keys!, location);
+  const geoTransform = readGeoTransform(full.tags, keys, location);
 
   const nodataText = full.tags.get(Tag.GdalNodata);
   let nodata: number | null = null;
@@ -186,7 +174,7 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
 
   let palette: Uint8Array | undefined;
   const cmap = full.tags.get(Tag.ColorMap);
-  if (full.photometric === 3 && Array.isArray(cmap) && full.samplesPerPixel === 1) palette = readPalette(cmap, full.bitsPerSample);
+  if (full.photometric === Photometric.Palette && Array.isArray(cmap) && full.samplesPerPixel === 1) palette = readPalette(cmap, full.bitsPerSample);
 
   const [a, b, c, d, e, f] = geoTransform;
   const xs = [a, a + b * full.width, a + c * full.height, a + b * full.width + c * full.height];
@@ -216,28 +204,6 @@ function readPalette(cmap: number[], bits: number): Uint8Array {
   return out;
 }
 
-/** GeoTIFF 1.0 §2.4: the key directory, values inline or in the double/ASCII parameter tags. */
-export function parseGeoKeys(tags: Map<number, number[] | string>): GeoKeys | undefined {
-  const dir = tags.get(Tag.GeoKeyDirectory);
-  if (!Array.isArray(dir) || dir.length < 4) return undefined;
-  const doubles = tags.get(Tag.GeoDoubleParams);
-  const ascii = tags.get(Tag.GeoAsciiParams);
-  const keys: GeoKeys = {};
-  const n = dir[3]!;
-  for (let i = 0; i < n; i++) {
-    const [id, location, count, value] = dir.slice(4 + 4 * i, 8 + 4 * i) as [number, number, number, number];
-    const name = GEO_KEY_NAMES.get(id) ?? `GeoKey${id}`;
-    if (location === 0) keys[name] = value;
-    else if (location === Tag.GeoDoubleParams && Array.isArray(doubles)) {
-      const vals = doubles.slice(value, value + count);
-      keys[name] = count === 1 ? vals[0] : vals;
-    } else if (location === Tag.GeoAsciiParams && typeof ascii === 'string') {
-      keys[name] = ascii.slice(value, value + count).replace(/\|$/, '');
-    }
-  }
-  return keys;
-}
-
 function readGeoTransform(tags: Map<number, number[] | string>, keys: GeoKeys, location: string): CogMeta['geoTransform'] {
   const m = tags.get(Tag.ModelTransformation);
   let gt: CogMeta['geoTransform'];
@@ -247,17 +213,17 @@ function readGeoTransform(tags: Map<number, number[] | string>, keys: GeoKeys, l
     const scale = tags.get(Tag.ModelPixelScale);
     const tie = tags.get(Tag.ModelTiepoint);
     if (!Array.isArray(scale) || !Array.isArray(tie) || scale.length < 2 || tie.length < 6) {
-      throw new Error(`${location}: no ModelTiepoint/ModelPixelScale or ModelTransformation: cannot place the raster`);
+      throw new SourceError(`${location}: no ModelTiepoint/ModelPixelScale or ModelTransformation: cannot place the raster`);
     }
     const [i, j, , x, y] = tie as [number, number, number, number, number];
     gt = [x - i * scale[0]!, scale[0]!, 0, y + j * scale[1]!, 0, -scale[1]!];
   }
   // GTRasterTypeGeoKey = 2 (RasterPixelIsPoint): the tie point is a pixel centre; GDAL
   // shifts by half a pixel to get the corner (GTIFF_POINT_GEO_IGNORE=NO, its default).
-  if (keys.GTRasterTypeGeoKey === 2) {
+  if (keys.get(GeoKey.GTRasterType) === RasterType.PixelIsPoint) {
     gt[0] -= (gt[1] + gt[2]) / 2;
     gt[3] -= (gt[4] + gt[5]) / 2;
   }
-  if (!gt.every(Number.isFinite) || gt[1] * gt[5] - gt[2] * gt[4] === 0) throw new Error(`${location}: degenerate geotransform`);
+  if (!gt.every(Number.isFinite) || gt[1] * gt[5] - gt[2] * gt[4] === 0) throw new SourceError(`${location}: degenerate geotransform`);
   return gt;
 }

@@ -1,4 +1,6 @@
+import { SourceError } from '../errors.js';
 import type { ByteSource } from './bytesource.js';
+import { Compression, Photometric, PlanarConfiguration, Predictor, SampleFormat } from './types.js';
 
 /**
  * A TIFF / BigTIFF directory reader that keeps only what tile rendering needs.
@@ -50,7 +52,7 @@ export interface TiffImage {
   samplesPerPixel: number;
   bitsPerSample: number;
   sampleFormat: number;
-  /** PlanarConfiguration: 1 chunky (interleaved), 2 planar (a block set per sample). */
+  /** PlanarConfiguration: Contig (interleaved) or Separate (a block set per sample). */
   planar: number;
   compression: number;
   predictor: number;
@@ -68,12 +70,12 @@ const TYPE_SIZE: Record<number, number> = {
 
 /** Reads the header and every IFD, fetching beyond the first chunk only where needed. */
 export async function readTiff(src: ByteSource, fileSize: number): Promise<{ littleEndian: boolean; images: TiffImage[] }> {
-  if (fileSize < 8) throw new Error(`${src.location}: ${fileSize} bytes is too short for a TIFF header`);
+  if (fileSize < 8) throw new SourceError(`${src.location}: ${fileSize} bytes is too short for a TIFF header`);
   const reader = new ChunkReader(src, fileSize);
   await reader.ensure(0, Math.min(fileSize, 64 * 1024));
   const b0 = reader.u8(0);
   const b1 = reader.u8(1);
-  if (b0 !== b1 || (b0 !== 0x49 && b0 !== 0x4d)) throw new Error(`${src.location}: not a TIFF file (bad byte-order mark)`);
+  if (b0 !== b1 || (b0 !== 0x49 && b0 !== 0x4d)) throw new SourceError(`${src.location}: not a TIFF file (bad byte-order mark)`);
   reader.littleEndian = b0 === 0x49;
   const magic = reader.u16(2);
   let big: boolean;
@@ -83,23 +85,23 @@ export async function readTiff(src: ByteSource, fileSize: number): Promise<{ lit
     ifdOffset = reader.u32(4);
   } else if (magic === 43) {
     big = true;
-    if (reader.u16(4) !== 8) throw new Error(`${src.location}: unsupported BigTIFF offset size`);
+    if (reader.u16(4) !== 8) throw new SourceError(`${src.location}: unsupported BigTIFF offset size`);
     ifdOffset = reader.u64(8);
   } else {
-    throw new Error(`${src.location}: not a TIFF file (magic ${magic})`);
+    throw new SourceError(`${src.location}: not a TIFF file (magic ${magic})`);
   }
 
   const images: TiffImage[] = [];
   const seen = new Set<number>();
   while (ifdOffset !== 0) {
-    if (seen.has(ifdOffset) || images.length > 256) throw new Error(`${src.location}: IFD chain loops at byte ${ifdOffset}`);
-    if (ifdOffset >= fileSize) throw new Error(`${src.location}: IFD offset ${ifdOffset} is past the end of the file (${fileSize} bytes)`);
+    if (seen.has(ifdOffset) || images.length > 256) throw new SourceError(`${src.location}: IFD chain loops at byte ${ifdOffset}`);
+    if (ifdOffset >= fileSize) throw new SourceError(`${src.location}: IFD offset ${ifdOffset} is past the end of the file (${fileSize} bytes)`);
     seen.add(ifdOffset);
     const entrySize = big ? 20 : 12;
     await reader.ensure(ifdOffset, big ? 8 : 2);
     const count = big ? reader.u64(ifdOffset) : reader.u16(ifdOffset);
     const first = ifdOffset + (big ? 8 : 2);
-    if (count > 4096) throw new Error(`${src.location}: IFD at byte ${ifdOffset} claims ${count} entries`);
+    if (count > 4096) throw new SourceError(`${src.location}: IFD at byte ${ifdOffset} claims ${count} entries`);
     await reader.ensure(first, count * entrySize + (big ? 8 : 4));
     const tags = new Map<number, TagValue>();
     const pending: Promise<void>[] = [];
@@ -113,7 +115,7 @@ export async function readTiff(src: ByteSource, fileSize: number): Promise<{ lit
       const bytes = size * n;
       const inline = big ? 8 : 4;
       const valueAt = bytes <= inline ? e + (big ? 12 : 8) : big ? reader.u64(e + 12) : reader.u32(e + 8);
-      if (valueAt + bytes > fileSize) throw new Error(`${src.location}: tag ${tag} points past the end of the file`);
+      if (valueAt + bytes > fileSize) throw new SourceError(`${src.location}: tag ${tag} points past the end of the file`);
       pending.push(reader.ensure(valueAt, bytes).then(() => { tags.set(tag, reader.values(type, n, valueAt)); }));
     }
     await Promise.all(pending);
@@ -121,7 +123,7 @@ export async function readTiff(src: ByteSource, fileSize: number): Promise<{ lit
     ifdOffset = big ? reader.u64(next) : reader.u32(next);
     images.push(toImage(images.length, tags, src.location));
   }
-  if (images.length === 0) throw new Error(`${src.location}: TIFF has no images`);
+  if (images.length === 0) throw new SourceError(`${src.location}: TIFF has no images`);
   return { littleEndian: reader.littleEndian, images };
 }
 
@@ -155,24 +157,25 @@ function toImage(index: number, tags: Map<number, TagValue>, location: string): 
       blockHeight: tiled ? num(tags, Tag.TileLength) : Math.min(num(tags, Tag.RowsPerStrip, height), height),
       samplesPerPixel: num(tags, Tag.SamplesPerPixel, 1),
       bitsPerSample,
-      sampleFormat: formats[0] ?? 1,
-      planar: num(tags, Tag.PlanarConfiguration, 1),
-      compression: num(tags, Tag.Compression, 1),
-      predictor: num(tags, Tag.Predictor, 1),
-      photometric: num(tags, Tag.Photometric, 1),
+      sampleFormat: formats[0] ?? SampleFormat.Uint,
+      planar: num(tags, Tag.PlanarConfiguration, PlanarConfiguration.Contig),
+      compression: num(tags, Tag.Compression, Compression.None),
+      predictor: num(tags, Tag.Predictor, Predictor.None),
+      photometric: num(tags, Tag.Photometric, Photometric.MinIsBlack),
       subfileType: num(tags, Tag.NewSubfileType, 0),
       blockOffsets: arr(tags, tiled ? Tag.TileOffsets : Tag.StripOffsets),
       blockByteCounts: arr(tags, tiled ? Tag.TileByteCounts : Tag.StripByteCounts),
       tags,
     };
     if (!(width > 0 && height > 0 && image.blockWidth > 0 && image.blockHeight > 0)) throw new Error('empty image or block size');
-    const expected = blocksAcross(image) * blocksDown(image) * (image.planar === 2 ? image.samplesPerPixel : 1);
+    const expected = blocksAcross(image) * blocksDown(image) * (image.planar === PlanarConfiguration.Separate ? image.samplesPerPixel : 1);
     if (image.blockOffsets.length < expected || image.blockByteCounts.length < expected) {
       throw new Error(`has ${image.blockOffsets.length} block offsets, expected ${expected}`);
     }
     return image;
   } catch (err) {
-    throw new Error(`${location}: image ${index}: ${(err as Error).message}`);
+    // The checks above throw plain Errors: this is where the file is named.
+    throw new SourceError(`${location}: image ${index}: ${(err as Error).message}`);
   }
 }
 
@@ -190,7 +193,7 @@ class ChunkReader {
     // Read ahead a little: tag arrays of one IFD tend to sit together.
     const want = Math.min(Math.max(length, 16 * 1024), this.fileSize - offset);
     const bytes = await this.src.read(offset, want);
-    if (bytes.length < length) throw new Error(`${this.src.location}: file ends at byte ${offset + bytes.length}, needed ${offset + length}`);
+    if (bytes.length < length) throw new SourceError(`${this.src.location}: file ends at byte ${offset + bytes.length}, needed ${offset + length}`);
     this.chunks.push({ start: offset, bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
   }
 
@@ -211,7 +214,7 @@ class ChunkReader {
   u64(o: number): number {
     const { view, pos } = this.at(o, 8);
     const v = view.getBigUint64(pos, this.littleEndian);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${this.src.location}: 64-bit offset too large at byte ${o}`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new SourceError(`${this.src.location}: 64-bit offset too large at byte ${o}`);
     return Number(v);
   }
 

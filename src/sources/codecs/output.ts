@@ -1,0 +1,39 @@
+/**
+ * What every decompressor returns, and the limits and errors they share. Each returns exactly
+ * `expected` bytes in a Uint8Array that owns its ArrayBuffer from offset 0 (so any typed view
+ * of it is aligned), or with `scratch`, that starts at offset 0 of a buffer that may be longer.
+ */
+import { SourceError } from '../../errors.js';
+
+export type OwnedBytes = Uint8Array<ArrayBuffer>;
+
+/** Refuse absurd blocks up front instead of failing deep inside an allocation. */
+export const MAX_BLOCK_BYTES = 0x7fffffff;
+
+/**
+ * How much a DEFLATE or ZSTD stream may decode to, as a guard against
+ * decompression bombs. More than the block needs is tolerated because some
+ * writers pad the last strip to a full RowsPerStrip (Section 3 allows a
+ * short one but does not require it); the excess is ignored.
+ */
+export function maxDecodedBytes(expected: number): number {
+  return Math.min(Math.max(expected * 16, expected + 0x10000), MAX_BLOCK_BYTES);
+}
+
+export function shortBlock(codec: string, got: number, expected: number): SourceError {
+  return new SourceError(`${codec} block decodes to ${got} bytes, expected ${expected} (truncated or corrupt data)`);
+}
+
+/** Returns `data` itself when it already owns its buffer exactly, else a copy of its first `expected` bytes. */
+export function owned(data: Uint8Array, expected: number): OwnedBytes {
+  if (data.byteOffset === 0 && data.length === expected && data.buffer.byteLength === expected && data.buffer instanceof ArrayBuffer) {
+    return data as OwnedBytes;
+  }
+  const out = new Uint8Array(expected);
+  out.set(data.length === expected ? data : data.subarray(0, expected));
+  return out;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
