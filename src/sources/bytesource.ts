@@ -1,4 +1,5 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { TileError } from '../errors.js';
 
 /** Where a source's bytes come from: a local file or an HTTP(S) URL read with range requests. */
 export interface ByteSource {
@@ -62,7 +63,7 @@ export class HttpSource implements ByteSource {
     const res = await this.fetch({ method: 'HEAD' });
     const size = Number(res.headers.get('content-length'));
     const version = res.headers.get('etag') ?? res.headers.get('last-modified') ?? `${size}`;
-    if (!Number.isFinite(size)) throw new Error(`${this.location}: HEAD gave no Content-Length`);
+    if (!Number.isFinite(size)) throw new TileError('upstream', 'upstream failed', `${this.location}: HEAD gave no Content-Length`);
     return { size, version };
   }
 
@@ -70,7 +71,7 @@ export class HttpSource implements ByteSource {
     if (length <= 0) return new Uint8Array(0);
     const res = await this.fetch({ headers: { range: `bytes=${offset}-${offset + length - 1}` } });
     if (res.status !== 206 && res.status !== 200) {
-      throw new Error(`${this.location}: range request at byte ${offset} answered ${res.status}`);
+      throw new TileError('upstream', 'upstream failed', `${this.location}: range request at byte ${offset} answered ${res.status}`);
     }
     const body = new Uint8Array(await res.arrayBuffer());
     // A server that ignores Range answers 200 with the whole file: cut out what was asked.
@@ -84,12 +85,12 @@ export class HttpSource implements ByteSource {
       // No redirects: a source may only name hosts on ALLOWED_HOSTS, and a redirect could leave them.
       res = await fetch(this.location, { ...init, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
-      const why = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : String(err);
-      throw new Error(`${this.location}: ${why}`);
+      if (err instanceof Error && err.name === 'TimeoutError') throw new TileError('upstream_timeout', 'upstream timed out', `${this.location}: timed out after ${this.timeoutMs} ms`);
+      throw new TileError('upstream', 'upstream failed', `${this.location}: ${String(err)}`);
     }
     if (res.status >= 400) {
       await res.body?.cancel();
-      throw new Error(`${this.location}: HTTP ${res.status}`);
+      throw new TileError('upstream', 'upstream failed', `${this.location}: HTTP ${res.status}`);
     }
     return res;
   }

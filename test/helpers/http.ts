@@ -159,6 +159,8 @@ export interface RangeServer {
   /** Requests since the last reset, by kind. */
   counts(filter?: (r: ServedRequest) => boolean): { head: number; range: number; full: number; total: number };
   reset(): void;
+  /** From now on, range GETs answer this status instead of the bytes (null: serve them again). */
+  failRanges(status: number | null): void;
   close(): Promise<void>;
 }
 
@@ -169,6 +171,7 @@ export interface RangeServer {
  */
 export async function startRangeServer(root: string): Promise<RangeServer> {
   const requests: ServedRequest[] = [];
+  let failing: number | null = null;
   const server = http.createServer((req, res) => {
     const rec: ServedRequest = { method: req.method ?? '', path: req.url ?? '', range: req.headers.range, status: 0 };
     requests.push(rec);
@@ -200,6 +203,7 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
         if (m[1] === '') { start = Math.max(0, size - Number(m[2])); } else { start = Number(m[1]); if (m[2] !== '') end = Math.min(Number(m[2]), size - 1); }
         if (start >= size || start > end) return done(416, { 'Content-Range': `bytes */${size}` });
         partial = true;
+        if (failing !== null) return done(failing);
       }
       const fh = await open(file, 'r');
       try {
@@ -230,6 +234,7 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
       };
     },
     reset() { since = requests.length; },
+    failRanges(status) { failing = status; },
     close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
   };
 }
