@@ -1,11 +1,18 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import sharp from 'sharp';
 import { loadSettings, SETTINGS } from './config.js';
 import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
 import { loadLayer, type Layer } from './layers/layer.js';
 import { loadLayerDir } from './layers/registry.js';
+import { TileCache } from './cache/tiles.js';
+import { createLogger } from './log.js';
+import { Metrics } from './metrics.js';
+import { RenderPool } from './render/pool.js';
 import { serve } from './server/serve.js';
+import { TileService } from './service/tiles.js';
+import type { TileId } from './tiles/mercator.js';
 
 const USAGE = `usage:
   tilegraph serve [--port N] [--host ADDR] [--layers-dir DIR] [...]   serve tiles (every setting of the README, as a flag or in the environment)
@@ -57,14 +64,25 @@ async function diffCommand(args: string[]): Promise<void> {
 
   const tiles = sampleTiles(a, b, sample);
   if (!tiles.length) return;
-  // The renderer runs in this thread: the same code the pool's threads run.
-  const { renderTile: render } = await import('../workers/render.js');
-  const size = 256;
+  // The tiles come from the tile service, as the server's do (without a cache).
+  const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb });
+  const service = new TileService({ pool, cache: new TileCache(0), metrics: new Metrics(), log: createLogger('silent') });
+  // Compared at the first layer's tile size (a 512 px tile of the other is resized to it).
+  const size = a.config.tileSize;
+  const rgbaOf = async (layer: Layer, t: TileId): Promise<Uint8Array | null> => {
+    const { body } = await service.tile(service.request(layer, t.z, t.x, t.y, 1, 'png'));
+    if (!body) return null;
+    const img = sharp(body).ensureAlpha();
+    return new Uint8Array(await (layer.config.tileSize === size ? img : img.resize(size, size)).raw().toBuffer());
+  };
   const rows: TileDifference[] = [];
-  for (const t of tiles) {
-    const [ra, rb] = await Promise.all([render({ layer: a.spec, ...t, size }), render({ layer: b.spec, ...t, size })]);
-    const d = compareRgba(ra.rgba ? new Uint8Array(ra.rgba) : null, rb.rgba ? new Uint8Array(rb.rgba) : null, size * size);
-    rows.push({ tile: `${t.z}/${t.x}/${t.y}`, ...d });
+  try {
+    for (const t of tiles) {
+      const [ra, rb] = await Promise.all([rgbaOf(a, t), rgbaOf(b, t)]);
+      rows.push({ tile: `${t.z}/${t.x}/${t.y}`, ...compareRgba(ra, rb, size * size) });
+    }
+  } finally {
+    await pool.close();
   }
   rows.sort((p, q) => q.mean - p.mean || q.max - p.max);
   console.log(`\n${rows.length} sample tiles, worst first (RGBA difference in levels of 255):`);
