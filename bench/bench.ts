@@ -341,7 +341,7 @@ async function encoders(layers: BenchLayers): Promise<Record<string, unknown>> {
   };
 }
 
-async function gdal2tiles(layers: BenchLayers): Promise<Scenario | undefined> {
+async function gdal2tiles(): Promise<Scenario | undefined> {
   let cmd: string | undefined;
   for (const c of ['gdal2tiles.py', 'gdal2tiles']) {
     try {
@@ -429,7 +429,7 @@ async function main(): Promise<void> {
   const baselines = await step('naive', () => naiveAndSingle(layers));
   const overview = await step('overview', () => overviewTarget(layers));
   const encode = await step('encode', () => encoders(layers));
-  const g2t = await step('gdal2tiles', () => gdal2tiles(layers));
+  const g2t = await step('gdal2tiles', () => gdal2tiles());
   for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, g2t]) if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
 

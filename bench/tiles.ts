@@ -1,18 +1,17 @@
 /**
- * XYZ tile arithmetic for the benchmark, kept apart from src/ so that the load it generates
- * does not depend on the code it measures.
+ * XYZ tile arithmetic for the benchmark from @mapbox/tilebelt, apart from src/ so that the load
+ * it generates does not depend on the code it measures.
  */
+import { pointToTileFraction, tileToBBOX } from '@mapbox/tilebelt';
+
 export interface Tile { z: number; x: number; y: number }
 
-const HALF = 20037508.342789244;
 const R = 6378137;
 
 /** Web Mercator bounds [minX, minY, maxX, maxY] of a tile. */
 export function tileBounds({ z, x, y }: Tile): [number, number, number, number] {
-  const span = (2 * HALF) / 2 ** z;
-  const minX = -HALF + x * span;
-  const maxY = HALF - y * span;
-  return [minX, maxY - span, minX + span, maxY];
+  const [w, s, e, n] = tileToBBOX([x, y, z]);
+  return [...lonLatToMercator(w, s), ...lonLatToMercator(e, n)];
 }
 
 export function lonLatToMercator(lon: number, lat: number): [number, number] {
@@ -22,14 +21,15 @@ export function lonLatToMercator(lon: number, lat: number): [number, number] {
 
 /** Every tile of zooms zmin..zmax whose area overlaps WGS84 `bounds`, by zoom, then row, then column. */
 export function tilesCovering(bounds: readonly [number, number, number, number], zmin: number, zmax: number): Tile[] {
-  const [x0, y1] = lonLatToMercator(bounds[0], bounds[1]);
-  const [x1, y0] = lonLatToMercator(bounds[2], bounds[3]);
+  const [w, s, e, n] = bounds;
   const out: Tile[] = [];
   for (let z = zmin; z <= zmax; z++) {
-    const n = 2 ** z;
-    const span = (2 * HALF) / n;
-    const c0 = Math.max(0, Math.floor((x0 + HALF) / span)), c1 = Math.min(n - 1, Math.ceil((x1 + HALF) / span) - 1);
-    const r0 = Math.max(0, Math.floor((HALF - y0) / span)), r1 = Math.min(n - 1, Math.ceil((HALF - y1) / span) - 1);
+    const last = 2 ** z - 1;
+    // Fractional tile coordinates of the corners: a tile that the bounds only touch is left out.
+    const [fx0, fy0] = pointToTileFraction(w, Math.min(n, 85.0511287798066), z);
+    const [fx1, fy1] = pointToTileFraction(e, Math.max(s, -85.0511287798066), z);
+    const c0 = Math.max(0, Math.floor(fx0)), c1 = Math.min(last, Math.ceil(fx1) - 1);
+    const r0 = Math.max(0, Math.floor(fy0)), r1 = Math.min(last, Math.ceil(fy1) - 1);
     for (let y = r0; y <= r1; y++) for (let x = c0; x <= c1; x++) out.push({ z, x, y });
   }
   return out;
