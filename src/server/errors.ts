@@ -25,7 +25,7 @@ export function errorHandler(log: Logger, layersDir: string) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let status = 500;
     let error = 'internal error';
-    let detail = '';
+    let detail: string;
     if (err instanceof TileError) {
       const answer = ANSWERS[err.code];
       status = answer.status; error = err.title; detail = err.detail;

@@ -4,7 +4,7 @@ import type { Resampling } from '../../sources/sample.js';
 import { percentiles } from '../../sources/statistics.js';
 import { Operator, operatorsOf, parseParams, type BuildContext } from '../operator.js';
 import { bandList, finite } from '../params.js';
-import type { BandRaster, OutputShape, Raster, TileContext } from '../raster.js';
+import type { OutputShape, Raster, TileContext } from '../raster.js';
 
 const ReadParams = z.strictObject({
   source: z.string().min(1),

@@ -55,7 +55,7 @@ export class Lexer {
     if (isDigit(c) || (c === 46 /* . */ && isDigit(src.charCodeAt(pos + 1)))) {
       NUMBER_RE.lastIndex = pos;
       NUMBER_RE.exec(src);
-      let end = NUMBER_RE.lastIndex;
+      const end = NUMBER_RE.lastIndex;
       WORD_TAIL_RE.lastIndex = end;
       WORD_TAIL_RE.exec(src);
       if (WORD_TAIL_RE.lastIndex > end) fail(`malformed number ${quote(src.slice(pos, WORD_TAIL_RE.lastIndex))}`, pos);
@@ -99,9 +99,9 @@ export class Lexer {
         this.i = pos + 1;
         return { kind: 'op', text: one, pos };
       case '=':
-        fail(`unexpected character '=' (use '==' to compare)`, pos);
+        return fail(`unexpected character '=' (use '==' to compare)`, pos);
       case '!':
-        fail(`unexpected character '!' (use '!=' to compare)`, pos);
+        return fail(`unexpected character '!' (use '!=' to compare)`, pos);
     }
     fail(`unexpected character ${describeChar(src, pos)}`, pos);
   }
