@@ -49,7 +49,12 @@ const BUDGET_S = Number(process.env.BENCH_BUDGET_S ?? 70);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const NAIVE_S = Number(process.env.BENCH_NAIVE_S ?? 40);
 const SINGLE_S = Number(process.env.BENCH_SINGLE_S ?? 25);
-const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const SKIP = new Set(
+  (process.env.BENCH_SKIP ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 const FILES = ['dem.tif', 'dem4x.tif', 'scene.tif', 'dem-relief.tif'];
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -68,7 +73,10 @@ async function ensureData(): Promise<{ generated: boolean; seconds: number }> {
   log(`making the data in ${DATA} (bench/make-data.sh; several minutes the first time)`);
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('bash', [path.join(ROOT, 'bench/make-data.sh')], { env: { ...process.env, BENCH_DATA: DATA }, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn('bash', [path.join(ROOT, 'bench/make-data.sh')], {
+      env: { ...process.env, BENCH_DATA: DATA },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bench/make-data.sh exited with ${code}`))));
   });
@@ -77,12 +85,17 @@ async function ensureData(): Promise<{ generated: boolean; seconds: number }> {
 
 function describeSource(l: BenchLayers['dem']) {
   return l.sources.map((s) => ({
-    file: path.relative(ROOT, s.location), bytes: statSync(s.location).size,
-    width: s.meta.width, height: s.meta.height, bands: s.meta.bands, dataType: s.meta.dataType,
+    file: path.relative(ROOT, s.location),
+    bytes: statSync(s.location).size,
+    width: s.meta.width,
+    height: s.meta.height,
+    bands: s.meta.bands,
+    dataType: s.meta.dataType,
     crs: s.meta.crs.epsg ? `EPSG:${s.meta.crs.epsg}` : s.meta.crs.name,
     pixelSize: round(Math.abs(s.meta.geoTransform[1]), 3),
     blockSize: [s.meta.levels[0]!.image.blockWidth, s.meta.levels[0]!.image.blockHeight],
-    compression: s.meta.levels[0]!.image.compression, predictor: s.meta.levels[0]!.image.predictor,
+    compression: s.meta.levels[0]!.image.compression,
+    predictor: s.meta.levels[0]!.image.predictor,
     overviews: s.meta.levels.slice(1).map((lv) => lv.width),
   }));
 }
@@ -101,15 +114,22 @@ function freePort(): Promise<number> {
   });
 }
 
-interface Child { url: string; stop(): Promise<void> }
+interface Child {
+  url: string;
+  stop(): Promise<void>;
+}
 
 function stopper(child: ChildProcess): () => Promise<void> {
-  return () => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    child.kill('SIGTERM');
-  });
+  return () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
 }
 
 async function waitHealthy(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
@@ -119,7 +139,9 @@ async function waitHealthy(url: string, child: ChildProcess, stderr: () => strin
     try {
       const res = await fetch(`${url}/healthz`);
       if (res.ok) return;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (Date.now() > deadline) throw new Error(`the server did not answer ${url}/healthz within 60 s: ${stderr().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -128,12 +150,21 @@ async function waitHealthy(url: string, child: ChildProcess, stderr: () => strin
 async function startTilegraph(extraEnv: Record<string, string> = {}): Promise<Child> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {
-    ...process.env, LAYERS_DIR: DATA, PORT: String(port), HOST: '127.0.0.1', CACHE_L1_MB: '0',
-    LOG_LEVEL: 'silent', WORKERS: String(CORES), REDIS_URL: '', ...extraEnv,
+    ...process.env,
+    LAYERS_DIR: DATA,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    CACHE_L1_MB: '0',
+    LOG_LEVEL: 'silent',
+    WORKERS: String(CORES),
+    REDIS_URL: '',
+    ...extraEnv,
   };
   const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-8192); });
+  child.stderr!.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-8192);
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitHealthy(url, child, () => err);
@@ -177,12 +208,36 @@ async function blockReads(url: string): Promise<Record<string, number>> {
   return out;
 }
 
-function httpScenario(name: string, layer: string, r: LoadResult, tiles: { total: number; measured: Tile[]; stride: number }, extra: Record<string, unknown> = {}): Scenario {
+function httpScenario(
+  name: string,
+  layer: string,
+  r: LoadResult,
+  tiles: { total: number; measured: Tile[]; stride: number },
+  extra: Record<string, unknown> = {},
+): Scenario {
   return {
-    name, kind: 'http', layer, cache: 'off', connections: CONNECTIONS, workers: CORES,
-    tiles: { zooms: ZOOMS, total: tiles.total, measured: r.requests, byZoom: countByZoom(tiles.measured), sampled: tiles.stride > 1, stride: tiles.stride, cutShort: r.cutShort },
-    tilesPerSec: r.perSecond, latencyMs: r.latencyMs, statuses: r.statuses, seconds: r.seconds,
-    meanBytes: Math.round(r.bytes / Math.max(1, r.requests)), errors: r.errors, ...extra,
+    name,
+    kind: 'http',
+    layer,
+    cache: 'off',
+    connections: CONNECTIONS,
+    workers: CORES,
+    tiles: {
+      zooms: ZOOMS,
+      total: tiles.total,
+      measured: r.requests,
+      byZoom: countByZoom(tiles.measured),
+      sampled: tiles.stride > 1,
+      stride: tiles.stride,
+      cutShort: r.cutShort,
+    },
+    tilesPerSec: r.perSecond,
+    latencyMs: r.latencyMs,
+    statuses: r.statuses,
+    seconds: r.seconds,
+    meanBytes: Math.round(r.bytes / Math.max(1, r.requests)),
+    errors: r.errors,
+    ...extra,
   };
 }
 
@@ -207,7 +262,9 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<S
       pilotRate = r.perSecond;
       const estimate = all.length / Math.max(0.01, r.perSecond);
       if (estimate * RUNS > BUDGET_S) stride = Math.ceil((estimate * RUNS) / BUDGET_S);
-      log(`  pilot: ${r.requests} tiles at ${r.perSecond} tiles/s; the ${all.length} tiles would take ${round(estimate)} s${stride > 1 ? `: measuring every ${stride}th tile of each zoom` : ''}`);
+      log(
+        `  pilot: ${r.requests} tiles at ${r.perSecond} tiles/s; the ${all.length} tiles would take ${round(estimate)} s${stride > 1 ? `: measuring every ${stride}th tile of each zoom` : ''}`,
+      );
     } finally {
       await srv.stop();
     }
@@ -224,7 +281,9 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<S
       const r = await drive(srv.url, measured.map(toPath), { connections: CONNECTIONS, maxMs: (BUDGET_S / RUNS) * 1.5 * 1000, timeoutMs: 60_000 });
       const after = await blockReads(srv.url);
       const blocks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
-      log(`  ${name} run ${i + 1}/${RUNS}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, statuses ${JSON.stringify(r.statuses)}, blocks ${JSON.stringify(blocks)}`);
+      log(
+        `  ${name} run ${i + 1}/${RUNS}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, statuses ${JSON.stringify(r.statuses)}, blocks ${JSON.stringify(blocks)}`,
+      );
       runs.push({ r, blocks });
     } finally {
       await srv.stop();
@@ -232,9 +291,18 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<S
   }
   const ranked = [...runs].sort((a, b) => a.r.perSecond - b.r.perSecond);
   const median = ranked[Math.floor((ranked.length - 1) / 2)]!;
-  return httpScenario(name, layer.name, median.r, { total: all.length, measured, stride }, {
-    runs: runs.map((x) => x.r.perSecond), reported: 'the median run', pilotTilesPerSec: pilotRate, blockReads: median.blocks,
-  });
+  return httpScenario(
+    name,
+    layer.name,
+    median.r,
+    { total: all.length, measured, stride },
+    {
+      runs: runs.map((x) => x.r.perSecond),
+      reported: 'the median run',
+      pilotTilesPerSec: pilotRate,
+      blockReads: median.blocks,
+    },
+  );
 }
 
 async function fixedCeiling(): Promise<Scenario> {
@@ -245,8 +313,15 @@ async function fixedCeiling(): Promise<Scenario> {
     const r = await drive(srv.url, path, { connections: CONNECTIONS, maxMs: 5000 });
     log(`  express-fixed-16k: ${r.perSecond} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`);
     return {
-      name: 'express-fixed-16k', kind: 'http', what: 'bare express 5 handler answering every tile path with the same 16 KB buffer: the ceiling for cached serving',
-      connections: CONNECTIONS, requests: r.requests, tilesPerSec: r.perSecond, latencyMs: r.latencyMs, statuses: r.statuses, seconds: r.seconds,
+      name: 'express-fixed-16k',
+      kind: 'http',
+      what: 'bare express 5 handler answering every tile path with the same 16 KB buffer: the ceiling for cached serving',
+      connections: CONNECTIONS,
+      requests: r.requests,
+      tilesPerSec: r.perSecond,
+      latencyMs: r.latencyMs,
+      statuses: r.statuses,
+      seconds: r.seconds,
     };
   } finally {
     await srv.stop();
@@ -269,20 +344,30 @@ async function naiveAndSingle(layers: BenchLayers): Promise<{ naive?: Scenario; 
     const sample = everyNth(all, stride);
     log(`  naive pilot: ${round(perTile * 1000)} ms/tile; measuring every ${stride}th tile of each zoom (${sample.length} of ${all.length})`);
     const lat: number[] = [];
-    let drawn = 0, bytes = 0;
+    let drawn = 0,
+      bytes = 0;
     const started = performance.now();
     for (const t of sample) {
       const a = performance.now();
       const png = await naive.render(t);
       lat.push(performance.now() - a);
-      if (png) { drawn++; bytes += png.length; }
+      if (png) {
+        drawn++;
+        bytes += png.length;
+      }
     }
     const seconds = (performance.now() - started) / 1000;
     out.naive = {
-      name: 'naive-geotiffjs-sharp-dem', kind: 'in-process, one thread, one tile at a time', layer: 'bench-dem (same tiles, same stops, same PNG settings)',
+      name: 'naive-geotiffjs-sharp-dem',
+      kind: 'in-process, one thread, one tile at a time',
+      layer: 'bench-dem (same tiles, same stops, same PNG settings)',
       what: 'geotiff.js fromFile + GeoTIFF.readRasters({bbox, width: 256, height: 256, resampleMethod: bilinear}) (picks the overview) + colour stops in a JS loop + sharp PNG (compressionLevel 6)',
       tiles: { zooms: ZOOMS, total: all.length, measured: sample.length, byZoom: countByZoom(sample), sampled: stride > 1, stride },
-      tilesPerSec: round(sample.length / seconds), latencyMs: summarise(lat), drawn, meanBytes: Math.round(bytes / Math.max(1, drawn)), seconds: round(seconds, 2),
+      tilesPerSec: round(sample.length / seconds),
+      latencyMs: summarise(lat),
+      drawn,
+      meanBytes: Math.round(bytes / Math.max(1, drawn)),
+      seconds: round(seconds, 2),
     };
     log(`  naive: ${out.naive.tilesPerSec} tiles/s`);
     if (!SKIP.has('single')) {
@@ -290,10 +375,25 @@ async function naiveAndSingle(layers: BenchLayers): Promise<{ naive?: Scenario; 
       await singleThread(layers.dem.spec, tilesCovering(layers.dem.bounds, 9, 9).slice(0, 1));
       const r = await singleThread(layers.dem.spec, sample, SINGLE_S * 1000);
       out.single = {
-        name: 'tilegraph-dem-single-thread', kind: 'in-process, one thread, one tile at a time', layer: 'bench-dem',
+        name: 'tilegraph-dem-single-thread',
+        kind: 'in-process, one thread, one tile at a time',
+        layer: 'bench-dem',
         what: "dist/workers/render.js's entry function then the server's encodeTile, no HTTP, no pool: per-core renderer cost on the naive baseline's tiles",
-        tiles: { zooms: ZOOMS, total: all.length, measured: r.tiles, byZoom: countByZoom(sample.slice(0, r.tiles)), sampled: true, stride, cutShort: r.cutShort },
-        tilesPerSec: r.perSecond, latencyMs: r.latencyMs, phasesMs: r.phasesMs, drawn: r.drawn, meanBytes: Math.round(r.bytes / Math.max(1, r.drawn)), seconds: r.seconds,
+        tiles: {
+          zooms: ZOOMS,
+          total: all.length,
+          measured: r.tiles,
+          byZoom: countByZoom(sample.slice(0, r.tiles)),
+          sampled: true,
+          stride,
+          cutShort: r.cutShort,
+        },
+        tilesPerSec: r.perSecond,
+        latencyMs: r.latencyMs,
+        phasesMs: r.phasesMs,
+        drawn: r.drawn,
+        meanBytes: Math.round(r.bytes / Math.max(1, r.drawn)),
+        seconds: r.seconds,
       };
       log(`  single thread: ${r.perSecond} tiles/s (read ${r.phasesMs.read} ms, ops ${r.phasesMs.ops} ms, encode ${r.phasesMs.encode} ms per tile)`);
     }
@@ -314,10 +414,15 @@ async function overviewTarget(layers: BenchLayers): Promise<Record<string, unkno
   if (!one || !four) throw new Error('no cold cost measured');
   for (const c of [one, four]) c.file = path.relative(ROOT, c.file);
   const ratio = round(four.renderAndEncodeMs.p50 / one.renderAndEncodeMs.p50, 2);
-  log(`  overview: z8 tile ${one.renderAndEncodeMs.p50} ms (level ${one.level}) vs ${four.renderAndEncodeMs.p50} ms (level ${four.level}) from 4x the pixels: ratio ${ratio}`);
+  log(
+    `  overview: z8 tile ${one.renderAndEncodeMs.p50} ms (level ${one.level}) vs ${four.renderAndEncodeMs.p50} ms (level ${four.level}) from 4x the pixels: ratio ${ratio}`,
+  );
   return {
     what: `one zoom-8 tile, rendered and PNG-encoded in this thread from a freshly opened source each time (no decoded block reused); the two files take turns, ${iterations} times each after 5 untimed rounds; ratios of medians`,
-    tile, dem: one, dem4x: four, costRatio: ratio,
+    tile,
+    dem: one,
+    dem4x: four,
+    costRatio: ratio,
     meanCostRatio: round(four.renderAndEncodeMs.mean / one.renderAndEncodeMs.mean, 2),
     renderOnlyRatio: round(four.renderMs.p50 / one.renderMs.p50, 2),
     bytesRatio: round(four.bytesReadPerTile / Math.max(1, one.bytesReadPerTile), 2),
@@ -334,10 +439,13 @@ async function encoders(layers: BenchLayers): Promise<Record<string, unknown>> {
   const ndvi = await encodeTable(await renderRgba(layers.ndvi.spec, pick(layers.ndvi)));
   const sharpRow = dem.find((r) => r.format.includes('encodeTile'));
   const indexedRow = dem.find((r) => r.format.includes('render threads'));
-  log(`  encode: DEM tiles as the server encodes them: indexed PNG (${indexedRow?.format}, ${Math.round((indexedRow?.share ?? 0) * 100)}% of tiles) ${indexedRow?.callerMs} ms/tile, ${indexedRow?.meanBytes} bytes; the rest with sharp (${sharpRow?.format}) ${sharpRow?.parallelMs} ms/tile under load, ${sharpRow?.meanBytes} bytes`);
+  log(
+    `  encode: DEM tiles as the server encodes them: indexed PNG (${indexedRow?.format}, ${Math.round((indexedRow?.share ?? 0) * 100)}% of tiles) ${indexedRow?.callerMs} ms/tile, ${indexedRow?.meanBytes} bytes; the rest with sharp (${sharpRow?.format}) ${sharpRow?.parallelMs} ms/tile under load, ${sharpRow?.meanBytes} bytes`,
+  );
   return {
-    what: '256x256 RGBA tiles rendered by tilegraph. sharp rows: 8 at a time, parallelMs wall ms per tile, callerMs ms the calling thread is blocked per call. Indexed rows: the render threads\' own encoder, synchronous (parallelMs = callerMs), over the share of tiles with at most 256 colours',
-    dem, ndvi,
+    what: "256x256 RGBA tiles rendered by tilegraph. sharp rows: 8 at a time, parallelMs wall ms per tile, callerMs ms the calling thread is blocked per call. Indexed rows: the render threads' own encoder, synchronous (parallelMs = callerMs), over the share of tiles with at most 256 colours",
+    dem,
+    ndvi,
   };
 }
 
@@ -348,24 +456,41 @@ async function gdal2tiles(): Promise<Scenario | undefined> {
       await run('which', [c]);
       cmd = c;
       break;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   const input = path.join(DATA, 'dem-relief.tif');
-  if (!cmd) { skipped.push({ name: 'gdal2tiles', why: 'gdal2tiles is not installed' }); return undefined; }
-  if (!existsSync(input)) { skipped.push({ name: 'gdal2tiles', why: 'bench/data/dem-relief.tif is missing (gdaldem not installed?)' }); return undefined; }
+  if (!cmd) {
+    skipped.push({ name: 'gdal2tiles', why: 'gdal2tiles is not installed' });
+    return undefined;
+  }
+  if (!existsSync(input)) {
+    skipped.push({ name: 'gdal2tiles', why: 'bench/data/dem-relief.tif is missing (gdaldem not installed?)' });
+    return undefined;
+  }
   const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-g2t-'));
   try {
     const t0 = performance.now();
-    await run(cmd, ['--xyz', '-z', `${ZOOMS[0]}-${ZOOMS[1]}`, '-r', 'bilinear', '-w', 'none', `--processes=${CORES}`, '-q', input, out], { env: { ...process.env, PROJ_NETWORK: 'OFF' }, maxBuffer: 1 << 24 });
+    await run(cmd, ['--xyz', '-z', `${ZOOMS[0]}-${ZOOMS[1]}`, '-r', 'bilinear', '-w', 'none', `--processes=${CORES}`, '-q', input, out], {
+      env: { ...process.env, PROJ_NETWORK: 'OFF' },
+      maxBuffer: 1 << 24,
+    });
     const seconds = (performance.now() - t0) / 1000;
     let count = 0;
-    for (const z of await readdir(out)) for (const x of await readdir(path.join(out, z))) count += (await readdir(path.join(out, z, x))).filter((f) => f.endsWith('.png')).length;
+    for (const z of await readdir(out))
+      for (const x of await readdir(path.join(out, z))) count += (await readdir(path.join(out, z, x))).filter((f) => f.endsWith('.png')).length;
     const { stdout: version } = await run(cmd, ['--version']).catch(() => ({ stdout: '' }));
     log(`  gdal2tiles: ${count} tiles in ${round(seconds)} s`);
     return {
-      name: 'gdal2tiles-dem-relief', kind: `batch, ${CORES} processes`, layer: 'bench/data/dem-relief.tif (gdaldem color-relief of dem.tif, same stops; colouring not timed)',
+      name: 'gdal2tiles-dem-relief',
+      kind: `batch, ${CORES} processes`,
+      layer: 'bench/data/dem-relief.tif (gdaldem color-relief of dem.tif, same stops; colouring not timed)',
       what: `${cmd} --xyz -z ${ZOOMS[0]}-${ZOOMS[1]} -r bilinear --processes=${CORES}: renders zoom ${ZOOMS[1]} from the source and lower zooms from those tiles`,
-      version: version.trim() || undefined, tiles: { zooms: ZOOMS, total: count, measured: count, sampled: false }, tilesPerSec: round(count / seconds), seconds: round(seconds, 2),
+      version: version.trim() || undefined,
+      tiles: { zooms: ZOOMS, total: count, measured: count, sampled: false },
+      tilesPerSec: round(count / seconds),
+      seconds: round(seconds, 2),
     };
   } finally {
     await rm(out, { recursive: true, force: true });
@@ -378,7 +503,10 @@ async function gdal2tiles(): Promise<Scenario | undefined> {
 function flatJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map((v) => flatJson(v ?? null)).join(', ')}]`;
-  return `{${Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => `${JSON.stringify(k)}: ${flatJson(v)}`).join(', ')}}`;
+  return `{${Object.entries(value)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${JSON.stringify(k)}: ${flatJson(v)}`)
+    .join(', ')}}`;
 }
 
 /** JSON indented by two spaces, each value on one line when it fits before column `width`. */
@@ -412,7 +540,10 @@ async function main(): Promise<void> {
   if (layers.ndviRefused.length) notes.push(`NDVI forms refused before the chosen one: ${layers.ndviRefused.map((r) => `${r.form} (${r.why})`).join('; ')}`);
 
   const step = async <T>(name: string, f: () => Promise<T>): Promise<T | undefined> => {
-    if (SKIP.has(name)) { skipped.push({ name, why: 'BENCH_SKIP' }); return undefined; }
+    if (SKIP.has(name)) {
+      skipped.push({ name, why: 'BENCH_SKIP' });
+      return undefined;
+    }
     log(`${name} ...`);
     try {
       return await f();
@@ -445,7 +576,10 @@ async function main(): Promise<void> {
     overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({
-    name, value: value ?? null, target: goal, met: value === undefined || value === null ? null : better === 'higher' ? value >= goal : value <= goal,
+    name,
+    value: value ?? null,
+    target: goal,
+    met: value === undefined || value === null ? null : better === 'higher' ? value >= goal : value <= goal,
   });
   const targets = [
     target('DEM uncached tiles/s vs naive (x)', ratios.demVsNaive, 10, 'higher'),
@@ -457,22 +591,56 @@ async function main(): Promise<void> {
 
   const cpus = os.cpus();
   const report = {
-    bench: 'tilegraph', schema: 1, startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(),
+    bench: 'tilegraph',
+    schema: 1,
+    startedAt: new Date(Date.now() - (performance.now() - started)).toISOString(),
     seconds: round((performance.now() - started) / 1000),
-    machine: { cores: CORES, cpu: cpus[0]?.model ?? 'unknown', memoryGiB: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}`, uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? 'default',
+    machine: {
+      cores: CORES,
+      cpu: cpus[0]?.model ?? 'unknown',
+      memoryGiB: round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? 'default',
       // 1/5/15-minute load averages: well above the core count means other work shared the machine.
-      loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((v) => round(v, 2)) } },
+      loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((v) => round(v, 2)) },
+    },
     code,
-    settings: { connections: CONNECTIONS, workers: CORES, cacheL1Mb: 0, redis: false, zooms: ZOOMS, tileSize: 256, format: 'png', budgetsS: { httpLayer: BUDGET_S, naive: NAIVE_S, singleThread: SINGLE_S } },
+    settings: {
+      connections: CONNECTIONS,
+      workers: CORES,
+      cacheL1Mb: 0,
+      redis: false,
+      zooms: ZOOMS,
+      tileSize: 256,
+      format: 'png',
+      budgetsS: { httpLayer: BUDGET_S, naive: NAIVE_S, singleThread: SINGLE_S },
+    },
     data: {
-      dir: path.relative(ROOT, DATA) || '.', generatedThisRun: data.generated, generateSeconds: data.generated ? data.seconds : undefined,
-      dem: describeSource(layers.dem)[0], dem4x: describeSource(layers.dem4x)[0], scene: describeSource(layers.ndvi)[0],
+      dir: path.relative(ROOT, DATA) || '.',
+      generatedThisRun: data.generated,
+      generateSeconds: data.generated ? data.seconds : undefined,
+      dem: describeSource(layers.dem)[0],
+      dem4x: describeSource(layers.dem4x)[0],
+      scene: describeSource(layers.ndvi)[0],
     },
     layers: {
       dem: { name: layers.dem.name, pipeline: layers.dem.config.pipeline, bounds: layers.dem.bounds },
-      ndvi: { name: layers.ndvi.name, form: layers.ndviForm, pipeline: layers.ndvi.config.pipeline, bounds: layers.ndvi.bounds, operatorsRegistered: layers.operators },
+      ndvi: {
+        name: layers.ndvi.name,
+        form: layers.ndviForm,
+        pipeline: layers.ndvi.config.pipeline,
+        bounds: layers.ndvi.bounds,
+        operatorsRegistered: layers.operators,
+      },
     },
-    scenarios, overview: overview ?? null, encode: encode ?? null, ratios, targets, skipped, notes,
+    scenarios,
+    overview: overview ?? null,
+    encode: encode ?? null,
+    ratios,
+    targets,
+    skipped,
+    notes,
   };
   // Exit once written: the in-process render thread's open sources would keep the loop alive.
   process.stdout.write(`${formatJson(report)}\n`, () => process.exit(0));

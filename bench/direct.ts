@@ -34,13 +34,22 @@ export interface DirectResult {
 /** Renders and encodes `tiles` one at a time through the render thread's entry function. */
 export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxMs = Infinity): Promise<DirectResult> {
   const lat: number[] = [];
-  let read = 0, ops = 0, encode = 0, bytes = 0, drawn = 0, cutShort = false;
+  let read = 0,
+    ops = 0,
+    encode = 0,
+    bytes = 0,
+    drawn = 0,
+    cutShort = false;
   const started = performance.now();
   for (const t of tiles) {
-    if (performance.now() - started > maxMs) { cutShort = true; break; }
+    if (performance.now() - started > maxMs) {
+      cutShort = true;
+      break;
+    }
     const t0 = performance.now();
     const r = await renderEncoded({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256, format: 'png' });
-    read += r.readMs; ops += r.opsMs;
+    read += r.readMs;
+    ops += r.opsMs;
     if (r.png) {
       encode += r.encodeMs!;
       bytes += r.png.byteLength;
@@ -58,8 +67,14 @@ export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxM
   const n = Math.max(1, lat.length);
   const r2 = (v: number) => Math.round(v * 100) / 100;
   return {
-    tiles: lat.length, drawn, seconds: r2(seconds), perSecond: Math.round((lat.length / seconds) * 10) / 10,
-    latencyMs: summarise(lat), phasesMs: { read: r2(read / n), ops: r2(ops / n), encode: r2(encode / n) }, bytes, cutShort,
+    tiles: lat.length,
+    drawn,
+    seconds: r2(seconds),
+    perSecond: Math.round((lat.length / seconds) * 10) / 10,
+    latencyMs: summarise(lat),
+    phasesMs: { read: r2(read / n), ops: r2(ops / n), encode: r2(encode / n) },
+    bytes,
+    cutShort,
   };
 }
 
@@ -68,14 +83,21 @@ class CountingSource implements ByteSource {
   bytes = 0;
   reads = 0;
   constructor(private readonly inner: ByteSource) {}
-  get location() { return this.inner.location; }
-  identity() { return this.inner.identity(); }
+  get location() {
+    return this.inner.location;
+  }
+  identity() {
+    return this.inner.identity();
+  }
   async read(offset: number, length: number) {
     const b = await this.inner.read(offset, length);
-    this.bytes += b.length; this.reads++;
+    this.bytes += b.length;
+    this.reads++;
     return b;
   }
-  close() { return this.inner.close(); }
+  close() {
+    return this.inner.close();
+  }
 }
 
 export interface ColdCost {
@@ -96,7 +118,14 @@ export interface ColdCost {
 
 let uniq = 0;
 
-interface ColdOnce { renderMs: number; totalMs: number; bytes: number; reads: number; plan: ReturnType<typeof planRead>; sizes: [number, number][] }
+interface ColdOnce {
+  renderMs: number;
+  totalMs: number;
+  bytes: number;
+  reads: number;
+  plan: ReturnType<typeof planRead>;
+  sizes: [number, number][];
+}
 
 /** One cold render of `tile` from `file`, opened under a new name (opening is not timed). */
 async function coldOnce(file: string, pipeline: unknown, tile: Tile): Promise<ColdOnce> {
@@ -105,8 +134,13 @@ async function coldOnce(file: string, pipeline: unknown, tile: Tile): Promise<Co
   try {
     const layer = new LayerGraph(buildGraph(pipeline, { sources: new Map([['dem', cog]]) }), new Map([['dem', cog]]));
     const m = cog.meta;
-    const plan = planRead({ width: m.width, height: m.height, geoTransform: m.geoTransform, proj4: m.crs.proj4, levels: m.levels }, { z: tile.z, size: 256, buffer: layer.graph.buffer(), bounds: tileBounds(tile) }, 'bilinear');
-    src.bytes = 0; src.reads = 0;
+    const plan = planRead(
+      { width: m.width, height: m.height, geoTransform: m.geoTransform, proj4: m.crs.proj4, levels: m.levels },
+      { z: tile.z, size: 256, buffer: layer.graph.buffer(), bounds: tileBounds(tile) },
+      'bilinear',
+    );
+    src.bytes = 0;
+    src.reads = 0;
     const t0 = performance.now();
     const { raster, ctx } = await layer.raster({ ...tile, size: 256 });
     const rgba = raster ? toTileRgba(raster, ctx.buffer, 256) : null;
@@ -138,8 +172,15 @@ export async function coldTileCosts(files: readonly string[], pipeline: unknown,
     const plan = rs[0]!.plan;
     if (!plan) throw new Error(`${file}: tile ${tile.z}/${tile.x}/${tile.y} does not touch the data`);
     return {
-      file, tile, level: plan.level, levelSize: rs[0]!.sizes[plan.level]!, window: plan.window, levels: rs[0]!.sizes.length, iterations,
-      renderMs: summarise(rs.map((r) => r.renderMs)), renderAndEncodeMs: summarise(rs.map((r) => r.totalMs)),
+      file,
+      tile,
+      level: plan.level,
+      levelSize: rs[0]!.sizes[plan.level]!,
+      window: plan.window,
+      levels: rs[0]!.sizes.length,
+      iterations,
+      renderMs: summarise(rs.map((r) => r.renderMs)),
+      renderAndEncodeMs: summarise(rs.map((r) => r.totalMs)),
       bytesReadPerTile: Math.round(rs.reduce((a, r) => a + r.bytes, 0) / rs.length),
       readsPerTile: Math.round((rs.reduce((a, r) => a + r.reads, 0) / rs.length) * 10) / 10,
     };

@@ -42,28 +42,48 @@ export async function encodeTable(tiles: readonly Uint8Array[], size = 256, roun
     };
     await one(tiles[0]!, []);
     const caller: number[] = [];
-    let bytes = 0, n = 0;
+    let bytes = 0,
+      n = 0;
     const t0 = performance.now();
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < tiles.length; i += 8) {
         const out = await Promise.all(tiles.slice(i, i + 8).map((t) => one(t, caller)));
-        for (const b of out) { bytes += b.length; n++; }
+        for (const b of out) {
+          bytes += b.length;
+          n++;
+        }
       }
     }
-    rows.push({ format: s.format, parallelMs: r2((performance.now() - t0) / n), callerMs: r2(caller.reduce((a, b) => a + b, 0) / caller.length), meanBytes: Math.round(bytes / n) });
+    rows.push({
+      format: s.format,
+      parallelMs: r2((performance.now() - t0) / n),
+      callerMs: r2(caller.reduce((a, b) => a + b, 0) / caller.length),
+      meanBytes: Math.round(bytes / n),
+    });
   }
   for (const level of [1, 3, 4, 6, 9]) {
-    let bytes = 0, n = 0, ms = 0;
+    let bytes = 0,
+      n = 0,
+      ms = 0;
     for (let r = 0; r < rounds; r++) {
       for (const t of tiles) {
         const t0 = performance.now();
         const png = indexedPng(t, size, level);
         ms += performance.now() - t0;
-        if (png) { bytes += png.length; n++; }
+        if (png) {
+          bytes += png.length;
+          n++;
+        }
       }
     }
     const mean = r2(ms / (rounds * tiles.length));
-    rows.push({ format: `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? ' (render threads today)' : ''}`, parallelMs: mean, callerMs: mean, meanBytes: n ? Math.round(bytes / n) : 0, share: r2(n / (rounds * tiles.length)) });
+    rows.push({
+      format: `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? ' (render threads today)' : ''}`,
+      parallelMs: mean,
+      callerMs: mean,
+      meanBytes: n ? Math.round(bytes / n) : 0,
+      share: r2(n / (rounds * tiles.length)),
+    });
   }
   return rows;
 }

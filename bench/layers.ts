@@ -10,14 +10,16 @@ import { OPERATOR_NAMES } from '../src/ops/registry.js';
 
 /** The colour stops of layers/dem-relief.yaml (and of bench/make-data.sh's gdaldem ramp). */
 export const DEM_STOPS: [number, string][] = [
-  [950, '#2b6b3a'], [1200, '#6f9a4a'], [1500, '#d8c98a'], [1800, '#b5834f'],
-  [2100, '#8c6a5a'], [2400, '#d9d4d0'], [2600, '#ffffff'],
+  [950, '#2b6b3a'],
+  [1200, '#6f9a4a'],
+  [1500, '#d8c98a'],
+  [1800, '#b5834f'],
+  [2100, '#8c6a5a'],
+  [2400, '#d9d4d0'],
+  [2600, '#ffffff'],
 ];
 
-export const DEM_PIPELINE = [
-  { read: { source: 'dem', bands: [1], resampling: 'bilinear' } },
-  { colormap: { stops: DEM_STOPS } },
-];
+export const DEM_PIPELINE = [{ read: { source: 'dem', bands: [1], resampling: 'bilinear' } }, { colormap: { stops: DEM_STOPS } }];
 
 function layerFile(title: string, sources: Record<string, string>, pipeline: unknown): Record<string, unknown> {
   return { title, sources, minzoom: 0, maxzoom: 18, pipeline };
@@ -94,7 +96,10 @@ async function writeLayer(dir: string, name: string, doc: Record<string, unknown
 /** Writes bench-dem, bench-dem4x and bench-ndvi into `dir` (the data directory) and loads them. */
 export async function writeBenchLayers(dir: string): Promise<BenchLayers> {
   const dem = await loadLayer(await writeLayer(dir, 'bench-dem', layerFile('Bench DEM colour relief', { dem: './dem.tif' }, DEM_PIPELINE)), opts(dir));
-  const dem4x = await loadLayer(await writeLayer(dir, 'bench-dem4x', layerFile('Bench DEM colour relief, 4x the pixels', { dem: './dem4x.tif' }, DEM_PIPELINE)), opts(dir));
+  const dem4x = await loadLayer(
+    await writeLayer(dir, 'bench-dem4x', layerFile('Bench DEM colour relief, 4x the pixels', { dem: './dem4x.tif' }, DEM_PIPELINE)),
+    opts(dir),
+  );
   const refused: { form: string; why: string }[] = [];
   for (const c of NDVI_CANDIDATES) {
     const missing = c.needs.filter((op) => !OPERATOR_NAMES.includes(op));

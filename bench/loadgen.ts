@@ -67,35 +67,41 @@ export async function drive(base: string, paths: readonly string[] | ((i: number
   const started = performance.now();
   const deadline = opts.maxMs === undefined ? Infinity : started + opts.maxMs;
 
-  const one = (path: string) => new Promise<void>((resolve) => {
-    const t0 = performance.now();
-    const fail = (why: string) => {
-      statuses.error = (statuses.error ?? 0) + 1;
-      if (errors.length < 5) errors.push(`${path}: ${why}`);
-      resolve();
-    };
-    const req = http.request({ agent, host: url.hostname, port: url.port, path, method: 'GET' }, (res) => {
-      let n = 0;
-      res.on('data', (chunk: Buffer) => { n += chunk.length; });
-      res.on('end', () => {
-        latencies.push(performance.now() - t0);
-        bytes += n;
-        const s = String(res.statusCode);
-        statuses[s] = (statuses[s] ?? 0) + 1;
-        if (res.statusCode! >= 400 && errors.length < 5) errors.push(`${path}: HTTP ${res.statusCode}`);
+  const one = (path: string) =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const fail = (why: string) => {
+        statuses.error = (statuses.error ?? 0) + 1;
+        if (errors.length < 5) errors.push(`${path}: ${why}`);
         resolve();
+      };
+      const req = http.request({ agent, host: url.hostname, port: url.port, path, method: 'GET' }, (res) => {
+        let n = 0;
+        res.on('data', (chunk: Buffer) => {
+          n += chunk.length;
+        });
+        res.on('end', () => {
+          latencies.push(performance.now() - t0);
+          bytes += n;
+          const s = String(res.statusCode);
+          statuses[s] = (statuses[s] ?? 0) + 1;
+          if (res.statusCode! >= 400 && errors.length < 5) errors.push(`${path}: HTTP ${res.statusCode}`);
+          resolve();
+        });
+        res.on('error', (err) => fail(err.message));
       });
-      res.on('error', (err) => fail(err.message));
+      if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`no answer in ${opts.timeoutMs} ms`)));
+      req.on('error', (err) => fail(err.message));
+      req.end();
     });
-    if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`no answer in ${opts.timeoutMs} ms`)));
-    req.on('error', (err) => fail(err.message));
-    req.end();
-  });
 
   const loop = async () => {
     for (;;) {
       if (next >= total) return;
-      if (performance.now() >= deadline) { cutShort = total !== Infinity; return; }
+      if (performance.now() >= deadline) {
+        cutShort = total !== Infinity;
+        return;
+      }
       await one(pathOf(next++));
     }
   };
@@ -104,9 +110,13 @@ export async function drive(base: string, paths: readonly string[] | ((i: number
   agent.destroy();
   const requests = latencies.length + (statuses.error ?? 0);
   return {
-    requests, statuses,
+    requests,
+    statuses,
     seconds: Math.round(seconds * 1000) / 1000,
     perSecond: Math.round((latencies.length / seconds) * 10) / 10,
-    latencyMs: summarise(latencies), bytes, cutShort, errors,
+    latencyMs: summarise(latencies),
+    bytes,
+    cutShort,
+    errors,
   };
 }

@@ -16,7 +16,10 @@ export function parseStops(stops: readonly (readonly [number, string])[]): Stop[
 }
 
 export class NaiveRenderer {
-  private constructor(private readonly tiff: GeoTIFF, private readonly stops: Stop[]) {}
+  private constructor(
+    private readonly tiff: GeoTIFF,
+    private readonly stops: Stop[],
+  ) {}
 
   static async open(file: string, stops: Stop[]): Promise<NaiveRenderer> {
     return new NaiveRenderer(await fromFile(file), stops);
@@ -25,7 +28,15 @@ export class NaiveRenderer {
   /** A PNG, or null when the tile has no data (tilegraph answers 204 then). */
   async render(t: Tile, size = 256): Promise<Buffer | null> {
     const bbox = tileBounds(t);
-    const rasters = await this.tiff.readRasters({ bbox, width: size, height: size, resampleMethod: 'bilinear', samples: [0], fillValue: NaN, interleave: false });
+    const rasters = await this.tiff.readRasters({
+      bbox,
+      width: size,
+      height: size,
+      resampleMethod: 'bilinear',
+      samples: [0],
+      fillValue: NaN,
+      interleave: false,
+    });
     const band = (rasters as unknown as ArrayLike<number>[])[0]!;
     const rgba = new Uint8Array(size * size * 4);
     const stops = this.stops;
@@ -39,7 +50,8 @@ export class NaiveRenderer {
       else {
         let s = 0;
         while (v > stops[s + 1]![0]) s++;
-        const [v0, c0] = stops[s]!, [v1, c1] = stops[s + 1]!;
+        const [v0, c0] = stops[s]!,
+          [v1, c1] = stops[s + 1]!;
         const t = (v - v0) / (v1 - v0);
         c = [c0[0] + (c1[0] - c0[0]) * t, c0[1] + (c1[1] - c0[1]) * t, c0[2] + (c1[2] - c0[2]) * t];
       }

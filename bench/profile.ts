@@ -19,9 +19,25 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const DATA = path.resolve(process.env.BENCH_DATA ?? path.join(ROOT, 'bench/data'));
 const OUT = path.join(DATA, 'profiles');
 
-interface CallFrame { functionName: string; url: string; lineNumber: number; columnNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame; hitCount?: number; children?: number[] }
-interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  hitCount?: number;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
 
 /** A source file, relative to the repository, with dist/ mapped back to the TypeScript it came from. */
 function fileOf(url: string): string {
@@ -46,9 +62,23 @@ const keyOf = (f: CallFrame) => `${f.functionName || '(anonymous)'}  ${fileOf(f.
  * longer sit under them in the sampled stacks, so their inclusive time means little.
  */
 const STAGES = [
-  'planRead', 'fillCoordinates', 'gridInterpolate', 'forward', 'decodeBlock', 'inflate', 'inflateSync',
-  'undoFloatingPointPredictor', 'undoHorizontalPredictor', 'sampleWindow', 'bilinear', 'kernel', 'cubic', 'nearest',
-  'apply', 'toTileRgba', 'encodeTile',
+  'planRead',
+  'fillCoordinates',
+  'gridInterpolate',
+  'forward',
+  'decodeBlock',
+  'inflate',
+  'inflateSync',
+  'undoFloatingPointPredictor',
+  'undoHorizontalPredictor',
+  'sampleWindow',
+  'bilinear',
+  'kernel',
+  'cubic',
+  'nearest',
+  'apply',
+  'toTileRgba',
+  'encodeTile',
 ];
 
 export function summarise(profile: CpuProfile, top = 25) {
@@ -62,7 +92,8 @@ export function summarise(profile: CpuProfile, top = 25) {
   }
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
   let idle = 0;
-  const fn = new Map<string, number>(), file = new Map<string, number>();
+  const fn = new Map<string, number>(),
+    file = new Map<string, number>();
   for (const [id, us] of selfUs) {
     const f = byId.get(id)!.callFrame;
     if (f.functionName === '(idle)') idle += us;
@@ -86,12 +117,23 @@ export function summarise(profile: CpuProfile, top = 25) {
     }
   }
   const busy = total - idle;
-  const rows = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n)
-    .map(([name, us]) => ({ name, ms: Math.round(us / 1000), pctOfAll: Math.round((1000 * us) / total) / 10, pctOfBusy: Math.round((1000 * us) / Math.max(1, busy)) / 10 }));
+  const rows = (m: Map<string, number>, n: number) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, us]) => ({
+        name,
+        ms: Math.round(us / 1000),
+        pctOfAll: Math.round((1000 * us) / total) / 10,
+        pctOfBusy: Math.round((1000 * us) / Math.max(1, busy)) / 10,
+      }));
   return {
-    sampledMs: Math.round(total / 1000), idleMs: Math.round(idle / 1000),
+    sampledMs: Math.round(total / 1000),
+    idleMs: Math.round(idle / 1000),
     note: '(idle) is this thread waiting: on sharp (libuv threads) for the PNG and on file reads',
-    selfByFunction: rows(fn, top), selfByFile: rows(file, 15), inclusiveByStage: rows(stage, STAGES.length),
+    selfByFunction: rows(fn, top),
+    selfByFile: rows(file, 15),
+    inclusiveByStage: rows(stage, STAGES.length),
   };
 }
 
@@ -113,8 +155,12 @@ async function parent(layer: string, seconds: number, json: boolean): Promise<vo
   const self = fileURLToPath(import.meta.url);
   let out = '';
   await new Promise<void>((resolve, reject) => {
-    const c = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${OUT}`, self, '--child', layer, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    c.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    const c = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${OUT}`, self, '--child', layer, String(seconds)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    c.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     c.on('error', reject);
     c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`profile run exited with ${code}`))));
   });
@@ -130,14 +176,16 @@ async function parent(layer: string, seconds: number, json: boolean): Promise<vo
   }
   const table = (title: string, rows: { name: string; ms: number; pctOfAll: number; pctOfBusy: number }[]) =>
     `${title}\n${rows.map((r) => `  ${String(r.ms).padStart(7)} ms ${String(r.pctOfAll).padStart(5)}% ${String(r.pctOfBusy).padStart(5)}%  ${r.name}`).join('\n')}\n`;
-  process.stdout.write([
-    `run: ${JSON.stringify(run)}`,
-    `profile: ${report.profile}; ${summary.sampledMs} ms sampled, ${summary.idleMs} ms idle ${summary.note}`,
-    'columns: ms, % of all samples, % of non-idle samples',
-    table('self time by function', summary.selfByFunction),
-    table('self time by file', summary.selfByFile),
-    table('inclusive time by stage', summary.inclusiveByStage),
-  ].join('\n'));
+  process.stdout.write(
+    [
+      `run: ${JSON.stringify(run)}`,
+      `profile: ${report.profile}; ${summary.sampledMs} ms sampled, ${summary.idleMs} ms idle ${summary.note}`,
+      'columns: ms, % of all samples, % of non-idle samples',
+      table('self time by function', summary.selfByFunction),
+      table('self time by file', summary.selfByFile),
+      table('inclusive time by stage', summary.inclusiveByStage),
+    ].join('\n'),
+  );
 }
 
 const args = process.argv.slice(2);

@@ -69,15 +69,24 @@ function addNoiseRow(acc: Float32Array, y: number, octaves: readonly Octave[]): 
       const h10 = hash(cx + 1, cy, o.seed) & (GRADIENTS - 1);
       const h01 = hash(cx, cy + 1, o.seed) & (GRADIENTS - 1);
       const h11 = hash(cx + 1, cy + 1, o.seed) & (GRADIENTS - 1);
-      const a00 = GY[h00]! * fy, a10 = GY[h10]! * fy, a01 = GY[h01]! * (fy - 1), a11 = GY[h11]! * (fy - 1);
-      const g00 = GX[h00]!, g10 = GX[h10]!, g01 = GX[h01]!, g11 = GX[h11]!;
+      const a00 = GY[h00]! * fy,
+        a10 = GY[h10]! * fy,
+        a01 = GY[h01]! * (fy - 1),
+        a11 = GY[h11]! * (fy - 1);
+      const g00 = GX[h00]!,
+        g10 = GX[h10]!,
+        g01 = GX[h01]!,
+        g11 = GX[h11]!;
       const end = Math.min(width, x + (L - (xx & (L - 1))));
       for (; x < end; x++) {
         const fx = (((x + ox) & (L - 1)) + 0.5) / L;
         const u = fx * fx * fx * (fx * (fx * 6 - 15) + 10);
-        const n00 = g00 * fx + a00, n10 = g10 * (fx - 1) + a10;
-        const n01 = g01 * fx + a01, n11 = g11 * (fx - 1) + a11;
-        const nx0 = n00 + u * (n10 - n00), nx1 = n01 + u * (n11 - n01);
+        const n00 = g00 * fx + a00,
+          n10 = g10 * (fx - 1) + a10;
+        const n01 = g01 * fx + a01,
+          n11 = g11 * (fx - 1) + a11;
+        const nx0 = n00 + u * (n10 - n00),
+          nx1 = n01 + u * (n11 - n01);
         const n = (nx0 + v * (nx1 - nx0)) * 1.4; // about [-1, 1]
         acc[x] += o.amplitude * (o.ridged ? 0.6 - 1.2 * Math.abs(n) : n);
       }
@@ -124,12 +133,16 @@ function dem(path: string, width: number, height: number, groundPixel: number): 
   for (let y = 0; y < height; y++) {
     row.fill(0);
     addNoiseRow(row, y, octaves);
-    const up = Math.max(0, y - 1) * width, down = Math.min(height - 1, y + 1) * width, at = y * width;
+    const up = Math.max(0, y - 1) * width,
+      down = Math.min(height - 1, y + 1) * width,
+      at = y * width;
     for (let x = 0; x < width; x++) {
       const c = base[at + x]!;
       if (c !== c) continue;
-      const l = base[at + Math.max(0, x - 1)]!, r = base[at + Math.min(width - 1, x + 1)]!;
-      const dzdx = (r - l) * inv2, dzdy = (base[down + x]! - base[up + x]!) * inv2;
+      const l = base[at + Math.max(0, x - 1)]!,
+        r = base[at + Math.min(width - 1, x + 1)]!;
+      const dzdx = (r - l) * inv2,
+        dzdy = (base[down + x]! - base[up + x]!) * inv2;
       const slope = Math.sqrt(dzdx * dzdx + dzdy * dzdy);
       if (slope !== slope) continue;
       const m = 0.35 + 1.3 * Math.min(1, slope / 0.7);
@@ -144,28 +157,41 @@ function scene(path: string, width: number, height: number): void {
   const plane = width * height;
   const buf = readAll(path, plane * 4 * 2);
   const all = new Uint16Array(buf.buffer, buf.byteOffset, plane * 4);
-  const b1 = all.subarray(0, plane), b2 = all.subarray(plane, 2 * plane);
-  const red = all.subarray(2 * plane, 3 * plane), nir = all.subarray(3 * plane, 4 * plane);
+  const b1 = all.subarray(0, plane),
+    b2 = all.subarray(plane, 2 * plane);
+  const red = all.subarray(2 * plane, 3 * plane),
+    nir = all.subarray(3 * plane, 4 * plane);
   const NODATA = 65535;
   const fieldA = fbm(11, 64, 2, 1, 0.5, 1e9);
   const fieldB = fbm(23, 32, 2, 1, 0.5, 1e9);
-  const n1 = new Float32Array(width), n2 = new Float32Array(width);
+  const n1 = new Float32Array(width),
+    n2 = new Float32Array(width);
   let rng = 0x2545f491;
   const noise = () => {
     // xorshift32: sensor noise, uniform in [-1, 1).
-    rng ^= rng << 13; rng ^= rng >>> 17; rng ^= rng << 5;
+    rng ^= rng << 13;
+    rng ^= rng >>> 17;
+    rng ^= rng << 5;
     return (rng >>> 0) / 2147483648 - 1;
   };
   const clamp = (v: number) => (v < 1 ? 1 : v > 65534 ? 65534 : Math.round(v));
   for (let y = 0; y < height; y++) {
-    n1.fill(0); n2.fill(0);
+    n1.fill(0);
+    n2.fill(0);
     addNoiseRow(n1, y, fieldA);
     addNoiseRow(n2, y, fieldB);
     const at = y * width;
     for (let x = 0; x < width; x++) {
       const k = at + x;
-      const r0 = red[k]!, i0 = nir[k]!;
-      if (r0 === NODATA || i0 === NODATA) { b1[k] = NODATA; b2[k] = NODATA; red[k] = NODATA; nir[k] = NODATA; continue; }
+      const r0 = red[k]!,
+        i0 = nir[k]!;
+      if (r0 === NODATA || i0 === NODATA) {
+        b1[k] = NODATA;
+        b2[k] = NODATA;
+        red[k] = NODATA;
+        nir[k] = NODATA;
+        continue;
+      }
       const ni = i0 * (1 + 0.1 * n1[x]!) + 24 * noise();
       const re = r0 * (1 + 0.07 * n2[x]! - 0.04 * n1[x]!) + 24 * noise();
       nir[k] = clamp(ni);
@@ -179,7 +205,8 @@ function scene(path: string, width: number, height: number): void {
 }
 
 const [mode, path, w, h, px] = process.argv.slice(2);
-const width = Number(w), height = Number(h);
+const width = Number(w),
+  height = Number(h);
 if (!path || !(width > 0) || !(height > 0)) {
   console.error('usage: terrain.js dem <raw> <width> <height> <groundMetresPerPixel> | scene <raw> <width> <height>');
   process.exit(2);

@@ -4,7 +4,11 @@
  */
 import { pointToTileFraction, tileToBBOX } from '@mapbox/tilebelt';
 
-export interface Tile { z: number; x: number; y: number }
+export interface Tile {
+  z: number;
+  x: number;
+  y: number;
+}
 
 const R = 6378137;
 
@@ -16,7 +20,7 @@ export function tileBounds({ z, x, y }: Tile): [number, number, number, number] 
 
 export function lonLatToMercator(lon: number, lat: number): [number, number] {
   const l = Math.max(-85.0511287798066, Math.min(85.0511287798066, lat));
-  return [(lon * Math.PI / 180) * R, Math.log(Math.tan(Math.PI / 4 + (l * Math.PI) / 360)) * R];
+  return [((lon * Math.PI) / 180) * R, Math.log(Math.tan(Math.PI / 4 + (l * Math.PI) / 360)) * R];
 }
 
 /** Every tile of zooms zmin..zmax whose area overlaps WGS84 `bounds`, by zoom, then row, then column. */
@@ -28,8 +32,10 @@ export function tilesCovering(bounds: readonly [number, number, number, number],
     // Fractional tile coordinates of the corners: a tile that the bounds only touch is left out.
     const [fx0, fy0] = pointToTileFraction(w, Math.min(n, 85.0511287798066), z);
     const [fx1, fy1] = pointToTileFraction(e, Math.max(s, -85.0511287798066), z);
-    const c0 = Math.max(0, Math.floor(fx0)), c1 = Math.min(last, Math.ceil(fx1) - 1);
-    const r0 = Math.max(0, Math.floor(fy0)), r1 = Math.min(last, Math.ceil(fy1) - 1);
+    const c0 = Math.max(0, Math.floor(fx0)),
+      c1 = Math.min(last, Math.ceil(fx1) - 1);
+    const r0 = Math.max(0, Math.floor(fy0)),
+      r1 = Math.min(last, Math.ceil(fy1) - 1);
     for (let y = r0; y <= r1; y++) for (let x = c0; x <= c1; x++) out.push({ z, x, y });
   }
   return out;

@@ -25,7 +25,12 @@ function flagName(env: string): string {
 
 async function serveCommand(args: string[]): Promise<void> {
   // Flags carry the same names as the environment settings: --port 9000 or --PORT 9000.
-  const options = Object.fromEntries(SETTINGS.flatMap((s) => [[s.env, { type: 'string' as const }], [flagName(s.env), { type: 'string' as const }]]));
+  const options = Object.fromEntries(
+    SETTINGS.flatMap((s) => [
+      [s.env, { type: 'string' as const }],
+      [flagName(s.env), { type: 'string' as const }],
+    ]),
+  );
   const { values } = parseArgs({ args, options, allowPositionals: false });
   const env = { ...process.env };
   for (const s of SETTINGS) {
@@ -65,7 +70,12 @@ async function diffCommand(args: string[]): Promise<void> {
   const tiles = sampleTiles(a, b, sample);
   if (!tiles.length) return;
   // The tiles come from the tile service, as the server's do (without a cache).
-  const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb });
+  const pool = new RenderPool({
+    threads: settings.workers,
+    maxQueue: settings.maxQueue,
+    timeoutMs: settings.renderTimeoutMs,
+    blockCacheMb: settings.blockCacheMb,
+  });
   const service = new TileService({ pool, cache: new TileCache(0), metrics: new Metrics(), log: createLogger('silent') });
   // Compared at the first layer's tile size (a 512 px tile of the other is resized to it).
   const size = a.config.tileSize;

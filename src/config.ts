@@ -21,19 +21,38 @@ const whole = (min: number) => z.coerce.number().int().min(min);
 const DEFS = {
   port: { env: 'PORT', schema: whole(0).max(65535).default(8080), description: 'TCP port to listen on' },
   host: { env: 'HOST', schema: z.string().default('127.0.0.1'), description: 'address to listen on' },
-  layersDir: { env: 'LAYERS_DIR', schema: z.string().default('layers/').transform((d) => path.resolve(d)), shown: 'layers/', description: 'directory of layer files (`*.yaml`)' },
+  layersDir: {
+    env: 'LAYERS_DIR',
+    schema: z
+      .string()
+      .default('layers/')
+      .transform((d) => path.resolve(d)),
+    shown: 'layers/',
+    description: 'directory of layer files (`*.yaml`)',
+  },
   cacheL1Mb: { env: 'CACHE_L1_MB', schema: whole(0).default(256), description: 'in-process tile cache bound in MiB; `0` turns it off' },
   workers: { env: 'WORKERS', schema: whole(1).default(() => Math.max(1, os.availableParallelism())), shown: 'number of cores', description: 'render threads' },
   sourceRecheckS: { env: 'SOURCE_RECHECK_S', schema: whole(0).default(30), description: 'seconds between checks that a source file or URL is unchanged' },
   maxQueue: { env: 'MAX_QUEUE', schema: whole(1).default(256), description: 'tiles waiting for a render thread before new requests get `503`' },
   renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', schema: whole(100).default(15000), description: 'time limit of one tile render' },
   blockCacheMb: {
-    env: 'BLOCK_CACHE_MB', schema: whole(1).default(256),
+    env: 'BLOCK_CACHE_MB',
+    schema: whole(1).default(256),
     description: 'decoded COG blocks each render thread keeps, in MiB; the threads share the blocks they decode, so their caches are largely the same memory',
   },
   allowedHosts: {
-    env: 'ALLOWED_HOSTS', schema: z.string().default('').transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)),
-    shown: '(empty)', description: 'comma-separated hosts that `http(s)` sources may name',
+    env: 'ALLOWED_HOSTS',
+    schema: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+      ),
+    shown: '(empty)',
+    description: 'comma-separated hosts that `http(s)` sources may name',
   },
   logLevel: { env: 'LOG_LEVEL', schema: z.string().default('info'), description: 'pino log level (`silent` for none)' },
 } satisfies Record<string, SettingDef<unknown>>;

@@ -3,13 +3,50 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Prometheus metrics of one server process (GET /metrics). */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'tilegraph_http_requests_total', help: 'HTTP requests by layer, route, status and cache tier', labelNames: ['layer', 'route', 'status', 'cache'] as const, registers: [this.registry] });
-  readonly latency = new Histogram({ name: 'tilegraph_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['layer', 'route', 'status', 'cache'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
-  readonly renders = new Counter({ name: 'tilegraph_renders_total', help: 'Tiles actually rendered (not served from a cache)', labelNames: ['layer'] as const, registers: [this.registry] });
-  readonly renderStage = new Histogram({ name: 'tilegraph_render_stage_seconds', help: 'Render duration by stage (read, ops, encode)', labelNames: ['layer', 'stage'] as const, buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
-  readonly renderErrors = new Counter({ name: 'tilegraph_render_errors_total', help: 'Renders that failed', labelNames: ['layer'] as const, registers: [this.registry] });
-  readonly blockReads = new Counter({ name: 'tilegraph_block_reads_total', help: 'COG blocks the render threads needed, by how they got them: cached, waited (for another thread decoding it) or decoded', labelNames: ['outcome'] as const, registers: [this.registry] });
-  readonly qualityWarnings = new Counter({ name: 'tilegraph_quality_warnings_total', help: 'Quality checks that failed with on_fail: warn', labelNames: ['layer', 'check'] as const, registers: [this.registry] });
+  readonly requests = new Counter({
+    name: 'tilegraph_http_requests_total',
+    help: 'HTTP requests by layer, route, status and cache tier',
+    labelNames: ['layer', 'route', 'status', 'cache'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'tilegraph_http_request_duration_seconds',
+    help: 'HTTP request latency',
+    labelNames: ['layer', 'route', 'status', 'cache'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly renders = new Counter({
+    name: 'tilegraph_renders_total',
+    help: 'Tiles actually rendered (not served from a cache)',
+    labelNames: ['layer'] as const,
+    registers: [this.registry],
+  });
+  readonly renderStage = new Histogram({
+    name: 'tilegraph_render_stage_seconds',
+    help: 'Render duration by stage (read, ops, encode)',
+    labelNames: ['layer', 'stage'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly renderErrors = new Counter({
+    name: 'tilegraph_render_errors_total',
+    help: 'Renders that failed',
+    labelNames: ['layer'] as const,
+    registers: [this.registry],
+  });
+  readonly blockReads = new Counter({
+    name: 'tilegraph_block_reads_total',
+    help: 'COG blocks the render threads needed, by how they got them: cached, waited (for another thread decoding it) or decoded',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly qualityWarnings = new Counter({
+    name: 'tilegraph_quality_warnings_total',
+    help: 'Quality checks that failed with on_fail: warn',
+    labelNames: ['layer', 'check'] as const,
+    registers: [this.registry],
+  });
   readonly queue = new Gauge({ name: 'tilegraph_pool_queue_length', help: 'Tiles waiting for a render thread', registers: [this.registry] });
   readonly utilization = new Gauge({ name: 'tilegraph_pool_utilization', help: 'Render pool utilisation (0..1)', registers: [this.registry] });
   readonly l1Bytes = new Gauge({ name: 'tilegraph_cache_l1_bytes', help: 'Bytes held by the in-process tile cache', registers: [this.registry] });

@@ -42,10 +42,36 @@ describe('Blend operator', () => {
     assert.equal(b.buffer(), 0);
     assert.deepEqual(b.config(), { mode: 'multiply', opacity: 1 });
     assert.deepEqual(new Blend({ mode: 'overlay', opacity: 0.25 }).config(), { mode: 'overlay', opacity: 0.25 });
-    assert.deepEqual(b.shape([{ kind: 'rgba', bands: 4 }, { kind: 'bands', bands: 1 }]), { kind: 'rgba', bands: 4 });
-    assert.deepEqual(b.shape([{ kind: 'bands', bands: 1 }, { kind: 'rgba', bands: 4 }]), { kind: 'rgba', bands: 4 });
-    assert.throws(() => b.shape([{ kind: 'rgba', bands: 4 }, { kind: 'bands', bands: 3 }]), /top input has 3 bands/);
-    assert.throws(() => b.shape([{ kind: 'bands', bands: 2 }, { kind: 'rgba', bands: 4 }]), /bottom input has 2 bands/);
+    assert.deepEqual(
+      b.shape([
+        { kind: 'rgba', bands: 4 },
+        { kind: 'bands', bands: 1 },
+      ]),
+      { kind: 'rgba', bands: 4 },
+    );
+    assert.deepEqual(
+      b.shape([
+        { kind: 'bands', bands: 1 },
+        { kind: 'rgba', bands: 4 },
+      ]),
+      { kind: 'rgba', bands: 4 },
+    );
+    assert.throws(
+      () =>
+        b.shape([
+          { kind: 'rgba', bands: 4 },
+          { kind: 'bands', bands: 3 },
+        ]),
+      /top input has 3 bands/,
+    );
+    assert.throws(
+      () =>
+        b.shape([
+          { kind: 'bands', bands: 2 },
+          { kind: 'rgba', bands: 4 },
+        ]),
+      /bottom input has 2 bands/,
+    );
   });
 
   it('refuses bad parameters and inputs of different sizes', () => {
@@ -179,7 +205,9 @@ describe('Blend in a graph-form layer: hillshade multiplied into a colour relief
 
   it('renders relief x hillshade: each pixel the relief colour times the shade', async (t) => {
     const [shaded, unshaded, relief, hs] = await Promise.all([layers.shaded!, layers.unshaded!, layers.relief!, layers.hs!].map((l) => tile(l, 10, 177, 332)));
-    let max = 0, darker = 0, reliefDiff = 0;
+    let max = 0,
+      darker = 0,
+      reliefDiff = 0;
     for (let o = 0; o < shaded!.length; o += 4) {
       assert.equal(shaded![o + 3], 255, 'inside the DEM every pixel is drawn');
       assert.equal(unshaded![o + 3], 255);
@@ -196,7 +224,9 @@ describe('Blend in a graph-form layer: hillshade multiplied into a colour relief
       }
     }
     const channels = (shaded!.length / 4) * 3;
-    t.diagnostic(`max |blend - relief*shade| ${max.toFixed(3)} levels; ${darker} of ${channels} channels darkened; relief layer vs opacity 0: max ${reliefDiff}`);
+    t.diagnostic(
+      `max |blend - relief*shade| ${max.toFixed(3)} levels; ${darker} of ${channels} channels darkened; relief layer vs opacity 0: max ${reliefDiff}`,
+    );
     // Half a level from drawing the hillshade as bytes, half from rounding the blend.
     assert.ok(max <= 1, `max difference ${max}`);
     assert.ok(reliefDiff <= 1, `relief differs by ${reliefDiff}`);
@@ -206,7 +236,8 @@ describe('Blend in a graph-form layer: hillshade multiplied into a colour relief
   it('is transparent off the data and keeps the relief alpha at its edge', async () => {
     // z10/176/332 straddles the west edge of the DEM: the relief draws part of it.
     const [shaded, relief] = await Promise.all([layers.shaded!, layers.relief!].map((l) => tile(l, 10, 176, 332)));
-    let some = 0, none = 0;
+    let some = 0,
+      none = 0;
     for (let o = 3; o < shaded!.length; o += 4) {
       // Where the hillshade is masked (the DEM's last ring) the relief shows unshaded: alpha union.
       assert.equal(shaded![o], relief![o]);

@@ -20,7 +20,10 @@ class Thread {
   private next = 0;
 
   constructor() {
-    this.worker.on('message', (r: GetReply) => { this.waiting.get(r.id)?.(r); this.waiting.delete(r.id); });
+    this.worker.on('message', (r: GetReply) => {
+      this.waiting.get(r.id)?.(r);
+      this.waiting.delete(r.id);
+    });
   }
 
   get(key: string, value: number, length = 1024): Promise<GetReply> {
@@ -31,18 +34,27 @@ class Thread {
     });
   }
 
-  close(): Promise<number> { return this.worker.terminate(); }
+  close(): Promise<number> {
+    return this.worker.terminate();
+  }
 }
 
 /** Lets the threads' channel messages arrive. */
 const settle = () => new Promise((r) => setTimeout(r, 100));
 
 describe('decoded blocks shared between threads', () => {
-  const a = new Thread(), b = new Thread();
+  const a = new Thread(),
+    b = new Thread();
   const channel = new BroadcastChannel(BLOCK_CHANNEL);
   // A thread hears only what is posted after it joined: let both start first.
-  before(async () => { await Promise.all([a.get('start-a', 0), b.get('start-b', 0)]); await settle(); });
-  after(async () => { channel.close(); await Promise.all([a.close(), b.close()]); });
+  before(async () => {
+    await Promise.all([a.get('start-a', 0), b.get('start-b', 0)]);
+    await settle();
+  });
+  after(async () => {
+    channel.close();
+    await Promise.all([a.close(), b.close()]);
+  });
 
   it('a block one thread decoded is served to another from the shared memory, not decoded again', async () => {
     const first = await a.get('dem@1:0:7', 42);
@@ -102,8 +114,12 @@ describe('decoded blocks shared between threads', () => {
 
 describe('render threads decode each block of a layer once', () => {
   let layers: TempLayers;
-  before(async () => { layers = await makeLayersDir(['dem-relief']); });
-  after(async () => { await layers.remove(); });
+  before(async () => {
+    layers = await makeLayersDir(['dem-relief']);
+  });
+  after(async () => {
+    await layers.remove();
+  });
 
   // Every tile of zooms 9-11 over the SRTM excerpt, one at a time (so no two threads ever
   // race for a block): the pool sends the western tiles to one thread and the eastern ones

@@ -32,9 +32,28 @@ const LAYERS = ['zion-landcover', 'dem-relief', 'zion-nir'] as const;
 const PAGE_BACKGROUND: Rgb = [0xe9, 0xec, 0xef];
 /** NLCD 2011 class colours (the colour table of layers/data/nlcd2011_zion.tif). */
 const NLCD: Rgb[] = [
-  [71, 107, 160], [209, 221, 249], [221, 201, 201], [216, 147, 130], [237, 0, 0], [170, 0, 0], [178, 173, 163], [249, 249, 249],
-  [104, 170, 99], [28, 99, 48], [181, 201, 142], [165, 140, 48], [204, 186, 124], [226, 226, 193], [201, 201, 119], [153, 193, 71],
-  [119, 173, 147], [219, 216, 61], [170, 112, 40], [186, 216, 234], [181, 211, 229], [112, 163, 186],
+  [71, 107, 160],
+  [209, 221, 249],
+  [221, 201, 201],
+  [216, 147, 130],
+  [237, 0, 0],
+  [170, 0, 0],
+  [178, 173, 163],
+  [249, 249, 249],
+  [104, 170, 99],
+  [28, 99, 48],
+  [181, 201, 142],
+  [165, 140, 48],
+  [204, 186, 124],
+  [226, 226, 193],
+  [201, 201, 119],
+  [153, 193, 71],
+  [119, 173, 147],
+  [219, 216, 61],
+  [170, 112, 40],
+  [186, 216, 234],
+  [181, 211, 229],
+  [112, 163, 186],
 ];
 
 type Rgb = [number, number, number];
@@ -49,7 +68,9 @@ interface Watch {
 /** Everything a page asks for and everything that goes wrong on it. */
 function watch(page: Page): Watch {
   const w: Watch = { requests: [], tiles: [], problems: [] };
-  page.on('console', (m) => { if (m.type() === 'error') w.problems.push(`console error: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') w.problems.push(`console error: ${m.text()}`);
+  });
   page.on('pageerror', (e) => w.problems.push(`page error: ${e.message}`));
   page.on('request', (r) => w.requests.push(r.url()));
   page.on('requestfailed', (r) => w.problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
@@ -76,7 +97,8 @@ async function look(png: Buffer, region: { left: number; top: number; width: num
   const { data, info } = await sharp(png).extract(region).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   const n = info.width * info.height;
   const colours = new Set<number>();
-  let bg = 0, pal = 0;
+  let bg = 0,
+    pal = 0;
   const near = (i: number, c: Rgb, d: number) => Math.abs(data[i]! - c[0]) <= d && Math.abs(data[i + 1]! - c[1]) <= d && Math.abs(data[i + 2]! - c[2]) <= d;
   for (let p = 0; p < n; p++) {
     const i = 3 * p;
@@ -96,7 +118,10 @@ function assertClean(w: Watch, base: string, what: string, t: TestContext): void
     assert.ok(tile.status === 200 || tile.status === 204, `${what}: ${tile.status} for ${tile.url}`);
     if (tile.status === 200) assert.equal(tile.type, 'image/png', tile.url);
   }
-  assert.ok(w.tiles.some((tile) => tile.status === 200), `${what}: some tiles hold data`);
+  assert.ok(
+    w.tiles.some((tile) => tile.status === 200),
+    `${what}: some tiles hold data`,
+  );
   t.diagnostic(`${what}: ${w.requests.length} requests, ${w.tiles.length} tiles (${w.tiles.filter((x) => x.status === 204).length} empty)`);
 }
 
@@ -108,10 +133,14 @@ async function shoot(page: Page, name: string): Promise<Buffer> {
 
 /** Waits for the preview page's map to settle with the given layer's tiles drawn. */
 async function mapIdle(page: Page, layer: string): Promise<void> {
-  await page.waitForFunction((name) => {
-    const s = (globalThis as unknown as { tilegraph?: { idle: boolean; layer: string } }).tilegraph;
-    return !!s && s.idle && s.layer === name;
-  }, layer, { timeout: 30_000 });
+  await page.waitForFunction(
+    (name) => {
+      const s = (globalThis as unknown as { tilegraph?: { idle: boolean; layer: string } }).tilegraph;
+      return !!s && s.idle && s.layer === name;
+    },
+    layer,
+    { timeout: 30_000 },
+  );
 }
 
 let layers: TempLayers;
@@ -145,7 +174,10 @@ describe('in Chromium', { skip: SKIP }, () => {
       await mapIdle(page, layer);
       const png = await shoot(page, `map-${layer}`);
       assertClean(w, server.url, `/map/${layer}`, t);
-      assert.ok(w.tiles.every((x) => x.url.includes(`/tiles/${layer}/`) && !x.url.includes('@2x')), 'the layer\'s 1x tiles on a 1x screen');
+      assert.ok(
+        w.tiles.every((x) => x.url.includes(`/tiles/${layer}/`) && !x.url.includes('@2x')),
+        "the layer's 1x tiles on a 1x screen",
+      );
       const seen = await look(png, MAP_AREA, PAGE_BACKGROUND, layer === 'zion-landcover' ? NLCD : []);
       t.diagnostic(`${layer}: ${seen.distinct} colours, ${(seen.background * 100).toFixed(1)}% background, ${(seen.palette * 100).toFixed(1)}% NLCD palette`);
       assert.ok(seen.distinct >= 200, `${seen.distinct} distinct colours`);
@@ -159,7 +191,7 @@ describe('in Chromium', { skip: SKIP }, () => {
       // The panel: every layer in the switcher, the URLs to copy, the QGIS settings.
       const options = await page.$$eval('#layer option', (os) => os.map((o) => (o as HTMLOptionElement).value));
       assert.deepEqual(options, [...LAYERS].sort());
-      const tj = await (await fetch(`${server.url}/tiles/${layer}/tilejson.json`)).json() as { tiles: string[]; minzoom: number; maxzoom: number };
+      const tj = (await (await fetch(`${server.url}/tiles/${layer}/tilejson.json`)).json()) as { tiles: string[]; minzoom: number; maxzoom: number };
       assert.equal(await page.inputValue('#xyz'), tj.tiles[0]);
       assert.equal(await page.inputValue('#xyz2x'), tj.tiles[0]!.replace('.png?', '@2x.png?'));
       assert.equal(await page.inputValue('#tilejson'), `${server.url}/tiles/${layer}/tilejson.json`);
@@ -181,10 +213,13 @@ describe('in Chromium', { skip: SKIP }, () => {
     await mapIdle(page, 'zion-nir');
     const png = await shoot(page, 'map-switched-zion-nir');
     assertClean(w, server.url, 'switch to zion-nir', t);
-    assert.ok(w.tiles.every((x) => x.url.includes('/tiles/zion-nir/')), 'only the new layer\'s tiles are asked for');
+    assert.ok(
+      w.tiles.every((x) => x.url.includes('/tiles/zion-nir/')),
+      "only the new layer's tiles are asked for",
+    );
     assert.equal(new URL(page.url()).pathname, '/map/zion-nir');
     assert.match(await page.title(), /near-infrared/);
-    assert.equal(await page.inputValue('#xyz'), (await (await fetch(`${server.url}/tiles/zion-nir/tilejson.json`)).json() as { tiles: string[] }).tiles[0]);
+    assert.equal(await page.inputValue('#xyz'), ((await (await fetch(`${server.url}/tiles/zion-nir/tilejson.json`)).json()) as { tiles: string[] }).tiles[0]);
     const seen = await look(png, MAP_AREA, PAGE_BACKGROUND);
     t.diagnostic(`zion-nir after the switch: ${seen.distinct} colours, ${(seen.background * 100).toFixed(1)}% background`);
     assert.ok(seen.distinct >= 64 && seen.background < 0.4);
@@ -205,7 +240,10 @@ describe('in Chromium', { skip: SKIP }, () => {
       const png = await shoot(page, 'map-retina-zion-landcover');
       assertClean(w, server.url, 'retina /map/zion-landcover', t);
       assert.ok(w.requests.some((u) => u.endsWith('/tiles/zion-landcover/tilejson.json?scale=2')));
-      assert.ok(w.tiles.every((x) => x.url.includes('@2x.png?v=')), 'every tile is @2x');
+      assert.ok(
+        w.tiles.every((x) => x.url.includes('@2x.png?v=')),
+        'every tile is @2x',
+      );
       const z = Number(TILE_URL.exec(w.tiles[0]!.url)![2]);
       const zoom = await page.evaluate(() => (globalThis as unknown as { tilegraph: { map: { getZoom(): number } } }).tilegraph.map.getZoom());
       // As on a 1x screen (zoom + 1 in MapLibre's 512 px zooms): each 512 px @2x image covers
@@ -245,7 +283,14 @@ describe('in Chromium', { skip: SKIP }, () => {
         leaflet: path.join(path.dirname(require.resolve('leaflet/package.json')), 'dist'),
         maplibre: path.join(path.dirname(require.resolve('maplibre-gl/package.json')), 'dist'),
       };
-      const types: Record<string, string> = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.html': 'text/html; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml' };
+      const types: Record<string, string> = {
+        '.js': 'text/javascript',
+        '.mjs': 'text/javascript',
+        '.css': 'text/css',
+        '.html': 'text/html; charset=utf-8',
+        '.png': 'image/png',
+        '.svg': 'image/svg+xml',
+      };
       site = http.createServer(async (req, res) => {
         const u = new URL(req.url ?? '/', 'http://x');
         const m = /^\/lib\/(leaflet|maplibre)\/([\w.-]+)$/.exec(u.pathname);
@@ -270,7 +315,10 @@ describe('in Chromium', { skip: SKIP }, () => {
 
     after(() => new Promise<void>((resolve) => site.close(() => resolve())));
 
-    for (const [client, layer] of [['leaflet', 'zion-landcover'], ['maplibre', 'dem-relief']] as const) {
+    for (const [client, layer] of [
+      ['leaflet', 'zion-landcover'],
+      ['maplibre', 'dem-relief'],
+    ] as const) {
       test(`${client} page on ${layer}`, { timeout: 60_000 }, async (t) => {
         const page = await context.newPage();
         const w = watch(page);
@@ -291,7 +339,9 @@ describe('in Chromium', { skip: SKIP }, () => {
         assertClean({ ...w, requests: w.requests.filter((u) => !u.startsWith(siteUrl)) }, server.url, `${client} page`, t);
         assert.ok(w.requests.includes(tilejson), 'the page read the TileJSON across origins');
         const seen = await look(png, { left: 40, top: 40, width: 1120, height: 700 }, [255, 255, 255], layer === 'zion-landcover' ? NLCD : []);
-        t.diagnostic(`${client} ${layer}: ${seen.distinct} colours, ${(seen.background * 100).toFixed(1)}% background, ${(seen.palette * 100).toFixed(1)}% NLCD palette`);
+        t.diagnostic(
+          `${client} ${layer}: ${seen.distinct} colours, ${(seen.background * 100).toFixed(1)}% background, ${(seen.palette * 100).toFixed(1)}% NLCD palette`,
+        );
         // At a whole zoom Leaflet draws the class tiles pixel for pixel: about as many colours as classes.
         assert.ok(seen.distinct >= (layer === 'zion-landcover' ? 10 : 200), `${seen.distinct} distinct colours`);
         assert.ok(seen.background < 0.6, `${(seen.background * 100).toFixed(1)}% background`);

@@ -29,12 +29,15 @@ function startServer(layersDir: string): Promise<{ child: ChildProcess; url: str
         resolve({ child, url: m[1]! });
       }
     });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${out}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${out}`));
+    });
   });
 }
 
 async function layerNames(url: string): Promise<string[]> {
-  const body = await (await fetch(`${url}/layers`)).json() as { layers: { name: string }[] };
+  const body = (await (await fetch(`${url}/layers`)).json()) as { layers: { name: string }[] };
   return body.layers.map((l) => l.name);
 }
 
@@ -79,7 +82,9 @@ describe('tilegraph serve as a process', () => {
     const answer = new Promise<{ status: number; bytes: number }>((resolve, reject) => {
       const req = http.get(`${url}/tiles/${name}/11/354/664@2x.png`, { agent: false }, (res) => {
         let bytes = 0;
-        res.on('data', (c: Buffer) => { bytes += c.length; });
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+        });
         res.on('end', () => resolve({ status: res.statusCode!, bytes }));
       });
       req.on('error', reject);

@@ -43,9 +43,21 @@ pipeline:
       stops: [[950, "#2b6b3a"], [1500, "#d8c98a"], [2100, "#8c6a5a"], [2600, "#ffffff"]]
 `;
 /** The same stops, for the reference colouring of GDAL's warped elevations. */
-const RELIEF_STOPS: [number, [number, number, number]][] = [[950, [0x2b, 0x6b, 0x3a]], [1500, [0xd8, 0xc9, 0x8a]], [2100, [0x8c, 0x6a, 0x5a]], [2600, [0xff, 0xff, 0xff]]];
+const RELIEF_STOPS: [number, [number, number, number]][] = [
+  [950, [0x2b, 0x6b, 0x3a]],
+  [1500, [0xd8, 0xc9, 0x8a]],
+  [2100, [0x8c, 0x6a, 0x5a]],
+  [2600, [0xff, 0xff, 0xff]],
+];
 
-interface LayerSummary { name: string; version: string; bounds: [number, number, number, number]; minzoom: number; maxzoom: number; tileSize: number }
+interface LayerSummary {
+  name: string;
+  version: string;
+  bounds: [number, number, number, number];
+  minzoom: number;
+  maxzoom: number;
+  tileSize: number;
+}
 
 let layers: TempLayers;
 let server: TestServer;
@@ -61,7 +73,7 @@ before(async () => {
   await layers.write('relief.yaml', RELIEF);
   server = await startServer(layers.dir);
   base = server.url;
-  const list = await (await fetch(`${base}/layers`)).json() as { layers: LayerSummary[] };
+  const list = (await (await fetch(`${base}/layers`)).json()) as { layers: LayerSummary[] };
   summary = new Map(list.layers.map((l) => [l.name, l]));
   assert.deepEqual([...summary.keys()].sort(), ['landcover', 'landcover512', 'relief']);
   await mkdir(OUT, { recursive: true });
@@ -76,8 +88,17 @@ after(async () => {
 // TileJSON
 
 interface TileJsonDoc {
-  tilejson: string; name: string; description?: string; attribution: string; tiles: string[];
-  minzoom: number; maxzoom: number; bounds: number[]; center: number[]; scheme: string; tileSize: number;
+  tilejson: string;
+  name: string;
+  description?: string;
+  attribution: string;
+  tiles: string[];
+  minzoom: number;
+  maxzoom: number;
+  bounds: number[];
+  center: number[];
+  scheme: string;
+  tileSize: number;
 }
 
 /** The fields and types of TileJSON 3.0.0 (mapbox/tilejson-spec 3.0.0 README and schema.json). */
@@ -121,14 +142,18 @@ function fillTemplate(t: string, z: number, x: number, y: number): string {
 
 describe('TileJSON', () => {
   test('3.0.0 fields, absolute versioned URLs, and the URLs fetch', async () => {
-    for (const [name, size] of [['landcover', 256], ['relief', 256], ['landcover512', 512]] as const) {
+    for (const [name, size] of [
+      ['landcover', 256],
+      ['relief', 256],
+      ['landcover512', 512],
+    ] as const) {
       const layer = summary.get(name)!;
       for (const scale of [1, 2] as const) {
         const res = await fetch(`${base}/tiles/${name}/tilejson.json${scale === 2 ? '?scale=2' : ''}`);
         assert.equal(res.status, 200);
         assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
         assert.equal(res.headers.get('access-control-allow-origin'), '*', 'pages on other origins read TileJSON');
-        const tj = await res.json() as TileJsonDoc;
+        const tj = (await res.json()) as TileJsonDoc;
         checkTileJson(tj, { host: new URL(base).host, proto: 'http', layer, tileSize: size * scale, suffix: scale === 2 ? '@2x.png' : '.png' });
         // The centre tile fetches, as a PNG of the advertised size.
         const { x, y } = xyzTileAt(tj.center[0]!, tj.center[1]!, tj.center[2]!);
@@ -144,7 +169,7 @@ describe('TileJSON', () => {
   });
 
   test('format=webp gives the .webp template', async () => {
-    const tj = await (await fetch(`${base}/tiles/landcover/tilejson.json?format=webp&scale=2`)).json() as TileJsonDoc;
+    const tj = (await (await fetch(`${base}/tiles/landcover/tilejson.json?format=webp&scale=2`)).json()) as TileJsonDoc;
     assert.match(tj.tiles[0]!, /\/\{z\}\/\{x\}\/\{y\}@2x\.webp\?v=/);
     const { x, y } = xyzTileAt(tj.center[0]!, tj.center[1]!, tj.center[2]!);
     const tile = await fetch(fillTemplate(tj.tiles[0]!, tj.center[2]!, x, y));
@@ -175,11 +200,15 @@ describe('TileJSON', () => {
   });
 
   test('bad parameters and unknown layers answer JSON errors', async () => {
-    for (const [url, status] of [['/tiles/landcover/tilejson.json?scale=3', 400], ['/tiles/landcover/tilejson.json?format=jpg', 400], ['/tiles/nope/tilejson.json', 404]] as const) {
+    for (const [url, status] of [
+      ['/tiles/landcover/tilejson.json?scale=3', 400],
+      ['/tiles/landcover/tilejson.json?format=jpg', 400],
+      ['/tiles/nope/tilejson.json', 404],
+    ] as const) {
       const res = await fetch(base + url);
       assert.equal(res.status, status, url);
       assert.equal(res.headers.get('cache-control'), 'no-store');
-      const body = await res.json() as { error: string; detail: string };
+      const body = (await res.json()) as { error: string; detail: string };
       assert.equal(typeof body.error, 'string');
       assert.equal(typeof body.detail, 'string');
     }
@@ -210,7 +239,12 @@ describe('TileJSON', () => {
   });
 
   test('pure builder: centre and bounds', () => {
-    const l = { name: 'a', version: 'v1', bounds: [10, 40, 10.5, 40.4] as [number, number, number, number], config: { title: '', description: '', attribution: '', minzoom: 3, maxzoom: 9, tileSize: 256 as const } };
+    const l = {
+      name: 'a',
+      version: 'v1',
+      bounds: [10, 40, 10.5, 40.4] as [number, number, number, number],
+      config: { title: '', description: '', attribution: '', minzoom: 3, maxzoom: 9, tileSize: 256 as const },
+    };
     const tj = buildTileJson('https://h', l);
     assert.equal(tj.name, 'a', 'the layer name when there is no title');
     assert.deepEqual(tj.tiles, ['https://h/tiles/a/{z}/{x}/{y}.png?v=v1']);
@@ -223,7 +257,12 @@ describe('TileJSON', () => {
 // ---------------------------------------------------------------------------------------
 // WMTS capabilities
 
-interface XmlNode { name: string; attrs: Record<string, string>; children: XmlNode[]; text: string }
+interface XmlNode {
+  name: string;
+  attrs: Record<string, string>;
+  children: XmlNode[];
+  text: string;
+}
 
 /**
  * A strict little XML reader for the test: throws on anything that is not well-formed
@@ -232,12 +271,14 @@ interface XmlNode { name: string; attrs: Record<string, string>; children: XmlNo
 function parseXml(src: string): XmlNode {
   const doc: XmlNode = { name: '#document', attrs: {}, children: [], text: '' };
   const stack = [doc];
-  const token = /<\?[\s\S]*?\?>|<!--[\s\S]*?-->|<\/([A-Za-z_][\w:.-]*)\s*>|<([A-Za-z_][\w:.-]*)((?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>|([^<]+)/y;
-  const entity = (s: string) => s.replace(/&(?:(amp|lt|gt|quot|apos)|#(\d+)|#x([0-9a-fA-F]+));|&/g, (m, named: string, dec: string, hex: string) => {
-    if (named) return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[named]!;
-    if (dec || hex) return String.fromCodePoint(parseInt(dec ?? hex, dec ? 10 : 16));
-    throw new Error(`bare '&' in XML near: ${JSON.stringify(src.slice(token.lastIndex - 40, token.lastIndex))}`);
-  });
+  const token =
+    /<\?[\s\S]*?\?>|<!--[\s\S]*?-->|<\/([A-Za-z_][\w:.-]*)\s*>|<([A-Za-z_][\w:.-]*)((?:\s+[A-Za-z_][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>|([^<]+)/y;
+  const entity = (s: string) =>
+    s.replace(/&(?:(amp|lt|gt|quot|apos)|#(\d+)|#x([0-9a-fA-F]+));|&/g, (m, named: string, dec: string, hex: string) => {
+      if (named) return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[named]!;
+      if (dec || hex) return String.fromCodePoint(parseInt(dec ?? hex, dec ? 10 : 16));
+      throw new Error(`bare '&' in XML near: ${JSON.stringify(src.slice(token.lastIndex - 40, token.lastIndex))}`);
+    });
   while (token.lastIndex < src.length) {
     const at = token.lastIndex;
     const m = token.exec(src);
@@ -277,8 +318,31 @@ const textOf = (n: XmlNode, name: string) => kid(n, name).text.trim();
 const pair = (s: string) => s.trim().split(/\s+/).map(Number) as [number, number];
 
 /** The order of the children of wmts:LayerType in wmtsGetCapabilities_response.xsd (OWS DatasetDescriptionSummary first). */
-const LAYER_ORDER = ['ows:Title', 'ows:Abstract', 'ows:Keywords', 'ows:WGS84BoundingBox', 'ows:Identifier', 'ows:BoundingBox', 'ows:Metadata', 'Style', 'Format', 'InfoFormat', 'Dimension', 'TileMatrixSetLink', 'ResourceURL'];
-const MATRIX_SET_ORDER = ['ows:Title', 'ows:Abstract', 'ows:Keywords', 'ows:Identifier', 'ows:BoundingBox', 'ows:SupportedCRS', 'WellKnownScaleSet', 'TileMatrix'];
+const LAYER_ORDER = [
+  'ows:Title',
+  'ows:Abstract',
+  'ows:Keywords',
+  'ows:WGS84BoundingBox',
+  'ows:Identifier',
+  'ows:BoundingBox',
+  'ows:Metadata',
+  'Style',
+  'Format',
+  'InfoFormat',
+  'Dimension',
+  'TileMatrixSetLink',
+  'ResourceURL',
+];
+const MATRIX_SET_ORDER = [
+  'ows:Title',
+  'ows:Abstract',
+  'ows:Keywords',
+  'ows:Identifier',
+  'ows:BoundingBox',
+  'ows:SupportedCRS',
+  'WellKnownScaleSet',
+  'TileMatrix',
+];
 function checkOrder(n: XmlNode, order: string[]): void {
   let last = -1;
   for (const c of n.children) {
@@ -290,7 +354,13 @@ function checkOrder(n: XmlNode, order: string[]): void {
 }
 
 /** OGC 07-057r7 Annex E.4 (GoogleMapsCompatible), scale denominators as published. */
-const GOOGLE_SCALES: Record<number, number> = { 0: 559082264.0287178, 1: 279541132.0143589, 5: 17471320.75089743, 10: 545978.7734655447, 18: 2132.729583849784 };
+const GOOGLE_SCALES: Record<number, number> = {
+  0: 559082264.0287178,
+  1: 279541132.0143589,
+  5: 17471320.75089743,
+  10: 545978.7734655447,
+  18: 2132.729583849784,
+};
 
 describe('WMTS 1.0.0 capabilities', () => {
   let xml: string;
@@ -304,7 +374,9 @@ describe('WMTS 1.0.0 capabilities', () => {
     xml = await res.text();
     await writeFile(path.join(OUT, 'WMTSCapabilities.xml'), xml);
     // The document depends on the request alone: the same request gives the same bytes.
-    const again = await fetch(`${base}/wmts/1.0.0/WMTSCapabilities.xml`, { headers: { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'tiles.example.org' } });
+    const again = await fetch(`${base}/wmts/1.0.0/WMTSCapabilities.xml`, {
+      headers: { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'tiles.example.org' },
+    });
     assert.equal(await again.text(), xml);
     root = parseXml(xml);
   });
@@ -335,7 +407,10 @@ describe('WMTS 1.0.0 capabilities', () => {
     const sets = new Map(kids(contents, 'TileMatrixSet').map((s) => [textOf(s, 'ows:Identifier'), s]));
     assert.deepEqual([...sets.keys()], ['GoogleMapsCompatible', 'GoogleMapsCompatible512']);
     const maxzoom = Math.max(...[...summary.values()].map((l) => l.maxzoom));
-    for (const [id, size] of [['GoogleMapsCompatible', 256], ['GoogleMapsCompatible512', 512]] as const) {
+    for (const [id, size] of [
+      ['GoogleMapsCompatible', 256],
+      ['GoogleMapsCompatible512', 512],
+    ] as const) {
       const set = sets.get(id)!;
       checkOrder(set, MATRIX_SET_ORDER);
       assert.equal(textOf(set, 'ows:SupportedCRS'), 'urn:ogc:def:crs:EPSG::3857');
@@ -372,11 +447,17 @@ describe('WMTS 1.0.0 capabilities', () => {
       const [w, s] = pair(textOf(wgs, 'ows:LowerCorner'));
       const [e, n] = pair(textOf(wgs, 'ows:UpperCorner'));
       const lb = layer.bounds;
-      for (const [got, want] of [[w, lb[0]], [s, lb[1]], [e, lb[2]], [n, lb[3]]]) assert.ok(Math.abs(got! - want!) < 2e-7, `WGS84BoundingBox ${[w, s, e, n]} vs ${lb}`);
+      for (const [got, want] of [
+        [w, lb[0]],
+        [s, lb[1]],
+        [e, lb[2]],
+        [n, lb[3]],
+      ])
+        assert.ok(Math.abs(got! - want!) < 2e-7, `WGS84BoundingBox ${[w, s, e, n]} vs ${lb}`);
       const merc = kid(node, 'ows:BoundingBox');
       assert.equal(merc.attrs.crs, 'urn:ogc:def:crs:EPSG::3857');
       const [mx0] = pair(textOf(merc, 'ows:LowerCorner'));
-      assert.ok(Math.abs(mx0 - (w * Math.PI / 180) * 6378137) < 1e-3);
+      assert.ok(Math.abs(mx0 - ((w * Math.PI) / 180) * 6378137) < 1e-3);
       const style = kid(node, 'Style');
       assert.equal(style.attrs.isDefault, 'true');
       assert.equal(textOf(style, 'ows:Identifier'), 'default');
@@ -386,23 +467,39 @@ describe('WMTS 1.0.0 capabilities', () => {
       assert.deepEqual(linked, layer.tileSize === 256 ? ['GoogleMapsCompatible', 'GoogleMapsCompatible512'] : ['GoogleMapsCompatible512']);
       for (const link of links) {
         const limits = kids(kid(link, 'TileMatrixSetLimits'), 'TileMatrixLimits');
-        assert.deepEqual(limits.map((l) => Number(textOf(l, 'TileMatrix'))), Array.from({ length: layer.maxzoom - layer.minzoom + 1 }, (_, i) => layer.minzoom + i));
+        assert.deepEqual(
+          limits.map((l) => Number(textOf(l, 'TileMatrix'))),
+          Array.from({ length: layer.maxzoom - layer.minzoom + 1 }, (_, i) => layer.minzoom + i),
+        );
         for (const l of limits) {
           const z = Number(textOf(l, 'TileMatrix'));
-          const nw = xyzTileAt(w, n, z), se = xyzTileAt(e, s, z);
-          assert.deepEqual([textOf(l, 'MinTileRow'), textOf(l, 'MaxTileRow'), textOf(l, 'MinTileCol'), textOf(l, 'MaxTileCol')].map(Number), [nw.y, se.y, nw.x, se.x], `limits at z${z}`);
+          const nw = xyzTileAt(w, n, z),
+            se = xyzTileAt(e, s, z);
+          assert.deepEqual(
+            [textOf(l, 'MinTileRow'), textOf(l, 'MaxTileRow'), textOf(l, 'MinTileCol'), textOf(l, 'MaxTileCol')].map(Number),
+            [nw.y, se.y, nw.x, se.x],
+            `limits at z${z}`,
+          );
         }
       }
       const resource = kid(node, 'ResourceURL');
       assert.equal(resource.attrs.resourceType, 'tile');
       assert.equal(resource.attrs.format, 'image/png');
       const template = resource.attrs.template!;
-      assert.equal(template, `https://tiles.example.org/wmts/1.0.0/${layer.name}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png?v=${layer.version}`);
+      assert.equal(
+        template,
+        `https://tiles.example.org/wmts/1.0.0/${layer.name}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png?v=${layer.version}`,
+      );
       // The template answers with the XYZ tile of the same place (RESTful encoding, rows from the top).
       const c = xyzTileAt((w + e) / 2, (s + n) / 2, 12);
       for (const set of linked) {
-        const url = template.replace('https://tiles.example.org', base).replace('{Style}', 'default').replace('{TileMatrixSet}', set)
-          .replace('{TileMatrix}', '12').replace('{TileRow}', String(c.y)).replace('{TileCol}', String(c.x));
+        const url = template
+          .replace('https://tiles.example.org', base)
+          .replace('{Style}', 'default')
+          .replace('{TileMatrixSet}', set)
+          .replace('{TileMatrix}', '12')
+          .replace('{TileRow}', String(c.y))
+          .replace('{TileCol}', String(c.x));
         const wmts = await fetch(url);
         assert.equal(wmts.status, 200, url);
         assert.equal(wmts.headers.get('content-type'), 'image/png');
@@ -430,7 +527,12 @@ describe('WMTS 1.0.0 capabilities', () => {
   });
 
   test('pure builder: escapes text, no layers still makes a valid document', () => {
-    const l = { name: 'a', version: 'v"1', bounds: [0, 0, 1, 1] as [number, number, number, number], config: { title: 'A & <B>', description: '"quoted"', attribution: "O'Brien", minzoom: 0, maxzoom: 2, tileSize: 256 as const } };
+    const l = {
+      name: 'a',
+      version: 'v"1',
+      bounds: [0, 0, 1, 1] as [number, number, number, number],
+      config: { title: 'A & <B>', description: '"quoted"', attribution: "O'Brien", minzoom: 0, maxzoom: 2, tileSize: 256 as const },
+    };
     const doc = parseXml(buildWmtsCapabilities('http://h', [l]));
     const layer = kid(kid(doc, 'Contents'), 'Layer');
     assert.equal(textOf(layer, 'ows:Title'), 'A & <B>');
@@ -467,7 +569,11 @@ describe('preview page', () => {
     for (const file of ['maplibre-gl.mjs', 'maplibre-gl-worker.mjs', 'maplibre-gl.css']) {
       const asset = await fetch(`${base}${MAPLIBRE_ASSETS}/${file}`);
       assert.equal(asset.status, 200, file);
-      assert.match(asset.headers.get('content-type') ?? '', file.endsWith('.css') ? /^text\/css/ : /^text\/javascript/, 'module scripts need a JavaScript type');
+      assert.match(
+        asset.headers.get('content-type') ?? '',
+        file.endsWith('.css') ? /^text\/css/ : /^text\/javascript/,
+        'module scripts need a JavaScript type',
+      );
       assert.match(asset.headers.get('cache-control') ?? '', /immutable/);
       await asset.arrayBuffer();
     }
@@ -478,7 +584,19 @@ describe('preview page', () => {
   });
 
   test('layer text cannot break out of the page', () => {
-    const evil = { name: 'x', version: 'v', bounds: [0, 0, 1, 1] as [number, number, number, number], config: { title: '</script><script>alert(1)</script>', description: '<img src=x onerror=alert(2)>', attribution: '"><b>', minzoom: 0, maxzoom: 3, tileSize: 256 as const } };
+    const evil = {
+      name: 'x',
+      version: 'v',
+      bounds: [0, 0, 1, 1] as [number, number, number, number],
+      config: {
+        title: '</script><script>alert(1)</script>',
+        description: '<img src=x onerror=alert(2)>',
+        attribution: '"><b>',
+        minzoom: 0,
+        maxzoom: 3,
+        tileSize: 256 as const,
+      },
+    };
     const html = renderMapPage('http://h', evil, [evil]);
     assert.ok(!html.includes('<script>alert(1)'), 'escaped in <title>, <option> and the embedded JSON');
     assert.ok(!html.includes('<img src=x'));
@@ -508,7 +626,11 @@ function gdal(cmd: string, args: string[], cacheDir: string): Promise<string> {
   });
 }
 
-interface Rgba { width: number; height: number; data: Buffer }
+interface Rgba {
+  width: number;
+  height: number;
+  data: Buffer;
+}
 async function readRgba(file: string): Promise<Rgba> {
   const { data, info } = await sharp(file).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, data };
@@ -518,14 +640,20 @@ async function readRgba(file: string): Promise<Rgba> {
 function agreement(a: Rgba, b: Rgba, tolerance = 0): { fraction: number; opaqueA: number; opaqueB: number } {
   assert.equal(a.width, b.width);
   assert.equal(a.height, b.height);
-  let same = 0, opaqueA = 0, opaqueB = 0;
+  let same = 0,
+    opaqueA = 0,
+    opaqueB = 0;
   const n = a.width * a.height;
   for (let i = 0; i < n; i++) {
-    const oa = a.data[4 * i + 3]! > 0, ob = b.data[4 * i + 3]! > 0;
+    const oa = a.data[4 * i + 3]! > 0,
+      ob = b.data[4 * i + 3]! > 0;
     if (oa) opaqueA++;
     if (ob) opaqueB++;
     if (oa !== ob) continue;
-    if (!oa) { same++; continue; }
+    if (!oa) {
+      same++;
+      continue;
+    }
     let d = 0;
     for (let c = 0; c < 3; c++) d = Math.max(d, Math.abs(a.data[4 * i + c]! - b.data[4 * i + c]!));
     if (d <= tolerance) same++;
@@ -534,7 +662,12 @@ function agreement(a: Rgba, b: Rgba, tolerance = 0): { fraction: number; opaqueA
 }
 
 /** A square window of `size` pixels on the pixel grid of XYZ zoom z (256 px tiles), from global pixel (px, py). */
-interface Block { z: number; px: number; py: number; size: number }
+interface Block {
+  z: number;
+  px: number;
+  py: number;
+  size: number;
+}
 const tileBlock = (z: number, x0: number, y0: number, count: number): Block => ({ z, px: 256 * x0, py: 256 * y0, size: 256 * count });
 function blockBounds(b: Block): [number, number, number, number] {
   const res = (2 * Math.PI * 6378137) / (256 * 2 ** b.z);
@@ -587,7 +720,27 @@ describe('GDAL reads the server as a client', { skip: SKIP_GDAL }, () => {
     const [minX, minY, maxX, maxY] = blockBounds(block);
     const size = String(block.size);
     const paletted = path.join(OUT, `ref-${key}.tif`);
-    await gdal('gdalwarp', ['-q', '-overwrite', '-t_srs', 'EPSG:3857', '-te', ...[minX, minY, maxX, maxY].map(String), '-ts', size, size, '-r', 'near', '-et', '0', path.join(layers.dir, 'data/nlcd2011_zion.tif'), paletted], cache);
+    await gdal(
+      'gdalwarp',
+      [
+        '-q',
+        '-overwrite',
+        '-t_srs',
+        'EPSG:3857',
+        '-te',
+        ...[minX, minY, maxX, maxY].map(String),
+        '-ts',
+        size,
+        size,
+        '-r',
+        'near',
+        '-et',
+        '0',
+        path.join(layers.dir, 'data/nlcd2011_zion.tif'),
+        paletted,
+      ],
+      cache,
+    );
     const png = path.join(OUT, `ref-${key}.png`);
     await gdal('gdal_translate', ['-q', '-of', 'PNG', '-expand', 'rgba', paletted, png], cache);
     const img = await readRgba(png);
@@ -603,25 +756,31 @@ describe('GDAL reads the server as a client', { skip: SKIP_GDAL }, () => {
   test('gdalinfo WMTS: lists every layer and matrix set as a subdataset', async () => {
     const info = await gdal('gdalinfo', [caps], cache);
     const names = [...info.matchAll(/SUBDATASET_\d+_NAME=(.*)/g)].map((m) => m[1]!.trim());
-    const expected = [...summary.values()].flatMap((l) => (l.tileSize === 256 ? ['GoogleMapsCompatible', 'GoogleMapsCompatible512'] : ['GoogleMapsCompatible512'])
-      .map((set, _i, sets) => `${caps},layer=${l.name}${sets.length > 1 ? `,tilematrixset=${set}` : ''}`));
+    const expected = [...summary.values()].flatMap((l) =>
+      (l.tileSize === 256 ? ['GoogleMapsCompatible', 'GoogleMapsCompatible512'] : ['GoogleMapsCompatible512']).map(
+        (set, _i, sets) => `${caps},layer=${l.name}${sets.length > 1 ? `,tilematrixset=${set}` : ''}`,
+      ),
+    );
     assert.deepEqual(names.sort(), expected.sort());
     assert.match(info, /SUBDATASET_\d+_DESC=Layer NLCD 2011 land cover \(test\), tile matrix set GoogleMapsCompatible\n/);
   });
 
   test('gdalinfo WMTS layer: Web Mercator, the zoom 13 pixel size, the layer extent', async () => {
     const json = JSON.parse(await gdal('gdalinfo', ['-json', `${caps},layer=landcover,tilematrixset=GoogleMapsCompatible,zoom_level=13`], cache)) as {
-      geoTransform: number[]; size: [number, number]; bands: unknown[]; coordinateSystem: { wkt: string };
+      geoTransform: number[];
+      size: [number, number];
+      bands: unknown[];
+      coordinateSystem: { wkt: string };
     };
     assert.match(json.coordinateSystem.wkt, /Pseudo-Mercator/);
     assert.equal(json.bands.length, 4);
     const res = (2 * Math.PI * 6378137) / 256 / 2 ** 13;
     assert.ok(Math.abs(json.geoTransform[1]! - res) < 1e-9 && Math.abs(json.geoTransform[5]! + res) < 1e-9, `pixel size ${json.geoTransform[1]} vs ${res}`);
     const lb = summary.get('landcover')!.bounds;
-    const west = (lb[0] * Math.PI / 180) * 6378137;
-    assert.ok(Math.abs(json.geoTransform[0]! - west) <= res, 'the raster starts at the layer\'s west edge');
+    const west = ((lb[0] * Math.PI) / 180) * 6378137;
+    assert.ok(Math.abs(json.geoTransform[0]! - west) <= res, "the raster starts at the layer's west edge");
     const east = json.geoTransform[0]! + json.size[0] * res;
-    assert.ok(Math.abs(east - (lb[2] * Math.PI / 180) * 6378137) <= 2 * res);
+    assert.ok(Math.abs(east - ((lb[2] * Math.PI) / 180) * 6378137) <= 2 * res);
   });
 
   test('land cover through WMTS (256 and 512 sets) and the TMS minidriver = gdalwarp of the COG', async (t) => {
@@ -634,20 +793,31 @@ describe('GDAL reads the server as a client', { skip: SKIP_GDAL }, () => {
     const [west, , , north] = xyzBounds(0, 0, 0);
     const corner: Block = {
       z: 13,
-      px: Math.floor(((lb[0] * Math.PI / 180) * 6378137 - west) / res) + 1,
+      px: Math.floor((((lb[0] * Math.PI) / 180) * 6378137 - west) / res) + 1,
       py: Math.floor((north - Math.log(Math.tan(Math.PI / 4 + (lb[3] * Math.PI) / 360)) * 6378137) / res) + 1,
       size: 768,
     };
-    const blocks: [string, Block][] = [['middle', tileBlock(13, mid.x - 1, mid.y - 1, 3)], ['corner', corner]];
-    const tj = await (await fetch(`${base}/tiles/landcover/tilejson.json`)).json() as TileJsonDoc;
+    const blocks: [string, Block][] = [
+      ['middle', tileBlock(13, mid.x - 1, mid.y - 1, 3)],
+      ['corner', corner],
+    ];
+    const tj = (await (await fetch(`${base}/tiles/landcover/tilejson.json`)).json()) as TileJsonDoc;
     const tms = path.join(OUT, 'landcover-tms.xml');
     await writeFile(tms, tmsXml(tj.tiles[0]!, 13, 256));
     for (const [where, block] of blocks) {
       const ref = await landcoverReference(block);
       const got = {
-        'WMTS GoogleMapsCompatible z13': await translate(`landcover-${where}-wmts256`, block, `${caps},layer=landcover,tilematrixset=GoogleMapsCompatible,zoom_level=13`),
+        'WMTS GoogleMapsCompatible z13': await translate(
+          `landcover-${where}-wmts256`,
+          block,
+          `${caps},layer=landcover,tilematrixset=GoogleMapsCompatible,zoom_level=13`,
+        ),
         // Matrix 12 of the 512 set has the pixels of zoom 13: the @2x tiles.
-        'WMTS GoogleMapsCompatible512 z12 (@2x tiles)': await translate(`landcover-${where}-wmts512`, block, `${caps},layer=landcover,tilematrixset=GoogleMapsCompatible512,zoom_level=12`),
+        'WMTS GoogleMapsCompatible512 z12 (@2x tiles)': await translate(
+          `landcover-${where}-wmts512`,
+          block,
+          `${caps},layer=landcover,tilematrixset=GoogleMapsCompatible512,zoom_level=12`,
+        ),
         // A layer with 512 px tiles, through its own .png.
         'WMTS GoogleMapsCompatible512 z12 (512 px layer)': await translate(`landcover512-${where}-wmts512`, block, `${caps},layer=landcover512,zoom_level=12`),
         'TMS minidriver z13': await translate(`landcover-${where}-tms`, block, tms),
@@ -675,13 +845,16 @@ describe('GDAL reads the server as a client', { skip: SKIP_GDAL }, () => {
       if (warped.alpha[i]! < 128 || Number.isNaN(v)) continue;
       let k = 0;
       while (k < RELIEF_STOPS.length - 2 && v > RELIEF_STOPS[k + 1]![0]) k++;
-      const [v0, c0] = RELIEF_STOPS[k]!, [v1, c1] = RELIEF_STOPS[k + 1]!;
+      const [v0, c0] = RELIEF_STOPS[k]!,
+        [v1, c1] = RELIEF_STOPS[k + 1]!;
       const f = Math.min(1, Math.max(0, (v - v0) / (v1 - v0)));
       for (let ch = 0; ch < 3; ch++) ref.data[4 * i + ch] = Math.round(c0[ch]! + f * (c1[ch]! - c0[ch]!));
       ref.data[4 * i + 3] = 255;
     }
-    await sharp(ref.data, { raw: { width: size, height: size, channels: 4 } }).png().toFile(path.join(OUT, 'ref-relief.png'));
-    const tj = await (await fetch(`${base}/tiles/relief/tilejson.json`)).json() as TileJsonDoc;
+    await sharp(ref.data, { raw: { width: size, height: size, channels: 4 } })
+      .png()
+      .toFile(path.join(OUT, 'ref-relief.png'));
+    const tj = (await (await fetch(`${base}/tiles/relief/tilejson.json`)).json()) as TileJsonDoc;
     const tms = path.join(OUT, 'relief-tms.xml');
     await writeFile(tms, tmsXml(tj.tiles[0]!, 12, 256));
     const got = {

@@ -50,7 +50,11 @@ const SKIP_GDAL = GDAL_MISSING.length > 0 ? `GDAL command line tools not install
 function projGridInstalled(name: string): boolean {
   const r = spawnSync('projinfo', ['--searchpaths'], { encoding: 'utf8' });
   if (r.status !== 0) return false;
-  return r.stdout.split('\n').map((s) => s.trim()).filter(Boolean).some((d) => existsSync(path.join(d, name)));
+  return r.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .some((d) => existsSync(path.join(d, name)));
 }
 
 interface Fixture {
@@ -141,7 +145,13 @@ function rasterPoints(file: string): { crs: XY[]; pixel: XY[] } {
   const c = info.cornerCoordinates;
   return {
     crs: [c.upperLeft, c.lowerLeft, c.upperRight, c.lowerRight, c.center],
-    pixel: [[0, 0], [0, h], [w, 0], [w, h], [w / 2, h / 2]],
+    pixel: [
+      [0, 0],
+      [0, h],
+      [w, 0],
+      [w, h],
+      [w / 2, h / 2],
+    ],
   };
 }
 
@@ -152,10 +162,13 @@ function gdalLonLat(file: string, pixel: XY[]): XY[] {
     env: GDAL_ENV,
     encoding: 'utf8',
   });
-  return out.trim().split('\n').map((line) => {
-    const [x, y] = line.trim().split(/\s+/).map(Number);
-    return [x!, y!];
-  });
+  return out
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [x, y] = line.trim().split(/\s+/).map(Number);
+      return [x!, y!];
+    });
 }
 
 function metresApart(a: XY, b: XY): number {
@@ -171,10 +184,20 @@ describe('crsFromGeoKeys on GDAL-written fixtures vs gdaltransform', { skip: SKI
   });
 
   it('covers every fixture the script makes', () => {
-    const made = readdirSync(OUT).filter((f) => f.endsWith('.tif')).sort();
+    const made = readdirSync(OUT)
+      .filter((f) => f.endsWith('.tif'))
+      .sort();
     const listed = FIXTURES.map((f) => f.file).sort();
-    assert.deepEqual(made.filter((f) => !listed.includes(f)), [], 'fixtures without expectations in crs.test.ts');
-    assert.deepEqual(listed.filter((f) => !made.includes(f)), [], 'expected fixtures the script did not make');
+    assert.deepEqual(
+      made.filter((f) => !listed.includes(f)),
+      [],
+      'fixtures without expectations in crs.test.ts',
+    );
+    assert.deepEqual(
+      listed.filter((f) => !made.includes(f)),
+      [],
+      'expected fixtures the script did not make',
+    );
   });
 
   for (const fx of FIXTURES) {
@@ -200,9 +223,9 @@ describe('crsFromGeoKeys on GDAL-written fixtures vs gdaltransform', { skip: SKI
       const ref = gdalLonLat(file, pixel);
       const conv = proj4(crs.proj4, WGS84);
       const grid = GRID_DEPENDENT[fx.file];
-      const tolM = fx.tolM ?? (grid !== undefined && projGridInstalled(grid)
-        ? { metres: 2, why: `PROJ has ${grid} installed and uses it instead of the Helmert` }
-        : undefined);
+      const tolM =
+        fx.tolM ??
+        (grid !== undefined && projGridInstalled(grid) ? { metres: 2, why: `PROJ has ${grid} installed and uses it instead of the Helmert` } : undefined);
       pts.forEach((p, i) => {
         const got = conv.forward([p[0], p[1]]) as XY;
         const want = ref[i]!;
@@ -303,10 +326,11 @@ describe('crsFromGeoKeys without GDAL', () => {
   };
 
   it('unsupported ProjCoordTransGeoKey throws a clear message', () => {
-    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 27 }),
-      /^Error: unsupported CRS: ProjCoordTransGeoKey 27 \(Transverse Mercator \(South Oriented\)\)$/);
-    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 4 }),
-      /unsupported CRS: ProjCoordTransGeoKey 4 \(Oblique Mercator \(Laborde\)\)/);
+    assert.throws(
+      () => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 27 }),
+      /^Error: unsupported CRS: ProjCoordTransGeoKey 27 \(Transverse Mercator \(South Oriented\)\)$/,
+    );
+    assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 4 }), /unsupported CRS: ProjCoordTransGeoKey 4 \(Oblique Mercator \(Laborde\)\)/);
     assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, ProjCoordTransGeoKey: 999 }), /unsupported CRS: ProjCoordTransGeoKey 999$/);
   });
 
@@ -322,8 +346,10 @@ describe('crsFromGeoKeys without GDAL', () => {
     assert.throws(() => crsFromNamedKeys({ ...LCC_KEYS, GeographicTypeGeoKey: 12345678 }), /unsupported CRS: GeographicTypeGeoKey 12345678/);
     assert.throws(() => crsFromNamedKeys({ ...NLCD, GeogTOWGS84GeoKey: [1, 2] }), /unsupported CRS: GeogTOWGS84GeoKey with 2 values/);
     assert.throws(() => crsFromNamedKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 99999999 }), /unsupported CRS: ProjectedCSTypeGeoKey 99999999/);
-    assert.throws(() => crsFromNamedKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogAngularUnitsGeoKey: 9101, GeogEllipsoidGeoKey: 7030 }),
-      /unsupported CRS: geographic raster in GeogAngularUnitsGeoKey 9101/);
+    assert.throws(
+      () => crsFromNamedKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 32767, GeogAngularUnitsGeoKey: 9101, GeogEllipsoidGeoKey: 7030 }),
+      /unsupported CRS: geographic raster in GeogAngularUnitsGeoKey 9101/,
+    );
   });
 
   it('angular parameters in radians (GeogAngularUnitsGeoKey 9101) equal the degree version', () => {
@@ -354,8 +380,13 @@ describe('crsFromGeoKeys without GDAL', () => {
 
   it('polar stereographic: variant B via ProjStdParallel1GeoKey, variant A in radians', () => {
     const base: NamedGeoKeys = {
-      GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 32767, GeographicTypeGeoKey: 4326, ProjCoordTransGeoKey: 15,
-      ProjStraightVertPoleLongGeoKey: -45, ProjFalseEastingGeoKey: 0, ProjFalseNorthingGeoKey: 0,
+      GTModelTypeGeoKey: 1,
+      ProjectedCSTypeGeoKey: 32767,
+      GeographicTypeGeoKey: 4326,
+      ProjCoordTransGeoKey: 15,
+      ProjStraightVertPoleLongGeoKey: -45,
+      ProjFalseEastingGeoKey: 0,
+      ProjFalseNorthingGeoKey: 0,
     };
     const b = crsFromNamedKeys({ ...base, ProjNatOriginLatGeoKey: 90, ProjStdParallel1GeoKey: 70 });
     assert.match(b.proj4, /\+lat_0=90 \+lat_ts=70 \+lon_0=-45 /);

@@ -68,14 +68,22 @@ function allocSamples(dataType: DataType, source: number | ArrayBuffer): Samples
   const make = <T extends Samples>(ctor: { new (n: number): T; new (b: ArrayBuffer): T }): T =>
     typeof source === 'number' ? new ctor(source) : new ctor(source);
   switch (dataType) {
-    case 'Byte': return make(Uint8Array);
-    case 'Int8': return make(Int8Array);
-    case 'UInt16': return make(Uint16Array);
-    case 'Int16': return make(Int16Array);
-    case 'UInt32': return make(Uint32Array);
-    case 'Int32': return make(Int32Array);
-    case 'Float32': return make(Float32Array);
-    case 'Float64': return make(Float64Array);
+    case 'Byte':
+      return make(Uint8Array);
+    case 'Int8':
+      return make(Int8Array);
+    case 'UInt16':
+      return make(Uint16Array);
+    case 'Int16':
+      return make(Int16Array);
+    case 'UInt32':
+      return make(Uint32Array);
+    case 'Int32':
+      return make(Int32Array);
+    case 'Float32':
+      return make(Float32Array);
+    case 'Float64':
+      return make(Float64Array);
   }
 }
 
@@ -160,8 +168,14 @@ async function checkFixture(fx: Fixture, shared = false): Promise<void> {
     assert.equal(planar, fx.interleave === 'BAND', 'PlanarConfiguration tag');
     assert.equal(image.littleEndian, fx.endianness === 'LITTLE', 'byte order');
     assert.equal(image.isTiled, fx.tiled, 'tiled');
-    assert.ok(bitsPerSample?.every((b) => b === type.bits), `BitsPerSample ${String(bitsPerSample)}`);
-    assert.ok(sampleFormat.every((f) => f === type.format), `SampleFormat ${String(sampleFormat)}`);
+    assert.ok(
+      bitsPerSample?.every((b) => b === type.bits),
+      `BitsPerSample ${String(bitsPerSample)}`,
+    );
+    assert.ok(
+      sampleFormat.every((f) => f === type.format),
+      `SampleFormat ${String(sampleFormat)}`,
+    );
 
     // Section 15 (tiles) / Section 3 (strips): blocks are ordered row-major,
     // and with PlanarConfiguration=2 all blocks of plane 0 come first, then
@@ -307,7 +321,10 @@ describe('decodeBlock errors', () => {
     assert.throws(() => decodeBlock(new Uint8Array(8), layoutOf({ predictor: 4 })), /unsupported TIFF predictor 4/);
     assert.throws(() => decodeBlock(new Uint8Array(8), layoutOf({ predictor: 3 })), /predictor 3 .* needs float samples/);
     assert.throws(() => decodeBlock(new Uint8Array(8), layoutOf({ bitsPerSample: 4 })), /unsupported TIFF sample type: 4-bit/);
-    assert.throws(() => decodeBlock(new Uint8Array(8), layoutOf({ bitsPerSample: 16, sampleFormat: 3 })), /unsupported TIFF sample type: 16-bit, sample format 3/);
+    assert.throws(
+      () => decodeBlock(new Uint8Array(8), layoutOf({ bitsPerSample: 16, sampleFormat: 3 })),
+      /unsupported TIFF sample type: 16-bit, sample format 3/,
+    );
     assert.throws(() => decodeBlock(new Uint8Array(8), layoutOf({ width: 0 })), /invalid TIFF block width 0/);
   });
 
@@ -343,13 +360,19 @@ describe('decodeBlock errors', () => {
 
   test('decompression bombs are refused before they allocate', () => {
     const layout = layoutOf({ width: 16, height: 16 });
-    assert.throws(() => decodeBlock(deflateSync(new Uint8Array(8 << 20)), { ...layout, compression: 8 }), /DEFLATE block decodes to more than \d+ bytes, expected 256/);
+    assert.throws(
+      () => decodeBlock(deflateSync(new Uint8Array(8 << 20)), { ...layout, compression: 8 }),
+      /DEFLATE block decodes to more than \d+ bytes, expected 256/,
+    );
     // ZSTD frame headers: magic, descriptor, then a 2^40 byte window, or an
     // 8-byte Frame_Content_Size of 2^40 in a single-segment frame.
     const magic = [0x28, 0xb5, 0x2f, 0xfd];
     assert.throws(() => decodeBlock(Uint8Array.of(...magic, 0x00, 30 << 3, 0, 0, 0), { ...layout, compression: 50000 }), /ZSTD frame window of \d+ bytes/);
     const fcs = [0, 0, 0, 0, 0, 1, 0, 0];
-    assert.throws(() => decodeBlock(Uint8Array.of(...magic, 0xe0, ...fcs, 0, 0, 0), { ...layout, compression: 50000 }), /ZSTD frame declares 1099511627776 bytes/);
+    assert.throws(
+      () => decodeBlock(Uint8Array.of(...magic, 0xe0, ...fcs, 0, 0, 0), { ...layout, compression: 50000 }),
+      /ZSTD frame declares 1099511627776 bytes/,
+    );
   });
 
   test('old-style LZW is refused', () => {
@@ -376,7 +399,13 @@ describe('decodeBlock errors', () => {
         for (let i = 0; i < bytes.length; i++) bytes[i] = random() & 0xff;
         if (compression === 5 && bytes.length > 0) bytes[0] |= 0x80; // not the old-style signature
         if (compression === 50000 && round % 2 === 0 && bytes.length >= 4) bytes.set([0x28, 0xb5, 0x2f, 0xfd]);
-        const layout = layoutOf({ compression, width: 1 + (random() % 9), height: 1 + (random() % 9), samples: 1 + (random() % 3), predictor: 1 + (random() % 2) });
+        const layout = layoutOf({
+          compression,
+          width: 1 + (random() % 9),
+          height: 1 + (random() % 9),
+          samples: 1 + (random() % 3),
+          predictor: 1 + (random() % 2),
+        });
         try {
           const out = decodeBlock(bytes, layout);
           assert.equal(out.length, layout.width * layout.height * layout.samples);

@@ -6,7 +6,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TileError, fromWire, toWire } from '../src/errors.js';
-import { getJson, makeLayersDir, request, SHIPPED_DATA, shippedLayerText, startRangeServer, startServer, tilePath, type RangeServer, type TempLayers, type TestServer, type Tile } from './helpers/http.js';
+import {
+  getJson,
+  makeLayersDir,
+  request,
+  SHIPPED_DATA,
+  shippedLayerText,
+  startRangeServer,
+  startServer,
+  tilePath,
+  type RangeServer,
+  type TempLayers,
+  type TestServer,
+  type Tile,
+} from './helpers/http.js';
 
 const NIR = 'landsat8_zion_20150818_b5_nir.tif';
 /** Tiles of the Zion scene whose blocks no other tile here touches. */
@@ -25,7 +38,13 @@ describe('error codes across the thread boundary', () => {
     const text = await shippedLayerText('zion-nir');
     await tmp.write('nir-http.yaml', text.replace(`./data/${NIR}`, `${range.url}/${NIR}`));
     // A check that every tile with data fails: NIR reflectances are well above 0.
-    await tmp.write('nir-raise.yaml', text.replace(/pipeline:[\s\S]*$/, `pipeline:\n  - read: { source: nir, bands: [1] }\n  - assert_range: { max: 0, on_fail: raise }\n  - rescale: { from: [0, 30000] }\n`));
+    await tmp.write(
+      'nir-raise.yaml',
+      text.replace(
+        /pipeline:[\s\S]*$/,
+        `pipeline:\n  - read: { source: nir, bands: [1] }\n  - assert_range: { max: 0, on_fail: raise }\n  - rescale: { from: [0, 30000] }\n`,
+      ),
+    );
     server = await startServer(tmp.dir, { WORKERS: '1', ALLOWED_HOSTS: range.host });
   });
   after(async () => {
@@ -37,7 +56,10 @@ describe('error codes across the thread boundary', () => {
   test('a TileError survives the wire as data; anything else becomes an internal error', () => {
     const back = fromWire(structuredClone(toWire(new TileError('upstream', 'upstream failed', 'http://x/a.tif: HTTP 503'))));
     assert.ok(back instanceof TileError);
-    assert.deepEqual([back.code, back.title, back.detail, back.message], ['upstream', 'upstream failed', 'http://x/a.tif: HTTP 503', 'http://x/a.tif: HTTP 503']);
+    assert.deepEqual(
+      [back.code, back.title, back.detail, back.message],
+      ['upstream', 'upstream failed', 'http://x/a.tif: HTTP 503', 'http://x/a.tif: HTTP 503'],
+    );
     const bug = fromWire(structuredClone(toWire(new TypeError('x is undefined'))));
     assert.deepEqual([bug.code, bug.title, bug.detail], ['internal', 'render failed', 'x is undefined']);
   });
@@ -69,7 +91,13 @@ describe('error codes across the thread boundary', () => {
   });
 
   test('an unknown layer is the same 404 on every route that names a layer', async () => {
-    const paths = ['/tiles/nope/1/0/0.png', '/tiles/nope/tilejson.json', '/layers/nope', '/map/nope', '/wmts/1.0.0/nope/default/GoogleMapsCompatible/1/0/0.png'];
+    const paths = [
+      '/tiles/nope/1/0/0.png',
+      '/tiles/nope/tilejson.json',
+      '/layers/nope',
+      '/map/nope',
+      '/wmts/1.0.0/nope/default/GoogleMapsCompatible/1/0/0.png',
+    ];
     for (const p of paths) {
       const { status, json } = await getJson<{ error: string; detail: string }>(server.url, p);
       assert.equal(status, 404, p);

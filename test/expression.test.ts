@@ -145,7 +145,7 @@ describe('precedence and associativity', () => {
 describe('NDVI', () => {
   it('matches an independent float64 computation, with masked pixels NaN', () => {
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     const n = 4096;
     const red = new Float32Array(n);
     const nir = new Float32Array(n);
@@ -184,7 +184,13 @@ describe('NDVI', () => {
 
 describe('non-finite results and masks', () => {
   it('division by zero gives NaN', () => {
-    assert.deepEqual(run('b1 / b2', [[1, -1, 0, 6], [0, 0, 0, 3]]).map(String), ['NaN', 'NaN', 'NaN', '2']);
+    assert.deepEqual(
+      run('b1 / b2', [
+        [1, -1, 0, 6],
+        [0, 0, 0, 3],
+      ]).map(String),
+      ['NaN', 'NaN', 'NaN', '2'],
+    );
     assert.ok(Number.isNaN(one('1/0')));
     assert.ok(Number.isNaN(one('b1/0', [3])));
     assert.ok(Number.isNaN(one('0/0')));
@@ -218,27 +224,77 @@ describe('non-finite results and masks', () => {
 describe('functions and comparisons', () => {
   it('where', () => {
     assert.deepEqual(run('where(b1 > 1, b1 * 10, -1)', [[1, 2, 3]]), [-1, 20, 30]);
-    assert.deepEqual(run('where(b1, b2, b3)', [[0, 1, -2], [5, 6, 7], [8, 9, 10]]), [8, 6, 7]);
-    assert.deepEqual(run('where(b1, 1, b2)', [[0, 1], [5, 6]]), [5, 1]);
+    assert.deepEqual(
+      run('where(b1, b2, b3)', [
+        [0, 1, -2],
+        [5, 6, 7],
+        [8, 9, 10],
+      ]),
+      [8, 6, 7],
+    );
+    assert.deepEqual(
+      run('where(b1, 1, b2)', [
+        [0, 1],
+        [5, 6],
+      ]),
+      [5, 1],
+    );
     assert.deepEqual(run('where(b1, 1, 2)', [[0, 3]]), [2, 1]);
     assert.deepEqual(run('where(1, b1, b2)', [[1], [2]]), [1]);
     assert.deepEqual(run('where(0, b1, b2)', [[1], [2]]), [2]);
     // cond != 0 is true for NaN, so a NaN condition picks the first branch.
-    assert.deepEqual(run('where(b1 / b2, 1, 2)', [[0, 1], [0, 1]]), [1, 1]);
+    assert.deepEqual(
+      run('where(b1 / b2, 1, 2)', [
+        [0, 1],
+        [0, 1],
+      ]),
+      [1, 1],
+    );
   });
 
   it('clamp', () => {
     assert.deepEqual(run('clamp(b1, 0, 1)', [[-1, 0.5, 3, 0, 1]]), [0, 0.5, 1, 0, 1]);
-    assert.deepEqual(run('clamp(b1, b2, b3)', [[5, -5, 2], [0, 0, 0], [3, 3, 3]]), [3, 0, 2]);
+    assert.deepEqual(
+      run('clamp(b1, b2, b3)', [
+        [5, -5, 2],
+        [0, 0, 0],
+        [3, 3, 3],
+      ]),
+      [3, 0, 2],
+    );
     assert.equal(one('clamp(7, 1, 5)'), 5);
     assert.ok(Number.isNaN(one('clamp(b1, 0, 1)', [NaN])));
   });
 
   it('min and max', () => {
-    assert.deepEqual(run('min(b1, b2)', [[1, 5], [3, 2]]), [1, 2]);
-    assert.deepEqual(run('max(b1, b2)', [[1, 5], [3, 2]]), [3, 5]);
-    assert.deepEqual(run('min(b1, b2, 5, 2)', [[1, 3, 9], [4, 0, 9]]), [1, 0, 2]);
-    assert.deepEqual(run('max(b1, 0, b2 * 2, -1)', [[1, -3, -9], [4, -1, -2]]), [8, 0, 0]);
+    assert.deepEqual(
+      run('min(b1, b2)', [
+        [1, 5],
+        [3, 2],
+      ]),
+      [1, 2],
+    );
+    assert.deepEqual(
+      run('max(b1, b2)', [
+        [1, 5],
+        [3, 2],
+      ]),
+      [3, 5],
+    );
+    assert.deepEqual(
+      run('min(b1, b2, 5, 2)', [
+        [1, 3, 9],
+        [4, 0, 9],
+      ]),
+      [1, 0, 2],
+    );
+    assert.deepEqual(
+      run('max(b1, 0, b2 * 2, -1)', [
+        [1, -3, -9],
+        [4, -1, -2],
+      ]),
+      [8, 0, 0],
+    );
     assert.equal(one('min(4, 2, 8)'), 2);
     assert.equal(one('max(4, 2, 8)'), 8);
     assert.equal(one('min(3, b1)', [1]), 1);
@@ -488,7 +544,7 @@ describe('random expressions against a reference evaluator', () => {
   const NB = 4;
 
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
   function gen(depth: number): Node {
@@ -541,27 +597,42 @@ describe('random expressions against a reference evaluator', () => {
         const a = ref(n.a, px);
         const b = ref(n.b, px);
         switch (n.op) {
-          case '+': return f32(a + b);
-          case '-': return f32(a - b);
-          case '*': return f32(a * b);
-          case '/': return f32(a / b);
-          case '^': return f32(Math.pow(a, b));
-          case '<': return a < b ? 1 : 0;
-          case '<=': return a <= b ? 1 : 0;
-          case '>': return a > b ? 1 : 0;
-          case '>=': return a >= b ? 1 : 0;
-          case '==': return a === b ? 1 : 0;
-          case '!=': return a !== b ? 1 : 0;
+          case '+':
+            return f32(a + b);
+          case '-':
+            return f32(a - b);
+          case '*':
+            return f32(a * b);
+          case '/':
+            return f32(a / b);
+          case '^':
+            return f32(Math.pow(a, b));
+          case '<':
+            return a < b ? 1 : 0;
+          case '<=':
+            return a <= b ? 1 : 0;
+          case '>':
+            return a > b ? 1 : 0;
+          case '>=':
+            return a >= b ? 1 : 0;
+          case '==':
+            return a === b ? 1 : 0;
+          case '!=':
+            return a !== b ? 1 : 0;
         }
         throw new Error(n.op);
       }
       case 'call': {
         const v = n.args.map((a) => ref(a, px));
         switch (n.f) {
-          case 'min': return f32(Math.min(...v));
-          case 'max': return f32(Math.max(...v));
-          case 'clamp': return f32(Math.min(Math.max(v[0]!, v[1]!), v[2]!));
-          case 'where': return v[0] !== 0 ? v[1]! : v[2]!;
+          case 'min':
+            return f32(Math.min(...v));
+          case 'max':
+            return f32(Math.max(...v));
+          case 'clamp':
+            return f32(Math.min(Math.max(v[0]!, v[1]!), v[2]!));
+          case 'where':
+            return v[0] !== 0 ? v[1]! : v[2]!;
         }
       }
     }
@@ -586,7 +657,10 @@ describe('random expressions against a reference evaluator', () => {
       const e = compileExpression(src);
       e.evaluate(inputs, mask, out);
       for (let i = 0; i < n; i++) {
-        const v = ref(tree, inputs.map((b) => b[i]!));
+        const v = ref(
+          tree,
+          inputs.map((b) => b[i]!),
+        );
         const want = mask[i] === 0 || !Number.isFinite(v) ? NaN : v;
         assert.ok(Object.is(out[i], want) || (want === 0 && out[i] === 0), `${src} pixel ${i}: got ${out[i]}, want ${want}`);
       }

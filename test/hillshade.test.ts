@@ -55,7 +55,8 @@ function demRaster(ctx: TileContext, f: (i: number, j: number, ground: number) =
 
 /** The shade of a plane with gradient (dz/dEast, dz/dNorth), lit from azimuth/altitude: n . L. */
 function planeShade(dzdx: number, dzdy: number, azimuth: number, altitude: number): number {
-  const az = (azimuth * Math.PI) / 180, alt = (altitude * Math.PI) / 180;
+  const az = (azimuth * Math.PI) / 180,
+    alt = (altitude * Math.PI) / 180;
   const l = [Math.sin(az) * Math.cos(alt), Math.cos(az) * Math.cos(alt), Math.sin(alt)];
   return Math.max(0, (-dzdx * l[0]! - dzdy * l[1]! + l[2]!) / Math.hypot(dzdx, dzdy, 1));
 }
@@ -98,7 +99,13 @@ describe('Hillshade operator', () => {
   it('shades tilted planes as n . L (east- and north-facing slopes, several lights)', () => {
     // At the equator cos(lat) is 1 within 1e-8 over a z14 tile: ground = mercator metres.
     const ctx = ctxFor(14, 8192, 8191);
-    for (const [sx, sy] of [[0.3, 0], [-0.8, 0], [0, 0.5], [0, -1.2], [0.4, -0.7]] as const) {
+    for (const [sx, sy] of [
+      [0.3, 0],
+      [-0.8, 0],
+      [0, 0.5],
+      [0, -1.2],
+      [0.4, -0.7],
+    ] as const) {
       // z = sx * east + sy * north, in ground metres (rows count southwards).
       const dem = demRaster(ctx, (i, j, g) => 1000 + sx * i * g - sy * j * g);
       for (const p of [{}, { azimuth: 45, altitude: 60 }, { azimuth: 180, altitude: 20 }, { azimuth: 270, altitude: 10, zFactor: 2 }] as HillshadeParams[]) {
@@ -117,7 +124,9 @@ describe('Hillshade operator', () => {
   it('uses ground distances: the same mercator grid of heights is steeper at 60 N than at the equator', () => {
     // Elevation rising 0.25 m per mercator metre eastwards: 0.25 / cos(lat) per ground metre.
     const merc60 = Math.log(Math.tan(Math.PI / 4 + Math.PI / 6)) * EARTH_RADIUS;
-    const z = 14, n = 2 ** z, span = (2 * 20037508.342789244) / n;
+    const z = 14,
+      n = 2 ** z,
+      span = (2 * 20037508.342789244) / n;
     const y60 = Math.floor((20037508.342789244 - merc60) / span);
     const shades: number[] = [];
     for (const ty of [n / 2, y60]) {
@@ -168,7 +177,9 @@ const VARIANTS: HillshadeParams[] = [
   { azimuth: 250, altitude: 70, zFactor: 3 },
 ];
 interface Fixture {
-  z: number; x: number; y: number;
+  z: number;
+  x: number;
+  y: number;
   /** Compared over the whole tile (one gdaldem latitude). */
   whole: HillshadeParams[];
   /** Compared row by row, each row with its own latitude. */
@@ -185,10 +196,12 @@ describe('Hillshade against gdaldem hillshade on the same Web Mercator DEM tiles
   let tmp = '';
   before(() => {
     const scriptTime = statSync(SCRIPT).mtimeMs;
-    const stale = FIXTURES.some(({ z, x, y }) => ['tif', 'f32'].some((ext) => {
-      const p = path.join(OUT, `dem_${z}_${x}_${y}.${ext}`);
-      return !existsSync(p) || statSync(p).mtimeMs < scriptTime;
-    }));
+    const stale = FIXTURES.some(({ z, x, y }) =>
+      ['tif', 'f32'].some((ext) => {
+        const p = path.join(OUT, `dem_${z}_${x}_${y}.${ext}`);
+        return !existsSync(p) || statSync(p).mtimeMs < scriptTime;
+      }),
+    );
     if (stale) execFileSync('bash', [SCRIPT, OUT], { cwd: ROOT, env: GDAL_ENV, stdio: ['ignore', 'ignore', 'inherit'] });
     tmp = mkdtempSync(path.join(tmpdir(), 'tilegraph-hillshade-'));
   });
@@ -211,11 +224,26 @@ describe('Hillshade against gdaldem hillshade on the same Web Mercator DEM tiles
   /** gdaldem's bytes (0 nodata, else 1 + 254 cang, rounded) for the fixture. */
   function gdaldem({ z, x, y }: Fixture, p: HillshadeParams, scale: number): Uint8Array {
     const out = path.join(tmp, `hs_${z}_${x}_${y}.bin`);
-    execFileSync('gdaldem', [
-      'hillshade', '-q', '-of', 'ENVI',
-      '-az', String(p.azimuth ?? 315), '-alt', String(p.altitude ?? 45), '-z', String(p.zFactor ?? 1), '-s', String(scale),
-      path.join(OUT, `dem_${z}_${x}_${y}.tif`), out,
-    ], { env: GDAL_ENV, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(
+      'gdaldem',
+      [
+        'hillshade',
+        '-q',
+        '-of',
+        'ENVI',
+        '-az',
+        String(p.azimuth ?? 315),
+        '-alt',
+        String(p.altitude ?? 45),
+        '-z',
+        String(p.zFactor ?? 1),
+        '-s',
+        String(scale),
+        path.join(OUT, `dem_${z}_${x}_${y}.tif`),
+        out,
+      ],
+      { env: GDAL_ENV, stdio: ['ignore', 'ignore', 'inherit'] },
+    );
     const bytes = new Uint8Array(readFileSync(out));
     assert.equal(bytes.length, W * W);
     return bytes;
@@ -255,7 +283,9 @@ describe('Hillshade against gdaldem hillshade on the same Web Mercator DEM tiles
         const p99 = diffs[Math.floor(0.99 * diffs.length)]!;
         const max = diffs[diffs.length - 1]!;
         const mean = diffs.reduce((s, d) => s + d, 0) / diffs.length;
-        t.diagnostic(`levels of 255: max ${max.toFixed(3)}, p99 ${p99.toFixed(3)}, mean ${mean.toFixed(3)}; within 1 level ${(100 * diffs.filter((d) => d <= 1).length / diffs.length).toFixed(2)}%`);
+        t.diagnostic(
+          `levels of 255: max ${max.toFixed(3)}, p99 ${p99.toFixed(3)}, mean ${mean.toFixed(3)}; within 1 level ${((100 * diffs.filter((d) => d <= 1).length) / diffs.length).toFixed(2)}%`,
+        );
         // gdaldem rounds to bytes (0.5) and uses one latitude for the tile (the rest: ~0.3).
         assert.ok(p99 <= 1, `p99 ${p99}`);
         assert.ok(max <= 1, `max ${max}`);
@@ -288,15 +318,18 @@ describe('Hillshade tiles join without seams (read -> hillshade through the rend
     dir = mkdtempSync(path.join(tmpdir(), 'tilegraph-hs-layers-'));
     mkdirSync(path.join(dir, 'data'));
     copyFileSync(DEM, path.join(dir, 'data/dem.tif'));
-    writeFileSync(path.join(dir, 'hs.yaml'), [
-      'title: hillshade seam test',
-      'sources:',
-      '  dem: ./data/dem.tif',
-      'pipeline:',
-      '  - read: { source: dem, bands: [1], resampling: bilinear }',
-      '  - hillshade: {}',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      path.join(dir, 'hs.yaml'),
+      [
+        'title: hillshade seam test',
+        'sources:',
+        '  dem: ./data/dem.tif',
+        'pipeline:',
+        '  - read: { source: dem, bands: [1], resampling: bilinear }',
+        '  - hillshade: {}',
+        '',
+      ].join('\n'),
+    );
     layer = await loadLayer(path.join(dir, 'hs.yaml'), { layersDir: dir, allowedHosts: [] });
   });
   after(() => {
@@ -318,11 +351,19 @@ describe('Hillshade tiles join without seams (read -> hillshade through the rend
   it('four z11 children at 256 px, stitched, equal their z10 parent at 512 px', async (t) => {
     const parent = await tile(10, 177, 332, 512);
     const stitched = new Uint8Array(512 * 512 * 4);
-    for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) {
+    for (const [dx, dy] of [
+      [0, 0],
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ] as const) {
       const child = await tile(11, 354 + dx, 664 + dy, 256);
       for (let j = 0; j < 256; j++) stitched.set(child.subarray(j * 1024, (j + 1) * 1024), ((dy * 256 + j) * 512 + dx * 256) * 4);
     }
-    let max = 0, differing = 0, seamMax = 0, opaque = 0;
+    let max = 0,
+      differing = 0,
+      seamMax = 0,
+      opaque = 0;
     for (let j = 0; j < 512; j++) {
       for (let i = 0; i < 512; i++) {
         const o = (j * 512 + i) * 4;

@@ -20,9 +20,7 @@ import { loadLayerDir } from '../src/layers/registry.js';
 import { GraphError, topologicalOrder } from '../src/ops/operator.js';
 import { serve } from '../src/server/serve.js';
 import { Cog } from '../src/sources/cog.js';
-import {
-  band, HOSTILE_DIR, runCli, SHIPPED_DATA, SHIPPED_LAYERS, tempDir, toolsMissing, writeMercatorCog, type Tile,
-} from './helpers/layers.js';
+import { band, HOSTILE_DIR, runCli, SHIPPED_DATA, SHIPPED_LAYERS, tempDir, toolsMissing, writeMercatorCog, type Tile } from './helpers/layers.js';
 
 const skip = toolsMissing(['gdal_translate']);
 const ALLOWED_HOSTS = ['tiles.example.org'];
@@ -89,7 +87,10 @@ function makeGenerated(dir: string): void {
   writeFileSync(path.join(dir, 'huge.yaml'), GOOD['good-grid.yaml']! + '#' + 'x'.repeat(MAX_FILE_BYTES) + '\n');
   writeFileSync(path.join(dir, 'nodes-20000.yaml'), chainGraph(20_000));
   writeFileSync(path.join(dir, 'nodes-400.yaml'), chainGraph(400));
-  writeFileSync(path.join(dir, 'steps-400.yaml'), 'sources: { grid: ./data/grid.tif }\npipeline:\n  - read: { source: grid }\n' + '  - select: { bands: [1] }\n'.repeat(400));
+  writeFileSync(
+    path.join(dir, 'steps-400.yaml'),
+    'sources: { grid: ./data/grid.tif }\npipeline:\n  - read: { source: grid }\n' + '  - select: { bands: [1] }\n'.repeat(400),
+  );
   writeFileSync(path.join(dir, 'deep-nesting.yaml'), 'description: ' + '['.repeat(100_000) + ']'.repeat(100_000) + '\n');
   symlinkSync('/dev/zero', path.join(dir, 'device.yaml'));
   symlinkSync(path.join(dir, 'no-such-target.yaml'), path.join(dir, 'dangling.yaml'));
@@ -265,7 +266,11 @@ async function load(text: string): Promise<Layer> {
 /** JSON with keys sorted at every level, written out here rather than imported. */
 function sortedJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(sortedJson).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${sortedJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${sortedJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 
@@ -287,23 +292,31 @@ pipeline:
   - colormap: { name: viridis }
 `,
   same: [
-    ['keys reordered', `pipeline:
+    [
+      'keys reordered',
+      `pipeline:
   - read: { source: grid }
   - rescale: { from: [0, 300] }
   - colormap: { name: viridis }
 sources:
   grid: ./data/grid.tif
 title: Grid
-`],
-    ['the source path spelt another way', `title: Grid
+`,
+    ],
+    [
+      'the source path spelt another way',
+      `title: Grid
 sources:
   grid: data/./grid.tif
 pipeline:
   - read: { source: grid }
   - rescale: { from: [0, 300] }
   - colormap: { name: viridis }
-`],
-    ['comments, block style, quoting, number spellings', `# A layer.
+`,
+    ],
+    [
+      'comments, block style, quoting, number spellings',
+      `# A layer.
 title: "Grid"   # the title
 sources:
   grid: './data/grid.tif'
@@ -316,8 +329,11 @@ pipeline:
         - 0.0
         - 3e2
   - colormap: {name: "viridis"}
-`],
-    ['every default spelt out', `title: Grid
+`,
+    ],
+    [
+      'every default spelt out',
+      `title: Grid
 description: ""
 attribution: ""
 sources:
@@ -331,7 +347,8 @@ pipeline:
   - read: { source: grid, bands: [1], resampling: bilinear, nodata: ${NODATA} }
   - rescale: { from: [0, 300], to: [0, 1] }
   - colormap: { name: viridis, reverse: false, range: [0, 1] }
-`],
+`,
+    ],
   ],
   changed: [
     ['title', 'title: Grid|title: Grid 2'],
@@ -368,7 +385,9 @@ pipeline:
   output: out
 `,
   same: [
-    ['nodes reordered, stops reordered, colour case', `sources: { lc: ./data/lc.tif, grid: ./data/grid.tif }
+    [
+      'nodes reordered, stops reordered, colour case',
+      `sources: { lc: ./data/lc.tif, grid: ./data/grid.tif }
 pipeline:
   output: out
   nodes:
@@ -376,8 +395,11 @@ pipeline:
     nd: { op: normalized_difference, in: [a, b] }
     b: { source: lc, op: read }
     a: { op: read, source: grid }
-`],
-    ['defaults spelt out (nearest is the default for a paletted source)', `sources: { grid: ./data/grid.tif, lc: ./data/lc.tif }
+`,
+    ],
+    [
+      'defaults spelt out (nearest is the default for a paletted source)',
+      `sources: { grid: ./data/grid.tif, lc: ./data/lc.tif }
 pipeline:
   nodes:
     a: { op: read, source: grid, resampling: bilinear, bands: [1], nodata: ${NODATA} }
@@ -385,7 +407,8 @@ pipeline:
     nd: { op: normalized_difference, in: [a, b] }
     out: { op: colormap, in: [nd], stops: [[-1, "#0000ff"], [1, "#ff0000"]] }
   output: out
-`],
+`,
+    ],
   ],
   changed: [
     ['inputs swapped', 'in: [a, b]|in: [b, a]'],
@@ -404,11 +427,14 @@ pipeline:
   - colormap: { classes: { 11: "#0000ff", 42: "#00ff00" } }
 `,
   same: [
-    ['class keys spelt and ordered differently, colour case', `sources: { lc: ./data/lc.tif }
+    [
+      'class keys spelt and ordered differently, colour case',
+      `sources: { lc: ./data/lc.tif }
 pipeline:
   - read: { source: lc }
   - colormap: { classes: { "42.0": "#00FF00", "11": "#0000FF" } }
-`],
+`,
+    ],
   ],
   changed: [
     ['a class colour', '42: "#00ff00"|42: "#00ff01"'],
@@ -515,7 +541,17 @@ describe('layer version', { skip }, () => {
 
 describe('hostile layer files', { skip }, () => {
   it('the corpus and the expectations list the same files', () => {
-    const generated = ['huge.yaml', 'nodes-20000.yaml', 'nodes-400.yaml', 'steps-400.yaml', 'deep-nesting.yaml', 'device.yaml', 'dangling.yaml', 'fifo-link.yaml', 'link-out.yaml'];
+    const generated = [
+      'huge.yaml',
+      'nodes-20000.yaml',
+      'nodes-400.yaml',
+      'steps-400.yaml',
+      'deep-nesting.yaml',
+      'device.yaml',
+      'dangling.yaml',
+      'fifo-link.yaml',
+      'link-out.yaml',
+    ];
     assert.deepEqual([...readdirSync(HOSTILE_DIR), ...generated].sort(), Object.keys(EXPECT).sort());
   });
 
@@ -539,14 +575,29 @@ describe('hostile layer files', { skip }, () => {
   });
 
   it('bombs, huge, deep and endless files fail fast', async () => {
-    const limits: [string, number][] = [['alias-bomb.yaml', 1000], ['alias-bomb-params.yaml', 1000], ['deep-nesting.yaml', 1000], ['huge.yaml', 1000], ['device.yaml', 1000], ['fifo-link.yaml', 1000], ['binary-garbage.yaml', 1000], ['nodes-20000.yaml', 2000], ['nodes-400.yaml', 2000]];
+    const limits: [string, number][] = [
+      ['alias-bomb.yaml', 1000],
+      ['alias-bomb-params.yaml', 1000],
+      ['deep-nesting.yaml', 1000],
+      ['huge.yaml', 1000],
+      ['device.yaml', 1000],
+      ['fifo-link.yaml', 1000],
+      ['binary-garbage.yaml', 1000],
+      ['nodes-20000.yaml', 2000],
+      ['nodes-400.yaml', 2000],
+    ];
     for (const [file, ms] of limits) {
       const t0 = performance.now();
       await assert.rejects(loadLayer(path.join(CORPUS_DIR, file), { layersDir: CORPUS_DIR, allowedHosts: ALLOWED_HOSTS }), LayerError);
       const took = performance.now() - t0;
       assert.ok(took < ms, `${file} took ${took.toFixed(0)} ms to refuse (limit ${ms})`);
     }
-    assert.equal(chainGraph(20_000).split('\n').filter((l) => l.includes('op:')).length, 20_000);
+    assert.equal(
+      chainGraph(20_000)
+        .split('\n')
+        .filter((l) => l.includes('op:')).length,
+      20_000,
+    );
   });
 
   it('20,000 nodes built programmatically are refused quickly, and a 20,000-long chain is ordered without overflowing the stack', async () => {
@@ -555,7 +606,10 @@ describe('hostile layer files', { skip }, () => {
       const nodes: Record<string, Record<string, unknown>> = { n0: { op: 'read', source: 'grid' } };
       for (let k = 1; k < 20_000; k++) nodes[`n${k}`] = { op: 'select', in: [`n${k - 1}`], bands: [1] };
       let t0 = performance.now();
-      assert.throws(() => buildGraph({ nodes, output: 'n19999' }, { sources: new Map([['grid', cog]]) }), (err: unknown) => err instanceof GraphError && /20000 nodes; at most/.test(err.message));
+      assert.throws(
+        () => buildGraph({ nodes, output: 'n19999' }, { sources: new Map([['grid', cog]]) }),
+        (err: unknown) => err instanceof GraphError && /20000 nodes; at most/.test(err.message),
+      );
       const steps = [{ read: { source: 'grid' } }, ...Array.from({ length: 19_999 }, () => ({ select: { bands: [1] } }))];
       assert.throws(() => buildGraph(steps, { sources: new Map([['grid', cog]]) }), /20000 steps; at most/);
       assert.ok(performance.now() - t0 < 2000, `took ${(performance.now() - t0).toFixed(0)} ms`);
@@ -567,7 +621,10 @@ describe('hostile layer files', { skip }, () => {
       assert.equal(order.length, 20_000);
       assert.equal(order[0], 'n0');
       chain.set('n0', { inputs: ['n19999'] });
-      assert.throws(() => topologicalOrder(chain), (err: unknown) => err instanceof GraphError && /cycle: /.test(err.message));
+      assert.throws(
+        () => topologicalOrder(chain),
+        (err: unknown) => err instanceof GraphError && /cycle: /.test(err.message),
+      );
       assert.ok(performance.now() - t0 < 2000, `took ${(performance.now() - t0).toFixed(0)} ms`);
     } finally {
       await cog.close();
@@ -581,10 +638,17 @@ describe('hostile layer files', { skip }, () => {
   });
 
   it('through a running server: /layers lists the refused files and the good layers serve tiles', async () => {
-    const settings = loadSettings({ LAYERS_DIR: CORPUS_DIR, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'silent', ALLOWED_HOSTS: ALLOWED_HOSTS.join(',') });
+    const settings = loadSettings({
+      LAYERS_DIR: CORPUS_DIR,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      WORKERS: '1',
+      LOG_LEVEL: 'silent',
+      ALLOWED_HOSTS: ALLOWED_HOSTS.join(','),
+    });
     const server = await serve(settings);
     try {
-      const list = await (await fetch(`${server.url}/layers`)).json() as { layers: { name: string }[]; refused: { file: string; error: string }[] };
+      const list = (await (await fetch(`${server.url}/layers`)).json()) as { layers: { name: string }[]; refused: { file: string; error: string }[] };
       assert.deepEqual(list.layers.map((l) => l.name).sort(), ['good-graph', 'good-grid', 'good-landcover']);
       assert.deepEqual(list.refused.map((p) => p.file).sort(), Object.keys(EXPECT).sort());
       for (const p of list.refused) checkRefusal(p.file, p.error);
@@ -638,25 +702,35 @@ describe('tilegraph layers / diff', { skip }, () => {
   it('`tilegraph diff A B --sample N` prints the changed keys, then per-tile differences worst first', () => {
     const dir = path.join(tmp.dir, 'cli-diff');
     makeData(dir);
-    const a = path.join(dir, 'a.yaml'), b = path.join(dir, 'b.yaml');
+    const a = path.join(dir, 'a.yaml'),
+      b = path.join(dir, 'b.yaml');
     writeFileSync(a, GOOD['good-grid.yaml']!);
     writeFileSync(b, GOOD['good-grid.yaml']!.replace('name: viridis', 'name: magma').replace('from: [0, 500]', 'from: [0, 400]'));
     const r = runCli(['diff', a, b, '--sample', '6']);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const lines = r.stdout.split('\n');
-    assert.ok(lines.some((l) => /^- .*"name": "viridis"/.test(l)), r.stdout);
-    assert.ok(lines.some((l) => /^\+ .*"name": "magma"/.test(l)), r.stdout);
+    assert.ok(
+      lines.some((l) => /^- .*"name": "viridis"/.test(l)),
+      r.stdout,
+    );
+    assert.ok(
+      lines.some((l) => /^\+ .*"name": "magma"/.test(l)),
+      r.stdout,
+    );
     assert.ok(lines.some((l) => /^- +500$/.test(l)) && lines.some((l) => /^\+ +400$/.test(l)), `the rescale bound should show as changed:\n${r.stdout}`);
     // Only changed lines are printed from the config diff.
     assert.ok(!lines.some((l) => l.includes('"title"')), r.stdout);
     const head = lines.findIndex((l) => /^\d+ sample tiles, worst first/.test(l));
     assert.ok(head > 0, r.stdout);
     assert.match(lines[head + 1]!, /^tile +mean +max$/);
-    const rows = lines.slice(head + 2).filter(Boolean).map((l) => {
-      const m = /^(\d+)\/(\d+)\/(\d+) +([\d.]+) +(\d+)$/.exec(l);
-      assert.ok(m, `not a tile row: '${l}'`);
-      return { z: Number(m[1]), mean: Number(m[4]), max: Number(m[5]) };
-    });
+    const rows = lines
+      .slice(head + 2)
+      .filter(Boolean)
+      .map((l) => {
+        const m = /^(\d+)\/(\d+)\/(\d+) +([\d.]+) +(\d+)$/.exec(l);
+        assert.ok(m, `not a tile row: '${l}'`);
+        return { z: Number(m[1]), mean: Number(m[4]), max: Number(m[5]) };
+      });
     assert.equal(rows.length, 6);
     for (const row of rows) assert.ok(row.z >= 10 && row.z <= 14, `zoom ${row.z} outside the layers' range`);
     for (let k = 1; k < rows.length; k++) assert.ok(rows[k - 1]!.mean >= rows[k]!.mean, `not worst first: ${lines.slice(head + 2).join('\n')}`);
@@ -666,7 +740,8 @@ describe('tilegraph layers / diff', { skip }, () => {
   it('`tilegraph diff` of two spellings of one layer reports identical configs and no pixel difference', () => {
     const dir = path.join(tmp.dir, 'cli-diff-same');
     makeData(dir);
-    const a = path.join(dir, 'a.yaml'), b = path.join(dir, 'b.yaml');
+    const a = path.join(dir, 'a.yaml'),
+      b = path.join(dir, 'b.yaml');
     writeFileSync(a, GOOD['good-grid.yaml']!);
     writeFileSync(b, '# the same layer\n' + GOOD['good-grid.yaml']!.replace('{ name: viridis }', '{ name: viridis, reverse: false }') + 'tileSize: 256\n');
     const r = runCli(['diff', a, b, '--sample', '3']);

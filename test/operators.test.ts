@@ -22,8 +22,20 @@ import { bandRaster, type BandRaster, type Raster, type RgbaRaster, type TileCon
 import { Cog } from '../src/sources/cog.js';
 import { renderTile } from '../workers/render.js';
 import {
-  band, gdal, layerSpec, pixelCentre, readEnviRaw, runPipeline, SHIPPED_DATA, sourcePixels, tempDir, tileAt,
-  toolsMissing, valuesAt, writeMercatorCog, type Tile,
+  band,
+  gdal,
+  layerSpec,
+  pixelCentre,
+  readEnviRaw,
+  runPipeline,
+  SHIPPED_DATA,
+  sourcePixels,
+  tempDir,
+  tileAt,
+  toolsMissing,
+  valuesAt,
+  writeMercatorCog,
+  type Tile,
 } from './helpers/layers.js';
 
 const skip = toolsMissing(['gdal_translate', 'gdalinfo', 'gdaltransform', 'gdallocationinfo', 'gdalbuildvrt']);
@@ -118,9 +130,16 @@ interface Point {
 function samplePoints(file: string, tile: Tile): Point[] {
   const idx: number[] = [];
   const centres: [number, number][] = [];
-  for (let j = 4; j < SIZE; j += 8) for (let i = 4; i < SIZE; i += 8) { idx.push(j * SIZE + i); centres.push(pixelCentre(tile, SIZE, i, j)); }
+  for (let j = 4; j < SIZE; j += 8)
+    for (let i = 4; i < SIZE; i += 8) {
+      idx.push(j * SIZE + i);
+      centres.push(pixelCentre(tile, SIZE, i, j));
+    }
   const px = sourcePixels(file, centres);
-  const inside = (t: number) => { const f = t - Math.floor(t); return f > 0.2 && f < 0.8; };
+  const inside = (t: number) => {
+    const f = t - Math.floor(t);
+    return f > 0.2 && f < 0.8;
+  };
   const points = px.flatMap(([c, r], n) => (inside(c) && inside(r) ? [{ k: idx[n]!, col: Math.floor(c), row: Math.floor(r) }] : []));
   assert.ok(points.length > 200, `only ${points.length} sample points fell well inside source pixels`);
   return points;
@@ -131,14 +150,18 @@ describe('normalized_difference', { skip }, () => {
   const expectND = (a: Float32Array, b: Float32Array) => (k: number, i: number, j: number) => (validPixel(j) && !isZeroSum(i, j) ? nd(a[k]!, b[k]!) : null);
 
   it('graph form, two reads: (a - b) / (a + b) of the input values, empty where the sum is 0 or data is missing', async () => {
-    const { raster } = await runPipeline({
-      nodes: {
-        a: { op: 'read', source: 'grid', bands: [1] },
-        b: { op: 'read', source: 'grid', bands: [2] },
-        ndvi: { op: 'normalized_difference', in: ['a', 'b'] },
+    const { raster } = await runPipeline(
+      {
+        nodes: {
+          a: { op: 'read', source: 'grid', bands: [1] },
+          b: { op: 'read', source: 'grid', bands: [2] },
+          ndvi: { op: 'normalized_difference', in: ['a', 'b'] },
+        },
+        output: 'ndvi',
       },
-      output: 'ndvi',
-    }, { grid: GRID }, TILE);
+      { grid: GRID },
+      TILE,
+    );
     checkPixels(bands(raster), 0, expectND(B1, B2), 1e-6, 'in: [a, b]');
   });
 
@@ -149,23 +172,43 @@ describe('normalized_difference', { skip }, () => {
 
   it('NDVI of the shipped Landsat 8 tiles equals (B5 - B4) / (B5 + B4) of the values GDAL reads', async () => {
     const points = samplePoints(NIR, ZION);
-    const nir = valuesAt(NIR, points.map((p) => [p.col, p.row]));
-    const red = valuesAt(RED, points.map((p) => [p.col, p.row]));
-    const graph = await runPipeline({
-      nodes: {
-        red: { op: 'read', source: 'red', bands: [1], resampling: 'nearest' },
-        nir: { op: 'read', source: 'nir', bands: [1], resampling: 'nearest' },
-        ndvi: { op: 'normalized_difference', in: ['nir', 'red'] },
+    const nir = valuesAt(
+      NIR,
+      points.map((p) => [p.col, p.row]),
+    );
+    const red = valuesAt(
+      RED,
+      points.map((p) => [p.col, p.row]),
+    );
+    const graph = await runPipeline(
+      {
+        nodes: {
+          red: { op: 'read', source: 'red', bands: [1], resampling: 'nearest' },
+          nir: { op: 'read', source: 'nir', bands: [1], resampling: 'nearest' },
+          ndvi: { op: 'normalized_difference', in: ['nir', 'red'] },
+        },
+        output: 'ndvi',
       },
-      output: 'ndvi',
-    }, { red: RED, nir: NIR }, ZION);
-    const list = await runPipeline([{ read: { source: 'both', resampling: 'nearest' } }, { normalized_difference: { bands: [1, 2] } }], { both: NIR_RED }, ZION);
-    for (const [form, r] of [['graph', bands(graph.raster)], ['bands', bands(list.raster)]] as const) {
+      { red: RED, nir: NIR },
+      ZION,
+    );
+    const list = await runPipeline(
+      [{ read: { source: 'both', resampling: 'nearest' } }, { normalized_difference: { bands: [1, 2] } }],
+      { both: NIR_RED },
+      ZION,
+    );
+    for (const [form, r] of [
+      ['graph', bands(graph.raster)],
+      ['bands', bands(list.raster)],
+    ] as const) {
       let spread = 0;
       points.forEach((p, n) => {
         const want = nd(nir[n]!, red[n]!);
         assert.equal(r.mask[p.k], 1, `${form}: pixel ${p.k} should hold data`);
-        assert.ok(Math.abs(r.bands[0]![p.k]! - want) < 1e-6, `${form}: NDVI at source pixel (${p.col}, ${p.row}) = ${r.bands[0]![p.k]}, expected ${want} from B5 ${nir[n]}, B4 ${red[n]}`);
+        assert.ok(
+          Math.abs(r.bands[0]![p.k]! - want) < 1e-6,
+          `${form}: NDVI at source pixel (${p.col}, ${p.row}) = ${r.bands[0]![p.k]}, expected ${want} from B5 ${nir[n]}, B4 ${red[n]}`,
+        );
         spread = Math.max(spread, Math.abs(want));
       });
       assert.ok(spread > 0.05, 'the sample should not be flat');
@@ -189,7 +232,9 @@ describe('rescale', { skip }, () => {
     const info = JSON.parse(gdal('gdalinfo', ['-json', NIR])) as { bands: { overviews: { size: [number, number] }[]; noDataValue?: number }[] };
     const ovs = info.bands[0]!.overviews.map((o) => o.size);
     let level = -1;
-    ovs.forEach(([w, h], n) => { if (Math.min(w, h) >= 256) level = n; });
+    ovs.forEach(([w, h], n) => {
+      if (Math.min(w, h) >= 256) level = n;
+    });
     assert.deepEqual(ovs[level], [282, 357]);
     const base = path.join(tmp.dir, 'nir_overview');
     gdal('gdal_translate', ['-q', '-of', 'ENVI', '-oo', `OVERVIEW_LEVEL=${level}`, NIR, `${base}.raw`]);
@@ -203,21 +248,26 @@ describe('rescale', { skip }, () => {
       const h = (sorted.length - 1) * p;
       return [sorted[Math.floor(h)]!, sorted[Math.ceil(h)]!];
     };
-    const b2 = bracket(0.02), b98 = bracket(0.98);
+    const b2 = bracket(0.02),
+      b98 = bracket(0.98);
 
-    const seq = (await runPipeline([{ read: { source: 'nir', resampling: 'nearest' } }, { rescale: { from: 'auto' } }], { nir: NIR }, ZION));
-    const [[lo, hi]] = await ((seq.graph as Sequential).steps[0] as Read).percentiles(seq.cogs.get('nir')!) as [[number, number]];
+    const seq = await runPipeline([{ read: { source: 'nir', resampling: 'nearest' } }, { rescale: { from: 'auto' } }], { nir: NIR }, ZION);
+    const [[lo, hi]] = (await ((seq.graph as Sequential).steps[0] as Read).percentiles(seq.cogs.get('nir')!)) as [[number, number]];
     assert.ok(lo >= b2[0] && lo <= b2[1], `2nd percentile ${lo}, GDAL's overview puts it in [${b2.join(', ')}]`);
     assert.ok(hi >= b98[0] && hi <= b98[1], `98th percentile ${hi}, GDAL's overview puts it in [${b98.join(', ')}]`);
-    const p2 = (b2[0] + b2[1]) / 2, p98 = (b98[0] + b98[1]) / 2;
+    const p2 = (b2[0] + b2[1]) / 2,
+      p98 = (b98[0] + b98[1]) / 2;
 
     // The tile itself, against the raw values GDAL reads at the sample points.
     const points = samplePoints(NIR, ZION);
-    const raw = valuesAt(NIR, points.map((p) => [p.col, p.row]));
+    const raw = valuesAt(
+      NIR,
+      points.map((p) => [p.col, p.row]),
+    );
     const out = bands(seq.raster);
     const slope = 1 / (p98 - p2);
     // How far the output may move with the percentiles anywhere inside their brackets.
-    const tol = ((b2[1] - b2[0]) + (b98[1] - b98[0])) * slope + 1e-5;
+    const tol = (b2[1] - b2[0] + (b98[1] - b98[0])) * slope + 1e-5;
     let inside = 0;
     points.forEach((p, n) => {
       const want = Math.min(1, Math.max(0, (raw[n]! - p2) * slope));
@@ -232,7 +282,10 @@ describe('rescale', { skip }, () => {
 function colormap(params: Record<string, unknown>, values: readonly number[], palette?: Uint8Array): [number, number, number, number][] {
   const op = buildOperator('colormap', params, { sources: new Map(), inputs: 1 });
   const r = bandRaster(values.length, 1, 1);
-  values.forEach((v, i) => { r.bands[0]![i] = v; r.mask[i] = Number.isNaN(v) ? 0 : 1; });
+  values.forEach((v, i) => {
+    r.bands[0]![i] = v;
+    r.mask[i] = Number.isNaN(v) ? 0 : 1;
+  });
   if (palette) r.palette = palette;
   const ctx: TileContext = { z: 0, x: 0, y: 0, size: values.length, buffer: 0, bounds: [0, 0, 1, 1] };
   const out = op.apply([r], ctx) as RgbaRaster;
@@ -245,7 +298,10 @@ function hex(h: string): [number, number, number, number] {
 }
 
 function near(got: readonly number[], want: readonly number[], tol: number, what: string): void {
-  assert.ok(got.every((g, c) => Math.abs(g - want[c]!) <= tol), `${what}: got ${got.join(',')}, expected ${want.join(',')} (within ${tol})`);
+  assert.ok(
+    got.every((g, c) => Math.abs(g - want[c]!) <= tol),
+    `${what}: got ${got.join(',')}, expected ${want.join(',')} (within ${tol})`,
+  );
 }
 
 describe('colormap', { skip }, () => {
@@ -265,7 +321,11 @@ describe('colormap', { skip }, () => {
   });
 
   it('stops interpolate linearly in the data units (midpoints), clamp outside, in any order', () => {
-    const stops = [[200, '#00FF0080'], [0, '#000000'], [100, '#ff0000']];
+    const stops = [
+      [200, '#00FF0080'],
+      [0, '#000000'],
+      [100, '#ff0000'],
+    ];
     const [a, b, c, d, e, under, over] = colormap({ stops }, [0, 50, 100, 150, 200, -10, 250]);
     near(a!, [0, 0, 0, 255], 0, 'stop 0');
     near(b!, [127.5, 0, 0, 255], 1, 'midpoint 50');
@@ -280,7 +340,14 @@ describe('colormap', { skip }, () => {
 
   it('classes map exact values; anything else is transparent', () => {
     const out = colormap({ classes: { 1: '#ff0000', '2': '#00ff0080', '3.5': '#0000FF' } }, [1, 2, 3.5, 4, 0, NaN]);
-    assert.deepEqual(out, [[255, 0, 0, 255], [0, 255, 0, 128], [0, 0, 255, 255], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]);
+    assert.deepEqual(out, [
+      [255, 0, 0, 255],
+      [0, 255, 0, 128],
+      [0, 0, 255, 255],
+      [0, 0, 0, 0],
+      [0, 0, 0, 0],
+      [0, 0, 0, 0],
+    ]);
   });
 
   it("`source` draws the file's colour table exactly as gdalinfo reports it", async () => {
@@ -292,11 +359,17 @@ describe('colormap', { skip }, () => {
     const cog = await Cog.open(NLCD);
     try {
       assert.ok(cog.meta.palette, 'the NLCD file has a colour table');
-      const all = colormap({ name: 'source' }, Array.from({ length: 256 }, (_, v) => v), cog.meta.palette);
+      const all = colormap(
+        { name: 'source' },
+        Array.from({ length: 256 }, (_, v) => v),
+        cog.meta.palette,
+      );
       // GDAL gives the nodata entry (255) alpha 0 (the TIFF ColorMap has no alpha); pixels of
       // that value are masked before the colour map, as the end-to-end test below shows.
       assert.equal(cog.meta.nodata, 255);
-      all.forEach((got, v) => { if (v !== 255) assert.deepEqual(got, table[v], `class ${v}`); });
+      all.forEach((got, v) => {
+        if (v !== 255) assert.deepEqual(got, table[v], `class ${v}`);
+      });
       assert.deepEqual(all[255]!.slice(0, 3), table[255]!.slice(0, 3));
     } finally {
       await cog.close();
@@ -314,7 +387,10 @@ describe('colormap', { skip }, () => {
       if (c[3] !== 0) assert.ok(colours.has(c.join(',')), `pixel ${k} is ${c.join(',')}, not a colour of the table`);
     }
     const points = samplePoints(NLCD, ZION);
-    const classes = valuesAt(NLCD, points.map((p) => [p.col, p.row]));
+    const classes = valuesAt(
+      NLCD,
+      points.map((p) => [p.col, p.row]),
+    );
     const seen = new Set<number>();
     points.forEach((p, n) => {
       const cls = classes[n]!;
@@ -328,7 +404,11 @@ describe('colormap', { skip }, () => {
 
 describe('rgb, select, expression', { skip }, () => {
   it('rgb rescales each band on its own range, applies gamma, and leaves nodata transparent', async () => {
-    const ranges: [number, number][] = [[10, 210], [0, 160], [-50, 50]];
+    const ranges: [number, number][] = [
+      [10, 210],
+      [0, 160],
+      [-50, 50],
+    ];
     const gamma = 2.2;
     const { raster } = await runPipeline([{ read: { source: 'grid' } }, { rgb: { rescale: ranges, gamma } }], { grid: GRID }, TILE);
     const out = rgba(raster);
@@ -337,7 +417,10 @@ describe('rgb, select, expression', { skip }, () => {
       for (let i = 0; i < SIZE; i++) {
         const k = j * SIZE + i;
         const got = [...out.data.subarray(k * 4, k * 4 + 4)];
-        if (!validPixel(j)) { assert.deepEqual(got, [0, 0, 0, 0], `nodata pixel (${i}, ${j})`); continue; }
+        if (!validPixel(j)) {
+          assert.deepEqual(got, [0, 0, 0, 0], `nodata pixel (${i}, ${j})`);
+          continue;
+        }
         const want = src.map((b, c) => {
           const t = Math.min(1, Math.max(0, (b[k]! - ranges[c]![0]) / (ranges[c]![1] - ranges[c]![0])));
           return 255 * t ** (1 / gamma);
@@ -356,28 +439,42 @@ describe('rgb, select, expression', { skip }, () => {
 
   it('expression matches the same formula computed by hand, empty where it has no value', async () => {
     const expr = 'where(b1 > b2, (b1 - b2) / (b1 + b2), sqrt(abs(b2 - b1)) * 2) + clamp(b3, -10, 10) - 1.5^2 + max(b1, b3) / (b3 - 4)';
-    const hand = (b1: number, b2: number, b3: number) => (b1 > b2 ? (b1 - b2) / (b1 + b2) : Math.sqrt(Math.abs(b2 - b1)) * 2) + Math.min(Math.max(b3, -10), 10) - 2.25 + Math.max(b1, b3) / (b3 - 4);
+    const hand = (b1: number, b2: number, b3: number) =>
+      (b1 > b2 ? (b1 - b2) / (b1 + b2) : Math.sqrt(Math.abs(b2 - b1)) * 2) + Math.min(Math.max(b3, -10), 10) - 2.25 + Math.max(b1, b3) / (b3 - 4);
     const { raster } = await runPipeline([{ read: { source: 'grid' } }, { expression: { expr } }], { grid: GRID }, TILE);
     // Division by zero (b3 = 4 where i - j = 8, and b1 + b2 = 0 at ZERO_SUM) gives no value: nodata.
     let infinite = 0;
-    checkPixels(bands(raster), 0, (k, _i, j) => {
-      if (!validPixel(j)) return null;
-      const v = hand(B1[k]!, B2[k]!, B3[k]!);
-      if (!Number.isFinite(v)) { infinite++; return null; }
-      return v;
-    }, 1e-5, expr);
+    checkPixels(
+      bands(raster),
+      0,
+      (k, _i, j) => {
+        if (!validPixel(j)) return null;
+        const v = hand(B1[k]!, B2[k]!, B3[k]!);
+        if (!Number.isFinite(v)) {
+          infinite++;
+          return null;
+        }
+        return v;
+      },
+      1e-5,
+      expr,
+    );
     assert.equal(infinite, FIRST_NODATA_ROW + 1, 'one pixel per valid row with i - j = 8, plus the zero sum');
   });
 
   it('expression in the graph form numbers the bands of all its inputs in order', async () => {
-    const { raster } = await runPipeline({
-      nodes: {
-        a: { op: 'read', source: 'grid', bands: [2] },
-        b: { op: 'read', source: 'grid', bands: [3, 1] },
-        e: { op: 'expression', in: ['a', 'b'], expr: 'b1 * 2 - b3 + b2' },
+    const { raster } = await runPipeline(
+      {
+        nodes: {
+          a: { op: 'read', source: 'grid', bands: [2] },
+          b: { op: 'read', source: 'grid', bands: [3, 1] },
+          e: { op: 'expression', in: ['a', 'b'], expr: 'b1 * 2 - b3 + b2' },
+        },
+        output: 'e',
       },
-      output: 'e',
-    }, { grid: GRID }, TILE);
+      { grid: GRID },
+      TILE,
+    );
     checkPixels(bands(raster), 0, (k, _i, j) => (validPixel(j) ? B2[k]! * 2 - B1[k]! + B3[k]! : null), 1e-6, 'b1 * 2 - b3 + b2');
   });
 });
@@ -393,7 +490,10 @@ describe('quality checks through renderTile', { skip }, () => {
     assert.ok(res.rgba, 'a warning does not stop the tile');
     assert.equal(res.warnings.length, 1);
     assert.equal(res.warnings[0]!.check, 'assert_range');
-    assert.match(res.warnings[0]!.message, new RegExp(`^assert_range failed on tile ${TILE.z}/${TILE.x}/${TILE.y}: ${above100} value\\(s\\) outside \\[0, 100\\]`));
+    assert.match(
+      res.warnings[0]!.message,
+      new RegExp(`^assert_range failed on tile ${TILE.z}/${TILE.x}/${TILE.y}: ${above100} value\\(s\\) outside \\[0, 100\\]`),
+    );
     assert.deepEqual((await render({ assert_range: { min: 0, max: 1000 } })).warnings, []);
   });
 
@@ -414,12 +514,19 @@ describe('quality checks through renderTile', { skip }, () => {
   });
 
   it('assert_valid_fraction with on_fail: raise rejects the render with a message naming the check', async () => {
-    await assert.rejects(render({ assert_valid_fraction: { min: 0.75, on_fail: 'raise' } }), /assert_valid_fraction failed on tile 12\/1000\/1500: 62\.5% of the pixels are valid, below 75\.0%/);
+    await assert.rejects(
+      render({ assert_valid_fraction: { min: 0.75, on_fail: 'raise' } }),
+      /assert_valid_fraction failed on tile 12\/1000\/1500: 62\.5% of the pixels are valid, below 75\.0%/,
+    );
   });
 
   it('the checks pass the data through unchanged', async () => {
     const plain = await runPipeline([{ read: { source: 'grid', bands: [1] } }], { grid: GRID }, TILE);
-    const checked = await runPipeline([{ read: { source: 'grid', bands: [1] } }, { assert_range: { min: 0 } }, { assert_valid_fraction: { min: 0.1 } }], { grid: GRID }, TILE);
+    const checked = await runPipeline(
+      [{ read: { source: 'grid', bands: [1] } }, { assert_range: { min: 0 } }, { assert_valid_fraction: { min: 0.1 } }],
+      { grid: GRID },
+      TILE,
+    );
     assert.deepEqual(bands(checked.raster).bands[0], bands(plain.raster).bands[0]);
     assert.deepEqual(bands(checked.raster).mask, bands(plain.raster).mask);
     assert.deepEqual(checked.ctx.warnings, []);
@@ -429,9 +536,18 @@ describe('quality checks through renderTile', { skip }, () => {
 // The fixture file itself should be what the expectations assume: GDAL reads it back.
 describe('fixture', { skip }, () => {
   it('GDAL reads back the values written, and nodata', () => {
-    const pts: [number, number][] = [[0, 0], [5, 7], [100, 20], [255, 159], [3, 200]];
+    const pts: [number, number][] = [
+      [0, 0],
+      [5, 7],
+      [100, 20],
+      [255, 159],
+      [3, 200],
+    ];
     const got = valuesAt(GRID, pts);
-    assert.deepEqual(got, pts.map(([i, j]) => B1[j * SIZE + i]!));
+    assert.deepEqual(
+      got,
+      pts.map(([i, j]) => B1[j * SIZE + i]!),
+    );
     assert.match(readFileSync(GRID).subarray(0, 4).toString('latin1'), /^II\*\0|^MM\0\*/);
   });
 });

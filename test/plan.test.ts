@@ -14,7 +14,8 @@ function source(levels = [1024, 512, 256, 128]): PlanSource {
   const span = (2 * HALF_WORLD) / 2 ** 10; // one zoom-10 tile in metres
   const px = span / 1024;
   return {
-    width: 1024, height: 1024,
+    width: 1024,
+    height: 1024,
     geoTransform: [-HALF_WORLD, px, 0, HALF_WORLD, 0, -px],
     proj4: MERC,
     levels: levels.map((w) => ({ width: w, height: w })),
@@ -78,15 +79,25 @@ describe('planRead on a Web Mercator source', () => {
 describe('planRead through a projection', () => {
   it('a geographic source: centres fall where the inverse Mercator formula puts them', () => {
     // 0.01 degree pixels from (-1, 1): one zoom-8 tile around (0, 0) lies inside.
-    const src: PlanSource = { width: 200, height: 200, geoTransform: [-1, 0.01, 0, 1, 0, -0.01], proj4: '+proj=longlat +datum=WGS84 +no_defs', levels: [{ width: 200, height: 200 }] };
+    const src: PlanSource = {
+      width: 200,
+      height: 200,
+      geoTransform: [-1, 0.01, 0, 1, 0, -0.01],
+      proj4: '+proj=longlat +datum=WGS84 +no_defs',
+      levels: [{ width: 200, height: 200 }],
+    };
     const c = ctx(8, 127, 127);
     const p = planRead(src, c, 'nearest')!;
     const res = (c.bounds[2] - c.bounds[0]) / 256;
-    for (const [i, j] of [[0, 0], [100, 37], [255, 255]] as const) {
+    for (const [i, j] of [
+      [0, 0],
+      [100, 37],
+      [255, 255],
+    ] as const) {
       const mx = c.bounds[0] + (i + 0.5) * res;
       const my = c.bounds[3] - (j + 0.5) * res;
-      const lon = (mx / 6378137) * 180 / Math.PI;
-      const lat = (2 * Math.atan(Math.exp(my / 6378137)) - Math.PI / 2) * 180 / Math.PI;
+      const lon = ((mx / 6378137) * 180) / Math.PI;
+      const lat = ((2 * Math.atan(Math.exp(my / 6378137)) - Math.PI / 2) * 180) / Math.PI;
       const k = j * 256 + i;
       assert.ok(Math.abs(p.coords().u[k]! + p.window[0] - (lon + 1) / 0.01) < 0.125, `u at ${i},${j}`);
       assert.ok(Math.abs(p.coords().v[k]! + p.window[1] - (1 - lat) / 0.01) < 0.125, `v at ${i},${j}`);

@@ -16,7 +16,12 @@ const SIZE = 256;
 /** A tile of `colours` distinct RGBA words (some translucent or fully transparent), in runs and noise. */
 function tile(colours: number, seed: number, size = SIZE): Uint8Array {
   let s = seed >>> 0 || 1;
-  const rand = () => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return (s >>> 0) / 2 ** 32; };
+  const rand = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
   const palette = Array.from({ length: colours }, (_, k) => {
     const alpha = k % 7 === 0 ? 0 : k % 5 === 0 ? Math.floor(rand() * 255) : 255;
     return [Math.floor(rand() * 256), Math.floor(rand() * 256), Math.floor(rand() * 256), alpha] as const;

@@ -16,8 +16,19 @@ const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
 test('the README settings table matches src/config.ts', () => {
   const table = readme.split('<!-- settings:start -->')[1]?.split('<!-- settings:end -->')[0];
   assert.ok(table, 'README has a settings table between the markers');
-  const rows = table.split('\n').filter((l) => /^\| `[A-Z0-9_]+` \|/.test(l)).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
-  assert.deepEqual(rows, SETTINGS.map((s) => [`\`${s.env}\``, s.default, s.description]));
+  const rows = table
+    .split('\n')
+    .filter((l) => /^\| `[A-Z0-9_]+` \|/.test(l))
+    .map((l) =>
+      l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
+  assert.deepEqual(
+    rows,
+    SETTINGS.map((s) => [`\`${s.env}\``, s.default, s.description]),
+  );
 });
 
 test('every registered operator is documented in the README', () => {

@@ -45,7 +45,17 @@ import type { LayerSpec } from '../src/render/task.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
 import { tileBounds } from '../src/tiles/mercator.js';
-import { GDAL_ENV, gdalMissing, gdalOverviewChoice, warpTile, xyzBounds, xyzTileAt, type GdalResampling, type OverviewChoice, type WarpedTile } from './helpers/gdal.js';
+import {
+  GDAL_ENV,
+  gdalMissing,
+  gdalOverviewChoice,
+  warpTile,
+  xyzBounds,
+  xyzTileAt,
+  type GdalResampling,
+  type OverviewChoice,
+  type WarpedTile,
+} from './helpers/gdal.js';
 import { ROOT } from './helpers/root.js';
 
 const SCRIPT = path.join(ROOT, 'test/fixtures/make-render-fixtures.sh');
@@ -120,15 +130,17 @@ interface FixtureCase {
 }
 
 // Footprints of the data (corners as gdalinfo reports them for the files in layers/data/).
-const DEM = { centre: [-117.5486, 53.2431], west: [-117.848, 53.2364], nw: [-117.8600, 53.4160], se: [-117.2396, 53.0695] } as const;
-const ZION = { centre: [-113.0448, 37.3230], west: [-113.2356, 37.3196], ne: [-112.8587, 37.5191], sw: [-113.2299, 37.1266] } as const;
+const DEM = { centre: [-117.5486, 53.2431], west: [-117.848, 53.2364], nw: [-117.86, 53.416], se: [-117.2396, 53.0695] } as const;
+const ZION = { centre: [-113.0448, 37.323], west: [-113.2356, 37.3196], ne: [-112.8587, 37.5191], sw: [-113.2299, 37.1266] } as const;
 const pt = (p: readonly number[]): [number, number] => [p[0]!, p[1]!];
 const between = (a: readonly number[], b: readonly number[], t: number): [number, number] => [a[0]! + (b[0]! - a[0]!) * t, a[1]! + (b[1]! - a[1]!) * t];
 
 const FIXTURES: FixtureCase[] = [
   {
     // 100 m pixels: native around z10.6.
-    file: 'dem_3857.tif', what: 'Float32, EPSG:3857, nodata -9999 corners', resamplings: ['nearest', 'bilinear', 'cubic'],
+    file: 'dem_3857.tif',
+    what: 'Float32, EPSG:3857, nodata -9999 corners',
+    resamplings: ['nearest', 'bilinear', 'cubic'],
     tiles: [
       { kind: 'oversampled', z: 14, at: pt(DEM.centre), where: 'DEM centre' },
       { kind: 'inside', z: 11, at: pt(DEM.centre), where: 'DEM centre' },
@@ -141,7 +153,9 @@ const FIXTURES: FixtureCase[] = [
   },
   {
     // 80 m ground pixels (134 m in Mercator at 53 N): native around z10.2; grid rotated ~17 degrees.
-    file: 'dem_lcc.tif', what: 'Float32, Lambert conformal conic (proj string), NaN nodata', resamplings: ['nearest', 'bilinear'],
+    file: 'dem_lcc.tif',
+    what: 'Float32, Lambert conformal conic (proj string), NaN nodata',
+    resamplings: ['nearest', 'bilinear'],
     tiles: [
       { kind: 'oversampled', z: 14, at: pt(DEM.centre), where: 'DEM centre' },
       { kind: 'inside', z: 11, at: between(DEM.centre, DEM.se, 0.3), where: 'south-east of the DEM centre' },
@@ -154,7 +168,9 @@ const FIXTURES: FixtureCase[] = [
   },
   {
     // 30 m pixels (38 m in Mercator at 37 N): native around z12.
-    file: 'nir_32612.tif', what: 'UInt16, UTM 12N, every pixel valid (raster edge only)', resamplings: ['nearest', 'bilinear', 'cubic'],
+    file: 'nir_32612.tif',
+    what: 'UInt16, UTM 12N, every pixel valid (raster edge only)',
+    resamplings: ['nearest', 'bilinear', 'cubic'],
     tiles: [
       { kind: 'oversampled', z: 16, at: pt(ZION.centre), where: 'scene centre' },
       { kind: 'inside', z: 12, at: pt(ZION.centre), where: 'scene centre' },
@@ -168,7 +184,9 @@ const FIXTURES: FixtureCase[] = [
   },
   {
     // 0.0003 degree pixels (33 x 42 m in Mercator): native around z12.2.
-    file: 'nir_4326.tif', what: 'UInt16, EPSG:4326, internal mask, no nodata', resamplings: ['nearest', 'bilinear'],
+    file: 'nir_4326.tif',
+    what: 'UInt16, EPSG:4326, internal mask, no nodata',
+    resamplings: ['nearest', 'bilinear'],
     tiles: [
       { kind: 'oversampled', z: 16, at: pt(ZION.centre), where: 'scene centre' },
       { kind: 'inside', z: 12, at: between(ZION.centre, ZION.ne, 0.5), where: 'north-east of the scene centre' },
@@ -180,7 +198,9 @@ const FIXTURES: FixtureCase[] = [
   },
   {
     // 0.000315 degree pixels (35 x 44 m in Mercator): native around z12.1. Categories: nearest only.
-    file: 'nlcd_4326.tif', what: 'Byte with colour table, EPSG:4326, nodata 255 corners', resamplings: ['nearest'],
+    file: 'nlcd_4326.tif',
+    what: 'Byte with colour table, EPSG:4326, nodata 255 corners',
+    resamplings: ['nearest'],
     tiles: [
       { kind: 'oversampled', z: 15, at: pt(ZION.centre), where: 'scene centre' },
       { kind: 'inside', z: 12, at: pt(ZION.centre), where: 'scene centre' },
@@ -207,7 +227,13 @@ interface Stats {
 
 function compare(ref: WarpedTile, values: Float32Array | null, mask: Uint8Array | null, tol: number): Stats {
   const n = ref.size * ref.size;
-  let gdalValid = 0, ourValid = 0, maskAgree = 0, bothValid = 0, good = 0, maxDiff = 0, sumDiff = 0;
+  let gdalValid = 0,
+    ourValid = 0,
+    maskAgree = 0,
+    bothValid = 0,
+    good = 0,
+    maxDiff = 0,
+    sumDiff = 0;
   for (let k = 0; k < n; k++) {
     const g = ref.alpha[k]! > 0;
     const o = mask !== null && mask[k] === 1;
@@ -230,8 +256,10 @@ const pct = (a: number, b: number) => (b === 0 ? '-' : `${((100 * a) / b).toFixe
 /** One line with every figure, for assertion messages and the summary. */
 function describeStats(s: Stats, range: number): string {
   const levels = (d: number) => (d === Infinity ? 'inf' : ((d / range) * 255).toFixed(2));
-  return `GDAL valid ${s.gdalValid}, ours ${s.ourValid}, masks agree ${pct(s.maskAgree, s.pixels)}; ` +
-    `both valid ${s.bothValid}, good ${pct(s.good, s.bothValid)}, max diff ${levels(s.maxDiff)} levels, mean ${levels(s.meanDiff)} levels`;
+  return (
+    `GDAL valid ${s.gdalValid}, ours ${s.ourValid}, masks agree ${pct(s.maskAgree, s.pixels)}; ` +
+    `both valid ${s.bothValid}, good ${pct(s.good, s.bothValid)}, max diff ${levels(s.maxDiff)} levels, mean ${levels(s.meanDiff)} levels`
+  );
 }
 
 function layerYaml(file: string, resampling: Resampling, rescale?: [number, number]): string {
@@ -304,7 +332,9 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
         let valueSpec: LayerSpec;
         let pixelSpec: LayerSpec;
         let entry: ManifestEntry;
-        const tiles = fx.tiles.filter((c) => resampling === 'nearest' || BILINEAR_KINDS.has(c.kind)).map((tc) => ({ tc, t: xyzTileAt(tc.at[0], tc.at[1], tc.z) }));
+        const tiles = fx.tiles
+          .filter((c) => resampling === 'nearest' || BILINEAR_KINDS.has(c.kind))
+          .map((tc) => ({ tc, t: xyzTileAt(tc.at[0], tc.at[1], tc.z) }));
         /** GDAL's answers per tile, started together (two at a time) before the tiles run. */
         const refs = new Map<string, Promise<{ choice: OverviewChoice; ref: WarpedTile }>>();
 
@@ -340,7 +370,11 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
         for (const { tc, t } of tiles) {
           it(`${tc.kind}: ${t.z}/${t.x}/${t.y} (${tc.where})`, async () => {
             const bounds = xyzBounds(t.z, t.x, t.y);
-            assert.deepEqual(tileBounds(t).map((v) => v.toFixed(3)), bounds.map((v) => v.toFixed(3)), 'tile bounds');
+            assert.deepEqual(
+              tileBounds(t).map((v) => v.toFixed(3)),
+              bounds.map((v) => v.toFixed(3)),
+              'tile bounds',
+            );
             const { choice, ref } = await refs.get(`${t.z}/${t.x}/${t.y}`)!;
             assert.equal(ref.level, choice.level, `gdalwarp read level ${ref.level}, asked for ${choice.level}`);
             const range = entry.max - entry.min;
@@ -355,7 +389,11 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
 
             // The level the reader chose, against gdalwarp's.
             const meta = cogs.get('src')!.meta;
-            const plan = planRead({ width: meta.width, height: meta.height, geoTransform: meta.geoTransform, proj4: meta.crs.proj4, levels: meta.levels }, ctx, resampling);
+            const plan = planRead(
+              { width: meta.width, height: meta.height, geoTransform: meta.geoTransform, proj4: meta.crs.proj4, levels: meta.levels },
+              ctx,
+              resampling,
+            );
             const level = plan?.level ?? -1;
 
             // Pixels through the render thread's entry: grey = rescale(min..max) to 0..255.
@@ -366,7 +404,8 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
             const px = comparePixels(ref, rgba, entry.min, range, resampling === 'nearest' ? 1 : BILINEAR_LEVELS);
 
             const gdal36 = choice.levelGdal36 !== choice.level ? ` (GDAL 3.6: ${choice.levelGdal36})` : '';
-            const line = `${fx.file} ${resampling} ${tc.kind} ${t.z}/${t.x}/${t.y}: ratio ${choice.ratioX.toFixed(2)}x${choice.ratioY.toFixed(2)}, level ours ${level} gdal ${choice.level}${gdal36}; ${describeStats(s, range)}; ` +
+            const line =
+              `${fx.file} ${resampling} ${tc.kind} ${t.z}/${t.x}/${t.y}: ratio ${choice.ratioX.toFixed(2)}x${choice.ratioY.toFixed(2)}, level ours ${level} gdal ${choice.level}${gdal36}; ${describeStats(s, range)}; ` +
               `RGBA alpha agrees ${pct(px.alphaAgree, px.pixels)}, grey good ${pct(px.good, px.both)} (max ${px.maxDiff})`;
             summary.push(line);
             const msg = `${line}\n  reference: ${ref.command}`;
@@ -387,7 +426,8 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
                 assert.equal(s.gdalValid, s.pixels, `not all valid: ${msg}`);
             }
             if (tc.kind === 'oversampled') assert.equal(choice.level, 0, msg);
-            if (tc.kind === 'downsampled') assert.ok(plan !== null && (plan.level > 0 || Math.max(plan.scaleX, plan.scaleY) > 1 / 0.95), `not below native resolution: ${msg}`);
+            if (tc.kind === 'downsampled')
+              assert.ok(plan !== null && (plan.level > 0 || Math.max(plan.scaleX, plan.scaleY) > 1 / 0.95), `not below native resolution: ${msg}`);
             if (tc.kind === 'outside') assert.equal(raster, null, `the read planned something: ${msg}`);
 
             if (s.gdalValid > 0) assert.equal(level, choice.level, `pyramid level: ${msg}`);
@@ -408,7 +448,10 @@ describe('render path vs gdalwarp on the same tile grid', { skip: SKIP_GDAL }, (
 /** The worker's RGBA against GDAL's values mapped to grey the way `rescale` + grey drawing is specified. */
 function comparePixels(ref: WarpedTile, rgba: Uint8Array | null, min: number, range: number, levels: number) {
   const n = ref.size * ref.size;
-  let alphaAgree = 0, both = 0, good = 0, maxDiff = 0;
+  let alphaAgree = 0,
+    both = 0,
+    good = 0,
+    maxDiff = 0;
   for (let k = 0; k < n; k++) {
     const g = ref.alpha[k]! > 0;
     const a = rgba !== null && rgba[k * 4 + 3] === 255;

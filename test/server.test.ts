@@ -11,10 +11,32 @@ import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import proj4 from 'proj4';
 import {
-  allTransparent, childMatchFraction, contains, decode, differingPixels, distinctColours, downsample, getJson,
-  intersects, lonLatToTile, makeLayersDir, meanAbsDiff, metricValue, opaqueFraction, request, SHIPPED_DATA,
-  shippedLayerText, startRangeServer, startServer, tileLonLatBounds, tilePath,
-  type Answer, type RangeServer, type TempLayers, type TestServer, type Tile,
+  allTransparent,
+  childMatchFraction,
+  contains,
+  decode,
+  differingPixels,
+  distinctColours,
+  downsample,
+  getJson,
+  intersects,
+  lonLatToTile,
+  makeLayersDir,
+  meanAbsDiff,
+  metricValue,
+  opaqueFraction,
+  request,
+  SHIPPED_DATA,
+  shippedLayerText,
+  startRangeServer,
+  startServer,
+  tileLonLatBounds,
+  tilePath,
+  type Answer,
+  type RangeServer,
+  type TempLayers,
+  type TestServer,
+  type Tile,
 } from './helpers/http.js';
 
 const SHIPPED = ['dem-relief', 'worldcover', 'zion-landcover', 'zion-nir'] as const;
@@ -158,7 +180,9 @@ describe('tiles of the shipped layers through HTTP', () => {
       // Same ground at twice the pixels: brought back to 256 by sharp, it must look like the 1x tile.
       const mad = meanAbsDiff(one.data, await downsample(two, 256));
       const match = childMatchFraction(one, two);
-      t.diagnostic(`${name} ${tile.join('/')}: ${colours} colours; @2x downsampled to 256 vs 1x: mean abs diff ${mad.toFixed(2)}${kind === 'classes' ? `, 1x pixels found among their 2x2 @2x pixels ${(match * 100).toFixed(2)}%` : ''}`);
+      t.diagnostic(
+        `${name} ${tile.join('/')}: ${colours} colours; @2x downsampled to 256 vs 1x: mean abs diff ${mad.toFixed(2)}${kind === 'classes' ? `, 1x pixels found among their 2x2 @2x pixels ${(match * 100).toFixed(2)}%` : ''}`,
+      );
       if (kind === 'continuous') {
         assert.ok(mad <= 3, `${name}: @2x downsampled differs from 1x by ${mad.toFixed(2)} on average (want <= 3)`);
       } else {
@@ -195,7 +219,10 @@ describe('tiles of the shipped layers through HTTP', () => {
 
     const first = await request(server.url, tilePath(name, tile), { headers });
     const second = await request(server.url, tilePath(name, tile), { headers });
-    for (const [r, tier] of [[first, 'miss'], [second, 'hit-l1']] as const) {
+    for (const [r, tier] of [
+      [first, 'miss'],
+      [second, 'hit-l1'],
+    ] as const) {
       assert.equal(r.status, 200);
       assert.equal(r.headers['content-type'], 'image/png');
       assert.equal(r.headers['content-length'], String(r.body.length), 'Content-Length is the body length');
@@ -248,7 +275,11 @@ describe('tiles of the shipped layers through HTTP', () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers['cache-control'], 'public, max-age=60, s-maxage=120, stale-while-revalidate=30');
     const shipped = await request(server.url, tilePath('dem-relief', INSIDE['dem-relief'].tile));
-    assert.equal(shipped.headers['cache-control'], 'public, max-age=3600, s-maxage=86400, stale-while-revalidate=600', 'dem-relief.yaml: cache { maxAge: 3600, sMaxAge: 86400, staleWhileRevalidate: 600 }');
+    assert.equal(
+      shipped.headers['cache-control'],
+      'public, max-age=3600, s-maxage=86400, stale-while-revalidate=600',
+      'dem-relief.yaml: cache { maxAge: 3600, sMaxAge: 86400, staleWhileRevalidate: 600 }',
+    );
   });
 
   test('204 for a tile outside the data and for an entirely nodata tile; cacheable, cached as empty', async () => {
@@ -280,7 +311,12 @@ describe('tiles of the shipped layers through HTTP', () => {
   test('a layer with `empty: transparent` answers a transparent tile instead of 204', async () => {
     const name = 'dem-transparent';
     for (const tile of [FAR_AWAY, DEM_NODATA_TILE]) {
-      for (const [suffix, size, type] of [['.png', 256, 'image/png'], ['@2x.png', 512, 'image/png'], ['.webp', 256, 'image/webp'], ['@2x.webp', 512, 'image/webp']] as const) {
+      for (const [suffix, size, type] of [
+        ['.png', 256, 'image/png'],
+        ['@2x.png', 512, 'image/png'],
+        ['.webp', 256, 'image/webp'],
+        ['@2x.webp', 512, 'image/webp'],
+      ] as const) {
         const p = tilePath(name, tile, suffix);
         const r = await request(server.url, p);
         assert.equal(r.status, 200, p);
@@ -360,7 +396,7 @@ describe('tiles of the shipped layers through HTTP', () => {
     assert.equal(renders, 1, 'rendered once (tilegraph_renders_total)');
     const later = await request(server.url, tilePath(name, tile));
     assert.equal(later.headers['x-cache'], 'hit-l1');
-    assert.equal(await metricValue(server.url, 'tilegraph_renders_total', { layer: name }) - before, 1);
+    assert.equal((await metricValue(server.url, 'tilegraph_renders_total', { layer: name })) - before, 1);
   });
 
   test('/healthz and /readyz answer', async () => {
@@ -418,7 +454,10 @@ describe('bad layer files are refused while the good layers serve', () => {
     await tmp.write('data/truncated.tif', nlcd.subarray(0, 300));
     const garbage = Buffer.alloc(64 * 1024);
     let s = 0x9e3779b9;
-    for (let i = 0; i < garbage.length; i++) { s = (s * 1103515245 + 12345) >>> 0; garbage[i] = s >>> 24; }
+    for (let i = 0; i < garbage.length; i++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      garbage[i] = s >>> 24;
+    }
     nlcd.copy(garbage, 0, 0, 8); // a valid TIFF header pointing at garbage
     await tmp.write('data/corrupt.tif', garbage);
     await tmp.write('data/empty.tif', '');
@@ -488,7 +527,11 @@ describe('a COG truncated while the server runs', () => {
     const { size } = await stat(file);
     await truncate(file, Math.floor(size / 2));
 
-    const damaged = [tilePath('worldcover', island(15)), tilePath('worldcover', island(15, 0.02, 0.02), '@2x.png'), tilePath('worldcover', island(16, -0.01, 0.01), '.webp')];
+    const damaged = [
+      tilePath('worldcover', island(15)),
+      tilePath('worldcover', island(15, 0.02, 0.02), '@2x.png'),
+      tilePath('worldcover', island(16, -0.01, 0.01), '.webp'),
+    ];
     for (const p of damaged) {
       const r = await request(server.url, p);
       const body = assertJsonError(r, 500, p);
@@ -574,8 +617,10 @@ function blocksTouched(meta: SourceMeta, tile: Tile): number {
   for (const [lw, lh] of [[meta.width, meta.height] as [number, number], ...meta.overviews]) {
     const px = src.map(([x]) => ((x! - minX) / (maxX - minX)) * lw);
     const py = src.map(([, y]) => ((maxY - y!) / (maxY - minY)) * lh);
-    const x0 = clamp(Math.floor(Math.min(...px)) - 2, lw), x1 = clamp(Math.ceil(Math.max(...px)) + 2, lw);
-    const y0 = clamp(Math.floor(Math.min(...py)) - 2, lh), y1 = clamp(Math.ceil(Math.max(...py)) + 2, lh);
+    const x0 = clamp(Math.floor(Math.min(...px)) - 2, lw),
+      x1 = clamp(Math.ceil(Math.max(...px)) + 2, lw);
+    const y0 = clamp(Math.floor(Math.min(...py)) - 2, lh),
+      y1 = clamp(Math.ceil(Math.max(...py)) + 2, lh);
     if (x1 <= x0 || y1 <= y0) continue;
     const blocks = (Math.floor((x1 - 1) / bw) - Math.floor(x0 / bw) + 1) * (Math.floor((y1 - 1) / bh) - Math.floor(y0 / bh) + 1);
     most = Math.max(most, blocks);
@@ -625,7 +670,10 @@ describe('COGs over HTTP range requests', () => {
     assert.equal(range.requests.filter((r) => r.path.includes('forbidden')).length, 0, 'no request for a refused host');
     assert.equal(atLoad.full, 0, 'the whole file is never downloaded');
     assert.ok(atLoad.head === 1 && atLoad.range <= 3, `loading reads the header with a few requests (${JSON.stringify(atLoad)})`);
-    assert.ok(range.requests.filter((r) => r.method === 'GET' && r.path.includes(NIR)).every((r) => r.status === 206), 'every range GET answered 206');
+    assert.ok(
+      range.requests.filter((r) => r.method === 'GET' && r.path.includes(NIR)).every((r) => r.status === 206),
+      'every range GET answered 206',
+    );
   });
 
   test('tiles read over HTTP equal the tiles read from disk, with few range requests each', async (t: TestContext) => {
@@ -650,7 +698,12 @@ describe('COGs over HTTP range requests', () => {
       range.reset();
       const viaHttp = await request(server.url, tilePath('nir-http', tile, suffix));
       const c = range.counts();
-      fetched.push(...range.recent().filter((r) => r.method === 'GET' && r.range).map((r) => String(r.range)));
+      fetched.push(
+        ...range
+          .recent()
+          .filter((r) => r.method === 'GET' && r.range)
+          .map((r) => String(r.range)),
+      );
       const fromDisk = await request(server.url, tilePath('nir-disk', tile, suffix));
       const where = `${tile.join('/')}${suffix}`;
       assert.equal(viaHttp.status, 200, `${where} over HTTP: ${viaHttp.body.toString('utf8').slice(0, 200)}`);

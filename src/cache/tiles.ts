@@ -19,9 +19,8 @@ export class TileCache {
   private readonly inflight = new Map<string, Promise<TileEntry>>();
 
   constructor(maxBytes: number) {
-    this.l1 = maxBytes > 0
-      ? new LRUCache<string, TileEntry>({ maxSize: maxBytes, sizeCalculation: (e, k) => (e.body?.length ?? 0) + k.length + 64 })
-      : undefined;
+    this.l1 =
+      maxBytes > 0 ? new LRUCache<string, TileEntry>({ maxSize: maxBytes, sizeCalculation: (e, k) => (e.body?.length ?? 0) + k.length + 64 }) : undefined;
   }
 
   async get(key: string, produce: () => Promise<TileEntry>): Promise<{ entry: TileEntry; tier: CacheTier }> {
@@ -29,14 +28,18 @@ export class TileCache {
     if (hit) return { entry: hit, tier: 'hit-l1' };
     let p = this.inflight.get(key);
     if (!p) {
-      p = produce().then((entry) => {
-        this.l1?.set(key, entry);
-        return entry;
-      }).finally(() => this.inflight.delete(key));
+      p = produce()
+        .then((entry) => {
+          this.l1?.set(key, entry);
+          return entry;
+        })
+        .finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return { entry: await p, tier: 'miss' };
   }
 
-  get bytes(): number { return this.l1?.calculatedSize ?? 0; }
+  get bytes(): number {
+    return this.l1?.calculatedSize ?? 0;
+  }
 }

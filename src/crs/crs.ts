@@ -56,7 +56,10 @@ export function fmt(n: number): string {
   return s.includes('e+') ? n.toFixed(0) : s;
 }
 
-export interface Token { key: string; value?: string }
+export interface Token {
+  key: string;
+  value?: string;
+}
 
 export function tokenize(def: string): Token[] {
   const out: Token[] = [];

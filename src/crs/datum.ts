@@ -9,7 +9,10 @@ import { fromEpsgKey, geographicCrsOfDatum } from './epsg.js';
 import { degreesPerAngularUnit, ellipsoidParams, EPSG_ELLIPSOIDS, linearUnit, PRIME_MERIDIANS, PROJ_ELLIPSOIDS, type Ellipsoid } from './geodesy.js';
 import { GeoKey, geoKeyName, KV_USER_DEFINED, type GeoKeys } from './geokeys.js';
 
-export interface Geodetic { params: Token[]; label: string }
+export interface Geodetic {
+  params: Token[];
+  label: string;
+}
 
 /** Keys that describe the geodetic datum (ellipsoid, shift, prime meridian). */
 const GEODETIC_KEYS = new Set(['datum', 'ellps', 'a', 'b', 'rf', 'f', 'R', 'towgs84', 'nadgrids', 'pm']);
@@ -37,9 +40,8 @@ function ellipsoidFromKeys(keys: GeoKeys): { params: Token[]; label: string } | 
     const b = keys.number(GeoKey.GeogSemiMinorAxis);
     const rf = keys.number(GeoKey.GeogInvFlattening);
     // libgeotiff: inverse flattening wins over semi-minor; neither (or rf 0) means a sphere.
-    const e: Ellipsoid = rf !== undefined && rf !== 0
-      ? { a: a * toMeter, rf }
-      : b !== undefined ? { a: a * toMeter, b: b * toMeter } : { a: a * toMeter, b: a * toMeter };
+    const e: Ellipsoid =
+      rf !== undefined && rf !== 0 ? { a: a * toMeter, rf } : b !== undefined ? { a: a * toMeter, b: b * toMeter } : { a: a * toMeter, b: a * toMeter };
     const label = e.rf !== undefined ? `a=${fmt(e.a)} 1/f=${fmt(e.rf)}` : e.b === e.a ? `sphere R=${fmt(e.a)}` : `a=${fmt(e.a)} b=${fmt(e.b ?? e.a)}`;
     return { params: tokenize(ellipsoidParams(e).join(' ')), label };
   }
@@ -108,7 +110,9 @@ export function geodetic(keys: GeoKeys): Geodetic {
     } else if (ell) {
       g = { params: ell.params, label: ell.label };
     } else {
-      throw unsupported('no ellipsoid (GeographicTypeGeoKey, GeogGeodeticDatumGeoKey, GeogEllipsoidGeoKey and GeogSemiMajorAxisGeoKey all missing or user-defined)');
+      throw unsupported(
+        'no ellipsoid (GeographicTypeGeoKey, GeogGeodeticDatumGeoKey, GeogEllipsoidGeoKey and GeogSemiMajorAxisGeoKey all missing or user-defined)',
+      );
     }
     const pm = primeMeridian(keys);
     if (pm !== 0) g.params.push({ key: 'pm', value: fmt(pm) });

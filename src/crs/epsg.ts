@@ -33,7 +33,12 @@ const DATUM_SHIFT_FALLBACK: Readonly<Record<number, string>> = {
  * WKT (EPSG projected CRS names are "<base geographic CRS> / <projection>").
  */
 const FALLBACK_GCS_BY_NAME: Readonly<Record<string, number>> = {
-  OSGB36: 4277, DHDN: 4314, NZGD49: 4272, AGD84: 4203, 'NTF (Paris)': 4807, NAD27: 4267,
+  OSGB36: 4277,
+  DHDN: 4314,
+  NZGD49: 4272,
+  AGD84: 4203,
+  'NTF (Paris)': 4807,
+  NAD27: 4267,
 };
 
 /**
@@ -44,8 +49,7 @@ const FALLBACK_GCS_BY_NAME: Readonly<Record<string, number>> = {
  * - KSA-GRF17, EPSG:9356-9360: milli-arc-seconds written as arc-seconds (about 300 m off).
  */
 const TOWGS84_FIXES: Readonly<Record<string, string>> = {
-  '-0.991,1.9072,0.5129,-1.25033e-07,-4.6785e-08,-5.6529e-08,0':
-    '-0.991,1.9072,0.5129,0.0257899075194932,0.0096500989602704,0.0116599432323421,0',
+  '-0.991,1.9072,0.5129,-1.25033e-07,-4.6785e-08,-5.6529e-08,0': '-0.991,1.9072,0.5129,0.0257899075194932,0.0096500989602704,0.0116599432323421,0',
   '0,0,0,-8.393,0.749,-10.276,0': '0,0,0,-0.008393,0.000749,-0.010276,0',
 };
 
@@ -58,7 +62,13 @@ const DATUM_EXPANSIONS: Readonly<Record<string, { ellps: string; towgs84: string
 // ---------------------------------------------------------------------------
 // epsg-index
 
-interface EpsgEntry { code: string; kind: string; name: string; wkt?: string | null; proj4?: string | null }
+interface EpsgEntry {
+  code: string;
+  kind: string;
+  name: string;
+  wkt?: string | null;
+  proj4?: string | null;
+}
 
 let epsgDir: string | null | undefined;
 const epsgEntries = new Map<number, EpsgEntry | null>();
@@ -201,7 +211,9 @@ function builtinEpsg(code: number): Crs | undefined {
   if (code === 3857) {
     return makeCrs(
       '+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +nadgrids=@null +no_defs',
-      'WGS 84 / Pseudo-Mercator', false, 3857,
+      'WGS 84 / Pseudo-Mercator',
+      false,
+      3857,
     );
   }
   if ((code >= 32601 && code <= 32660) || (code >= 32701 && code <= 32760)) {
@@ -209,7 +221,9 @@ function builtinEpsg(code: number): Crs | undefined {
     const south = code >= 32701;
     return makeCrs(
       `+proj=utm +zone=${zone}${south ? ' +south' : ''} +datum=WGS84 +units=m +no_defs`,
-      `WGS 84 / UTM zone ${zone}${south ? 'S' : 'N'}`, false, code,
+      `WGS 84 / UTM zone ${zone}${south ? 'S' : 'N'}`,
+      false,
+      code,
     );
   }
   return undefined;
@@ -231,8 +245,7 @@ export function crsFromEpsg(code: number): Crs {
     if (!entry.proj4) throw unsupported(`EPSG:${code} (${entry.name}) has no proj4 definition in epsg-index`);
     const gcs = geographic
       ? code
-      : (typeof entry.wkt === 'string' ? wktOwnEpsg(wktNode(entry.wkt, 'GEOGCS')) : undefined) ??
-        FALLBACK_GCS_BY_NAME[entry.name.split(' / ')[0] ?? ''];
+      : ((typeof entry.wkt === 'string' ? wktOwnEpsg(wktNode(entry.wkt, 'GEOGCS')) : undefined) ?? FALLBACK_GCS_BY_NAME[entry.name.split(' / ')[0] ?? '']);
     const def = normalizeEpsgProj4(entry.proj4, code, gcs);
     validateProj4(def, `EPSG:${code}`);
     crs = makeCrs(def, entry.name, geographic || /\+proj=(longlat|latlong|lonlat|latlon)\b/.test(def), code);

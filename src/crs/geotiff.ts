@@ -84,7 +84,8 @@ export function crsFromGeoKeys(keys: GeoKeys): Crs {
   if (model === undefined) {
     // GTModelTypeGeoKey is required by the spec, but infer it rather than give up.
     if (pcs !== undefined || keys.code(GeoKey.Projection) !== undefined || keys.code(GeoKey.ProjCoordTrans) !== undefined) model = ModelType.Projected;
-    else if (gcs !== undefined || keys.number(GeoKey.GeogSemiMajorAxis) !== undefined || keys.code(GeoKey.GeogGeodeticDatum) !== undefined) model = ModelType.Geographic;
+    else if (gcs !== undefined || keys.number(GeoKey.GeogSemiMajorAxis) !== undefined || keys.code(GeoKey.GeogGeodeticDatum) !== undefined)
+      model = ModelType.Geographic;
     else throw unsupported('no GTModelTypeGeoKey and no CRS keys');
   }
 
@@ -115,4 +116,3 @@ export function crsFromGeoKeys(keys: GeoKeys): Crs {
   if (model === ModelType.Geocentric) throw unsupported('GTModelTypeGeoKey 3 (geocentric)');
   throw unsupported(`GTModelTypeGeoKey ${model}`);
 }
-

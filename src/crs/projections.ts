@@ -11,14 +11,34 @@ import { GeoKey, geoKeyName, type GeoKeys } from './geokeys.js';
 
 /** ProjCoordTransGeoKey codes, GeoTIFF 1.0 section 6.3.3.3 (9815 is a libgeotiff/GDAL extension). */
 export const CT_NAMES: Readonly<Record<number, string>> = {
-  1: 'Transverse Mercator', 2: 'Transverse Mercator (Modified Alaska)', 3: 'Oblique Mercator (Hotine)',
-  4: 'Oblique Mercator (Laborde)', 5: 'Oblique Mercator (Rosenmund)', 6: 'Oblique Mercator (Spherical)',
-  7: 'Mercator', 8: 'Lambert Conformal Conic (2SP)', 9: 'Lambert Conformal Conic (1SP)',
-  10: 'Lambert Azimuthal Equal Area', 11: 'Albers Equal Area', 12: 'Azimuthal Equidistant',
-  13: 'Equidistant Conic', 14: 'Stereographic', 15: 'Polar Stereographic', 16: 'Oblique Stereographic',
-  17: 'Equirectangular', 18: 'Cassini-Soldner', 19: 'Gnomonic', 20: 'Miller Cylindrical',
-  21: 'Orthographic', 22: 'Polyconic', 23: 'Robinson', 24: 'Sinusoidal', 25: 'Van der Grinten',
-  26: 'New Zealand Map Grid', 27: 'Transverse Mercator (South Oriented)', 28: 'Cylindrical Equal Area',
+  1: 'Transverse Mercator',
+  2: 'Transverse Mercator (Modified Alaska)',
+  3: 'Oblique Mercator (Hotine)',
+  4: 'Oblique Mercator (Laborde)',
+  5: 'Oblique Mercator (Rosenmund)',
+  6: 'Oblique Mercator (Spherical)',
+  7: 'Mercator',
+  8: 'Lambert Conformal Conic (2SP)',
+  9: 'Lambert Conformal Conic (1SP)',
+  10: 'Lambert Azimuthal Equal Area',
+  11: 'Albers Equal Area',
+  12: 'Azimuthal Equidistant',
+  13: 'Equidistant Conic',
+  14: 'Stereographic',
+  15: 'Polar Stereographic',
+  16: 'Oblique Stereographic',
+  17: 'Equirectangular',
+  18: 'Cassini-Soldner',
+  19: 'Gnomonic',
+  20: 'Miller Cylindrical',
+  21: 'Orthographic',
+  22: 'Polyconic',
+  23: 'Robinson',
+  24: 'Sinusoidal',
+  25: 'Van der Grinten',
+  26: 'New Zealand Map Grid',
+  27: 'Transverse Mercator (South Oriented)',
+  28: 'Cylindrical Equal Area',
   9815: 'Hotine Oblique Mercator (azimuth centre)',
 };
 
@@ -50,7 +70,12 @@ const CENTER_B = {
   fe: [GeoKey.ProjCenterEasting, GeoKey.ProjFalseEasting, GeoKey.ProjFalseOriginEasting],
   fn: [GeoKey.ProjCenterNorthing, GeoKey.ProjFalseNorthing, GeoKey.ProjFalseOriginNorthing],
 } as const;
-interface Origin { readonly lat: readonly GeoKey[]; readonly lon: readonly GeoKey[]; readonly fe: readonly GeoKey[]; readonly fn: readonly GeoKey[] }
+interface Origin {
+  readonly lat: readonly GeoKey[];
+  readonly lon: readonly GeoKey[];
+  readonly fe: readonly GeoKey[];
+  readonly fn: readonly GeoKey[];
+}
 const SCALE = [GeoKey.ProjScaleAtNatOrigin, GeoKey.ProjScaleAtCenter] as const;
 const SCALE_CENTER = [GeoKey.ProjScaleAtCenter, GeoKey.ProjScaleAtNatOrigin] as const;
 
@@ -59,7 +84,11 @@ class ParamReader {
   private readonly deg: number;
   private readonly azDeg: number;
 
-  constructor(private readonly keys: GeoKeys, private readonly toMeter: number, private readonly ctName: string) {
+  constructor(
+    private readonly keys: GeoKeys,
+    private readonly toMeter: number,
+    private readonly ctName: string,
+  ) {
     // Angular parameters are in GeogAngularUnits (spec 2.7.3); azimuths may have their own
     // GeogAzimuthUnitsGeoKey.
     this.deg = degreesPerAngularUnit(keys);
@@ -104,14 +133,24 @@ export function projectionFromCoordTrans(keys: GeoKeys, ct: number, toMeter: num
   switch (ct) {
     case 1: // CT_TransverseMercator
       return ['+proj=tmerc', p('lat_0', r.angle(NAT.lat)), p('lon_0', r.angle(NAT.lon)), p('k', r.scale(SCALE)), ...r.falseEN(NAT)];
-    case 3: { // CT_ObliqueMercator: Hotine variant A (GDAL writes variant B as 9815)
+    case 3: {
+      // CT_ObliqueMercator: Hotine variant A (GDAL writes variant B as 9815)
       const alpha = r.azimuth(GeoKey.ProjAzimuthAngle);
       if (alpha === undefined) throw unsupported(`ProjCoordTransGeoKey 3 (${name}) without ProjAzimuthAngleGeoKey`);
       const gamma = r.azimuth(GeoKey.ProjRectifiedGridAngle);
-      return ['+proj=omerc', '+no_uoff', p('lat_0', r.angle(CENTER.lat)), p('lonc', r.angle(CENTER.lon)), p('alpha', alpha),
-        ...(gamma === undefined ? [] : [p('gamma', gamma)]), p('k', r.scale(SCALE_CENTER)), ...r.falseEN(CENTER)];
+      return [
+        '+proj=omerc',
+        '+no_uoff',
+        p('lat_0', r.angle(CENTER.lat)),
+        p('lonc', r.angle(CENTER.lon)),
+        p('alpha', alpha),
+        ...(gamma === undefined ? [] : [p('gamma', gamma)]),
+        p('k', r.scale(SCALE_CENTER)),
+        ...r.falseEN(CENTER),
+      ];
     }
-    case 9815: { // Hotine variant B: FE/FN are at the projection centre
+    case 9815: {
+      // Hotine variant B: FE/FN are at the projection centre
       const alpha = r.azimuth(GeoKey.ProjAzimuthAngle);
       if (alpha === undefined) throw unsupported(`ProjCoordTransGeoKey 9815 (${name}) without ProjAzimuthAngleGeoKey`);
       const gamma = r.azimuth(GeoKey.ProjRectifiedGridAngle);
@@ -123,10 +162,18 @@ export function projectionFromCoordTrans(keys: GeoKeys, ct: number, toMeter: num
       if (Math.abs(alpha - 90) < 1e-9 && (gamma === undefined || Math.abs(gamma - 90) < 1e-9)) {
         return ['+proj=somerc', p('lat_0', lat0), p('lon_0', lon0), p('k_0', k), ...r.falseEN(CENTER_B)];
       }
-      return ['+proj=omerc', p('lat_0', lat0), p('lonc', lon0), p('alpha', alpha),
-        ...(gamma === undefined ? [] : [p('gamma', gamma)]), p('k', k), ...r.falseEN(CENTER_B)];
+      return [
+        '+proj=omerc',
+        p('lat_0', lat0),
+        p('lonc', lon0),
+        p('alpha', alpha),
+        ...(gamma === undefined ? [] : [p('gamma', gamma)]),
+        p('k', k),
+        ...r.falseEN(CENTER_B),
+      ];
     }
-    case 7: { // CT_Mercator: 2SP when a standard parallel is given, else 1SP with a scale
+    case 7: {
+      // CT_Mercator: 2SP when a standard parallel is given, else 1SP with a scale
       const sp1 = keys.number(GeoKey.ProjStdParallel1);
       if (sp1 !== undefined) {
         return ['+proj=merc', p('lat_ts', r.angle([GeoKey.ProjStdParallel1])), p('lon_0', r.angle(NAT.lon)), ...r.falseEN(NAT)];
@@ -134,10 +181,16 @@ export function projectionFromCoordTrans(keys: GeoKeys, ct: number, toMeter: num
       return ['+proj=merc', p('lon_0', r.angle(NAT.lon)), p('k', r.scale(SCALE)), ...r.falseEN(NAT)];
     }
     case 8: // CT_LambertConfConic_2SP: origin is the false origin
-      return ['+proj=lcc', p('lat_1', r.requiredAngle(GeoKey.ProjStdParallel1)),
+      return [
+        '+proj=lcc',
+        p('lat_1', r.requiredAngle(GeoKey.ProjStdParallel1)),
         p('lat_2', r.angle([GeoKey.ProjStdParallel2, GeoKey.ProjStdParallel1])),
-        p('lat_0', r.angle(FALSE_ORIGIN.lat)), p('lon_0', r.angle(FALSE_ORIGIN.lon)), ...r.falseEN(FALSE_ORIGIN)];
-    case 9: { // CT_LambertConfConic_1SP: the standard parallel is the natural origin latitude
+        p('lat_0', r.angle(FALSE_ORIGIN.lat)),
+        p('lon_0', r.angle(FALSE_ORIGIN.lon)),
+        ...r.falseEN(FALSE_ORIGIN),
+      ];
+    case 9: {
+      // CT_LambertConfConic_1SP: the standard parallel is the natural origin latitude
       const lat0 = r.angle(NAT.lat);
       return ['+proj=lcc', p('lat_1', lat0), p('lat_0', lat0), p('lon_0', r.angle(NAT.lon)), p('k_0', r.scale(SCALE)), ...r.falseEN(NAT)];
     }
@@ -145,14 +198,20 @@ export function projectionFromCoordTrans(keys: GeoKeys, ct: number, toMeter: num
       return ['+proj=laea', p('lat_0', r.angle(CENTER.lat)), p('lon_0', r.angle(CENTER.lon)), ...r.falseEN(CENTER)];
     case 11:
     case 13:
-      return [ct === 11 ? '+proj=aea' : '+proj=eqdc', p('lat_1', r.requiredAngle(GeoKey.ProjStdParallel1)),
+      return [
+        ct === 11 ? '+proj=aea' : '+proj=eqdc',
+        p('lat_1', r.requiredAngle(GeoKey.ProjStdParallel1)),
         p('lat_2', r.angle([GeoKey.ProjStdParallel2, GeoKey.ProjStdParallel1])),
-        p('lat_0', r.angle(NAT.lat)), p('lon_0', r.angle(NAT.lon)), ...r.falseEN(NAT)];
+        p('lat_0', r.angle(NAT.lat)),
+        p('lon_0', r.angle(NAT.lon)),
+        ...r.falseEN(NAT),
+      ];
     case 12:
       return ['+proj=aeqd', p('lat_0', r.angle(CENTER.lat)), p('lon_0', r.angle(CENTER.lon)), ...r.falseEN(CENTER)];
     case 14:
       return ['+proj=stere', p('lat_0', r.angle(CENTER.lat)), p('lon_0', r.angle(CENTER.lon)), p('k', r.scale(SCALE)), ...r.falseEN(CENTER)];
-    case 15: { // CT_PolarStereographic
+    case 15: {
+      // CT_PolarStereographic
       // ProjNatOriginLatGeoKey is +-90 for variant A (scale given at the pole) and the
       // latitude of true scale for variant B (what GDAL writes); some writers put +-90 there
       // and the latitude of true scale in ProjStdParallel1GeoKey instead.
@@ -170,8 +229,13 @@ export function projectionFromCoordTrans(keys: GeoKeys, ct: number, toMeter: num
     case 16: // CT_ObliqueStereographic: the "double" stereographic of EPSG 9809 (PROJ sterea)
       return ['+proj=sterea', p('lat_0', r.angle(NAT.lat)), p('lon_0', r.angle(NAT.lon)), p('k', r.scale(SCALE)), ...r.falseEN(NAT)];
     case 17: // CT_Equirectangular: latitude of true scale in ProjStdParallel1GeoKey (libgeotiff)
-      return ['+proj=eqc', p('lat_ts', r.angle([GeoKey.ProjStdParallel1])), p('lat_0', r.angle(CENTER.lat)),
-        p('lon_0', r.angle(CENTER.lon)), ...r.falseEN(CENTER)];
+      return [
+        '+proj=eqc',
+        p('lat_ts', r.angle([GeoKey.ProjStdParallel1])),
+        p('lat_0', r.angle(CENTER.lat)),
+        p('lon_0', r.angle(CENTER.lon)),
+        ...r.falseEN(CENTER),
+      ];
     case 18:
     case 22:
       return [ct === 18 ? '+proj=cass' : '+proj=poly', p('lat_0', r.angle(NAT.lat)), p('lon_0', r.angle(NAT.lon)), ...r.falseEN(NAT)];
@@ -201,4 +265,3 @@ export function projectionFromProjectionCode(code: number): { params: string[]; 
   if (code >= 16101 && code <= 16160) return { params: ['+proj=utm', `+zone=${code - 16100}`, '+south'], label: `UTM zone ${code - 16100}S` };
   throw unsupported(`ProjectionGeoKey ${code} (only UTM projection codes 16001-16060/16101-16160 are known)`);
 }
-

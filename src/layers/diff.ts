@@ -7,15 +7,22 @@ import { tileRange, type TileId } from '../tiles/mercator.js';
 
 /** A line diff (longest common subsequence) of two texts: lines prefixed ' ', '-' or '+'. */
 export function lineDiff(a: string, b: string): string[] {
-  const x = a.split('\n'), y = b.split('\n');
-  const n = x.length, m = y.length;
+  const x = a.split('\n'),
+    y = b.split('\n');
+  const n = x.length,
+    m = y.length;
   const lcs = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = x[i] === y[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--) lcs[i]![j] = x[i] === y[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
   const out: string[] = [];
-  let i = 0, j = 0;
+  let i = 0,
+    j = 0;
   while (i < n && j < m) {
-    if (x[i] === y[j]) { out.push(`  ${x[i]}`); i++; j++; }
-    else if (lcs[i + 1]![j]! >= lcs[i]![j + 1]!) out.push(`- ${x[i++]}`);
+    if (x[i] === y[j]) {
+      out.push(`  ${x[i]}`);
+      i++;
+      j++;
+    } else if (lcs[i + 1]![j]! >= lcs[i]![j + 1]!) out.push(`- ${x[i++]}`);
     else out.push(`+ ${y[j++]}`);
   }
   while (i < n) out.push(`- ${x[i++]}`);
@@ -29,8 +36,10 @@ export function lineDiff(a: string, b: string): string[] {
  */
 export function sampleTiles(a: Layer, b: Layer, count: number): TileId[] {
   const bounds: [number, number, number, number] = [
-    Math.max(a.bounds[0], b.bounds[0]), Math.max(a.bounds[1], b.bounds[1]),
-    Math.min(a.bounds[2], b.bounds[2]), Math.min(a.bounds[3], b.bounds[3]),
+    Math.max(a.bounds[0], b.bounds[0]),
+    Math.max(a.bounds[1], b.bounds[1]),
+    Math.min(a.bounds[2], b.bounds[2]),
+    Math.min(a.bounds[3], b.bounds[3]),
   ];
   if (bounds[0] >= bounds[2] || bounds[1] >= bounds[3]) return [];
   const z0 = Math.max(a.config.minzoom, b.config.minzoom);
@@ -39,7 +48,9 @@ export function sampleTiles(a: Layer, b: Layer, count: number): TileId[] {
   let seed = 0x9e3779b9;
   const random = () => {
     // xorshift32: deterministic and good enough to spread tiles.
-    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
     return (seed >>> 0) / 0x100000000;
   };
   const tiles: TileId[] = [];
@@ -67,7 +78,8 @@ export interface TileDifference {
 /** Compares two RGBA renders (null = empty, i.e. transparent). */
 export function compareRgba(a: Uint8Array | null, b: Uint8Array | null, pixels: number): { mean: number; max: number } {
   const n = pixels * 4;
-  let sum = 0, max = 0;
+  let sum = 0,
+    max = 0;
   for (let i = 0; i < n; i++) {
     const d = Math.abs((a ? a[i]! : 0) - (b ? b[i]! : 0));
     sum += d;

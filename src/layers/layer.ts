@@ -28,29 +28,41 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 const zoom = z.number().int().min(0).max(30);
-const LayerFile = z.strictObject({
-  title: z.string().max(200).optional(),
-  description: z.string().max(2000).optional(),
-  attribution: z.string().max(1000).optional(),
-  sources: z.record(z.string().regex(IDENTIFIER, 'source names are identifiers'), z.string().min(1).max(2000))
-    .refine((s) => Object.keys(s).length >= 1 && Object.keys(s).length <= 16, 'between 1 and 16 sources'),
-  minzoom: zoom.optional(),
-  maxzoom: zoom.optional(),
-  tileSize: z.union([z.literal(256), z.literal(512)], { error: 'expected 256 or 512' }).optional(),
-  empty: z.union([z.literal(204), z.literal('transparent')], { error: "expected 204 or 'transparent'" }).optional(),
-  cache: z.strictObject({
-    maxAge: z.number().int().min(0).optional(),
-    sMaxAge: z.number().int().min(0).optional(),
-    staleWhileRevalidate: z.number().int().min(0).optional(),
-  }).optional(),
-  pipeline: z.union([
-    z.array(z.record(z.string(), z.unknown())).min(1),
-    z.strictObject({ nodes: z.record(z.string().regex(IDENTIFIER, 'node names are identifiers (letters, digits, _ and -)'), z.record(z.string(), z.unknown())), output: z.string() }),
-  ]),
-}).refine((d) => (d.minzoom ?? 0) <= (d.maxzoom ?? 18), { path: ['minzoom'], message: 'minzoom is above maxzoom' });
+const LayerFile = z
+  .strictObject({
+    title: z.string().max(200).optional(),
+    description: z.string().max(2000).optional(),
+    attribution: z.string().max(1000).optional(),
+    sources: z
+      .record(z.string().regex(IDENTIFIER, 'source names are identifiers'), z.string().min(1).max(2000))
+      .refine((s) => Object.keys(s).length >= 1 && Object.keys(s).length <= 16, 'between 1 and 16 sources'),
+    minzoom: zoom.optional(),
+    maxzoom: zoom.optional(),
+    tileSize: z.union([z.literal(256), z.literal(512)], { error: 'expected 256 or 512' }).optional(),
+    empty: z.union([z.literal(204), z.literal('transparent')], { error: "expected 204 or 'transparent'" }).optional(),
+    cache: z
+      .strictObject({
+        maxAge: z.number().int().min(0).optional(),
+        sMaxAge: z.number().int().min(0).optional(),
+        staleWhileRevalidate: z.number().int().min(0).optional(),
+      })
+      .optional(),
+    pipeline: z.union([
+      z.array(z.record(z.string(), z.unknown())).min(1),
+      z.strictObject({
+        nodes: z.record(z.string().regex(IDENTIFIER, 'node names are identifiers (letters, digits, _ and -)'), z.record(z.string(), z.unknown())),
+        output: z.string(),
+      }),
+    ]),
+  })
+  .refine((d) => (d.minzoom ?? 0) <= (d.maxzoom ?? 18), { path: ['minzoom'], message: 'minzoom is above maxzoom' });
 type LayerFileData = z.infer<typeof LayerFile>;
 
-export interface CachePolicy { maxAge: number; sMaxAge: number; staleWhileRevalidate: number }
+export interface CachePolicy {
+  maxAge: number;
+  sMaxAge: number;
+  staleWhileRevalidate: number;
+}
 
 export interface LayerSource {
   name: string;
@@ -90,7 +102,10 @@ export interface Layer {
 }
 
 export class LayerError extends Error {
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(`${file}: ${message}`);
   }
 }
@@ -104,7 +119,9 @@ export interface LoadOptions {
 /** Reads, validates, opens and builds one layer file. Throws LayerError naming the file and the problem. */
 export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer> {
   const rel = path.relative(opts.layersDir, file) || file;
-  const fail = (msg: string): never => { throw new LayerError(rel, msg); };
+  const fail = (msg: string): never => {
+    throw new LayerError(rel, msg);
+  };
   const name = path.basename(file).replace(/\.ya?ml$/, '');
   if (!LAYER_NAME.test(name)) fail(`'${name}' is not a layer name: use lower-case letters, digits, '-' and '_' (at most 64)`);
   let info: Stats;
@@ -175,11 +192,13 @@ function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileDa
 
 /** The deepest nesting of flow collections, counted without parsing. */
 function flowDepth(text: string): number {
-  let depth = 0, max = 0;
+  let depth = 0,
+    max = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x5b || c === 0x7b) { if (++depth > max) max = depth; }
-    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) max = depth;
+    } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
   }
   return max;
 }
@@ -195,7 +214,8 @@ function checkPlainData(value: unknown, at: (string | number)[], fail: (msg: str
     value.forEach((v, i) => checkPlainData(v, [...at, i], fail));
     return;
   }
-  if (Object.getPrototypeOf(value) !== Object.prototype) fail(`${describePath(at)}only plain YAML values are allowed (mappings, lists, strings, numbers, booleans, null)`);
+  if (Object.getPrototypeOf(value) !== Object.prototype)
+    fail(`${describePath(at)}only plain YAML values are allowed (mappings, lists, strings, numbers, booleans, null)`);
   for (const key of Object.keys(value)) {
     if (FORBIDDEN_KEYS.has(key)) fail(`${describePath([...at, key])}'${key}' is not allowed as a name or key`);
     checkPlainData((value as Record<string, unknown>)[key], [...at, key], fail);
@@ -221,7 +241,8 @@ async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): P
     } catch {
       throw new Error(`'${ref}' is not a valid URL`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`'${url.protocol}' sources are not allowed (only files under the layers directory and http(s) URLs)`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error(`'${url.protocol}' sources are not allowed (only files under the layers directory and http(s) URLs)`);
     if (!opts.allowedHosts.includes(url.host.toLowerCase()) && !opts.allowedHosts.includes(url.hostname.toLowerCase())) {
       throw new Error(`host '${url.host}' is not allowed (ALLOWED_HOSTS: ${opts.allowedHosts.join(', ') || 'none'})`);
     }
@@ -286,11 +307,19 @@ export function sha256(text: string): string {
 export function wgs84Bounds(meta: CogMeta): [number, number, number, number] {
   const conv = proj4(meta.crs.proj4, 'EPSG:4326');
   const [a, b, c, d, e, f] = meta.geoTransform;
-  let w = Infinity, s = Infinity, east = -Infinity, n = -Infinity;
+  let w = Infinity,
+    s = Infinity,
+    east = -Infinity,
+    n = -Infinity;
   const N = 16;
   for (let k = 0; k <= N; k++) {
     const t = k / N;
-    for (const [px, py] of [[t * meta.width, 0], [t * meta.width, meta.height], [0, t * meta.height], [meta.width, t * meta.height]] as const) {
+    for (const [px, py] of [
+      [t * meta.width, 0],
+      [t * meta.width, meta.height],
+      [0, t * meta.height],
+      [meta.width, t * meta.height],
+    ] as const) {
       const x = a + b * px + c * py;
       const y = d + e * px + f * py;
       let lon: number, lat: number;
@@ -300,8 +329,10 @@ export function wgs84Bounds(meta: CogMeta): [number, number, number, number] {
         continue;
       }
       if (!Number.isFinite(lon) || !Number.isFinite(lat)) continue;
-      w = Math.min(w, lon); east = Math.max(east, lon);
-      s = Math.min(s, lat); n = Math.max(n, lat);
+      w = Math.min(w, lon);
+      east = Math.max(east, lon);
+      s = Math.min(s, lat);
+      n = Math.max(n, lat);
     }
   }
   if (w === Infinity) return [-180, -85.0511287798066, 180, 85.0511287798066];

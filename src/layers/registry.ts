@@ -18,7 +18,10 @@ export class LayerRegistry {
   private layers = new Map<string, Layer>();
   problems: LayerProblem[] = [];
 
-  constructor(private readonly opts: LoadOptions, private readonly log?: Logger) {}
+  constructor(
+    private readonly opts: LoadOptions,
+    private readonly log?: Logger,
+  ) {}
 
   /** The layers directory, absolute. */
   get dir(): string {
@@ -51,7 +54,9 @@ export class LayerRegistry {
     const timer = setInterval(() => {
       if (running) return;
       running = true;
-      this.recheck().finally(() => { running = false; });
+      this.recheck().finally(() => {
+        running = false;
+      });
     }, seconds * 1000);
     timer.unref();
     return () => clearInterval(timer);

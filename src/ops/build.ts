@@ -15,7 +15,11 @@ export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources'>
     const steps: Operator[] = [];
     pipeline.forEach((step, i) => {
       const keys = step && typeof step === 'object' ? Object.keys(step) : [];
-      if (keys.length !== 1) throw new GraphError(`step ${i + 1}`, `each step is one operator name with its parameters, e.g. '- rescale: { from: [0, 100] }'; got keys ${keys.join(', ') || 'none'}`);
+      if (keys.length !== 1)
+        throw new GraphError(
+          `step ${i + 1}`,
+          `each step is one operator name with its parameters, e.g. '- rescale: { from: [0, 100] }'; got keys ${keys.join(', ') || 'none'}`,
+        );
       const op = keys[0]!;
       try {
         steps.push(buildOperator(op, (step as Record<string, unknown>)[op], { sources: env.sources, inputs: i === 0 ? 0 : 1, upstream: steps[i - 1] }));
@@ -23,7 +27,10 @@ export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources'>
         throw new GraphError(`step ${i + 1} (${op})`, (err as Error).message);
       }
     });
-    const seq = new Sequential(steps, steps.map((s, i) => `step ${i + 1} (${s.op})`));
+    const seq = new Sequential(
+      steps,
+      steps.map((s, i) => `step ${i + 1} (${s.op})`),
+    );
     if (seq.arity !== 0) throw new GraphError('step 1', `a pipeline starts with a source operator such as 'read', not '${steps[0]!.op}'`);
     checkDrawable(seq.shape([]), 'pipeline');
     return seq;
@@ -35,8 +42,10 @@ export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources'>
   const edges = new Map<string, { inputs: string[] }>();
   for (const name of names) {
     const inputs = nodes[name]!.in;
-    if (inputs !== undefined && !(Array.isArray(inputs) && inputs.length <= 16 && inputs.every((i) => typeof i === 'string'))) throw new GraphError(name, "'in' is a list of node names");
-    for (const i of (inputs as string[] | undefined) ?? []) if (!Object.hasOwn(nodes, i)) throw new GraphError(name, `input '${i}' is not a node of this graph`);
+    if (inputs !== undefined && !(Array.isArray(inputs) && inputs.length <= 16 && inputs.every((i) => typeof i === 'string')))
+      throw new GraphError(name, "'in' is a list of node names");
+    for (const i of (inputs as string[] | undefined) ?? [])
+      if (!Object.hasOwn(nodes, i)) throw new GraphError(name, `input '${i}' is not a node of this graph`);
     edges.set(name, { inputs: (inputs as string[] | undefined) ?? [] });
   }
   const built = new Map<string, GraphNode>();
@@ -45,7 +54,10 @@ export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources'>
     if (typeof op !== 'string') throw new GraphError(name, "every node needs 'op', the operator's name");
     const inputs = edges.get(name)!.inputs;
     try {
-      built.set(name, { operator: buildOperator(op, params, { sources: env.sources, inputs: inputs.length, upstream: inputs[0] ? built.get(inputs[0])?.operator : undefined }), inputs });
+      built.set(name, {
+        operator: buildOperator(op, params, { sources: env.sources, inputs: inputs.length, upstream: inputs[0] ? built.get(inputs[0])?.operator : undefined }),
+        inputs,
+      });
     } catch (err) {
       throw new GraphError(name, (err as Error).message);
     }
@@ -60,4 +72,3 @@ function checkDrawable(s: { kind: string; bands: number }, node: string): void {
     throw new GraphError(node, `the output has ${s.bands} bands: it must be RGBA, or 1, 3 or 4 bands`);
   }
 }
-

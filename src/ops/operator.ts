@@ -85,7 +85,10 @@ export function* operatorsOf(root: Operator): Generator<Operator> {
 
 /** An error in a graph's structure or parameters, naming the node it concerns. */
 export class GraphError extends Error {
-  constructor(readonly node: string, message: string) {
+  constructor(
+    readonly node: string,
+    message: string,
+  ) {
     super(`node '${node}': ${message}`);
   }
 }
@@ -96,12 +99,16 @@ export class Sequential extends Operator {
   readonly arity: number;
   private readonly total: number;
 
-  constructor(readonly steps: readonly Operator[], readonly names: readonly string[] = steps.map((s, i) => `${i}:${s.op}`)) {
+  constructor(
+    readonly steps: readonly Operator[],
+    readonly names: readonly string[] = steps.map((s, i) => `${i}:${s.op}`),
+  ) {
     super();
     if (steps.length === 0) throw new GraphError('pipeline', 'an empty pipeline draws nothing');
     this.arity = steps[0]!.arity;
     steps.forEach((s, i) => {
-      if (i > 0 && s.arity !== 1) throw new GraphError(this.names[i]!, `'${s.op}' takes ${s.arity} inputs and cannot follow another step in a list; use the graph form (nodes/output)`);
+      if (i > 0 && s.arity !== 1)
+        throw new GraphError(this.names[i]!, `'${s.op}' takes ${s.arity} inputs and cannot follow another step in a list; use the graph form (nodes/output)`);
     });
     this.total = steps.reduce((sum, s) => sum + s.buffer(), 0);
   }
@@ -159,7 +166,10 @@ export class Graph extends Operator {
   private readonly shapes = new Map<string, OutputShape>();
   private readonly need: number;
 
-  constructor(readonly nodes: ReadonlyMap<string, GraphNode>, readonly output: string) {
+  constructor(
+    readonly nodes: ReadonlyMap<string, GraphNode>,
+    readonly output: string,
+  ) {
     super();
     if (!nodes.has(output)) throw new GraphError(output, `the output names a node that does not exist`);
     for (const [name, node] of nodes) {

@@ -101,10 +101,15 @@ export function toTileRgba(r: Raster, buffer: number, size: number, alloc: Alloc
       if (!r.mask[i]) continue;
       if (nb === 1) {
         const g = byte(b0[i]!);
-        out[o] = g; out[o + 1] = g; out[o + 2] = g; out[o + 3] = 255;
+        out[o] = g;
+        out[o + 1] = g;
+        out[o + 2] = g;
+        out[o + 3] = 255;
       } else {
         // Three or four bands are taken as 8-bit values already (0..255), as GDAL draws them.
-        out[o] = clampByte(b0[i]!); out[o + 1] = clampByte(b1![i]!); out[o + 2] = clampByte(b2![i]!);
+        out[o] = clampByte(b0[i]!);
+        out[o + 1] = clampByte(b1![i]!);
+        out[o + 2] = clampByte(b2![i]!);
         out[o + 3] = nb === 4 ? clampByte(b3![i]!) : 255;
       }
       any |= out[o + 3]!;

@@ -12,7 +12,19 @@ import { Rescale } from './builtin/rescale.js';
 import { Rgb } from './builtin/rgb.js';
 import type { BuildContext, Operator, OperatorClass } from './operator.js';
 
-export const OPERATORS: readonly OperatorClass[] = [Read, Select, Expression, NormalizedDifference, Rescale, Colormap, Rgb, AssertRange, AssertValidFraction, Hillshade, Blend];
+export const OPERATORS: readonly OperatorClass[] = [
+  Read,
+  Select,
+  Expression,
+  NormalizedDifference,
+  Rescale,
+  Colormap,
+  Rgb,
+  AssertRange,
+  AssertValidFraction,
+  Hillshade,
+  Blend,
+];
 
 export const OPERATOR_NAMES: readonly string[] = OPERATORS.map((o) => o.op);
 

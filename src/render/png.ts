@@ -31,7 +31,8 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
   let count = 0;
   // Scanlines: a filter byte (0, none: the PNG spec's advice for palette images) and the indices.
   const rows = new Uint8Array(n + size);
-  let prev = 0, prevIndex = -1;
+  let prev = 0,
+    prevIndex = -1;
   for (let y = 0, i = 0, o = 0; y < size; y++) {
     rows[o++] = 0;
     for (let x = 0; x < size; x++, i++) {
@@ -48,7 +49,10 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
             prevIndex = count++;
             break;
           }
-          if (keys[h] === w) { prevIndex = s; break; }
+          if (keys[h] === w) {
+            prevIndex = s;
+            break;
+          }
           h = (h + 1) & ((1 << HASH_BITS) - 1);
         }
         prev = w;
@@ -85,7 +89,13 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
   ihdr[8] = 8; // bit depth
   ihdr[9] = 3; // colour type: palette
   const idat = deflateSync(rows, { level });
-  return pngFile([['IHDR', ihdr], ['PLTE', plte], ['tRNS', trns], ['IDAT', idat], ['IEND', new Uint8Array(0)]]);
+  return pngFile([
+    ['IHDR', ihdr],
+    ['PLTE', plte],
+    ['tRNS', trns],
+    ['IDAT', idat],
+    ['IEND', new Uint8Array(0)],
+  ]);
 }
 
 /** The signature and the chunks, each with its length and CRC, in one fresh buffer (so it can be transferred). */

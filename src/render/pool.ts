@@ -41,7 +41,9 @@ export class RenderPool {
         workerData: { blockCacheMb: opts.blockCacheMb } satisfies RenderThreadData,
       });
       // A thread that dies is replaced by piscina and its task fails; the process must not.
-      pool.on('error', (err) => { opts.onError?.(err); });
+      pool.on('error', (err) => {
+        opts.onError?.(err);
+      });
       return pool;
     });
     this.pending = this.pools.map(() => 0);
@@ -82,9 +84,15 @@ export class RenderPool {
   }
 
   /** Tiles waiting for a thread (not yet running). */
-  get queueSize(): number { return this.pools.reduce((n, p) => n + p.queueSize, 0); }
-  get threads(): number { return this.pools.reduce((n, p) => n + p.threads.length, 0); }
-  get utilization(): number { return this.pools.reduce((u, p) => u + p.utilization, 0) / this.pools.length; }
+  get queueSize(): number {
+    return this.pools.reduce((n, p) => n + p.queueSize, 0);
+  }
+  get threads(): number {
+    return this.pools.reduce((n, p) => n + p.threads.length, 0);
+  }
+  get utilization(): number {
+    return this.pools.reduce((u, p) => u + p.utilization, 0) / this.pools.length;
+  }
 
   async close(): Promise<void> {
     await Promise.all(this.pools.map((p) => p.close()));

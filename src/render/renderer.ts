@@ -45,7 +45,13 @@ export class LayerGraph {
     readonly cogs: ReadonlyMap<string, Cog>,
   ) {
     this.groups = readGroups(graph);
-    this.planSources = this.groups.map(({ meta }) => ({ width: meta.width, height: meta.height, geoTransform: meta.geoTransform, proj4: meta.crs.proj4, levels: meta.levels }));
+    this.planSources = this.groups.map(({ meta }) => ({
+      width: meta.width,
+      height: meta.height,
+      geoTransform: meta.geoTransform,
+      proj4: meta.crs.proj4,
+      levels: meta.levels,
+    }));
   }
 
   /** Opens the spec's sources, builds its graph and does the graph's one-time work. */
@@ -72,10 +78,12 @@ export class LayerGraph {
     const plans = this.groups.map((g, i) => planRead(this.planSources[i]!, grid, g.resampling, alloc));
 
     const t0 = performance.now();
-    const windows = await Promise.all(this.groups.map((g, i) => {
-      const plan = plans[i];
-      return plan ? readWindow(this.cogs.get(g.source)!, plan.level, plan.window, g.bands, g.nodata) : null;
-    }));
+    const windows = await Promise.all(
+      this.groups.map((g, i) => {
+        const plan = plans[i];
+        return plan ? readWindow(this.cogs.get(g.source)!, plan.level, plan.window, g.bands, g.nodata) : null;
+      }),
+    );
     const readMs = performance.now() - t0;
 
     const reads = new Map<Operator, BandRaster | null>();

@@ -38,7 +38,12 @@ export function createApp(deps: AppDeps): Express {
     res.on('finish', () => {
       const seconds = (performance.now() - started) / 1000;
       const tile = res.locals.tile as { layer?: string; cache?: string } | undefined;
-      const labels = { layer: tile?.layer ?? '', route: (req.route?.path as string | undefined) ?? 'none', status: String(res.statusCode), cache: tile?.cache ?? '' };
+      const labels = {
+        layer: tile?.layer ?? '',
+        route: (req.route?.path as string | undefined) ?? 'none',
+        status: String(res.statusCode),
+        cache: tile?.cache ?? '',
+      };
       deps.metrics.requests.inc(labels);
       deps.metrics.latency.observe(labels, seconds);
       deps.log.info({ reqId: id, method: req.method, url: req.originalUrl, status: res.statusCode, ms: +(seconds * 1000).toFixed(1), ...tile }, 'request');
@@ -46,7 +51,10 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.get('/healthz', (_req, res) => { res.setHeader('Cache-Control', 'no-store'); res.json({ status: 'ok' }); });
+  app.get('/healthz', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ status: 'ok' });
+  });
   app.get('/readyz', (_req, res) => {
     const ok = deps.ready() && deps.pool.threads > 0;
     res.setHeader('Cache-Control', 'no-store');

@@ -28,11 +28,15 @@ export function errorHandler(log: Logger, layersDir: string) {
     let detail: string;
     if (err instanceof TileError) {
       const answer = ANSWERS[err.code];
-      status = answer.status; error = err.title; detail = err.detail;
+      status = answer.status;
+      error = err.title;
+      detail = err.detail;
       if (answer.retryAfter) res.setHeader('Retry-After', String(answer.retryAfter));
     } else if (clientErrorStatus(err) !== undefined) {
       // Express's own request errors, e.g. router's "Failed to decode param" for '%zz' in a path.
-      status = clientErrorStatus(err)!; error = 'bad request'; detail = String((err as Error).message);
+      status = clientErrorStatus(err)!;
+      error = 'bad request';
+      detail = String((err as Error).message);
     } else {
       detail = err instanceof Error ? err.message : String(err);
     }

@@ -70,14 +70,15 @@ function esc(s: string): string {
 
 /** JSON inside `<script>`: `<` escaped so no value can close the element. */
 function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(value)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 export function renderMapPage(baseUrl: string, current: ClientLayer, layers: readonly ClientLayer[]): string {
   const cfg = pageConfig(baseUrl, current, layers);
-  const options = cfg.layers
-    .map((l) => `<option value="${esc(l.name)}"${l.name === cfg.current ? ' selected' : ''}>${esc(l.title)}</option>`)
-    .join('');
+  const options = cfg.layers.map((l) => `<option value="${esc(l.name)}"${l.name === cfg.current ? ' selected' : ''}>${esc(l.title)}</option>`).join('');
   const title = cfg.layers.find((l) => l.name === cfg.current)?.title ?? current.name;
   return `<!doctype html>
 <html lang="en">

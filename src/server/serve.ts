@@ -20,7 +20,13 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const layers = new LayerRegistry({ layersDir: settings.layersDir, allowedHosts: settings.allowedHosts }, log);
   await layers.reload();
   const stopWatching = layers.watchSources(settings.sourceRecheckS);
-  const pool = new RenderPool({ threads: settings.workers, maxQueue: settings.maxQueue, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb, onError: (err) => log.error({ err }, 'render thread failed') });
+  const pool = new RenderPool({
+    threads: settings.workers,
+    maxQueue: settings.maxQueue,
+    timeoutMs: settings.renderTimeoutMs,
+    blockCacheMb: settings.blockCacheMb,
+    onError: (err) => log.error({ err }, 'render thread failed'),
+  });
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024);
   const metrics = new Metrics();
   const tiles = new TileService({ pool, cache, metrics, log });
@@ -31,7 +37,10 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
     s.once('error', reject);
   });
   const addr = server.address();
-  const url = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : `http://${settings.host}:${settings.port}`;
+  const url =
+    typeof addr === 'object' && addr
+      ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+      : `http://${settings.host}:${settings.port}`;
   log.info({ url, workers: settings.workers, layersDir: settings.layersDir }, 'listening');
 
   const close = async () => {
@@ -41,10 +50,18 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
     await pool.close();
   };
   if (opts.signals) {
-    process.on('SIGHUP', () => { layers.reload().catch((err) => log.error({ err }, 'reload failed')); });
+    process.on('SIGHUP', () => {
+      layers.reload().catch((err) => log.error({ err }, 'reload failed'));
+    });
     process.on('SIGTERM', () => {
       log.info('SIGTERM: draining');
-      close().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+      close().then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
     });
   }
   return { server, url, close };

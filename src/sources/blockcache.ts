@@ -42,12 +42,16 @@ export class BlockCache {
       maxSize: Math.max(1, maxBytes),
       // A pending promise's size is unknown: count a nominal 64 KiB until it settles.
       sizeCalculation: (_v, key) => this.sizes.get(key) ?? 65536,
-      dispose: (_v, key) => { this.sizes.delete(key); },
+      dispose: (_v, key) => {
+        this.sizes.delete(key);
+      },
     });
   }
 
   /** True once `share()` was called: blocks are then best decoded into shared memory. */
-  get sharing(): boolean { return this.exchange !== undefined; }
+  get sharing(): boolean {
+    return this.exchange !== undefined;
+  }
 
   /** Joins the other threads of this process that called `share()`. */
   share(): void {
@@ -72,13 +76,24 @@ export class BlockCache {
       this.counts.cached++;
       return hit;
     }
-    const counted = () => { this.counts.decoded++; return load(); };
+    const counted = () => {
+      this.counts.decoded++;
+      return load();
+    };
     const ex = this.exchange;
-    const p = ex ? ex.fetch(key, counted, () => { this.counts.waited++; }) : counted();
+    const p = ex
+      ? ex.fetch(key, counted, () => {
+          this.counts.waited++;
+        })
+      : counted();
     this.lru.set(key, p);
     p.then(
-      (samples) => { if (this.lru.peek(key) === p) this.settled(key, p, samples); },
-      () => { if (this.lru.peek(key) === p) this.lru.delete(key); },
+      (samples) => {
+        if (this.lru.peek(key) === p) this.settled(key, p, samples);
+      },
+      () => {
+        if (this.lru.peek(key) === p) this.lru.delete(key);
+      },
     );
     return p;
   }
@@ -88,7 +103,9 @@ export class BlockCache {
     this.lru.set(key, p); // (re-)set so the LRU counts the real size
   }
 
-  get bytes(): number { return this.lru.calculatedSize ?? 0; }
+  get bytes(): number {
+    return this.lru.calculatedSize ?? 0;
+  }
 
   /** The counts since the last call, and starts counting afresh. */
   takeCounts(): BlockCounts {
@@ -102,9 +119,7 @@ const ARRAYS = { Uint8Array, Int8Array, Uint16Array, Int16Array, Uint32Array, In
 type ArrayName = keyof typeof ARRAYS;
 
 type Message =
-  | { kind: 'claim'; key: string }
-  | { kind: 'ready'; key: string; buffer: SharedArrayBuffer; type: ArrayName; length: number }
-  | { kind: 'failed'; key: string };
+  { kind: 'claim'; key: string } | { kind: 'ready'; key: string; buffer: SharedArrayBuffer; type: ArrayName; length: number } | { kind: 'failed'; key: string };
 
 /** The BroadcastChannel the threads of one process share their decoded blocks on. */
 export const BLOCK_CHANNEL = 'tilegraph:decoded-blocks';

@@ -55,7 +55,10 @@ export interface HttpSourceOptions {
 /** A COG behind HTTP(S), read with `Range: bytes=a-b` requests. */
 export class HttpSource implements ByteSource {
   private readonly timeoutMs: number;
-  constructor(readonly location: string, options: HttpSourceOptions = {}) {
+  constructor(
+    readonly location: string,
+    options: HttpSourceOptions = {},
+  ) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
@@ -85,7 +88,8 @@ export class HttpSource implements ByteSource {
       // No redirects: a source may only name hosts on ALLOWED_HOSTS, and a redirect could leave them.
       res = await fetch(this.location, { ...init, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
-      if (err instanceof Error && err.name === 'TimeoutError') throw new TileError('upstream_timeout', 'upstream timed out', `${this.location}: timed out after ${this.timeoutMs} ms`);
+      if (err instanceof Error && err.name === 'TimeoutError')
+        throw new TileError('upstream_timeout', 'upstream timed out', `${this.location}: timed out after ${this.timeoutMs} ms`);
       throw new TileError('upstream', 'upstream failed', `${this.location}: ${String(err)}`);
     }
     if (res.status >= 400) {

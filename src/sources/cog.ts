@@ -38,7 +38,11 @@ export interface CogMeta {
 }
 
 export class Cog {
-  private constructor(readonly meta: CogMeta, private readonly src: ByteSource, private readonly littleEndian: boolean) {}
+  private constructor(
+    readonly meta: CogMeta,
+    private readonly src: ByteSource,
+    private readonly littleEndian: boolean,
+  ) {}
 
   static async open(location: string, src: ByteSource = byteSource(location)): Promise<Cog> {
     try {
@@ -51,7 +55,9 @@ export class Cog {
     }
   }
 
-  async close(): Promise<void> { await this.src.close(); }
+  async close(): Promise<void> {
+    await this.src.close();
+  }
 
   /**
    * One decoded block of one plane. Blocks are cached in this thread by source version,
@@ -80,17 +86,35 @@ export class Cog {
       const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
       const samples = im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
       if (mask) {
-        const packed = await this.decode(im, offset, count, {
-          width: Math.ceil(im.blockWidth / 8), height: rows, samples: 1, bitsPerSample: 8, sampleFormat: SampleFormat.Uint,
-        }, index);
+        const packed = await this.decode(
+          im,
+          offset,
+          count,
+          {
+            width: Math.ceil(im.blockWidth / 8),
+            height: rows,
+            samples: 1,
+            bitsPerSample: 8,
+            sampleFormat: SampleFormat.Uint,
+          },
+          index,
+        );
         return unpackBits(packed as Uint8Array, im.blockWidth, rows);
       }
-      return this.decode(im, offset, count, { width: im.blockWidth, height: rows, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat }, index);
+      return this.decode(
+        im,
+        offset,
+        count,
+        { width: im.blockWidth, height: rows, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat },
+        index,
+      );
     });
   }
 
   private async decode(
-    im: TiffImage, offset: number, count: number,
+    im: TiffImage,
+    offset: number,
+    count: number,
     shape: { width: number; height: number; samples: number; bitsPerSample: number; sampleFormat: number },
     index: number,
   ): Promise<Samples> {
@@ -102,7 +126,8 @@ export class Cog {
       return out;
     }
     const bytes = await this.src.read(offset, count);
-    if (bytes.length < count) throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
+    if (bytes.length < count)
+      throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
     try {
       // Shared between threads: decoded straight into a SharedArrayBuffer, saving a copy.
       return decodeBlock(bytes, layout, { shared: blockCache.sharing });
@@ -128,7 +153,9 @@ export function emptySamples(bits: number, format: number, n: number): Samples {
 
 function buildMeta(location: string, version: string, images: TiffImage[]): CogMeta {
   const full = images[0]!;
-  const fail = (why: string): never => { throw new SourceError(`${location}: ${why}`); };
+  const fail = (why: string): never => {
+    throw new SourceError(`${location}: ${why}`);
+  };
   if (!DECOMPRESSORS.has(full.compression)) fail(`unsupported TIFF compression ${full.compression}`);
   let dataType: DataType;
   try {
@@ -142,7 +169,7 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
   // (bit 2) for each of them, matched by size.
   const levels: Level[] = [{ width: full.width, height: full.height, image: full }];
   for (const im of images.slice(1)) {
-    if (!isMask(im) && (im.subfileType & SubfileType.ReducedImage) && im.samplesPerPixel === full.samplesPerPixel) {
+    if (!isMask(im) && im.subfileType & SubfileType.ReducedImage && im.samplesPerPixel === full.samplesPerPixel) {
       if (!DECOMPRESSORS.has(im.compression)) fail(`overview ${im.index}: unsupported TIFF compression ${im.compression}`);
       levels.push({ width: im.width, height: im.height, image: im });
     }
@@ -180,10 +207,17 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
   const xs = [a, a + b * full.width, a + c * full.height, a + b * full.width + c * full.height];
   const ys = [d, d + e * full.width, d + f * full.height, d + e * full.width + f * full.height];
   return {
-    location, version,
-    width: full.width, height: full.height,
+    location,
+    version,
+    width: full.width,
+    height: full.height,
     bands: full.samplesPerPixel,
-    dataType, nodata, geoTransform, crs, levels, palette,
+    dataType,
+    nodata,
+    geoTransform,
+    crs,
+    levels,
+    palette,
     bounds: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)],
   };
 }

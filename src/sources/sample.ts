@@ -33,7 +33,15 @@ export interface SampleOutput {
   mask: Uint8Array;
 }
 
-export function sampleWindow(win: Window, coords: () => { u: Float32Array; v: Float32Array }, method: Resampling, scaleX: number, scaleY: number, out: SampleOutput, sep?: Separable): void {
+export function sampleWindow(
+  win: Window,
+  coords: () => { u: Float32Array; v: Float32Array },
+  method: Resampling,
+  scaleX: number,
+  scaleY: number,
+  out: SampleOutput,
+  sep?: Separable,
+): void {
   // GDAL uses its 4-sample formulas only when not downsampling (dfXScale >= 0.95).
   const wide = scaleX > 1 / 0.95 || scaleY > 1 / 0.95;
   // Cubic's fallback to bilinear near invalid pixels is not separable; everything else is
@@ -64,13 +72,21 @@ function bilinear(win: Window, u: Float32Array, v: Float32Array, out: SampleOutp
   const { width: ww, height: wh, valid } = win;
   const nb = win.bands.length;
   for (let k = 0; k < u.length; k++) {
-    const uk = u[k]!, vk = v[k]!;
-    const cx = Math.floor(uk), cy = Math.floor(vk);
+    const uk = u[k]!,
+      vk = v[k]!;
+    const cx = Math.floor(uk),
+      cy = Math.floor(vk);
     if (!(cx >= 0 && cy >= 0 && cx < ww && cy < wh) || !valid[cy * ww + cx]) continue;
-    const fx = uk - 0.5, fy = vk - 0.5;
-    const x0 = Math.floor(fx), y0 = Math.floor(fy);
-    const dx = fx - x0, dy = fy - y0;
-    const inX0 = x0 >= 0, inX1 = x0 + 1 < ww, inY0 = y0 >= 0, inY1 = y0 + 1 < wh;
+    const fx = uk - 0.5,
+      fy = vk - 0.5;
+    const x0 = Math.floor(fx),
+      y0 = Math.floor(fy);
+    const dx = fx - x0,
+      dy = fy - y0;
+    const inX0 = x0 >= 0,
+      inX1 = x0 + 1 < ww,
+      inY0 = y0 >= 0,
+      inY1 = y0 + 1 < wh;
     const s00 = y0 * ww + x0;
     const w00 = inX0 && inY0 && valid[s00] ? (1 - dx) * (1 - dy) : 0;
     const w10 = inX1 && inY0 && valid[s00 + 1] ? dx * (1 - dy) : 0;
@@ -93,7 +109,10 @@ function bilinear(win: Window, u: Float32Array, v: Float32Array, out: SampleOutp
 }
 
 /** The bilinear kernel widened for downsampling: a triangle of half-width 1 (in scaled pixels). */
-const triangle = (t: number): number => { const a = Math.abs(t); return a < 1 ? 1 - a : 0; };
+const triangle = (t: number): number => {
+  const a = Math.abs(t);
+  return a < 1 ? 1 - a : 0;
+};
 
 /** Keys' cubic convolution with a = -0.5, as GDAL's GWKCubic. */
 function cubicWeight(t: number): number {
@@ -106,24 +125,35 @@ function cubicWeight(t: number): number {
 function cubic(win: Window, u: Float32Array, v: Float32Array, out: SampleOutput): void {
   const { width: ww, height: wh, valid } = win;
   const nb = win.bands.length;
-  const wx = new Float64Array(4), wy = new Float64Array(4);
-  const single = new Float32Array(1), singleV = new Float32Array(1);
+  const wx = new Float64Array(4),
+    wy = new Float64Array(4);
+  const single = new Float32Array(1),
+    singleV = new Float32Array(1);
   const one: SampleOutput = { bands: out.bands.map(() => new Float32Array(1)), mask: new Uint8Array(1) };
   for (let k = 0; k < u.length; k++) {
-    const uk = u[k]!, vk = v[k]!;
-    const cx = Math.floor(uk), cy = Math.floor(vk);
+    const uk = u[k]!,
+      vk = v[k]!;
+    const cx = Math.floor(uk),
+      cy = Math.floor(vk);
     if (!(cx >= 0 && cy >= 0 && cx < ww && cy < wh) || !valid[cy * ww + cx]) continue;
-    const fx = uk - 0.5, fy = vk - 0.5;
-    const x0 = Math.floor(fx), y0 = Math.floor(fy);
+    const fx = uk - 0.5,
+      fy = vk - 0.5;
+    const x0 = Math.floor(fx),
+      y0 = Math.floor(fy);
     let full = x0 - 1 >= 0 && y0 - 1 >= 0 && x0 + 2 < ww && y0 + 2 < wh;
     if (full) {
       for (let j = -1; j <= 2 && full; j++) {
         const row = (y0 + j) * ww + x0;
-        for (let i = -1; i <= 2; i++) if (!valid[row + i]) { full = false; break; }
+        for (let i = -1; i <= 2; i++)
+          if (!valid[row + i]) {
+            full = false;
+            break;
+          }
       }
     }
     if (!full) {
-      single[0] = uk; singleV[0] = vk;
+      single[0] = uk;
+      singleV[0] = vk;
       one.mask[0] = 0;
       bilinear(win, single, singleV, one);
       if (one.mask[0]) {
@@ -132,8 +162,12 @@ function cubic(win: Window, u: Float32Array, v: Float32Array, out: SampleOutput)
       }
       continue;
     }
-    const dx = fx - x0, dy = fy - y0;
-    for (let i = 0; i < 4; i++) { wx[i] = cubicWeight(dx - (i - 1)); wy[i] = cubicWeight(dy - (i - 1)); }
+    const dx = fx - x0,
+      dy = fy - y0;
+    for (let i = 0; i < 4; i++) {
+      wx[i] = cubicWeight(dx - (i - 1));
+      wy[i] = cubicWeight(dy - (i - 1));
+    }
     out.mask[k] = 1;
     for (let b = 0; b < nb; b++) {
       const band = win.bands[b]!;
@@ -153,16 +187,23 @@ function kernel(win: Window, u: Float32Array, v: Float32Array, method: Resamplin
   const nb = win.bands.length;
   const base = method === 'cubic' ? 2 : 1;
   const weight = method === 'cubic' ? cubicWeight : triangle;
-  const rx = Math.ceil(base * sx), ry = Math.ceil(base * sy);
-  const wx = new Float64Array(2 * rx + 2), wy = new Float64Array(2 * ry + 2);
+  const rx = Math.ceil(base * sx),
+    ry = Math.ceil(base * sy);
+  const wx = new Float64Array(2 * rx + 2),
+    wy = new Float64Array(2 * ry + 2);
   const acc = new Float64Array(nb);
   for (let k = 0; k < u.length; k++) {
-    const uk = u[k]!, vk = v[k]!;
-    const cx = Math.floor(uk), cy = Math.floor(vk);
+    const uk = u[k]!,
+      vk = v[k]!;
+    const cx = Math.floor(uk),
+      cy = Math.floor(vk);
     if (!(cx >= 0 && cy >= 0 && cx < ww && cy < wh) || !valid[cy * ww + cx]) continue;
-    const fx = uk - 0.5, fy = vk - 0.5;
-    const x0 = Math.floor(fx), y0 = Math.floor(fy);
-    const dx = fx - x0, dy = fy - y0;
+    const fx = uk - 0.5,
+      fy = vk - 0.5;
+    const x0 = Math.floor(fx),
+      y0 = Math.floor(fy);
+    const dx = fx - x0,
+      dy = fy - y0;
     for (let i = -rx + 1; i <= rx; i++) wx[i + rx - 1] = weight((i - dx) / sx);
     for (let j = -ry + 1; j <= ry; j++) wy[j + ry - 1] = weight((j - dy) / sy);
     let wsum = 0;
@@ -203,18 +244,27 @@ function kernelAllValidGeneral(win: Window, u: Float32Array, v: Float32Array, cu
   const { width: ww, height: wh } = win;
   const nb = win.bands.length;
   const reach = cubicKernel ? 2 : 1;
-  const rx = reach * sx, ry = reach * sy;
-  const isx = 1 / sx, isy = 1 / sy;
-  const wx = new Float64Array(Math.ceil(2 * rx) + 2), wy = new Float64Array(Math.ceil(2 * ry) + 2);
+  const rx = reach * sx,
+    ry = reach * sy;
+  const isx = 1 / sx,
+    isy = 1 / sy;
+  const wx = new Float64Array(Math.ceil(2 * rx) + 2),
+    wy = new Float64Array(Math.ceil(2 * ry) + 2);
   for (let k = 0; k < u.length; k++) {
-    const uk = u[k]!, vk = v[k]!;
-    const cx = Math.floor(uk), cy = Math.floor(vk);
+    const uk = u[k]!,
+      vk = v[k]!;
+    const cx = Math.floor(uk),
+      cy = Math.floor(vk);
     if (!(cx >= 0 && cy >= 0 && cx < ww && cy < wh)) continue;
-    const fx = uk - 0.5, fy = vk - 0.5;
+    const fx = uk - 0.5,
+      fy = vk - 0.5;
     // Taps strictly inside the support |x - fx| < reach * s, clipped to the window.
-    const xs = Math.max(0, Math.floor(fx - rx) + 1), xe = Math.min(ww - 1, Math.ceil(fx + rx) - 1);
-    const ys = Math.max(0, Math.floor(fy - ry) + 1), ye = Math.min(wh - 1, Math.ceil(fy + ry) - 1);
-    let sumX = 0, sumY = 0;
+    const xs = Math.max(0, Math.floor(fx - rx) + 1),
+      xe = Math.min(ww - 1, Math.ceil(fx + rx) - 1);
+    const ys = Math.max(0, Math.floor(fy - ry) + 1),
+      ye = Math.min(wh - 1, Math.ceil(fy + ry) - 1);
+    let sumX = 0,
+      sumY = 0;
     if (cubicKernel) {
       for (let x = xs; x <= xe; x++) sumX += wx[x - xs] = cubicWeight((x - fx) * isx);
       for (let y = ys; y <= ye; y++) sumY += wy[y - ys] = cubicWeight((y - fy) * isy);
@@ -229,7 +279,10 @@ function kernelAllValidGeneral(win: Window, u: Float32Array, v: Float32Array, cu
     const nx = xe - xs + 1;
     if (nx <= 4 && xs + 3 < ww) {
       // Up to four taps a row (a kernel up to 2x wide): unrolled, the missing taps weigh 0.
-      const w0 = wx[0]!, w1 = nx > 1 ? wx[1]! : 0, w2 = nx > 2 ? wx[2]! : 0, w3 = nx > 3 ? wx[3]! : 0;
+      const w0 = wx[0]!,
+        w1 = nx > 1 ? wx[1]! : 0,
+        w2 = nx > 2 ? wx[2]! : 0,
+        w3 = nx > 3 ? wx[3]! : 0;
       for (let b = 0; b < nb; b++) {
         const band = win.bands[b]!;
         let acc = 0;
@@ -265,21 +318,29 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
   const { width: ww, height: wh } = win;
   const bands = win.bands;
   const nb = bands.length;
-  const b0 = bands[0], b1 = bands[1];
-  const isx = 1 / sx, isy = 1 / sy;
-  const mask = out.mask, outBands = out.bands;
+  const b0 = bands[0],
+    b1 = bands[1];
+  const isx = 1 / sx,
+    isy = 1 / sy;
+  const mask = out.mask,
+    outBands = out.bands;
   const one = { u: new Float32Array(1), v: new Float32Array(1) };
   const single: SampleOutput = { bands: outBands.map(() => new Float32Array(1)), mask: new Uint8Array(1) };
   for (let k = 0; k < u.length; k++) {
-    const uk = u[k]!, vk = v[k]!;
-    const cx = Math.floor(uk), cy = Math.floor(vk);
+    const uk = u[k]!,
+      vk = v[k]!;
+    const cx = Math.floor(uk),
+      cy = Math.floor(vk);
     if (!(cx >= 0 && cy >= 0 && cx < ww && cy < wh)) continue;
-    const fx = uk - 0.5, fy = vk - 0.5;
+    const fx = uk - 0.5,
+      fy = vk - 0.5;
     // The first tap strictly inside the support, clipped to the window; three more follow.
     const xs = Math.max(0, Math.floor(fx - sx) + 1);
     const ys = Math.max(0, Math.floor(fy - sy) + 1);
     if (xs + 3 >= ww || ys + 3 >= wh) {
-      one.u[0] = uk; one.v[0] = vk; single.mask[0] = 0;
+      one.u[0] = uk;
+      one.v[0] = vk;
+      single.mask[0] = 0;
       kernelAllValidGeneral(win, one.u, one.v, false, sx, sy, single);
       if (single.mask[0]) {
         mask[k] = 1;
@@ -290,37 +351,52 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
     // Taps past the support come out at or below 0 and are clamped to 0.
     let t: number;
     const a0 = 1 - Math.abs(xs - fx) * isx;
-    t = 1 - Math.abs(xs + 1 - fx) * isx; const a1 = t > 0 ? t : 0;
-    t = 1 - Math.abs(xs + 2 - fx) * isx; const a2 = t > 0 ? t : 0;
-    t = 1 - Math.abs(xs + 3 - fx) * isx; const a3 = t > 0 ? t : 0;
+    t = 1 - Math.abs(xs + 1 - fx) * isx;
+    const a1 = t > 0 ? t : 0;
+    t = 1 - Math.abs(xs + 2 - fx) * isx;
+    const a2 = t > 0 ? t : 0;
+    t = 1 - Math.abs(xs + 3 - fx) * isx;
+    const a3 = t > 0 ? t : 0;
     const c0 = 1 - Math.abs(ys - fy) * isy;
-    t = 1 - Math.abs(ys + 1 - fy) * isy; const c1 = t > 0 ? t : 0;
-    t = 1 - Math.abs(ys + 2 - fy) * isy; const c2 = t > 0 ? t : 0;
-    t = 1 - Math.abs(ys + 3 - fy) * isy; const c3 = t > 0 ? t : 0;
+    t = 1 - Math.abs(ys + 1 - fy) * isy;
+    const c1 = t > 0 ? t : 0;
+    t = 1 - Math.abs(ys + 2 - fy) * isy;
+    const c2 = t > 0 ? t : 0;
+    t = 1 - Math.abs(ys + 3 - fy) * isy;
+    const c3 = t > 0 ? t : 0;
     const total = (a0 + a1 + a2 + a3) * (c0 + c1 + c2 + c3);
     if (Math.abs(total) < 1e-5) continue;
     mask[k] = 1;
     const inv = 1 / total;
-    const r0 = ys * ww + xs, r1 = r0 + ww, r2 = r1 + ww, r3 = r2 + ww;
+    const r0 = ys * ww + xs,
+      r1 = r0 + ww,
+      r2 = r1 + ww,
+      r3 = r2 + ww;
     if (nb === 2) {
       // Two bands (NDVI's red and near-infrared): both in one pass over the weights.
-      const p = b0!, q = b1!;
-      outBands[0]![k] = (c0 * (a0 * p[r0]! + a1 * p[r0 + 1]! + a2 * p[r0 + 2]! + a3 * p[r0 + 3]!)
-        + c1 * (a0 * p[r1]! + a1 * p[r1 + 1]! + a2 * p[r1 + 2]! + a3 * p[r1 + 3]!)
-        + c2 * (a0 * p[r2]! + a1 * p[r2 + 1]! + a2 * p[r2 + 2]! + a3 * p[r2 + 3]!)
-        + c3 * (a0 * p[r3]! + a1 * p[r3 + 1]! + a2 * p[r3 + 2]! + a3 * p[r3 + 3]!)) * inv;
-      outBands[1]![k] = (c0 * (a0 * q[r0]! + a1 * q[r0 + 1]! + a2 * q[r0 + 2]! + a3 * q[r0 + 3]!)
-        + c1 * (a0 * q[r1]! + a1 * q[r1 + 1]! + a2 * q[r1 + 2]! + a3 * q[r1 + 3]!)
-        + c2 * (a0 * q[r2]! + a1 * q[r2 + 1]! + a2 * q[r2 + 2]! + a3 * q[r2 + 3]!)
-        + c3 * (a0 * q[r3]! + a1 * q[r3 + 1]! + a2 * q[r3 + 2]! + a3 * q[r3 + 3]!)) * inv;
+      const p = b0!,
+        q = b1!;
+      outBands[0]![k] =
+        (c0 * (a0 * p[r0]! + a1 * p[r0 + 1]! + a2 * p[r0 + 2]! + a3 * p[r0 + 3]!) +
+          c1 * (a0 * p[r1]! + a1 * p[r1 + 1]! + a2 * p[r1 + 2]! + a3 * p[r1 + 3]!) +
+          c2 * (a0 * p[r2]! + a1 * p[r2 + 1]! + a2 * p[r2 + 2]! + a3 * p[r2 + 3]!) +
+          c3 * (a0 * p[r3]! + a1 * p[r3 + 1]! + a2 * p[r3 + 2]! + a3 * p[r3 + 3]!)) *
+        inv;
+      outBands[1]![k] =
+        (c0 * (a0 * q[r0]! + a1 * q[r0 + 1]! + a2 * q[r0 + 2]! + a3 * q[r0 + 3]!) +
+          c1 * (a0 * q[r1]! + a1 * q[r1 + 1]! + a2 * q[r1 + 2]! + a3 * q[r1 + 3]!) +
+          c2 * (a0 * q[r2]! + a1 * q[r2 + 1]! + a2 * q[r2 + 2]! + a3 * q[r2 + 3]!) +
+          c3 * (a0 * q[r3]! + a1 * q[r3 + 1]! + a2 * q[r3 + 2]! + a3 * q[r3 + 3]!)) *
+        inv;
       continue;
     }
     for (let b = 0; b < nb; b++) {
       const band = bands[b]!;
-      const acc = c0 * (a0 * band[r0]! + a1 * band[r0 + 1]! + a2 * band[r0 + 2]! + a3 * band[r0 + 3]!)
-        + c1 * (a0 * band[r1]! + a1 * band[r1 + 1]! + a2 * band[r1 + 2]! + a3 * band[r1 + 3]!)
-        + c2 * (a0 * band[r2]! + a1 * band[r2 + 1]! + a2 * band[r2 + 2]! + a3 * band[r2 + 3]!)
-        + c3 * (a0 * band[r3]! + a1 * band[r3 + 1]! + a2 * band[r3 + 2]! + a3 * band[r3 + 3]!);
+      const acc =
+        c0 * (a0 * band[r0]! + a1 * band[r0 + 1]! + a2 * band[r0 + 2]! + a3 * band[r0 + 3]!) +
+        c1 * (a0 * band[r1]! + a1 * band[r1 + 1]! + a2 * band[r1 + 2]! + a3 * band[r1 + 3]!) +
+        c2 * (a0 * band[r2]! + a1 * band[r2 + 1]! + a2 * band[r2 + 2]! + a3 * band[r2 + 3]!) +
+        c3 * (a0 * band[r3]! + a1 * band[r3 + 1]! + a2 * band[r3 + 2]! + a3 * band[r3 + 3]!);
       outBands[b]![k] = acc * inv;
     }
   }
@@ -349,14 +425,19 @@ function axisTaps(n: number, p0: number, dp: number, size: number, method: Resam
     const c = Math.floor(p);
     if (!(c >= 0 && c < size)) continue;
     if (method === 'nearest') {
-      taps.start[k] = c; taps.count[k] = 1; taps.weights[k * per] = 1; taps.ok[k] = 1;
+      taps.start[k] = c;
+      taps.count[k] = 1;
+      taps.weights[k * per] = 1;
+      taps.ok[k] = 1;
       continue;
     }
     const f = p - 0.5;
     const x0 = Math.floor(f);
     const d = f - x0;
     // Taps x0 - r + 1 .. x0 + r, as GDAL's kernel; only those inside the window and with weight.
-    let first = -1, last = -1, sum = 0;
+    let first = -1,
+      last = -1,
+      sum = 0;
     for (let i = -r + 1; i <= r; i++) {
       const x = x0 + i;
       if (x < 0 || x >= size) continue;
@@ -386,10 +467,12 @@ let scratchH = new Float32Array(0);
 function separable(win: Window, sep: Separable, method: Resampling, wide: boolean, scaleX: number, scaleY: number, out: SampleOutput): void {
   const W = Math.round(Math.sqrt(out.mask.length));
   const ww = win.width;
-  const sx = wide ? scaleX : 1, sy = wide ? scaleY : 1;
+  const sx = wide ? scaleX : 1,
+    sy = wide ? scaleY : 1;
   const cols = axisTaps(W, sep.u0, sep.du, ww, method, sx);
   const rows = axisTaps(W, sep.v0, sep.dv, win.height, method, sy);
-  let minRow = Infinity, maxRow = -Infinity;
+  let minRow = Infinity,
+    maxRow = -Infinity;
   for (let j = 0; j < W; j++) {
     if (!rows.ok[j]) continue;
     minRow = Math.min(minRow, rows.start[j]!);
@@ -405,7 +488,8 @@ function separable(win: Window, sep: Separable, method: Resampling, wide: boolea
   // Scratch for the column pass, kept between tiles (this function never awaits).
   if (scratchH.length < nRows * W) scratchH = new Float32Array(nRows * W);
   const h = scratchH;
-  const cp = cols.per, rp = rows.per;
+  const cp = cols.per,
+    rp = rows.per;
   for (let b = 0; b < win.bands.length; b++) {
     const band = win.bands[b]!;
     const dst = out.bands[b]!;
@@ -440,10 +524,14 @@ function separable(win: Window, sep: Separable, method: Resampling, wide: boolea
       const rw = rows.weights;
       const w0 = rw[wo]!;
       if (n === 2) {
-        const w1 = rw[wo + 1]!, h1 = h0 + W;
+        const w1 = rw[wo + 1]!,
+          h1 = h0 + W;
         for (let i = 0; i < W; i++) dst[o + i] = w0 * h[h0 + i]! + w1 * h[h1 + i]!;
       } else if (n === 3) {
-        const w1 = rw[wo + 1]!, w2 = rw[wo + 2]!, h1 = h0 + W, h2 = h0 + 2 * W;
+        const w1 = rw[wo + 1]!,
+          w2 = rw[wo + 2]!,
+          h1 = h0 + W,
+          h2 = h0 + 2 * W;
         for (let i = 0; i < W; i++) dst[o + i] = w0 * h[h0 + i]! + w1 * h[h1 + i]! + w2 * h[h2 + i]!;
       } else {
         for (let i = 0; i < W; i++) dst[o + i] = w0 * h[h0 + i]!;

@@ -19,7 +19,8 @@ export async function percentiles(cog: Cog, bands: readonly number[], nodata: nu
     if (values.length === 0) throw new Error('has no valid pixels');
     const sorted = Float64Array.from(values).sort();
     const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(p * (sorted.length - 1))))]!;
-    const lo = at(0.02), hi = at(0.98);
+    const lo = at(0.02),
+      hi = at(0.98);
     return [lo, hi === lo ? lo + 1 : hi];
   });
 }

@@ -65,7 +65,22 @@ export interface TiffImage {
 }
 
 const TYPE_SIZE: Record<number, number> = {
-  1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8,
+  1: 1,
+  2: 1,
+  3: 2,
+  4: 4,
+  5: 8,
+  6: 1,
+  7: 1,
+  8: 2,
+  9: 4,
+  10: 8,
+  11: 4,
+  12: 8,
+  13: 4,
+  16: 8,
+  17: 8,
+  18: 8,
 };
 
 /** Reads the header and every IFD, fetching beyond the first chunk only where needed. */
@@ -116,7 +131,11 @@ export async function readTiff(src: ByteSource, fileSize: number): Promise<{ lit
       const inline = big ? 8 : 4;
       const valueAt = bytes <= inline ? e + (big ? 12 : 8) : big ? reader.u64(e + 12) : reader.u32(e + 8);
       if (valueAt + bytes > fileSize) throw new SourceError(`${src.location}: tag ${tag} points past the end of the file`);
-      pending.push(reader.ensure(valueAt, bytes).then(() => { tags.set(tag, reader.values(type, n, valueAt)); }));
+      pending.push(
+        reader.ensure(valueAt, bytes).then(() => {
+          tags.set(tag, reader.values(type, n, valueAt));
+        }),
+      );
     }
     await Promise.all(pending);
     const next = first + count * entrySize;
@@ -186,7 +205,10 @@ export const blocksDown = (im: TiffImage): number => Math.ceil(im.height / im.bl
 class ChunkReader {
   littleEndian = true;
   private chunks: { start: number; bytes: Uint8Array; view: DataView }[] = [];
-  constructor(private readonly src: ByteSource, private readonly fileSize: number) {}
+  constructor(
+    private readonly src: ByteSource,
+    private readonly fileSize: number,
+  ) {}
 
   async ensure(offset: number, length: number): Promise<void> {
     if (length <= 0 || this.find(offset, length)) return;
@@ -208,9 +230,18 @@ class ChunkReader {
     return { view: c.view, pos: offset - c.start };
   }
 
-  u8(o: number): number { const { view, pos } = this.at(o, 1); return view.getUint8(pos); }
-  u16(o: number): number { const { view, pos } = this.at(o, 2); return view.getUint16(pos, this.littleEndian); }
-  u32(o: number): number { const { view, pos } = this.at(o, 4); return view.getUint32(pos, this.littleEndian); }
+  u8(o: number): number {
+    const { view, pos } = this.at(o, 1);
+    return view.getUint8(pos);
+  }
+  u16(o: number): number {
+    const { view, pos } = this.at(o, 2);
+    return view.getUint16(pos, this.littleEndian);
+  }
+  u32(o: number): number {
+    const { view, pos } = this.at(o, 4);
+    return view.getUint32(pos, this.littleEndian);
+  }
   u64(o: number): number {
     const { view, pos } = this.at(o, 8);
     const v = view.getBigUint64(pos, this.littleEndian);
@@ -229,18 +260,45 @@ class ChunkReader {
     const out = new Array<number>(n);
     for (let i = 0; i < n; i++) {
       switch (type) {
-        case 1: case 7: out[i] = view.getUint8(pos + i); break;
-        case 6: out[i] = view.getInt8(pos + i); break;
-        case 3: out[i] = view.getUint16(pos + 2 * i, le); break;
-        case 8: out[i] = view.getInt16(pos + 2 * i, le); break;
-        case 4: case 13: out[i] = view.getUint32(pos + 4 * i, le); break;
-        case 9: out[i] = view.getInt32(pos + 4 * i, le); break;
-        case 5: out[i] = view.getUint32(pos + 8 * i, le) / view.getUint32(pos + 8 * i + 4, le); break;
-        case 10: out[i] = view.getInt32(pos + 8 * i, le) / view.getInt32(pos + 8 * i + 4, le); break;
-        case 11: out[i] = view.getFloat32(pos + 4 * i, le); break;
-        case 12: out[i] = view.getFloat64(pos + 8 * i, le); break;
-        case 16: case 18: out[i] = Number(view.getBigUint64(pos + 8 * i, le)); break;
-        case 17: out[i] = Number(view.getBigInt64(pos + 8 * i, le)); break;
+        case 1:
+        case 7:
+          out[i] = view.getUint8(pos + i);
+          break;
+        case 6:
+          out[i] = view.getInt8(pos + i);
+          break;
+        case 3:
+          out[i] = view.getUint16(pos + 2 * i, le);
+          break;
+        case 8:
+          out[i] = view.getInt16(pos + 2 * i, le);
+          break;
+        case 4:
+        case 13:
+          out[i] = view.getUint32(pos + 4 * i, le);
+          break;
+        case 9:
+          out[i] = view.getInt32(pos + 4 * i, le);
+          break;
+        case 5:
+          out[i] = view.getUint32(pos + 8 * i, le) / view.getUint32(pos + 8 * i + 4, le);
+          break;
+        case 10:
+          out[i] = view.getInt32(pos + 8 * i, le) / view.getInt32(pos + 8 * i + 4, le);
+          break;
+        case 11:
+          out[i] = view.getFloat32(pos + 4 * i, le);
+          break;
+        case 12:
+          out[i] = view.getFloat64(pos + 8 * i, le);
+          break;
+        case 16:
+        case 18:
+          out[i] = Number(view.getBigUint64(pos + 8 * i, le));
+          break;
+        case 17:
+          out[i] = Number(view.getBigInt64(pos + 8 * i, le));
+          break;
       }
     }
     return out;

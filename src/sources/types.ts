@@ -59,15 +59,7 @@ export const SubfileType = {
 } as const;
 
 /** Typed sample arrays a decoded TIFF block can hold (native byte order). */
-export type Samples =
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Uint32Array
-  | Int32Array
-  | Float32Array
-  | Float64Array;
+export type Samples = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
 
 interface SamplesConstructor {
   new (length: number): Samples;

@@ -9,7 +9,13 @@ import type { Window } from './sample.js';
  * Invalid: the nodata value (the file's, or `nodata` when given), NaN, and pixels the
  * internal mask (GDAL's per-dataset mask, TIFF NewSubfileType bit 2) marks as empty.
  */
-export async function readWindow(cog: Cog, level: number, win: [number, number, number, number], bands: readonly number[], nodata: number | null): Promise<Window> {
+export async function readWindow(
+  cog: Cog,
+  level: number,
+  win: [number, number, number, number],
+  bands: readonly number[],
+  nodata: number | null,
+): Promise<Window> {
   const meta = cog.meta;
   const lv = meta.levels[level]!;
   const im = lv.image;
@@ -20,8 +26,10 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   const bh = im.blockHeight;
   const planar = im.planar === 2;
   const spp = planar ? 1 : im.samplesPerPixel;
-  const bx0 = Math.floor(x0 / bw), bx1 = Math.floor((x1 - 1) / bw);
-  const by0 = Math.floor(y0 / bh), by1 = Math.floor((y1 - 1) / bh);
+  const bx0 = Math.floor(x0 / bw),
+    bx1 = Math.floor((x1 - 1) / bw);
+  const by0 = Math.floor(y0 / bh),
+    by1 = Math.floor((y1 - 1) / bh);
   const across = blocksAcross(im);
 
   const out: Window = { width: ww, height: wh, bands: bands.map(() => takeFloat32(ww * wh)), valid: takeBytes(ww * wh) };
@@ -35,50 +43,59 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
     for (let bx = bx0; bx <= bx1; bx++) {
       if (bx >= across) continue;
       // The part of this block inside the window.
-      const cx0 = Math.max(x0, bx * bw), cx1 = Math.min(x1, (bx + 1) * bw);
-      const cy0 = Math.max(y0, by * bh), cy1 = Math.min(y1, (by + 1) * bh);
+      const cx0 = Math.max(x0, bx * bw),
+        cx1 = Math.min(x1, (bx + 1) * bw);
+      const cy0 = Math.max(y0, by * bh),
+        cy1 = Math.min(y1, (by + 1) * bh);
       for (const plane of planes) {
-        jobs.push(cog.readBlock(level, plane, bx, by).then((samples) => {
-          if (spp > 1 && bands.length === 2) {
-            // Two bands of interleaved samples (a red and a near-infrared band for NDVI): one walk.
-            const d0 = out.bands[0]!, d1 = out.bands[1]!, o0 = bands[0]!, o1 = bands[1]!;
+        jobs.push(
+          cog.readBlock(level, plane, bx, by).then((samples) => {
+            if (spp > 1 && bands.length === 2) {
+              // Two bands of interleaved samples (a red and a near-infrared band for NDVI): one walk.
+              const d0 = out.bands[0]!,
+                d1 = out.bands[1]!,
+                o0 = bands[0]!,
+                o1 = bands[1]!;
+              for (let y = cy0; y < cy1; y++) {
+                const dstRow = (y - y0) * ww - x0;
+                const end = dstRow + cx1;
+                for (let d = dstRow + cx0, i = ((y - by * bh) * bw + cx0 - bx * bw) * spp; d < end; d++, i += spp) {
+                  d0[d] = samples[i + o0]!;
+                  d1[d] = samples[i + o1]!;
+                }
+              }
+              return;
+            }
             for (let y = cy0; y < cy1; y++) {
+              const srcRow = (y - by * bh) * bw;
               const dstRow = (y - y0) * ww - x0;
-              const end = dstRow + cx1;
-              for (let d = dstRow + cx0, i = ((y - by * bh) * bw + cx0 - bx * bw) * spp; d < end; d++, i += spp) {
-                d0[d] = samples[i + o0]!;
-                d1[d] = samples[i + o1]!;
+              for (let bi = 0; bi < bands.length; bi++) {
+                if (planar && bands[bi] !== plane) continue;
+                const dst = out.bands[bi]!;
+                if (spp === 1) {
+                  // One sample a pixel: a row is a contiguous run (a native copy and convert).
+                  const from = srcRow + cx0 - bx * bw;
+                  dst.set(samples.subarray(from, from + cx1 - cx0), dstRow + cx0);
+                  continue;
+                }
+                // Interleaved samples: walk the row with a stride instead of recomputing the index.
+                const end = dstRow + cx1;
+                for (let d = dstRow + cx0, i = (srcRow + cx0 - bx * bw) * spp + bands[bi]!; d < end; d++, i += spp) dst[d] = samples[i]!;
               }
             }
-            return;
-          }
-          for (let y = cy0; y < cy1; y++) {
-            const srcRow = (y - by * bh) * bw;
-            const dstRow = (y - y0) * ww - x0;
-            for (let bi = 0; bi < bands.length; bi++) {
-              if (planar && bands[bi] !== plane) continue;
-              const dst = out.bands[bi]!;
-              if (spp === 1) {
-                // One sample a pixel: a row is a contiguous run (a native copy and convert).
-                const from = srcRow + cx0 - bx * bw;
-                dst.set(samples.subarray(from, from + cx1 - cx0), dstRow + cx0);
-                continue;
-              }
-              // Interleaved samples: walk the row with a stride instead of recomputing the index.
-              const end = dstRow + cx1;
-              for (let d = dstRow + cx0, i = (srcRow + cx0 - bx * bw) * spp + bands[bi]!; d < end; d++, i += spp) dst[d] = samples[i]!;
-            }
-          }
-        }));
+          }),
+        );
       }
       if (hasMask) {
-        maskJobs.push(cog.readMaskBlock(level, bx, by)!.then((m) => {
-          for (let y = cy0; y < cy1; y++) {
-            const srcRow = (y - by * bh) * bw - bx * bw;
-            const dstRow = (y - y0) * ww - x0;
-            for (let x = cx0; x < cx1; x++) maskWin![dstRow + x] = m[srcRow + x]!;
-          }
-        }));
+        maskJobs.push(
+          cog.readMaskBlock(level, bx, by)!.then((m) => {
+            for (let y = cy0; y < cy1; y++) {
+              const srcRow = (y - by * bh) * bw - bx * bw;
+              const dstRow = (y - y0) * ww - x0;
+              for (let x = cx0; x < cx1; x++) maskWin![dstRow + x] = m[srcRow + x]!;
+            }
+          }),
+        );
       }
     }
   }
@@ -91,13 +108,15 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   const f = nodata === null ? NaN : Math.fround(nodata);
   const bandsOut = out.bands;
   const nb = bandsOut.length;
-  const b0 = bandsOut[0]!, b1 = nb > 1 ? bandsOut[1]! : b0;
+  const b0 = bandsOut[0]!,
+    b1 = nb > 1 ? bandsOut[1]! : b0;
   let invalid = 0;
   if (!maskWin && nb <= 2) {
     // The common case (one or two bands, no mask), twice as fast without the general branches.
     let good = 0;
     for (let k = 0; k < valid.length; k++) {
-      const s0 = b0[k]!, s1 = b1[k]!;
+      const s0 = b0[k]!,
+        s1 = b1[k]!;
       const ok = s0 === f || s0 !== s0 || s1 === f || s1 !== s1 ? 0 : 1;
       valid[k] = ok;
       good += ok;
@@ -106,12 +125,17 @@ export async function readWindow(cog: Cog, level: number, win: [number, number, 
   } else {
     for (let k = 0; k < valid.length; k++) {
       let ok = maskWin ? (maskWin[k] ? 1 : 0) : 1;
-      const s0 = b0[k]!, s1 = b1[k]!;
+      const s0 = b0[k]!,
+        s1 = b1[k]!;
       if (s0 === f || s0 !== s0 || s1 === f || s1 !== s1) ok = 0;
-      else for (let b = 2; b < nb; b++) {
-        const s = bandsOut[b]![k]!;
-        if (s === f || s !== s) { ok = 0; break; }
-      }
+      else
+        for (let b = 2; b < nb; b++) {
+          const s = bandsOut[b]![k]!;
+          if (s === f || s !== s) {
+            ok = 0;
+            break;
+          }
+        }
       valid[k] = ok;
       invalid += ok ^ 1;
     }

@@ -4,7 +4,11 @@ export const HALF_WORLD = 20037508.342789244;
 export const EARTH_RADIUS = 6378137;
 export const MAX_LAT = 85.0511287798066;
 
-export interface TileId { z: number; x: number; y: number }
+export interface TileId {
+  z: number;
+  x: number;
+  y: number;
+}
 
 /** Tile bounds in metres: [minX, minY, maxX, maxY]. */
 export function tileBounds({ z, x, y }: TileId): [number, number, number, number] {
@@ -16,7 +20,7 @@ export function tileBounds({ z, x, y }: TileId): [number, number, number, number
 
 export function lonLatToMercator(lon: number, lat: number): [number, number] {
   const clamped = Math.max(-MAX_LAT, Math.min(MAX_LAT, lat));
-  return [(lon * Math.PI / 180) * EARTH_RADIUS, Math.log(Math.tan(Math.PI / 4 + (clamped * Math.PI) / 360)) * EARTH_RADIUS];
+  return [((lon * Math.PI) / 180) * EARTH_RADIUS, Math.log(Math.tan(Math.PI / 4 + (clamped * Math.PI) / 360)) * EARTH_RADIUS];
 }
 
 /** The tile range [minX, minY, maxX, maxY] (inclusive) covering lon/lat bounds at zoom z. */

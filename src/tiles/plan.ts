@@ -64,14 +64,23 @@ const MAX_GRID_ERROR = 0.125;
 /** Largest window a plan may ask for, in level pixels: reading more means missing overviews. */
 export const MAX_WINDOW_PIXELS = 4096 * 4096;
 
-const MERCATOR = proj4.defs('EPSG:3857') ? 'EPSG:3857' : '+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +nadgrids=@null +no_defs';
+const MERCATOR = proj4.defs('EPSG:3857')
+  ? 'EPSG:3857'
+  : '+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m +nadgrids=@null +no_defs';
 
 type ToSource = (mx: number, my: number, out: Float64Array) => void;
 
 const transformers = new Map<string, ToSource>();
 
 function isWebMercator(def: string): boolean {
-  return /\+proj=merc\b/.test(def) && /\+a=6378137\b/.test(def) && /\+b=6378137\b/.test(def) && !/\+lat_ts=(?!0\b)/.test(def) && !/\+(x|y)_0=(?!0\b)/.test(def) && !/\+lon_0=(?!0\b)/.test(def);
+  return (
+    /\+proj=merc\b/.test(def) &&
+    /\+a=6378137\b/.test(def) &&
+    /\+b=6378137\b/.test(def) &&
+    !/\+lat_ts=(?!0\b)/.test(def) &&
+    !/\+(x|y)_0=(?!0\b)/.test(def) &&
+    !/\+lon_0=(?!0\b)/.test(def)
+  );
 }
 
 /** Web Mercator metres to source CRS coordinates, built once per CRS. */
@@ -79,7 +88,10 @@ function toSourceCrs(def: string): ToSource {
   let t = transformers.get(def);
   if (!t) {
     if (isWebMercator(def)) {
-      t = (mx, my, out) => { out[0] = mx; out[1] = my; };
+      t = (mx, my, out) => {
+        out[0] = mx;
+        out[1] = my;
+      };
     } else {
       const conv = proj4(MERCATOR, def);
       t = (mx, my, out) => {
@@ -87,7 +99,8 @@ function toSourceCrs(def: string): ToSource {
         try {
           p = conv.forward([mx, my]);
         } catch {
-          out[0] = NaN; out[1] = NaN;
+          out[0] = NaN;
+          out[1] = NaN;
           return;
         }
         out[0] = Number.isFinite(p[0]) ? p[0]! : NaN;
@@ -127,7 +140,11 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   // Full-resolution source pixel coordinates of output pixel centre (i, j).
   const exact = (i: number, j: number, out: Float64Array) => {
     toCrs(ox + (i + 0.5) * res, oy - (j + 0.5) * res, tmp);
-    if (tmp[0] !== tmp[0]) { out[0] = NaN; out[1] = NaN; return; }
+    if (tmp[0] !== tmp[0]) {
+      out[0] = NaN;
+      out[1] = NaN;
+      return;
+    }
     toPixel(tmp[0]!, tmp[1]!, out);
   };
 
@@ -149,12 +166,16 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   const kx = lv.width / src.width;
   const ky = lv.height / src.height;
 
-  let minU = Infinity, minV = Infinity, maxU = -Infinity, maxV = -Infinity;
+  let minU = Infinity,
+    minV = Infinity,
+    maxU = -Infinity,
+    maxV = -Infinity;
   for (let k = 0; k < fu.length; k++) {
     const u = fu[k]! * kx;
     const v = fv[k]! * ky;
     if (u !== u || v !== v) continue;
-    fu[k] = u; fv[k] = v;
+    fu[k] = u;
+    fv[k] = v;
     if (u < minU) minU = u;
     if (u > maxU) maxU = u;
     if (v < minV) minV = v;
@@ -176,34 +197,58 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
 }
 
 /** A source in Web Mercator: source pixels are an affine function of output pixels. */
-function planAffine(src: PlanSource, tile: TileGrid, W: number, exact: (i: number, j: number, out: Float64Array) => void, resampling: Resampling, alloc: Alloc): ReadPlan | null {
+function planAffine(
+  src: PlanSource,
+  tile: TileGrid,
+  W: number,
+  exact: (i: number, j: number, out: Float64Array) => void,
+  resampling: Resampling,
+  alloc: Alloc,
+): ReadPlan | null {
   const p = new Float64Array(2);
   exact(0, 0, p);
-  const u00 = p[0]!, v00 = p[1]!;
+  const u00 = p[0]!,
+    v00 = p[1]!;
   exact(1, 0, p);
-  const dui = p[0]! - u00, dvi = p[1]! - v00;
+  const dui = p[0]! - u00,
+    dvi = p[1]! - v00;
   exact(0, 1, p);
-  const duj = p[0]! - u00, dvj = p[1]! - v00;
+  const duj = p[0]! - u00,
+    dvj = p[1]! - v00;
   const scaleFull = [Math.hypot(dui, dvi), Math.hypot(duj, dvj)] as const;
   const level = chooseLevel(src, Math.min(scaleFull[0], scaleFull[1]));
   const lv = src.levels[level]!;
   const kx = lv.width / src.width;
   const ky = lv.height / src.height;
   // In level pixels: u = a + i * b + j * c, v = d + i * e + j * f.
-  const a = u00 * kx, b = dui * kx, c = duj * kx, d = v00 * ky, e = dvi * ky, f = dvj * ky;
+  const a = u00 * kx,
+    b = dui * kx,
+    c = duj * kx,
+    d = v00 * ky,
+    e = dvi * ky,
+    f = dvj * ky;
   const us = [a, a + b * (W - 1), a + c * (W - 1), a + (b + c) * (W - 1)];
   const vs = [d, d + e * (W - 1), d + f * (W - 1), d + (e + f) * (W - 1)];
-  const minU = Math.min(...us), maxU = Math.max(...us), minV = Math.min(...vs), maxV = Math.max(...vs);
-  const scaleX = scaleFull[0] * kx, scaleY = scaleFull[1] * ky;
+  const minU = Math.min(...us),
+    maxU = Math.max(...us),
+    minV = Math.min(...vs),
+    maxV = Math.max(...vs);
+  const scaleX = scaleFull[0] * kx,
+    scaleY = scaleFull[1] * ky;
   const window = windowFor(minU, minV, maxU, maxV, lv, resampling, scaleX, scaleY, W, tile, level);
   if (!window) return null;
   const [x0, y0] = window;
   let coords: { u: Float32Array; v: Float32Array } | undefined;
   const plan: ReadPlan = {
-    level, window, width: W, scaleX, scaleY,
+    level,
+    window,
+    width: W,
+    scaleX,
+    scaleY,
     coords: () => {
       if (!coords) {
-        const u = alloc.float32(W * W), v = alloc.float32(W * W);
+        const u = alloc.float32(W * W),
+          v = alloc.float32(W * W);
         for (let j = 0, k = 0; j < W; j++) {
           for (let i = 0; i < W; i++, k++) {
             u[k] = a + i * b + j * c - x0;
@@ -220,7 +265,19 @@ function planAffine(src: PlanSource, tile: TileGrid, W: number, exact: (i: numbe
 }
 
 /** The window of a level that the kernel reads around the given centres, or null if they miss the level. */
-function windowFor(minU: number, minV: number, maxU: number, maxV: number, lv: { width: number; height: number }, resampling: Resampling, scaleX: number, scaleY: number, W: number, tile: TileGrid, level: number): ReadPlan['window'] | null {
+function windowFor(
+  minU: number,
+  minV: number,
+  maxU: number,
+  maxV: number,
+  lv: { width: number; height: number },
+  resampling: Resampling,
+  scaleX: number,
+  scaleY: number,
+  W: number,
+  tile: TileGrid,
+  level: number,
+): ReadPlan['window'] | null {
   const radius = resampling === 'nearest' ? 0 : (resampling === 'bilinear' ? 1 : 2) * Math.max(1, scaleX, scaleY);
   const x0 = Math.max(0, Math.floor(minU - radius - 1));
   const y0 = Math.max(0, Math.floor(minV - radius - 1));
@@ -229,7 +286,9 @@ function windowFor(minU: number, minV: number, maxU: number, maxV: number, lv: {
   // No output pixel centre falls on the raster: nothing to draw.
   if (maxU < 0 || maxV < 0 || minU >= lv.width || minV >= lv.height || x1 <= x0 || y1 <= y0) return null;
   if ((x1 - x0) * (y1 - y0) > MAX_WINDOW_PIXELS) {
-    throw new SourceError(`a ${W} px tile at zoom ${tile.z} would read ${x1 - x0}x${y1 - y0} pixels of the source's level ${level}: add overviews to the COG (gdaladdo, or gdal_translate -of COG)`);
+    throw new SourceError(
+      `a ${W} px tile at zoom ${tile.z} would read ${x1 - x0}x${y1 - y0} pixels of the source's level ${level}: add overviews to the COG (gdaladdo, or gdal_translate -of COG)`,
+    );
   }
   return [x0, y0, x1, y1];
 }
@@ -274,7 +333,8 @@ function fillCoordinates(W: number, exact: (i: number, j: number, out: Float64Ar
   for (let j = 0, k = 0; j < W; j++) {
     for (let i = 0; i < W; i++, k++) {
       exact(i, j, p);
-      fu[k] = p[0]!; fv[k] = p[1]!;
+      fu[k] = p[0]!;
+      fv[k] = p[1]!;
     }
   }
 }
@@ -308,18 +368,28 @@ function gridInterpolate(W: number, step: number, exact: (i: number, j: number, 
     }
   }
   for (let b = 0; b < n - 1; b++) {
-    const j0 = nodes[b]!, j1 = nodes[b + 1]!;
+    const j0 = nodes[b]!,
+      j1 = nodes[b + 1]!;
     const jEnd = b === n - 2 ? j1 : j1 - 1;
     for (let a = 0; a < n - 1; a++) {
-      const i0 = nodes[a]!, i1 = nodes[a + 1]!;
+      const i0 = nodes[a]!,
+        i1 = nodes[a + 1]!;
       const iEnd = a === n - 2 ? i1 : i1 - 1;
       const k00 = b * n + a;
-      const u00 = gu[k00]!, u10 = gu[k00 + 1]!, u01 = gu[k00 + n]!, u11 = gu[k00 + n + 1]!;
-      const v00 = gv[k00]!, v10 = gv[k00 + 1]!, v01 = gv[k00 + n]!, v11 = gv[k00 + n + 1]!;
+      const u00 = gu[k00]!,
+        u10 = gu[k00 + 1]!,
+        u01 = gu[k00 + n]!,
+        u11 = gu[k00 + n + 1]!;
+      const v00 = gv[k00]!,
+        v10 = gv[k00 + 1]!,
+        v01 = gv[k00 + n]!,
+        v11 = gv[k00 + n + 1]!;
       for (let j = j0; j <= jEnd; j++) {
         const ty = (j - j0) / (j1 - j0);
-        const ua = u00 + (u01 - u00) * ty, ub = u10 + (u11 - u10) * ty;
-        const va = v00 + (v01 - v00) * ty, vb = v10 + (v11 - v10) * ty;
+        const ua = u00 + (u01 - u00) * ty,
+          ub = u10 + (u11 - u10) * ty;
+        const va = v00 + (v01 - v00) * ty,
+          vb = v10 + (v11 - v10) * ty;
         let k = j * W + i0;
         for (let i = i0; i <= iEnd; i++, k++) {
           const tx = (i - i0) / (i1 - i0);

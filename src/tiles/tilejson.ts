@@ -47,12 +47,7 @@ export function tileUrlTemplate(baseUrl: string, layer: Pick<ClientLayer, 'name'
 export function mercatorBounds(b: readonly [number, number, number, number]): [number, number, number, number] {
   const down = (v: number) => Math.floor(v * 1e7) / 1e7;
   const up = (v: number) => Math.ceil(v * 1e7) / 1e7;
-  return [
-    Math.max(-180, down(b[0])),
-    Math.max(-MAX_LAT, down(b[1])),
-    Math.min(180, up(b[2])),
-    Math.min(MAX_LAT, up(b[3])),
-  ];
+  return [Math.max(-180, down(b[0])), Math.max(-MAX_LAT, down(b[1])), Math.min(180, up(b[2])), Math.min(MAX_LAT, up(b[3]))];
 }
 
 /**

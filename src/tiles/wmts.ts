@@ -128,7 +128,9 @@ function layerXml(baseUrl: string, layer: ClientLayer): string {
     out.push('        <TileMatrixSetLimits>');
     for (let z = config.minzoom; z <= config.maxzoom; z++) {
       const [minCol, minRow, maxCol, maxRow] = tileRange([w, s, e, n], z);
-      out.push(`          <TileMatrixLimits><TileMatrix>${z}</TileMatrix><MinTileRow>${minRow}</MinTileRow><MaxTileRow>${maxRow}</MaxTileRow><MinTileCol>${minCol}</MinTileCol><MaxTileCol>${maxCol}</MaxTileCol></TileMatrixLimits>`);
+      out.push(
+        `          <TileMatrixLimits><TileMatrix>${z}</TileMatrix><MinTileRow>${minRow}</MinTileRow><MaxTileRow>${maxRow}</MaxTileRow><MinTileCol>${minCol}</MinTileCol><MaxTileCol>${maxCol}</MaxTileCol></TileMatrixLimits>`,
+      );
     }
     out.push('        </TileMatrixSetLimits>');
     out.push('      </TileMatrixSetLink>');
@@ -142,11 +144,12 @@ function layerXml(baseUrl: string, layer: ClientLayer): string {
 export function buildWmtsCapabilities(baseUrl: string, layers: readonly ClientLayer[], title = 'tilegraph'): string {
   const maxZoom = layers.length ? Math.max(...layers.map((l) => l.config.maxzoom)) : DEFAULT_MAX_ZOOM;
   const self = esc(capabilitiesUrl(baseUrl));
-  const restful = (href: string) => [
-    `          <ows:HTTP><ows:Get xlink:href="${href}">`,
-    '            <ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint>',
-    '          </ows:Get></ows:HTTP>',
-  ].join('\n');
+  const restful = (href: string) =>
+    [
+      `          <ows:HTTP><ows:Get xlink:href="${href}">`,
+      '            <ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint>',
+      '          </ows:Get></ows:HTTP>',
+    ].join('\n');
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<Capabilities xmlns="http://www.opengis.net/wmts/1.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:gml="http://www.opengis.net/gml" xsi:schemaLocation="http://www.opengis.net/wmts/1.0 http://schemas.opengis.net/wmts/1.0/wmtsGetCapabilities_response.xsd" version="1.0.0">',

@@ -5,7 +5,12 @@
 import { parentPort } from 'node:worker_threads';
 import { BlockCache } from '../../src/sources/blockcache.js';
 
-export interface GetRequest { id: number; key: string; value: number; length: number }
+export interface GetRequest {
+  id: number;
+  key: string;
+  value: number;
+  length: number;
+}
 export interface GetReply {
   id: number;
   /** First sample, last sample and their count as the cache answered them. */
@@ -22,8 +27,27 @@ const cache = new BlockCache(64 * 1024 * 1024);
 cache.share();
 
 parentPort!.on('message', (req: GetRequest) => {
-  cache.get(req.key, async () => new Float32Array(req.length).fill(req.value)).then(
-    (s) => parentPort!.postMessage({ id: req.id, first: s[0], last: s[s.length - 1], length: s.length, shared: s.buffer instanceof SharedArrayBuffer, counts: cache.takeCounts() } satisfies GetReply),
-    (err: Error) => parentPort!.postMessage({ id: req.id, first: NaN, last: NaN, length: 0, shared: false, counts: cache.takeCounts(), error: err.message } satisfies GetReply),
-  );
+  cache
+    .get(req.key, async () => new Float32Array(req.length).fill(req.value))
+    .then(
+      (s) =>
+        parentPort!.postMessage({
+          id: req.id,
+          first: s[0],
+          last: s[s.length - 1],
+          length: s.length,
+          shared: s.buffer instanceof SharedArrayBuffer,
+          counts: cache.takeCounts(),
+        } satisfies GetReply),
+      (err: Error) =>
+        parentPort!.postMessage({
+          id: req.id,
+          first: NaN,
+          last: NaN,
+          length: 0,
+          shared: false,
+          counts: cache.takeCounts(),
+          error: err.message,
+        } satisfies GetReply),
+    );
 });

@@ -65,12 +65,35 @@ export interface WarpedTile {
  * nearest-neighbour boundaries: on a UTM tile at native resolution that alone changes ~2% of
  * the pixels. The exact transform is the reference that approximations are measured against.
  */
-export async function warpTile(src: string, bounds: readonly number[], size: number, method: GdalResampling, cacheDir: string, level?: number): Promise<WarpedTile> {
+export async function warpTile(
+  src: string,
+  bounds: readonly number[],
+  size: number,
+  method: GdalResampling,
+  cacheDir: string,
+  level?: number,
+): Promise<WarpedTile> {
   const ovr = level === undefined ? [] : ['-ovr', level === 0 ? 'NONE' : String(level - 1)];
   const args = [
-    '-q', '-overwrite', ...ovr,
-    '-t_srs', 'EPSG:3857', '-te', ...bounds.map((v) => v.toFixed(6)), '-ts', String(size), String(size),
-    '-r', method, '-et', '0', '-dstalpha', '-ot', 'Float32', '-of', 'ENVI',
+    '-q',
+    '-overwrite',
+    ...ovr,
+    '-t_srs',
+    'EPSG:3857',
+    '-te',
+    ...bounds.map((v) => v.toFixed(6)),
+    '-ts',
+    String(size),
+    String(size),
+    '-r',
+    method,
+    '-et',
+    '0',
+    '-dstalpha',
+    '-ot',
+    'Float32',
+    '-of',
+    'ENVI',
   ];
   const command = `gdalwarp ${args.join(' ')} ${src} OUT`;
   const key = createHash('sha256').update(command).digest('hex').slice(0, 16);
@@ -112,25 +135,40 @@ export interface OverviewChoice {
  * `widths`: the full-resolution width, then each overview's, as GDAL reports them. The answer
  * is kept in `cacheDir` while it is newer than `src`.
  */
-export async function gdalOverviewChoice(src: string, bounds: readonly number[], size: number, widths: readonly number[], cacheDir: string): Promise<OverviewChoice> {
-  const key = createHash('sha256').update(JSON.stringify([src, bounds.map((v) => v.toFixed(6)), size, widths])).digest('hex').slice(0, 16);
+export async function gdalOverviewChoice(
+  src: string,
+  bounds: readonly number[],
+  size: number,
+  widths: readonly number[],
+  cacheDir: string,
+): Promise<OverviewChoice> {
+  const key = createHash('sha256')
+    .update(JSON.stringify([src, bounds.map((v) => v.toFixed(6)), size, widths]))
+    .digest('hex')
+    .slice(0, 16);
   const file = path.join(cacheDir, `${path.basename(src, '.tif')}-ovr-${key}.json`);
   if (existsSync(file) && statSync(file).mtimeMs >= statSync(src).mtimeMs) return JSON.parse(readFileSync(file, 'utf8')) as OverviewChoice;
   const n = 10;
   const input: string[] = [];
   for (let ix = 0; ix < n; ix++) {
     for (let iy = 0; iy < n; iy++) {
-      const px = (size * ix) / (n - 1), py = (size * iy) / (n - 1);
+      const px = (size * ix) / (n - 1),
+        py = (size * iy) / (n - 1);
       input.push(`${bounds[0]! + (px * (bounds[2]! - bounds[0]!)) / size} ${bounds[3]! - (py * (bounds[3]! - bounds[1]!)) / size}`);
     }
   }
   const { stdout: out } = await run('gdaltransform', ['-i', '-t_srs', 'EPSG:3857', '-output_xy', src], input.join('\n') + '\n');
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  let x0 = Infinity,
+    x1 = -Infinity,
+    y0 = Infinity,
+    y1 = -Infinity;
   for (const line of out.trim().split('\n')) {
     const [x, y] = line.trim().split(/\s+/).map(Number);
     if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-    x0 = Math.min(x0, x!); x1 = Math.max(x1, x!);
-    y0 = Math.min(y0, y!); y1 = Math.max(y1, y!);
+    x0 = Math.min(x0, x!);
+    x1 = Math.max(x1, x!);
+    y0 = Math.min(y0, y!);
+    y1 = Math.max(y1, y!);
   }
   const ratioX = x1 > x0 ? (x1 - x0) / size : 0;
   const ratioY = y1 > y0 ? (y1 - y0) / size : 0;
@@ -143,7 +181,8 @@ export async function gdalOverviewChoice(src: string, bounds: readonly number[],
     for (let k = 0; k < factors.length; k++) {
       const f = factors[k]!;
       if (f >= target + 0.1 || f <= best) continue;
-      level = k; best = f;
+      level = k;
+      best = f;
       if (Math.abs(target - f) < 0.1) break;
     }
   }
@@ -179,7 +218,15 @@ function run(cmd: string, args: string[], input?: string): Promise<{ stdout: str
 export function readEnvi(base: string, width: number, height: number, bands: number): Float32Array[] {
   const hdr = readFileSync(`${base}.hdr`, 'utf8');
   const field = (name: string) => new RegExp(`^${name}\\s*=\\s*(.+)$`, 'mi').exec(hdr)?.[1]?.trim();
-  const expect = { samples: String(width), lines: String(height), bands: String(bands), 'data type': '4', interleave: 'bsq', 'byte order': '0', 'header offset': '0' };
+  const expect = {
+    samples: String(width),
+    lines: String(height),
+    bands: String(bands),
+    'data type': '4',
+    interleave: 'bsq',
+    'byte order': '0',
+    'header offset': '0',
+  };
   for (const [k, v] of Object.entries(expect)) {
     if (field(k) !== v) throw new Error(`${base}.hdr: ${k} = ${field(k)}, expected ${v}`);
   }

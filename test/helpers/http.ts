@@ -188,7 +188,8 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
       try {
         const s = await stat(file);
         if (!s.isFile()) return done(404);
-        size = s.size; mtime = Math.floor(s.mtimeMs);
+        size = s.size;
+        mtime = Math.floor(s.mtimeMs);
       } catch {
         return done(404);
       }
@@ -196,11 +197,18 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
       const base = { 'Accept-Ranges': 'bytes', ETag: etag, 'Last-Modified': new Date(mtime).toUTCString() };
       if (req.method === 'HEAD') return done(200, { ...base, 'Content-Length': size });
       if (req.method !== 'GET') return done(405);
-      let start = 0, end = size - 1, partial = false;
+      let start = 0,
+        end = size - 1,
+        partial = false;
       if (req.headers.range) {
         const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range.trim());
         if (!m || (m[1] === '' && m[2] === '')) return done(416, { 'Content-Range': `bytes */${size}` });
-        if (m[1] === '') { start = Math.max(0, size - Number(m[2])); } else { start = Number(m[1]); if (m[2] !== '') end = Math.min(Number(m[2]), size - 1); }
+        if (m[1] === '') {
+          start = Math.max(0, size - Number(m[2]));
+        } else {
+          start = Number(m[1]);
+          if (m[2] !== '') end = Math.min(Number(m[2]), size - 1);
+        }
         if (start >= size || start > end) return done(416, { 'Content-Range': `bytes */${size}` });
         partial = true;
         if (failing !== null) return done(failing);
@@ -209,12 +217,16 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
       try {
         const body = Buffer.alloc(end - start + 1);
         await fh.read(body, 0, body.length, start);
-        if (partial) return done(206, { ...base, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': body.length, 'Content-Type': 'image/tiff' }, body);
+        if (partial)
+          return done(206, { ...base, 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': body.length, 'Content-Type': 'image/tiff' }, body);
         return done(200, { ...base, 'Content-Length': body.length, 'Content-Type': 'image/tiff' }, body);
       } finally {
         await fh.close();
       }
-    })().catch(() => { if (!res.headersSent) done(500); else res.destroy(); });
+    })().catch(() => {
+      if (!res.headersSent) done(500);
+      else res.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -233,9 +245,17 @@ export async function startRangeServer(root: string): Promise<RangeServer> {
         total: rs.length,
       };
     },
-    reset() { since = requests.length; },
-    failRanges(status) { failing = status; },
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+    reset() {
+      since = requests.length;
+    },
+    failRanges(status) {
+      failing = status;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -331,7 +351,11 @@ export function differingPixels(a: Pixels, b: Pixels): number {
 
 /** RGBA of `p` downsampled to `size`×`size` by sharp. */
 export async function downsample(p: Pixels, size: number): Promise<Buffer> {
-  return sharp(p.data, { raw: { width: p.width, height: p.height, channels: 4 } }).resize(size, size, { kernel: 'cubic' }).ensureAlpha().raw().toBuffer();
+  return sharp(p.data, { raw: { width: p.width, height: p.height, channels: 4 } })
+    .resize(size, size, { kernel: 'cubic' })
+    .ensureAlpha()
+    .raw()
+    .toBuffer();
 }
 
 /**
@@ -343,8 +367,16 @@ export function childMatchFraction(one: Pixels, two: Pixels): number {
   for (let j = 0; j < one.height; j++) {
     for (let i = 0; i < one.width; i++) {
       const c = one.data.readUInt32LE((j * one.width + i) * 4);
-      for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) {
-        if (two.data.readUInt32LE(((2 * j + dy) * two.width + 2 * i + dx) * 4) === c) { n++; break; }
+      for (const [dx, dy] of [
+        [0, 0],
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ] as const) {
+        if (two.data.readUInt32LE(((2 * j + dy) * two.width + 2 * i + dx) * 4) === c) {
+          n++;
+          break;
+        }
       }
     }
   }

@@ -43,7 +43,11 @@ export function tempDir(prefix: string): { dir: string; remove(): void } {
 
 const HALF_WORLD = Math.PI * 6378137;
 
-export interface Tile { z: number; x: number; y: number }
+export interface Tile {
+  z: number;
+  x: number;
+  y: number;
+}
 
 /** Web Mercator bounds [minX, minY, maxX, maxY] of tile z/x/y, written out here, not imported. */
 export function mercatorBounds({ z, x, y }: Tile): [number, number, number, number] {
@@ -73,7 +77,13 @@ export type FixtureType = keyof typeof ENVI_TYPES;
  * so that output pixel (i, j) of that tile at `size` pixels is source pixel (i, j). The raw
  * bytes go through an ENVI header and `gdal_translate -of COG`: GDAL writes the GeoTIFF.
  */
-export function writeMercatorCog(file: string, tile: Tile, size: number, bands: readonly ArrayLike<number>[], opts: { type?: FixtureType; nodata?: number } = {}): void {
+export function writeMercatorCog(
+  file: string,
+  tile: Tile,
+  size: number,
+  bands: readonly ArrayLike<number>[],
+  opts: { type?: FixtureType; nodata?: number } = {},
+): void {
   const type = opts.type ?? 'Float32';
   const [code, Ctor] = ENVI_TYPES[type];
   const n = size * size;
@@ -84,14 +94,32 @@ export function writeMercatorCog(file: string, tile: Tile, size: number, bands: 
   });
   const base = `${file}.envi`;
   writeFileSync(`${base}.raw`, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  writeFileSync(`${base}.hdr`, `ENVI\nsamples = ${size}\nlines = ${size}\nbands = ${bands.length}\nheader offset = 0\nfile type = ENVI Standard\ndata type = ${code}\ninterleave = bsq\nbyte order = 0\n`);
+  writeFileSync(
+    `${base}.hdr`,
+    `ENVI\nsamples = ${size}\nlines = ${size}\nbands = ${bands.length}\nheader offset = 0\nfile type = ENVI Standard\ndata type = ${code}\ninterleave = bsq\nbyte order = 0\n`,
+  );
   const [minX, minY, maxX, maxY] = mercatorBounds(tile);
   try {
     gdal('gdal_translate', [
-      '-q', '-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'BLOCKSIZE=128', '-co', 'OVERVIEWS=NONE',
-      '-a_srs', 'EPSG:3857', '-a_ullr', String(minX), String(maxY), String(maxX), String(minY),
+      '-q',
+      '-of',
+      'COG',
+      '-co',
+      'COMPRESS=DEFLATE',
+      '-co',
+      'BLOCKSIZE=128',
+      '-co',
+      'OVERVIEWS=NONE',
+      '-a_srs',
+      'EPSG:3857',
+      '-a_ullr',
+      String(minX),
+      String(maxY),
+      String(maxX),
+      String(minY),
       ...(opts.nodata !== undefined ? ['-a_nodata', String(opts.nodata)] : []),
-      `${base}.raw`, file,
+      `${base}.raw`,
+      file,
     ]);
   } finally {
     rmSync(`${base}.raw`, { force: true });
@@ -114,12 +142,21 @@ export function readEnviRaw(base: string): { width: number; height: number; band
     if (v === undefined) throw new Error(`${base}.hdr has no '${name}'`);
     return v;
   };
-  const width = Number(field('samples')), height = Number(field('lines')), count = Number(field('bands'));
+  const width = Number(field('samples')),
+    height = Number(field('lines')),
+    count = Number(field('bands'));
   if (field('interleave') !== 'bsq' || field('byte order') !== '0') throw new Error(`${base}.hdr: expected bsq, little-endian`);
   const raw = readFileSync(`${base}.raw`);
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const type = Number(field('data type'));
-  const get = type === 1 ? (o: number) => view.getUint8(o) : type === 12 ? (o: number) => view.getUint16(o, true) : type === 4 ? (o: number) => view.getFloat32(o, true) : null;
+  const get =
+    type === 1
+      ? (o: number) => view.getUint8(o)
+      : type === 12
+        ? (o: number) => view.getUint16(o, true)
+        : type === 4
+          ? (o: number) => view.getFloat32(o, true)
+          : null;
   const bytes = type === 1 ? 1 : type === 12 ? 2 : 4;
   if (!get) throw new Error(`${base}.hdr: data type ${type} not handled`);
   const n = width * height;
@@ -137,7 +174,10 @@ export function readEnviRaw(base: string): { width: number; height: number; band
  */
 export function sourcePixels(file: string, points: readonly [number, number][]): [number, number][] {
   const out = gdal('gdaltransform', ['-i', '-t_srs', 'EPSG:3857', file], points.map(([x, y]) => `${x} ${y}`).join('\n') + '\n');
-  const rows = out.trim().split('\n').map((l) => l.trim().split(/\s+/).slice(0, 2).map(Number) as [number, number]);
+  const rows = out
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).slice(0, 2).map(Number) as [number, number]);
   if (rows.length !== points.length) throw new Error(`gdaltransform gave ${rows.length} rows for ${points.length} points`);
   return rows;
 }
@@ -151,7 +191,12 @@ export function valuesAt(file: string, pixels: readonly [number, number][]): num
 }
 
 /** Runs `pipeline` (a layer file's `pipeline:` value) on one tile, as the render thread does, keeping float values. */
-export async function runPipeline(pipeline: unknown, sources: Record<string, string>, tile: Tile, size = 256): Promise<{ raster: Raster | null; ctx: TileContext; graph: Operator; cogs: Map<string, Cog> }> {
+export async function runPipeline(
+  pipeline: unknown,
+  sources: Record<string, string>,
+  tile: Tile,
+  size = 256,
+): Promise<{ raster: Raster | null; ctx: TileContext; graph: Operator; cogs: Map<string, Cog> }> {
   const cogs = new Map<string, Cog>();
   try {
     for (const [name, file] of Object.entries(sources)) cogs.set(name, await Cog.open(file));

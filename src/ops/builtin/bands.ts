@@ -132,14 +132,18 @@ export class NormalizedDifference extends Operator {
     const alloc = allocOf(ctx);
     const r = stack(inputs, alloc);
     const [ia, ib] = this.params.bands ? [this.params.bands[0] - 1, this.params.bands[1] - 1] : [0, 1];
-    const a = r.bands[ia]!, b = r.bands[ib]!;
+    const a = r.bands[ia]!,
+      b = r.bands[ib]!;
     const out = bandRaster(r.width, r.height, 1, copyMask(alloc, r.mask), alloc);
     const o = out.bands[0]!;
     const mask = out.mask;
     for (let i = 0; i < o.length; i++) {
       if (!mask[i]) continue;
       const sum = a[i]! + b[i]!;
-      if (sum === 0 || sum !== sum) { mask[i] = 0; continue; }
+      if (sum === 0 || sum !== sum) {
+        mask[i] = 0;
+        continue;
+      }
       o[i] = (a[i]! - b[i]!) / sum;
     }
     return out;

@@ -10,7 +10,9 @@ const BlendParams = z.strictObject({
 export type BlendParams = z.input<typeof BlendParams>;
 type BlendMode = z.output<typeof BlendParams>['mode'];
 
-const MULTIPLY = 0, OVERLAY = 1, NORMAL = 2;
+const MULTIPLY = 0,
+  OVERLAY = 1,
+  NORMAL = 2;
 
 /**
  * Combines two inputs, [bottom, top], into RGBA. Each is RGBA (straight, not premultiplied) or
@@ -55,7 +57,8 @@ export class Blend extends Operator {
   }
 
   apply([bottom, top]: Raster[], ctx?: TileContext): Raster {
-    const b = bottom!, t = top!;
+    const b = bottom!,
+      t = top!;
     if (b.width !== t.width || b.height !== t.height) {
       throw new Error(`blend inputs differ in size: ${b.width}x${b.height} and ${t.width}x${t.height}`);
     }
@@ -75,7 +78,10 @@ export class Blend extends Operator {
       // Bottom and top as straight colour and alpha in [0, 1].
       let br: number, bg: number, bb: number, ba: number;
       if (bRgba) {
-        br = bRgba[o]! * k; bg = bRgba[o + 1]! * k; bb = bRgba[o + 2]! * k; ba = bRgba[o + 3]! * k;
+        br = bRgba[o]! * k;
+        bg = bRgba[o + 1]! * k;
+        bb = bRgba[o + 2]! * k;
+        ba = bRgba[o + 3]! * k;
       } else {
         const v = bGrey![i]!;
         ba = bMask![i] && v === v ? 1 : 0;
@@ -83,7 +89,10 @@ export class Blend extends Operator {
       }
       let tr: number, tg: number, tb: number, ta: number;
       if (tRgba) {
-        tr = tRgba[o]! * k; tg = tRgba[o + 1]! * k; tb = tRgba[o + 2]! * k; ta = tRgba[o + 3]! * k;
+        tr = tRgba[o]! * k;
+        tg = tRgba[o + 1]! * k;
+        tb = tRgba[o + 2]! * k;
+        ta = tRgba[o + 3]! * k;
       } else {
         const v = tGrey![i]!;
         ta = tMask![i] && v === v ? 1 : 0;
@@ -94,7 +103,8 @@ export class Blend extends Operator {
       if (a === 0) continue;
       // Weights of the blended top and of the bottom, scaled to bytes; + 0.5 then the
       // Uint8Array's truncation rounds (every value is within 0..255).
-      const wt = (255 * ta) / a, wb = (255 * ba * (1 - ta)) / a;
+      const wt = (255 * ta) / a,
+        wb = (255 * ba * (1 - ta)) / a;
       data[o] = wt * mixed(mode, br, tr, ba) + wb * br + 0.5;
       data[o + 1] = wt * mixed(mode, bg, tg, ba) + wb * bg + 0.5;
       data[o + 2] = wt * mixed(mode, bb, tb, ba) + wb * bb + 0.5;

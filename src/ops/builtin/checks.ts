@@ -50,13 +50,17 @@ export class AssertRange extends Check {
 
   apply([input]: Raster[], ctx: TileContext): Raster {
     const r = input as BandRaster;
-    const lo = this.params.min ?? -Infinity, hi = this.params.max ?? Infinity;
-    let bad = 0, first = NaN;
+    const lo = this.params.min ?? -Infinity,
+      hi = this.params.max ?? Infinity;
+    let bad = 0,
+      first = NaN;
     for (const band of r.bands) {
       for (let i = 0; i < band.length; i++) {
         if (!r.mask[i]) continue;
         const v = band[i]!;
-        if (v < lo || v > hi) { if (bad++ === 0) first = v; }
+        if (v < lo || v > hi) {
+          if (bad++ === 0) first = v;
+        }
       }
     }
     if (bad) this.report(ctx, `${bad} value(s) outside [${lo}, ${hi}], e.g. ${first}`);
@@ -64,7 +68,11 @@ export class AssertRange extends Check {
   }
 
   config(): Record<string, unknown> {
-    return { ...(this.params.min !== undefined ? { min: this.params.min } : {}), ...(this.params.max !== undefined ? { max: this.params.max } : {}), on_fail: this.onFail };
+    return {
+      ...(this.params.min !== undefined ? { min: this.params.min } : {}),
+      ...(this.params.max !== undefined ? { max: this.params.max } : {}),
+      on_fail: this.onFail,
+    };
   }
 }
 

@@ -8,7 +8,11 @@ const ColormapParams = z.strictObject({
   name: z.string().min(1).max(64).optional(),
   reverse: z.boolean().optional(),
   range: pair.optional(),
-  stops: z.array(z.tuple([finite, colour])).min(2).max(1024).optional(),
+  stops: z
+    .array(z.tuple([finite, colour]))
+    .min(2)
+    .max(1024)
+    .optional(),
   classes: z.record(z.string().max(32), colour).optional(),
 });
 export type ColormapParams = z.input<typeof ColormapParams>;
@@ -22,7 +26,7 @@ export function parseColour(text: string): number {
   if (!m) throw new Error(`'${text}' is not a colour: expected #rrggbb or #rrggbbaa`);
   const rgb = parseInt(m[1]!, 16);
   const a = m[2] === undefined ? 255 : parseInt(m[2], 16);
-  return (((a << 24) | ((rgb & 0xff) << 16) | (rgb & 0xff00) | (rgb >>> 16)) >>> 0);
+  return ((a << 24) | ((rgb & 0xff) << 16) | (rgb & 0xff00) | (rgb >>> 16)) >>> 0;
 }
 
 /**
@@ -50,7 +54,8 @@ export class Colormap extends Operator {
     this.usesSource = params.name === 'source';
     // The file's own table is drawn as it is: accepting these and ignoring them would also
     // leave the layer's hash unchanged by a change of value.
-    if (this.usesSource && (params.reverse !== undefined || params.range !== undefined)) throw new Error("colormap 'source' draws the file's own colour table: 'reverse' and 'range' do not apply");
+    if (this.usesSource && (params.reverse !== undefined || params.range !== undefined))
+      throw new Error("colormap 'source' draws the file's own colour table: 'reverse' and 'range' do not apply");
     if (params.stops) {
       const stops = [...params.stops].sort((a, b) => a[0] - b[0]);
       if (stops.length < 2) throw new Error('colormap stops need at least two entries');
@@ -63,7 +68,8 @@ export class Colormap extends Operator {
       for (let i = 0; i < STOP_LUT_SIZE; i++) {
         const v = this.lo + ((this.hi - this.lo) * i) / (STOP_LUT_SIZE - 1);
         while (s < stops.length - 2 && v > stops[s + 1]![0]) s++;
-        const [v0] = stops[s]!, [v1] = stops[s + 1]!;
+        const [v0] = stops[s]!,
+          [v1] = stops[s + 1]!;
         const t = v1 === v0 ? 0 : Math.min(1, Math.max(0, (v - v0) / (v1 - v0)));
         this.lut[i] = mix(words[s]!, words[s + 1]!, t);
       }
@@ -78,7 +84,8 @@ export class Colormap extends Operator {
         this.classes.set(Math.fround(value), parseColour(colour));
         canon[String(value)] = colour.toLowerCase();
       }
-      this.lo = 0; this.hi = 1;
+      this.lo = 0;
+      this.hi = 1;
       this.canonical = { classes: canon };
     } else {
       const range = params.range ?? [0, 1];
@@ -146,7 +153,8 @@ export class Colormap extends Operator {
 function mix(a: number, b: number, t: number): number {
   let out = 0;
   for (let shift = 0; shift < 32; shift += 8) {
-    const ca = (a >>> shift) & 0xff, cb = (b >>> shift) & 0xff;
+    const ca = (a >>> shift) & 0xff,
+      cb = (b >>> shift) & 0xff;
     out |= Math.round(ca + (cb - ca) * t) << shift;
   }
   return out >>> 0;

@@ -81,7 +81,8 @@ export class Hillshade extends Operator {
 
   apply([input]: Raster[], ctx: TileContext): Raster {
     const r = input as BandRaster;
-    const W = r.width, H = r.height;
+    const W = r.width,
+      H = r.height;
     if (W !== ctx.size + 2 * ctx.buffer || H !== W) {
       throw new Error(`hillshade got a ${W}x${H} raster for a ${ctx.size} px tile with a ${ctx.buffer} px buffer`);
     }
@@ -104,29 +105,44 @@ export class Hillshade extends Operator {
       const kx = sinAzCosAltZ * invEw;
       const ky = cosAzCosAltZ * invNs;
       const kk = squareZ * invEw * invEw;
-      const north = (j - 1) * W, row = j * W, south = (j + 1) * W;
+      const north = (j - 1) * W,
+        row = j * W,
+        south = (j + 1) * W;
       // The 3x3 window slides east along the row: columns a (west) and b (centre) carry
       // over, column c (east) is loaded, so each height and mask byte is read once per row.
-      let a0 = dem[north]!, a3 = dem[row]!, a6 = dem[south]!;
-      let b1 = dem[north + 1]!, b4 = dem[row + 1]!, b7 = dem[south + 1]!;
-      let ma = mask[north]! & mask[row]! & mask[south]!, mb = mask[north + 1]! & mask[row + 1]! & mask[south + 1]!;
+      let a0 = dem[north]!,
+        a3 = dem[row]!,
+        a6 = dem[south]!;
+      let b1 = dem[north + 1]!,
+        b4 = dem[row + 1]!,
+        b7 = dem[south + 1]!;
+      let ma = mask[north]! & mask[row]! & mask[south]!,
+        mb = mask[north + 1]! & mask[row + 1]! & mask[south + 1]!;
       for (let i = 1; i < W - 1; i++) {
         const e = i + 1;
-        const c2 = dem[north + e]!, c5 = dem[row + e]!, c8 = dem[south + e]!;
+        const c2 = dem[north + e]!,
+          c5 = dem[row + e]!,
+          c8 = dem[south + e]!;
         const mc = mask[north + e]! & mask[row + e]! & mask[south + e]!;
         if (ma & mb & mc) {
           // Unscaled Horn sums (w0..w8 = a0 b1 c2 / a3 b4 c5 / a6 b7 c8); the per-row
           // factors carry 1/ewres, 1/nsres and zFactor/8.
-          const gx = (a0 + a3 + a3 + a6) - (c2 + c5 + c5 + c8);
-          const gy = (a6 + b7 + b7 + c8) - (a0 + b1 + b1 + c2);
+          const gx = a0 + a3 + a3 + a6 - (c2 + c5 + c5 + c8);
+          const gy = a6 + b7 + b7 + c8 - (a0 + b1 + b1 + c2);
           const cang = (sinAlt - (gy * ky - gx * kx)) / Math.sqrt(1 + kk * (gx * gx + gy * gy));
           if (cang === cang) {
             shade[row + i] = cang <= 0 ? 0 : cang >= 1 ? 1 : cang;
             valid[row + i] = 1;
           }
         }
-        a0 = b1; a3 = b4; a6 = b7; ma = mb;
-        b1 = c2; b4 = c5; b7 = c8; mb = mc;
+        a0 = b1;
+        a3 = b4;
+        a6 = b7;
+        ma = mb;
+        b1 = c2;
+        b4 = c5;
+        b7 = c8;
+        mb = mc;
       }
     }
     return out;

@@ -51,7 +51,8 @@ export class Rescale extends Operator {
     if (this.auto && !ranges) throw new Error('rescale from: auto: the graph was not prepared');
     const out = bandRaster(r.width, r.height, r.bands.length, r.mask, allocOf(ctx));
     const [t0, t1] = this.to;
-    const lo = Math.min(t0, t1), hi = Math.max(t0, t1);
+    const lo = Math.min(t0, t1),
+      hi = Math.max(t0, t1);
     r.bands.forEach((band, b) => {
       const [f0, f1] = ranges ? ranges[Math.min(b, ranges.length - 1)]! : (this.from as [number, number]);
       const k = (t1 - t0) / (f1 - f0);

@@ -4,7 +4,11 @@ import { finite, pair } from '../params.js';
 import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 const RgbParams = z.strictObject({
-  rescale: z.tuple([pair, pair, pair]).default([[0, 255], [0, 255], [0, 255]]),
+  rescale: z.tuple([pair, pair, pair]).default([
+    [0, 255],
+    [0, 255],
+    [0, 255],
+  ]),
   gamma: finite.positive().max(10).default(1),
 });
 export type RgbParams = z.input<typeof RgbParams>;

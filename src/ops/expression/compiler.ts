@@ -54,7 +54,10 @@ function needOf(ir: IR): number {
 
 /** Slots for a node whose compound children must all be live at once, largest first. */
 function combinedNeed(children: readonly IR[]): number {
-  const needs = children.map(needOf).filter((n) => n > 0).sort((x, y) => y - x);
+  const needs = children
+    .map(needOf)
+    .filter((n) => n > 0)
+    .sort((x, y) => y - x);
   let need = 1;
   needs.forEach((n, i) => {
     need = Math.max(need, n + i);

@@ -13,65 +13,115 @@ type U = (o: Float32Array, a: Float32Array, n: number) => void;
 export function kernelAA(op: BinOp): AA {
   switch (op) {
     case '+':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! + b[i]!; };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! + b[i]!;
+      };
     case '-':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! - b[i]!; };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! - b[i]!;
+      };
     case '*':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! * b[i]!; };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! * b[i]!;
+      };
     case '/':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! / b[i]!; };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! / b[i]!;
+      };
     case '^':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! ** b[i]!; };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! ** b[i]!;
+      };
     case '<':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! < b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! < b[i]!);
+      };
     case '<=':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! <= b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! <= b[i]!);
+      };
     case '>':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! > b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! > b[i]!);
+      };
     case '>=':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! >= b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! >= b[i]!);
+      };
     case '==':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! === b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! === b[i]!);
+      };
     case '!=':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! !== b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! !== b[i]!);
+      };
     case 'min':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = Math.min(a[i]!, b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.min(a[i]!, b[i]!);
+      };
     case 'max':
-      return (o, a, b, n) => { for (let i = 0; i < n; i++) o[i] = Math.max(a[i]!, b[i]!); };
+      return (o, a, b, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.max(a[i]!, b[i]!);
+      };
   }
 }
 
 export function kernelAC(op: BinOp): AC {
   switch (op) {
     case '+':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! + c; };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! + c;
+      };
     case '-':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! - c; };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! - c;
+      };
     case '*':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! * c; };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! * c;
+      };
     case '/':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = a[i]! / c; };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = a[i]! / c;
+      };
     case '^':
       return (o, a, c, n) => {
         if (c === 2) for (let i = 0; i < n; i++) o[i] = a[i]! * a[i]!;
         else for (let i = 0; i < n; i++) o[i] = a[i]! ** c;
       };
     case '<':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! < c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! < c);
+      };
     case '<=':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! <= c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! <= c);
+      };
     case '>':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! > c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! > c);
+      };
     case '>=':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! >= c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! >= c);
+      };
     case '==':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! === c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! === c);
+      };
     case '!=':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = +(a[i]! !== c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = +(a[i]! !== c);
+      };
     case 'min':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = Math.min(a[i]!, c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.min(a[i]!, c);
+      };
     case 'max':
-      return (o, a, c, n) => { for (let i = 0; i < n; i++) o[i] = Math.max(a[i]!, c); };
+      return (o, a, c, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.max(a[i]!, c);
+      };
   }
 }
 
@@ -79,11 +129,17 @@ export function kernelAC(op: BinOp): AC {
 export function kernelCA(op: BinOp): CA {
   switch (op) {
     case '-':
-      return (o, c, a, n) => { for (let i = 0; i < n; i++) o[i] = c - a[i]!; };
+      return (o, c, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = c - a[i]!;
+      };
     case '/':
-      return (o, c, a, n) => { for (let i = 0; i < n; i++) o[i] = c / a[i]!; };
+      return (o, c, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = c / a[i]!;
+      };
     case '^':
-      return (o, c, a, n) => { for (let i = 0; i < n; i++) o[i] = c ** a[i]!; };
+      return (o, c, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = c ** a[i]!;
+      };
     case '+':
     case '*':
     case '==':
@@ -106,14 +162,24 @@ export function kernelCA(op: BinOp): CA {
 export function kernelU(op: UnOp): U {
   switch (op) {
     case 'neg':
-      return (o, a, n) => { for (let i = 0; i < n; i++) o[i] = -a[i]!; };
+      return (o, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = -a[i]!;
+      };
     case 'abs':
-      return (o, a, n) => { for (let i = 0; i < n; i++) o[i] = Math.abs(a[i]!); };
+      return (o, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.abs(a[i]!);
+      };
     case 'sqrt':
-      return (o, a, n) => { for (let i = 0; i < n; i++) o[i] = Math.sqrt(a[i]!); };
+      return (o, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.sqrt(a[i]!);
+      };
     case 'log':
-      return (o, a, n) => { for (let i = 0; i < n; i++) o[i] = Math.log(a[i]!); };
+      return (o, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.log(a[i]!);
+      };
     case 'exp':
-      return (o, a, n) => { for (let i = 0; i < n; i++) o[i] = Math.exp(a[i]!); };
+      return (o, a, n) => {
+        for (let i = 0; i < n; i++) o[i] = Math.exp(a[i]!);
+      };
   }
 }

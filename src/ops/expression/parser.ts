@@ -238,8 +238,7 @@ class Parser {
     this.advance(); // ')'
     this.leave();
     if (args.length < fn.minArgs || args.length > fn.maxArgs) {
-      const want =
-        fn.maxArgs === Infinity ? `at least ${fn.minArgs} arguments` : `${fn.minArgs} argument${fn.minArgs === 1 ? '' : 's'}`;
+      const want = fn.maxArgs === Infinity ? `at least ${fn.minArgs} arguments` : `${fn.minArgs} argument${fn.minArgs === 1 ? '' : 's'}`;
       fail(`${fn.name}() takes ${want}, got ${args.length}`, pos);
     }
     return this.node({ t: 'call', fn: fn.name, args }, pos);

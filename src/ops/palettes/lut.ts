@@ -122,7 +122,8 @@ function floatTable(name: string, src: Source): { n: number; rgb: Float64Array }
     if (src.colors.length !== N) throw new Error(`palettes: '${name}' has ${src.colors.length} colours, expected ${N}`);
     const rgb = new Float64Array(3 * N);
     src.colors.forEach((c, k) => {
-      if (c.length !== 3 || !c.every((v) => typeof v === 'number' && v >= 0 && v <= 1)) throw new Error(`palettes: '${name}' has a malformed colour [${c.join(', ')}]`);
+      if (c.length !== 3 || !c.every((v) => typeof v === 'number' && v >= 0 && v <= 1))
+        throw new Error(`palettes: '${name}' has a malformed colour [${c.join(', ')}]`);
       rgb.set(c, 3 * k);
     });
     return { n: N, rgb };

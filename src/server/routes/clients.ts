@@ -128,9 +128,13 @@ export function mapAssets(): express.Router {
   const require = createRequire(import.meta.url);
   const dist = path.join(path.dirname(require.resolve('maplibre-gl/package.json')), 'dist');
   const router = express.Router();
-  router.use(MAPLIBRE_ASSETS.replace(/^\/assets/, ''), (_req, res, next) => {
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    next();
-  }, express.static(dist, { index: false, immutable: true, maxAge: '365d', fallthrough: true }));
+  router.use(
+    MAPLIBRE_ASSETS.replace(/^\/assets/, ''),
+    (_req, res, next) => {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      next();
+    },
+    express.static(dist, { index: false, immutable: true, maxAge: '365d', fallthrough: true }),
+  );
   return router;
 }

@@ -3,7 +3,16 @@ import type { Layer } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
 
 function summary(l: Layer) {
-  return { name: l.name, title: l.config.title, hash: l.hash, version: l.version, bounds: l.bounds, minzoom: l.config.minzoom, maxzoom: l.config.maxzoom, tileSize: l.config.tileSize };
+  return {
+    name: l.name,
+    title: l.config.title,
+    hash: l.hash,
+    version: l.version,
+    bounds: l.bounds,
+    minzoom: l.config.minzoom,
+    maxzoom: l.config.maxzoom,
+    tileSize: l.config.tileSize,
+  };
 }
 
 export function listLayers(layers: LayerRegistry) {

@@ -48,12 +48,15 @@ export async function sendTile(req: Request, res: Response, t: TileRequest, tile
   res.setHeader('X-Layer-Hash', t.layer.hash.slice(0, 12));
   const tm = tile.tier === 'miss' ? tile.timings : undefined;
   const total = performance.now() - started;
-  res.setHeader('Server-Timing', [
-    `read;dur=${(tm?.read ?? 0).toFixed(1)}`,
-    `ops;dur=${(tm?.ops ?? 0).toFixed(1)}`,
-    `encode;dur=${(tm?.encode ?? 0).toFixed(1)}`,
-    `cache;dur=${(tile.tier === 'miss' ? 0 : total).toFixed(1)}`,
-  ].join(', '));
+  res.setHeader(
+    'Server-Timing',
+    [
+      `read;dur=${(tm?.read ?? 0).toFixed(1)}`,
+      `ops;dur=${(tm?.ops ?? 0).toFixed(1)}`,
+      `encode;dur=${(tm?.encode ?? 0).toFixed(1)}`,
+      `cache;dur=${(tile.tier === 'miss' ? 0 : total).toFixed(1)}`,
+    ].join(', '),
+  );
   res.locals.tile = { layer: t.layer.name, z: t.z, x: t.x, y: t.y, cache: tile.tier };
   if (noneMatch(req.headers['if-none-match'], tile.etag)) {
     res.status(304).end();

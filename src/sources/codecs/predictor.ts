@@ -67,8 +67,14 @@ function horizontal16(src: Uint16Array, dst: Uint16Array, rowLen: number, rows: 
 /** Four 16-bit samples a pixel (e.g. a 4-band scene): the running sums stay in registers. */
 function horizontal16x4(src: Uint16Array, dst: Uint16Array, rowLen: number, rows: number): void {
   for (let base = 0, r = 0; r < rows; r++, base += rowLen) {
-    let s0 = src[base]!, s1 = src[base + 1]!, s2 = src[base + 2]!, s3 = src[base + 3]!;
-    dst[base] = s0; dst[base + 1] = s1; dst[base + 2] = s2; dst[base + 3] = s3;
+    let s0 = src[base]!,
+      s1 = src[base + 1]!,
+      s2 = src[base + 2]!,
+      s3 = src[base + 3]!;
+    dst[base] = s0;
+    dst[base + 1] = s1;
+    dst[base + 2] = s2;
+    dst[base + 3] = s3;
     for (let i = base + 4, end = base + rowLen; i < end; i += 4) {
       dst[i] = s0 = (s0 + src[i]!) & 0xffff;
       dst[i + 1] = s1 = (s1 + src[i + 1]!) & 0xffff;
@@ -130,7 +136,9 @@ export function undoFloatingPointPredictor(raw: OwnedBytes, out: Uint8Array, row
     }
     if (words) {
       // Float32: one word a sample, its bytes gathered from the four planes (MSB first).
-      const n = rowSamples, n2 = 2 * n, n3 = 3 * n;
+      const n = rowSamples,
+        n2 = 2 * n,
+        n3 = 3 * n;
       const w0 = base >> 2;
       for (let i = 0; i < n; i++) words[w0 + i] = (tmp[i]! << 24) | (tmp[n + i]! << 16) | (tmp[n2 + i]! << 8) | tmp[n3 + i]!;
       continue;
