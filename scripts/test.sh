@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with Node 20: installs what the tests
 # need (GDAL as the pixel reference and HTTP client, Chromium for the map pages) when
-# missing, builds, and runs every test file with node's test runner.
+# missing, builds (the type check), lints, and runs every test file with node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,7 @@ done
 
 [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
 npx tsc -p tsconfig.json
+npm run --silent lint
 
 # One file at a time keeps the two cores for the servers the integration tests start.
 exec node --test --test-concurrency=1 --test-reporter=spec "dist/test/"*.test.js

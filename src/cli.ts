@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { loadSettings, SETTINGS } from './config.js';
+import { loadSettings, SETTINGS, settingsTable } from './config.js';
 import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
 import { loadLayer, type Layer } from './layers/layer.js';
 import { loadLayerDir } from './layers/registry.js';
@@ -17,7 +17,8 @@ import type { TileId } from './tiles/mercator.js';
 const USAGE = `usage:
   tilegraph serve [--port N] [--host ADDR] [--layers-dir DIR] [...]   serve tiles (every setting of the README, as a flag or in the environment)
   tilegraph layers [DIR]                                              validate every layer file of DIR (default LAYERS_DIR); exit 1 if any is refused
-  tilegraph diff A.yaml B.yaml [--sample N]                           canonical config diff, then pixel differences over N sample tiles (default 20)`;
+  tilegraph diff A.yaml B.yaml [--sample N]                           canonical config diff, then pixel differences over N sample tiles (default 20)
+  tilegraph settings                                                  the table of settings, their defaults and meanings (Markdown)`;
 
 function flagName(env: string): string {
   return env.toLowerCase().replace(/_/g, '-');
@@ -105,6 +106,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'serve') return serveCommand(rest);
   if (command === 'layers') return layersCommand(rest);
   if (command === 'diff') return diffCommand(rest);
+  if (command === 'settings') return void console.log(settingsTable());
   console.error(USAGE);
   process.exitCode = 2;
 }

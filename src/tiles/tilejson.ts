@@ -3,13 +3,17 @@
  * versioned tile URL templates shared by TileJSON, WMTS and the preview page. Pure: the HTTP
  * layer hands in the public base URL (scheme, host, port) the client used.
  */
-import type { CanonicalConfig, Layer } from '../layers/layer.js';
 import { HALF_WORLD, lonLatToMercator, MAX_LAT } from './mercator.js';
 
-/** What client documents need from a layer. */
-export type ClientLayer = Pick<Layer, 'name' | 'version' | 'bounds'> & {
-  config: Pick<CanonicalConfig, 'title' | 'description' | 'attribution' | 'minzoom' | 'maxzoom' | 'tileSize'>;
-};
+/** What client documents need from a layer (src/layers' Layer has all of it). */
+export interface ClientLayer {
+  name: string;
+  /** The layer version, which tile URLs carry as `?v=`. */
+  version: string;
+  /** WGS84 [west, south, east, north]. */
+  bounds: [number, number, number, number];
+  config: { title: string; description: string; attribution: string; minzoom: number; maxzoom: number; tileSize: 256 | 512 };
+}
 
 export type TileScale = 1 | 2;
 export type TileUrlFormat = 'png' | 'webp';
