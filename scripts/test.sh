@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with Node 20: installs what the tests
-# need (GDAL as the pixel reference and HTTP client, Chromium for the map pages) when
-# missing, builds (the type check), lints, and runs every test file with node's test runner.
+# need when missing (GDAL as the pixel reference and HTTP client, Chromium for the map
+# pages, Redis and nginx for the cache tiers, which the tests start on ports of their own),
+# builds (the type check), lints, and runs every test file with node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v gdalwarp >/dev/null || need+=(gdal-bin)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -16,7 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Tests skip their GDAL and browser parts only where these are missing: here they must not be.
-for tool in gdalwarp gdal_translate gdaldem gdalinfo /usr/bin/chromium; do
+export PATH="$PATH:/usr/sbin"
+for tool in gdalwarp gdal_translate gdaldem gdalinfo /usr/bin/chromium redis-server nginx; do
   command -v "$tool" >/dev/null || { echo "test: $tool is missing after installing" >&2; exit 1; }
 done
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -6,6 +7,8 @@ import { loadSettings, SETTINGS, settingsTable } from './config.js';
 import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
 import { loadLayer, type Layer } from './layers/layer.js';
 import { loadLayerDir } from './layers/registry.js';
+import { purgeLayer } from './cache/purge.js';
+import { connectCache, whenReady } from './cache/redis.js';
 import { TileCache } from './cache/tiles.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -18,7 +21,8 @@ const USAGE = `usage:
   tilegraph serve [--port N] [--host ADDR] [--layers-dir DIR] [...]   serve tiles (every setting of the README, as a flag or in the environment)
   tilegraph layers [DIR]                                              validate every layer file of DIR (default LAYERS_DIR); exit 1 if any is refused
   tilegraph diff A.yaml B.yaml [--sample N]                           canonical config diff, then pixel differences over N sample tiles (default 20)
-  tilegraph settings                                                  the table of settings, their defaults and meanings (Markdown)`;
+  tilegraph settings                                                  the table of settings, their defaults and meanings (Markdown)
+  tilegraph cache purge LAYER [--stale]                               delete the layer's Redis entries (--stale: those of other versions than the current)`;
 
 function flagName(env: string): string {
   return env.toLowerCase().replace(/_/g, '-');
@@ -101,12 +105,41 @@ async function diffCommand(args: string[]): Promise<void> {
   for (const r of rows) console.log(`${r.tile.padEnd(18)} ${r.mean.toFixed(3).padStart(7)}  ${String(r.max).padStart(7)}`);
 }
 
+async function cacheCommand(args: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { stale: { type: 'boolean' } } });
+  const [verb, name] = positionals;
+  if (verb !== 'purge' || !name || positionals.length !== 2) throw new Error('usage: tilegraph cache purge LAYER [--stale]');
+  const settings = loadSettings();
+  if (!settings.redisUrl) throw new Error('cache purge needs REDIS_URL: without Redis there is no shared cache to purge');
+  // With --stale, the entries of the layer's current version stay: it is read from its file.
+  let keep: string | undefined;
+  if (values.stale) {
+    const file = [`${name}.yaml`, `${name}.yml`].map((f) => path.join(settings.layersDir, f)).find((f) => existsSync(f));
+    if (!file) throw new Error(`--stale: no layer file for '${name}' in ${settings.layersDir}, so its current version is unknown`);
+    keep = (await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts })).version;
+  }
+  const client = connectCache(settings.redisUrl, Math.max(settings.redisTimeoutMs, 5000), createLogger('silent'));
+  try {
+    await whenReady(client, 5000);
+    const removed = await purgeLayer(client, settings.redisPrefix, name, keep);
+    let total = 0;
+    for (const [version, n] of removed) {
+      console.log(`removed ${n} entr${n === 1 ? 'y' : 'ies'} of ${name} version ${version}`);
+      total += n;
+    }
+    console.log(`${total} removed${keep ? `; version ${keep} (current) kept` : ''}`);
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'serve') return serveCommand(rest);
   if (command === 'layers') return layersCommand(rest);
   if (command === 'diff') return diffCommand(rest);
   if (command === 'settings') return void console.log(settingsTable());
+  if (command === 'cache') return cacheCommand(rest);
   console.error(USAGE);
   process.exitCode = 2;
 }

@@ -54,6 +54,19 @@ const DEFS = {
     shown: '(empty)',
     description: 'comma-separated hosts that `http(s)` sources may name',
   },
+  redisUrl: {
+    env: 'REDIS_URL',
+    schema: z.string().optional(),
+    shown: '(unset: no L2)',
+    description:
+      'Redis for the shared tile cache (L2) and cross-process single flight: `redis://`, `rediss://`, `redis+sentinel://h:p,h:p/master`, `redis+cluster://h:p,h:p`',
+  },
+  redisPrefix: { env: 'REDIS_PREFIX', schema: z.string().max(64).default('tilegraph:'), description: 'put before every Redis key' },
+  redisTimeoutMs: {
+    env: 'REDIS_TIMEOUT_MS',
+    schema: whole(1).default(100),
+    description: 'time limit of one Redis command; after 3 failures in a row Redis is skipped for a second, then tried again',
+  },
   logLevel: { env: 'LOG_LEVEL', schema: z.string().default('info'), description: 'pino log level (`silent` for none)' },
 } satisfies Record<string, SettingDef<unknown>>;
 

@@ -50,6 +50,30 @@ export class Metrics {
   readonly queue = new Gauge({ name: 'tilegraph_pool_queue_length', help: 'Tiles waiting for a render thread', registers: [this.registry] });
   readonly utilization = new Gauge({ name: 'tilegraph_pool_utilization', help: 'Render pool utilisation (0..1)', registers: [this.registry] });
   readonly l1Bytes = new Gauge({ name: 'tilegraph_cache_l1_bytes', help: 'Bytes held by the in-process tile cache', registers: [this.registry] });
+  readonly l2Seconds = new Histogram({
+    name: 'tilegraph_l2_seconds',
+    help: 'Redis (L2) command latency by operation: get, set, lock, unlock',
+    labelNames: ['op'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+  readonly l2Errors = new Counter({
+    name: 'tilegraph_l2_errors_total',
+    help: 'Redis (L2) commands that failed or timed out, by operation',
+    labelNames: ['op'] as const,
+    registers: [this.registry],
+  });
+  readonly l2Breaker = new Gauge({
+    name: 'tilegraph_l2_breaker_open',
+    help: '1 while the circuit breaker skips Redis (L2), 0 while it is used',
+    registers: [this.registry],
+  });
+  readonly lockWaits = new Counter({
+    name: 'tilegraph_lock_waits_total',
+    help: 'Waits for a tile another process was rendering, by outcome: entry (it arrived), took_over (its holder gave up), gave_up, redis_down',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly layers = new Gauge({ name: 'tilegraph_layers', help: 'Layers loaded and refused', labelNames: ['state'] as const, registers: [this.registry] });
 
   constructor() {

@@ -3,38 +3,13 @@
  * SIGHUP and, on SIGTERM, finishes what is in flight and exits 0.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startServerProcess } from './helpers/processes.js';
 import { ROOT } from './helpers/root.js';
-
-const CLI = path.join(ROOT, 'dist/src/cli.js');
-
-function startServer(layersDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--layers-dir', layersDir], {
-    env: { ...process.env, LOG_LEVEL: 'info', WORKERS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /"url":"(http:\/\/[^"]+)"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1]! });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}: ${out}`));
-    });
-  });
-}
 
 async function layerNames(url: string): Promise<string[]> {
   const body = (await (await fetch(`${url}/layers`)).json()) as { layers: { name: string }[] };
@@ -52,7 +27,7 @@ describe('tilegraph serve as a process', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('SIGHUP reloads the layer files: a new one serves, a removed one is gone', async () => {
-    const { child, url } = await startServer(dir);
+    const { child, url } = await startServerProcess(dir);
     try {
       assert.deepEqual(await layerNames(url), ['dem-relief']);
       const relief = readFileSync(path.join(dir, 'dem-relief.yaml'), 'utf8');
@@ -74,7 +49,7 @@ describe('tilegraph serve as a process', () => {
   });
 
   it('SIGTERM finishes the request in flight and exits 0', async () => {
-    const { child, url } = await startServer(dir);
+    const { child, url } = await startServerProcess(dir);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     // An uncached tile is in flight when the signal arrives (its request sent and parsed, its
     // first render still building the layer's graph); it must still be answered.

@@ -342,7 +342,7 @@ minzoom: 0
 maxzoom: 18
 tileSize: 256
 empty: 204
-cache: { maxAge: 3600, sMaxAge: 86400, staleWhileRevalidate: 600 }
+cache: { maxAge: 3600, sMaxAge: 86400, staleWhileRevalidate: 600, l2Ttl: 86400, l2EmptyTtl: 3600 }
 pipeline:
   - read: { source: grid, bands: [1], resampling: bilinear, nodata: ${NODATA} }
   - rescale: { from: [0, 300], to: [0, 1] }
@@ -361,6 +361,8 @@ pipeline:
     ['cache.maxAge', 'cache: { maxAge: 60 }'],
     ['cache.sMaxAge', 'cache: { sMaxAge: 60 }'],
     ['cache.staleWhileRevalidate', 'cache: { staleWhileRevalidate: 60 }'],
+    ['cache.l2Ttl', 'cache: { l2Ttl: 60 }'],
+    ['cache.l2EmptyTtl', 'cache: { l2EmptyTtl: 60 }'],
     ['source file', 'grid: ./data/grid.tif|grid: ./data/grid2.tif'],
     ['resampling', 'read: { source: grid }|read: { source: grid, resampling: cubic }'],
     ['nodata', 'read: { source: grid }|read: { source: grid, nodata: 0 }'],
@@ -465,7 +467,7 @@ describe('canonical config and hash', { skip }, () => {
       assert.equal(layer.config.minzoom, 0);
       assert.equal(layer.config.maxzoom, 18);
       assert.equal(layer.config.empty, 204);
-      assert.deepEqual(layer.config.cache, { maxAge: 3600, sMaxAge: 86400, staleWhileRevalidate: 600 });
+      assert.deepEqual(layer.config.cache, { maxAge: 3600, sMaxAge: 86400, staleWhileRevalidate: 600, l2Ttl: 86400, l2EmptyTtl: 3600 });
       // Keys sorted at every level.
       assert.equal(JSON.stringify(layer.config), sortedJson(layer.config));
     });

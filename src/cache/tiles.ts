@@ -1,42 +1,82 @@
 import { LRUCache } from 'lru-cache';
+import type { L2Cache } from './l2.js';
 
 /** An encoded tile, or an empty one (body null: 204 or a transparent tile). */
 export interface TileEntry {
   body: Buffer | null;
   etag: string;
+  /** Content-Type of the body. */
+  type?: string;
   /** Render timings in ms when this entry was just rendered. */
   timings?: { read: number; ops: number; encode: number };
 }
 
-export type CacheTier = 'hit-l1' | 'miss';
+export type CacheTier = 'hit-l1' | 'hit-l2' | 'miss';
+
+/** How long a tile's L2 entry lives, and how long a render may hold its lock. */
+export interface EntryPolicy {
+  ttlS: number;
+  emptyTtlS: number;
+  lockMs: number;
+}
 
 /**
- * The in-process tier: an LRU bounded in bytes, and single flight, so that concurrent
- * requests for one tile render it once.
+ * The tiers in front of the renderer: the in-process LRU (bounded in bytes), then Redis when
+ * there is one. Concurrent requests for one tile render it once: in this process by a map of
+ * promises, across processes by a short Redis lock whose holder renders while the others wait
+ * for its entry.
  */
 export class TileCache {
   private readonly l1: LRUCache<string, TileEntry> | undefined;
-  private readonly inflight = new Map<string, Promise<TileEntry>>();
+  private readonly inflight = new Map<string, Promise<{ entry: TileEntry; tier: CacheTier }>>();
 
-  constructor(maxBytes: number) {
+  constructor(
+    maxBytes: number,
+    readonly l2?: L2Cache,
+  ) {
     this.l1 =
       maxBytes > 0 ? new LRUCache<string, TileEntry>({ maxSize: maxBytes, sizeCalculation: (e, k) => (e.body?.length ?? 0) + k.length + 64 }) : undefined;
   }
 
-  async get(key: string, produce: () => Promise<TileEntry>): Promise<{ entry: TileEntry; tier: CacheTier }> {
+  async get(key: string, policy: EntryPolicy, produce: () => Promise<TileEntry>): Promise<{ entry: TileEntry; tier: CacheTier }> {
     const hit = this.l1?.get(key);
     if (hit) return { entry: hit, tier: 'hit-l1' };
     let p = this.inflight.get(key);
     if (!p) {
-      p = produce()
-        .then((entry) => {
-          this.l1?.set(key, entry);
-          return entry;
+      p = this.fetch(key, policy, produce)
+        .then((r) => {
+          this.l1?.set(key, r.entry);
+          return r;
         })
         .finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
-    return { entry: await p, tier: 'miss' };
+    return p;
+  }
+
+  private async fetch(key: string, policy: EntryPolicy, produce: () => Promise<TileEntry>): Promise<{ entry: TileEntry; tier: CacheTier }> {
+    const l2 = this.l2;
+    if (!l2) return { entry: await produce(), tier: 'miss' };
+    const found = await l2.get(key);
+    if (found) return { entry: found, tier: 'hit-l2' };
+    // Redis answered "none": take the tile's lock, or wait for the process that has it.
+    let token = found === null ? await l2.lock(key, policy.lockMs) : undefined;
+    if (token === null) {
+      const waited = await l2.waitFor(key, policy.lockMs);
+      if (waited.entry) return { entry: waited.entry, tier: 'hit-l2' };
+      token = waited.token;
+    }
+    let entry: TileEntry;
+    try {
+      entry = await produce();
+    } catch (err) {
+      // Errors are never cached: let the next one try.
+      if (token) void l2.unlock(key, token);
+      throw err;
+    }
+    // Off the response path: the entry first, then the lock, so that a waiter finds one or the other.
+    void l2.set(key, entry, entry.body ? policy.ttlS : policy.emptyTtlS).finally(() => token && l2.unlock(key, token));
+    return { entry, tier: 'miss' };
   }
 
   get bytes(): number {

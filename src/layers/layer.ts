@@ -45,6 +45,8 @@ const LayerFile = z
         maxAge: z.number().int().min(0).optional(),
         sMaxAge: z.number().int().min(0).optional(),
         staleWhileRevalidate: z.number().int().min(0).optional(),
+        l2Ttl: z.number().int().min(0).optional(),
+        l2EmptyTtl: z.number().int().min(0).optional(),
       })
       .optional(),
     pipeline: z.union([
@@ -59,9 +61,15 @@ const LayerFile = z
 type LayerFileData = z.infer<typeof LayerFile>;
 
 export interface CachePolicy {
+  /** Seconds browsers keep a tile (`max-age`). */
   maxAge: number;
+  /** Seconds shared caches (nginx, a CDN) keep a tile (`s-maxage`). */
   sMaxAge: number;
   staleWhileRevalidate: number;
+  /** Seconds a tile lives in Redis (L2); 0 keeps it out. Default: sMaxAge. */
+  l2Ttl: number;
+  /** The same for empty tiles (204 or transparent). Default: l2Ttl, at most an hour. */
+  l2EmptyTtl: number;
 }
 
 export interface LayerSource {
@@ -272,7 +280,7 @@ function canonicalize(data: LayerFileData, graph: Operator): CanonicalConfig {
   const pipeline = graph instanceof Sequential ? graph.config().steps : graph.config();
   return sortKeys({
     attribution: data.attribution ?? '',
-    cache: { maxAge: data.cache?.maxAge ?? 3600, sMaxAge: data.cache?.sMaxAge ?? 86400, staleWhileRevalidate: data.cache?.staleWhileRevalidate ?? 600 },
+    cache: cachePolicy(data.cache ?? {}),
     description: data.description ?? '',
     empty: data.empty ?? 204,
     maxzoom: data.maxzoom ?? 18,
@@ -283,6 +291,12 @@ function canonicalize(data: LayerFileData, graph: Operator): CanonicalConfig {
     tileSize: data.tileSize ?? 256,
     title: data.title ?? '',
   }) as CanonicalConfig;
+}
+
+function cachePolicy(c: Partial<CachePolicy>): CachePolicy {
+  const sMaxAge = c.sMaxAge ?? 86400;
+  const l2Ttl = c.l2Ttl ?? sMaxAge;
+  return { maxAge: c.maxAge ?? 3600, sMaxAge, staleWhileRevalidate: c.staleWhileRevalidate ?? 600, l2Ttl, l2EmptyTtl: c.l2EmptyTtl ?? Math.min(l2Ttl, 3600) };
 }
 
 export function sortKeys<T>(value: T): T {

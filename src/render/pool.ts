@@ -18,7 +18,7 @@ export interface PoolOptions {
 export class RenderPool {
   private readonly pools: Piscina[];
   private readonly pending: number[];
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
   private readonly maxQueue: number;
 
   constructor(opts: PoolOptions) {

@@ -58,7 +58,9 @@ export function createApp(deps: AppDeps): Express {
   app.get('/readyz', (_req, res) => {
     const ok = deps.ready() && deps.pool.threads > 0;
     res.setHeader('Cache-Control', 'no-store');
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', layers: deps.layers.all().length, threads: deps.pool.threads });
+    // L2 is reported, not required: without Redis every tile still renders.
+    const l2 = deps.cache.l2?.state ?? 'off';
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', layers: deps.layers.all().length, threads: deps.pool.threads, l2 });
   });
   app.get('/metrics', async (_req, res) => {
     const m = deps.metrics;

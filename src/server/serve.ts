@@ -1,4 +1,6 @@
 import type { Server } from 'node:http';
+import { L2Cache } from '../cache/l2.js';
+import { connectCache } from '../cache/redis.js';
 import { TileCache } from '../cache/tiles.js';
 import type { Settings } from '../config.js';
 import { LayerRegistry } from '../layers/registry.js';
@@ -27,8 +29,12 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
     blockCacheMb: settings.blockCacheMb,
     onError: (err) => log.error({ err }, 'render thread failed'),
   });
-  const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024);
   const metrics = new Metrics();
+  // Without REDIS_URL, L1 alone; with it, Redis may come and go at any moment.
+  const l2 = settings.redisUrl
+    ? new L2Cache(connectCache(settings.redisUrl, settings.redisTimeoutMs, log), { prefix: settings.redisPrefix, log, metrics })
+    : undefined;
+  const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024, l2);
   const tiles = new TileService({ pool, cache, metrics, log });
   let ready = true;
   const app = createApp({ layers, pool, cache, tiles, log, metrics, ready: () => ready });
@@ -48,6 +54,8 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
     stopWatching();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await pool.close();
+    // After the last response: writes to L2 that the responses left behind have gone out.
+    await l2?.close();
   };
   if (opts.signals) {
     process.on('SIGHUP', () => {

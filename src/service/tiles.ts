@@ -48,7 +48,10 @@ export class TileService {
 
   /** The tile from the first tier that has it, rendering it once however many ask at once. */
   async tile(t: TileRequest): Promise<TileAnswer> {
-    const { entry, tier } = await this.deps.cache.get(cacheKey(t), () => this.produce(t));
+    const { cache } = t.layer.config;
+    // A render holds its Redis lock for as long as the pool lets it run.
+    const policy = { ttlS: cache.l2Ttl, emptyTtlS: cache.l2EmptyTtl, lockMs: this.deps.pool.timeoutMs + 1000 };
+    const { entry, tier } = await this.deps.cache.get(cacheKey(t), policy, () => this.produce(t));
     return { ...entry, tier };
   }
 
@@ -56,7 +59,8 @@ export class TileService {
     const { metrics, log, pool } = this.deps;
     const size = t.layer.config.tileSize * t.scale;
     const version = t.layer.version;
-    if (outsideData(t)) return { body: null, etag: etagOf(version, null) };
+    const type = t.format === 'png' ? 'image/png' : 'image/webp';
+    if (outsideData(t)) return { body: null, etag: etagOf(version, null), type };
     const layer = t.layer.name;
     let r;
     try {
@@ -73,7 +77,7 @@ export class TileService {
       metrics.qualityWarnings.inc({ layer, check: w.check });
       log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);
     }
-    if (!r.png && !r.rgba) return { body: null, etag: etagOf(version, null), timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
+    if (!r.png && !r.rgba) return { body: null, etag: etagOf(version, null), type, timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
     // The render thread wrote the PNG itself (an indexed one), or hands over RGBA for sharp.
     let body: Buffer, encodeMs: number;
     if (r.png) {
@@ -85,13 +89,16 @@ export class TileService {
       encodeMs = performance.now() - t0;
     }
     metrics.renderStage.observe({ layer, stage: 'encode' }, encodeMs / 1000);
-    return { body, etag: etagOf(version, body), timings: { read: r.readMs, ops: r.opsMs, encode: encodeMs } };
+    return { body, etag: etagOf(version, body), type, timings: { read: r.readMs, ops: r.opsMs, encode: encodeMs } };
   }
 }
 
-/** One key per tile of one layer version: a changed layer never meets its old entries. */
-function cacheKey(t: TileRequest): string {
-  return `${t.layer.version}/${t.z}/${t.x}/${t.y}@${t.scale}.${t.format}`;
+/**
+ * One key per tile of one layer version: a changed layer never meets its old entries. The layer
+ * name comes first, so that `tilegraph cache purge` finds a layer's entries by prefix.
+ */
+export function cacheKey(t: Pick<TileRequest, 'z' | 'x' | 'y' | 'scale' | 'format'> & { layer: { name: string; version: string } }): string {
+  return `${t.layer.name}:${t.layer.version}:${t.z}/${t.x}/${t.y}@${t.scale}.${t.format}`;
 }
 
 /** Tile bounds that miss the layer's data footprint need no render. */

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { CachePolicy } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
 import { transparentTile, type TileFormat } from '../../render/encode.js';
 import type { TileAnswer, TileRequest, TileService } from '../../service/tiles.js';
@@ -38,10 +39,26 @@ export function tileHandler(layers: LayerRegistry, tiles: TileService) {
   };
 }
 
+/** Seconds a tile URL naming an old layer version may be kept: it is answered with the current tile. */
+const OLD_VERSION_MAX_AGE = 60;
+
+/**
+ * The CDN contract. A URL that carries the layer's current version (`?v=`, as TileJSON, WMTS
+ * and the preview page write it) names bytes that can never change: cache it for a year. A URL
+ * without it follows the layer's policy, with stale-while-revalidate. A URL with another
+ * version gets the current tile, which must not stick under the old name: a short max-age.
+ */
+export function cacheControl(v: unknown, version: string, cache: CachePolicy): string {
+  if (v === undefined) return `public, max-age=${cache.maxAge}, s-maxage=${cache.sMaxAge}, stale-while-revalidate=${cache.staleWhileRevalidate}`;
+  if (v === version) return 'public, max-age=31536000, immutable';
+  const age = Math.min(OLD_VERSION_MAX_AGE, cache.maxAge);
+  return `public, max-age=${age}, s-maxage=${age}`;
+}
+
 /** A tile answer over HTTP, whichever route asked: headers, 304, 204 or the bytes. */
 export async function sendTile(req: Request, res: Response, t: TileRequest, tile: TileAnswer, started: number): Promise<void> {
   const { cache } = t.layer.config;
-  res.setHeader('Cache-Control', `public, max-age=${cache.maxAge}, s-maxage=${cache.sMaxAge}, stale-while-revalidate=${cache.staleWhileRevalidate}`);
+  res.setHeader('Cache-Control', cacheControl(req.query.v, t.layer.version, cache));
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('ETag', tile.etag);
   res.setHeader('X-Cache', tile.tier);
@@ -70,7 +87,7 @@ export async function sendTile(req: Request, res: Response, t: TileRequest, tile
     }
     body = await transparentTile(t.layer.config.tileSize * t.scale, t.format);
   }
-  res.setHeader('Content-Type', t.format === 'png' ? 'image/png' : 'image/webp');
+  res.setHeader('Content-Type', tile.type ?? (t.format === 'png' ? 'image/png' : 'image/webp'));
   res.setHeader('Content-Length', String(body.length));
   res.status(200).end(body);
 }

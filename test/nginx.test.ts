@@ -1,0 +1,108 @@
+/**
+ * The repo's nginx.conf, run by Debian's nginx in front of two real server processes: it
+ * caches on the URI, collapses a burst of cold requests into one upstream request, serves a
+ * stale tile when both servers are down, passes X-Forwarded-* on, and never caches an error.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { lonLatToTile, makeLayersDir, metricValue, request, shippedLayerText, tilePath, type TempLayers } from './helpers/http.js';
+import { startNginx, startServerProcess, type NginxProcess, type ServerProcess } from './helpers/processes.js';
+
+const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
+const tile = (k: number) => lonLatToTile(-117.8 + 0.0215 * k, 53.2, 14);
+
+describe('nginx.conf in front of two server processes', () => {
+  let tmp: TempLayers;
+  let dir: string;
+  let servers: ServerProcess[];
+  let nginx: NginxProcess;
+  /** Tile requests that reached the servers, over both. */
+  const upstreamTileRequests = async () => {
+    let n = 0;
+    for (const s of servers) n += await metricValue(s.url, 'tilegraph_http_requests_total', { route: TILE_ROUTE });
+    return n;
+  };
+
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    // Shared caches keep its tiles one second: then they are stale.
+    await tmp.write(
+      'dem-short.yaml',
+      (await shippedLayerText('dem-relief')).replace(/^cache: .*$/m, 'cache: { maxAge: 1, sMaxAge: 1, staleWhileRevalidate: 0 }'),
+    );
+    servers = await Promise.all([startServerProcess(tmp.dir), startServerProcess(tmp.dir)]);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-nginx-'));
+    nginx = await startNginx(
+      dir,
+      servers.map((s) => new URL(s.url).host),
+    );
+  });
+  after(async () => {
+    await nginx?.stop();
+    await Promise.all((servers ?? []).map((s) => s.stop()));
+    await tmp?.remove();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the second request for a tile is an nginx HIT with the same bytes', async () => {
+    const p = tilePath('dem-relief', tile(0));
+    const first = await request(nginx.url, p);
+    assert.equal(first.status, 200);
+    assert.equal(first.headers['x-cache-status'], 'MISS');
+    const second = await request(nginx.url, p);
+    assert.equal(second.headers['x-cache-status'], 'HIT');
+    assert.ok(second.body.equals(first.body));
+    assert.equal(second.headers.etag, first.headers.etag);
+  });
+
+  test('the cache key is the URI: ?v= makes another entry, cookies and headers do not', async () => {
+    const p = tilePath('dem-relief', tile(0));
+    const withCookie = await request(nginx.url, p, { headers: { cookie: 'session=1', 'accept-language': 'fr' } });
+    assert.equal(withCookie.headers['x-cache-status'], 'HIT');
+    const versioned = await request(nginx.url, `${p}?v=other`);
+    assert.equal(versioned.headers['x-cache-status'], 'MISS');
+  });
+
+  test('50 concurrent cold requests for one tile reach the servers once', async () => {
+    const before = await upstreamTileRequests();
+    const p = tilePath('dem-relief', tile(1));
+    const answers = await Promise.all(Array.from({ length: 50 }, () => request(nginx.url, p)));
+    assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
+    assert.equal((await upstreamTileRequests()) - before, 1);
+  });
+
+  test('errors are not cached: each one reaches a server', async () => {
+    const before = await upstreamTileRequests();
+    for (let i = 0; i < 2; i++) {
+      const r = await request(nginx.url, '/tiles/dem-relief/3/0/0.png');
+      assert.equal(r.status, 404, 'zoom 3 is below the layer');
+      assert.notEqual(r.headers['x-cache-status'], 'HIT');
+    }
+    assert.equal((await upstreamTileRequests()) - before, 2);
+  });
+
+  test('documents name the address the client used (X-Forwarded-*)', async () => {
+    const r = await request(nginx.url, '/tiles/dem-relief/tilejson.json');
+    const tj = JSON.parse(r.body.toString()) as { tiles: string[] };
+    assert.ok(tj.tiles[0]!.startsWith(`${nginx.url}/tiles/dem-relief/`), tj.tiles[0]);
+  });
+
+  test('with both servers stopped, nginx serves a cached tile stale', async () => {
+    const p = tilePath('dem-short', tile(2));
+    const fresh = await request(nginx.url, p);
+    assert.equal(fresh.status, 200);
+    assert.equal(fresh.headers['cache-control'], 'public, max-age=1, s-maxage=1, stale-while-revalidate=0');
+    // Past its one second of s-maxage (nginx counts whole seconds).
+    await new Promise((r) => setTimeout(r, 2500));
+    await Promise.all(servers.map((s) => s.stop()));
+    const stale = await request(nginx.url, p);
+    assert.equal(stale.status, 200);
+    assert.equal(stale.headers['x-cache-status'], 'STALE');
+    assert.ok(stale.body.equals(fresh.body));
+    const gone = await request(nginx.url, tilePath('dem-short', tile(3)));
+    assert.equal(gone.status, 502, 'a tile nginx never had cannot be served');
+  });
+});
