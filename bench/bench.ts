@@ -14,13 +14,16 @@
  *    every n-th tile of each zoom instead, and say so.
  * 4. The overview target: one zoom-8 tile from dem.tif and from dem4x.tif, cold.
  *
- * Cache-hit (L1/L2) and seeding figures join as further entries of `scenarios`.
+ * 5. Cached serving: the same 256 DEM tiles asked for again and again, from L1 and from Redis
+ *    alone, in turn with the bare express handler, over several rounds.
+ *
+ * Seeding figures join as further entries of `scenarios`.
  *
  * Environment: BENCH_DATA (data directory), BENCH_BUDGET_S (seconds for the runs of one HTTP
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
- * (default 8), BENCH_SKIP (comma-separated steps to skip: fixed, dem, ndvi, naive, single,
- * overview, encode, gdal2tiles). See bench/README.md.
+ * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single,
+ * overview, encode, gdal2tiles), BENCH_SERVING_ROUNDS (default 3). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -305,26 +308,128 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<S
   );
 }
 
-async function fixedCeiling(): Promise<Scenario> {
-  const srv = await startFixed();
+/** Debian's redis-server on a free port, keeping nothing on disk; undefined when it is not installed. */
+async function startRedis(): Promise<(Child & { port: number }) | undefined> {
   try {
-    const path = (i: number) => `/tiles/fixed/14/${i & 1023}/0.png`;
-    await drive(srv.url, path, { connections: CONNECTIONS, maxMs: 1000 });
-    const r = await drive(srv.url, path, { connections: CONNECTIONS, maxMs: 5000 });
-    log(`  express-fixed-16k: ${r.perSecond} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`);
-    return {
+    await run('which', ['redis-server']);
+  } catch {
+    return undefined;
+  }
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await run('redis-cli', ['-p', String(port), 'ping']);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error('redis-server did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { url: `redis://127.0.0.1:${port}`, port, stop: stopper(child) };
+}
+
+/** Requests answered by each cache tier, from the server's own counter. */
+async function tiers(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^tilegraph_http_requests_total\{[^}]*cache="([^"]+)"[^}]*\} (\S+)$/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  return out;
+}
+
+function medianOf(values: unknown): number | null {
+  if (!Array.isArray(values) || values.length === 0) return null;
+  return [...(values as number[])].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
+
+/** Rounds of the cached-serving measures, each server in turn: they share the machine's drift alike. */
+const SERVING_ROUNDS = Number(process.env.BENCH_SERVING_ROUNDS ?? 5);
+
+/**
+ * Cached serving, side by side: the bare express handler (the ceiling), tilegraph answering 256
+ * DEM tiles (spread over zooms 10-14) from L1 (CACHE_L1_MB=256, no Redis), and the same from Redis alone
+ * (CACHE_L1_MB=0, REDIS_URL on loopback). The tiles are rendered once first; then each server
+ * in turn is driven for 5 s, SERVING_ROUNDS times, and the median round of each is reported.
+ */
+async function serving(layers: BenchLayers): Promise<{ fixed: Scenario; l1?: Scenario; l2?: Scenario }> {
+  // 256 tiles spread evenly over the benchmark pyramid (zooms 10-14), so that their sizes are
+  // the pyramid's: the ceiling answers 16 KB each time, and bytes cost time.
+  const pyramid = tilesCovering(layers.dem.bounds, ZOOMS[0], ZOOMS[1]);
+  const paths = pyramid
+    .filter((_, i) => i % Math.max(1, Math.floor(pyramid.length / 256)) === 0)
+    .slice(0, 256)
+    .map(tilePath(layers.dem.name));
+  const redis = await startRedis();
+  if (!redis) notes.push('tilegraph-dem-l2-hits: redis-server is not installed; skipped');
+  const servers: { name: string; what: string; srv: Child; path: (i: number) => string; tier?: string }[] = [];
+  try {
+    servers.push({
       name: 'express-fixed-16k',
-      kind: 'http',
       what: 'bare express 5 handler answering every tile path with the same 16 KB buffer: the ceiling for cached serving',
-      connections: CONNECTIONS,
-      requests: r.requests,
-      tilesPerSec: r.perSecond,
-      latencyMs: r.latencyMs,
-      statuses: r.statuses,
-      seconds: r.seconds,
-    };
+      srv: await startFixed(),
+      path: (i) => `/tiles/fixed/14/${i & 1023}/0.png`,
+    });
+    const cyclic = (i: number) => paths[i % paths.length]!;
+    servers.push({
+      name: 'tilegraph-dem-l1-hits',
+      what: '256 DEM tiles spread over zooms 10-14 from the in-process cache (CACHE_L1_MB=256, no Redis)',
+      srv: await startTilegraph({ CACHE_L1_MB: '256' }),
+      path: cyclic,
+      tier: 'hit-l1',
+    });
+    if (redis) {
+      servers.push({
+        name: 'tilegraph-dem-l2-hits',
+        what: 'the same tiles from Redis alone (CACHE_L1_MB=0, REDIS_URL on loopback)',
+        srv: await startTilegraph({ CACHE_L1_MB: '0', REDIS_URL: redis.url, REDIS_PREFIX: `bench-${process.pid}:` }),
+        path: cyclic,
+        tier: 'hit-l2',
+      });
+    }
+    for (const s of servers) {
+      if (s.tier) await drive(s.srv.url, paths, { connections: CONNECTIONS });
+      await drive(s.srv.url, s.path, { connections: CONNECTIONS, maxMs: 1000 });
+    }
+    // The L2 writes leave after their responses: let them land.
+    await new Promise((r) => setTimeout(r, 500));
+    const rounds = servers.map(() => [] as { r: LoadResult; share?: number }[]);
+    for (let n = 0; n < SERVING_ROUNDS; n++) {
+      for (const [k, s] of servers.entries()) {
+        const before = s.tier ? await tiers(s.srv.url) : {};
+        const r = await drive(s.srv.url, s.path, { connections: CONNECTIONS, maxMs: 5000 });
+        const share = s.tier ? round((((await tiers(s.srv.url))[s.tier] ?? 0) - (before[s.tier] ?? 0)) / Math.max(1, r.requests), 3) : undefined;
+        rounds[k]!.push({ r, share });
+        log(
+          `  ${s.name} round ${n + 1}/${SERVING_ROUNDS}: ${r.perSecond} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms${share === undefined ? '' : `, ${share * 100}% ${s.tier}`}`,
+        );
+      }
+    }
+    const scenarios = servers.map((s, k) => {
+      const runs = rounds[k]!;
+      const median = [...runs].sort((x, y) => x.r.perSecond - y.r.perSecond)[Math.floor(runs.length / 2)]!;
+      return {
+        name: s.name,
+        kind: 'http',
+        what: s.what,
+        connections: CONNECTIONS,
+        requests: median.r.requests,
+        tilesPerSec: median.r.perSecond,
+        latencyMs: median.r.latencyMs,
+        statuses: median.r.statuses,
+        seconds: median.r.seconds,
+        meanBodyBytes: Math.round(median.r.bytes / Math.max(1, median.r.requests)),
+        runs: runs.map((x) => x.r.perSecond),
+        reported: 'the median round',
+        // Each round against the ceiling's round just before it (the same state of the machine).
+        ...(k > 0 ? { vsCeilingByRound: runs.map((x, n) => round(x.r.perSecond / rounds[0]![n]!.r.perSecond, 2)) } : {}),
+        ...(s.tier ? { [`${s.tier}Share`]: median.share } : {}),
+      } satisfies Scenario;
+    });
+    return { fixed: scenarios[0]!, l1: scenarios[1], l2: scenarios[2] };
   } finally {
-    await srv.stop();
+    await Promise.all(servers.map((s) => s.srv.stop()));
+    await redis?.stop();
   }
 }
 
@@ -554,14 +659,14 @@ async function main(): Promise<void> {
     }
   };
 
-  const fixed = await step('fixed', fixedCeiling);
+  const { fixed, l1, l2 } = (await step('serving', () => serving(layers))) ?? {};
   const dem = await step('dem', () => uncachedLayer('tilegraph-dem-uncached', layers.dem));
   const ndvi = await step('ndvi', () => uncachedLayer('tilegraph-ndvi-uncached', layers.ndvi));
   const baselines = await step('naive', () => naiveAndSingle(layers));
   const overview = await step('overview', () => overviewTarget(layers));
   const encode = await step('encode', () => encoders(layers));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
-  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, g2t]) if (s) scenarios.push(s);
+  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, l1, l2, g2t]) if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
 
   const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
@@ -571,6 +676,9 @@ async function main(): Promise<void> {
     demVsNaive: ratio(rate(dem), rate(baselines?.naive)),
     demSingleThreadVsNaive: ratio(rate(baselines?.single), rate(baselines?.naive)),
     demVsFixedCeiling: ratio(rate(dem), rate(fixed)),
+    // The median of the rounds' ratios: each round pairs the two on the same state of the machine.
+    l1HitsVsFixedCeiling: medianOf(l1?.vsCeilingByRound),
+    l2HitsVsFixedCeiling: medianOf(l2?.vsCeilingByRound),
     ndviVsNaiveDem: ratio(rate(ndvi), rate(baselines?.naive)),
     demVsGdal2tiles: ratio(rate(dem), rate(g2t)),
     overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
@@ -587,6 +695,8 @@ async function main(): Promise<void> {
     target('DEM uncached p99 ms at 8 connections', lat(dem)?.p99, 100, 'lower'),
     target('NDVI uncached tiles/s', rate(ndvi), 150, 'higher'),
     target('zoom-8 tile cost, 4x COG vs 1x (x)', ratios.overviewCost4xVs1x, 1.2, 'lower'),
+    target('L1 hits vs bare express 16 KB (x)', ratios.l1HitsVsFixedCeiling, 0.9, 'higher'),
+    target('L2 hits, L1 off, vs bare express 16 KB (x)', ratios.l2HitsVsFixedCeiling, 0.5, 'higher'),
   ];
 
   const cpus = os.cpus();
@@ -609,6 +719,7 @@ async function main(): Promise<void> {
     settings: {
       connections: CONNECTIONS,
       workers: CORES,
+      // The uncached scenarios; the cached ones say their own.
       cacheL1Mb: 0,
       redis: false,
       zooms: ZOOMS,

@@ -38,6 +38,11 @@ export class TileCache {
       maxBytes > 0 ? new LRUCache<string, TileEntry>({ maxSize: maxBytes, sizeCalculation: (e, k) => (e.body?.length ?? 0) + k.length + 64 }) : undefined;
   }
 
+  /** The entry L1 holds, if any: a hit needs no promise. */
+  peek(key: string): TileEntry | undefined {
+    return this.l1?.get(key);
+  }
+
   async get(key: string, policy: EntryPolicy, produce: () => Promise<TileEntry>): Promise<{ entry: TileEntry; tier: CacheTier }> {
     const hit = this.l1?.get(key);
     if (hit) return { entry: hit, tier: 'hit-l1' };

@@ -1,4 +1,5 @@
-import express, { type Express } from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express from 'express';
 import type { Logger } from 'pino';
 import type { TileCache } from '../cache/tiles.js';
 import type { LayerRegistry } from '../layers/registry.js';
@@ -9,7 +10,9 @@ import { TileError } from '../errors.js';
 import { errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers } from './routes/layers.js';
-import { tileHandler } from './routes/tiles.js';
+import { cachedTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
+
+const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
 
 export interface AppDeps {
   layers: LayerRegistry;
@@ -22,8 +25,12 @@ export interface AppDeps {
   ready: () => boolean;
 }
 
-/** The HTTP adapter: routes parse and ask the tile service; errors map to statuses in one place. */
-export function createApp(deps: AppDeps): Express {
+/**
+ * The HTTP adapter: routes parse and ask the tile service; errors map to statuses in one place.
+ * Tiles that L1 holds are answered before the framework (`cachedTile`), with the same
+ * headers, request log and metrics.
+ */
+export function createApp(deps: AppDeps): RequestListener {
   const app = express();
   app.set('strict routing', true); // '/tiles/.../1.png/' is not a second name for the tile
   app.disable('x-powered-by');
@@ -31,23 +38,25 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
 
   let requestId = 0;
-  app.use((req, res, next) => {
-    const started = performance.now();
-    const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) ?? `${process.pid.toString(36)}-${(++requestId).toString(36)}`;
+  const idPrefix = `${process.pid.toString(36)}-`;
+  /** Names the request and, when it is answered, logs it and counts it. */
+  const observe = (req: IncomingMessage, res: ServerResponse, started: number, route: () => string | undefined): void => {
+    const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) ?? idPrefix + (++requestId).toString(36);
+    const url = req.url;
     res.setHeader('X-Request-Id', id);
     res.on('finish', () => {
       const seconds = (performance.now() - started) / 1000;
-      const tile = res.locals.tile as { layer?: string; cache?: string } | undefined;
-      const labels = {
-        layer: tile?.layer ?? '',
-        route: (req.route?.path as string | undefined) ?? 'none',
-        status: String(res.statusCode),
-        cache: tile?.cache ?? '',
-      };
+      const tile = tileLogs.get(res);
+      const labels = { layer: tile?.layer ?? '', route: route() ?? 'none', status: String(res.statusCode), cache: tile?.cache ?? '' };
       deps.metrics.requests.inc(labels);
       deps.metrics.latency.observe(labels, seconds);
-      deps.log.info({ reqId: id, method: req.method, url: req.originalUrl, status: res.statusCode, ms: +(seconds * 1000).toFixed(1), ...tile }, 'request');
+      // Built only when it is written: a cache hit costs little else.
+      if (deps.log.isLevelEnabled('info'))
+        deps.log.info({ reqId: id, method: req.method, url, status: res.statusCode, ms: +(seconds * 1000).toFixed(1), ...tile }, 'request');
     });
+  };
+  app.use((req, res, next) => {
+    observe(req, res, performance.now(), () => req.route?.path as string | undefined);
     next();
   });
 
@@ -75,7 +84,7 @@ export function createApp(deps: AppDeps): Express {
   });
   app.get('/layers', listLayers(deps.layers));
   app.get('/layers/:layer', describeLayer(deps.layers));
-  app.get('/tiles/:layer/:z/:x/:file', tileHandler(deps.layers, deps.tiles));
+  app.get(TILE_ROUTE, tileHandler(deps.layers, deps.tiles));
   app.get('/tiles/:layer/tilejson.json', tileJsonHandler(deps.layers));
   app.get('/wmts/1.0.0/WMTSCapabilities.xml', wmtsCapabilitiesHandler(deps.layers));
   app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps.layers, deps.tiles));
@@ -84,5 +93,12 @@ export function createApp(deps: AppDeps): Express {
 
   app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log, deps.layers.dir));
-  return app;
+
+  return (req, res) => {
+    const started = performance.now();
+    const cached = cachedTile(deps.layers, deps.tiles, req);
+    if (!cached) return void app(req, res);
+    observe(req, res, started, () => TILE_ROUTE);
+    void sendTile(req, res, cached.t, cached.hit, started, cached.v);
+  };
 }

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { L2Cache } from '../cache/l2.js';
 import { connectCache } from '../cache/redis.js';
 import { TileCache } from '../cache/tiles.js';
@@ -39,7 +39,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   let ready = true;
   const app = createApp({ layers, pool, cache, tiles, log, metrics, ready: () => ready });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(settings.port, settings.host, () => resolve(s));
+    const s = createServer(app).listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);
   });
   const addr = server.address();

@@ -46,6 +46,12 @@ export class TileService {
     return { layer, z, x, y, scale, format };
   }
 
+  /** The tile when this process's L1 holds it, answered at once (most requests of a busy server). */
+  cached(t: TileRequest): TileAnswer | undefined {
+    const entry = this.deps.cache.peek(cacheKey(t));
+    return entry && { ...entry, tier: 'hit-l1' };
+  }
+
   /** The tile from the first tier that has it, rendering it once however many ask at once. */
   async tile(t: TileRequest): Promise<TileAnswer> {
     const { cache } = t.layer.config;

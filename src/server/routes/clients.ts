@@ -99,7 +99,7 @@ export function wmtsTileHandler(layers: LayerRegistry, tiles: TileService): Requ
     }
     // WMTS counts rows from the top like XYZ y, and columns like XYZ x.
     const t = tiles.request(layer, Number(z), Number(m[1]), Number(row), suffix === '@2x' ? 2 : 1, m[2] as TileFormat);
-    await sendTile(req, res, t, await tiles.tile(t), started);
+    await sendTile(req, res, t, tiles.cached(t) ?? (await tiles.tile(t)), started, req.query.v);
   };
 }
 

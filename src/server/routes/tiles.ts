@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseQuery } from 'node:querystring';
 import type { Request, Response } from 'express';
 import type { CachePolicy } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
@@ -35,9 +37,27 @@ export function tileHandler(layers: LayerRegistry, tiles: TileService) {
   return async (req: Request, res: Response): Promise<void> => {
     const started = performance.now();
     const t = parseTilePath(layers, tiles, req.params as Record<string, string>);
-    await sendTile(req, res, t, await tiles.tile(t), started);
+    await sendTile(req, res, t, tiles.cached(t) ?? (await tiles.tile(t)), started, req.query.v);
   };
 }
+
+/** What the request log and metrics say of a tile response. */
+export interface TileLog {
+  layer: string;
+  z: number;
+  x: number;
+  y: number;
+  cache: string;
+}
+
+/** The tile each response carried, for the request log and metrics (src/server/app.ts). */
+export const tileLogs = new WeakMap<ServerResponse, TileLog>();
+
+/** Each layer's Cache-Control, written once (a cache hit is mostly headers: keep them cheap). */
+const policies = new WeakMap<CachePolicy, string>();
+
+/** Server-Timing of a tile that a cache answered: only the time in the cache is not zero. */
+const HIT_TIMING = 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;dur=';
 
 /** Seconds a tile URL naming an old layer version may be kept: it is answered with the current tile. */
 const OLD_VERSION_MAX_AGE = 60;
@@ -49,45 +69,75 @@ const OLD_VERSION_MAX_AGE = 60;
  * version gets the current tile, which must not stick under the old name: a short max-age.
  */
 export function cacheControl(v: unknown, version: string, cache: CachePolicy): string {
-  if (v === undefined) return `public, max-age=${cache.maxAge}, s-maxage=${cache.sMaxAge}, stale-while-revalidate=${cache.staleWhileRevalidate}`;
+  if (v === undefined) {
+    let policy = policies.get(cache);
+    if (!policy)
+      policies.set(cache, (policy = `public, max-age=${cache.maxAge}, s-maxage=${cache.sMaxAge}, stale-while-revalidate=${cache.staleWhileRevalidate}`));
+    return policy;
+  }
   if (v === version) return 'public, max-age=31536000, immutable';
   const age = Math.min(OLD_VERSION_MAX_AGE, cache.maxAge);
   return `public, max-age=${age}, s-maxage=${age}`;
 }
 
 /** A tile answer over HTTP, whichever route asked: headers, 304, 204 or the bytes. */
-export async function sendTile(req: Request, res: Response, t: TileRequest, tile: TileAnswer, started: number): Promise<void> {
+export async function sendTile(req: IncomingMessage, res: ServerResponse, t: TileRequest, tile: TileAnswer, started: number, v: unknown): Promise<void> {
   const { cache } = t.layer.config;
-  res.setHeader('Cache-Control', cacheControl(req.query.v, t.layer.version, cache));
+  res.setHeader('Cache-Control', cacheControl(v, t.layer.version, cache));
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('ETag', tile.etag);
   res.setHeader('X-Cache', tile.tier);
   res.setHeader('X-Layer-Hash', t.layer.hash.slice(0, 12));
   const tm = tile.tier === 'miss' ? tile.timings : undefined;
-  const total = performance.now() - started;
   res.setHeader(
     'Server-Timing',
-    [
-      `read;dur=${(tm?.read ?? 0).toFixed(1)}`,
-      `ops;dur=${(tm?.ops ?? 0).toFixed(1)}`,
-      `encode;dur=${(tm?.encode ?? 0).toFixed(1)}`,
-      `cache;dur=${(tile.tier === 'miss' ? 0 : total).toFixed(1)}`,
-    ].join(', '),
+    tm
+      ? `read;dur=${tm.read.toFixed(1)}, ops;dur=${tm.ops.toFixed(1)}, encode;dur=${tm.encode.toFixed(1)}, cache;dur=0.0`
+      : HIT_TIMING + (performance.now() - started).toFixed(1),
   );
-  res.locals.tile = { layer: t.layer.name, z: t.z, x: t.x, y: t.y, cache: tile.tier };
+  tileLogs.set(res, { layer: t.layer.name, z: t.z, x: t.x, y: t.y, cache: tile.tier });
   if (noneMatch(req.headers['if-none-match'], tile.etag)) {
-    res.status(304).end();
+    res.statusCode = 304;
+    res.end();
     return;
   }
   let body = tile.body;
   if (!body) {
     if (t.layer.config.empty !== 'transparent') {
-      res.status(204).end();
+      res.statusCode = 204;
+      res.end();
       return;
     }
     body = await transparentTile(t.layer.config.tileSize * t.scale, t.format);
   }
   res.setHeader('Content-Type', tile.type ?? (t.format === 'png' ? 'image/png' : 'image/webp'));
   res.setHeader('Content-Length', String(body.length));
-  res.status(200).end(body);
+  res.statusCode = 200;
+  res.end(body);
+}
+
+/** `/tiles/{layer}/{z}/{x}/{file}[?query]`, spelt plainly (a percent-encoded name goes the full way). */
+const RAW_TILE = /^\/tiles\/([^/?%]+)\/([^/?]+)\/([^/?]+)\/([^/?]+)(?:\?(.*))?$/;
+
+/**
+ * The tile route without the framework, for the requests a busy server answers most: a GET
+ * for a tile that this process's L1 holds. Returns what `sendTile` needs, or undefined for
+ * anything else (a miss, an error to report, an unusual spelling), which the express app then
+ * handles in full, errors included.
+ */
+export function cachedTile(layers: LayerRegistry, tiles: TileService, req: IncomingMessage): { t: TileRequest; hit: TileAnswer; v: unknown } | undefined {
+  if (req.method !== 'GET') return undefined;
+  const m = RAW_TILE.exec(req.url ?? '');
+  if (!m) return undefined;
+  let t: TileRequest;
+  try {
+    t = parseTilePath(layers, tiles, { layer: m[1]!, z: m[2]!, x: m[3]!, file: m[4]! });
+  } catch {
+    return undefined;
+  }
+  const hit = tiles.cached(t);
+  // An empty tile may need the transparent one encoded: that is the full route's work.
+  if (!hit?.body) return undefined;
+  // As express's 'simple' query parser reads it: a repeated key gives a list.
+  return { t, hit, v: m[5] === undefined ? undefined : parseQuery(m[5]).v };
 }
