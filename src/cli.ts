@@ -1,18 +1,18 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { loadSettings, SETTINGS, settingsTable } from './config.js';
 import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
 import { loadLayer, type Layer } from './layers/layer.js';
-import { loadLayerDir } from './layers/registry.js';
+import { findLayerFile, loadLayerDir } from './layers/registry.js';
 import { purgeLayer } from './cache/purge.js';
 import { connectCache, whenReady } from './cache/redis.js';
 import { TileCache } from './cache/tiles.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { RenderPool } from './render/pool.js';
+import { seedCommand, SEED_USAGE } from './seed/command.js';
 import { serve } from './server/serve.js';
 import { TileService } from './service/tiles.js';
 import type { TileId } from './tiles/mercator.js';
@@ -22,7 +22,9 @@ const USAGE = `usage:
   tilegraph layers [DIR]                                              validate every layer file of DIR (default LAYERS_DIR); exit 1 if any is refused
   tilegraph diff A.yaml B.yaml [--sample N]                           canonical config diff, then pixel differences over N sample tiles (default 20)
   tilegraph settings                                                  the table of settings, their defaults and meanings (Markdown)
-  tilegraph cache purge LAYER [--stale]                               delete the layer's Redis entries (--stale: those of other versions than the current)`;
+  tilegraph cache purge LAYER [--stale]                               delete the layer's Redis entries (--stale: those of other versions than the current)
+  ${SEED_USAGE}
+                                                                      prewarm tiles into Redis, a directory or an MBTiles file (README: Seeding)`;
 
 function flagName(env: string): string {
   return env.toLowerCase().replace(/_/g, '-');
@@ -114,8 +116,7 @@ async function cacheCommand(args: string[]): Promise<void> {
   // With --stale, the entries of the layer's current version stay: it is read from its file.
   let keep: string | undefined;
   if (values.stale) {
-    const file = [`${name}.yaml`, `${name}.yml`].map((f) => path.join(settings.layersDir, f)).find((f) => existsSync(f));
-    if (!file) throw new Error(`--stale: no layer file for '${name}' in ${settings.layersDir}, so its current version is unknown`);
+    const file = findLayerFile(settings.layersDir, name);
     keep = (await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts })).version;
   }
   const client = connectCache(settings.redisUrl, Math.max(settings.redisTimeoutMs, 5000), createLogger('silent'));
@@ -140,6 +141,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'diff') return diffCommand(rest);
   if (command === 'settings') return void console.log(settingsTable());
   if (command === 'cache') return cacheCommand(rest);
+  if (command === 'seed') return seedCommand(rest);
   console.error(USAGE);
   process.exitCode = 2;
 }

@@ -1,9 +1,10 @@
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { TileError } from '../errors.js';
 import { byteSource } from '../sources/bytesource.js';
-import { loadLayer, type Layer, type LoadOptions } from './layer.js';
+import { LAYER_NAME, loadLayer, type Layer, type LoadOptions } from './layer.js';
 
 export interface LayerProblem {
   file: string;
@@ -96,6 +97,14 @@ export class LayerRegistry {
     this.problems = problems;
     this.log?.info({ layers: [...layers.keys()] }, `${layers.size} layer(s) loaded, ${problems.length} refused`);
   }
+}
+
+/** The file of the layer named so in `dir` (`NAME.yaml` or `NAME.yml`), or an error saying there is none. */
+export function findLayerFile(dir: string, name: string): string {
+  if (!LAYER_NAME.test(name)) throw new Error(`'${name}' is not a layer name`);
+  const file = [`${name}.yaml`, `${name}.yml`].map((f) => path.join(dir, f)).find((f) => existsSync(f));
+  if (!file) throw new Error(`no layer file for '${name}' in ${dir}`);
+  return file;
 }
 
 export async function loadLayerDir(opts: LoadOptions): Promise<{ layers: Map<string, Layer>; problems: LayerProblem[] }> {

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { L2Cache } from '../cache/l2.js';
-import { connectCache } from '../cache/redis.js';
+import { connectCache, whenReady } from '../cache/redis.js';
 import { TileCache } from '../cache/tiles.js';
 import type { Settings } from '../config.js';
 import { LayerRegistry } from '../layers/registry.js';
@@ -34,6 +34,9 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const l2 = settings.redisUrl
     ? new L2Cache(connectCache(settings.redisUrl, settings.redisTimeoutMs, log), { prefix: settings.redisPrefix, log, metrics })
     : undefined;
+  // Give Redis a moment to connect, so that the first tiles find what others stored; but a
+  // server starts without it all the same.
+  if (l2) await whenReady(l2.redis, 2000).catch(() => log.warn('redis does not answer yet: serving without L2 until it does'));
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024, l2);
   const tiles = new TileService({ pool, cache, metrics, log });
   let ready = true;

@@ -1,0 +1,31 @@
+/**
+ * `--to cache`: the L2 entries the servers read (same keys, same encoding, the layer's TTLs),
+ * so that after a run every seeded tile answers `hit-l2`. Unlike the servers, a seeding run
+ * wants to know when Redis fails: its writes are awaited and their errors count as failures.
+ */
+import { encodeEntry } from '../cache/l2.js';
+import type { RedisClient } from '../cache/redis.js';
+import type { TileEntry } from '../cache/tiles.js';
+import type { Layer } from '../layers/layer.js';
+import { cacheKey } from '../service/tiles.js';
+import type { TileId } from '../tiles/mercator.js';
+import type { SeedTarget } from './target.js';
+
+export function cacheTarget(redis: RedisClient, prefix: string, layer: Layer, format: 'png' | 'webp', scale: 1 | 2 = 1): SeedTarget {
+  const key = (t: TileId) => `${prefix}tile:${cacheKey({ layer, z: t.z, x: t.x, y: t.y, scale, format })}`;
+  const { l2Ttl, l2EmptyTtl } = layer.config.cache;
+  return {
+    name: 'cache',
+    has: async (t) => (await redis.exists(key(t))) === 1,
+    async put(t: TileId, entry: TileEntry) {
+      const ttl = entry.body ? l2Ttl : l2EmptyTtl;
+      if (ttl > 0) await redis.set(key(t), encodeEntry(entry), 'EX', ttl);
+    },
+    close: async () => {},
+  };
+}
+
+/** `--via URL`: the tiles are asked of a running server (or the nginx or CDN in front of it), which caches them itself. */
+export function viaTarget(): SeedTarget {
+  return { name: 'via', has: async () => false, put: async () => {}, close: async () => {} };
+}

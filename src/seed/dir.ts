@@ -1,0 +1,135 @@
+/**
+ * `--to dir:PATH`: an XYZ pyramid `PATH/{z}/{x}/{y}.{png|webp}` (y from the top, as in the
+ * tile URLs) that any static file server, or GDAL's TMS minidriver, serves as it is. Each tile
+ * is written to a hidden temporary file in its own directory and renamed over the final name:
+ * rename(2) within one file system is atomic, so a reader sees the old tile or the new one,
+ * never half of one, and a killed run leaves no truncated tile behind.
+ */
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { TileEntry } from '../cache/tiles.js';
+import type { TileId } from '../tiles/mercator.js';
+import type { SeedLayer, SeedTarget } from './target.js';
+
+/** `PATH/tilegraph.json`: whose tiles the directory holds. */
+interface DirRecord {
+  layer: string;
+  version: string;
+  format: 'png' | 'webp';
+  tileSize: number;
+  minzoom: number;
+  maxzoom: number;
+  bounds: [number, number, number, number];
+  /**
+   * When this version was first recorded, on the file system's clock (mtime of the record as
+   * it was created, in ms). Tiles of the previous version stay in place until they are
+   * overwritten, so a tile counts only if its mtime is not older: without this, a run of a new
+   * version that is killed half way would, when resumed, take the stale tiles for fresh ones.
+   */
+  since: number;
+}
+
+const DIR_RECORD = 'tilegraph.json';
+
+let temporaries = 0;
+
+/**
+ * Writes `file` through a hidden temporary in the same directory. `data` may be made from the
+ * temporary's creation time, which is the file system's clock (the one that stamps the tiles).
+ */
+async function writeAtomic(file: string, data: Uint8Array | ((mtimeMs: number) => string)): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++temporaries}.tmp`);
+  try {
+    const handle = await open(tmp, 'wx');
+    try {
+      await handle.writeFile(typeof data === 'function' ? data((await handle.stat()).mtimeMs) : data);
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function readRecord(file: string): Promise<Partial<DirRecord> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let record: unknown;
+  try {
+    record = JSON.parse(text);
+  } catch {
+    record = undefined;
+  }
+  if (typeof record !== 'object' || record === null || typeof (record as DirRecord).layer !== 'string') {
+    throw new Error(`${file}: not a tilegraph record (expected JSON with "layer" and "version"); move it away or choose another directory`);
+  }
+  return record as Partial<DirRecord>;
+}
+
+export async function openDirTarget(root: string, layer: SeedLayer): Promise<SeedTarget> {
+  const info = await stat(root).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (info && !info.isDirectory()) throw new Error(`${root}: exists and is not a directory`);
+  await mkdir(root, { recursive: true });
+
+  const recordFile = path.join(root, DIR_RECORD);
+  const old = await readRecord(recordFile);
+  if (old && old.layer !== layer.name) {
+    throw new Error(`${root}: holds tiles of layer '${old.layer}' (${DIR_RECORD}), not '${layer.name}'; seed each layer into its own directory`);
+  }
+  // The format is a seeding option, not part of the layer version: a change makes the tiles stale too.
+  const same = old?.version === layer.version && old.format === layer.format && old.tileSize === layer.tileSize && typeof old.since === 'number';
+  const record = (since: number): DirRecord => ({
+    layer: layer.name,
+    version: layer.version,
+    format: layer.format,
+    tileSize: layer.tileSize,
+    minzoom: layer.minzoom,
+    maxzoom: layer.maxzoom,
+    bounds: layer.bounds,
+    since,
+  });
+  let since = same ? old!.since! : 0;
+  if (!same || JSON.stringify(old) !== JSON.stringify(record(since))) {
+    await writeAtomic(recordFile, (mtimeMs) => {
+      if (!same) since = mtimeMs;
+      return `${JSON.stringify(record(since), null, 2)}\n`;
+    });
+  }
+
+  const tileFile = (t: TileId) => path.join(root, String(t.z), String(t.x), `${t.y}.${layer.format}`);
+  const made = new Set<string>();
+  let closed = false;
+  return {
+    name: `dir:${root}`,
+    async has(t: TileId) {
+      const s = await stat(tileFile(t)).catch(() => undefined);
+      return s !== undefined && s.isFile() && s.mtimeMs >= since;
+    },
+    async put(t: TileId, entry: TileEntry) {
+      if (closed) throw new Error(`${root}: put after close`);
+      if (!entry.body) return;
+      if (entry.type && entry.type !== `image/${layer.format}`) throw new Error(`${tileFile(t)}: a ${entry.type} tile in a ${layer.format} pyramid`);
+      const file = tileFile(t);
+      const dir = path.dirname(file);
+      if (!made.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        made.add(dir);
+      }
+      await writeAtomic(file, entry.body);
+    },
+    // Every put was complete when it resolved: nothing is buffered.
+    close: async () => {
+      closed = true;
+    },
+  };
+}

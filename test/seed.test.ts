@@ -1,0 +1,226 @@
+/**
+ * `tilegraph seed` as an operator runs it, a child process on the shipped DEM: into Redis
+ * (then a server answers hit-l2 for every seeded tile), into a directory and an MBTiles file
+ * (the same bytes as the server's tiles; GDAL opens them), sharded, killed and resumed, and
+ * with a source that fails part of the way.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { CLI, GDAL_ENV } from './helpers/layers.js';
+import { makeLayersDir, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
+import { startRedis, startServerProcess, type RedisProcess } from './helpers/processes.js';
+
+/** A corner of the Jasper DEM: zooms 10-12 hold a handful of tiles each. */
+const BBOX = [-117.6, 53.15, -117.4, 53.3] as const;
+
+/** The tiles of BBOX at zoom z, worked out here: floor/ceil of the fractional tile coordinates. */
+function bboxTiles(z: number): Tile[] {
+  const n = 2 ** z;
+  const fx = (lon: number) => ((lon + 180) / 360) * n;
+  const fy = (lat: number) => ((1 - Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360)) / Math.PI) / 2) * n;
+  const out: Tile[] = [];
+  for (let y = Math.floor(fy(BBOX[3])); y < Math.ceil(fy(BBOX[1])); y++)
+    for (let x = Math.floor(fx(BBOX[0])); x < Math.ceil(fx(BBOX[2])); x++) out.push([z, x, y]);
+  return out;
+}
+
+function seed(args: string[], env: Record<string, string>, cwd: string) {
+  const r = spawnSync(process.execPath, [CLI, 'seed', ...args], {
+    cwd,
+    env: { ...process.env, LOG_LEVEL: 'silent', WORKERS: '2', ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface Manifest {
+  layer: { name: string; version: string; configHash: string };
+  sources: { name: string; version: string }[];
+  total: { planned: number; rendered: number; empty: number; skipped: number; failed: number; bytes: number };
+  counts: Record<string, { planned: number; rendered: number; empty: number; skipped: number; failed: number }>;
+  exitCode: number;
+  interrupted: boolean;
+}
+
+const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
+
+/** Files of a z/x/y pyramid, as `z/x/y` without the extension. */
+function pyramidFiles(root: string): string[] {
+  const out: string[] = [];
+  for (const z of readdirSync(root).filter((d) => /^\d+$/.test(d)))
+    for (const x of readdirSync(path.join(root, z))) for (const f of readdirSync(path.join(root, z, x))) out.push(`${z}/${x}/${f.replace(/\.png$/, '')}`);
+  return out.sort();
+}
+
+describe('tilegraph seed', () => {
+  let tmp: TempLayers;
+  let redis: RedisProcess;
+  let env: Record<string, string>;
+  const bbox = BBOX.join(',');
+
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    redis = await startRedis();
+    env = { LAYERS_DIR: tmp.dir, REDIS_URL: redis.url, REDIS_PREFIX: 'seed-test:' };
+  });
+  after(async () => {
+    await redis?.stop();
+    await tmp?.remove();
+  });
+
+  test('--dry-run counts the tiles per zoom as a hand computation does, and shards add up', () => {
+    const r = seed(['dem-relief', '--zoom', '10-12', '--bbox', bbox, '--dry-run'], env, tmp.root);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    for (const z of [10, 11, 12]) assert.ok(lines.includes(`zoom ${z}: ${bboxTiles(z).length} tiles`), `${r.stdout}`);
+    const total = [10, 11, 12].reduce((n, z) => n + bboxTiles(z).length, 0);
+    assert.equal(lines.at(-1), `total ${total} tiles`);
+    assert.match(r.stdout, /^estimate: about \d+ s on 2 render thread\(s\) and [\d.]+ MB, from a sample of \d+ tiles$/m);
+    const shards = [0, 1, 2].map((i) => seed(['dem-relief', '--zoom', '10-12', '--bbox', bbox, '--shard', `${i}/3`, '--dry-run'], env, tmp.root));
+    const sizes = shards.map((s) => Number(/^total (\d+) tiles$/m.exec(s.stdout)![1]));
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      total,
+    );
+  });
+
+  test('--to cache: a server then answers hit-l2 for every seeded tile', async () => {
+    const r = seed(['dem-relief', '--zoom', '10-12', '--bbox', bbox], env, tmp.root);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { event: string; rendered: number; empty: number; failed: number; manifest: string };
+    assert.equal(done.event, 'done');
+    assert.equal(done.failed, 0);
+    const manifest = readJson<Manifest>(done.manifest);
+    assert.equal(manifest.total.planned, done.rendered + done.empty);
+    const server = await startServerProcess(tmp.dir, { REDIS_URL: redis.url, REDIS_PREFIX: 'seed-test:' });
+    try {
+      for (const z of [10, 11, 12]) {
+        for (const t of bboxTiles(z)) {
+          const a = await request(server.url, tilePath('dem-relief', t));
+          assert.equal(a.headers['x-cache'], 'hit-l2', `${t.join('/')}: ${a.status}`);
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+    // A second run finds everything there.
+    const again = seed(['dem-relief', '--zoom', '10-12', '--bbox', bbox], env, tmp.root);
+    const summary = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as { rendered: number; skipped: number };
+    assert.deepEqual([summary.rendered, summary.skipped], [0, manifest.total.planned]);
+  });
+
+  test('--to dir and --to mbtiles hold the bytes the server serves; GDAL opens both', async () => {
+    const dir = path.join(tmp.root, 'pyramid');
+    const mbtiles = path.join(tmp.root, 'dem.mbtiles');
+    const d = seed(['dem-relief', '--zoom', '10-11', '--bbox', bbox, '--to', `dir:${dir}`], env, tmp.root);
+    assert.equal(d.status, 0, d.stderr + d.stdout);
+    const m = seed(['dem-relief', '--zoom', '10-11', '--bbox', bbox, '--to', `mbtiles:${mbtiles}`], env, tmp.root);
+    assert.equal(m.status, 0, m.stderr + m.stdout);
+    const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+    assert.equal(pyramidFiles(dir).length, manifest.total.rendered);
+    const db = new Database(mbtiles, { readonly: true });
+    const server = await startServerProcess(tmp.dir);
+    try {
+      for (const t of [...bboxTiles(10), ...bboxTiles(11)]) {
+        const served = await request(server.url, tilePath('dem-relief', t));
+        const file = path.join(dir, `${t[0]}/${t[1]}/${t[2]}.png`);
+        const row = db
+          .prepare('SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?')
+          .get(t[0], t[1], 2 ** t[0] - 1 - t[2]) as { tile_data: Buffer } | undefined;
+        if (served.status === 204) {
+          assert.ok(!existsSync(file) && !row, `${t.join('/')} is empty: not stored`);
+          continue;
+        }
+        assert.ok(readFileSync(file).equals(served.body), `${t.join('/')}: the directory holds the server's bytes`);
+        assert.ok(row && Buffer.from(row.tile_data).equals(served.body), `${t.join('/')}: the MBTiles file holds the server's bytes`);
+      }
+    } finally {
+      db.close();
+      await server.stop();
+    }
+    const info = spawnSync('gdalinfo', [mbtiles], { encoding: 'utf8', env: GDAL_ENV });
+    assert.equal(info.status, 0, info.stderr);
+    assert.match(info.stdout, /Driver: MBTiles/);
+    const xml = path.join(tmp.root, 'pyramid.xml');
+    writeFileSync(
+      xml,
+      `<GDAL_WMS><Service name="TMS"><ServerUrl>file://${dir}/\${z}/\${x}/\${y}.png</ServerUrl></Service><DataWindow><UpperLeftX>-20037508.34</UpperLeftX><UpperLeftY>20037508.34</UpperLeftY><LowerRightX>20037508.34</LowerRightX><LowerRightY>-20037508.34</LowerRightY><TileLevel>11</TileLevel><TileCountX>1</TileCountX><TileCountY>1</TileCountY><YOrigin>top</YOrigin></DataWindow><Projection>EPSG:3857</Projection><BlockSizeX>256</BlockSizeX><BlockSizeY>256</BlockSizeY><BandsCount>4</BandsCount></GDAL_WMS>`,
+    );
+    assert.equal(spawnSync('gdalinfo', [xml], { encoding: 'utf8', env: GDAL_ENV }).status, 0, 'GDAL opens the directory as a TMS pyramid');
+  });
+
+  test('a run killed with SIGKILL and resumed stores every tile, none rendered twice', async () => {
+    const dir = path.join(tmp.root, 'killed');
+    const args = ['dem-relief', '--zoom', '10-13', '--to', `dir:${dir}`, '--concurrency', '2'];
+    const child = spawn(process.execPath, [CLI, 'seed', ...args], {
+      cwd: tmp.root,
+      env: { ...process.env, LOG_LEVEL: 'silent', WORKERS: '1', ...env },
+      stdio: 'ignore',
+    });
+    const progress = path.join(dir, 'manifest.json.progress');
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(progress) && (readJson<{ doneBefore: number }>(progress).doneBefore ?? 0) >= 5)) {
+      if (Date.now() > deadline || child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.ok(!existsSync(path.join(dir, 'manifest.json')), 'the killed run wrote no manifest');
+    const before = pyramidFiles(dir);
+    assert.ok(before.length > 0, 'the killed run stored some tiles');
+
+    const resumed = seed([...args, '--resume'], env, tmp.root);
+    assert.equal(resumed.status, 0, resumed.stderr + resumed.stdout);
+    const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+    const after = pyramidFiles(dir);
+    assert.equal(after.length, manifest.total.planned - manifest.total.empty - manifest.total.failed, 'every tile with data is there');
+    assert.equal(manifest.total.rendered, after.length - before.length, 'the resumed run rendered only what the killed one had not stored');
+    assert.equal(manifest.total.rendered + manifest.total.empty + manifest.total.skipped, manifest.total.planned);
+    // Written atomically: a kill never leaves half a tile under a tile's name.
+    for (const f of after)
+      assert.equal(
+        readFileSync(path.join(dir, `${f}.png`))
+          .subarray(-8, -4)
+          .toString('latin1'),
+        'IEND',
+        `${f} is a whole PNG`,
+      );
+
+    const other = seed(['dem-relief', '--zoom', '10-12', '--to', `dir:${dir}`, '--resume'], env, tmp.root);
+    assert.notEqual(other.status, 0);
+    assert.match(other.stderr, /--resume: no progress file|is of another run/);
+  });
+
+  test('a source that fails part of the way: failures are retried, logged, counted; --max-failures sets the exit code', async () => {
+    const layers = await makeLayersDir(['dem-relief']);
+    try {
+      // The full-resolution blocks lie at the end of the COG: cut its last fifth.
+      const cog = path.join(layers.dir, 'data/srtm_jasper_ab_100m.tif');
+      truncateSync(cog, Math.floor(statSync(cog).size * 0.8));
+      const e = { ...env, LAYERS_DIR: layers.dir };
+      const dir = path.join(layers.root, 'out');
+      const strict = seed(['dem-relief', '--zoom', '12-13', '--to', `dir:${dir}`, '--retries', '1'], e, layers.root);
+      assert.equal(strict.status, 1, strict.stdout + strict.stderr);
+      const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+      assert.ok(manifest.total.failed > 0 && manifest.total.rendered > 0, JSON.stringify(manifest.total));
+      const log = readFileSync(path.join(dir, 'manifest.json.failures.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { tile: string; attempts: number; error: string });
+      assert.equal(log.length, manifest.total.failed);
+      for (const f of log) {
+        assert.equal(f.attempts, 2, 'one retry');
+        assert.match(f.error, /srtm_jasper_ab_100m\.tif: block \d+ of image \d+ at byte \d+ is truncated/);
+      }
+      const lenient = seed(['dem-relief', '--zoom', '12-13', '--to', `dir:${dir}`, '--retries', '0', '--max-failures', '100'], e, layers.root);
+      assert.equal(lenient.status, 0, lenient.stdout + lenient.stderr);
+    } finally {
+      await layers.remove();
+    }
+  });
+});
