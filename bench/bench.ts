@@ -17,17 +17,18 @@
  * 5. Cached serving: the same 256 DEM tiles asked for again and again, from L1 and from Redis
  *    alone, in turn with the bare express handler, over several rounds.
  *
- * Seeding figures join as further entries of `scenarios`.
+ * 6. Seeding: `tilegraph seed` of zooms 10-14 into a directory, beside gdaldem color-relief +
+ *    gdal2tiles on the same pyramid.
  *
  * Environment: BENCH_DATA (data directory), BENCH_BUDGET_S (seconds for the runs of one HTTP
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
- * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single,
+ * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single, seed,
  * overview, encode, gdal2tiles), BENCH_SERVING_ROUNDS (default 3). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -576,17 +577,39 @@ async function gdal2tiles(): Promise<Scenario | undefined> {
   }
   const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-g2t-'));
   try {
+    // The colouring that gdal2tiles needs first, timed as make-data.sh runs it (its output is not used).
+    const c0 = performance.now();
+    await run('gdaldem', [
+      'color-relief',
+      '-q',
+      '-alpha',
+      path.join(DATA, 'dem.tif'),
+      await rampFile(out),
+      path.join(out, 'colour.tif'),
+      '-of',
+      'GTiff',
+      '-co',
+      'TILED=YES',
+      '-co',
+      'BLOCKXSIZE=512',
+      '-co',
+      'BLOCKYSIZE=512',
+      '-co',
+      'COMPRESS=DEFLATE',
+      '-co',
+      'NUM_THREADS=ALL_CPUS',
+    ]);
+    const colourSeconds = (performance.now() - c0) / 1000;
+    await rm(path.join(out, 'colour.tif'));
     const t0 = performance.now();
-    await run(cmd, ['--xyz', '-z', `${ZOOMS[0]}-${ZOOMS[1]}`, '-r', 'bilinear', '-w', 'none', `--processes=${CORES}`, '-q', input, out], {
+    await run(cmd, ['--xyz', '-z', `${ZOOMS[0]}-${ZOOMS[1]}`, '-r', 'bilinear', '-w', 'none', `--processes=${CORES}`, '-q', input, path.join(out, 'tiles')], {
       env: { ...process.env, PROJ_NETWORK: 'OFF' },
       maxBuffer: 1 << 24,
     });
     const seconds = (performance.now() - t0) / 1000;
-    let count = 0;
-    for (const z of await readdir(out))
-      for (const x of await readdir(path.join(out, z))) count += (await readdir(path.join(out, z, x))).filter((f) => f.endsWith('.png')).length;
+    const count = await pngsUnder(path.join(out, 'tiles'));
     const { stdout: version } = await run(cmd, ['--version']).catch(() => ({ stdout: '' }));
-    log(`  gdal2tiles: ${count} tiles in ${round(seconds)} s`);
+    log(`  gdal2tiles: ${count} tiles in ${round(seconds)} s, after ${round(colourSeconds)} s of gdaldem color-relief`);
     return {
       name: 'gdal2tiles-dem-relief',
       kind: `batch, ${CORES} processes`,
@@ -596,6 +619,56 @@ async function gdal2tiles(): Promise<Scenario | undefined> {
       tiles: { zooms: ZOOMS, total: count, measured: count, sampled: false },
       tilesPerSec: round(count / seconds),
       seconds: round(seconds, 2),
+      colourSeconds: round(colourSeconds, 2),
+      withColouringSeconds: round(seconds + colourSeconds, 2),
+    };
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+/** The bench DEM layer's colour stops as a gdaldem ramp (nodata transparent). */
+async function rampFile(dir: string): Promise<string> {
+  const file = path.join(dir, 'ramp.txt');
+  const hex = (c: string) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)).join(' ');
+  await writeFile(file, ['nv 0 0 0 0', ...DEM_STOPS.map(([v, c]) => `${v} ${hex(c)}`)].join('\n') + '\n');
+  return file;
+}
+
+async function pngsUnder(root: string): Promise<number> {
+  let count = 0;
+  for (const z of (await readdir(root)).filter((d) => /^\d+$/.test(d)))
+    for (const x of await readdir(path.join(root, z))) count += (await readdir(path.join(root, z, x))).filter((f) => f.endsWith('.png')).length;
+  return count;
+}
+
+/**
+ * `tilegraph seed bench-dem --zoom 10-14 --to dir:TMP` as a user runs it (a child process,
+ * start-up included): the pyramid gdal2tiles makes, from the DEM itself.
+ */
+async function seeding(layers: BenchLayers): Promise<Scenario> {
+  const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-seed-'));
+  try {
+    const t0 = performance.now();
+    const { stdout } = await run(process.execPath, [CLI, 'seed', layers.dem.name, '--zoom', `${ZOOMS[0]}-${ZOOMS[1]}`, '--to', `dir:${out}`], {
+      env: { ...process.env, LAYERS_DIR: DATA, WORKERS: String(CORES), LOG_LEVEL: 'silent', REDIS_URL: '' },
+      maxBuffer: 1 << 24,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const done = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rendered: number; empty: number; failed: number; bytes: number; seconds: number };
+    const files = await pngsUnder(out);
+    log(
+      `  seed: ${done.rendered} tiles (${done.empty} empty, ${done.failed} failed) in ${round(seconds)} s (${round(done.seconds)} s of rendering), ${files} files`,
+    );
+    return {
+      name: 'tilegraph-seed-dem-dir',
+      kind: `batch, ${CORES} render threads`,
+      what: `tilegraph seed ${layers.dem.name} --zoom ${ZOOMS[0]}-${ZOOMS[1]} --to dir: (child process, start-up and layer loading included)`,
+      tiles: { zooms: ZOOMS, rendered: done.rendered, empty: done.empty, failed: done.failed, files },
+      tilesPerSec: round((done.rendered + done.empty) / seconds),
+      seconds: round(seconds, 2),
+      renderSeconds: round(done.seconds, 2),
+      bytes: done.bytes,
     };
   } finally {
     await rm(out, { recursive: true, force: true });
@@ -666,7 +739,8 @@ async function main(): Promise<void> {
   const overview = await step('overview', () => overviewTarget(layers));
   const encode = await step('encode', () => encoders(layers));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
-  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, l1, l2, g2t]) if (s) scenarios.push(s);
+  const seeded = await step('seed', () => seeding(layers));
+  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, l1, l2, g2t, seeded]) if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
 
   const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
@@ -679,6 +753,8 @@ async function main(): Promise<void> {
     // The median of the rounds' ratios: each round pairs the two on the same state of the machine.
     l1HitsVsFixedCeiling: medianOf(l1?.vsCeilingByRound),
     l2HitsVsFixedCeiling: medianOf(l2?.vsCeilingByRound),
+    // Wall time for the same pyramid: gdaldem color-relief + gdal2tiles, against tilegraph seed.
+    seedVsGdaldemGdal2tiles: ratio(g2t?.withColouringSeconds as number | undefined, seeded?.seconds as number | undefined),
     ndviVsNaiveDem: ratio(rate(ndvi), rate(baselines?.naive)),
     demVsGdal2tiles: ratio(rate(dem), rate(g2t)),
     overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
@@ -697,6 +773,7 @@ async function main(): Promise<void> {
     target('zoom-8 tile cost, 4x COG vs 1x (x)', ratios.overviewCost4xVs1x, 1.2, 'lower'),
     target('L1 hits vs bare express 16 KB (x)', ratios.l1HitsVsFixedCeiling, 0.9, 'higher'),
     target('L2 hits, L1 off, vs bare express 16 KB (x)', ratios.l2HitsVsFixedCeiling, 0.5, 'higher'),
+    target('seeding zooms 10-14 vs gdaldem + gdal2tiles (x)', ratios.seedVsGdaldemGdal2tiles, 5, 'higher'),
   ];
 
   const cpus = os.cpus();

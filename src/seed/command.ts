@@ -157,7 +157,9 @@ export async function seedCommand(args: string[]): Promise<void> {
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
   const cover = await coverage(values, layer, shard);
   const total = [...cover.counts.values()].reduce((a, b) => a + b, 0);
-  const concurrency = number('concurrency', values.concurrency, Math.max(2, settings.workers * 2), 1, 256);
+  // Enough tiles in flight that every render thread stays busy: neighbouring tiles prefer one
+  // thread (their blocks are there), and the pool hands work to another only past a queue.
+  const concurrency = number('concurrency', values.concurrency, settings.workers * 8, 1, 256);
   const via = values.via;
   if (via !== undefined && values.to !== undefined) throw new Error('--via and --to: give one of them (--via warms a server, which stores the tiles itself)');
   if (via !== undefined && !/^https?:\/\/[^/]+/.test(via)) throw new Error(`--via ${via}: expected http(s)://host[:port]`);
