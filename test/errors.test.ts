@@ -4,10 +4,13 @@
  * a 500 naming the check, an unknown layer the same 404 on every route. None is cached.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TileError, fromWire, toWire } from '../src/errors.js';
 import {
   getJson,
+  lonLatToTile,
   makeLayersDir,
   request,
   SHIPPED_DATA,
@@ -20,6 +23,7 @@ import {
   type TestServer,
   type Tile,
 } from './helpers/http.js';
+import { startServerProcess, type ServerProcess } from './helpers/processes.js';
 
 const NIR = 'landsat8_zion_20150818_b5_nir.tif';
 /** Tiles of the Zion scene whose blocks no other tile here touches. */
@@ -104,4 +108,76 @@ describe('error codes across the thread boundary', () => {
       assert.deepEqual(json, { error: 'unknown layer', detail: "no layer named 'nope'" }, p);
     }
   });
+});
+
+/**
+ * Sets every TileByteCounts entry (TIFF tag 325) of every image of a little-endian classic
+ * TIFF to `value`, as a corrupt or hostile file would have it.
+ */
+function patchTileByteCounts(file: string, value: number): number {
+  const b = readFileSync(file);
+  assert.equal(b.toString('latin1', 0, 2), 'II', 'a little-endian TIFF');
+  assert.equal(b.readUInt16LE(2), 42, 'a classic TIFF');
+  let patched = 0;
+  for (let ifd = b.readUInt32LE(4); ifd !== 0; ifd = b.readUInt32LE(ifd + 2 + 12 * b.readUInt16LE(ifd))) {
+    const n = b.readUInt16LE(ifd);
+    for (let e = 0; e < n; e++) {
+      const at = ifd + 2 + 12 * e;
+      if (b.readUInt16LE(at) !== 325) continue;
+      assert.equal(b.readUInt16LE(at + 2), 4, 'TileByteCounts as LONG');
+      const count = b.readUInt32LE(at + 4);
+      const values = count === 1 ? at + 8 : b.readUInt32LE(at + 8);
+      for (let k = 0; k < count; k++) b.writeUInt32LE(value, values + 4 * k);
+      patched += count;
+    }
+  }
+  writeFileSync(file, b);
+  return patched;
+}
+
+describe('a COG that claims a block of 2^31 bytes (issue 13, finding 1)', () => {
+  let tmp: TempLayers;
+  let server: ServerProcess;
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    assert.ok(patchTileByteCounts(path.join(tmp.dir, 'data/srtm_jasper_ab_100m.tif'), 0x80000000) >= 4);
+    // A process of its own: before the fix, one tile aborted the whole process (exit 134).
+    server = await startServerProcess(tmp.dir);
+  });
+  after(async () => {
+    await server?.stop();
+    await tmp?.remove();
+  });
+
+  test('answers 500 naming the file and the block, and the server keeps serving', async () => {
+    const r = await request(server.url, tilePath('dem-relief', lonLatToTile(-117.55, 53.24, 12)));
+    assert.equal(r.status, 500, r.body.toString());
+    const body = JSON.parse(r.body.toString()) as { error: string; detail: string };
+    assert.equal(body.error, 'bad source data');
+    assert.match(body.detail, /^data\/srtm_jasper_ab_100m\.tif: block \d+ of image \d+ at byte \d+ claims 2147483648 bytes; a block holds at most \d+$/);
+    assert.equal(server.child.exitCode, null, 'the process is alive');
+    assert.equal((await request(server.url, '/healthz')).status, 200);
+  });
+});
+
+test('/readyz answers 503 while no layer is loaded, 200 once one is (issue 13, finding 6)', async () => {
+  const tmp = await makeLayersDir();
+  const server = await startServer(tmp.dir, { WORKERS: '1' });
+  try {
+    const empty = await getJson<{ status: string; layers: number }>(server.url, '/readyz');
+    assert.equal(empty.status, 503);
+    assert.deepEqual([empty.json.status, empty.json.layers], ['not ready', 0]);
+    assert.equal((await request(server.url, '/healthz')).status, 200, 'alive all the same');
+  } finally {
+    await server.close();
+    await tmp.remove();
+  }
+  const one = await makeLayersDir(['dem-relief']);
+  const loaded = await startServer(one.dir, { WORKERS: '1' });
+  try {
+    assert.equal((await request(loaded.url, '/readyz')).status, 200);
+  } finally {
+    await loaded.close();
+    await one.remove();
+  }
 });

@@ -65,11 +65,13 @@ export function createApp(deps: AppDeps): RequestListener {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', (_req, res) => {
-    const ok = deps.ready() && deps.pool.threads > 0;
+    // A server with no layer can only answer 404: a load balancer should not send it traffic.
+    const layers = deps.layers.all().length;
+    const ok = deps.ready() && deps.pool.threads > 0 && layers > 0;
     res.setHeader('Cache-Control', 'no-store');
     // L2 is reported, not required: without Redis every tile still renders.
     const l2 = deps.cache.l2?.state ?? 'off';
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', layers: deps.layers.all().length, threads: deps.pool.threads, l2 });
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', layers, threads: deps.pool.threads, l2 });
   });
   app.get('/metrics', async (_req, res) => {
     const m = deps.metrics;

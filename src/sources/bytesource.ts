@@ -1,5 +1,5 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { TileError } from '../errors.js';
+import { SourceError, TileError } from '../errors.js';
 
 /** Where a source's bytes come from: a local file or an HTTP(S) URL read with range requests. */
 export interface ByteSource {
@@ -28,6 +28,7 @@ export class FileSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.location, offset, length);
     this.handle ??= open(this.location, 'r');
     const fh = await this.handle;
     const buf = Buffer.allocUnsafe(length);
@@ -71,7 +72,8 @@ export class HttpSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    if (length <= 0) return new Uint8Array(0);
+    checkRange(this.location, offset, length);
+    if (length === 0) return new Uint8Array(0);
     const res = await this.fetch({ headers: { range: `bytes=${offset}-${offset + length - 1}` } });
     if (res.status !== 206 && res.status !== 200) {
       throw new TileError('upstream', 'upstream failed', `${this.location}: range request at byte ${offset} answered ${res.status}`);
@@ -100,6 +102,16 @@ export class HttpSource implements ByteSource {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The largest read a source takes at once (fs.read takes an int32 length; no block is near it). */
+const MAX_READ_BYTES = 1024 * 1024 * 1024;
+
+/** A range that could not come from a sane file: refused before it reaches an allocation or a system call. */
+function checkRange(location: string, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || length > MAX_READ_BYTES) {
+    throw new SourceError(`${location}: refused to read ${length} bytes at byte ${offset}`);
+  }
 }
 
 export function byteSource(location: string): ByteSource {

@@ -37,18 +37,23 @@ export interface CogMeta {
   bounds: [number, number, number, number];
 }
 
+/** Compressed bytes one block may take: a 1024² block of four Float64 bands, uncompressed, is 32 MiB. */
+const MAX_BLOCK_BYTES = 64 * 1024 * 1024;
+
 export class Cog {
   private constructor(
     readonly meta: CogMeta,
     private readonly src: ByteSource,
     private readonly littleEndian: boolean,
+    /** Bytes in the file when it was opened: no block may run past them. */
+    private readonly size: number,
   ) {}
 
   static async open(location: string, src: ByteSource = byteSource(location)): Promise<Cog> {
     try {
       const { size, version } = await src.identity();
       const { littleEndian, images } = await readTiff(src, size);
-      return new Cog(buildMeta(location, version, images), src, littleEndian);
+      return new Cog(buildMeta(location, version, images), src, littleEndian, size);
     } catch (err) {
       await src.close().catch(() => {});
       throw err;
@@ -124,6 +129,19 @@ export class Cog {
       const out = emptySamples(shape.bitsPerSample, shape.sampleFormat, shape.width * shape.height * shape.samples);
       if (this.meta.nodata !== null) out.fill(this.meta.nodata as never);
       return out;
+    }
+    // TIFF 6.0 §8: TileOffsets/TileByteCounts are whatever the file says. Checked against the
+    // file before they reach an allocation or a read: a count of 2^31 once aborted the process.
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(count) || offset < 0 || count < 0) {
+      throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} has offset ${offset} and byte count ${count}`);
+    }
+    if (count > MAX_BLOCK_BYTES) {
+      throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} claims ${count} bytes; a block holds at most ${MAX_BLOCK_BYTES}`);
+    }
+    if (offset + count > this.size) {
+      throw new SourceError(
+        `${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (it needs ${count} bytes; the file of ${this.size} bytes ends ${Math.max(0, this.size - offset)} bytes after it)`,
+      );
     }
     const bytes = await this.src.read(offset, count);
     if (bytes.length < count)
