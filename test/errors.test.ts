@@ -4,7 +4,7 @@
  * a 500 naming the check, an unknown layer the same 404 on every route. None is cached.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TileError, fromWire, toWire } from '../src/errors.js';
@@ -179,5 +179,25 @@ test('/readyz answers 503 while no layer is loaded, 200 once one is (issue 13, f
   } finally {
     await loaded.close();
     await one.remove();
+  }
+});
+
+test('a LAYERS_DIR reached through a link leaks no server path in error bodies (issue 13, finding 5)', async () => {
+  const tmp = await makeLayersDir(['dem-relief']);
+  const link = path.join(tmp.root, 'via-link');
+  symlinkSync(tmp.dir, link);
+  const cog = path.join(tmp.dir, 'data/srtm_jasper_ab_100m.tif');
+  const server = await startServer(link, { WORKERS: '1' });
+  try {
+    // Cut after loading: the full-resolution blocks at the end of the file are gone.
+    truncateSync(cog, Math.floor(statSync(cog).size * 0.3));
+    const r = await request(server.url, tilePath('dem-relief', lonLatToTile(-117.55, 53.24, 14)));
+    assert.equal(r.status, 500, r.body.toString());
+    const { detail } = JSON.parse(r.body.toString()) as { detail: string };
+    assert.match(detail, /^data\/srtm_jasper_ab_100m\.tif: block/);
+    for (const p of [tmp.root, realpathSync(tmp.root)]) assert.ok(!detail.includes(p), `${detail} names ${p}`);
+  } finally {
+    await server.close();
+    await tmp.remove();
   }
 });

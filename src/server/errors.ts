@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
@@ -20,8 +21,10 @@ const ANSWERS: Record<ErrorCode, { status: number; retryAfter?: number }> = {
 
 /** Every error becomes a JSON body with `Cache-Control: no-store`, here and nowhere else. */
 export function errorHandler(log: Logger, layersDir: string) {
-  // Clients see paths relative to the layers directory; the log keeps the full ones.
-  const redact = (text: string) => text.split(layersDir.endsWith(path.sep) ? layersDir : layersDir + path.sep).join('');
+  // Clients see paths relative to the layers directory; the log keeps the full ones. Sources
+  // are opened by their real path, so a layers directory reached through a link is cut both ways.
+  const prefixes = [...new Set([layersDir, realDir(layersDir)])].map((d) => (d.endsWith(path.sep) ? d : d + path.sep));
+  const redact = (text: string) => prefixes.reduce((t, p) => t.split(p).join(''), text);
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     let status = 500;
     let error = 'internal error';
@@ -46,6 +49,14 @@ export function errorHandler(log: Logger, layersDir: string) {
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.json({ error, detail: redact(detail) });
   };
+}
+
+function realDir(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
 }
 
 /** Errors raised by express itself (path parameter decoding, body parsers) carry a 4xx `status` or `statusCode`. */
