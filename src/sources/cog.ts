@@ -136,7 +136,9 @@ export class Cog {
       throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} has offset ${offset} and byte count ${count}`);
     }
     if (count > MAX_BLOCK_BYTES) {
-      throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} claims ${count} bytes; a block holds at most ${MAX_BLOCK_BYTES}`);
+      throw new SourceError(
+        `${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} claims ${count} bytes; a block holds at most ${MAX_BLOCK_BYTES}`,
+      );
     }
     if (offset + count > this.size) {
       throw new SourceError(
