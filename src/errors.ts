@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'bad_request'
   /** No such layer, tile, route. */
   | 'not_found'
+  /** The resource exists, not for this method. */
+  | 'method_not_allowed'
   /** A source's bytes are wrong: a truncated or corrupt COG, an unsupported layout. */
   | 'bad_source'
   /** An http(s) source answered with an error or could not be reached. */

@@ -4,6 +4,8 @@
  * a 500 naming the check, an unknown layer the same 404 on every route. None is cached.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { readFileSync, realpathSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -200,4 +202,102 @@ test('a LAYERS_DIR reached through a link leaks no server path in error bodies (
     await server.close();
     await tmp.remove();
   }
+});
+
+test('a layer the render threads would refuse is refused when it loads: 300 bands read whole (issue 13, finding 7)', async () => {
+  const tmp = await makeLayersDir();
+  try {
+    const tif = path.join(tmp.dir, 'data/many.tif');
+    const made = spawnSync(
+      'gdal_create',
+      ['-q', '-of', 'GTiff', '-outsize', '16', '16', '-bands', '300', '-burn', '7', '-a_srs', 'EPSG:3857', '-a_ullr', '0', '1000', '1000', '0', tif],
+      { encoding: 'utf8' },
+    );
+    assert.equal(made.status, 0, made.stderr);
+    const layer = (read: string) =>
+      `sources: { many: ./data/many.tif }\npipeline:\n  - read: ${read}\n  - select: { bands: [1] }\n  - rescale: { from: [0, 10] }\n`;
+    await tmp.write('all-bands.yaml', layer('{ source: many }'));
+    await tmp.write('one-band.yaml', layer('{ source: many, bands: [1] }'));
+    const server = await startServer(tmp.dir, { WORKERS: '1' });
+    try {
+      const { json } = await getJson<{ layers: { name: string }[]; refused: { file: string; error: string }[] }>(server.url, '/layers');
+      assert.deepEqual(
+        json.layers.map((l) => l.name),
+        ['one-band'],
+      );
+      assert.equal(json.refused.length, 1);
+      assert.match(json.refused[0]!.error, /^all-bands\.yaml: node 'step 1 \(read\)': source 'many' has 300 bands; name at most 256 with 'bands: \[\.\.\.\]'$/);
+      assert.equal((await request(server.url, '/tiles/one-band/14/8192/8191.png')).status, 200, 'the same source with bands named renders');
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await tmp.remove();
+  }
+});
+
+describe('methods, preflight, and the HTTP parser’s own refusals (issue 13, finding 8)', () => {
+  let tmp: TempLayers;
+  let server: TestServer;
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    server = await startServer(tmp.dir, { WORKERS: '1' });
+  });
+  after(async () => {
+    await server?.close();
+    await tmp?.remove();
+  });
+
+  test('other methods on tile routes answer 405 with Allow; OPTIONS answers the CORS preflight', async () => {
+    for (const p of ['/tiles/dem-relief/12/740/1323.png', '/tiles/dem-relief/tilejson.json', '/wmts/1.0.0/WMTSCapabilities.xml']) {
+      for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+        const r = await request(server.url, p, { method });
+        assert.equal(r.status, 405, `${method} ${p}`);
+        assert.equal(r.headers.allow, 'GET, HEAD, OPTIONS');
+        assert.equal(r.headers['cache-control'], 'no-store');
+        assert.deepEqual(Object.keys(JSON.parse(r.body.toString()) as object).sort(), ['detail', 'error']);
+      }
+      const pre = await request(server.url, p, { method: 'OPTIONS', headers: { origin: 'https://maps.example', 'access-control-request-method': 'GET' } });
+      assert.equal(pre.status, 204, `OPTIONS ${p}`);
+      assert.equal(pre.headers['access-control-allow-origin'], '*');
+      assert.match(String(pre.headers['access-control-allow-methods']), /\bGET\b/);
+    }
+  });
+
+  test('a request whose headers are too large gets a JSON 431 with no-store; a malformed one a JSON 400', async () => {
+    const raw = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const u = new URL(server.url);
+        const sock = net.connect(Number(u.port), u.hostname, () => sock.end(text));
+        let out = '';
+        sock.on('data', (d) => (out += d.toString('latin1')));
+        sock.on('end', () => resolve(out));
+        sock.on('error', reject);
+      });
+    const big = await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`);
+    assert.match(big, /^HTTP\/1\.1 431 /);
+    assert.match(big, /\r\nCache-Control: no-store\r\n/i);
+    assert.deepEqual(Object.keys(JSON.parse(big.split('\r\n\r\n')[1]!) as object).sort(), ['detail', 'error']);
+    const bad = await raw('NOT A REQUEST\r\n\r\n');
+    assert.match(bad, /^HTTP\/1\.1 400 /);
+    assert.deepEqual(Object.keys(JSON.parse(bad.split('\r\n\r\n')[1]!) as object).sort(), ['detail', 'error']);
+    assert.equal((await request(server.url, '/healthz')).status, 200);
+  });
+
+  test('a FIFO named like a layer file is listed as refused, not skipped in silence', async () => {
+    const dir = await makeLayersDir(['dem-relief']);
+    assert.equal(spawnSync('mkfifo', [path.join(dir.dir, 'pipe.yaml')]).status, 0);
+    const other = await startServer(dir.dir, { WORKERS: '1' });
+    try {
+      const { json } = await getJson<{ layers: { name: string }[]; refused: { file: string; error: string }[] }>(other.url, '/layers');
+      assert.deepEqual(
+        json.layers.map((l) => l.name),
+        ['dem-relief'],
+      );
+      assert.deepEqual(json.refused, [{ file: 'pipe.yaml', error: 'pipe.yaml: not a regular file' }]);
+    } finally {
+      await other.close();
+      await dir.remove();
+    }
+  });
 });

@@ -59,7 +59,7 @@ describe('L1 hits before the framework', () => {
     assert.equal((await request(server.url, `${plain}/`)).status, 404);
     assert.equal((await request(server.url, plain.replace('/12/', '/012/'))).status, 400);
     const post = await request(server.url, plain, { method: 'POST' });
-    assert.equal(post.status, 404);
+    assert.equal(post.status, 405);
     assert.equal(post.headers['cache-control'], 'no-store');
   });
 });

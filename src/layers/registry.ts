@@ -109,7 +109,9 @@ export function findLayerFile(dir: string, name: string): string {
 
 export async function loadLayerDir(opts: LoadOptions): Promise<{ layers: Map<string, Layer>; problems: LayerProblem[] }> {
   const files = (await readdir(opts.layersDir, { withFileTypes: true }))
-    .filter((d) => (d.isFile() || d.isSymbolicLink()) && /\.ya?ml$/.test(d.name))
+    // Anything but a folder: a FIFO or a device named like a layer file is refused by name
+    // (loadLayer says why), never skipped without a word.
+    .filter((d) => !d.isDirectory() && /\.ya?ml$/.test(d.name))
     .map((d) => path.join(opts.layersDir, d.name))
     .sort();
   const layers = new Map<string, Layer>();

@@ -13,6 +13,7 @@ import { describeLayer, listLayers } from './routes/layers.js';
 import { cachedTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
+const ALLOW = 'GET, HEAD, OPTIONS';
 
 export interface AppDeps {
   layers: LayerRegistry;
@@ -92,6 +93,23 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps.layers, deps.tiles));
   app.get('/map{/:layer}', mapPageHandler(deps.layers));
   app.use('/assets', mapAssets());
+
+  // What map clients fetch across origins: a CORS preflight is answered, and any other method
+  // is a 405 that says which ones there are (not a 404: the resource exists).
+  for (const route of [TILE_ROUTE, '/tiles/:layer/tilejson.json', '/wmts/1.0.0/WMTSCapabilities.xml', '/wmts/1.0.0/:layer/:style/:set/:z/:row/:file']) {
+    app.options(route, (_req, res) => {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      res.setHeader('Access-Control-Allow-Methods', ALLOW);
+      res.setHeader('Access-Control-Allow-Headers', 'If-None-Match, If-Modified-Since, Range');
+      res.setHeader('Access-Control-Max-Age', '86400');
+      res.setHeader('Allow', ALLOW);
+      res.status(204).end();
+    });
+    app.all(route, (req, res, next) => {
+      res.setHeader('Allow', ALLOW);
+      next(new TileError('method_not_allowed', 'method not allowed', `${req.method} ${req.path}: only ${ALLOW}`));
+    });
+  }
 
   app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
   app.use(errorHandler(deps.log, deps.layers.dir));

@@ -8,6 +8,7 @@ import { TileError, type ErrorCode } from '../errors.js';
 const ANSWERS: Record<ErrorCode, { status: number; retryAfter?: number }> = {
   bad_request: { status: 400 },
   not_found: { status: 404 },
+  method_not_allowed: { status: 405 },
   // The server's own data is at fault, not the client: 500 naming the file and the offset.
   bad_source: { status: 500 },
   quality: { status: 500 },

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { L2Cache } from '../cache/l2.js';
 import { connectCache, whenReady } from '../cache/redis.js';
 import { TileCache } from '../cache/tiles.js';
@@ -14,6 +15,20 @@ export interface Running {
   server: Server;
   url: string;
   close(): Promise<void>;
+}
+
+/**
+ * Requests Node's HTTP parser refuses before any route sees them (headers too large, not
+ * HTTP at all) get the same JSON error body and `no-store` as every other error.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const body = JSON.stringify({ error: (STATUS_CODES[status] ?? 'bad request').toLowerCase(), detail: err.code ?? err.message });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Loads the layers, starts the render pool and listens; SIGHUP reloads, SIGTERM drains. */
@@ -45,6 +60,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
     const s = createServer(app).listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);
   });
+  server.on('clientError', answerClientError);
   const addr = server.address();
   const url =
     typeof addr === 'object' && addr

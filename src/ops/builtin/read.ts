@@ -3,7 +3,7 @@ import type { Cog, CogMeta } from '../../sources/cog.js';
 import type { Resampling } from '../../sources/sample.js';
 import { percentiles } from '../../sources/statistics.js';
 import { Operator, operatorsOf, parseParams, type BuildContext } from '../operator.js';
-import { bandList, finite } from '../params.js';
+import { bandList, finite, MAX_BANDS } from '../params.js';
 import type { OutputShape, Raster, TileContext } from '../raster.js';
 
 const ReadParams = z.strictObject({
@@ -43,6 +43,9 @@ export class Read extends Operator {
     if (!src) throw new Error(`source '${p.source}' is not declared under sources: (declared: ${[...ctx.sources.keys()].join(', ') || 'none'})`);
     const meta = (this.meta = src.meta);
     this.source = p.source;
+    // Without `bands`, all of them: as many as the parameter could name, or the graph that the
+    // render threads rebuild from this read's config would be refused there.
+    if (!p.bands && meta.bands > MAX_BANDS) throw new Error(`source '${p.source}' has ${meta.bands} bands; name at most ${MAX_BANDS} with 'bands: [...]'`);
     this.bands = p.bands ?? Array.from({ length: meta.bands }, (_, i) => i + 1);
     for (const b of this.bands) {
       if (b > meta.bands) throw new Error(`band ${b} does not exist: source '${p.source}' has ${meta.bands} band(s)`);
