@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { readFileSync, realpathSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TileError, fromWire, toWire } from '../src/errors.js';
@@ -300,4 +300,36 @@ describe('methods, preflight, and the HTTP parser’s own refusals (issue 13, fi
       await dir.remove();
     }
   });
+});
+
+test('a layer whose source goes away comes back by itself when the source returns (issue 13, finding 2)', async () => {
+  const tmp = await makeLayersDir(['dem-relief']);
+  const cog = path.join(tmp.dir, 'data/srtm_jasper_ab_100m.tif');
+  const kept = path.join(tmp.root, 'kept.tif');
+  const server = await startServer(tmp.dir, { WORKERS: '1', SOURCE_RECHECK_S: '1' });
+  const state = async () => (await getJson<{ layers: { name: string }[]; refused: { file: string; error: string }[] }>(server.url, '/layers')).json;
+  const until = async (what: string, ok: () => Promise<boolean>) => {
+    const deadline = Date.now() + 15_000;
+    while (!(await ok())) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    const tile = tilePath('dem-relief', lonLatToTile(-117.55, 53.24, 12));
+    assert.equal((await request(server.url, tile)).status, 200);
+    renameSync(cog, kept);
+    await until('the layer to be refused', async () => (await state()).layers.length === 0);
+    const refused = (await state()).refused;
+    assert.equal(refused.length, 1);
+    assert.match(refused[0]!.error, /^dem-relief\.yaml: source 'dem': '\.\/data\/srtm_jasper_ab_100m\.tif' does not exist$/);
+    assert.equal((await request(server.url, tile)).status, 404);
+    renameSync(kept, cog);
+    await until('the layer to come back', async () => (await state()).layers.length === 1);
+    assert.deepEqual((await state()).refused, [], '/layers says it loads again');
+    assert.equal((await request(server.url, tile)).status, 200);
+  } finally {
+    await server.close();
+    await tmp.remove();
+  }
 });

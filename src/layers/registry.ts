@@ -15,9 +15,16 @@ export interface LayerProblem {
  * Every layer file of a directory. A bad file is reported and skipped; it never stops the
  * other layers from serving. `reload` swaps in a new set atomically (SIGHUP).
  */
+/** The longest wait between two tries of a refused layer file. */
+const MAX_RETRY_S = 300;
+
 export class LayerRegistry {
   private layers = new Map<string, Layer>();
   problems: LayerProblem[] = [];
+  /** Refused files (by path relative to the directory), tried again with back-off: a source may come back. */
+  private retries = new Map<string, { attempts: number; nextAt: number }>();
+  /** Seconds between rounds of checks (SOURCE_RECHECK_S): the first wait before a retry. */
+  private recheckS = 30;
 
   constructor(
     private readonly opts: LoadOptions,
@@ -51,6 +58,7 @@ export class LayerRegistry {
    */
   watchSources(seconds: number): () => void {
     if (seconds <= 0) return () => {};
+    this.recheckS = seconds;
     let running = false;
     const timer = setInterval(() => {
       if (running) return;
@@ -63,6 +71,11 @@ export class LayerRegistry {
     return () => clearInterval(timer);
   }
 
+  /**
+   * One round of checks: the loaded layers' sources (a changed one reloads its layer, a
+   * failing one takes it out), then the refused files whose turn has come, so that a layer
+   * whose source went away comes back by itself when it returns.
+   */
   async recheck(): Promise<void> {
     for (const layer of this.all()) {
       let changed = false;
@@ -83,18 +96,40 @@ export class LayerRegistry {
         this.log?.info({ layer: fresh.name, version: fresh.version }, 'source changed: layer reloaded');
       } catch (err) {
         this.layers.delete(layer.name);
-        const file = path.relative(this.opts.layersDir, layer.file);
-        this.problems = [...this.problems.filter((p) => p.file !== file), { file, error: (err as Error).message }];
+        this.refuse(path.relative(this.opts.layersDir, layer.file), (err as Error).message);
         this.log?.error({ layer: layer.name }, (err as Error).message);
       }
     }
+    const now = Date.now();
+    for (const [file, r] of [...this.retries]) {
+      if (r.nextAt > now) continue;
+      try {
+        const layer = await loadLayer(path.join(this.opts.layersDir, file), this.opts);
+        if (this.layers.has(layer.name)) throw new Error(`${file}: a layer named '${layer.name}' is already loaded`);
+        this.layers.set(layer.name, layer);
+        this.retries.delete(file);
+        this.problems = this.problems.filter((p) => p.file !== file);
+        this.log?.info({ layer: layer.name, version: layer.version, attempts: r.attempts }, 'layer loads again');
+      } catch (err) {
+        this.refuse(file, (err as Error).message, r.attempts + 1);
+      }
+    }
+  }
+
+  /** Lists a refused file with its current reason, and when to try it again (doubling, up to MAX_RETRY_S). */
+  private refuse(file: string, error: string, attempts = 1): void {
+    this.problems = [...this.problems.filter((p) => p.file !== file), { file, error }];
+    const wait = Math.min(MAX_RETRY_S, this.recheckS * 2 ** (attempts - 1));
+    this.retries.set(file, { attempts, nextAt: Date.now() + wait * 1000 });
   }
 
   async reload(): Promise<void> {
     const { layers, problems } = await loadLayerDir(this.opts);
     for (const p of problems) this.log?.error({ file: p.file }, p.error);
     this.layers = layers;
-    this.problems = problems;
+    this.problems = [];
+    this.retries.clear();
+    for (const p of problems) this.refuse(p.file, p.error);
     this.log?.info({ layers: [...layers.keys()] }, `${layers.size} layer(s) loaded, ${problems.length} refused`);
   }
 }

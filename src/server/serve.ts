@@ -35,8 +35,9 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 export async function serve(settings: Settings, opts: { signals?: boolean } = {}): Promise<Running> {
   const log = createLogger(settings.logLevel);
   const layers = new LayerRegistry({ layersDir: settings.layersDir, allowedHosts: settings.allowedHosts }, log);
-  await layers.reload();
+  // Watching first: the files refused at start are retried from the first round on.
   const stopWatching = layers.watchSources(settings.sourceRecheckS);
+  await layers.reload();
   const pool = new RenderPool({
     threads: settings.workers,
     maxQueue: settings.maxQueue,
