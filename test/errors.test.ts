@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -282,6 +283,23 @@ describe('methods, preflight, and the HTTP parser’s own refusals (issue 13, fi
     assert.match(bad, /^HTTP\/1\.1 400 /);
     assert.deepEqual(Object.keys(JSON.parse(bad.split('\r\n\r\n')[1]!) as object).sort(), ['detail', 'error']);
     assert.equal((await request(server.url, '/healthz')).status, 200);
+  });
+
+  test('the preview page forbids what it does not use: a CSP naming its inline script and style, no framing, nosniff', async () => {
+    const r = await request(server.url, '/map/dem-relief');
+    assert.equal(r.status, 200);
+    const csp = String(r.headers['content-security-policy']);
+    assert.match(csp, /frame-ancestors 'self'/);
+    assert.match(csp, /object-src 'none'/);
+    const html = r.body.toString();
+    const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    const script = /<script type="module">([\s\S]*?)<\/script>/.exec(html)![1]!;
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!;
+    assert.ok(csp.includes(`script-src 'self' ${hash(script)}`), 'the inline script is allowed by its hash, and nothing else inline');
+    assert.ok(csp.includes(`style-src 'self' ${hash(style)}`));
+    for (const p of ['/map/dem-relief', '/tiles/dem-relief/12/740/1323.png', '/layers']) {
+      assert.equal((await request(server.url, p)).headers['x-content-type-options'], 'nosniff', p);
+    }
   });
 
   test('a FIFO named like a layer file is listed as refused, not skipped in silence', async () => {

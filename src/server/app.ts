@@ -45,6 +45,8 @@ export function createApp(deps: AppDeps): RequestListener {
     const id = (req.headers['x-request-id'] as string | undefined)?.slice(0, 64) ?? idPrefix + (++requestId).toString(36);
     const url = req.url;
     res.setHeader('X-Request-Id', id);
+    // Every answer is what its Content-Type says: no browser should guess otherwise.
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     res.on('finish', () => {
       const seconds = (performance.now() - started) / 1000;
       const tile = tileLogs.get(res);

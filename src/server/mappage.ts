@@ -4,6 +4,7 @@
  * HTML lives here as a template string so that it ships inside dist/ with the code; MapLibre
  * itself is served from this package's node_modules by `mapAssets()` (no CDN).
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { buildTileJson, tileUrlTemplate, type ClientLayer } from '../tiles/tilejson.js';
 import { capabilitiesUrl, MATRIX_SETS, matrixSetSuffix } from '../tiles/wmts.js';
@@ -111,10 +112,7 @@ export function renderMapPage(baseUrl: string, current: ClientLayer, layers: rea
   <p id="status" role="status"></p>
 </aside>
 <script type="application/json" id="tilegraph-config">${scriptJson(cfg)}</script>
-<script type="module">
-import * as maplibregl from '${MAPLIBRE_ASSETS}/maplibre-gl.mjs';
-${PAGE_SCRIPT}
-</script>
+<script type="module">${MODULE_SCRIPT}</script>
 </body>
 </html>
 `;
@@ -262,3 +260,29 @@ for (const button of document.querySelectorAll('button[data-copy]')) {
 
 map.once('load', () => show(cfg.current, true).catch(fail));
 `;
+
+/** The page's one script: MapLibre from this server, then the page's own code. */
+const MODULE_SCRIPT = `
+import * as maplibregl from '${MAPLIBRE_ASSETS}/maplibre-gl.mjs';
+${PAGE_SCRIPT}
+`;
+
+const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+/**
+ * What the preview page may load: its own inline script and style (by hash) and everything
+ * from this server, MapLibre's workers from blob: URLs, and nothing else; no framing by
+ * other sites.
+ */
+export const MAP_PAGE_CSP = [
+  "default-src 'self'",
+  `script-src 'self' ${sha256(MODULE_SCRIPT)}`,
+  `style-src 'self' ${sha256(PAGE_CSS)}`,
+  "img-src 'self' data: blob:",
+  "worker-src 'self' blob:",
+  "child-src 'self' blob:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'self'",
+].join('; ');

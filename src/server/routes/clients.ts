@@ -12,7 +12,7 @@ import type { TileService } from '../../service/tiles.js';
 import { buildTileJson, type TileScale, type TileUrlFormat } from '../../tiles/tilejson.js';
 import { buildWmtsCapabilities, matrixSetSuffix, WMTS_STYLE } from '../../tiles/wmts.js';
 import { TileError } from '../../errors.js';
-import { MAPLIBRE_ASSETS, renderMapPage } from '../mappage.js';
+import { MAP_PAGE_CSP, MAPLIBRE_ASSETS, renderMapPage } from '../mappage.js';
 import { sendTile } from './tiles.js';
 
 const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
@@ -116,6 +116,7 @@ export function mapPageHandler(layers: LayerRegistry): RequestHandler {
     const layer = layers.require(name);
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('Vary', 'Host, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port');
+    res.setHeader('Content-Security-Policy', MAP_PAGE_CSP);
     res.type('html').send(renderMapPage(requestBaseUrl(req), layer, all));
   };
 }
