@@ -67,6 +67,21 @@ const DEFS = {
     schema: whole(1).default(100),
     description: 'time limit of one Redis command; after 3 failures in a row Redis is skipped for a second, then tried again',
   },
+  trustedProxies: {
+    env: 'TRUSTED_PROXIES',
+    schema: z
+      .string()
+      .default('127.0.0.1,::1')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((h) => h.trim())
+          .filter(Boolean),
+      ),
+    shown: '127.0.0.1,::1',
+    description:
+      'comma-separated addresses or CIDR ranges whose `X-Forwarded-Proto/Host/Port` are believed (nginx, a load balancer); from anyone else they are ignored',
+  },
   logLevel: { env: 'LOG_LEVEL', schema: z.string().default('info'), description: 'pino log level (`silent` for none)' },
 } satisfies Record<string, SettingDef<unknown>>;
 

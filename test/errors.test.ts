@@ -10,7 +10,9 @@ import net from 'node:net';
 import { readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { loadSettings } from '../src/config.js';
 import { TileError, fromWire, toWire } from '../src/errors.js';
+import { proxyList } from '../src/server/app.js';
 import {
   getJson,
   lonLatToTile,
@@ -351,3 +353,25 @@ test('a layer whose source goes away comes back by itself when the source return
     await tmp.remove();
   }
 });
+
+test('X-Forwarded-* is believed only from TRUSTED_PROXIES (issue 13, finding 8)', async () => {
+  const tmp = await makeLayersDir(['dem-relief']);
+  const forged = { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', 'x-forwarded-port': '8443' };
+  const tiles = async (s: TestServer) =>
+    (JSON.parse((await request(s.url, '/tiles/dem-relief/tilejson.json', { headers: forged })).body.toString()) as { tiles: string[] }).tiles[0]!;
+  const trusting = await startServer(tmp.dir, { WORKERS: '1' });
+  const wary = await startServer(tmp.dir, { WORKERS: '1', TRUSTED_PROXIES: '10.9.9.0/24,fd00::1' });
+  try {
+    assert.match(await tiles(trusting), /^https:\/\/evil\.example:8443\/tiles\/dem-relief\//, 'loopback is trusted by default (nginx on the same machine)');
+    assert.equal((await tiles(wary)).split('/tiles/')[0], wary.url, 'from an untrusted peer, the request’s own address');
+  } finally {
+    await trusting.close();
+    await wary.close();
+    await tmp.remove();
+  }
+  assert.throws(() => loadSettingsAndList('10.0.0.300'), /TRUSTED_PROXIES: '10\.0\.0\.300' is not an address or CIDR range/);
+});
+
+function loadSettingsAndList(value: string) {
+  return proxyList(loadSettings({ TRUSTED_PROXIES: value }).trustedProxies);
+}

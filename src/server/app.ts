@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { BlockList, isIP } from 'node:net';
 import express from 'express';
 import type { Logger } from 'pino';
 import type { TileCache } from '../cache/tiles.js';
@@ -24,6 +25,31 @@ export interface AppDeps {
   metrics: Metrics;
   /** False while starting or draining. */
   ready: () => boolean;
+  /** Peers whose X-Forwarded-* headers are believed (TRUSTED_PROXIES). */
+  trustedProxies: BlockList;
+}
+
+/** TRUSTED_PROXIES as a list node can check addresses against: `a.b.c.d`, `a.b.c.d/n`, IPv6 likewise. */
+export function proxyList(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const e of entries) {
+    const [address, bits] = e.split('/');
+    const family = isIP(address!) === 6 ? 'ipv6' : 'ipv4';
+    if (!isIP(address!)) throw new Error(`TRUSTED_PROXIES: '${e}' is not an address or CIDR range`);
+    if (bits === undefined) list.addAddress(address!, family);
+    else list.addSubnet(address!, Number(bits), family);
+  }
+  return list;
+}
+
+const FORWARDED = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'] as const;
+
+/** X-Forwarded-* from a peer that is not a trusted proxy say nothing: they are dropped. */
+function dropUntrustedForwarding(req: IncomingMessage, trusted: BlockList): void {
+  if (!FORWARDED.some((h) => h in req.headers)) return;
+  const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
+  if (peer && trusted.check(peer, isIP(peer) === 6 ? 'ipv6' : 'ipv4')) return;
+  for (const h of FORWARDED) delete req.headers[h];
 }
 
 /**
@@ -118,6 +144,7 @@ export function createApp(deps: AppDeps): RequestListener {
 
   return (req, res) => {
     const started = performance.now();
+    dropUntrustedForwarding(req, deps.trustedProxies);
     const cached = cachedTile(deps.layers, deps.tiles, req);
     if (!cached) return void app(req, res);
     observe(req, res, started, () => TILE_ROUTE);

@@ -9,7 +9,7 @@ import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { RenderPool } from '../render/pool.js';
 import { TileService } from '../service/tiles.js';
-import { createApp } from './app.js';
+import { createApp, proxyList } from './app.js';
 
 export interface Running {
   server: Server;
@@ -56,7 +56,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024, l2);
   const tiles = new TileService({ pool, cache, metrics, log });
   let ready = true;
-  const app = createApp({ layers, pool, cache, tiles, log, metrics, ready: () => ready });
+  const app = createApp({ layers, pool, cache, tiles, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = createServer(app).listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);
