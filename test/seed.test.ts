@@ -49,11 +49,12 @@ interface Manifest {
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
 
-/** Files of a z/x/y pyramid, as `z/x/y` without the extension. */
+/** Tiles of a z/x/y pyramid, as `z/x/y`: `y.png` files only (a killed run may leave a hidden temporary file, never a tile). */
 function pyramidFiles(root: string): string[] {
   const out: string[] = [];
   for (const z of readdirSync(root).filter((d) => /^\d+$/.test(d)))
-    for (const x of readdirSync(path.join(root, z))) for (const f of readdirSync(path.join(root, z, x))) out.push(`${z}/${x}/${f.replace(/\.png$/, '')}`);
+    for (const x of readdirSync(path.join(root, z)))
+      for (const f of readdirSync(path.join(root, z, x))) if (/^\d+\.png$/.test(f)) out.push(`${z}/${x}/${f.slice(0, -4)}`);
   return out.sort();
 }
 
