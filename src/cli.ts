@@ -7,7 +7,7 @@ import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layer
 import { loadLayer, type Layer } from './layers/layer.js';
 import { findLayerFile, loadLayerDir } from './layers/registry.js';
 import { purgeLayer } from './cache/purge.js';
-import { connectCache, whenReady } from './cache/redis.js';
+import { connectForCommand } from './cache/redis.js';
 import { TileCache } from './cache/tiles.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -119,9 +119,8 @@ async function cacheCommand(args: string[]): Promise<void> {
     const file = findLayerFile(settings.layersDir, name);
     keep = (await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts })).version;
   }
-  const client = connectCache(settings.redisUrl, Math.max(settings.redisTimeoutMs, 5000), createLogger('silent'));
+  const client = await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
   try {
-    await whenReady(client, 5000);
     const removed = await purgeLayer(client, settings.redisPrefix, name, keep);
     let total = 0;
     for (const [version, n] of removed) {

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../src/cache/redis.js';
 import { decodeEntry, encodeEntry } from '../src/cache/l2.js';
 import { runCli } from './helpers/layers.js';
-import { getJson, lonLatToTile, makeLayersDir, metricValue, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
+import { getJson, lonLatToTile, makeLayersDir, metricValue, request, tilePath, until, type TempLayers, type Tile } from './helpers/http.js';
 import { startRedis, startServerProcess, type RedisProcess, type ServerProcess } from './helpers/processes.js';
 
 const PREFIX = 'tg-test:';
@@ -21,14 +21,6 @@ const tile = (k: number): Tile => lonLatToTile(-117.8 + 0.0215 * (k % 26), 53.12
 
 async function readyz(url: string): Promise<{ status: string; l2: string }> {
   return (await getJson<{ status: string; l2: string }>(url, '/readyz')).json;
-}
-
-async function until(what: string, ok: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const renders = async (servers: readonly ServerProcess[]) =>

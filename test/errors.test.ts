@@ -27,6 +27,7 @@ import {
   type TempLayers,
   type TestServer,
   type Tile,
+  until,
 } from './helpers/http.js';
 import { startServerProcess, type ServerProcess } from './helpers/processes.js';
 
@@ -328,13 +329,6 @@ test('a layer whose source goes away comes back by itself when the source return
   const kept = path.join(tmp.root, 'kept.tif');
   const server = await startServer(tmp.dir, { WORKERS: '1', SOURCE_RECHECK_S: '1' });
   const state = async () => (await getJson<{ layers: { name: string }[]; refused: { file: string; error: string }[] }>(server.url, '/layers')).json;
-  const until = async (what: string, ok: () => Promise<boolean>) => {
-    const deadline = Date.now() + 15_000;
-    while (!(await ok())) {
-      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
   try {
     const tile = tilePath('dem-relief', lonLatToTile(-117.55, 53.24, 12));
     assert.equal((await request(server.url, tile)).status, 200);

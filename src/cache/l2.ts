@@ -17,6 +17,12 @@ export interface L2Options {
   metrics?: Metrics;
 }
 
+/**
+ * Where a tile entry lives: the prefix, `tile:`, then the service's key (layer name, version,
+ * z/x/y, scale, format), so that one layer's entries share a prefix (`tilegraph cache purge`).
+ */
+export const entryKey = (prefix: string, key: string): string => `${prefix}tile:${key}`;
+
 /** `TGE1`, flags (bit 0: empty), ETag length, ETag, type length, type, body. */
 const MAGIC = 0x54474531;
 
@@ -68,13 +74,13 @@ export class L2Cache {
     return this.breaker.state === 'closed' && this.redis.status === 'ready' ? 'up' : 'down';
   }
 
-  entryKey(key: string): string {
-    return `${this.opts.prefix}tile:${key}`;
+  private lockKey(key: string): string {
+    return `${this.opts.prefix}lock:${key}`;
   }
 
   /** The entry; null when Redis has none; undefined when Redis could not be asked. */
   async get(key: string): Promise<TileEntry | null | undefined> {
-    const raw = await this.call('get', () => this.redis.getBuffer(this.entryKey(key)));
+    const raw = await this.call('get', () => this.redis.getBuffer(entryKey(this.opts.prefix, key)));
     if (raw === undefined) return undefined;
     return raw ? (decodeEntry(raw) ?? null) : null;
   }
@@ -82,19 +88,19 @@ export class L2Cache {
   /** Stores an entry for `ttlS` seconds; failures only count. */
   async set(key: string, entry: TileEntry, ttlS: number): Promise<void> {
     if (ttlS <= 0) return;
-    await this.call('set', () => this.redis.set(this.entryKey(key), encodeEntry(entry), 'EX', ttlS));
+    await this.call('set', () => this.redis.set(entryKey(this.opts.prefix, key), encodeEntry(entry), 'EX', ttlS));
   }
 
   /** A token when this process now holds the tile's lock; null when another does; undefined when Redis could not be asked. */
   async lock(key: string, ttlMs: number): Promise<string | null | undefined> {
     const token = randomBytes(8).toString('hex');
-    const ok = await this.call('lock', () => this.redis.set(`${this.opts.prefix}lock:${key}`, token, 'PX', ttlMs, 'NX'));
+    const ok = await this.call('lock', () => this.redis.set(this.lockKey(key), token, 'PX', ttlMs, 'NX'));
     if (ok === undefined) return undefined;
     return ok === 'OK' ? token : null;
   }
 
   async unlock(key: string, token: string): Promise<void> {
-    await this.call('unlock', () => this.redis.eval(UNLOCK, 1, `${this.opts.prefix}lock:${key}`, token));
+    await this.call('unlock', () => this.redis.eval(UNLOCK, 1, this.lockKey(key), token));
   }
 
   /**

@@ -3,6 +3,7 @@
  * Redis for as long as it walks the whole key space) and removed with UNLINK in batches.
  */
 import { Cluster } from 'ioredis';
+import { entryKey } from './l2.js';
 import type { RedisClient } from './redis.js';
 
 /** Glob characters of SCAN's MATCH, escaped so that a prefix matches only itself. */
@@ -13,7 +14,7 @@ const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
  * answers how many it removed of each version.
  */
 export async function purgeLayer(client: RedisClient, prefix: string, layer: string, keep?: string): Promise<Map<string, number>> {
-  const head = `${prefix}tile:${layer}:`;
+  const head = entryKey(prefix, `${layer}:`);
   const removed = new Map<string, number>();
   // A cluster keeps its keys on its masters: each is scanned on its own.
   const nodes = client instanceof Cluster ? client.nodes('master') : [client];

@@ -133,3 +133,18 @@ export function whenReady(client: RedisClient, ms: number): Promise<void> {
     client.once('ready', ready);
   });
 }
+
+/**
+ * A client for a command (`seed`, `cache purge`): the same fail-fast client with a patient
+ * timeout, ready before it is returned; a command has no tile to keep waiting.
+ */
+export async function connectForCommand(url: string, timeoutMs: number, log: Logger): Promise<RedisClient> {
+  const client = connectCache(url, Math.max(timeoutMs, 5000), log);
+  try {
+    await whenReady(client, 5000);
+  } catch (err) {
+    client.disconnect();
+    throw err;
+  }
+  return client;
+}

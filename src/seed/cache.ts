@@ -3,7 +3,7 @@
  * so that after a run every seeded tile answers `hit-l2`. Unlike the servers, a seeding run
  * wants to know when Redis fails: its writes are awaited and their errors count as failures.
  */
-import { encodeEntry } from '../cache/l2.js';
+import { encodeEntry, entryKey } from '../cache/l2.js';
 import type { RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
 import type { Layer } from '../layers/layer.js';
@@ -12,7 +12,7 @@ import type { TileId } from '../tiles/mercator.js';
 import type { SeedTarget } from './target.js';
 
 export function cacheTarget(redis: RedisClient, prefix: string, layer: Layer, format: 'png' | 'webp', scale: 1 | 2 = 1): SeedTarget {
-  const key = (t: TileId) => `${prefix}tile:${cacheKey({ layer, z: t.z, x: t.x, y: t.y, scale, format })}`;
+  const key = (t: TileId) => entryKey(prefix, cacheKey({ layer, z: t.z, x: t.x, y: t.y, scale, format }));
   const { l2Ttl, l2EmptyTtl } = layer.config.cache;
   return {
     name: 'cache',

@@ -9,7 +9,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { connectCache, whenReady, type RedisClient } from '../cache/redis.js';
+import { connectForCommand, type RedisClient } from '../cache/redis.js';
 import { TileCache, type TileEntry } from '../cache/tiles.js';
 import { loadSettings, type Settings } from '../config.js';
 import { TileError } from '../errors.js';
@@ -169,8 +169,7 @@ export async function seedCommand(args: string[]): Promise<void> {
   const redisClient = async () => {
     if (!settings.redisUrl)
       throw new Error('--to cache needs REDIS_URL: the servers share their cache through Redis (or use --to dir:PATH, --to mbtiles:PATH)');
-    redis = connectCache(settings.redisUrl, Math.max(settings.redisTimeoutMs, 5000), createLogger('silent'));
-    await whenReady(redis, 5000);
+    redis = await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
     return redis;
   };
   const pool =

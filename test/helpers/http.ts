@@ -90,6 +90,15 @@ export async function startServer(layersDir: string, env: Record<string, string>
   return Object.assign(running, { layersDir });
 }
 
+/** Polls `ok` every 100 ms until it holds; throws naming `what` after `ms`. */
+export async function until(what: string, ok: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Raw HTTP
 
