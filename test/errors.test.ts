@@ -7,13 +7,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import { readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadSettings } from '../src/config.js';
 import { TileError, fromWire, toWire } from '../src/errors.js';
 import { proxyList } from '../src/server/app.js';
 import {
+  decode,
+  differingPixels,
   getJson,
   lonLatToTile,
   makeLayersDir,
@@ -345,6 +347,43 @@ test('a layer whose source goes away comes back by itself when the source return
   } finally {
     await server.close();
     await tmp.remove();
+  }
+});
+
+test('a COG overwritten in place is noticed by the first tile that reads it, with no round of checks (issue 13, finding 8)', async () => {
+  const tmp = await makeLayersDir(['dem-relief']);
+  const cog = path.join(tmp.dir, 'data/srtm_jasper_ab_100m.tif');
+  // The same pixels in another layout: other compression, other blocks, other offsets.
+  const other = path.join(tmp.root, 'relaid.tif');
+  const made = spawnSync('gdal_translate', ['-q', '-of', 'COG', '-co', 'COMPRESS=LZW', '-co', 'BLOCKSIZE=128', cog, other], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  // No rounds of checks: only the render can notice. The reference is an untouched copy.
+  const server = await startServer(tmp.dir, { WORKERS: '1', SOURCE_RECHECK_S: '0' });
+  const untouched = await makeLayersDir(['dem-relief']);
+  const reference = await startServer(untouched.dir, { WORKERS: '1' });
+  const versionOf = async () => (await getJson<{ layers: { name: string; version: string }[] }>(server.url, '/layers')).json.layers[0]?.version;
+  try {
+    // Two tiles in opposite corners of the raster, reading different blocks.
+    const northWest = tilePath('dem-relief', lonLatToTile(-117.8, 53.35, 12));
+    const southEast = tilePath('dem-relief', lonLatToTile(-117.3, 53.1, 12));
+    assert.equal((await request(server.url, northWest)).status, 200);
+    const version = await versionOf();
+
+    const inode = statSync(cog).ino;
+    copyFileSync(other, cog); // truncates and writes the same file: the render thread's open handle reads the new bytes
+    assert.equal(statSync(cog).ino, inode, 'overwritten in place, not replaced');
+
+    const after = await request(server.url, southEast);
+    assert.equal(after.status, 200, after.body.toString());
+    assert.notEqual(await versionOf(), version, 'the layer was reloaded with the new file');
+    const expected = await request(reference.url, southEast);
+    assert.equal(differingPixels(await decode(after.body), await decode(expected.body)), 0, 'the same pixels, read through the new layout');
+    assert.notEqual(after.headers.etag, expected.headers.etag, 'the new version gives a new ETag');
+  } finally {
+    await server.close();
+    await reference.close();
+    await tmp.remove();
+    await untouched.remove();
   }
 });
 

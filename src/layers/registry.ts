@@ -25,6 +25,7 @@ export class LayerRegistry {
   private retries = new Map<string, { attempts: number; nextAt: number }>();
   /** Seconds between rounds of checks (SOURCE_RECHECK_S): the first wait before a retry. */
   private recheckS = 30;
+  private readonly refreshing = new Map<string, Promise<Layer | undefined>>();
 
   constructor(
     private readonly opts: LoadOptions,
@@ -77,29 +78,7 @@ export class LayerRegistry {
    * whose source went away comes back by itself when it returns.
    */
   async recheck(): Promise<void> {
-    for (const layer of this.all()) {
-      let changed = false;
-      for (const s of layer.sources) {
-        const src = byteSource(s.location);
-        try {
-          changed ||= (await src.identity()).version !== s.version;
-        } catch {
-          changed = true; // gone or failing: reload, which reports the problem
-        } finally {
-          await src.close();
-        }
-      }
-      if (!changed) continue;
-      try {
-        const fresh = await loadLayer(layer.file, this.opts);
-        this.layers.set(fresh.name, fresh);
-        this.log?.info({ layer: fresh.name, version: fresh.version }, 'source changed: layer reloaded');
-      } catch (err) {
-        this.layers.delete(layer.name);
-        this.refuse(path.relative(this.opts.layersDir, layer.file), (err as Error).message);
-        this.log?.error({ layer: layer.name }, (err as Error).message);
-      }
-    }
+    for (const layer of this.all()) await this.refresh(layer);
     const now = Date.now();
     for (const [file, r] of [...this.retries]) {
       if (r.nextAt > now) continue;
@@ -113,6 +92,52 @@ export class LayerRegistry {
       } catch (err) {
         this.refuse(file, (err as Error).message, r.attempts + 1);
       }
+    }
+  }
+
+  /**
+   * Checks one layer's sources now, as a round of checks does (a render found a source
+   * damaged: it may have been overwritten in place): reloads the layer when a source's identity
+   * changed and answers the layer now loaded under its name, or undefined when it was taken
+   * out. Concurrent calls for a layer share one check.
+   */
+  refresh(layer: Layer): Promise<Layer | undefined> {
+    let p = this.refreshing.get(layer.name);
+    if (!p) {
+      p = this.checkSources(layer).finally(() => this.refreshing.delete(layer.name));
+      this.refreshing.set(layer.name, p);
+    }
+    return p;
+  }
+
+  private async checkSources(layer: Layer): Promise<Layer | undefined> {
+    const current = this.layers.get(layer.name);
+    // Another check has reloaded it meanwhile.
+    if (current !== layer) return current;
+    let changed = false;
+    for (const s of layer.sources) {
+      const src = byteSource(s.location);
+      try {
+        changed ||= (await src.identity()).version !== s.version;
+      } catch {
+        changed = true; // gone or failing: reload, which reports the problem
+      } finally {
+        await src.close();
+      }
+    }
+    if (!changed) return layer;
+    try {
+      const fresh = await loadLayer(layer.file, this.opts);
+      if (this.layers.get(layer.name) !== layer) return this.layers.get(layer.name);
+      this.layers.set(fresh.name, fresh);
+      this.log?.info({ layer: fresh.name, version: fresh.version }, 'source changed: layer reloaded');
+      return fresh;
+    } catch (err) {
+      if (this.layers.get(layer.name) !== layer) return this.layers.get(layer.name);
+      this.layers.delete(layer.name);
+      this.refuse(path.relative(this.opts.layersDir, layer.file), (err as Error).message);
+      this.log?.error({ layer: layer.name }, (err as Error).message);
+      return undefined;
     }
   }
 

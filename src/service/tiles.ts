@@ -32,6 +32,12 @@ export interface TileServiceDeps {
   cache: TileCache;
   metrics: Metrics;
   log: Logger;
+  /**
+   * Checks a layer's sources at once when a render finds one damaged, and answers the layer
+   * now loaded (a new version when a source changed): a COG overwritten in place is noticed
+   * by the first tile that reads it, not at the next round of checks.
+   */
+  refresh?: (layer: Layer) => Promise<Layer | undefined>;
 }
 
 export class TileService {
@@ -53,12 +59,21 @@ export class TileService {
   }
 
   /** The tile from the first tier that has it, rendering it once however many ask at once. */
-  async tile(t: TileRequest): Promise<TileAnswer> {
+  async tile(t: TileRequest, retried = false): Promise<TileAnswer> {
     const { cache } = t.layer.config;
     // A render holds its Redis lock for as long as the pool lets it run.
     const policy = { ttlS: cache.l2Ttl, emptyTtlS: cache.l2EmptyTtl, lockMs: this.deps.pool.timeoutMs + 1000 };
-    const { entry, tier } = await this.deps.cache.get(cacheKey(t), policy, () => this.produce(t));
-    return { ...entry, tier };
+    try {
+      const { entry, tier } = await this.deps.cache.get(cacheKey(t), policy, () => this.produce(t));
+      return { ...entry, tier };
+    } catch (err) {
+      if (retried || !this.deps.refresh || !(err instanceof TileError && err.code === 'bad_source')) throw err;
+      // Damaged, or changed under the version the layer was loaded with: once it is
+      // reloaded, the tile belongs to the new version (its own key and ETag).
+      const fresh = await this.deps.refresh(t.layer);
+      if (!fresh || fresh.version === t.layer.version) throw err;
+      return this.tile({ ...t, layer: fresh }, true);
+    }
   }
 
   private async produce(t: TileRequest): Promise<TileEntry> {
