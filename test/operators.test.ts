@@ -19,7 +19,9 @@ import { Read } from '../src/ops/builtin/read.js';
 import { buildOperator } from '../src/ops/registry.js';
 import { Sequential } from '../src/ops/operator.js';
 import { bandRaster, type BandRaster, type Raster, type RgbaRaster, type TileContext } from '../src/ops/raster.js';
+import { blockCache } from '../src/sources/blockcache.js';
 import { Cog } from '../src/sources/cog.js';
+import { percentiles } from '../src/sources/statistics.js';
 import { renderTile } from '../workers/render.js';
 import {
   band,
@@ -63,6 +65,7 @@ const GRID = path.join(tmp.dir, 'grid.tif');
 const RED = path.join(SHIPPED_DATA, 'landsat8_zion_20150818_b4_red.tif');
 const NIR = path.join(SHIPPED_DATA, 'landsat8_zion_20150818_b5_nir.tif');
 const NLCD = path.join(SHIPPED_DATA, 'nlcd2011_zion.tif');
+const DEM = path.join(SHIPPED_DATA, 'srtm_jasper_ab_100m.tif');
 /** NIR and red as bands 1 and 2 of one COG, for `normalized_difference: { bands: [1, 2] }`. */
 const NIR_RED = path.join(tmp.dir, 'nir_red.tif');
 /** A z14 tile inside the Landsat scene: output pixels (~7.6 m) are finer than the 30 m source, so `read` uses full resolution. */
@@ -275,6 +278,33 @@ describe('rescale', { skip }, () => {
       assert.ok(Math.abs(out.bands[0]![p.k]! - want) <= tol, `rescaled ${raw[n]} gave ${out.bands[0]![p.k]}, expected ${want} (within ${tol})`);
     });
     assert.ok(inside > 10, 'most samples should fall strictly inside the stretch');
+  });
+
+  it('from: auto on a raster with no overviews decodes a bounded, spread sample, close to the exact percentiles', async () => {
+    // 3000 x 3000 Float32 in 256-pixel blocks (144 of them), no overviews: read whole, the
+    // estimate would decode every block and hold 36 MB per band at once.
+    const big = path.join(tmp.dir, 'big_no_overviews.tif');
+    gdal('gdal_translate', ['-q', '-of', 'COG', '-outsize', '3000', '3000', '-r', 'bilinear', '-co', 'OVERVIEWS=NONE', '-co', 'BLOCKSIZE=256', DEM, big]);
+    const base = path.join(tmp.dir, 'big_raw');
+    gdal('gdal_translate', ['-q', '-of', 'ENVI', big, `${base}.raw`]);
+    const exact = Float64Array.from(readEnviRaw(base).bands[0]!.filter((v) => !Number.isNaN(v))).sort();
+    const rank = (p: number) => exact[Math.round(p * (exact.length - 1))]!;
+
+    const cog = await Cog.open(big);
+    try {
+      blockCache.takeCounts();
+      const [[lo, hi]] = (await percentiles(cog, [0], null)) as [[number, number]];
+      const { decoded } = blockCache.takeCounts();
+      assert.ok(decoded <= 40, `decoded ${decoded} of 144 blocks`);
+      // A sample's percentile stays within a few ranks of the whole raster's.
+      assert.ok(lo >= rank(0.005) && lo <= rank(0.05), `2nd percentile ${lo}: the raster's 0.5th-5th run ${rank(0.005)}-${rank(0.05)} (exact ${rank(0.02)})`);
+      assert.ok(
+        hi >= rank(0.95) && hi <= rank(0.995),
+        `98th percentile ${hi}: the raster's 95th-99.5th run ${rank(0.95)}-${rank(0.995)} (exact ${rank(0.98)})`,
+      );
+    } finally {
+      await cog.close();
+    }
   });
 });
 
