@@ -387,6 +387,65 @@ test('a COG overwritten in place is noticed by the first tile that reads it, wit
   }
 });
 
+test('one long render holds up no tile while a thread is idle (issue 13, finding 4)', async (t) => {
+  const tmp = await makeLayersDir(['dem-relief']);
+  // A heavy layer: one zoom-10 tile's extent in 4000 x 4000 pixels with no overviews, so that
+  // its tile decodes 16 million pixels and resamples them with a cubic kernel.
+  const [z, x, y] = lonLatToTile(-117.55, 53.24, 10);
+  const span = (2 * Math.PI * 6378137) / 2 ** z;
+  const [minX, maxY] = [-Math.PI * 6378137 + x * span, Math.PI * 6378137 - y * span];
+  const extent = [minX, maxY - span, minX + span, maxY].map(String);
+  const made = spawnSync(
+    'gdalwarp',
+    [
+      '-q',
+      '-of',
+      'COG',
+      '-t_srs',
+      'EPSG:3857',
+      '-te',
+      ...extent,
+      '-ts',
+      '4000',
+      '4000',
+      '-r',
+      'bilinear',
+      '-co',
+      'OVERVIEWS=NONE',
+      '-co',
+      'BLOCKSIZE=256',
+    ].concat([path.join(SHIPPED_DATA, 'srtm_jasper_ab_100m.tif'), path.join(tmp.dir, 'data/heavy.tif')]),
+    { encoding: 'utf8' },
+  );
+  assert.equal(made.status, 0, made.stderr);
+  await tmp.write(
+    'heavy.yaml',
+    'sources: { dem: ./data/heavy.tif }\npipeline:\n  - read: { source: dem, resampling: cubic }\n  - rescale: { from: [900, 2700] }\n',
+  );
+  const server = await startServer(tmp.dir, { WORKERS: '2' });
+  try {
+    // Light tiles, all in the western half of the relief layer's columns: the band of the same
+    // thread as the heavy tile (a layer one tile wide is all in the first band).
+    const light = [-117.8, -117.75, -117.7, -117.65].flatMap((lon) => [53.1, 53.2, 53.3].map((lat) => tilePath('dem-relief', lonLatToTile(lon, lat, 13))));
+    assert.equal(new Set(light).size, light.length);
+    assert.equal((await request(server.url, tilePath('dem-relief', lonLatToTile(-117.3, 53.4, 12)))).status, 200, 'warm');
+
+    const t0 = performance.now();
+    const heavy = request(server.url, tilePath('heavy', [z, x, y], '@2x.png')).then((r) => ({ r, ms: performance.now() - t0 }));
+    await new Promise((r) => setTimeout(r, 100)); // the heavy tile is in its thread
+    const answers = await Promise.all(light.map((p) => request(server.url, p).then((r) => ({ r, ms: performance.now() - t0 }))));
+    const slow = await heavy;
+    assert.equal(slow.r.status, 200, slow.r.body.toString());
+    const last = Math.max(...answers.map((a) => a.ms));
+    t.diagnostic(`heavy tile ${slow.ms.toFixed(0)} ms; ${light.length} light tiles all answered by ${last.toFixed(0)} ms`);
+    for (const a of answers) assert.equal(a.r.status, 200);
+    assert.ok(last < slow.ms, `a light tile waited for the heavy one (${last.toFixed(0)} ms >= ${slow.ms.toFixed(0)} ms)`);
+  } finally {
+    await server.close();
+    await tmp.remove();
+  }
+});
+
 test('X-Forwarded-* is believed only from TRUSTED_PROXIES (issue 13, finding 8)', async () => {
   const tmp = await makeLayersDir(['dem-relief']);
   const forged = { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', 'x-forwarded-port': '8443' };

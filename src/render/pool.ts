@@ -6,6 +6,14 @@ import type { RenderReply, RenderResult, RenderTask, RenderThreadData } from './
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../workers/render.js');
 
+/**
+ * Tiles in a thread at once: one computing while the next waits for its blocks. More would
+ * only queue inside a thread, where no other thread can take them.
+ */
+const PER_THREAD = 2;
+/** Tiles waiting for a thread are handed out in order, but from this many a thread takes its own first. */
+const LOCALITY_WINDOW = 16;
+
 export interface PoolOptions {
   threads: number;
   maxQueue: number;
@@ -15,11 +23,34 @@ export interface PoolOptions {
   onError?: (err: unknown) => void;
 }
 
+/** One tile to render: waiting in the pool's queue, then in one thread (or two, see `hedge`). */
+interface Job {
+  task: RenderTask;
+  /** The thread that owns the tile's band of columns. */
+  home: number;
+  abort: AbortController;
+  settle: (reply: RenderReply | Error) => void;
+  /** Threads running a copy of it. */
+  copies: number;
+  done: boolean;
+}
+
+/**
+ * The render threads, one piscina each, fed from one queue here. A tile goes to the thread
+ * that owns its band of map columns (`affinity`), so that neighbouring tiles meet the blocks
+ * they share in that thread's cache; but a thread with room never waits while tiles wait:
+ * tiles are handed out only as threads have room, an idle thread takes any tile, and a tile
+ * stuck behind a long render in its thread is also given to an idle one (the first answer wins).
+ */
 export class RenderPool {
   private readonly pools: Piscina[];
-  private readonly pending: number[];
+  private readonly waiting: Job[] = [];
+  /** The copies running in each thread, oldest first. */
+  private readonly inThread: { job: Job; t0: number }[][];
   readonly timeoutMs: number;
   private readonly maxQueue: number;
+  /** A running average of render times: a tile behind another for much longer than it is stuck. */
+  private typicalMs = 20;
 
   constructor(opts: PoolOptions) {
     this.timeoutMs = opts.timeoutMs;
@@ -31,9 +62,7 @@ export class RenderPool {
         maxThreads: 1,
         // Keep the thread (and the graphs, decoded blocks and open files it holds) between bursts.
         idleTimeout: 60_000,
-        maxQueue: opts.maxQueue,
-        // A thread waiting on block reads can start the next tile meanwhile.
-        concurrentTasksPerWorker: 4,
+        concurrentTasksPerWorker: PER_THREAD,
         // Tasks arrive as messages, so between tasks a thread keeps its event loop running
         // (instead of sleeping in Atomics.wait) and the blocks other threads announce reach it
         // before its next tile. ('async' does that too, but its threads outlive close().)
@@ -46,46 +75,120 @@ export class RenderPool {
       });
       return pool;
     });
-    this.pending = this.pools.map(() => 0);
-  }
-
-  /**
-   * The thread for a tile: the one that owns its band of columns (`affinity`), unless that one
-   * is far behind the least busy.
-   */
-  private route(task: RenderTask): number {
-    const n = this.pools.length;
-    if (n === 1) return 0;
-    const k = Math.min(n - 1, Math.max(0, Math.floor((task.affinity ?? 0) * n)));
-    let least = 0;
-    for (let i = 1; i < n; i++) if (this.pending[i]! < this.pending[least]!) least = i;
-    return this.pending[k]! > 2 * this.pending[least]! + 4 ? least : k;
+    this.inThread = this.pools.map(() => []);
   }
 
   /** Renders in a thread; every failure is a TileError with its code. */
   async render(task: RenderTask): Promise<RenderResult> {
-    if (this.queueSize >= this.maxQueue) throw busy();
-    const k = this.route(task);
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    this.pending[k]!++;
-    let reply: RenderReply;
-    try {
-      reply = (await this.pools[k]!.run(task, { signal })) as RenderReply;
-    } catch (err) {
-      if (signal.aborted) throw new TileError('render_timeout', 'render timed out', `rendering took longer than ${this.timeoutMs} ms`);
-      if (err instanceof Error && /queue is at limit/i.test(err.message)) throw busy();
-      // The thread died (piscina replaces it): the task's error is all there is.
-      throw new TileError('internal', 'render failed', err instanceof Error ? err.message : String(err));
-    } finally {
-      this.pending[k]!--;
-    }
+    if (this.waiting.length >= this.maxQueue) throw busy();
+    const n = this.pools.length;
+    const home = Math.min(n - 1, Math.max(0, Math.floor((task.affinity ?? 0) * n)));
+    const reply = await new Promise<RenderReply | Error>((resolve) => {
+      const abort = new AbortController();
+      const job: Job = { task, home, abort, copies: 0, done: false, settle: resolve };
+      // The time limit counts from the request, waiting included.
+      const timer = setTimeout(() => {
+        if (job.done) return;
+        const i = this.waiting.indexOf(job);
+        if (i >= 0) this.waiting.splice(i, 1);
+        abort.abort();
+        this.finish(job, new TileError('render_timeout', 'render timed out', `rendering took longer than ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      job.settle = (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      this.waiting.push(job);
+      this.dispatch();
+    });
+    if (reply instanceof Error) throw reply;
     if (!reply.ok) throw fromWire(reply.error);
     return reply.result;
   }
 
+  private finish(job: Job, reply: RenderReply | Error): void {
+    if (job.done) return;
+    job.done = true;
+    job.settle(reply);
+  }
+
+  /** A render running for this long is holding up the tiles behind it in its thread. */
+  private get stuckMs(): number {
+    return Math.max(50, 4 * this.typicalMs);
+  }
+
+  /** Thread k is busy with a render that has run for much longer than renders do. */
+  private slow(k: number, now: number): boolean {
+    const first = this.inThread[k]![0];
+    return first !== undefined && now - first.t0 > this.stuckMs;
+  }
+
+  /**
+   * Hands waiting tiles to threads with room, each to the best thread for it: not one that is
+   * stuck on a long render, then the least busy, then its own. A thread that gets a tile of
+   * another's band takes one of its own from near the head of the queue instead, if there is one.
+   * With nothing waiting, an idle thread also renders a tile stuck behind a long render.
+   */
+  private dispatch(): void {
+    const now = performance.now();
+    const n = this.pools.length;
+    while (this.waiting.length > 0) {
+      const head = this.waiting[0]!;
+      let best = -1;
+      let bestScore = Infinity;
+      for (let k = 0; k < n; k++) {
+        if (this.inThread[k]!.length >= PER_THREAD) continue;
+        const score = (this.slow(k, now) ? 4 * PER_THREAD : 0) + 2 * this.inThread[k]!.length + (k === head.home ? 0 : 1);
+        if (score < bestScore) [best, bestScore] = [k, score];
+      }
+      if (best < 0) return;
+      let i = 0;
+      if (head.home !== best) {
+        const own = this.waiting.findIndex((j, at) => at < LOCALITY_WINDOW && j.home === best);
+        if (own > 0) i = own;
+      }
+      this.start(this.waiting.splice(i, 1)[0]!, best);
+    }
+    for (let idle = 0; idle < n; idle++) {
+      if (this.inThread[idle]!.length !== 0) continue;
+      const k = this.inThread.findIndex((_, k) => this.slow(k, now) && this.inThread[k]!.slice(1).some((r) => r.job.copies === 1 && !r.job.done));
+      if (k < 0) return;
+      const stuck = this.inThread[k]!.slice(1).find((r) => r.job.copies === 1 && !r.job.done)!;
+      this.start(stuck.job, idle);
+    }
+  }
+
+  /** Runs a copy of the tile in thread k; the first copy to answer settles it. */
+  private start(job: Job, k: number): void {
+    const entry = { job, t0: performance.now() };
+    const behind = this.inThread[k]!.length > 0;
+    this.inThread[k]!.push(entry);
+    job.copies++;
+    // Behind another render in its thread: look again once that one has run long.
+    const recheck = behind ? setTimeout(() => this.dispatch(), this.stuckMs + 1).unref() : undefined;
+    this.pools[k]!.run(job.task, { signal: job.abort.signal })
+      .then(
+        (reply: RenderReply) => {
+          this.typicalMs += (performance.now() - entry.t0 - this.typicalMs) / 16;
+          this.finish(job, reply);
+        },
+        (err: unknown) => {
+          if (job.abort.signal.aborted) return; // timed out: already answered
+          // The thread died (piscina replaces it): the task's error is all there is.
+          if (job.copies === 1) this.finish(job, new TileError('internal', 'render failed', err instanceof Error ? err.message : String(err)));
+        },
+      )
+      .finally(() => {
+        clearTimeout(recheck);
+        job.copies--;
+        this.inThread[k]!.splice(this.inThread[k]!.indexOf(entry), 1);
+        this.dispatch();
+      });
+  }
+
   /** Tiles waiting for a thread (not yet running). */
   get queueSize(): number {
-    return this.pools.reduce((n, p) => n + p.queueSize, 0);
+    return this.waiting.length;
   }
   get threads(): number {
     return this.pools.reduce((n, p) => n + p.threads.length, 0);
@@ -95,6 +198,7 @@ export class RenderPool {
   }
 
   async close(): Promise<void> {
+    for (const job of this.waiting.splice(0)) this.finish(job, new TileError('overload', 'shutting down', 'the render pool is closing'));
     await Promise.all(this.pools.map((p) => p.close()));
   }
 }
