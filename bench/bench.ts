@@ -19,12 +19,14 @@
  *
  * 6. Seeding: `tilegraph seed` of zooms 10-14 into a directory, beside gdaldem color-relief +
  *    gdal2tiles on the same pyramid.
+ * 7. Soak (bench/soak.ts): distinct tiles of every shipped layer for BENCH_SOAK_S seconds
+ *    (default 300); resident memory at the start, after one minute and at the end.
  *
  * Environment: BENCH_DATA (data directory), BENCH_BUDGET_S (seconds for the runs of one HTTP
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single, seed,
- * overview, encode, gdal2tiles), BENCH_SERVING_ROUNDS (default 3). See bench/README.md.
+ * overview, encode, gdal2tiles, soak), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -38,6 +40,7 @@ import { coldTileCosts, renderRgba, singleThread } from './direct.js';
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, summarise, type LoadResult } from './loadgen.js';
+import { soak } from './soak.js';
 import { NaiveRenderer, parseStops } from './naive.js';
 import { countByZoom, everyNth, lonLatToMercator, tilesCovering, type Tile } from './tiles.js';
 
@@ -740,7 +743,8 @@ async function main(): Promise<void> {
   const encode = await step('encode', () => encoders(layers));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
   const seeded = await step('seed', () => seeding(layers));
-  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, l1, l2, g2t, seeded]) if (s) scenarios.push(s);
+  const soaked = await step('soak', () => soak());
+  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, l1, l2, g2t, seeded, soaked]) if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
 
   const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
@@ -758,6 +762,7 @@ async function main(): Promise<void> {
     ndviVsNaiveDem: ratio(rate(ndvi), rate(baselines?.naive)),
     demVsGdal2tiles: ratio(rate(dem), rate(g2t)),
     overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
+    soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({
     name,
@@ -774,6 +779,7 @@ async function main(): Promise<void> {
     target('L1 hits vs bare express 16 KB (x)', ratios.l1HitsVsFixedCeiling, 0.9, 'higher'),
     target('L2 hits, L1 off, vs bare express 16 KB (x)', ratios.l2HitsVsFixedCeiling, 0.5, 'higher'),
     target('seeding zooms 10-14 vs gdaldem + gdal2tiles (x)', ratios.seedVsGdaldemGdal2tiles, 5, 'higher'),
+    target('soak: RSS at the end vs after one minute (x)', ratios.soakRssEndVsOneMinute, 1.2, 'lower'),
   ];
 
   const cpus = os.cpus();

@@ -1,0 +1,144 @@
+/**
+ * The soak: one `tilegraph serve` over the shipped layers (layers/), driven for BENCH_SOAK_S
+ * seconds (default 300) with tiles it has never rendered, every shipped layer in turn, zoom
+ * by zoom; its resident memory read from /proc at the start, after one minute and at the end,
+ * and every ten seconds between. Memory that keeps growing under distinct tiles is a leak; a
+ * process that holds to its cache bounds levels off after the caches fill.
+ *
+ * `node dist/bench/soak.js` runs it alone and prints its JSON; `npm run bench` runs it as the
+ * step `soak`.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { drive } from './loadgen.js';
+import { tilesCovering, type Tile } from './tiles.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = path.join(ROOT, 'dist/src/cli.js');
+
+interface LayerInfo {
+  name: string;
+  bounds: [number, number, number, number];
+  minzoom: number;
+  maxzoom: number;
+}
+
+/** Resident set size of a process, in MiB (VmRSS). */
+function rssMiB(pid: number): number {
+  const kb = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return kb ? Math.round((Number(kb) / 1024) * 10) / 10 : NaN;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Distinct tile paths, endless in practice: each layer's tiles zoom by zoom from its minzoom,
+ * the layers taken in turn, one tile each.
+ */
+function distinctTiles(layers: readonly LayerInfo[]): (i: number) => string {
+  const zoomOf = layers.map((l) => l.minzoom);
+  const queued: Tile[][] = layers.map(() => []);
+  return (i) => {
+    const k = i % layers.length;
+    const l = layers[k]!;
+    if (queued[k]!.length === 0) {
+      // The next zoom with tiles (a layer's pyramid holds more than the soak can ask for).
+      while (queued[k]!.length === 0 && zoomOf[k]! <= l.maxzoom) queued[k] = tilesCovering(l.bounds, zoomOf[k]!, zoomOf[k]!++).reverse();
+    }
+    const t = queued[k]!.pop();
+    return t ? `/tiles/${l.name}/${t.z}/${t.x}/${t.y}.png` : `/tiles/${l.name}/${l.minzoom}/0/0.png`;
+  };
+}
+
+async function metric(url: string, name: string): Promise<number | null> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): Promise<Record<string, unknown> & { name: string }> {
+  const port = await freePort();
+  const workers = os.availableParallelism();
+  // The defaults (CACHE_L1_MB 256, BLOCK_CACHE_MB 256 per thread), written out for the report.
+  const settings = { CACHE_L1_MB: '256', BLOCK_CACHE_MB: '256' };
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: {
+      ...process.env,
+      LAYERS_DIR: path.join(ROOT, 'layers'),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'silent',
+      WORKERS: String(workers),
+      REDIS_URL: '',
+      ...settings,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ok = await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error('tilegraph did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const { layers } = (await (await fetch(`${url}/layers`)).json()) as { layers: LayerInfo[] };
+    const pid = child.pid!;
+    const samples: { s: number; rssMiB: number }[] = [{ s: 0, rssMiB: rssMiB(pid) }];
+    const t0 = performance.now();
+    const sampler = setInterval(() => samples.push({ s: Math.round((performance.now() - t0) / 1000), rssMiB: rssMiB(pid) }), 10_000);
+    let atOneMinute: number | null = null;
+    const minute = setTimeout(() => {
+      atOneMinute = rssMiB(pid);
+    }, 60_000);
+    const load = await drive(url, distinctTiles(layers), { connections: 8, maxMs: seconds * 1000, timeoutMs: 30_000 });
+    clearInterval(sampler);
+    clearTimeout(minute);
+    const atEnd = rssMiB(pid);
+    const l1Bytes = await metric(url, 'tilegraph_cache_l1_bytes');
+    const ratio = atOneMinute ? Math.round((atEnd / atOneMinute) * 100) / 100 : null;
+    return {
+      name: 'tilegraph-soak-shipped-layers',
+      what: `distinct tiles of every shipped layer (${layers.map((l) => l.name).join(', ')}), 8 connections, for ${seconds} s`,
+      workers,
+      requests: load.requests,
+      statuses: load.statuses,
+      tilesPerSec: load.perSecond,
+      latencyMs: load.latencyMs,
+      errors: load.errors,
+      rssMiB: { atStart: samples[0]!.rssMiB, atOneMinute, atEnd, endVsOneMinute: ratio, every10s: samples },
+      bounds: {
+        l1: { boundMiB: Number(settings.CACHE_L1_MB), heldMiB: l1Bytes === null ? null : Math.round((l1Bytes / 2 ** 20) * 10) / 10 },
+        blockCachePerThreadMiB: Number(settings.BLOCK_CACHE_MB),
+      },
+    };
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  soak()
+    .then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`))
+    .catch((err) => {
+      process.stderr.write(`soak failed: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    });
+}
