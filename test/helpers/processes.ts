@@ -33,9 +33,14 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** `tilegraph serve --port 0` as a child process, with `env` added to this process's environment. */
-export function startServerProcess(layersDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--layers-dir', layersDir], {
+/**
+ * `tilegraph serve --port 0` as a child process, with `env` added to this process's environment.
+ * By default the repository's own build; `opts.cwd` and `opts.cli` (relative to it) run
+ * another tree, such as the image's file set.
+ */
+export function startServerProcess(layersDir: string, env: Record<string, string> = {}, opts: { cwd?: string; cli?: string } = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [opts.cli ?? CLI, 'serve', '--port', '0', '--layers-dir', layersDir], {
+    cwd: opts.cwd,
     env: { ...process.env, LOG_LEVEL: 'info', WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
