@@ -60,6 +60,14 @@ export interface ReadPlan {
  * on a grid is accepted when it stays within this many source pixels of the exact one.
  */
 const MAX_GRID_ERROR = 0.125;
+/**
+ * Nearest resampling picks the source pixel whose span holds the point, so any error can move
+ * a pick across a pixel edge: its grid must be finer, and where the remaining error could still
+ * cross an edge, the exact transform decides (settleNearest).
+ */
+const MAX_NEAREST_GRID_ERROR = 1 / 32;
+/** The largest error inside a grid cell, as a multiple of the largest error measured on it. */
+const ERROR_MARGIN = 1.5;
 
 /** Largest window a plan may ask for, in level pixels: reading more means missing overviews. */
 export const MAX_WINDOW_PIXELS = 4096 * 4096;
@@ -153,7 +161,9 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   // The tile's arrays (recycled between tiles in a render thread): the plan lives as long.
   const fu = alloc.float64(W * W);
   const fv = alloc.float64(W * W);
-  fillCoordinates(W, exact, fu, fv);
+  const fit = separableGeographic(src, W, exact, fu, fv)
+    ? null
+    : fillCoordinates(W, exact, fu, fv, resampling === 'nearest' ? MAX_NEAREST_GRID_ERROR : MAX_GRID_ERROR);
 
   // Level choice and kernel scale from the local Jacobian at the tile centre.
   const c = Math.floor(W / 2);
@@ -165,6 +175,7 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   const lv = src.levels[level]!;
   const kx = lv.width / src.width;
   const ky = lv.height / src.height;
+  if (fit && resampling === 'nearest') settleNearest(W, fit, exact, fu, fv, kx, ky);
 
   let minU = Infinity,
     minV = Infinity,
@@ -321,14 +332,74 @@ function estimateRatio(fu: Float64Array, fv: Float64Array, W: number): number {
 }
 
 /**
- * Fills the source coordinates of every output pixel centre: transformed on a grid and
- * interpolated, refining the grid until the interpolation is within MAX_GRID_ERROR source
- * pixels (Web Mercator sources take planAffine instead).
+ * A north-up source in geographic coordinates: its column depends on the output column alone
+ * and its row on the output row alone (Web Mercator to longitude and latitude is separable),
+ * so one exact transform per column and per row gives every pixel exactly. Checked on the
+ * corners and the centre, since a datum shift would mix the two; false when it does not hold.
  */
-function fillCoordinates(W: number, exact: (i: number, j: number, out: Float64Array) => void, fu: Float64Array, fv: Float64Array): void {
+function separableGeographic(
+  src: PlanSource,
+  W: number,
+  exact: (i: number, j: number, out: Float64Array) => void,
+  fu: Float64Array,
+  fv: Float64Array,
+): boolean {
+  if (!/\+proj=(longlat|latlong|lonlat|latlon)\b/.test(src.proj4) || src.geoTransform[2] !== 0 || src.geoTransform[4] !== 0) return false;
+  const us = new Float64Array(W),
+    vs = new Float64Array(W);
   const p = new Float64Array(2);
-  for (const step of [32, 16, 8, 4]) {
-    if (gridInterpolate(W, step, exact, fu, fv)) return;
+  const mid = Math.floor(W / 2);
+  for (let i = 0; i < W; i++) {
+    exact(i, mid, p);
+    us[i] = p[0]!;
+  }
+  for (let j = 0; j < W; j++) {
+    exact(mid, j, p);
+    vs[j] = p[1]!;
+  }
+  for (const [i, j] of [
+    [0, 0],
+    [W - 1, 0],
+    [0, W - 1],
+    [W - 1, W - 1],
+    [mid, mid],
+  ] as const) {
+    exact(i, j, p);
+    if (!(Math.abs(p[0]! - us[i]!) < 1e-6 && Math.abs(p[1]! - vs[j]!) < 1e-6)) return false;
+  }
+  for (let j = 0, k = 0; j < W; j++) {
+    for (let i = 0; i < W; i++, k++) {
+      fu[k] = us[i]!;
+      fv[k] = vs[j]!;
+    }
+  }
+  return true;
+}
+
+/** An accepted interpolation grid: its node positions and each cell's error bound in source pixels. */
+interface GridFit {
+  nodes: number[];
+  /** Per cell (row-major, nodes.length - 1 a side): the largest error measured on it, times ERROR_MARGIN. */
+  error: Float64Array;
+}
+
+/**
+ * Fills the source coordinates of every output pixel centre: transformed on a grid and
+ * interpolated, refining the grid until the interpolation is within `tolerance` source
+ * pixels; exactly, pixel by pixel, when no grid gets there (null). Web Mercator sources take
+ * planAffine instead.
+ */
+function fillCoordinates(
+  W: number,
+  exact: (i: number, j: number, out: Float64Array) => void,
+  fu: Float64Array,
+  fv: Float64Array,
+  tolerance: number,
+): GridFit | null {
+  const p = new Float64Array(2);
+  for (const step of [64, 32, 16, 8, 4]) {
+    const fit = gridInterpolate(W, step, exact, fu, fv, tolerance);
+    if (fit) return fit;
   }
   for (let j = 0, k = 0; j < W; j++) {
     for (let i = 0; i < W; i++, k++) {
@@ -337,9 +408,23 @@ function fillCoordinates(W: number, exact: (i: number, j: number, out: Float64Ar
       fv[k] = p[1]!;
     }
   }
+  return null;
 }
 
-function gridInterpolate(W: number, step: number, exact: (i: number, j: number, out: Float64Array) => void, fu: Float64Array, fv: Float64Array): boolean {
+/**
+ * Interpolates bilinearly on a grid of nodes `step` output pixels apart, if that is within
+ * `tolerance` everywhere it is measured: at each cell's centre and at the midpoint of each
+ * cell edge (where a conformal projection strays most from a bilinear patch, while its centre
+ * may still be close). Any point that fails to transform rejects the step.
+ */
+function gridInterpolate(
+  W: number,
+  step: number,
+  exact: (i: number, j: number, out: Float64Array) => void,
+  fu: Float64Array,
+  fv: Float64Array,
+  tolerance: number,
+): GridFit | null {
   const nodes: number[] = [];
   for (let i = 0; i < W - 1; i += step) nodes.push(i);
   nodes.push(W - 1);
@@ -354,17 +439,44 @@ function gridInterpolate(W: number, step: number, exact: (i: number, j: number, 
       gv[b * n + a] = p[1]!;
     }
   }
-  // Any point that fails to transform, or a cell whose centre strays, rejects this step.
-  for (let k = 0; k < gu.length; k++) if (gu[k] !== gu[k]) return false;
+  for (let k = 0; k < gu.length; k++) if (gu[k] !== gu[k]) return null;
+  // The error at a point (i, j) whose interpolation is the mean of the given nodes.
+  const off = (i: number, j: number, nodesAt: readonly number[]): number => {
+    exact(i, j, p);
+    let u = 0,
+      v = 0;
+    for (const k of nodesAt) {
+      u += gu[k]!;
+      v += gv[k]!;
+    }
+    const e = Math.max(Math.abs(u / nodesAt.length - p[0]!), Math.abs(v / nodesAt.length - p[1]!));
+    return e === e ? e : Infinity;
+  };
+  // Edge midpoints, measured once and shared by the two cells on either side.
+  const across = new Float64Array(n * (n - 1)); // horizontal edge from node (a, b) to (a + 1, b)
+  const down = new Float64Array((n - 1) * n); // vertical edge from node (a, b) to (a, b + 1)
+  for (let b = 0; b < n; b++) {
+    for (let a = 0; a < n - 1; a++) {
+      const e = off((nodes[a]! + nodes[a + 1]!) / 2, nodes[b]!, [b * n + a, b * n + a + 1]);
+      if (!(e <= tolerance)) return null;
+      across[b * (n - 1) + a] = e;
+    }
+  }
+  for (let b = 0; b < n - 1; b++) {
+    for (let a = 0; a < n; a++) {
+      const e = off(nodes[a]!, (nodes[b]! + nodes[b + 1]!) / 2, [b * n + a, (b + 1) * n + a]);
+      if (!(e <= tolerance)) return null;
+      down[b * n + a] = e;
+    }
+  }
+  const error = new Float64Array((n - 1) * (n - 1));
   for (let b = 0; b < n - 1; b++) {
     for (let a = 0; a < n - 1; a++) {
-      const mi = (nodes[a]! + nodes[a + 1]!) / 2;
-      const mj = (nodes[b]! + nodes[b + 1]!) / 2;
-      exact(mi, mj, p);
       const k00 = b * n + a;
-      const iu = (gu[k00]! + gu[k00 + 1]! + gu[k00 + n]! + gu[k00 + n + 1]!) / 4;
-      const iv = (gv[k00]! + gv[k00 + 1]! + gv[k00 + n]! + gv[k00 + n + 1]!) / 4;
-      if (!(Math.abs(iu - p[0]!) <= MAX_GRID_ERROR && Math.abs(iv - p[1]!) <= MAX_GRID_ERROR)) return false;
+      const centre = off((nodes[a]! + nodes[a + 1]!) / 2, (nodes[b]! + nodes[b + 1]!) / 2, [k00, k00 + 1, k00 + n, k00 + n + 1]);
+      if (!(centre <= tolerance)) return null;
+      const edges = Math.max(across[b * (n - 1) + a]!, across[(b + 1) * (n - 1) + a]!, down[b * n + a]!, down[b * n + a + 1]!);
+      error[b * (n - 1) + a] = ERROR_MARGIN * Math.max(centre, edges);
     }
   }
   for (let b = 0; b < n - 1; b++) {
@@ -399,5 +511,43 @@ function gridInterpolate(W: number, step: number, exact: (i: number, j: number, 
       }
     }
   }
-  return true;
+  return { nodes, error };
+}
+
+/**
+ * Nearest resampling picks the level pixel whose span holds the point. Where an interpolated
+ * point lies closer to a pixel edge than its cell's error bound, the grid alone cannot say
+ * which side it is on: the exact transform decides. (`kx`, `ky`: level pixels per source pixel.)
+ */
+function settleNearest(
+  W: number,
+  fit: GridFit,
+  exact: (i: number, j: number, out: Float64Array) => void,
+  fu: Float64Array,
+  fv: Float64Array,
+  kx: number,
+  ky: number,
+): void {
+  const { nodes, error } = fit;
+  const n = nodes.length;
+  const p = new Float64Array(2);
+  for (let b = 0; b < n - 1; b++) {
+    const jEnd = b === n - 2 ? nodes[b + 1]! : nodes[b + 1]! - 1;
+    for (let a = 0; a < n - 1; a++) {
+      const e = error[b * (n - 1) + a]!;
+      const eu = e * kx,
+        ev = e * ky;
+      const iEnd = a === n - 2 ? nodes[a + 1]! : nodes[a + 1]! - 1;
+      for (let j = nodes[b]!; j <= jEnd; j++) {
+        for (let i = nodes[a]!, k = j * W + i; i <= iEnd; i++, k++) {
+          const u = fu[k]! * kx,
+            v = fv[k]! * ky;
+          if (Math.abs(u - Math.round(u)) >= eu && Math.abs(v - Math.round(v)) >= ev) continue;
+          exact(i, j, p);
+          fu[k] = p[0]!;
+          fv[k] = p[1]!;
+        }
+      }
+    }
+  }
 }
