@@ -5,7 +5,8 @@
  * takes its value from a neighbouring source pixel shows as a difference. The areas are large
  * (thousands of kilometres) and the zooms low, where a projection is furthest from linear
  * across a tile: polar stereographic (EPSG:3413), Lambert azimuthal equal-area (EPSG:3035)
- * and UTM far from its central meridian; and a geographic raster (EPSG:4326), which is exact.
+ * and UTM far from its central meridian; and geographic rasters (EPSG:4326), which are exact,
+ * one of them across the antimeridian (170° to 190°), which the server must draw on both sides.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,8 +17,10 @@ import { after, before, describe, it } from 'node:test';
 import { buildGraph } from '../src/ops/build.js';
 import type { BandRaster } from '../src/ops/raster.js';
 import { LayerGraph } from '../src/render/renderer.js';
+import { footprintArea, tilesOf } from '../src/seed/coverage.js';
 import { Cog } from '../src/sources/cog.js';
 import { GDAL_ENV, gdalMissing, warpTile, xyzBounds, xyzTileAt } from './helpers/gdal.js';
+import { decode, getJson, makeLayersDir, request, startServer, type TempLayers, type TestServer } from './helpers/http.js';
 
 const SKIP = gdalMissing(['gdalwarp', 'gdal_translate']);
 const SIZE = 256;
@@ -86,6 +89,19 @@ const RASTERS: Raster[] = [
       { at: [10, 50], z: 3 },
       { at: [15, 60], z: 4 },
       { at: [0, 45], z: 5 },
+    ],
+  },
+  {
+    // Across the antimeridian: longitudes 170 to 190, drawn on both sides of it.
+    file: 'pacific_4326.tif',
+    srs: 'EPSG:4326',
+    ullr: [170, 10, 190, -10],
+    width: 400,
+    height: 400,
+    tiles: [
+      { at: [175, 5], z: 5 },
+      { at: [-175, 5], z: 5 },
+      { at: [-175, -5], z: 6 },
     ],
   },
 ];
@@ -164,4 +180,66 @@ describe('nearest tiles from projected sources match an exact transform', { skip
       });
     }
   }
+});
+
+describe('a geographic raster across the antimeridian, served', { skip: SKIP }, () => {
+  let tmp: TempLayers;
+  let server: TestServer;
+  before(async () => {
+    tmp = await makeLayersDir();
+    const base = path.join(tmp.dir, 'data/pacific');
+    const raw = Buffer.alloc(400 * 400 * 2);
+    for (let j = 0; j < 400; j++) for (let i = 0; i < 400; i++) raw.writeUInt16LE(1 + (hash(j, i) % 60000), (j * 400 + i) * 2);
+    writeFileSync(`${base}.raw`, raw);
+    writeFileSync(
+      `${base}.hdr`,
+      'ENVI\nsamples = 400\nlines = 400\nbands = 1\nheader offset = 0\nfile type = ENVI Standard\ndata type = 12\ninterleave = bsq\nbyte order = 0\n',
+    );
+    execFileSync('gdal_translate', ['-q', '-a_srs', 'EPSG:4326', '-a_ullr', '170', '10', '190', '-10', '-of', 'COG', `${base}.raw`, `${base}.tif`], {
+      env: GDAL_ENV,
+    });
+    await tmp.write(
+      'pacific.yaml',
+      'sources: { p: ./data/pacific.tif }\nmaxzoom: 8\npipeline:\n  - read: { source: p, resampling: nearest }\n  - rescale: { from: [0, 65535] }\n',
+    );
+    server = await startServer(tmp.dir, { WORKERS: '1' });
+  });
+  after(async () => {
+    await server?.close();
+    await tmp?.remove();
+  });
+
+  it('describes its bounds west > east, and draws tiles on both sides', async () => {
+    const { json: list } = await getJson<{ layers: { name: string; bounds: number[] }[] }>(server.url, '/layers');
+    assert.deepEqual(list.layers[0]!.bounds, [170, -10, -170, 10]);
+    const { json: tj } = await getJson<{ bounds: number[]; center: number[] }>(server.url, '/tiles/pacific/tilejson.json');
+    assert.deepEqual(tj.bounds, [170, -10, -170, 10], 'TileJSON 3.0.0: west greater than east across the antimeridian');
+    assert.ok(Math.abs(Math.abs(tj.center[0]!) - 180) < 1e-6, `centre on the antimeridian: ${tj.center}`);
+    for (const [lon, z] of [
+      [-175, 5],
+      [175, 5],
+      [-171, 8],
+    ] as const) {
+      const t = xyzTileAt(lon, 0.5, z);
+      const r = await request(server.url, `/tiles/pacific/${t.z}/${t.x}/${t.y}.png`);
+      assert.equal(r.status, 200, `${t.z}/${t.x}/${t.y} at ${lon}°`);
+      const px = await decode(r.body);
+      let drawn = 0;
+      for (let k = 3; k < px.data.length; k += 4) if (px.data[k]! > 0) drawn++;
+      assert.ok(drawn > 0.3 * 256 * 256, `${t.z}/${t.x}/${t.y} at ${lon}° draws ${drawn} pixels`);
+    }
+    // Seeding covers both sides: at zoom 6, columns 62-63 (168.75° to 180°) and 0-1 (-180° to
+    // -168.75°), rows 30-33 (latitudes ±10°).
+    const cog = await Cog.open(path.join(tmp.dir, 'data/pacific.tif'));
+    try {
+      const tiles = [...tilesOf(footprintArea([cog.meta]), [6, 6])].map((t) => `${t.x}/${t.y}`).sort();
+      const expected = [0, 1, 62, 63].flatMap((x) => [30, 31, 32, 33].map((y) => `${x}/${y}`)).sort();
+      assert.deepEqual(tiles, expected);
+    } finally {
+      await cog.close();
+    }
+    // Beyond the data on the west side.
+    const empty = xyzTileAt(-160, 0.5, 5);
+    assert.equal((await request(server.url, `/tiles/pacific/5/${empty.x}/${empty.y}.png`)).status, 204);
+  });
 });

@@ -317,7 +317,10 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** The source's footprint in WGS84, from points along its edges (a reprojected edge bends). */
+/**
+ * The source's footprint in WGS84, from points along its edges (a reprojected edge bends).
+ * East may exceed 180 for a layer across the antimeridian.
+ */
 export function wgs84Bounds(meta: CogMeta): [number, number, number, number] {
   const conv = proj4(meta.crs.proj4, 'EPSG:4326');
   const [a, b, c, d, e, f] = meta.geoTransform;
@@ -350,7 +353,11 @@ export function wgs84Bounds(meta: CogMeta): [number, number, number, number] {
     }
   }
   if (w === Infinity) return [-180, -85.0511287798066, 180, 85.0511287798066];
-  return [Math.max(-180, w), Math.max(-90, s), Math.min(180, east), Math.min(90, n)];
+  // A geographic raster may run past ±180 (170° to 190°): its east edge stays past 180 rather
+  // than being cut there, with the west edge within [-180, 180) (see boundsParts).
+  if (east - w >= 360) return [-180, Math.max(-90, s), 180, Math.min(90, n)];
+  const shift = w < -180 ? 360 : w >= 180 ? -360 : 0;
+  return [w + shift, Math.max(-90, s), east + shift, Math.min(90, n)];
 }
 
 function unionBounds(all: [number, number, number, number][]): [number, number, number, number] {

@@ -122,7 +122,7 @@ function polygon(coords: unknown, file: string, where: string): Polygon {
  */
 export function footprintArea(sources: readonly SourceOutline[]): Area {
   if (sources.length === 0) throw new Error('footprint: the layer has no sources');
-  const polygons = sources.map((s): Polygon => [outline(s)]);
+  const polygons = sources.flatMap((s): Polygon[] => splitAtAntimeridian(outline(s)).map((ring) => [ring]));
   return { polygons, bbox: bboxOf(polygons) };
 }
 
@@ -150,13 +150,51 @@ function outline({ geoTransform, width, height, crs }: SourceOutline): [number, 
       } catch {
         continue; // a point outside the projection's domain, as wgs84Bounds skips it
       }
-      if (Number.isFinite(lon) && Number.isFinite(lat)) ring.push([Math.max(-180, Math.min(180, lon)), Math.max(-90, Math.min(90, lat))]);
+      if (Number.isFinite(lon) && Number.isFinite(lat)) ring.push([lon, Math.max(-90, Math.min(90, lat))]);
     }
   }
   // wgs84Bounds answers the whole world when nothing projects; so does the footprint.
   if (ring.length < 3) return bboxArea([-180, -90, 180, 90]).polygons[0]![0]!;
   ring.push(ring[0]!);
   return ring;
+}
+
+/**
+ * An outline within ±180 as it is, or one running past ±180 (a geographic raster from 170° to
+ * 190°) as its parts on either side of the antimeridian, each within ±180.
+ */
+function splitAtAntimeridian(ring: [number, number][]): [number, number][][] {
+  const lons = ring.map(([lon]) => lon);
+  const lo = Math.min(...lons),
+    hi = Math.max(...lons);
+  const clamp = (r: [number, number][]) => r.map(([lon, lat]): [number, number] => [Math.max(-180, Math.min(180, lon)), lat]);
+  if (hi - lo >= 360) return [clamp(ring)];
+  if (hi <= 180 && lo >= -180) return [ring];
+  const shift = hi > 180 ? -360 : 360;
+  const inside = clipRing(ring, hi > 180 ? 180 : -180, hi > 180);
+  const across = clipRing(
+    ring.map(([lon, lat]): [number, number] => [lon + shift, lat]),
+    hi > 180 ? -180 : 180,
+    hi <= 180,
+  );
+  return [inside, across].filter((r) => r.length >= 4).map(clamp);
+}
+
+/** The part of a closed ring on one side of the meridian `at` (west of it when `west`): Sutherland–Hodgman, closed again. */
+function clipRing(ring: readonly [number, number][], at: number, west: boolean): [number, number][] {
+  const keep = ([lon]: readonly [number, number]) => (west ? lon <= at : lon >= at);
+  const out: [number, number][] = [];
+  for (let k = 0; k < ring.length - 1; k++) {
+    const a = ring[k]!,
+      b = ring[k + 1]!;
+    if (keep(a)) out.push(a);
+    if (keep(a) !== keep(b)) {
+      const t = (at - a[0]) / (b[0] - a[0]);
+      out.push([at, a[1] + (b[1] - a[1]) * t]);
+    }
+  }
+  if (out.length > 0) out.push(out[0]!);
+  return out;
 }
 
 function bboxOf(polygons: readonly Polygon[]): Bbox {

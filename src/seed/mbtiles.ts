@@ -20,6 +20,7 @@ import { stat } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import type { TileEntry } from '../cache/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
+import { wrapBounds } from '../tiles/mercator.js';
 import { layerCenter, mercatorBounds } from '../tiles/tilejson.js';
 import type { SeedLayer, SeedTarget } from './target.js';
 
@@ -118,7 +119,7 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
     const rows: [string, string][] = [
       ['name', layer.title || layer.name],
       ['format', layer.format],
-      ['bounds', bounds.join(',')],
+      ['bounds', wrapBounds(bounds).join(',')],
       ['center', layerCenter(bounds, minzoom, maxzoom, layer.tileSize).join(',')],
       ['minzoom', String(minzoom)],
       ['maxzoom', String(maxzoom)],

@@ -191,7 +191,9 @@ function fillPanel(info) {
 }
 
 function fitTo(tj) {
-  const [w, s, e, n] = tj.bounds;
+  const [w, s, e0, n] = tj.bounds;
+  // Across the antimeridian TileJSON has west > east; the map wants east past 180.
+  const e = e0 < w ? e0 + 360 : e0;
   const panel = $('panel');
   const left = window.innerWidth > 2 * panel.offsetWidth ? panel.offsetWidth + 30 : 20;
   try {

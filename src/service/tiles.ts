@@ -11,7 +11,7 @@ import type { Layer } from '../layers/layer.js';
 import type { Metrics } from '../metrics.js';
 import { encodeTile, type TileFormat } from '../render/encode.js';
 import type { RenderPool } from '../render/pool.js';
-import { lonLatToMercator, tileBounds, tileRange } from '../tiles/mercator.js';
+import { boundsParts, lonLatToMercator, tileBounds, tileRange } from '../tiles/mercator.js';
 
 export interface TileRequest {
   layer: Layer;
@@ -122,19 +122,24 @@ export function cacheKey(t: Pick<TileRequest, 'z' | 'x' | 'y' | 'scale' | 'forma
   return `${t.layer.name}:${t.layer.version}:${t.z}/${t.x}/${t.y}@${t.scale}.${t.format}`;
 }
 
-/** Tile bounds that miss the layer's data footprint need no render. */
+/** Tile bounds that miss the layer's data footprint (on either side of the antimeridian) need no render. */
 function outsideData(t: TileRequest): boolean {
-  const [w, s, e, n] = t.layer.bounds;
-  const [minX, minY] = lonLatToMercator(w, s);
-  const [maxX, maxY] = lonLatToMercator(e, n);
   const b = tileBounds(t);
-  return b[0] >= maxX || b[2] <= minX || b[1] >= maxY || b[3] <= minY;
+  return boundsParts(t.layer.bounds).every(([w, s, e, n]) => {
+    const [minX, minY] = lonLatToMercator(w, s);
+    const [maxX, maxY] = lonLatToMercator(e, n);
+    return b[0] >= maxX || b[2] <= minX || b[1] >= maxY || b[3] <= minY;
+  });
 }
 
-/** The tile's column across the layer's data at its zoom, as a share from 0 to 1. */
+/** The tile's column across the layer's data at its zoom (eastwards over the antimeridian), as a share from 0 to 1. */
 function columnShare(t: TileRequest): number {
-  const [x0, , x1] = tileRange(t.layer.bounds, t.z);
-  return x1 > x0 ? (t.x - x0) / (x1 - x0 + 1) : 0;
+  const parts = boundsParts(t.layer.bounds);
+  const n = 2 ** t.z;
+  const x0 = tileRange(parts[0]!, t.z)[0];
+  const x1 = tileRange(parts.at(-1)!, t.z)[2] + (parts.length > 1 ? n : 0);
+  const x = t.x < x0 ? t.x + n : t.x;
+  return x1 > x0 ? Math.min(1, (x - x0) / (x1 - x0 + 1)) : 0;
 }
 
 /** Strong: the layer version (config and sources) and the bytes themselves. */

@@ -24,6 +24,23 @@ export function lonLatToMercator(lon: number, lat: number): [number, number] {
 }
 
 /** The tile range [minX, minY, maxX, maxY] (inclusive) covering lon/lat bounds at zoom z. */
+/**
+ * WGS84 bounds whose east edge may run past 180 (a layer across the antimeridian, as
+ * `wgs84Bounds` gives them), as one or two boxes within ±180.
+ */
+export function boundsParts(b: readonly [number, number, number, number]): [number, number, number, number][] {
+  if (b[2] <= 180) return [[b[0], b[1], b[2], b[3]]];
+  return [
+    [b[0], b[1], 180, b[3]],
+    [-180, b[1], b[2] - 360, b[3]],
+  ];
+}
+
+/** The same bounds as clients read them: within ±180, west greater than east across the antimeridian (TileJSON 3.0.0 §3.3). */
+export function wrapBounds(b: readonly [number, number, number, number]): [number, number, number, number] {
+  return b[2] > 180 ? [b[0], b[1], b[2] - 360, b[3]] : [b[0], b[1], b[2], b[3]];
+}
+
 export function tileRange(bounds: [number, number, number, number], z: number): [number, number, number, number] {
   const n = 2 ** z;
   const [x0, y0] = lonLatToMercator(bounds[0], bounds[3]);

@@ -120,6 +120,16 @@ function toSourceCrs(def: string): ToSource {
   return t;
 }
 
+/** The middle longitude of a north-up source in geographic coordinates (whose longitudes may run past ±180); else undefined. */
+function geographicMiddle(src: PlanSource): number | undefined {
+  const [a, b, c, , e] = src.geoTransform;
+  return isGeographic(src.proj4) && c === 0 && e === 0 && b > 0 ? a + (b * src.width) / 2 : undefined;
+}
+
+function isGeographic(def: string): boolean {
+  return /\+proj=(longlat|latlong|lonlat|latlon)\b/.test(def);
+}
+
 /** Affine inverse of a GDAL geotransform: CRS coordinates to full-resolution pixel coordinates. */
 function invert(gt: PlanSource['geoTransform']): (x: number, y: number, out: Float64Array) => void {
   const [a, b, c, d, e, f] = gt;
@@ -144,6 +154,7 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   const toCrs = toSourceCrs(src.proj4);
   const toPixel = invert(src.geoTransform);
   const tmp = new Float64Array(2);
+  const middle = geographicMiddle(src);
 
   // Full-resolution source pixel coordinates of output pixel centre (i, j).
   const exact = (i: number, j: number, out: Float64Array) => {
@@ -153,6 +164,9 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
       out[1] = NaN;
       return;
     }
+    // The same meridian in the source's own run of longitudes (170 to 190, or 0 to 360): the
+    // copy of it nearest the source's middle.
+    if (middle !== undefined) tmp[0] = tmp[0]! + 360 * Math.round((middle - tmp[0]!) / 360);
     toPixel(tmp[0]!, tmp[1]!, out);
   };
 
@@ -344,7 +358,7 @@ function separableGeographic(
   fu: Float64Array,
   fv: Float64Array,
 ): boolean {
-  if (!/\+proj=(longlat|latlong|lonlat|latlon)\b/.test(src.proj4) || src.geoTransform[2] !== 0 || src.geoTransform[4] !== 0) return false;
+  if (geographicMiddle(src) === undefined) return false;
   const us = new Float64Array(W),
     vs = new Float64Array(W);
   const p = new Float64Array(2);

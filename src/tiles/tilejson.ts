@@ -3,7 +3,7 @@
  * versioned tile URL templates shared by TileJSON, WMTS and the preview page. Pure: the HTTP
  * layer hands in the public base URL (scheme, host, port) the client used.
  */
-import { HALF_WORLD, lonLatToMercator, MAX_LAT } from './mercator.js';
+import { HALF_WORLD, lonLatToMercator, MAX_LAT, wrapBounds } from './mercator.js';
 
 /** What client documents need from a layer (src/layers' Layer has all of it). */
 export interface ClientLayer {
@@ -51,7 +51,9 @@ export function tileUrlTemplate(baseUrl: string, layer: Pick<ClientLayer, 'name'
 export function mercatorBounds(b: readonly [number, number, number, number]): [number, number, number, number] {
   const down = (v: number) => Math.floor(v * 1e7) / 1e7;
   const up = (v: number) => Math.ceil(v * 1e7) / 1e7;
-  return [Math.max(-180, down(b[0])), Math.max(-MAX_LAT, down(b[1])), Math.min(180, up(b[2])), Math.min(MAX_LAT, up(b[3]))];
+  // East past 180 is a layer across the antimeridian (see boundsParts): kept, not cut.
+  const east = b[2] > 180 ? Math.min(b[0] + 360, up(b[2])) : Math.min(180, up(b[2]));
+  return [Math.max(-180, down(b[0])), Math.max(-MAX_LAT, down(b[1])), east, Math.min(MAX_LAT, up(b[3]))];
 }
 
 /**
@@ -71,7 +73,8 @@ export function layerCenter(bounds: readonly [number, number, number, number], m
   const lat = (Math.atan(Math.exp(midY / 6378137)) * 2 - Math.PI / 2) * (180 / Math.PI);
   // `+ 0` turns -0 into 0.
   const round = (v: number) => Math.round(v * 1e7) / 1e7 + 0;
-  return [round((w + e) / 2), Math.min(n, Math.max(s, round(lat))), zoom];
+  const lon = (w + e) / 2;
+  return [round(lon > 180 ? lon - 360 : lon), Math.min(n, Math.max(s, round(lat))), zoom];
 }
 
 /**
@@ -90,7 +93,7 @@ export function buildTileJson(baseUrl: string, layer: ClientLayer, scale: TileSc
     tiles: [tileUrlTemplate(baseUrl, layer, scale, format)],
     minzoom: config.minzoom,
     maxzoom: config.maxzoom,
-    bounds,
+    bounds: wrapBounds(bounds),
     center: layerCenter(bounds, config.minzoom, config.maxzoom),
     scheme: 'xyz',
     tileSize: config.tileSize * scale,

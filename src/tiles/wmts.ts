@@ -99,7 +99,9 @@ function matrixSetXml(set: MatrixSetDef, maxZoom: number): string {
 
 function layerXml(baseUrl: string, layer: ClientLayer): string {
   const { config } = layer;
-  const [w, s, e, n] = mercatorBounds(layer.bounds);
+  // Across the antimeridian, the whole width: a box cannot say "170° east to 170° west" here.
+  const box = mercatorBounds(layer.bounds);
+  const [w, s, e, n] = box[2] > 180 ? [-180, box[1], 180, box[3]] : box;
   const [x0, y0] = lonLatToMercator(w, s);
   const [x1, y1] = lonLatToMercator(e, n);
   const abstract = [config.description, config.attribution && `Attribution: ${config.attribution}`].filter(Boolean).join(' ');

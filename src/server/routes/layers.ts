@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Layer } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
+import { wrapBounds } from '../../tiles/mercator.js';
 
 function summary(l: Layer) {
   return {
@@ -8,7 +9,7 @@ function summary(l: Layer) {
     title: l.config.title,
     hash: l.hash,
     version: l.version,
-    bounds: l.bounds,
+    bounds: wrapBounds(l.bounds),
     minzoom: l.config.minzoom,
     maxzoom: l.config.maxzoom,
     tileSize: l.config.tileSize,
