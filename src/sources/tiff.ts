@@ -100,6 +100,7 @@ export async function readTiff(src: ByteSource, fileSize: number): Promise<{ lit
     ifdOffset = reader.u32(4);
   } else if (magic === 43) {
     big = true;
+    if (fileSize < 16) throw new SourceError(`${src.location}: ${fileSize} bytes is too short for a BigTIFF header`);
     if (reader.u16(4) !== 8) throw new SourceError(`${src.location}: unsupported BigTIFF offset size`);
     ifdOffset = reader.u64(8);
   } else {
@@ -158,13 +159,23 @@ function arr(tags: Map<number, TagValue>, tag: number): number[] {
   return Array.isArray(v) ? v : [];
 }
 
+/**
+ * A size or count field: a whole number of at least 1. Any field type is read as a number, so
+ * a file may give a width as a FLOAT (1.8e-43), a DOUBLE or a negative SSHORT; sizes like that
+ * would reach typed-array lengths and loops further on.
+ */
+function size(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} ${value} is not a whole number of at least 1`);
+  return value;
+}
+
 function toImage(index: number, tags: Map<number, TagValue>, location: string): TiffImage {
   try {
-    const width = num(tags, Tag.ImageWidth);
-    const height = num(tags, Tag.ImageLength);
+    const width = size('ImageWidth', num(tags, Tag.ImageWidth));
+    const height = size('ImageLength', num(tags, Tag.ImageLength));
     const tiled = tags.has(Tag.TileWidth);
     const bits = arr(tags, Tag.BitsPerSample);
-    const bitsPerSample = bits[0] ?? 1;
+    const bitsPerSample = size('BitsPerSample', bits[0] ?? 1);
     if (bits.some((b) => b !== bitsPerSample)) throw new Error('bands of different bit depths are not supported');
     const formats = arr(tags, Tag.SampleFormat);
     const image: TiffImage = {
@@ -172,9 +183,9 @@ function toImage(index: number, tags: Map<number, TagValue>, location: string): 
       width,
       height,
       tiled,
-      blockWidth: tiled ? num(tags, Tag.TileWidth) : width,
-      blockHeight: tiled ? num(tags, Tag.TileLength) : Math.min(num(tags, Tag.RowsPerStrip, height), height),
-      samplesPerPixel: num(tags, Tag.SamplesPerPixel, 1),
+      blockWidth: tiled ? size('TileWidth', num(tags, Tag.TileWidth)) : width,
+      blockHeight: tiled ? size('TileLength', num(tags, Tag.TileLength)) : Math.min(size('RowsPerStrip', num(tags, Tag.RowsPerStrip, height)), height),
+      samplesPerPixel: size('SamplesPerPixel', num(tags, Tag.SamplesPerPixel, 1)),
       bitsPerSample,
       sampleFormat: formats[0] ?? SampleFormat.Uint,
       planar: num(tags, Tag.PlanarConfiguration, PlanarConfiguration.Contig),
@@ -186,7 +197,6 @@ function toImage(index: number, tags: Map<number, TagValue>, location: string): 
       blockByteCounts: arr(tags, tiled ? Tag.TileByteCounts : Tag.StripByteCounts),
       tags,
     };
-    if (!(width > 0 && height > 0 && image.blockWidth > 0 && image.blockHeight > 0)) throw new Error('empty image or block size');
     const expected = blocksAcross(image) * blocksDown(image) * (image.planar === PlanarConfiguration.Separate ? image.samplesPerPixel : 1);
     if (image.blockOffsets.length < expected || image.blockByteCounts.length < expected) {
       throw new Error(`has ${image.blockOffsets.length} block offsets, expected ${expected}`);
