@@ -6,7 +6,7 @@ import { byteSource, type ByteSource } from './bytesource.js';
 import { blockCache } from './blockcache.js';
 import { decodeBlock } from './codecs/block.js';
 import { DECOMPRESSORS } from './codecs/decompressors.js';
-import { blocksAcross, readTiff, Tag, type TiffImage } from './tiff.js';
+import { blocksAcross, readTiff, Tag, type TagValue, type TiffImage } from './tiff.js';
 import { Photometric, PlanarConfiguration, SampleFormat, sampleType, SubfileType, type DataType, type Samples } from './types.js';
 
 /** One resolution of the pyramid: level 0 is full resolution, then the overviews. */
@@ -201,7 +201,9 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
     if (lv && !lv.mask && DECOMPRESSORS.has(im.compression)) lv.mask = im;
   }
 
-  const keys = GeoKeys.fromDirectory(full.tags.get(Tag.GeoKeyDirectory), full.tags.get(Tag.GeoDoubleParams), full.tags.get(Tag.GeoAsciiParams));
+  const directory = full.tags.get(Tag.GeoKeyDirectory);
+  checkGeoKeyDirectory(directory, fail);
+  const keys = GeoKeys.fromDirectory(directory, full.tags.get(Tag.GeoDoubleParams), full.tags.get(Tag.GeoAsciiParams));
   if (!keys) return fail('no GeoTIFF keys (GeoKeyDirectoryTag 34735): not a georeferenced raster');
   let crs: Crs;
   try {
@@ -240,6 +242,20 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
     palette,
     bounds: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)],
   };
+}
+
+/**
+ * GeoTIFF 1.1 §7.1.2: the GeoKeyDirectory is SHORTs, a header of four (its last the number of
+ * keys) and four per key. The number of keys is the file's word: one read as a LONG8 (a field
+ * type damaged) claimed 10^18 keys and held the loader in a loop.
+ */
+function checkGeoKeyDirectory(directory: TagValue | undefined, fail: (why: string) => never): void {
+  if (!Array.isArray(directory) || directory.length < 4) return;
+  const bad = directory.find((v) => !Number.isInteger(v) || v < 0 || v > 0xffff);
+  if (bad !== undefined) fail(`GeoKeyDirectory (tag 34735) holds ${bad}; its values are SHORTs`);
+  const keys = directory[3]!;
+  if (4 + 4 * keys > directory.length)
+    fail(`GeoKeyDirectory (tag 34735) claims ${keys} keys; its ${directory.length} values hold ${(directory.length >> 2) - 1}`);
 }
 
 /** TIFF ColorMap (tag 320): all reds, then greens, then blues, 16 bits each. */
