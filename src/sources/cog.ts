@@ -4,10 +4,11 @@ import { GeoKey, GeoKeys, RasterType } from '../crs/geokeys.js';
 import { SourceError } from '../errors.js';
 import { byteSource, type ByteSource } from './bytesource.js';
 import { blockCache } from './blockcache.js';
-import { decodeBlock } from './codecs/block.js';
+import { blockShape, decodeBlock } from './codecs/block.js';
+import { MAX_BLOCK_BYTES as MAX_DECODED_BYTES } from './codecs/output.js';
 import { DECOMPRESSORS } from './codecs/decompressors.js';
 import { blocksAcross, readTiff, Tag, type TagValue, type TiffImage } from './tiff.js';
-import { Photometric, PlanarConfiguration, SampleFormat, sampleType, SubfileType, type DataType, type Samples } from './types.js';
+import { Photometric, PlanarConfiguration, SampleFormat, sampleType, SubfileType, type DataType, type Samples, type SampleType } from './types.js';
 
 /** One resolution of the pyramid: level 0 is full resolution, then the overviews. */
 export interface Level {
@@ -91,6 +92,12 @@ export class Cog {
       const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
       const samples = im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
       if (mask) {
+        // Unpacked to a byte a pixel: eight times what the packed block decodes to.
+        if (im.blockWidth * rows > MAX_DECODED_BYTES) {
+          throw new SourceError(
+            `${this.meta.location}: mask block ${index} of image ${im.index} is ${im.blockWidth}x${rows} pixels, more than ${MAX_DECODED_BYTES} unpacked`,
+          );
+        }
         const packed = await this.decode(
           im,
           offset,
@@ -124,9 +131,17 @@ export class Cog {
     index: number,
   ): Promise<Samples> {
     const layout = { ...shape, compression: im.compression, predictor: im.predictor, littleEndian: this.littleEndian };
+    const where = `${this.meta.location}: block ${index} of image ${im.index}`;
     if (count === 0) {
-      // A sparse block (GDAL SPARSE_OK): reads as nodata, or zero without one.
-      const out = emptySamples(shape.bitsPerSample, shape.sampleFormat, shape.width * shape.height * shape.samples);
+      // A sparse block (GDAL SPARSE_OK): reads as nodata, or zero without one. Its size is the
+      // file's word as much as a stored block's, and checked the same way.
+      let empty: { type: SampleType; sampleCount: number };
+      try {
+        empty = blockShape(shape);
+      } catch (err) {
+        throw new SourceError(`${where} (sparse): ${(err as Error).message}`);
+      }
+      const out = new empty.type.array(empty.sampleCount);
       if (this.meta.nodata !== null) out.fill(this.meta.nodata as never);
       return out;
     }
@@ -165,10 +180,6 @@ function unpackBits(packed: Uint8Array, width: number, rows: number): Uint8Array
     for (let x = 0; x < width; x++) out[y * width + x] = (packed[y * stride + (x >> 3)]! >> (7 - (x & 7))) & 1;
   }
   return out;
-}
-
-export function emptySamples(bits: number, format: number, n: number): Samples {
-  return new (sampleType(bits, format).array)(n);
 }
 
 function buildMeta(location: string, version: string, images: TiffImage[]): CogMeta {

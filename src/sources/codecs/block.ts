@@ -11,7 +11,7 @@
  * and reused, which is safe because decoding is synchronous.
  */
 import { SourceError } from '../../errors.js';
-import { Predictor, SampleFormat, sampleType, type BlockLayout, type Samples } from '../types.js';
+import { Predictor, SampleFormat, sampleType, type BlockLayout, type Samples, type SampleType } from '../types.js';
 import { DECOMPRESSORS } from './decompressors.js';
 import { MAX_BLOCK_BYTES } from './output.js';
 import { NATIVE_LE, swapBytes, undoFloatingPointPredictor, undoHorizontalPredictor } from './predictor.js';
@@ -32,16 +32,8 @@ import { NATIVE_LE, swapBytes, undoFloatingPointPredictor, undoHorizontalPredict
  */
 export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shared?: boolean } = {}): Samples {
   const { compression, predictor, width, height, samples, bitsPerSample, sampleFormat, littleEndian } = layout;
-  checkDimension('width', width);
-  checkDimension('height', height);
-  checkDimension('samples', samples);
-  const type = sampleType(bitsPerSample, sampleFormat);
+  const { type, sampleCount, bytes: expected } = blockShape(layout);
   const bytesPerSample = bitsPerSample >>> 3;
-  const sampleCount = width * height * samples;
-  const expected = sampleCount * bytesPerSample;
-  if (expected > MAX_BLOCK_BYTES) {
-    throw new SourceError(`TIFF block of ${width}x${height}x${samples} ${bitsPerSample}-bit samples is too large`);
-  }
 
   if (predictor === Predictor.FloatingPoint) {
     if (sampleFormat !== SampleFormat.Float) {
@@ -73,6 +65,28 @@ export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shar
     }
   }
   return new type.array(out.buffer, 0, sampleCount);
+}
+
+/**
+ * The sample type and size of a block as its layout says, checked before anything is
+ * allocated for it: whole dimensions, a sample type tilegraph reads, at most MAX_BLOCK_BYTES.
+ */
+export function blockShape(layout: Pick<BlockLayout, 'width' | 'height' | 'samples' | 'bitsPerSample' | 'sampleFormat'>): {
+  type: SampleType;
+  sampleCount: number;
+  bytes: number;
+} {
+  const { width, height, samples, bitsPerSample, sampleFormat } = layout;
+  checkDimension('width', width);
+  checkDimension('height', height);
+  checkDimension('samples', samples);
+  const type = sampleType(bitsPerSample, sampleFormat);
+  const sampleCount = width * height * samples;
+  const bytes = sampleCount * (bitsPerSample >>> 3);
+  if (bytes > MAX_BLOCK_BYTES) {
+    throw new SourceError(`TIFF block of ${width}x${height}x${samples} ${bitsPerSample}-bit samples is too large (${bytes} bytes; at most ${MAX_BLOCK_BYTES})`);
+  }
+  return { type, sampleCount, bytes };
 }
 
 function checkDimension(name: string, value: number): void {

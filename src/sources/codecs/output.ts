@@ -7,8 +7,12 @@ import { SourceError } from '../../errors.js';
 
 export type OwnedBytes = Uint8Array<ArrayBuffer>;
 
-/** Refuse absurd blocks up front instead of failing deep inside an allocation. */
-export const MAX_BLOCK_BYTES = 0x7fffffff;
+/**
+ * The most bytes one block may decode to: a 4096² block of four Float32 bands, all that the
+ * default BLOCK_CACHE_MB holds. The block size is the file's word and a decoder allocates it
+ * before it decodes a byte, so a larger one is refused up front.
+ */
+export const MAX_BLOCK_BYTES = 256 * 1024 * 1024;
 
 /**
  * How much a DEFLATE or ZSTD stream may decode to, as a guard against
