@@ -4,7 +4,10 @@
  */
 import { inflateSync } from 'node:zlib';
 import { SourceError } from '../../errors.js';
-import { errorMessage, maxDecodedBytes, owned, shortBlock, type OwnedBytes } from './output.js';
+import { errorMessage, maxDecodedBytes, outputSize, owned, shortBlock, type OwnedBytes } from './output.js';
+
+/** DEFLATE's largest expansion: a 258-byte match in two bits (RFC 1951's longest match, one-bit codes). */
+const DEFLATE_MAX_RATIO = 1032;
 
 export function inflate(bytes: Uint8Array, expected: number, scratch: boolean): OwnedBytes {
   let out: Uint8Array;
@@ -13,8 +16,9 @@ export function inflate(bytes: Uint8Array, expected: number, scratch: boolean): 
       // One output chunk of the expected size: for blocks of 4 KiB or more
       // Node then allocates one unpooled buffer we can keep as is. Filling it
       // exactly also makes Node allocate a second chunk, only to find the stream
-      // ended; one byte more avoids that, where the buffer may be longer.
-      chunkSize: Math.max(scratch ? expected + 1 : expected, 64),
+      // ended; one byte more avoids that, where the buffer may be longer. Node
+      // allocates the chunk before it inflates a byte: no more than the data can fill.
+      chunkSize: Math.max(outputSize(scratch ? expected + 1 : expected, bytes.length * DEFLATE_MAX_RATIO), 64),
       maxOutputLength: maxDecodedBytes(expected),
     });
   } catch (err) {

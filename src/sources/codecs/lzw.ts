@@ -11,7 +11,7 @@
  * a copy within the output. No per-code strings or allocations.
  */
 import { SourceError } from '../../errors.js';
-import type { OwnedBytes } from './output.js';
+import { outputSize, type OwnedBytes } from './output.js';
 
 const LZW_CLEAR = 256;
 const LZW_EOI = 257;
@@ -29,7 +29,12 @@ export function decodeLzw(src: Uint8Array, expected: number): OwnedBytes {
     // (libtiff's detection); a 6.0 stream starts with the 9-bit clear code.
     throw new SourceError('unsupported old-style (LSB-first, pre TIFF 6.0) LZW stream');
   }
-  const out = new Uint8Array(expected);
+  // Codes are at least 9 bits, and a new table entry is at most one byte longer than the
+  // longest before it, so the k-th code after a Clear yields at most k bytes, and no code more
+  // than the longest entry (under 4096 bytes). A stream that cannot fill the block ends early.
+  const codes = Math.floor((n * 8) / 9);
+  const out = new Uint8Array(outputSize(expected, codes < LZW_TABLE_SIZE ? (codes * (codes + 1)) / 2 : codes * LZW_TABLE_SIZE));
+  const end = out.length;
   const offsets = lzwOffset;
   const lengths = lzwLength;
   let ip = 0;
@@ -41,7 +46,7 @@ export function decodeLzw(src: Uint8Array, expected: number): OwnedBytes {
   let prevPos = 0;
   let prevLen = 0; // 0: no previous code since the last clear
 
-  decode: while (op < expected) {
+  decode: while (op < end) {
     while (bits < codeLen) {
       // Running out of input without an EOI is treated like an EOI, as
       // libtiff does; the length check below reports it if data is missing.
@@ -68,7 +73,7 @@ export function decodeLzw(src: Uint8Array, expected: number): OwnedBytes {
     } else if (code < next) {
       len = lengths[code];
       const from = offsets[code];
-      const count = len < expected - op ? len : expected - op;
+      const count = len < end - op ? len : end - op;
       // The entry lies wholly before `op`, so a non-overlapping copy is right.
       if (count > 32) {
         out.copyWithin(op, from, from + count);
@@ -81,7 +86,7 @@ export function decodeLzw(src: Uint8Array, expected: number): OwnedBytes {
       // string plus its own first byte. It starts at prevPos and overlaps
       // its own destination, so copy forwards byte by byte.
       len = prevLen + 1;
-      const count = len < expected - op ? len : expected - op;
+      const count = len < end - op ? len : end - op;
       for (let i = 0; i < count; i++) out[op + i] = out[prevPos + i];
       op += count;
     } else {

@@ -24,6 +24,16 @@ export function maxDecodedBytes(expected: number): number {
   return Math.min(Math.max(expected * 16, expected + 0x10000), MAX_BLOCK_BYTES);
 }
 
+/**
+ * How much of a block to allocate: the block, or less when the compressed bytes could not fill
+ * it even at the codec's largest expansion (`most`, from the size of the data alone). The
+ * block size is the file's word: a 100-byte block whose TileWidth and TileLength say 32768
+ * would otherwise have 1 GiB allocated before its decoder finds it short.
+ */
+export function outputSize(expected: number, most: number): number {
+  return Math.min(expected, most);
+}
+
 export function shortBlock(codec: string, got: number, expected: number): SourceError {
   return new SourceError(`${codec} block decodes to ${got} bytes, expected ${expected} (truncated or corrupt data)`);
 }

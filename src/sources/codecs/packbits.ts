@@ -3,11 +3,12 @@
  * bytes for 0..127, one byte repeated 1-n times for -127..-1, nothing for -128.
  */
 import { SourceError } from '../../errors.js';
-import type { OwnedBytes } from './output.js';
+import { outputSize, type OwnedBytes } from './output.js';
 
 export function decodePackBits(src: Uint8Array, expected: number): OwnedBytes {
-  const out = new Uint8Array(expected);
   const end = src.length;
+  // At most 128 bytes from every two (a repeat run of 1-(-127)): the stream ends early, below.
+  const out = new Uint8Array(outputSize(expected, Math.ceil(end / 2) * 128));
   let ip = 0;
   let op = 0;
   while (op < expected) {
