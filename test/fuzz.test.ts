@@ -308,7 +308,7 @@ function probe(
   file: string,
   body: string,
   timeoutMs = 20_000,
-): { result: { value?: unknown; error?: string; code?: string; type?: string }; growthMb: number } {
+): { result: { value?: unknown; error?: string; code?: string; type?: string }; growthMb: number; residentMb: number } {
   const modules = { cog: new URL('../src/sources/cog.js', import.meta.url).href, block: new URL('../src/sources/codecs/block.js', import.meta.url).href };
   const script = `
     import { readFileSync } from 'node:fs';
@@ -316,13 +316,14 @@ function probe(
     const { decodeBlock } = await import(${JSON.stringify(modules.block)});
     const peak = () => Number(/^VmPeak:\\s+(\\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
     const before = peak();
+    const rssBefore = process.resourceUsage().maxRSS / 1024;
     let result;
     try {
       result = { value: await (async (file) => { ${body} })(process.argv[1]) };
     } catch (err) {
       result = { error: err.message, code: err.code, type: err.constructor.name };
     }
-    process.stdout.write(JSON.stringify({ result, growthMb: peak() - before }));
+    process.stdout.write(JSON.stringify({ result, growthMb: peak() - before, residentMb: process.resourceUsage().maxRSS / 1024 - rssBefore }));
   `;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, file], { encoding: 'utf8', timeout: timeoutMs });
   assert.ok(!r.error, `the probe did not finish in ${timeoutMs} ms (${r.error?.message})`);
@@ -441,6 +442,21 @@ describe('fuzz findings, one mutation each (issue 13)', { skip }, () => {
       /: block 0 of image 0 \(sparse\): TIFF block of 32768x32768x1 32-bit samples is too large \(4294967296 bytes; at most 268435456\)$/,
     );
     assert.ok(growthMb < 64, `the address space grew by ${Math.round(growthMb)} MiB`);
+  });
+
+  test('a sparse block of nodata 0 takes no resident memory, however large its TileWidth and TileLength say it is', () => {
+    // 16384² UInt8 samples: 256 MiB, the most a block may hold; the seed's nodata is 0.
+    const file = damaged('u8-packbits-mask', [
+      { ifd: 0, tag: 322, value: 16384 },
+      { ifd: 0, tag: 323, value: 16384 },
+      { ifd: 0, tag: 325, value: 0 },
+    ]);
+    const { result, residentMb } = probe(
+      file,
+      'const cog = await Cog.open(file); const s = await cog.readBlock(0, 0, 0, 0); return [cog.meta.nodata, s.length, s[12345]];',
+    );
+    assert.deepEqual(result.value, [0, 16384 * 16384, 0]);
+    assert.ok(residentMb < 64, `resident memory grew by ${Math.round(residentMb)} MiB`);
   });
 
   test('a mask block of 65535² pixels is refused before it is unpacked', async () => {

@@ -134,15 +134,19 @@ export class Cog {
     const where = `${this.meta.location}: block ${index} of image ${im.index}`;
     if (count === 0) {
       // A sparse block (GDAL SPARSE_OK): reads as nodata, or zero without one. Its size is the
-      // file's word as much as a stored block's, and checked the same way.
-      let empty: { type: SampleType; sampleCount: number };
+      // file's word as much as a stored block's, and checked the same way; it costs no bytes in
+      // the file, so a file can have many. Fresh memory is zero: with zero as the value it stays
+      // unwritten, and takes no resident memory. In shared memory when the threads share blocks,
+      // as a stored block is decoded, so that sharing it is no copy.
+      let empty: { type: SampleType; sampleCount: number; bytes: number };
       try {
         empty = blockShape(shape);
       } catch (err) {
         throw new SourceError(`${where} (sparse): ${(err as Error).message}`);
       }
-      const out = new empty.type.array(empty.sampleCount);
-      if (this.meta.nodata !== null) out.fill(this.meta.nodata as never);
+      const out = new empty.type.array(blockCache.sharing ? new SharedArrayBuffer(empty.bytes) : new ArrayBuffer(empty.bytes), 0, empty.sampleCount);
+      const nodata = this.meta.nodata;
+      if (nodata !== null && nodata !== 0) out.fill(nodata as never);
       return out;
     }
     // TIFF 6.0 §8: TileOffsets/TileByteCounts are whatever the file says. Checked against the
