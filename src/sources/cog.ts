@@ -7,8 +7,19 @@ import { blockCache } from './blockcache.js';
 import { blockShape, decodeBlock } from './codecs/block.js';
 import { MAX_BLOCK_BYTES as MAX_DECODED_BYTES } from './codecs/output.js';
 import { DECOMPRESSORS } from './codecs/decompressors.js';
+import { decodeImageBlock, IMAGE_COMPRESSIONS, imageCodecProblem, imageCodecReady } from './codecs/image.js';
 import { blocksAcross, readTiff, Tag, type TagValue, type TiffImage } from './tiff.js';
-import { Photometric, PlanarConfiguration, SampleFormat, sampleType, SubfileType, type DataType, type Samples, type SampleType } from './types.js';
+import {
+  compressionName,
+  Photometric,
+  PlanarConfiguration,
+  SampleFormat,
+  sampleType,
+  SubfileType,
+  type DataType,
+  type Samples,
+  type SampleType,
+} from './types.js';
 
 /** One resolution of the pyramid: level 0 is full resolution, then the overviews. */
 export interface Level {
@@ -27,6 +38,8 @@ export interface CogMeta {
   height: number;
   bands: number;
   dataType: DataType;
+  /** The full-resolution image's compression, as GDAL names it (DEFLATE, JPEG, LERC, ...). */
+  compression: string;
   nodata: number | null;
   /** GDAL order: [originX, pixelWidth, rowRotation, originY, columnRotation, pixelHeight], pixel-is-area. */
   geoTransform: [number, number, number, number, number, number];
@@ -54,7 +67,9 @@ export class Cog {
     try {
       const { size, version } = await src.identity();
       const { littleEndian, images } = await readTiff(src, size);
-      return new Cog(buildMeta(location, version, images), src, littleEndian, size);
+      const meta = buildMeta(location, version, images);
+      for (const lv of meta.levels) await imageCodecReady(lv.image.compression);
+      return new Cog(meta, src, littleEndian, size);
     } catch (err) {
       await src.close().catch(() => {});
       throw err;
@@ -168,12 +183,34 @@ export class Cog {
     if (bytes.length < count)
       throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
     try {
+      if (IMAGE_COMPRESSIONS.has(im.compression)) {
+        const tables = im.tags.get(Tag.JPEGTables);
+        const lerc = im.tags.get(Tag.LercParameters);
+        return await decodeImageBlock(
+          bytes,
+          {
+            ...shape,
+            compression: im.compression,
+            jpegTables: Array.isArray(tables) ? Uint8Array.from(tables) : undefined,
+            lercAdditional: Array.isArray(lerc) ? lerc[1] : 0,
+          },
+          blockCache.sharing,
+        );
+      }
       // Shared between threads: decoded straight into a SharedArrayBuffer, saving a copy.
       return decodeBlock(bytes, layout, { shared: blockCache.sharing });
     } catch (err) {
       throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset}: ${(err as Error).message}`);
     }
   }
+}
+
+/** Why the blocks of an image cannot be decoded here, or undefined when they can. */
+function codecProblem(im: TiffImage): string | undefined {
+  if (IMAGE_COMPRESSIONS.has(im.compression)) return imageCodecProblem(im);
+  if (!DECOMPRESSORS.has(im.compression)) return `unsupported TIFF compression ${im.compression}`;
+  if (im.photometric === Photometric.YCbCr) return 'YCbCr samples without JPEG compression';
+  return undefined;
 }
 
 function unpackBits(packed: Uint8Array, width: number, rows: number): Uint8Array {
@@ -191,7 +228,8 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
   const fail = (why: string): never => {
     throw new SourceError(`${location}: ${why}`);
   };
-  if (!DECOMPRESSORS.has(full.compression)) fail(`unsupported TIFF compression ${full.compression}`);
+  const problem = codecProblem(full);
+  if (problem) fail(problem);
   let dataType: DataType;
   try {
     dataType = sampleType(full.bitsPerSample, full.sampleFormat).dataType;
@@ -205,7 +243,8 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
   const levels: Level[] = [{ width: full.width, height: full.height, image: full }];
   for (const im of images.slice(1)) {
     if (!isMask(im) && im.subfileType & SubfileType.ReducedImage && im.samplesPerPixel === full.samplesPerPixel) {
-      if (!DECOMPRESSORS.has(im.compression)) fail(`overview ${im.index}: unsupported TIFF compression ${im.compression}`);
+      const overviewProblem = codecProblem(im);
+      if (overviewProblem) fail(`overview ${im.index}: ${overviewProblem}`);
       levels.push({ width: im.width, height: im.height, image: im });
     }
   }
@@ -254,6 +293,7 @@ function buildMeta(location: string, version: string, images: TiffImage[]): CogM
     geoTransform,
     crs,
     levels,
+    compression: compressionName(full.compression),
     palette,
     bounds: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)],
   };

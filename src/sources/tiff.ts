@@ -28,6 +28,7 @@ export const Tag = {
   ExtraSamples: 338,
   SampleFormat: 339,
   JPEGTables: 347,
+  LercParameters: 50674,
   ModelPixelScale: 33550,
   ModelTiepoint: 33922,
   ModelTransformation: 34264,

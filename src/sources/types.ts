@@ -18,7 +18,29 @@ export const Compression = {
   PackBits: 32773,
   Deflate: 32946,
   Zstd: 50000,
+  /** TIFF Technical Note 2 ("new-style" JPEG). */
+  Jpeg: 7,
+  /** Esri's LERC, as libtiff writes it (with LercParameters, tag 50674). */
+  Lerc: 34887,
+  /** libtiff's WebP. */
+  Webp: 50001,
 } as const;
+
+/** The name GDAL gives each compression (its COMPRESSION metadata), for /layers/{layer}. */
+export function compressionName(c: number): string {
+  const names: Record<number, string> = {
+    1: 'NONE',
+    5: 'LZW',
+    7: 'JPEG',
+    8: 'DEFLATE',
+    32773: 'PACKBITS',
+    32946: 'DEFLATE',
+    34887: 'LERC',
+    50000: 'ZSTD',
+    50001: 'WEBP',
+  };
+  return names[c] ?? `${c}`;
+}
 
 /** Predictor, tag 317: Section 14 (2); 3 is Adobe Photoshop TIFF Technical Note 3. */
 export const Predictor = {
@@ -47,6 +69,9 @@ export const PlanarConfiguration = {
 /** PhotometricInterpretation, tag 262 (Sections 3-6); only the values read here. */
 export const Photometric = {
   MinIsBlack: 1,
+  Rgb: 2,
+  /** Only with JPEG compression, whose decoder converts it to RGB. */
+  YCbCr: 6,
   Palette: 3,
 } as const;
 

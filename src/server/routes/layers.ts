@@ -43,6 +43,7 @@ export function describeLayer(layers: LayerRegistry) {
         palette: !!s.meta.palette,
         overviews: s.meta.levels.slice(1).map((lv) => [lv.width, lv.height]),
         blockSize: [s.meta.levels[0]!.image.blockWidth, s.meta.levels[0]!.image.blockHeight],
+        compression: s.meta.compression,
         bounds: s.meta.bounds,
       })),
     });

@@ -35,6 +35,12 @@ export function unzstd(bytes: Uint8Array, expected: number): OwnedBytes {
   return out;
 }
 
+/** Frames decoded until the input ends, into at most `most` bytes: a stream whose decoded size no field gives (LERC's ZSTD layer). */
+export function unzstdUpTo(bytes: Uint8Array, most: number): Uint8Array {
+  const out = new Uint8Array(outputSize(most, bytes.length * MAX_RATIO));
+  return out.subarray(0, decodeFrames(bytes, out, out.length));
+}
+
 /** What one frame keeps from block to block (§3.1.1.3, §3.1.1.5). */
 interface FrameState {
   /** Repeat offsets. */
