@@ -26,7 +26,7 @@
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single, seed,
- * overview, encode, gdal2tiles, soak), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3). See bench/README.md.
+ * overview, encode, jpeg, gdal2tiles, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -36,7 +36,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { coldTileCosts, renderRgba, singleThread } from './direct.js';
+import { blockCache } from '../src/sources/blockcache.js';
+import { coldTileCosts, renderRgba, singleThread, type DirectResult } from './direct.js';
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, summarise, type LoadResult } from './loadgen.js';
@@ -62,7 +63,7 @@ const SKIP = new Set(
     .map((s) => s.trim())
     .filter(Boolean),
 );
-const FILES = ['dem.tif', 'dem4x.tif', 'scene.tif', 'dem-relief.tif'];
+const FILES = ['dem.tif', 'dem4x.tif', 'scene.tif', 'scene-rgb-deflate.tif', 'scene-rgb-jpeg.tif', 'dem-relief.tif'];
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 const round = (v: number, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
@@ -512,6 +513,48 @@ async function naiveAndSingle(layers: BenchLayers): Promise<{ naive?: Scenario; 
   return out;
 }
 
+const JPEG_ROUNDS = Number(process.env.BENCH_JPEG_ROUNDS ?? 3);
+
+/**
+ * The cost of a tile of an 8-bit RGB COG compressed with JPEG against the same pixels with
+ * DEFLATE: the render thread's entry in this thread, one tile at a time, the same tiles
+ * (every n-th of zooms 10-14 over the scene), alternating DEFLATE and JPEG rounds so that both
+ * meet the same state of the machine; each round on a fresh block cache.
+ */
+async function jpegVsDeflate(layers: BenchLayers): Promise<Scenario> {
+  const all = tilesCovering(layers.rgbJpeg.bounds, ZOOMS[0], ZOOMS[1]);
+  const sample = everyNth(all, Math.max(1, Math.ceil(all.length / 400)));
+  const rates: Record<'deflate' | 'jpeg', number[]> = { deflate: [], jpeg: [] };
+  const phases: Record<'deflate' | 'jpeg', DirectResult['phasesMs'][]> = { deflate: [], jpeg: [] };
+  for (const layer of [layers.rgbDeflate, layers.rgbJpeg]) await singleThread(layer.spec, sample.slice(0, 4)); // graphs built
+  for (let round = 0; round < JPEG_ROUNDS; round++) {
+    for (const [codec, layer] of [
+      ['deflate', layers.rgbDeflate],
+      ['jpeg', layers.rgbJpeg],
+    ] as const) {
+      blockCache.resize(256 * 1024 * 1024); // empty: every round decodes its blocks
+      const r = await singleThread(layer.spec, sample, 20_000);
+      rates[codec].push(r.perSecond);
+      phases[codec].push(r.phasesMs);
+    }
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+  const scenario = {
+    name: 'tilegraph-rgb-jpeg-vs-deflate',
+    kind: 'in-process, one thread, one tile at a time, cold block cache each round',
+    what: "the scene's NIR/red/green as 8-bit RGB (bench/make-data.sh): scene-rgb-jpeg.tif (JPEG q90, YCbCr) against scene-rgb-deflate.tif (DEFLATE + predictor), read -> rgb",
+    tiles: { zooms: ZOOMS, total: all.length, measured: sample.length, byZoom: countByZoom(sample) },
+    deflateTilesPerSec: median(rates.deflate),
+    jpegTilesPerSec: median(rates.jpeg),
+    rounds: rates,
+    readMsPerTile: { deflate: median(phases.deflate.map((p) => p.read)), jpeg: median(phases.jpeg.map((p) => p.read)) },
+    jpegCostVsDeflate: round(median(rates.deflate) / median(rates.jpeg), 2),
+    bytes: { deflate: statSync(layers.rgbDeflate.sources[0]!.location).size, jpeg: statSync(layers.rgbJpeg.sources[0]!.location).size },
+  };
+  log(`  jpeg: ${scenario.jpegTilesPerSec} tiles/s against deflate ${scenario.deflateTilesPerSec} (cost ${scenario.jpegCostVsDeflate}x)`);
+  return scenario;
+}
+
 /** The zoom-8 tile holding the DEM's centre, cold, from dem.tif and from dem4x.tif. */
 async function overviewTarget(layers: BenchLayers): Promise<Record<string, unknown>> {
   const [w, s, e, n] = layers.dem.bounds;
@@ -741,10 +784,11 @@ async function main(): Promise<void> {
   const baselines = await step('naive', () => naiveAndSingle(layers));
   const overview = await step('overview', () => overviewTarget(layers));
   const encode = await step('encode', () => encoders(layers));
+  const jpeg = await step('jpeg', () => jpegVsDeflate(layers));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
   const seeded = await step('seed', () => seeding(layers));
   const soaked = await step('soak', () => soak());
-  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, fixed, l1, l2, g2t, seeded, soaked]) if (s) scenarios.push(s);
+  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, jpeg, fixed, l1, l2, g2t, seeded, soaked]) if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
 
   const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
@@ -762,6 +806,7 @@ async function main(): Promise<void> {
     ndviVsNaiveDem: ratio(rate(ndvi), rate(baselines?.naive)),
     demVsGdal2tiles: ratio(rate(dem), rate(g2t)),
     overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
+    jpegTileCostVsDeflate: (jpeg?.jpegCostVsDeflate as number | undefined) ?? null,
     soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({

@@ -74,8 +74,13 @@ const NDVI_CANDIDATES: { form: string; needs: string[]; pipeline: unknown }[] = 
   },
 ];
 
+const RGB_PIPELINE = [{ read: { source: 'rgb', bands: [1, 2, 3], resampling: 'bilinear' } }, { rgb: {} }];
+
 export interface BenchLayers {
   dir: string;
+  /** The scene as 8-bit RGB, the same pixels DEFLATE- and JPEG-compressed. */
+  rgbDeflate: Layer;
+  rgbJpeg: Layer;
   dem: Layer;
   dem4x: Layer;
   ndvi: Layer;
@@ -93,13 +98,19 @@ async function writeLayer(dir: string, name: string, doc: Record<string, unknown
   return file;
 }
 
-/** Writes bench-dem, bench-dem4x and bench-ndvi into `dir` (the data directory) and loads them. */
+/** Writes bench-dem, bench-dem4x, bench-rgb-deflate, bench-rgb-jpeg and bench-ndvi into `dir` (the data directory) and loads them. */
 export async function writeBenchLayers(dir: string): Promise<BenchLayers> {
   const dem = await loadLayer(await writeLayer(dir, 'bench-dem', layerFile('Bench DEM colour relief', { dem: './dem.tif' }, DEM_PIPELINE)), opts(dir));
   const dem4x = await loadLayer(
     await writeLayer(dir, 'bench-dem4x', layerFile('Bench DEM colour relief, 4x the pixels', { dem: './dem4x.tif' }, DEM_PIPELINE)),
     opts(dir),
   );
+  const rgb = async (codec: string) =>
+    loadLayer(
+      await writeLayer(dir, `bench-rgb-${codec}`, layerFile(`Bench scene, 8-bit RGB, ${codec}`, { rgb: `./scene-rgb-${codec}.tif` }, RGB_PIPELINE)),
+      opts(dir),
+    );
+  const [rgbDeflate, rgbJpeg] = [await rgb('deflate'), await rgb('jpeg')];
   const refused: { form: string; why: string }[] = [];
   for (const c of NDVI_CANDIDATES) {
     const missing = c.needs.filter((op) => !OPERATOR_NAMES.includes(op));
@@ -110,7 +121,7 @@ export async function writeBenchLayers(dir: string): Promise<BenchLayers> {
     const file = await writeLayer(dir, 'bench-ndvi', layerFile('Bench NDVI, UTM scene', SCENE, c.pipeline));
     try {
       const ndvi = await loadLayer(file, opts(dir));
-      return { dir, dem, dem4x, ndvi, ndviForm: c.form, ndviRefused: refused, operators: OPERATOR_NAMES };
+      return { dir, rgbDeflate, rgbJpeg, dem, dem4x, ndvi, ndviForm: c.form, ndviRefused: refused, operators: OPERATOR_NAMES };
     } catch (err) {
       refused.push({ form: c.form, why: (err as Error).message });
     }

@@ -7,6 +7,8 @@
 #                   the overview target (a zoom-8 tile must cost about the same from both).
 #   scene.tif       4-band UInt16 scene (blue, green, red, NIR) in UTM 12N (EPSG:32612), COG
 #                   with DEFLATE + horizontal predictor and overviews: NDVI needs reprojection.
+#   scene-rgb-deflate.tif, scene-rgb-jpeg.tif
+#                   the scene's NIR, red and green bands as 8-bit RGB, DEFLATE and JPEG.
 #   dem-relief.tif  dem.tif coloured (gdaldem color-relief, RGBA): gdal2tiles' input.
 #
 # The DEM is the shipped 100 m SRTM excerpt (layers/data/srtm_jasper_ab_100m.tif) warped to
@@ -95,6 +97,19 @@ if [ ! -f "$OUT/scene.tif" ]; then
   mv "$TMP/scene.tif" "$OUT/scene.tif"
 fi
 
+# The scene as 8-bit false colour (NIR, red, green) in two encodings of the same pixels:
+# grid: DEFLATE with the horizontal predictor, and JPEG (YCbCr, quality 90), what aerial and
+# satellite RGB COGs are usually published as.
+for codec in deflate jpeg; do
+  if [ ! -f "$OUT/scene-rgb-$codec.tif" ]; then
+    log "writing scene-rgb-$codec.tif"
+    if [ "$codec" = jpeg ]; then opts=(-co COMPRESS=JPEG -co QUALITY=90); else opts=(-co COMPRESS=DEFLATE -co PREDICTOR=YES); fi
+    gdal_translate -q -of COG -co BLOCKSIZE=512 -co NUM_THREADS=ALL_CPUS "${opts[@]}" -b 4 -b 3 -b 2 -ot Byte -scale 5000 30000 1 255 -a_nodata none \
+      "$OUT/scene.tif" "$TMP/scene-rgb-$codec.tif"
+    mv "$TMP/scene-rgb-$codec.tif" "$OUT/scene-rgb-$codec.tif"
+  fi
+done
+
 if [ ! -f "$OUT/dem-relief.tif" ] && command -v gdaldem >/dev/null; then
   # The same stops as the bench's DEM layer (bench.ts writes them as a colormap).
   cat > "$TMP/ramp.txt" <<'EOF'
@@ -112,4 +127,4 @@ EOF
     -of GTiff -co TILED=YES -co BLOCKXSIZE=512 -co BLOCKYSIZE=512 -co COMPRESS=DEFLATE -co NUM_THREADS=ALL_CPUS
   mv "$TMP/dem-relief.tif" "$OUT/dem-relief.tif"
 fi
-log "done: $(cd "$OUT" && ls -la dem.tif dem4x.tif scene.tif dem-relief.tif 2>/dev/null | awk '{ printf "%s %d MB; ", $NF, $5 / 1048576 }')"
+log "done: $(cd "$OUT" && ls -la dem.tif dem4x.tif scene.tif scene-rgb-deflate.tif scene-rgb-jpeg.tif dem-relief.tif 2>/dev/null | awk '{ printf "%s %d MB; ", $NF, $5 / 1048576 }')"
