@@ -690,6 +690,12 @@ export const KNOWN_OUTSIDE: readonly { pattern: RegExp; fix: string }[] = [
     pattern: /Invalid typed array length: \S+ \(at new (Float64|Float32|Int32)Array \(<anonymous>\), at (kernel\w*|axisTaps) \(dist\/src\/sources\/sample\.js/,
     fix: 'src/sources/sample.ts: size the kernel weights by the window (the taps are clipped to it), not by the scale',
   },
+  {
+    // A damaged block in the level that rescale's from: auto reads for its percentiles: the
+    // source's TileError (bad_source) is thrown again as a plain Error, an internal error.
+    pattern: /rescale from: auto: source '\w+' .* \(at \S*dist\/src\/ops\/builtin\/read\.js/,
+    fix: "src/ops/builtin/read.ts: percentiles() keeps a TileError's code (bad_source) when it adds 'rescale from: auto'",
+  },
 ];
 
 /** Messages to the parent. */
@@ -775,6 +781,12 @@ export const SEEDS: readonly SeedSpec[] = [
     covers: 'UInt16, LZW, no predictor, an overview',
     commands: [['gdal_translate', ...cog('COMPRESS=LZW', 'BLOCKSIZE=64'), '-srcwin', '500', '600', '128', '128', RED, '$OUT']],
     pipeline: 'pipeline:\n  - read: { source: s, bands: [1] }\n  - rescale: { from: [5000, 15000] }\n  - colormap: { name: greys }\n',
+  },
+  {
+    name: 'u16-deflate-stats',
+    covers: "UInt16, DEFLATE without a predictor, the percentiles of a whole level (rescale's from: auto)",
+    commands: [['gdal_translate', ...cog('COMPRESS=DEFLATE', 'BLOCKSIZE=64'), '-srcwin', '300', '300', '96', '96', NIR, '$OUT']],
+    pipeline: 'pipeline:\n  - read: { source: s, bands: [1] }\n  - rescale: { from: auto }\n  - colormap: { name: greys }\n',
   },
   {
     name: 'u8-zstd-palette',
