@@ -31,7 +31,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +39,7 @@ import { blockCache } from '../src/sources/blockcache.js';
 import { coldTileCosts, renderRgba, singleThread, type DirectResult } from './direct.js';
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
-import { drive, summarise, type LoadResult } from './loadgen.js';
+import { drive, freePort, summarise, type LoadResult } from './loadgen.js';
 import { soak } from './soak.js';
 import { NaiveRenderer, parseStops } from './naive.js';
 import { countByZoom, everyNth, lonLatToMercator, tilesCovering, type Tile } from './tiles.js';
@@ -110,17 +109,6 @@ function describeSource(l: BenchLayers['dem']) {
 
 // ---------------------------------------------------------------------------
 // Servers
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Child {
   url: string;

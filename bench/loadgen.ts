@@ -4,6 +4,7 @@
  * the latency of every request (send to last byte) recorded.
  */
 import http from 'node:http';
+import net from 'node:net';
 
 export interface LoadOptions {
   /** Concurrent keep-alive connections (and requests in flight). */
@@ -119,4 +120,16 @@ export async function drive(base: string, paths: readonly string[] | ((i: number
     cutShort,
     errors,
   };
+}
+
+/** A loopback port nothing listens on now (the kernel's choice, released at once). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
