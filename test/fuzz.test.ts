@@ -12,7 +12,7 @@
  * drawn from the run's seed and i, so any case reruns alone.
  *
  *   FUZZ_SEED          the run's seed (default 13); printed with every finding
- *   FUZZ_CASES         how many cases (default 4000, about 45 s on two cores)
+ *   FUZZ_CASES         how many cases (default 3000, 35 to 50 s on two cores)
  *   FUZZ_CASE          run this one case only, and keep its file
  *   FUZZ_CASE_MS       the limit of one case (default 8000 ms; a render's is 60% of it)
  *   FUZZ_MAX_RSS_MB    the limit of the runner's peak resident memory (default 1024)
@@ -48,7 +48,7 @@ const envInt = (name: string, fallback: number): number => {
   return n;
 };
 const SEED = envInt('FUZZ_SEED', 13) >>> 0;
-const CASES = envInt('FUZZ_CASES', 4000);
+const CASES = envInt('FUZZ_CASES', 3000);
 const ONE = process.env.FUZZ_CASE === undefined || process.env.FUZZ_CASE === '' ? undefined : envInt('FUZZ_CASE', 0);
 const CASE_MS = envInt('FUZZ_CASE_MS', 8000);
 const OUTSIDE_CASES_MS = 60_000;
