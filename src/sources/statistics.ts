@@ -1,3 +1,4 @@
+import { SourceError } from '../errors.js';
 import type { Cog } from './cog.js';
 import { releaseWindow, readWindow } from './window.js';
 
@@ -32,7 +33,7 @@ export async function percentiles(cog: Cog, bands: readonly number[], nodata: nu
     releaseWindow(w);
   }
   return values.map((v) => {
-    if (v.length === 0) throw new Error('has no valid pixels');
+    if (v.length === 0) throw new SourceError('has no valid pixels');
     const sorted = Float64Array.from(v).sort();
     const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(p * (sorted.length - 1))))]!;
     const lo = at(0.02),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TileError } from '../../errors.js';
 import type { Cog, CogMeta } from '../../sources/cog.js';
 import type { Resampling } from '../../sources/sample.js';
 import { percentiles } from '../../sources/statistics.js';
@@ -72,7 +73,9 @@ export class Read extends Operator {
    */
   percentiles(cog: Cog): Promise<[number, number][]> {
     this.stats ??= percentiles(cog, this.zeroBased, this.nodata).catch((err: Error) => {
-      throw new Error(`rescale from: auto: source '${this.source}' ${err.message}`);
+      // A damaged block stays what it is (bad source data), with the operator that read it named.
+      const detail = `rescale from: auto: source '${this.source}' ${err instanceof TileError ? err.detail : err.message}`;
+      throw err instanceof TileError ? new TileError(err.code, err.title, detail) : new Error(detail);
     });
     return this.stats;
   }
