@@ -335,6 +335,15 @@ function near(got: readonly number[], want: readonly number[], tol: number, what
 }
 
 describe('colormap', { skip }, () => {
+  it("'source' after a read of a file without a colour table is refused when the graph is built, not at every tile", async () => {
+    await assert.rejects(
+      runPipeline([{ read: { source: 'nir' } }, { colormap: { name: 'source' } }], { nir: NIR }, ZION),
+      /colormap 'source' needs one band of a source with a colour table \(a paletted GeoTIFF\); 'nir' has none/,
+    );
+    const { raster } = await runPipeline([{ read: { source: 'nlcd' } }, { colormap: { name: 'source' } }], { nlcd: NLCD }, ZION);
+    assert.ok(raster, 'a paletted source draws');
+  });
+
   it('viridis ends at the published #440154 and #fde725, over `range`, clamped, and reversed', () => {
     const [v0, v1, under, over, masked] = colormap({ name: 'viridis' }, [0, 1, -5, 7, NaN]);
     near(v0!, hex('#440154'), 1, 'viridis(0)');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { Operator, parseParams } from '../operator.js';
+import { Operator, parseParams, type BuildContext } from '../operator.js';
+import { Read } from './read.js';
 import { colour, finite, pair } from '../params.js';
 import { paletteLut } from '../palettes/lut.js';
 import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
@@ -46,7 +47,7 @@ export class Colormap extends Operator {
   private readonly usesSource: boolean;
   private readonly sourceLuts = new WeakMap<Uint8Array, Uint32Array>();
 
-  constructor(input: ColormapParams) {
+  constructor(input: ColormapParams, ctx?: Pick<BuildContext, 'upstream' | 'sources'>) {
     super();
     const params = parseParams(ColormapParams, input);
     const kinds = ['name', 'stops', 'classes'].filter((k) => params[k as keyof ColormapParams] !== undefined);
@@ -56,6 +57,14 @@ export class Colormap extends Operator {
     // leave the layer's hash unchanged by a change of value.
     if (this.usesSource && (params.reverse !== undefined || params.range !== undefined))
       throw new Error("colormap 'source' draws the file's own colour table: 'reverse' and 'range' do not apply");
+    // Straight after a read, whether there will be a table is known now: refused at load, not at every tile.
+    if (this.usesSource && ctx?.upstream instanceof Read) {
+      const read = ctx.upstream;
+      if (!ctx.sources.get(read.source)?.meta.palette || read.zeroBased.length !== 1)
+        throw new Error(
+          `colormap 'source' needs one band of a source with a colour table (a paletted GeoTIFF); '${read.source}' has none, or more than one band is read`,
+        );
+    }
     if (params.stops) {
       const stops = [...params.stops].sort((a, b) => a[0] - b[0]);
       if (stops.length < 2) throw new Error('colormap stops need at least two entries');
