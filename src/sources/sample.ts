@@ -189,8 +189,10 @@ function kernel(win: Window, u: Float32Array, v: Float32Array, method: Resamplin
   const weight = method === 'cubic' ? cubicWeight : triangle;
   const rx = Math.ceil(base * sx),
     ry = Math.ceil(base * sy);
-  const wx = new Float64Array(2 * rx + 2),
-    wy = new Float64Array(2 * ry + 2);
+  // Taps outside the window are never read: the weights need no more room than the window,
+  // however large a scale a file's geotransform makes.
+  const wx = new Float64Array(Math.min(2 * rx, ww) + 2),
+    wy = new Float64Array(Math.min(2 * ry, wh) + 2);
   const acc = new Float64Array(nb);
   for (let k = 0; k < u.length; k++) {
     const uk = u[k]!,
@@ -204,21 +206,24 @@ function kernel(win: Window, u: Float32Array, v: Float32Array, method: Resamplin
       y0 = Math.floor(fy);
     const dx = fx - x0,
       dy = fy - y0;
-    for (let i = -rx + 1; i <= rx; i++) wx[i + rx - 1] = weight((i - dx) / sx);
-    for (let j = -ry + 1; j <= ry; j++) wy[j + ry - 1] = weight((j - dy) / sy);
+    // Taps x0 - rx + 1 .. x0 + rx, as GDAL's kernel, clipped to the window.
+    const i0 = Math.max(-rx + 1, -x0),
+      i1 = Math.min(rx, ww - 1 - x0);
+    const j0 = Math.max(-ry + 1, -y0),
+      j1 = Math.min(ry, wh - 1 - y0);
+    for (let i = i0; i <= i1; i++) wx[i - i0] = weight((i - dx) / sx);
+    for (let j = j0; j <= j1; j++) wy[j - j0] = weight((j - dy) / sy);
     let wsum = 0;
     acc.fill(0);
-    for (let j = -ry + 1; j <= ry; j++) {
+    for (let j = j0; j <= j1; j++) {
       const y = y0 + j;
-      if (y < 0 || y >= wh) continue;
-      const wyj = wy[j + ry - 1]!;
+      const wyj = wy[j - j0]!;
       if (wyj === 0) continue;
-      for (let i = -rx + 1; i <= rx; i++) {
+      for (let i = i0; i <= i1; i++) {
         const x = x0 + i;
-        if (x < 0 || x >= ww) continue;
         const s = y * ww + x;
         if (!valid[s]) continue;
-        const w = wyj * wx[i + rx - 1]!;
+        const w = wyj * wx[i - i0]!;
         if (w === 0) continue;
         wsum += w;
         for (let b = 0; b < nb; b++) acc[b] += w * win.bands[b]![s]!;
@@ -248,8 +253,8 @@ function kernelAllValidGeneral(win: Window, u: Float32Array, v: Float32Array, cu
     ry = reach * sy;
   const isx = 1 / sx,
     isy = 1 / sy;
-  const wx = new Float64Array(Math.ceil(2 * rx) + 2),
-    wy = new Float64Array(Math.ceil(2 * ry) + 2);
+  const wx = new Float64Array(Math.min(Math.ceil(2 * rx), ww) + 2),
+    wy = new Float64Array(Math.min(Math.ceil(2 * ry), wh) + 2);
   for (let k = 0; k < u.length; k++) {
     const uk = u[k]!,
       vk = v[k]!;
@@ -417,7 +422,8 @@ function axisTaps(n: number, p0: number, dp: number, size: number, method: Resam
   const s = Math.max(1, scale);
   const base = method === 'cubic' ? 2 : 1;
   const r = method === 'nearest' ? 0 : Math.ceil(base * s);
-  const per = Math.max(1, 2 * r);
+  // At most the window's width of taps, whatever the scale (the taps are clipped to it).
+  const per = Math.max(1, Math.min(2 * r, size));
   const taps: Taps = { start: new Int32Array(n), count: new Int32Array(n), weights: new Float32Array(n * per), per, ok: new Uint8Array(n) };
   const weight = method === 'cubic' ? cubicWeight : triangle;
   for (let k = 0; k < n; k++) {
@@ -438,9 +444,8 @@ function axisTaps(n: number, p0: number, dp: number, size: number, method: Resam
     let first = -1,
       last = -1,
       sum = 0;
-    for (let i = -r + 1; i <= r; i++) {
+    for (let i = Math.max(-r + 1, -x0); i <= Math.min(r, size - 1 - x0); i++) {
       const x = x0 + i;
-      if (x < 0 || x >= size) continue;
       const w = weight((i - d) / s);
       if (w === 0) continue;
       if (first < 0) first = x;
