@@ -1,6 +1,12 @@
+import { SourceError } from '../errors.js';
 import type { Cog } from './cog.js';
 import { blocksAcross } from './tiff.js';
 import type { Window } from './sample.js';
+
+/** The most a window may decode, in blocks as stored (all samples of a pixel-interleaved block). */
+export const MAX_WINDOW_DECODED_BYTES = 512 * 2 ** 20;
+/** The most a window may hold as Float32 bands and validity. */
+export const MAX_WINDOW_BYTES = 512 * 2 ** 20;
 
 /**
  * Reads a window of one pyramid level as Float32 bands plus a validity mask, fetching every
@@ -31,6 +37,18 @@ export async function readWindow(
   const by0 = Math.floor(y0 / bh),
     by1 = Math.floor((y1 - 1) / bh);
   const across = blocksAcross(im);
+
+  // What the window costs before a block is fetched: the decoded blocks it touches (every
+  // sample of a pixel-interleaved block is decoded) and the window itself. Both follow from
+  // the file's own fields, so a file can make them anything.
+  const blocks = (Math.min(bx1, across - 1) - bx0 + 1) * (by1 - by0 + 1) * (planar ? bands.length : 1);
+  const decoded = blocks * bw * bh * spp * (im.bitsPerSample >>> 3);
+  const held = ww * wh * (4 * bands.length + 2);
+  if (decoded > MAX_WINDOW_DECODED_BYTES || held > MAX_WINDOW_BYTES) {
+    throw new SourceError(
+      `${meta.location}: a ${ww}x${wh} window of level ${level} would decode ${Math.ceil(decoded / 2 ** 20)} MiB of blocks and hold ${Math.ceil(held / 2 ** 20)} MiB (at most ${MAX_WINDOW_DECODED_BYTES / 2 ** 20} and ${MAX_WINDOW_BYTES / 2 ** 20} MiB)`,
+    );
+  }
 
   const out: Window = { width: ww, height: wh, bands: bands.map(() => takeFloat32(ww * wh)), valid: takeBytes(ww * wh) };
   const planes = planar ? bands : [0];
