@@ -677,26 +677,7 @@ export interface FuzzManifest {
  * fixed there: each one is counted and printed on every run instead of failing it. Remove an
  * entry once its fix is in.
  */
-export const KNOWN_OUTSIDE: readonly { pattern: RegExp; fix: string }[] = [
-  {
-    // A file without a colour table under `colormap: { name: source }` loads, then every tile
-    // fails as an internal error (a plain Error from Colormap.apply).
-    pattern: /colormap 'source' needs a source with a colour table/,
-    fix: 'src/ops: refuse at load a colormap source whose input is not one band of a paletted source',
-  },
-  {
-    // A finite but absurd geotransform (pixels 2.7e230 wide and 4e-19 tall) makes the scale of
-    // a read 1e26 source pixels an output pixel, and the kernel's weights are sized by it.
-    pattern: /Invalid typed array length: \S+ \(at new (Float64|Float32|Int32)Array \(<anonymous>\), at (kernel\w*|axisTaps) \(dist\/src\/sources\/sample\.js/,
-    fix: 'src/sources/sample.ts: size the kernel weights by the window (the taps are clipped to it), not by the scale',
-  },
-  {
-    // A damaged block in the level that rescale's from: auto reads for its percentiles: the
-    // source's TileError (bad_source) is thrown again as a plain Error, an internal error.
-    pattern: /rescale from: auto: source '\w+' .* \(at \S*dist\/src\/ops\/builtin\/read\.js/,
-    fix: "src/ops/builtin/read.ts: percentiles() keeps a TileError's code (bad_source) when it adds 'rescale from: auto'",
-  },
-];
+export const KNOWN_OUTSIDE: readonly { pattern: RegExp; fix: string }[] = [];
 
 /** Messages to the parent. */
 export type RunnerMessage =
