@@ -89,9 +89,19 @@ export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): P
     }
     const { layers } = (await (await fetch(`${url}/layers`)).json()) as { layers: LayerInfo[] };
     const pid = child.pid!;
-    const samples: { s: number; rssMiB: number }[] = [{ s: 0, rssMiB: rssMiB(pid) }];
+    // The whole process's resident memory, and what the main thread's own gauges say of it:
+    // its JavaScript heap, memory outside the heap (tile buffers) and the L1 cache's count.
+    type Sample = { s: number; rssMiB: number; mainHeapMiB?: number | null; mainExternalMiB?: number | null; l1MiB?: number | null };
+    const samples: Sample[] = [{ s: 0, rssMiB: rssMiB(pid) }];
     const t0 = performance.now();
-    const sampler = setInterval(() => samples.push({ s: Math.round((performance.now() - t0) / 1000), rssMiB: rssMiB(pid) }), 10_000);
+    const mib = (v: number | null) => (v === null ? null : Math.round(v / 2 ** 20));
+    const sampler = setInterval(() => {
+      const s = Math.round((performance.now() - t0) / 1000);
+      const rss = rssMiB(pid);
+      Promise.all(['tilegraph_nodejs_heap_size_used_bytes', 'tilegraph_nodejs_external_memory_bytes', 'tilegraph_cache_l1_bytes'].map((m) => metric(url, m)))
+        .then(([heap, external, l1]) => samples.push({ s, rssMiB: rss, mainHeapMiB: mib(heap!), mainExternalMiB: mib(external!), l1MiB: mib(l1!) }))
+        .catch(() => samples.push({ s, rssMiB: rss }));
+    }, 10_000);
     let atOneMinute: number | null = null;
     const minute = setTimeout(() => {
       atOneMinute = rssMiB(pid);
