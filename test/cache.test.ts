@@ -7,10 +7,13 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../src/cache/redis.js';
 import { decodeEntry, encodeEntry } from '../src/cache/l2.js';
+import { TileCache } from '../src/cache/tiles.js';
 import { runCli } from './helpers/layers.js';
 import { getJson, lonLatToTile, makeLayersDir, metricValue, request, tilePath, until, type TempLayers, type Tile } from './helpers/http.js';
 import { startRedis, startServerProcess, type RedisProcess, type ServerProcess } from './helpers/processes.js';
@@ -32,6 +35,30 @@ test('L2 entries: body, ETag and type in one value; empty entries; foreign bytes
   assert.deepEqual(decodeEntry(encodeEntry({ body: null, etag: '"e"', type: 'image/webp' })), { body: null, etag: '"e"', type: 'image/webp' });
   assert.equal(decodeEntry(Buffer.from('not an entry')), undefined);
   assert.equal(decodeEntry(encodeEntry(e).subarray(0, 8)), undefined, 'a truncated value');
+});
+
+test('L1 holds to its bound in memory, not only in body bytes: a cache full of empty tiles', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const bound = 16 * 2 ** 20;
+  const cache = new TileCache(bound);
+  const policy = { ttlS: 60, emptyTtlS: 60, lockMs: 1000 };
+  // A client walking the ocean: distinct tiles with nothing to draw, far more than fit.
+  for (let i = 0; i < 150_000; i++) {
+    const key = `worldcover:a6d39a351e6306ee:14/${8000 + (i % 1000)}/${i}@1.png`;
+    await cache.get(key, policy, async () => ({
+      body: null,
+      etag: `"${i.toString(16).padStart(24, '0')}"`,
+      type: 'image/png',
+      timings: { read: 0, ops: 0, encode: 0 },
+    }));
+  }
+  gc();
+  const held = process.memoryUsage().heapUsed - before;
+  assert.ok(cache.bytes <= bound);
+  assert.ok(held < 1.25 * bound, `150000 empty entries under a ${bound / 2 ** 20} MiB bound hold ${(held / 2 ** 20).toFixed(1)} MiB of heap`);
 });
 
 test('REDIS_URL forms: one server, Sentinel, Cluster', () => {
