@@ -23,8 +23,8 @@ export function lercReady(): Promise<void> {
 
 /**
  * One LERC block as `samples` values a pixel, pixel-interleaved, in the given typed array
- * type (the block's SampleFormat and BitsPerSample); `maxBytes` bounds what a DEFLATE or ZSTD
- * layer may decode to.
+ * type (the block's SampleFormat and BitsPerSample). A DEFLATE or ZSTD layer may decode to
+ * no more than the samples and a mask could take.
  */
 export function decodeLerc(
   block: Uint8Array,
@@ -37,7 +37,7 @@ export function decodeLerc(
   // The blob is at most a little larger than the raw samples (a header and a mask).
   const most = width * height * samples * bytesPerSample + width * height + 4096;
   if (additional === LercAdditional.Deflate) blob = inflatePrefix(block, most);
-  else if (additional === LercAdditional.Zstd) blob = zstdPrefix(block, most);
+  else if (additional === LercAdditional.Zstd) blob = unzstdUpTo(block, most);
   else if (additional === LercAdditional.None) blob = block;
   else throw new SourceError(`LERC: unknown additional compression ${additional}`);
   let data: Lerc.LercData;
@@ -78,8 +78,4 @@ function inflatePrefix(block: Uint8Array, most: number): Uint8Array {
   } catch (err) {
     throw new SourceError(`LERC: DEFLATE layer failed: ${(err as Error).message}`);
   }
-}
-
-function zstdPrefix(block: Uint8Array, most: number): Uint8Array {
-  return unzstdUpTo(block, most);
 }
