@@ -85,7 +85,11 @@ export class RenderPool {
     const home = Math.min(n - 1, Math.max(0, Math.floor((task.affinity ?? 0) * n)));
     const reply = await new Promise<RenderReply | Error>((resolve) => {
       const abort = new AbortController();
-      const job: Job = { task, home, abort, copies: 0, done: false, settle: resolve };
+      const settle = (r: RenderReply | Error) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      const job: Job = { task, home, abort, copies: 0, done: false, settle };
       // The time limit counts from the request, waiting included.
       const timer = setTimeout(() => {
         if (job.done) return;
@@ -94,10 +98,6 @@ export class RenderPool {
         abort.abort();
         this.finish(job, new TileError('render_timeout', 'render timed out', `rendering took longer than ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      job.settle = (r) => {
-        clearTimeout(timer);
-        resolve(r);
-      };
       this.waiting.push(job);
       this.dispatch();
     });
