@@ -83,7 +83,13 @@ async function diffCommand(args: string[]): Promise<void> {
     timeoutMs: settings.renderTimeoutMs,
     blockCacheMb: settings.blockCacheMb,
   });
-  const service = new TileService({ pool, cache: new TileCache(0), metrics: new Metrics(), log: createLogger('silent') });
+  const service = new TileService({
+    pool,
+    cache: new TileCache(0),
+    metrics: new Metrics(),
+    log: createLogger('silent'),
+    mosaicMaxFiles: settings.mosaicMaxFiles,
+  });
   // Compared at the first layer's tile size (a 512 px tile of the other is resized to it).
   const size = a.config.tileSize;
   const rgbaOf = async (layer: Layer, t: TileId): Promise<Uint8Array | null> => {

@@ -40,6 +40,11 @@ const DEFS = {
     schema: whole(1).default(256),
     description: 'decoded COG blocks each render thread keeps, in MiB; the threads share the blocks they decode, so their caches are largely the same memory',
   },
+  mosaicMaxFiles: {
+    env: 'MOSAIC_MAX_FILES',
+    schema: whole(1).default(64),
+    description: 'members of one mosaic a tile may read; a tile over more answers `400` naming the zoom from which none does',
+  },
   allowedHosts: {
     env: 'ALLOWED_HOSTS',
     schema: z

@@ -13,6 +13,7 @@ import { buildGraph } from '../ops/build.js';
 import { formatIssues, Sequential, type Operator } from '../ops/operator.js';
 import type { LayerSpec } from '../render/task.js';
 import { Cog, type CogMeta } from '../sources/cog.js';
+import { loadMosaic, MosaicRef, type Mosaic } from './mosaic.js';
 
 export const LAYER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Layer files are small; anything larger is refused before it is parsed. */
@@ -34,7 +35,7 @@ const LayerFile = z
     description: z.string().max(2000).optional(),
     attribution: z.string().max(1000).optional(),
     sources: z
-      .record(z.string().regex(IDENTIFIER, 'source names are identifiers'), z.string().min(1).max(2000))
+      .record(z.string().regex(IDENTIFIER, 'source names are identifiers'), z.union([z.string().min(1).max(2000), MosaicRef]))
       .refine((s) => Object.keys(s).length >= 1 && Object.keys(s).length <= 16, 'between 1 and 16 sources'),
     minzoom: zoom.optional(),
     maxzoom: zoom.optional(),
@@ -74,12 +75,14 @@ export interface CachePolicy {
 
 export interface LayerSource {
   name: string;
-  /** As written in the layer file. */
+  /** As written in the layer file (a mosaic's glob, list or STAC file). */
   ref: string;
-  /** Absolute path or URL. */
+  /** Absolute path or URL (a mosaic's first member). */
   location: string;
   version: string;
+  /** The COG's metadata (a mosaic's first member's: the bands, nodata and palette all share). */
   meta: CogMeta;
+  mosaic?: Mosaic;
 }
 
 export interface CanonicalConfig {
@@ -90,7 +93,7 @@ export interface CanonicalConfig {
   maxzoom: number;
   minzoom: number;
   pipeline: unknown;
-  sources: Record<string, string>;
+  sources: Record<string, string | MosaicRef>;
   tileSize: 256 | 512;
   title: string;
 }
@@ -101,8 +104,17 @@ export interface Layer {
   config: CanonicalConfig;
   /** SHA-256 (hex) of the canonical config. */
   hash: string;
+  /**
+   * The config hash and each source's version identity: every tile's cache key and ETag carry
+   * it. A mosaic enters it by its definition alone; its members' versions enter the keys of
+   * the tiles they lie under (src/layers/mosaic.ts).
+   */
   version: string;
   sources: LayerSource[];
+  /** The mosaic sources by name. */
+  mosaics: ReadonlyMap<string, Mosaic>;
+  /** Every mosaic member's location and version: a recheck reloads the layer when it changes. */
+  membersSignature: string;
   /** WGS84 [west, south, east, north] of the data. */
   bounds: [number, number, number, number];
   graph: Operator;
@@ -151,30 +163,57 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
   const data = parseLayerYaml(text, fail);
 
   const sources: LayerSource[] = [];
-  const cogs = new Map<string, Cog>();
-  try {
-    for (const [srcName, ref] of Object.entries(data.sources)) {
-      const location = await resolveSource(ref, path.dirname(file), opts).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
-      // Named as the layer file names it: refusals are listed by GET /layers, server paths are not.
-      const cog = await Cog.open(location).catch((err: Error) => fail(`source '${srcName}': ${err.message.split(location).join(ref)}`));
-      cogs.set(srcName, cog);
-      sources.push({ name: srcName, ref, location, version: cog.meta.version, meta: cog.meta });
+  const metas = new Map<string, { meta: CogMeta }>();
+  const mosaics = new Map<string, Mosaic>();
+  const resolve = (ref: string, base: string) => resolveSource(ref, base, opts);
+  for (const [srcName, ref] of Object.entries(data.sources)) {
+    if (typeof ref !== 'string') {
+      const mosaic = await loadMosaic(ref, path.dirname(file), opts.layersDir, resolve).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+      const first = mosaic.members[0]!;
+      mosaics.set(srcName, mosaic);
+      metas.set(srcName, first);
+      sources.push({
+        name: srcName,
+        ref: 'stac' in ref ? ref.stac : String(ref.mosaic),
+        location: first.location,
+        version: first.version,
+        meta: first.meta,
+        mosaic,
+      });
+      continue;
     }
-    let graph: Operator;
-    try {
-      graph = buildGraph(data.pipeline, { sources: cogs });
-    } catch (err) {
-      return fail((err as Error).message);
-    }
-    const config = canonicalize(data, graph);
-    const hash = sha256(stableStringify(config));
-    const version = sha256(hash + sources.map((s) => `\n${s.name}=${s.location}@${s.version}`).join('')).slice(0, 16);
-    const spec: LayerSpec = { name, version, pipeline: config.pipeline, sources: Object.fromEntries(sources.map((s) => [s.name, s.location])) };
-    return { name, file, config, hash, version, sources, bounds: unionBounds(sources.map((s) => wgs84Bounds(s.meta))), graph, spec };
-  } finally {
+    const location = await resolve(ref, path.dirname(file)).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+    // Named as the layer file names it: refusals are listed by GET /layers, server paths are not.
+    const cog = await Cog.open(location).catch((err: Error) => fail(`source '${srcName}': ${err.message.split(location).join(ref)}`));
     // The render threads open their own; the server keeps only the metadata.
-    await Promise.all([...cogs.values()].map((c) => c.close().catch(() => {})));
+    await cog.close().catch(() => {});
+    metas.set(srcName, cog);
+    sources.push({ name: srcName, ref, location, version: cog.meta.version, meta: cog.meta });
   }
+  let graph: Operator;
+  try {
+    graph = buildGraph(data.pipeline, { sources: metas });
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const config = canonicalize(data, graph);
+  const hash = sha256(stableStringify(config));
+  const identity = (s: LayerSource) => (s.mosaic ? `mosaic ${stableStringify(config.sources[s.name])}` : `${s.location}@${s.version}`);
+  const version = sha256(hash + sources.map((s) => `\n${s.name}=${identity(s)}`).join('')).slice(0, 16);
+  const membersSignature = sha256([...mosaics].map(([n, m]) => `${n}:${m.members.map((x) => `${x.location}@${x.version}`).join('\n')}`).join('\n\n')).slice(
+    0,
+    16,
+  );
+  const spec: LayerSpec = {
+    name,
+    // The render threads rebuild the graph when a mosaic's first member (the bands' metadata) changes.
+    version: mosaics.size ? sha256(version + sources.map((s) => `\n${s.location}@${s.version}`).join('')).slice(0, 16) : version,
+    pipeline: config.pipeline,
+    sources: Object.fromEntries(sources.map((s) => [s.name, s.location])),
+  };
+  if (mosaics.size) spec.mosaics = Object.fromEntries([...mosaics].map(([n, m]) => [n, { method: m.method }]));
+  const bounds = unionBounds(sources.map((s) => (s.mosaic ? s.mosaic.index.bounds : wgs84Bounds(s.meta))));
+  return { name, file, config, hash, version, sources, mosaics, membersSignature, bounds, graph, spec };
 }
 
 function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileData {
@@ -287,10 +326,17 @@ function canonicalize(data: LayerFileData, graph: Operator): CanonicalConfig {
     minzoom: data.minzoom ?? 0,
     pipeline,
     // One spelling per file: './data/x.tif' and 'data/x.tif' are the same source.
-    sources: Object.fromEntries(Object.entries(data.sources).map(([k, ref]) => [k, /^https?:/i.test(ref) ? ref : path.posix.normalize(ref)])),
+    sources: Object.fromEntries(Object.entries(data.sources).map(([k, ref]) => [k, canonicalSource(ref)])),
     tileSize: data.tileSize ?? 256,
     title: data.title ?? '',
   }) as CanonicalConfig;
+}
+
+function canonicalSource(ref: string | MosaicRef): string | MosaicRef {
+  const spelt = (r: string) => (/^https?:/i.test(r) ? r : path.posix.normalize(r));
+  if (typeof ref === 'string') return spelt(ref);
+  if ('stac' in ref) return { stac: spelt(ref.stac), asset: ref.asset, method: ref.method ?? 'first' };
+  return { mosaic: Array.isArray(ref.mosaic) ? ref.mosaic.map(spelt) : spelt(ref.mosaic), method: ref.method ?? 'first' };
 }
 
 function cachePolicy(c: Partial<CachePolicy>): CachePolicy {

@@ -116,6 +116,8 @@ export class LayerRegistry {
     if (current !== layer) return current;
     let changed = false;
     for (const s of layer.sources) {
+      // A mosaic is listed and its members' identities read again below, with the layer.
+      if (s.mosaic) continue;
       const src = byteSource(s.location);
       try {
         changed ||= (await src.identity()).version !== s.version;
@@ -125,10 +127,12 @@ export class LayerRegistry {
         await src.close();
       }
     }
-    if (!changed) return layer;
+    if (!changed && layer.mosaics.size === 0) return layer;
     try {
       const fresh = await loadLayer(layer.file, this.opts);
       if (this.layers.get(layer.name) !== layer) return this.layers.get(layer.name);
+      // Its mosaics' members added, removed or replaced, or nothing at all.
+      if (fresh.version === layer.version && fresh.membersSignature === layer.membersSignature && fresh.spec.version === layer.spec.version) return layer;
       this.layers.set(fresh.name, fresh);
       this.log?.info({ layer: fresh.name, version: fresh.version }, 'source changed: layer reloaded');
       return fresh;

@@ -10,13 +10,17 @@ import { heapAlloc, type Alloc } from '../alloc.js';
 import { buildGraph } from '../ops/build.js';
 import { readGroups, type ReadGroup } from '../ops/builtin/read.js';
 import { operatorsOf, type Operator } from '../ops/operator.js';
-import { bandRaster, toTileRgba, type BandRaster, type Raster, type TileContext } from '../ops/raster.js';
+import { toTileRgba, type BandRaster, type Raster, type TileContext } from '../ops/raster.js';
 import { Cog } from '../sources/cog.js';
-import { sampleWindow, type Window } from '../sources/sample.js';
-import { readWindow, releaseWindow } from '../sources/window.js';
+import type { Window } from '../sources/sample.js';
+import { readWindow } from '../sources/window.js';
 import { tileBounds, type TileId } from '../tiles/mercator.js';
 import { planRead, type PlanSource, type ReadPlan } from '../tiles/plan.js';
-import type { LayerSpec } from './task.js';
+import { onTileGrid, readMosaic } from './mosaic.js';
+import type { LayerSpec, RenderTask } from './task.js';
+
+/** A tile to render: where, how large, and the mosaic members under it. */
+export type Tile = TileId & { size: number; members?: RenderTask['members'] };
 
 export interface TileRaster {
   /** The graph's output, the buffer included; null when there is nothing to draw. */
@@ -43,6 +47,7 @@ export class LayerGraph {
   constructor(
     readonly graph: Operator,
     readonly cogs: ReadonlyMap<string, Cog>,
+    private readonly mosaics: LayerSpec['mosaics'] = {},
   ) {
     this.groups = readGroups(graph);
     this.planSources = this.groups.map(({ meta }) => ({
@@ -59,7 +64,7 @@ export class LayerGraph {
     const cogs = new Map<string, Cog>();
     try {
       for (const [name, location] of Object.entries(spec.sources)) cogs.set(name, await Cog.open(location));
-      const layer = new LayerGraph(buildGraph(spec.pipeline, { sources: cogs }), cogs);
+      const layer = new LayerGraph(buildGraph(spec.pipeline, { sources: cogs }), cogs, spec.mosaics);
       await layer.prepare();
       return layer;
     } catch (err) {
@@ -73,13 +78,20 @@ export class LayerGraph {
   }
 
   /** The graph's output for one tile, before it is drawn as RGBA. */
-  async raster(tile: TileId & { size: number }, alloc: Alloc = heapAlloc, warnings: TileContext['warnings'] = []): Promise<TileRaster> {
+  async raster(tile: Tile, alloc: Alloc = heapAlloc, warnings: TileContext['warnings'] = []): Promise<TileRaster> {
     const grid = { z: tile.z, size: tile.size, buffer: this.graph.buffer(), bounds: tileBounds(tile) };
-    const plans = this.groups.map((g, i) => planRead(this.planSources[i]!, grid, g.resampling, alloc));
+    const plans = this.groups.map((g, i) => (this.mosaics?.[g.source] ? null : planRead(this.planSources[i]!, grid, g.resampling, alloc)));
 
     const t0 = performance.now();
-    const windows = await Promise.all(
-      this.groups.map((g, i) => {
+    // A mosaic's read is fetched and resampled at once (its members may lie on several grids).
+    const fetched = await Promise.all(
+      this.groups.map((g, i): Promise<Window | BandRaster | null> | null => {
+        const mosaic = this.mosaics?.[g.source];
+        if (mosaic) {
+          const members = tile.members?.[g.source] ?? [];
+          const read = { bands: g.bands, nodata: g.nodata, resampling: g.resampling, method: mosaic.method, members, palette: g.meta.palette };
+          return members.length ? readMosaic(read, grid, alloc) : null;
+        }
         const plan = plans[i];
         return plan ? readWindow(this.cogs.get(g.source)!, plan.level, plan.window, g.bands, g.nodata) : null;
       }),
@@ -88,7 +100,8 @@ export class LayerGraph {
 
     const reads = new Map<Operator, BandRaster | null>();
     this.groups.forEach((g, i) => {
-      const r = windows[i] ? resample(g, plans[i]!, windows[i]!, alloc) : null;
+      const f = fetched[i];
+      const r = !f ? null : 'kind' in f ? f : resample(g, plans[i]!, f, alloc);
       for (const m of g.members) reads.set(m.read, r && (g.members.length === 1 ? r : { ...r, bands: m.picks.map((k) => r.bands[k]!) }));
     });
     const ctx: TileContext = { ...grid, x: tile.x, y: tile.y, warnings, alloc, reads };
@@ -96,7 +109,7 @@ export class LayerGraph {
   }
 
   /** One tile as straight RGBA. */
-  async render(tile: TileId & { size: number }, alloc: Alloc = heapAlloc): Promise<TileRender> {
+  async render(tile: Tile, alloc: Alloc = heapAlloc): Promise<TileRender> {
     const t0 = performance.now();
     const warnings: TileRender['warnings'] = [];
     const { raster, ctx, readMs } = await this.raster(tile, alloc, warnings);
@@ -111,9 +124,7 @@ export class LayerGraph {
 
 /** A fetched window onto the tile grid; the window goes back to its pool. */
 function resample(g: ReadGroup, plan: ReadPlan, win: Window, alloc: Alloc): BandRaster {
-  const out = bandRaster(plan.width, plan.width, g.bands.length, alloc.bytes(plan.width * plan.width), alloc);
-  sampleWindow(win, plan.coords, g.resampling, plan.scaleX, plan.scaleY, out, plan.separable);
-  releaseWindow(win);
+  const out = onTileGrid(win, plan, g.resampling, alloc);
   if (g.meta.palette && g.bands.length === 1) out.palette = g.meta.palette;
   return out;
 }

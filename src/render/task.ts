@@ -1,6 +1,8 @@
 import type { WireError } from '../errors.js';
 import type { BlockCounts } from '../sources/blockcache.js';
+import type { MosaicMethod } from '../sources/composite.js';
 import type { TileFormat } from './encode.js';
+import type { MemberRef } from './mosaic.js';
 
 /** What a render thread needs to rebuild a layer: plain data, cheap to send. */
 export interface LayerSpec {
@@ -9,8 +11,10 @@ export interface LayerSpec {
   version: string;
   /** The canonical pipeline (list or graph form), as src/ops/build.ts takes it. */
   pipeline: unknown;
-  /** Source name to file path or URL. */
+  /** Source name to file path or URL (for a mosaic, its first member: the bands, nodata and palette all share). */
   sources: Record<string, string>;
+  /** The sources that are mosaics, with their pixel selection; their members come with each task. */
+  mosaics?: Record<string, { method: MosaicMethod }>;
 }
 
 /** One tile to render, as sent to a render thread. */
@@ -21,6 +25,8 @@ export interface RenderTask {
   y: number;
   /** Output pixels per side. */
   size: number;
+  /** For each mosaic source of the layer, the members under this tile, in listed order. */
+  members?: Record<string, MemberRef[]>;
   /**
    * The format the tile is wanted in: for PNG the thread writes an indexed PNG itself when the
    * tile has at most 256 colours, and hands over RGBA for the main thread's sharp otherwise.

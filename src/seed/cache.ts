@@ -7,12 +7,15 @@ import { encodeEntry, entryKey } from '../cache/l2.js';
 import type { RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
 import type { Layer } from '../layers/layer.js';
+import { tileMembers } from '../layers/mosaic.js';
 import { cacheKey } from '../service/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
 import type { SeedTarget } from './target.js';
 
 export function cacheTarget(redis: RedisClient, prefix: string, layer: Layer, format: 'png' | 'webp', scale: 1 | 2 = 1): SeedTarget {
-  const key = (t: TileId) => entryKey(prefix, cacheKey({ layer, z: t.z, x: t.x, y: t.y, scale, format }));
+  // A tile of a mosaic carries the versions of the members under it, as the servers' keys do.
+  const version = (t: TileId) => (layer.mosaics.size ? tileMembers(layer, t, Infinity).version : layer.version);
+  const key = (t: TileId) => entryKey(prefix, cacheKey({ layer, z: t.z, x: t.x, y: t.y, scale, format, version: version(t) }));
   const { l2Ttl, l2EmptyTtl } = layer.config.cache;
   return {
     name: 'cache',

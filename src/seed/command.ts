@@ -96,7 +96,8 @@ async function coverage(values: Record<string, unknown>, layer: Layer, shard: Sh
     area = geoJsonArea(text, file);
     describe = { geojson: path.resolve(file), sha256: sha256(text), bbox: area.bbox };
   } else {
-    area = footprintArea(layer.sources.map((s) => s.meta));
+    // A mosaic's footprint is its members' outlines, not its first member's.
+    area = footprintArea(layer.sources.flatMap((s) => (s.mosaic ? s.mosaic.members.map((m) => m.meta) : [s.meta])));
     describe = { footprint: layer.sources.map((s) => s.name), bbox: area.bbox };
   }
   return { tiles: () => tilesOf(area, zooms, shard), counts: countTiles(area, zooms, shard), describe: { ...describe, zooms } };
@@ -177,7 +178,8 @@ export async function seedCommand(args: string[]): Promise<void> {
       ? new RenderPool({ threads: settings.workers, maxQueue: 100_000, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb })
       : undefined;
   // Rendered through the server's own service, without its caches: the target is the cache.
-  const service = pool && new TileService({ pool, cache: new TileCache(0), metrics: new Metrics(), log: createLogger('silent') });
+  const service =
+    pool && new TileService({ pool, cache: new TileCache(0), metrics: new Metrics(), log: createLogger('silent'), mosaicMaxFiles: settings.mosaicMaxFiles });
   const produce = via !== undefined ? viaProducer(via, layer, format) : (t: TileId) => service!.tile(service!.request(layer, t.z, t.x, t.y, 1, format));
 
   try {

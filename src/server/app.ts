@@ -10,7 +10,7 @@ import type { TileService } from '../service/tiles.js';
 import { TileError } from '../errors.js';
 import { errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
-import { describeLayer, listLayers } from './routes/layers.js';
+import { describeLayer, listLayers, listMembers } from './routes/layers.js';
 import { cachedTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
@@ -115,6 +115,7 @@ export function createApp(deps: AppDeps): RequestListener {
   });
   app.get('/layers', listLayers(deps.layers));
   app.get('/layers/:layer', describeLayer(deps.layers));
+  app.get('/layers/:layer/members', listMembers(deps.layers));
   app.get(TILE_ROUTE, tileHandler(deps.layers, deps.tiles));
   app.get('/tiles/:layer/tilejson.json', tileJsonHandler(deps.layers));
   app.get('/wmts/1.0.0/WMTSCapabilities.xml', wmtsCapabilitiesHandler(deps.layers));

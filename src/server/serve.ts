@@ -54,7 +54,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   // server starts without it all the same.
   if (l2) await whenReady(l2.redis, 2000).catch(() => log.warn('redis does not answer yet: serving without L2 until it does'));
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024, l2);
-  const tiles = new TileService({ pool, cache, metrics, log, refresh: (layer) => layers.refresh(layer) });
+  const tiles = new TileService({ pool, cache, metrics, log, refresh: (layer) => layers.refresh(layer), mosaicMaxFiles: settings.mosaicMaxFiles });
   let ready = true;
   const app = createApp({ layers, pool, cache, tiles, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
   const server = await new Promise<Server>((resolve, reject) => {

@@ -8,8 +8,10 @@ import type { Logger } from 'pino';
 import type { CacheTier, TileCache, TileEntry } from '../cache/tiles.js';
 import { TileError } from '../errors.js';
 import type { Layer } from '../layers/layer.js';
+import { tileMembers } from '../layers/mosaic.js';
 import type { Metrics } from '../metrics.js';
 import { encodeTile, type TileFormat } from '../render/encode.js';
+import type { MemberRef } from '../render/mosaic.js';
 import type { RenderPool } from '../render/pool.js';
 import { boundsParts, lonLatToMercator, tileBounds, tileRange } from '../tiles/mercator.js';
 
@@ -20,6 +22,10 @@ export interface TileRequest {
   y: number;
   scale: 1 | 2;
   format: TileFormat;
+  /** The version the tile's key and ETag carry: the layer's, with the versions of the mosaic members under it. */
+  version: string;
+  /** The mosaic members under the tile, by source. */
+  members?: Record<string, MemberRef[]>;
 }
 
 /** A tile as the service answers it: the entry and the tier that answered. */
@@ -38,7 +44,12 @@ export interface TileServiceDeps {
    * by the first tile that reads it, not at the next round of checks.
    */
   refresh?: (layer: Layer) => Promise<Layer | undefined>;
+  /** The most members of one mosaic a tile may read (MOSAIC_MAX_FILES). */
+  mosaicMaxFiles?: number;
 }
+
+/** MOSAIC_MAX_FILES when none is given. */
+export const DEFAULT_MOSAIC_MAX_FILES = 64;
 
 export class TileService {
   constructor(private readonly deps: TileServiceDeps) {}
@@ -49,7 +60,9 @@ export class TileService {
     if (z < minzoom || z > maxzoom) throw new TileError('not_found', 'zoom out of range', `layer '${layer.name}' serves zooms ${minzoom}-${maxzoom}`);
     const n = 2 ** z;
     if (x >= n || y >= n) throw new TileError('not_found', 'tile out of range', `at zoom ${z}, x and y run from 0 to ${n - 1}`);
-    return { layer, z, x, y, scale, format };
+    if (layer.mosaics.size === 0) return { layer, z, x, y, scale, format, version: layer.version };
+    const { version, members } = tileMembers(layer, { z, x, y }, this.deps.mosaicMaxFiles ?? DEFAULT_MOSAIC_MAX_FILES);
+    return { layer, z, x, y, scale, format, version, members };
   }
 
   /** The tile when this process's L1 holds it, answered at once (most requests of a busy server). */
@@ -71,21 +84,21 @@ export class TileService {
       // Damaged, or changed under the version the layer was loaded with: once it is
       // reloaded, the tile belongs to the new version (its own key and ETag).
       const fresh = await this.deps.refresh(t.layer);
-      if (!fresh || fresh.version === t.layer.version) throw err;
-      return this.tile({ ...t, layer: fresh }, true);
+      if (!fresh || fresh === t.layer) throw err;
+      return this.tile(this.request(fresh, t.z, t.x, t.y, t.scale, t.format), true);
     }
   }
 
   private async produce(t: TileRequest): Promise<TileEntry> {
     const { metrics, log, pool } = this.deps;
     const size = t.layer.config.tileSize * t.scale;
-    const version = t.layer.version;
+    const version = t.version;
     const type = t.format === 'png' ? 'image/png' : 'image/webp';
-    if (outsideData(t)) return { body: null, etag: etagOf(version, null), type };
+    if (outsideData(t) || (t.members && Object.values(t.members).every((m) => m.length === 0))) return { body: null, etag: etagOf(version, null), type };
     const layer = t.layer.name;
     let r;
     try {
-      r = await pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t) });
+      r = await pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t), members: t.members });
     } catch (err) {
       metrics.renderErrors.inc({ layer });
       throw err;
@@ -118,8 +131,8 @@ export class TileService {
  * One key per tile of one layer version: a changed layer never meets its old entries. The layer
  * name comes first, so that `tilegraph cache purge` finds a layer's entries by prefix.
  */
-export function cacheKey(t: Pick<TileRequest, 'z' | 'x' | 'y' | 'scale' | 'format'> & { layer: { name: string; version: string } }): string {
-  return `${t.layer.name}:${t.layer.version}:${t.z}/${t.x}/${t.y}@${t.scale}.${t.format}`;
+export function cacheKey(t: Pick<TileRequest, 'z' | 'x' | 'y' | 'scale' | 'format' | 'version'> & { layer: { name: string } }): string {
+  return `${t.layer.name}:${t.version}:${t.z}/${t.x}/${t.y}@${t.scale}.${t.format}`;
 }
 
 /** Tile bounds that miss the layer's data footprint (on either side of the antimeridian) need no render. */

@@ -203,6 +203,19 @@ function takeBytes(n: number): Uint8Array {
   return new Uint8Array(takeBuffer(bytesPool, n), 0, n);
 }
 
+/**
+ * A window with nothing valid yet, from the same pool as readWindow's (a mosaic lays its members
+ * into it), checked against the same bound.
+ */
+export function emptyWindow(width: number, height: number, bands: number): Window {
+  const held = width * height * (4 * bands + 2);
+  if (held > MAX_WINDOW_BYTES)
+    throw new SourceError(`a ${width}x${height} mosaic window would hold ${Math.ceil(held / 2 ** 20)} MiB (at most ${MAX_WINDOW_BYTES / 2 ** 20} MiB)`);
+  const win: Window = { width, height, bands: Array.from({ length: bands }, () => takeFloat32(width * height)), valid: takeBytes(width * height) };
+  win.valid.fill(0);
+  return win;
+}
+
 /** Gives a window's buffers back once nothing reads them any more. */
 export function releaseWindow(win: Window): void {
   for (const b of win.bands) giveBuffer(floatPool, b.buffer as ArrayBuffer);

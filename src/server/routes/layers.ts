@@ -1,7 +1,9 @@
 import type { Request, Response } from 'express';
-import type { Layer } from '../../layers/layer.js';
+import { TileError } from '../../errors.js';
+import { wgs84Bounds, type Layer } from '../../layers/layer.js';
+import type { Mosaic } from '../../layers/mosaic.js';
 import type { LayerRegistry } from '../../layers/registry.js';
-import { wrapBounds } from '../../tiles/mercator.js';
+import { lonLatToMercator, wrapBounds } from '../../tiles/mercator.js';
 
 function summary(l: Layer) {
   return {
@@ -33,6 +35,7 @@ export function describeLayer(layers: LayerRegistry) {
       sources: l.sources.map((s) => ({
         name: s.name,
         ref: s.ref,
+        ...(s.mosaic ? { mosaic: mosaicSummary(s.mosaic) } : {}),
         version: s.version,
         crs: { name: s.meta.crs.name, epsg: s.meta.crs.epsg ?? null, proj4: s.meta.crs.proj4 },
         width: s.meta.width,
@@ -48,4 +51,59 @@ export function describeLayer(layers: LayerRegistry) {
       })),
     });
   };
+}
+
+/** A mosaic as `GET /layers/{layer}` shows it: how many members, where, in which CRSs (its first member's metadata follows). */
+function mosaicSummary(m: Mosaic) {
+  const crss = new Map<string, { name: string; epsg: number | null; members: number }>();
+  for (const { meta } of m.members) {
+    const c = crss.get(meta.crs.proj4) ?? { name: meta.crs.name, epsg: meta.crs.epsg ?? null, members: 0 };
+    c.members++;
+    crss.set(meta.crs.proj4, c);
+  }
+  return { method: m.method, members: m.members.length, bounds: wrapBounds(m.index.bounds), crss: [...crss.values()], footprint: m.index.footprint() };
+}
+
+/** At most this many members in one answer of `GET /layers/{layer}/members`. */
+const MAX_LISTED = 10_000;
+
+/** `GET /layers/{layer}/members?bbox=W,S,E,N`: the members of the layer's mosaics whose footprint meets the area (all without `bbox`). */
+export function listMembers(layers: LayerRegistry) {
+  return (req: Request, res: Response): void => {
+    const l = layers.require(String(req.params.layer));
+    if (l.mosaics.size === 0) throw new TileError('not_found', 'not a mosaic', `layer '${l.name}' has no mosaic source`);
+    const bbox = req.query.bbox === undefined ? undefined : parseBbox(req.query.bbox);
+    const rect = bbox && ([...lonLatToMercator(bbox[0], bbox[1]), ...lonLatToMercator(bbox[2], bbox[3])] as [number, number, number, number]);
+    const members: Record<string, unknown>[] = [];
+    let count = 0;
+    for (const [source, m] of l.mosaics) {
+      const found = rect ? m.index.search(rect) : m.members.map((_, i) => i);
+      count += found.length;
+      for (const i of found.slice(0, Math.max(0, MAX_LISTED - members.length))) {
+        const { ref, version, meta } = m.members[i]!;
+        members.push({
+          source,
+          ref,
+          version,
+          bounds: wrapBounds(wgs84Bounds(meta)),
+          crs: { name: meta.crs.name, epsg: meta.crs.epsg ?? null },
+          width: meta.width,
+          height: meta.height,
+          overviews: meta.levels.length - 1,
+        });
+      }
+    }
+    res.setHeader('Cache-Control', 'no-cache');
+    res.json({ layer: l.name, bbox: bbox ?? null, count, truncated: count > members.length, members });
+  };
+}
+
+function parseBbox(value: unknown): [number, number, number, number] {
+  const parts = typeof value === 'string' ? value.split(',').map((v) => (v.trim() === '' ? NaN : Number(v))) : [];
+  const bad = (why: string) => new TileError('bad_request', 'bad bbox', `bbox=${typeof value === 'string' ? value.slice(0, 100) : '?'}: ${why}`);
+  if (parts.length !== 4 || !parts.every(Number.isFinite)) throw bad('expected four numbers W,S,E,N in degrees');
+  const [w, s, e, n] = parts as [number, number, number, number];
+  if (w < -180 || e > 180 || s < -90 || n > 90) throw bad('longitudes lie in -180..180 and latitudes in -90..90');
+  if (!(w <= e && s <= n)) throw bad('west is at most east and south at most north');
+  return [w, s, e, n];
 }
