@@ -105,16 +105,20 @@ export interface Layer {
   /** SHA-256 (hex) of the canonical config. */
   hash: string;
   /**
-   * The config hash and each source's version identity: every tile's cache key and ETag carry
-   * it. A mosaic enters it by its definition alone; its members' versions enter the keys of
-   * the tiles they lie under (src/layers/mosaic.ts).
+   * The config hash and every source's version identity (each mosaic member's included): it
+   * changes whenever a tile could. Tile URLs carry it (`?v=`), and so do seeding manifests.
    */
   version: string;
+  /**
+   * The config hash and the version identities of the sources that are not mosaics: a tile's
+   * cache key and ETag carry it with the versions of the mosaic members under that tile alone
+   * (src/layers/mosaic.ts), so that replacing one member re-renders only its own tiles. Without
+   * mosaics it is `version`.
+   */
+  baseVersion: string;
   sources: LayerSource[];
   /** The mosaic sources by name. */
   mosaics: ReadonlyMap<string, Mosaic>;
-  /** Every mosaic member's location and version: a recheck reloads the layer when it changes. */
-  membersSignature: string;
   /** WGS84 [west, south, east, north] of the data. */
   bounds: [number, number, number, number];
   graph: Operator;
@@ -199,21 +203,13 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
   const config = canonicalize(data, graph);
   const hash = sha256(stableStringify(config));
   const identity = (s: LayerSource) => (s.mosaic ? `mosaic ${stableStringify(config.sources[s.name])}` : `${s.location}@${s.version}`);
-  const version = sha256(hash + sources.map((s) => `\n${s.name}=${identity(s)}`).join('')).slice(0, 16);
-  const membersSignature = sha256([...mosaics].map(([n, m]) => `${n}:${m.members.map((x) => `${x.location}@${x.version}`).join('\n')}`).join('\n\n')).slice(
-    0,
-    16,
-  );
-  const spec: LayerSpec = {
-    name,
-    // The render threads rebuild the graph when a mosaic's first member (the bands' metadata) changes.
-    version: mosaics.size ? sha256(version + sources.map((s) => `\n${s.location}@${s.version}`).join('')).slice(0, 16) : version,
-    pipeline: config.pipeline,
-    sources: Object.fromEntries(sources.map((s) => [s.name, s.location])),
-  };
+  const baseVersion = sha256(hash + sources.map((s) => `\n${s.name}=${identity(s)}`).join('')).slice(0, 16);
+  const members = [...mosaics].flatMap(([n, m]) => m.members.map((x) => `\n${n}:${x.location}@${x.version}`));
+  const version = mosaics.size ? sha256(baseVersion + members.join('')).slice(0, 16) : baseVersion;
+  const spec: LayerSpec = { name, version, pipeline: config.pipeline, sources: Object.fromEntries(sources.map((s) => [s.name, s.location])) };
   if (mosaics.size) spec.mosaics = Object.fromEntries([...mosaics].map(([n, m]) => [n, { method: m.method }]));
   const bounds = unionBounds(sources.map((s) => (s.mosaic ? s.mosaic.index.bounds : wgs84Bounds(s.meta))));
-  return { name, file, config, hash, version, sources, mosaics, membersSignature, bounds, graph, spec };
+  return { name, file, config, hash, version, baseVersion, sources, mosaics, bounds, graph, spec };
 }
 
 function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileData {

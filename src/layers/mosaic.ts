@@ -215,7 +215,7 @@ async function stacMembers(file: string, asset: string, baseDir: string, resolve
 
 /** What a tile of a layer with mosaics reads, and the version its cache key carries. */
 export interface TileMembers {
-  /** The layer's version with the versions of the members under the tile. */
+  /** The layer's base version with the versions of the members under the tile. */
   version: string;
   members: Record<string, MemberRef[]>;
 }
@@ -225,11 +225,11 @@ export interface TileMembers {
  * tile is refused (400) with the zoom from which no tile needs more.
  */
 export function tileMembers(
-  layer: { name: string; version: string; mosaics: ReadonlyMap<string, Mosaic>; config: { tileSize: number }; graph: { buffer(): number } },
+  layer: { name: string; baseVersion: string; mosaics: ReadonlyMap<string, Mosaic>; config: { tileSize: number }; graph: { buffer(): number } },
   tile: { z: number; x: number; y: number },
   limit: number,
 ): TileMembers {
-  const h = createHash('sha1').update(layer.version);
+  const h = createHash('sha1').update(layer.baseVersion);
   const members: Record<string, MemberRef[]> = {};
   for (const [name, m] of layer.mosaics) {
     const found = m.index.forTile(tile, layer.config.tileSize, layer.graph.buffer());

@@ -131,8 +131,8 @@ export class LayerRegistry {
     try {
       const fresh = await loadLayer(layer.file, this.opts);
       if (this.layers.get(layer.name) !== layer) return this.layers.get(layer.name);
-      // Its mosaics' members added, removed or replaced, or nothing at all.
-      if (fresh.version === layer.version && fresh.membersSignature === layer.membersSignature && fresh.spec.version === layer.spec.version) return layer;
+      // A mosaic's members neither added, removed nor replaced: nothing changed.
+      if (fresh.version === layer.version) return layer;
       this.layers.set(fresh.name, fresh);
       this.log?.info({ layer: fresh.name, version: fresh.version }, 'source changed: layer reloaded');
       return fresh;

@@ -31,6 +31,8 @@ export interface PageLayer {
   tilejson2x: string;
   /** The WMTS matrix set a desktop client should pick for the layer's own tile size. */
   wmtsMatrixSet: string;
+  /** For a layer with a mosaic source, where its members' footprints are (GET /layers/{layer}): drawn as outlines. */
+  footprints: string | null;
 }
 
 export interface PageConfig {
@@ -39,7 +41,10 @@ export interface PageConfig {
   layers: PageLayer[];
 }
 
-export function pageConfig(baseUrl: string, current: ClientLayer, layers: readonly ClientLayer[]): PageConfig {
+/** A layer as the page needs it: a mosaic's footprints are drawn over its tiles. */
+export type PageSourceLayer = ClientLayer & { mosaics?: ReadonlyMap<string, unknown> };
+
+export function pageConfig(baseUrl: string, current: PageSourceLayer, layers: readonly PageSourceLayer[]): PageConfig {
   return {
     current: current.name,
     wmts: capabilitiesUrl(baseUrl),
@@ -60,6 +65,7 @@ export function pageConfig(baseUrl: string, current: ClientLayer, layers: readon
         tilejson: `${baseUrl}/tiles/${encodeURIComponent(l.name)}/tilejson.json`,
         tilejson2x: `${baseUrl}/tiles/${encodeURIComponent(l.name)}/tilejson.json?scale=2`,
         wmtsMatrixSet: MATRIX_SETS.find((s) => matrixSetSuffix(l.config.tileSize, s.id) === '')?.id ?? MATRIX_SETS[0]!.id,
+        footprints: l.mosaics?.size ? `${baseUrl}/layers/${encodeURIComponent(l.name)}` : null,
       };
     }),
   };
@@ -77,7 +83,7 @@ function scriptJson(value: unknown): string {
     .replace(/\u2029/g, '\\u2029');
 }
 
-export function renderMapPage(baseUrl: string, current: ClientLayer, layers: readonly ClientLayer[]): string {
+export function renderMapPage(baseUrl: string, current: PageSourceLayer, layers: readonly PageSourceLayer[]): string {
   const cfg = pageConfig(baseUrl, current, layers);
   const options = cfg.layers.map((l) => `<option value="${esc(l.name)}"${l.name === cfg.current ? ' selected' : ''}>${esc(l.title)}</option>`).join('');
   const title = cfg.layers.find((l) => l.name === cfg.current)?.title ?? current.name;
@@ -217,8 +223,10 @@ async function show(name, fit) {
   if (!res.ok) throw new Error('TileJSON ' + res.status + ' for ' + name);
   const tj = await res.json();
   if (ticket !== shown) return;
-  if (map.getLayer('tiles')) map.removeLayer('tiles');
-  if (map.getSource('tiles')) map.removeSource('tiles');
+  for (const id of ['footprints', 'tiles']) {
+    if (map.getLayer(id)) map.removeLayer(id);
+    if (map.getSource(id)) map.removeSource(id);
+  }
   map.addSource('tiles', {
     type: 'raster',
     tiles: tj.tiles,
@@ -230,6 +238,14 @@ async function show(name, fit) {
     attribution: text(tj.attribution),
   });
   map.addLayer({ id: 'tiles', type: 'raster', source: 'tiles', paint: { 'raster-fade-duration': 0 } });
+  if (info.footprints) {
+    // A mosaic: its members' outlines over the tiles.
+    const described = await (await fetch(info.footprints)).json();
+    if (ticket !== shown) return;
+    const polygons = described.sources.filter((s) => s.mosaic).flatMap((s) => s.mosaic.footprint.coordinates);
+    map.addSource('footprints', { type: 'geojson', data: { type: 'Feature', properties: {}, geometry: { type: 'MultiPolygon', coordinates: polygons } } });
+    map.addLayer({ id: 'footprints', type: 'line', source: 'footprints', paint: { 'line-color': '#1d4ed8', 'line-width': 1, 'line-opacity': 0.6 } });
+  }
   if (fit) fitTo(tj);
   map.once('idle', () => {
     if (ticket !== shown) return;
