@@ -29,7 +29,15 @@ const MAX_STAC_BYTES = 64 * 1024 * 1024;
 /** Member headers read at once while a mosaic loads. */
 const OPEN_CONCURRENCY = 16;
 
-const method = z.enum(MOSAIC_METHODS).optional();
+// A string checked by a refinement rather than an enum: a refinement's issue does not end the
+// parse, so the unions around it (a string source, a mosaic, a STAC collection) report it as it
+// is, where an enum's would leave only "Invalid input".
+const method = z
+  .string()
+  .refine((m) => (MOSAIC_METHODS as readonly string[]).includes(m), {
+    error: (iss) => `method '${String(iss.input)}' is not one of ${MOSAIC_METHODS.join(', ')}`,
+  })
+  .optional();
 export const MosaicRef = z.union([
   z.strictObject({ mosaic: z.union([z.string().min(1).max(2000), z.array(z.string().min(1).max(2000)).min(1).max(MAX_MEMBERS)]), method }),
   z.strictObject({ stac: z.string().min(1).max(2000), asset: z.string().min(1).max(200), method }),
@@ -83,7 +91,7 @@ export async function loadMosaic(spec: MosaicRef, baseDir: string, layersDir: st
         `member '${m.ref}' holds ${m.meta.dataType}, '${members[0]!.ref}' ${first.dataType}: members hold numbers of one kind (integers or floating point)`,
       );
   }
-  return { method: spec.method ?? 'first', members, index: new MosaicIndex(members.map((m) => m.meta)) };
+  return { method: (spec.method ?? 'first') as MosaicMethod, members, index: new MosaicIndex(members.map((m) => m.meta)) };
 }
 
 function kindOf(dataType: string): 'float' | 'integer' {
@@ -207,7 +215,8 @@ async function stacMembers(file: string, asset: string, baseDir: string, resolve
     parsed.data.features.map(async (f, i) => {
       const href = f.assets?.[asset]?.href;
       if (!href) throw new Error(`'${file}': item ${f.id ?? i} has no asset '${asset}'`);
-      const ref = /^[a-z][a-z0-9+.-]*:/i.test(href) ? href : path.posix.join(dir, href);
+      // A URL or an absolute path as written (resolve refuses what is not allowed); anything else is relative to the file.
+      const ref = /^[a-z][a-z0-9+.-]*:/i.test(href) || path.posix.isAbsolute(href) ? href : path.posix.join(dir, href);
       return { ref, location: await resolve(ref, baseDir) };
     }),
   );
@@ -225,7 +234,13 @@ export interface TileMembers {
  * tile is refused (400) with the zoom from which no tile needs more.
  */
 export function tileMembers(
-  layer: { name: string; baseVersion: string; mosaics: ReadonlyMap<string, Mosaic>; config: { tileSize: number }; graph: { buffer(): number } },
+  layer: {
+    name: string;
+    baseVersion: string;
+    mosaics: ReadonlyMap<string, Mosaic>;
+    config: { tileSize: number; maxzoom: number };
+    graph: { buffer(): number };
+  },
   tile: { z: number; x: number; y: number },
   limit: number,
 ): TileMembers {
@@ -234,10 +249,14 @@ export function tileMembers(
   for (const [name, m] of layer.mosaics) {
     const found = m.index.forTile(tile, layer.config.tileSize, layer.graph.buffer());
     if (found.length > limit) {
+      const from = m.index.minzoomFor(limit, layer.config.maxzoom);
       throw new TileError(
         'bad_request',
         'too many mosaic members',
-        `tile ${tile.z}/${tile.x}/${tile.y} of layer '${layer.name}' covers ${found.length} members of mosaic '${name}'; at most ${limit} (MOSAIC_MAX_FILES) are read for one tile: from zoom ${m.index.minzoomFor(limit)} no tile needs more`,
+        `tile ${tile.z}/${tile.x}/${tile.y} of layer '${layer.name}' covers ${found.length} members of mosaic '${name}'; at most ${limit} (MOSAIC_MAX_FILES) are read for one tile: ` +
+          (from !== null && from > tile.z
+            ? `from zoom ${from} no tile needs more (a sensible minzoom for the layer)`
+            : `raise MOSAIC_MAX_FILES to at least ${found.length} to serve it`),
       );
     }
     members[name] = found.map((i) => {

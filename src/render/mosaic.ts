@@ -158,12 +158,13 @@ async function readFamily(fam: Family, read: MosaicRead, grid: TileGrid, alloc: 
     const stitched = await readStitched(fam, read, grid, alloc);
     if (stitched !== undefined) return stitched ? [stitched] : [];
   }
+  const plans = fam.cogs.map((cog) => planRead(planSourceOf(cog), grid, read.resampling, alloc));
+  const wins = await Promise.all(fam.cogs.map((cog, i) => plans[i] && readWindow(cog, plans[i].level, plans[i].window, read.bands, read.nodata)));
   const out: BandRaster[] = [];
-  for (const cog of fam.cogs) {
-    const plan = planRead(planSourceOf(cog), grid, read.resampling, alloc);
-    if (!plan) continue;
-    const win = await readWindow(cog, plan.level, plan.window, read.bands, read.nodata);
-    const part = onTileGrid(win, plan, read.resampling, alloc);
+  for (let i = 0; i < wins.length; i++) {
+    const win = wins[i];
+    if (!win) continue;
+    const part = onTileGrid(win, plans[i]!, read.resampling, alloc);
     // A member alone counts 1 where it has a value (its mean and median are its value).
     if (read.method === 'count') for (const b of part.bands) b.fill(1);
     out.push(part);

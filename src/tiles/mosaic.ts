@@ -15,7 +15,7 @@ const TILE_MARGIN_PX = 4;
 /** Outline points kept per footprint point shown: 64 an edge become 4. */
 const FOOTPRINT_STEP = 16;
 /** Tiles counted per zoom when finding the zoom from which no tile needs more members than a limit. */
-const MAX_COUNTED_TILES = 2_000_000;
+const MAX_COUNTED_TILES = 200_000;
 
 type Ring = [number, number][];
 
@@ -28,7 +28,7 @@ export class MosaicIndex {
   readonly bounds: [number, number, number, number];
   /** Each footprint in lon/lat, every FOOTPRINT_STEP-th point of its outline. */
   private readonly outlines: Ring[] = [];
-  private minzoomCache = new Map<number, number>();
+  private minzoomCache = new Map<string, number | null>();
 
   constructor(members: readonly SourceOutline[]) {
     const box: [number, number, number, number] = [Infinity, Infinity, -Infinity, -Infinity];
@@ -84,20 +84,23 @@ export class MosaicIndex {
   }
 
   /**
-   * The lowest zoom at which no tile meets more than `limit` footprints (counted by their
-   * boxes, so never too low): the zoom to suggest when a tile asks for more.
+   * The lowest zoom up to `maxzoom` at which no tile meets more than `limit` footprints
+   * (counted by their boxes, so never too low), or null when there is none (four members
+   * meeting at a corner share a tile at every zoom) or finding it would count more than
+   * MAX_COUNTED_TILES tiles: the zoom to suggest when a tile asks for more.
    */
-  minzoomFor(limit: number, maxzoom = 24): number {
-    const cached = this.minzoomCache.get(limit);
+  minzoomFor(limit: number, maxzoom: number): number | null {
+    const key = `${limit}/${maxzoom}`;
+    const cached = this.minzoomCache.get(key);
     if (cached !== undefined) return cached;
-    let z = 0;
-    for (; z < maxzoom; z++) {
+    const boxes = this.rings.map(ringBox);
+    let found: number | null = null;
+    let counted = 0;
+    for (let z = 0; z <= maxzoom && found === null && counted <= MAX_COUNTED_TILES; z++) {
       const n = 2 ** z;
       const counts = new Map<number, number>();
-      let counted = 0,
-        worst = 0;
-      for (const ring of this.rings) {
-        const [x0, y0, x1, y1] = ringBox(ring);
+      let worst = 0;
+      for (const [x0, y0, x1, y1] of boxes) {
         const c0 = col(x0, n),
           c1 = col(x1, n),
           r0 = row(y1, n),
@@ -106,17 +109,15 @@ export class MosaicIndex {
         if (counted > MAX_COUNTED_TILES) break;
         for (let r = r0; r <= r1; r++)
           for (let c = c0; c <= c1; c++) {
-            const k = r * n + c;
-            const v = (counts.get(k) ?? 0) + 1;
-            counts.set(k, v);
+            const v = (counts.get(r * n + c) ?? 0) + 1;
+            counts.set(r * n + c, v);
             if (v > worst) worst = v;
           }
       }
-      if (counted <= MAX_COUNTED_TILES && worst <= limit) break;
-      if (counted > MAX_COUNTED_TILES) break;
+      if (counted <= MAX_COUNTED_TILES && worst <= limit) found = z;
     }
-    this.minzoomCache.set(limit, z);
-    return z;
+    this.minzoomCache.set(key, found);
+    return found;
   }
 }
 
