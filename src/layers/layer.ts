@@ -167,7 +167,7 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
   const data = parseLayerYaml(text, fail);
 
   const sources: LayerSource[] = [];
-  const metas = new Map<string, { meta: CogMeta }>();
+  const metas = new Map<string, { meta: CogMeta; mosaic?: boolean }>();
   const mosaics = new Map<string, Mosaic>();
   const resolve = (ref: string, base: string) => resolveSource(ref, base, opts);
   for (const [srcName, ref] of Object.entries(data.sources)) {
@@ -175,7 +175,7 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
       const mosaic = await loadMosaic(ref, path.dirname(file), opts.layersDir, resolve).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
       const first = mosaic.members[0]!;
       mosaics.set(srcName, mosaic);
-      metas.set(srcName, first);
+      metas.set(srcName, { meta: first.meta, mosaic: true });
       sources.push({
         name: srcName,
         ref: 'stac' in ref ? ref.stac : String(ref.mosaic),

@@ -4,8 +4,11 @@ import type { OutputShape, Raster, TileContext } from './raster.js';
 
 /** What an operator may look at when it is built: the layer's sources and where it stands. */
 export interface BuildContext {
-  /** The layer's sources by name; their metadata (bands, nodata, palette) decides defaults. */
-  sources: ReadonlyMap<string, { readonly meta: CogMeta }>;
+  /**
+   * The layer's sources by name; their metadata (bands, nodata, palette) decides defaults. A
+   * mosaic's is its first member's; its members keep their own nodata unless a read names one.
+   */
+  sources: ReadonlyMap<string, { readonly meta: CogMeta; readonly mosaic?: boolean }>;
   /** How many inputs (`in:`) it has. */
   inputs: number;
   /** The operator feeding its first input, already built. */

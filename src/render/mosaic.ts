@@ -27,7 +27,8 @@ export interface MemberRef {
 /** The reads a mosaic source asks of the render: the bands, how, and which members. */
 export interface MosaicRead {
   bands: readonly number[];
-  nodata: number | null;
+  /** The layer file's nodata for every member; undefined: each member's own. */
+  nodata?: number | null;
   resampling: Resampling;
   method: MosaicMethod;
   members: readonly MemberRef[];
@@ -86,6 +87,10 @@ export function onTileGrid(win: Window, plan: ReadPlan, resampling: Resampling, 
   return out;
 }
 
+function nodataOf(cog: Cog, read: MosaicRead): number | null {
+  return read.nodata === undefined ? cog.meta.nodata : read.nodata;
+}
+
 /** Members on one pixel grid, in listed order, with each one's origin in the first one's pixels. */
 interface Family {
   cogs: Cog[];
@@ -95,38 +100,54 @@ interface Family {
 /** Whole pixels apart, to this fraction of a pixel. */
 const ALIGNED = 1e-6;
 
-function families(cogs: readonly Cog[]): Family[] {
+/**
+ * The members in families of one grid each, in listed order. For `first` and `last` only
+ * neighbours in the list join (a member listed between two of one grid keeps them apart), so
+ * that laying the families over each other keeps the list's order; for `mean`, `median` and
+ * `count` members of several grids are each their own family, so that every member counts once
+ * across the tile grid. `highest` and `lowest` do not depend on order.
+ */
+function families(cogs: readonly Cog[], method: MosaicMethod): Family[] {
   const out: Family[] = [];
   for (const cog of cogs) {
-    const [ox, px, rx, oy, ry, py] = cog.meta.geoTransform;
-    const joined = out.find((f) => {
-      const ref = f.cogs[0]!.meta;
-      const g = ref.geoTransform;
-      if (rx !== 0 || ry !== 0 || g[2] !== 0 || g[4] !== 0 || ref.crs.proj4 !== cog.meta.crs.proj4) return false;
-      if (Math.abs(px - g[1]) > Math.abs(g[1]) * 1e-9 || Math.abs(py - g[5]) > Math.abs(g[5]) * 1e-9) return false;
-      const ix = (ox - g[0]) / g[1],
-        iy = (oy - g[3]) / g[5];
-      if (Math.abs(ix - Math.round(ix)) > ALIGNED || Math.abs(iy - Math.round(iy)) > ALIGNED) return false;
+    const candidates = method === 'first' || method === 'last' ? out.slice(-1) : out;
+    const joined = candidates.find((f) => {
+      const at = offsetIn(f.cogs[0]!, cog);
+      if (!at) return false;
       f.cogs.push(cog);
-      f.at.push([Math.round(ix), Math.round(iy)]);
+      f.at.push(at);
       return true;
     });
     if (!joined) out.push({ cogs: [cog], at: [[0, 0]] });
   }
+  if ((method === 'mean' || method === 'median' || method === 'count') && out.length > 1)
+    return cogs.map((cog) => ({ cogs: [cog], at: [[0, 0] as [number, number]] }));
   return out;
+}
+
+/** Where `cog`'s origin lies in `ref`'s pixels, when the two share a pixel grid. */
+function offsetIn(ref: Cog, cog: Cog): [number, number] | undefined {
+  const [ox, px, rx, oy, ry, py] = cog.meta.geoTransform;
+  const g = ref.meta.geoTransform;
+  if (rx !== 0 || ry !== 0 || g[2] !== 0 || g[4] !== 0 || ref.meta.crs.proj4 !== cog.meta.crs.proj4) return undefined;
+  if (Math.abs(px - g[1]) > Math.abs(g[1]) * 1e-9 || Math.abs(py - g[5]) > Math.abs(g[5]) * 1e-9) return undefined;
+  const ix = (ox - g[0]) / g[1],
+    iy = (oy - g[3]) / g[5];
+  if (Math.abs(ix - Math.round(ix)) > ALIGNED || Math.abs(iy - Math.round(iy)) > ALIGNED) return undefined;
+  return [Math.round(ix), Math.round(iy)];
 }
 
 /**
  * The mosaic's bands on the tile grid, or null when no member has a pixel under the tile.
  * Families (and the members that cannot join one at the level read) are laid over each other
- * in the order of their first member. Each family's raster has the method applied within it;
- * across families counts add up, and means and medians are of the families' own.
+ * in listed order (see `families`). Each family's raster has the method applied within it;
+ * across families counts add up.
  */
 export async function readMosaic(read: MosaicRead, grid: TileGrid, alloc: Alloc): Promise<BandRaster | null> {
   const cogs = await Promise.all(read.members.map(openMember));
   let first: BandRaster | undefined;
   let across: { target: BandRaster; comp: Compositor } | undefined;
-  for (const fam of families(cogs)) {
+  for (const fam of families(cogs, read.method)) {
     if (across ? across.comp.full : read.method === 'first' && first?.mask.every((v) => v === 1)) break;
     for (const part of await readFamily(fam, read, grid, alloc)) {
       if (!first) {
@@ -159,7 +180,7 @@ async function readFamily(fam: Family, read: MosaicRead, grid: TileGrid, alloc: 
     if (stitched !== undefined) return stitched ? [stitched] : [];
   }
   const plans = fam.cogs.map((cog) => planRead(planSourceOf(cog), grid, read.resampling, alloc));
-  const wins = await Promise.all(fam.cogs.map((cog, i) => plans[i] && readWindow(cog, plans[i].level, plans[i].window, read.bands, read.nodata)));
+  const wins = await Promise.all(fam.cogs.map((cog, i) => plans[i] && readWindow(cog, plans[i].level, plans[i].window, read.bands, nodataOf(cog, read))));
   const out: BandRaster[] = [];
   for (let i = 0; i < wins.length; i++) {
     const win = wins[i];
@@ -230,7 +251,7 @@ async function readStitched(fam: Family, read: MosaicRead, grid: TileGrid, alloc
       const mx1 = Math.min(lv.width, wx1 - p.ox),
         my1 = Math.min(lv.height, wy1 - p.oy);
       if (mx0 >= mx1 || my0 >= my1) return Promise.resolve(null);
-      return readWindow(p.cog, p.level, [mx0, my0, mx1, my1], read.bands, read.nodata);
+      return readWindow(p.cog, p.level, [mx0, my0, mx1, my1], read.bands, nodataOf(p.cog, read));
     };
     const place = (p: (typeof picks)[number], w: Window | null) => {
       if (!w) return;

@@ -64,7 +64,8 @@ export class LayerGraph {
     const cogs = new Map<string, Cog>();
     try {
       for (const [name, location] of Object.entries(spec.sources)) cogs.set(name, await Cog.open(location));
-      const layer = new LayerGraph(buildGraph(spec.pipeline, { sources: cogs }), cogs, spec.mosaics);
+      const sources = new Map([...cogs].map(([name, cog]) => [name, { meta: cog.meta, mosaic: !!spec.mosaics?.[name] }]));
+      const layer = new LayerGraph(buildGraph(spec.pipeline, { sources }), cogs, spec.mosaics);
       await layer.prepare();
       return layer;
     } catch (err) {
@@ -89,7 +90,14 @@ export class LayerGraph {
         const mosaic = this.mosaics?.[g.source];
         if (mosaic) {
           const members = tile.members?.[g.source] ?? [];
-          const read = { bands: g.bands, nodata: g.nodata, resampling: g.resampling, method: mosaic.method, members, palette: g.meta.palette };
+          const read = {
+            bands: g.bands,
+            nodata: g.nodataGiven ? g.nodata : undefined,
+            resampling: g.resampling,
+            method: mosaic.method,
+            members,
+            palette: g.meta.palette,
+          };
           return members.length ? readMosaic(read, grid, alloc) : null;
         }
         const plan = plans[i];

@@ -34,8 +34,12 @@ export class Read extends Operator {
   readonly bands: number[];
   readonly resampling: Resampling;
   readonly nodata: number | null;
+  /** Set in the layer file, not taken from the source (a mosaic's members then keep their own). */
+  readonly nodataGiven: boolean;
   /** The bands, 0-based. */
   readonly zeroBased: number[];
+  /** Of a mosaic source: without a nodata of its own, the canonical config names none either. */
+  private readonly mosaic: boolean;
 
   constructor(params: z.input<typeof ReadParams>, ctx: Pick<BuildContext, 'sources'>) {
     super();
@@ -55,6 +59,8 @@ export class Read extends Operator {
     // Palette indices are categories: averaging them would invent classes.
     this.resampling = p.resampling ?? (meta.palette ? 'nearest' : 'bilinear');
     this.nodata = p.nodata === undefined ? meta.nodata : p.nodata === 'nan' ? NaN : p.nodata;
+    this.nodataGiven = p.nodata !== undefined;
+    this.mosaic = !!src.mosaic;
   }
 
   shape(): OutputShape {
@@ -85,6 +91,7 @@ export class Read extends Operator {
   config(): Record<string, unknown> {
     // JSON has no NaN: it is spelt "nan", as GDAL writes it.
     const nodata = this.nodata !== null && Number.isNaN(this.nodata) ? 'nan' : this.nodata;
+    if (this.mosaic && !this.nodataGiven) return { source: this.source, bands: this.bands, resampling: this.resampling };
     return { source: this.source, bands: this.bands, resampling: this.resampling, nodata };
   }
 }
@@ -101,6 +108,7 @@ export interface ReadGroup {
   bands: number[];
   resampling: Resampling;
   nodata: number | null;
+  nodataGiven: boolean;
   /** Each member with the positions of its bands in `bands`. */
   members: { read: Read; picks: number[] }[];
 }
@@ -110,9 +118,13 @@ export function readGroups(graph: Operator): ReadGroup[] {
   const groups = new Map<string, ReadGroup>();
   for (const op of operatorsOf(graph)) {
     if (!(op instanceof Read)) continue;
-    const key = `${op.source}:${op.resampling}:${op.nodata}`;
+    const key = `${op.source}:${op.resampling}:${op.nodata}:${op.nodataGiven}`;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { source: op.source, meta: op.meta, bands: [], resampling: op.resampling, nodata: op.nodata, members: [] }));
+    if (!g)
+      groups.set(
+        key,
+        (g = { source: op.source, meta: op.meta, bands: [], resampling: op.resampling, nodata: op.nodata, nodataGiven: op.nodataGiven, members: [] }),
+      );
     g.members.push({ read: op, picks: [] });
   }
   for (const g of groups.values()) {
