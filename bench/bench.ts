@@ -13,6 +13,10 @@
  *    the same pyramid when installed. Runs that would take longer than their budget measure
  *    every n-th tile of each zoom instead, and say so.
  * 4. The overview target: one zoom-8 tile from dem.tif and from dem4x.tif, cold.
+ *    The mosaic targets (bench/mosaic.ts): the DEM step's tiles from dem.tif and from the
+ *    same pixels cut into 64 COGs (bench/data/dem-pieces/) as one mosaic source, over HTTP
+ *    as the DEM step, the two layers in turn (tiles/s and the server's CPU time per tile), and
+ *    in this thread zoom by zoom; and the zoom-6 tile over the whole mosaic, cold.
  *
  * 5. Cached serving: the same 256 DEM tiles asked for again and again, from L1 and from Redis
  *    alone, in turn with the bare express handler, over several rounds.
@@ -26,7 +30,8 @@
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single, seed,
- * overview, encode, jpeg, gdal2tiles, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3). See bench/README.md.
+ * overview, mosaic, encode, jpeg, gdal2tiles, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3),
+ * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -40,6 +45,7 @@ import { coldTileCosts, renderRgba, singleThread, type DirectResult } from './di
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, freePort, summarise, type LoadResult } from './loadgen.js';
+import { mosaicBench } from './mosaic.js';
 import { soak } from './soak.js';
 import { NaiveRenderer, parseStops } from './naive.js';
 import { countByZoom, everyNth, lonLatToMercator, tilesCovering, type Tile } from './tiles.js';
@@ -771,15 +777,19 @@ async function main(): Promise<void> {
   const ndvi = await step('ndvi', () => uncachedLayer('tilegraph-ndvi-uncached', layers.ndvi));
   const baselines = await step('naive', () => naiveAndSingle(layers));
   const overview = await step('overview', () => overviewTarget(layers));
+  const mosaic = await step('mosaic', () =>
+    mosaicBench({ root: ROOT, data: DATA, connections: CONNECTIONS, zooms: ZOOMS, startTilegraph, blockReads, log }, layers.dem),
+  );
   const encode = await step('encode', () => encoders(layers));
   const jpeg = await step('jpeg', () => jpegVsDeflate(layers));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
   const seeded = await step('seed', () => seeding(layers));
   const soaked = await step('soak', () => soak());
-  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, jpeg, fixed, l1, l2, g2t, seeded, soaked]) if (s) scenarios.push(s);
+  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, jpeg, mosaic, fixed, l1, l2, g2t, seeded, soaked]) if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
 
   const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
+  const z6 = mosaic?.zoom6 as { withinLimit: boolean; coldCostVsSingle: number; mosaic: { coldMs: { p50: number; max: number } } } | undefined;
   const lat = (s?: Scenario) => s?.latencyMs as { p99: number } | undefined;
   const ratio = (a?: number, b?: number) => (a !== undefined && b ? round(a / b, 2) : null);
   const ratios = {
@@ -795,6 +805,10 @@ async function main(): Promise<void> {
     demVsGdal2tiles: ratio(rate(dem), rate(g2t)),
     overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
     jpegTileCostVsDeflate: (jpeg?.jpegCostVsDeflate as number | undefined) ?? null,
+    // The median of the rounds' ratios: each round pairs the single COG and the mosaic on the same state of the machine.
+    mosaicTileCostVsSingle: (mosaic?.costRatio as number | undefined) ?? null,
+    mosaicTileCpuCostVsSingle: (mosaic?.cpuCostRatio as number | undefined) ?? null,
+    mosaicZoom6ColdVsSingle: (z6?.coldCostVsSingle as number | undefined) ?? null,
     soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({
@@ -809,6 +823,13 @@ async function main(): Promise<void> {
     target('DEM uncached p99 ms at 8 connections', lat(dem)?.p99, 100, 'lower'),
     target('NDVI uncached tiles/s', rate(ndvi), 150, 'higher'),
     target('zoom-8 tile cost, 4x COG vs 1x (x)', ratios.overviewCost4xVs1x, 1.2, 'lower'),
+    target('tile cost, 64-member mosaic vs the single COG (x)', ratios.mosaicTileCostVsSingle, 1.3, 'lower'),
+    target('tile cost, 64-member mosaic vs the single COG, server CPU time (x)', ratios.mosaicTileCpuCostVsSingle, 1.3, 'lower'),
+    // Answered 200 within MOSAIC_MAX_FILES, or not met whatever its time.
+    {
+      ...target('zoom-6 tile over the whole mosaic, cold, ms (median; 200 within MOSAIC_MAX_FILES)', z6?.mosaic.coldMs.p50, 1000, 'lower'),
+      ...(z6 && !z6.withinLimit ? { met: false } : {}),
+    },
     target('L1 hits vs bare express 16 KB (x)', ratios.l1HitsVsFixedCeiling, 0.9, 'higher'),
     target('L2 hits, L1 off, vs bare express 16 KB (x)', ratios.l2HitsVsFixedCeiling, 0.5, 'higher'),
     target('seeding zooms 10-14 vs gdaldem + gdal2tiles (x)', ratios.seedVsGdaldemGdal2tiles, 5, 'higher'),

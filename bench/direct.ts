@@ -11,7 +11,7 @@ import { buildGraph } from '../src/ops/build.js';
 import { toTileRgba } from '../src/ops/raster.js';
 import { encodeTile } from '../src/render/encode.js';
 import { LayerGraph } from '../src/render/renderer.js';
-import type { LayerSpec } from '../src/render/task.js';
+import type { LayerSpec, RenderTask } from '../src/render/task.js';
 import { FileSource, type ByteSource } from '../src/sources/bytesource.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
@@ -29,16 +29,27 @@ export interface DirectResult {
   phasesMs: { read: number; ops: number; encode: number };
   bytes: number;
   cutShort: boolean;
+  /** Blocks decoded (not found in this thread's block cache). */
+  blocksDecoded: number;
 }
 
-/** Renders and encodes `tiles` one at a time through the render thread's entry function. */
-export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxMs = Infinity): Promise<DirectResult> {
+/**
+ * Renders and encodes `tiles` one at a time through the render thread's entry function.
+ * `members` gives a mosaic layer's members under each tile, as the server's task carries them.
+ */
+export async function singleThread(
+  spec: LayerSpec,
+  tiles: readonly Tile[],
+  maxMs = Infinity,
+  members?: (t: Tile) => RenderTask['members'],
+): Promise<DirectResult> {
   const lat: number[] = [];
   let read = 0,
     ops = 0,
     encode = 0,
     bytes = 0,
     drawn = 0,
+    decoded = 0,
     cutShort = false;
   const started = performance.now();
   for (const t of tiles) {
@@ -47,9 +58,10 @@ export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxM
       break;
     }
     const t0 = performance.now();
-    const r = await renderEncoded({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256, format: 'png' });
+    const r = await renderEncoded({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256, format: 'png', members: members?.(t) });
     read += r.readMs;
     ops += r.opsMs;
+    decoded += r.blocks?.decoded ?? 0;
     if (r.png) {
       encode += r.encodeMs!;
       bytes += r.png.byteLength;
@@ -75,6 +87,7 @@ export async function singleThread(spec: LayerSpec, tiles: readonly Tile[], maxM
     phasesMs: { read: r2(read / n), ops: r2(ops / n), encode: r2(encode / n) },
     bytes,
     cutShort,
+    blocksDecoded: decoded,
   };
 }
 

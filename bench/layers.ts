@@ -21,7 +21,7 @@ export const DEM_STOPS: [number, string][] = [
 
 export const DEM_PIPELINE = [{ read: { source: 'dem', bands: [1], resampling: 'bilinear' } }, { colormap: { stops: DEM_STOPS } }];
 
-function layerFile(title: string, sources: Record<string, string>, pipeline: unknown): Record<string, unknown> {
+function layerFile(title: string, sources: Record<string, unknown>, pipeline: unknown): Record<string, unknown> {
   return { title, sources, minzoom: 0, maxzoom: 18, pipeline };
 }
 
@@ -96,6 +96,20 @@ async function writeLayer(dir: string, name: string, doc: Record<string, unknown
   const file = path.join(dir, `${name}.yaml`);
   await writeFile(file, `# Written by bench/bench.ts on every run.\n${stringify(doc)}`);
   return file;
+}
+
+/** The folder of bench/make-data.sh's DEM pieces, inside the data directory, and how many it holds. */
+export const DEM_PIECES_DIR = 'dem-pieces';
+export const DEM_PIECES = 64;
+
+/**
+ * Writes bench-dem-mosaic (the pieces of dem.tif as one mosaic source, the DEM layer's
+ * pipeline) into `dir` and loads it. Apart from writeBenchLayers: the pieces are made only
+ * when the mosaic step runs.
+ */
+export async function writeMosaicLayer(dir: string): Promise<Layer> {
+  const doc = layerFile('Bench DEM colour relief, 64-piece mosaic', { dem: { mosaic: `./${DEM_PIECES_DIR}/*.tif`, method: 'first' } }, DEM_PIPELINE);
+  return loadLayer(await writeLayer(dir, 'bench-dem-mosaic', doc), opts(dir));
 }
 
 /** Writes bench-dem, bench-dem4x, bench-rgb-deflate, bench-rgb-jpeg and bench-ndvi into `dir` (the data directory) and loads them. */

@@ -10,6 +10,9 @@
 #   scene-rgb-deflate.tif, scene-rgb-jpeg.tif
 #                   the scene's NIR, red and green bands as 8-bit RGB, DEFLATE and JPEG.
 #   dem-relief.tif  dem.tif coloured (gdaldem color-relief, RGBA): gdal2tiles' input.
+#   dem-pieces/     dem.tif cut into PIECES x PIECES (BENCH_DEM_PIECES, default 8: 64 pieces
+#                   of 1024x1024) COGs, dem_rRR_cCC.tif, DEFLATE + predictor, 512 px blocks:
+#                   the mosaic target (a tile over the 64-member mosaic against dem.tif).
 #
 # The DEM is the shipped 100 m SRTM excerpt (layers/data/srtm_jasper_ab_100m.tif) warped to
 # Web Mercator with cubic resampling, cropped to a square inside its footprint, with fractal
@@ -127,4 +130,24 @@ EOF
     -of GTiff -co TILED=YES -co BLOCKXSIZE=512 -co BLOCKYSIZE=512 -co COMPRESS=DEFLATE -co NUM_THREADS=ALL_CPUS
   mv "$TMP/dem-relief.tif" "$OUT/dem-relief.tif"
 fi
-log "done: $(cd "$OUT" && ls -la dem.tif dem4x.tif scene.tif scene-rgb-deflate.tif scene-rgb-jpeg.tif dem-relief.tif 2>/dev/null | awk '{ printf "%s %d MB; ", $NF, $5 / 1048576 }')"
+# dem.tif cut into a grid of PIECES x PIECES COGs, made whole in a temporary folder and moved
+# into place, so that a folder with every piece is a finished one. gdal_translate's COG driver
+# makes each piece's overviews down to one block (a 1024 piece: one 512 overview).
+PIECES=${BENCH_DEM_PIECES:-8}
+if [ "$(find "$OUT/dem-pieces" -maxdepth 1 -name 'dem_r*_c*.tif' 2>/dev/null | wc -l)" -ne $((PIECES * PIECES)) ]; then
+  read -r DW DH < <(gdalinfo "$OUT/dem.tif" | sed -n 's/^Size is \([0-9]*\), \([0-9]*\)$/\1 \2/p')
+  PW=$((DW / PIECES))
+  PH=$((DH / PIECES))
+  log "cutting dem.tif into $((PIECES * PIECES)) pieces of ${PW}x${PH} (dem-pieces/)"
+  mkdir -p "$TMP/dem-pieces"
+  for ((r = 0; r < PIECES; r++)); do
+    for ((c = 0; c < PIECES; c++)); do
+      gdal_translate -q -srcwin $((c * PW)) $((r * PH)) "$PW" "$PH" -of COG -co COMPRESS=DEFLATE -co PREDICTOR=YES \
+        -co BLOCKSIZE=512 -co RESAMPLING=AVERAGE -co NUM_THREADS=ALL_CPUS \
+        "$OUT/dem.tif" "$TMP/dem-pieces/$(printf 'dem_r%02d_c%02d.tif' "$r" "$c")"
+    done
+  done
+  rm -rf "$OUT/dem-pieces"
+  mv "$TMP/dem-pieces" "$OUT/dem-pieces"
+fi
+log "done: $(cd "$OUT" && ls -la dem.tif dem4x.tif scene.tif scene-rgb-deflate.tif scene-rgb-jpeg.tif dem-relief.tif 2>/dev/null | awk '{ printf "%s %d MB; ", $NF, $5 / 1048576 }')dem-pieces/ $(du -sm "$OUT/dem-pieces" 2>/dev/null | cut -f1) MB"

@@ -5,7 +5,12 @@
  * summarises the profile: self time by function and by file, and the inclusive time of the
  * renderer's main stages.
  *
- *   npm run build && node dist/bench/profile.js [dem|ndvi] [seconds=20] [--json]
+ *   npm run build && node dist/bench/profile.js [dem|ndvi|mosaic] [seconds=20] [--zooms=10-14] [--cold] [--json]
+ *
+ * `mosaic` is bench-dem-mosaic (the DEM as 64 COGs, bench/mosaic.ts), each tile given the
+ * members under it as the server's task gives them; `--zooms` picks the zooms rendered (6-6:
+ * the tile over the whole mosaic, again and again); `--cold` empties the block cache before
+ * each tile (a mosaic's members stay open) and goes round the tiles until the time is up.
  *
  * Needs the bench data and layer files (run `npm run bench` once). The raw profile stays in
  * bench/data/profiles/ for Chrome DevTools or speedscope.
@@ -137,25 +142,56 @@ export function summarise(profile: CpuProfile, top = 25) {
   };
 }
 
-async function child(layer: string, seconds: number): Promise<void> {
-  const { writeBenchLayers } = await import('./layers.js');
+async function child(layer: string, seconds: number, zooms: [number, number], cold: boolean): Promise<void> {
+  const { writeBenchLayers, writeMosaicLayer } = await import('./layers.js');
   const { tilesCovering } = await import('./tiles.js');
   const { singleThread } = await import('./direct.js');
+  const { tileMembers } = await import('../src/layers/mosaic.js');
+  const { blockCache } = await import('../src/sources/blockcache.js');
   const layers = await writeBenchLayers(DATA);
-  const l = layer === 'ndvi' ? layers.ndvi : layers.dem;
-  const tiles = tilesCovering(l.bounds, 10, 14);
-  await singleThread(l.spec, tilesCovering(l.bounds, 9, 9).slice(0, 1));
-  const r = await singleThread(l.spec, tiles, seconds * 1000);
-  process.stdout.write(`${JSON.stringify({ layer: l.name, ...r, tilesTotal: tiles.length })}\n`, () => process.exit(0));
+  const l = layer === 'ndvi' ? layers.ndvi : layer === 'mosaic' ? await writeMosaicLayer(DATA) : layers.dem;
+  const members = l.mosaics.size ? (t: { z: number; x: number; y: number }) => tileMembers(l, t, Infinity).members : undefined;
+  let tiles = tilesCovering(l.bounds, zooms[0], zooms[1]);
+  // Few tiles (zoom 6): again and again, for the time given.
+  if (tiles.length < 64) tiles = Array.from({ length: Math.ceil(4096 / tiles.length) }, () => tiles).flat();
+  await singleThread(l.spec, tilesCovering(l.bounds, 9, 9).slice(0, 1), Infinity, members);
+  if (!cold) {
+    const r = await singleThread(l.spec, tiles, seconds * 1000, members);
+    process.stdout.write(`${JSON.stringify({ layer: l.name, zooms, ...r, tilesTotal: tiles.length })}\n`, () => process.exit(0));
+    return;
+  }
+  // Cold: one tile at a time, each on an empty block cache.
+  const started = performance.now();
+  const ms: number[] = [];
+  const phases = { read: 0, ops: 0, encode: 0 };
+  // The tiles in turn, again from the first, until the time is up.
+  for (let i = 0; performance.now() - started < seconds * 1000; i++) {
+    const t = tiles[i % tiles.length]!;
+    blockCache.resize(256 * 1024 * 1024);
+    const r = await singleThread(l.spec, [t], Infinity, members);
+    ms.push(r.latencyMs.mean);
+    for (const k of ['read', 'ops', 'encode'] as const) phases[k] += r.phasesMs[k];
+  }
+  const n = Math.max(1, ms.length);
+  const out = {
+    layer: l.name,
+    zooms,
+    cold: true,
+    tiles: ms.length,
+    perSecond: Math.round((ms.length / ((performance.now() - started) / 1000)) * 10) / 10,
+    meanMs: Math.round((ms.reduce((a, b) => a + b, 0) / n) * 100) / 100,
+    phasesMs: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round((v / n) * 100) / 100])),
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0));
 }
 
-async function parent(layer: string, seconds: number, json: boolean): Promise<void> {
+async function parent(layer: string, seconds: number, json: boolean, extra: string[]): Promise<void> {
   await mkdir(OUT, { recursive: true });
   const before = new Set(await readdir(OUT));
   const self = fileURLToPath(import.meta.url);
   let out = '';
   await new Promise<void>((resolve, reject) => {
-    const c = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${OUT}`, self, '--child', layer, String(seconds)], {
+    const c = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${OUT}`, self, '--child', layer, String(seconds), ...extra], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     c.stdout!.on('data', (d: Buffer) => {
@@ -189,9 +225,17 @@ async function parent(layer: string, seconds: number, json: boolean): Promise<vo
 }
 
 const args = process.argv.slice(2);
+const zoomArg = args.find((a) => a.startsWith('--zooms='));
+const zooms = (zoomArg ? zoomArg.slice('--zooms='.length).split('-').map(Number) : [10, 14]) as [number, number];
+if (zooms.length !== 2 || zooms.some((z) => !Number.isInteger(z))) throw new Error(`--zooms=${zoomArg}: give two zooms, as --zooms=10-12`);
 if (args[0] === '--child') {
-  await child(args[1] ?? 'dem', Number(args[2] ?? 20));
+  await child(args[1] ?? 'dem', Number(args[2] ?? 20), zooms, args.includes('--cold'));
 } else {
   const pos = args.filter((a) => !a.startsWith('--'));
-  await parent(pos[0] ?? 'dem', Number(pos[1] ?? 20), args.includes('--json'));
+  await parent(
+    pos[0] ?? 'dem',
+    Number(pos[1] ?? 20),
+    args.includes('--json'),
+    args.filter((a) => a.startsWith('--zooms=') || a === '--cold'),
+  );
 }
