@@ -132,7 +132,8 @@ EOF
 fi
 # dem.tif cut into a grid of PIECES x PIECES COGs, made whole in a temporary folder and moved
 # into place, so that a folder with every piece is a finished one. gdal_translate's COG driver
-# makes each piece's overviews down to one block (a 1024 piece: one 512 overview).
+# gives each piece as many overviews as dem.tif has (4: down to 1/16), so that both pyramids end
+# at the same scale.
 PIECES=${BENCH_DEM_PIECES:-8}
 if [ "$(find "$OUT/dem-pieces" -maxdepth 1 -name 'dem_r*_c*.tif' 2>/dev/null | wc -l)" -ne $((PIECES * PIECES)) ]; then
   read -r DW DH < <(gdalinfo "$OUT/dem.tif" | sed -n 's/^Size is \([0-9]*\), \([0-9]*\)$/\1 \2/p')
@@ -143,7 +144,7 @@ if [ "$(find "$OUT/dem-pieces" -maxdepth 1 -name 'dem_r*_c*.tif' 2>/dev/null | w
   for ((r = 0; r < PIECES; r++)); do
     for ((c = 0; c < PIECES; c++)); do
       gdal_translate -q -srcwin $((c * PW)) $((r * PH)) "$PW" "$PH" -of COG -co COMPRESS=DEFLATE -co PREDICTOR=YES \
-        -co BLOCKSIZE=512 -co RESAMPLING=AVERAGE -co NUM_THREADS=ALL_CPUS \
+        -co BLOCKSIZE=512 -co OVERVIEW_COUNT=4 -co RESAMPLING=AVERAGE -co NUM_THREADS=ALL_CPUS \
         "$OUT/dem.tif" "$TMP/dem-pieces/$(printf 'dem_r%02d_c%02d.tif' "$r" "$c")"
     done
   done

@@ -15,7 +15,7 @@ import { bandRaster, type BandRaster } from '../ops/raster.js';
 import { Cog } from '../sources/cog.js';
 import { Compositor, type Layered, type MosaicMethod } from '../sources/composite.js';
 import { sampleWindow, type Resampling, type Window } from '../sources/sample.js';
-import { emptyWindow, readWindow, releaseWindow } from '../sources/window.js';
+import { emptyWindow, readWindow, readWindowInto, releaseWindow } from '../sources/window.js';
 import { planRead, type PlanSource, type ReadPlan, type TileGrid } from '../tiles/plan.js';
 
 /** A member as a task names it: where it is and the version the layer was loaded with. */
@@ -95,6 +95,19 @@ function nodataOf(cog: Cog, read: MosaicRead): number | null {
 interface Family {
   cogs: Cog[];
   at: [number, number][];
+}
+
+/** No two parts share a pixel of the window. */
+function disjoint(parts: readonly { dx: number; dy: number; rect: readonly [number, number, number, number] }[]): boolean {
+  for (let i = 0; i < parts.length; i++)
+    for (let j = i + 1; j < parts.length; j++) {
+      const a = parts[i]!,
+        b = parts[j]!;
+      const overlapX = a.dx < b.dx + b.rect[2] - b.rect[0] && b.dx < a.dx + a.rect[2] - a.rect[0];
+      const overlapY = a.dy < b.dy + b.rect[3] - b.rect[1] && b.dy < a.dy + a.rect[3] - a.rect[1];
+      if (overlapX && overlapY) return false;
+    }
+  return true;
 }
 
 /** Whole pixels apart, to this fraction of a pixel. */
@@ -241,40 +254,44 @@ async function readStitched(fam: Family, read: MosaicRead, grid: TileGrid, alloc
   }
   const [wx0, wy0, wx1, wy1] = plan.window;
   const win = emptyWindow(wx1 - wx0, wy1 - wy0, read.bands.length);
-  const comp = new Compositor(read.method, win);
-  const held: Window[] = [];
-  try {
-    const part = (p: (typeof picks)[number]): Promise<Window | null> => {
-      const lv = p.cog.meta.levels[p.level]!;
-      const mx0 = Math.max(0, wx0 - p.ox),
-        my0 = Math.max(0, wy0 - p.oy);
-      const mx1 = Math.min(lv.width, wx1 - p.ox),
-        my1 = Math.min(lv.height, wy1 - p.oy);
-      if (mx0 >= mx1 || my0 >= my1) return Promise.resolve(null);
-      return readWindow(p.cog, p.level, [mx0, my0, mx1, my1], read.bands, nodataOf(p.cog, read));
-    };
-    const place = (p: (typeof picks)[number], w: Window | null) => {
-      if (!w) return;
-      held.push(w);
-      comp.add(w, Math.max(0, wx0 - p.ox) + p.ox - wx0, Math.max(0, wy0 - p.oy) + p.oy - wy0);
-    };
-    if (read.method === 'first') {
-      // In listed order, stopping once every pixel of the window has its value.
-      for (const p of picks) {
-        if (comp.full) break;
-        place(p, await part(p));
+  // Each member's part of the window: its level's pixels, and where they land.
+  const parts = picks.flatMap((p) => {
+    const lv = p.cog.meta.levels[p.level]!;
+    const mx0 = Math.max(0, wx0 - p.ox),
+      my0 = Math.max(0, wy0 - p.oy);
+    const mx1 = Math.min(lv.width, wx1 - p.ox),
+      my1 = Math.min(lv.height, wy1 - p.oy);
+    if (mx0 >= mx1 || my0 >= my1) return [];
+    return [{ ...p, rect: [mx0, my0, mx1, my1] as [number, number, number, number], dx: mx0 + p.ox - wx0, dy: my0 + p.oy - wy0 }];
+  });
+  let valid: number;
+  if ((read.method === 'first' || read.method === 'last') && disjoint(parts)) {
+    // Pieces side by side (a raster cut into tiles): each is read straight into its place.
+    const invalid = await Promise.all(parts.map((p) => readWindowInto(p.cog, p.level, p.rect, read.bands, nodataOf(p.cog, read), win, p.dx, p.dy)));
+    valid = parts.reduce((n, p, i) => n + (p.rect[2] - p.rect[0]) * (p.rect[3] - p.rect[1]) - invalid[i]!, 0);
+  } else {
+    const comp = new Compositor(read.method, win);
+    const held: Window[] = [];
+    try {
+      if (read.method === 'first') {
+        // In listed order, stopping once every pixel of the window has its value.
+        for (const p of parts) {
+          if (comp.full) break;
+          const w = await readWindow(p.cog, p.level, p.rect, read.bands, nodataOf(p.cog, read));
+          held.push(w);
+          comp.add(w, p.dx, p.dy);
+        }
+      } else {
+        const wins = await Promise.all(parts.map((p) => readWindow(p.cog, p.level, p.rect, read.bands, nodataOf(p.cog, read))));
+        held.push(...wins);
+        parts.forEach((p, i) => comp.add(wins[i]!, p.dx, p.dy));
       }
-    } else {
-      const wins = await Promise.all(picks.map(part));
-      picks.forEach((p, i) => place(p, wins[i]!));
+      comp.finish();
+    } finally {
+      for (const w of held) releaseWindow(w);
     }
-    comp.finish();
-  } catch (err) {
-    releaseWindow(win);
-    throw err;
-  } finally {
-    for (const w of held) releaseWindow(w);
+    valid = win.valid.length - comp.missing;
   }
-  win.allValid = win.valid.every((v) => v === 1);
+  win.allValid = valid === win.valid.length;
   return onTileGrid(win, plan, read.resampling, alloc);
 }

@@ -24,8 +24,8 @@ export interface Layered {
  * need every member first (mean, median, count).
  */
 export class Compositor {
-  /** Target pixels still invalid (`first` stops reading members at 0). */
-  private missing: number;
+  /** Target pixels still invalid (`first` stops reading members at 0; none: the target is all valid). */
+  missing: number;
   private counts?: Uint16Array;
   private sums?: Float64Array[];
   private readonly stack: { src: Layered; dx: number; dy: number }[] = [];
@@ -56,7 +56,14 @@ export class Compositor {
     if (x0 >= x1 || y0 >= y1) return;
     if (this.method === 'median') {
       this.stack.push({ src, dx, dy });
-      for (let y = y0; y < y1; y++) for (let x = x0, s = (y - dy) * src.width + x0 - dx; x < x1; x++, s++) if (src.valid[s]) t.valid[y * t.width + x] = 1;
+      for (let y = y0; y < y1; y++)
+        for (let x = x0, s = (y - dy) * src.width + x0 - dx; x < x1; x++, s++) {
+          const k = y * t.width + x;
+          if (src.valid[s] && !t.valid[k]) {
+            t.valid[k] = 1;
+            this.missing--;
+          }
+        }
       return;
     }
     const nb = t.bands.length;

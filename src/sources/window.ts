@@ -22,6 +22,31 @@ export async function readWindow(
   bands: readonly number[],
   nodata: number | null,
 ): Promise<Window> {
+  const [x0, y0, x1, y1] = win;
+  checkWindow(cog, level, win, bands);
+  const n = (x1 - x0) * (y1 - y0);
+  const out: Window = { width: x1 - x0, height: y1 - y0, bands: bands.map(() => takeFloat32(n)), valid: takeBytes(n) };
+  // On a failure the buffers are left to the collector: other blocks may still be landing in them.
+  out.allValid = (await readWindowInto(cog, level, win, bands, nodata, out, 0, 0)) === 0;
+  return out;
+}
+
+/**
+ * readWindow into a part of a larger window: the level's window `win` lands with its top-left
+ * pixel at (dx, dy) of `dest`, bands and validity, and nothing else of `dest` is touched (a
+ * mosaic's pieces, read side by side into one window). Answers how many pixels it left invalid.
+ */
+export async function readWindowInto(
+  cog: Cog,
+  level: number,
+  win: [number, number, number, number],
+  bands: readonly number[],
+  nodata: number | null,
+  dest: Window,
+  dx: number,
+  dy: number,
+): Promise<number> {
+  checkWindow(cog, level, win, bands);
   const meta = cog.meta;
   const lv = meta.levels[level]!;
   const im = lv.image;
@@ -38,19 +63,8 @@ export async function readWindow(
     by1 = Math.floor((y1 - 1) / bh);
   const across = blocksAcross(im);
 
-  // What the window costs before a block is fetched: the decoded blocks it touches (every
-  // sample of a pixel-interleaved block is decoded) and the window itself. Both follow from
-  // the file's own fields, so a file can make them anything.
-  const blocks = (Math.min(bx1, across - 1) - bx0 + 1) * (by1 - by0 + 1) * (planar ? bands.length : 1);
-  const decoded = blocks * bw * bh * spp * (im.bitsPerSample >>> 3);
-  const held = ww * wh * (4 * bands.length + 2);
-  if (decoded > MAX_WINDOW_DECODED_BYTES || held > MAX_WINDOW_BYTES) {
-    throw new SourceError(
-      `${meta.location}: a ${ww}x${wh} window of level ${level} would decode ${Math.ceil(decoded / 2 ** 20)} MiB of blocks and hold ${Math.ceil(held / 2 ** 20)} MiB (at most ${MAX_WINDOW_DECODED_BYTES / 2 ** 20} and ${MAX_WINDOW_BYTES / 2 ** 20} MiB)`,
-    );
-  }
-
-  const out: Window = { width: ww, height: wh, bands: bands.map(() => takeFloat32(ww * wh)), valid: takeBytes(ww * wh) };
+  const stride = dest.width;
+  const out = dest;
   const planes = planar ? bands : [0];
   const jobs: Promise<void>[] = [];
   const maskJobs: Promise<void>[] = [];
@@ -75,7 +89,7 @@ export async function readWindow(
                 o0 = bands[0]!,
                 o1 = bands[1]!;
               for (let y = cy0; y < cy1; y++) {
-                const dstRow = (y - y0) * ww - x0;
+                const dstRow = (y - y0 + dy) * stride - x0 + dx;
                 const end = dstRow + cx1;
                 for (let d = dstRow + cx0, i = ((y - by * bh) * bw + cx0 - bx * bw) * spp; d < end; d++, i += spp) {
                   d0[d] = samples[i + o0]!;
@@ -86,7 +100,7 @@ export async function readWindow(
             }
             for (let y = cy0; y < cy1; y++) {
               const srcRow = (y - by * bh) * bw;
-              const dstRow = (y - y0) * ww - x0;
+              const dstRow = (y - y0 + dy) * stride - x0 + dx;
               for (let bi = 0; bi < bands.length; bi++) {
                 if (planar && bands[bi] !== plane) continue;
                 const dst = out.bands[bi]!;
@@ -109,8 +123,8 @@ export async function readWindow(
           cog.readMaskBlock(level, bx, by)!.then((m) => {
             for (let y = cy0; y < cy1; y++) {
               const srcRow = (y - by * bh) * bw - bx * bw;
-              const dstRow = (y - y0) * ww - x0;
-              for (let x = cx0; x < cx1; x++) maskWin![dstRow + x] = m[srcRow + x]!;
+              const maskRow = (y - y0) * ww - x0;
+              for (let x = cx0; x < cx1; x++) maskWin![maskRow + x] = m[srcRow + x]!;
             }
           }),
         );
@@ -125,31 +139,35 @@ export async function readWindow(
   const valid = out.valid;
   const f = nodata === null ? NaN : Math.fround(nodata);
   const bandsOut = out.bands;
-  const nb = bandsOut.length;
+  const nb = bands.length;
   const b0 = bandsOut[0]!,
     b1 = nb > 1 ? bandsOut[1]! : b0;
   let invalid = 0;
-  if (!maskWin && nb <= 2) {
-    // The common case (one or two bands, no mask), twice as fast without the general branches.
-    let good = 0;
-    for (let k = 0; k < valid.length; k++) {
-      const s0 = b0[k]!,
-        s1 = b1[k]!;
-      const ok = s0 === f || s0 !== s0 || s1 === f || s1 !== s1 ? 0 : 1;
-      valid[k] = ok;
-      good += ok;
+  for (let y = 0; y < wh; y++) {
+    const row = (y + dy) * stride + dx;
+    const end = row + ww;
+    if (!maskWin && nb <= 2) {
+      // The common case (one or two bands, no mask), twice as fast without the general branches.
+      let good = 0;
+      for (let k = row; k < end; k++) {
+        const s0 = b0[k]!,
+          s1 = b1[k]!;
+        const ok = s0 === f || s0 !== s0 || s1 === f || s1 !== s1 ? 0 : 1;
+        valid[k] = ok;
+        good += ok;
+      }
+      invalid += ww - good;
+      continue;
     }
-    invalid = valid.length - good;
-  } else {
-    for (let k = 0; k < valid.length; k++) {
-      let ok = maskWin ? (maskWin[k] ? 1 : 0) : 1;
+    for (let k = row, m = y * ww; k < end; k++, m++) {
+      let ok = maskWin ? (maskWin[m] ? 1 : 0) : 1;
       const s0 = b0[k]!,
         s1 = b1[k]!;
       if (s0 === f || s0 !== s0 || s1 === f || s1 !== s1) ok = 0;
       else
         for (let b = 2; b < nb; b++) {
-          const s = bandsOut[b]![k]!;
-          if (s === f || s !== s) {
+          const v = bandsOut[b]![k]!;
+          if (v === f || v !== v) {
             ok = 0;
             break;
           }
@@ -159,8 +177,36 @@ export async function readWindow(
     }
   }
   if (maskWin) giveBuffer(bytesPool, maskWin.buffer as ArrayBuffer);
-  out.allValid = invalid === 0;
-  return out;
+  return invalid;
+}
+
+/** What the window costs before a block is fetched, refused past the bounds. */
+function checkWindow(cog: Cog, level: number, win: readonly [number, number, number, number], bands: readonly number[]): void {
+  const meta = cog.meta;
+  const im = meta.levels[level]!.image;
+  const [x0, y0, x1, y1] = win;
+  const ww = x1 - x0;
+  const wh = y1 - y0;
+  const bw = im.blockWidth;
+  const bh = im.blockHeight;
+  const planar = im.planar === 2;
+  const spp = planar ? 1 : im.samplesPerPixel;
+  const bx0 = Math.floor(x0 / bw),
+    bx1 = Math.floor((x1 - 1) / bw);
+  const by0 = Math.floor(y0 / bh),
+    by1 = Math.floor((y1 - 1) / bh);
+  const across = blocksAcross(im);
+  // What the window costs before a block is fetched: the decoded blocks it touches (every
+  // sample of a pixel-interleaved block is decoded) and the window itself. Both follow from
+  // the file's own fields, so a file can make them anything.
+  const blocks = (Math.min(bx1, across - 1) - bx0 + 1) * (by1 - by0 + 1) * (planar ? bands.length : 1);
+  const decoded = blocks * bw * bh * spp * (im.bitsPerSample >>> 3);
+  const held = ww * wh * (4 * bands.length + 2);
+  if (decoded > MAX_WINDOW_DECODED_BYTES || held > MAX_WINDOW_BYTES) {
+    throw new SourceError(
+      `${meta.location}: a ${ww}x${wh} window of level ${level} would decode ${Math.ceil(decoded / 2 ** 20)} MiB of blocks and hold ${Math.ceil(held / 2 ** 20)} MiB (at most ${MAX_WINDOW_DECODED_BYTES / 2 ** 20} and ${MAX_WINDOW_BYTES / 2 ** 20} MiB)`,
+    );
+  }
 }
 
 /*
