@@ -42,7 +42,7 @@ import { tileMembers } from '../src/layers/mosaic.js';
 import type { BandRaster } from '../src/ops/raster.js';
 import { LayerGraph } from '../src/render/renderer.js';
 import { Compositor, MOSAIC_METHODS, type Layered, type MosaicMethod } from '../src/sources/composite.js';
-import { GDAL_ENV, gdalMissing, gdalOverviewChoice, readEnvi, xyzBounds, xyzTileAt, type GdalResampling } from './helpers/gdal.js';
+import { GDAL_ENV, gdalMissing, gdalOverviewChoice, limiter, readEnvi, xyzBounds, xyzTileAt, type GdalResampling } from './helpers/gdal.js';
 import { decode, getJson, makeLayersDir, request, shippedLayerText, startServer, type Pixels, type TempLayers, type TestServer } from './helpers/http.js';
 
 const SKIP = gdalMissing(['gdal_translate', 'gdalwarp', 'gdalinfo', 'gdaltransform', 'gdal_rasterize', 'gdalbuildvrt']);
@@ -69,20 +69,6 @@ const pct = (a: number, b: number) => (b === 0 ? '-' : `${((100 * a) / b).toFixe
 // ---------------------------------------------------------------------------------------
 // GDAL, two processes at a time (the test machines have two cores)
 
-function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  return async (job) => {
-    if (running >= n) await new Promise<void>((r) => waiting.push(r));
-    running++;
-    try {
-      return await job();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  };
-}
 const slots = limiter(2);
 
 function gdal(cmd: string, args: string[], input?: string): Promise<string> {

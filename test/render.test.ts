@@ -55,6 +55,7 @@ import {
   type GdalResampling,
   type OverviewChoice,
   type WarpedTile,
+  limiter,
 } from './helpers/gdal.js';
 import { ROOT } from './helpers/root.js';
 
@@ -278,21 +279,6 @@ function layerYaml(file: string, resampling: Resampling, rescale?: [number, numb
 
 /** Unwraps piscina's transferable envelope, which the worker returns outside a pool too. */
 
-/** Runs at most two GDAL processes at once (the machine has two cores). */
-function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  return async (job) => {
-    if (running >= n) await new Promise<void>((r) => waiting.push(r));
-    running++;
-    try {
-      return await job();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  };
-}
 const gdalSlots = limiter(2);
 
 /** Per-case figures, printed once at the end (the measured agreement, not just pass/fail). */

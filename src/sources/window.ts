@@ -23,7 +23,7 @@ export async function readWindow(
   nodata: number | null,
 ): Promise<Window> {
   const [x0, y0, x1, y1] = win;
-  checkWindow(cog, level, win, bands);
+  layoutOf(cog, level, win, bands);
   const n = (x1 - x0) * (y1 - y0);
   const out: Window = { width: x1 - x0, height: y1 - y0, bands: bands.map(() => takeFloat32(n)), valid: takeBytes(n) };
   // On a failure the buffers are left to the collector: other blocks may still be landing in them.
@@ -46,22 +46,10 @@ export async function readWindowInto(
   dx: number,
   dy: number,
 ): Promise<number> {
-  checkWindow(cog, level, win, bands);
+  const { ww, wh, bw, bh, planar, spp, bx0, bx1, by0, by1, across } = layoutOf(cog, level, win, bands);
   const meta = cog.meta;
   const lv = meta.levels[level]!;
-  const im = lv.image;
   const [x0, y0, x1, y1] = win;
-  const ww = x1 - x0;
-  const wh = y1 - y0;
-  const bw = im.blockWidth;
-  const bh = im.blockHeight;
-  const planar = im.planar === 2;
-  const spp = planar ? 1 : im.samplesPerPixel;
-  const bx0 = Math.floor(x0 / bw),
-    bx1 = Math.floor((x1 - 1) / bw);
-  const by0 = Math.floor(y0 / bh),
-    by1 = Math.floor((y1 - 1) / bh);
-  const across = blocksAcross(im);
 
   const stride = dest.width;
   const out = dest;
@@ -180,8 +168,8 @@ export async function readWindowInto(
   return invalid;
 }
 
-/** What the window costs before a block is fetched, refused past the bounds. */
-function checkWindow(cog: Cog, level: number, win: readonly [number, number, number, number], bands: readonly number[]): void {
+/** The blocks a window of a level touches, once its cost is checked: refused past the bounds before a block is fetched. */
+function layoutOf(cog: Cog, level: number, win: readonly [number, number, number, number], bands: readonly number[]) {
   const meta = cog.meta;
   const im = meta.levels[level]!.image;
   const [x0, y0, x1, y1] = win;
@@ -207,6 +195,7 @@ function checkWindow(cog: Cog, level: number, win: readonly [number, number, num
       `${meta.location}: a ${ww}x${wh} window of level ${level} would decode ${Math.ceil(decoded / 2 ** 20)} MiB of blocks and hold ${Math.ceil(held / 2 ** 20)} MiB (at most ${MAX_WINDOW_DECODED_BYTES / 2 ** 20} and ${MAX_WINDOW_BYTES / 2 ** 20} MiB)`,
     );
   }
+  return { ww, wh, bw, bh, planar, spp, bx0, bx1, by0, by1, across };
 }
 
 /*

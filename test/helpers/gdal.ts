@@ -238,3 +238,19 @@ export function readEnvi(base: string, width: number, height: number, bands: num
   new Uint8Array(all.buffer).set(raw);
   return Array.from({ length: bands }, (_, b) => all.subarray(b * n, (b + 1) * n));
 }
+
+/** Runs at most `n` jobs at once (GDAL processes: the test machines have two cores). */
+export function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (job) => {
+    if (running >= n) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await job();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
