@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel, Worker } from 'node:worker_threads';
-import { BLOCK_CHANNEL, CLAIM_WAIT_MS } from '../src/sources/blockcache.js';
+import { BLOCK_CHANNEL, BlockCache, CLAIM_WAIT_MS } from '../src/sources/blockcache.js';
 import type { GetReply, GetRequest } from './helpers/blockcache-worker.js';
 import { lonLatToTile, makeLayersDir, metricValue, request, startServer, type TempLayers, type TestServer } from './helpers/http.js';
 
@@ -41,6 +41,25 @@ class Thread {
 
 /** Lets the threads' channel messages arrive. */
 const settle = () => new Promise((r) => setTimeout(r, 100));
+
+describe('the decoded-block cache holds to its bound', () => {
+  // A block is counted at a nominal size while it decodes and at its real size once decoded:
+  // counted at the nominal 64 KiB for good, 1 MiB blocks filled a 256 MiB cache with 4 GiB
+  // (the soak's resident memory rose past 2.5 GB on one layer).
+  it('blocks decoded here count their real size: a cache of 1 MiB holds two 512 KiB blocks, not ten', async () => {
+    const cache = new BlockCache(1024 * 1024);
+    const load = () => Promise.resolve(new Uint8Array(512 * 1024));
+    for (let k = 0; k < 10; k++) await cache.get(`b${k}`, load);
+    assert.ok(cache.bytes <= 1024 * 1024, `counted ${cache.bytes} bytes`);
+    cache.takeCounts();
+    // The two most recent are held; the first ones were evicted and decode again.
+    await cache.get('b9', load);
+    await cache.get('b8', load);
+    await cache.get('b0', load);
+    assert.deepEqual(cache.takeCounts(), { cached: 2, waited: 0, decoded: 1 });
+    assert.equal(cache.bytes, 1024 * 1024);
+  });
+});
 
 describe('decoded blocks shared between threads', () => {
   const a = new Thread(),

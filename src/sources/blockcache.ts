@@ -99,8 +99,11 @@ export class BlockCache {
   }
 
   private settled(key: string, p: Promise<Samples>, samples: Samples): void {
+    // The LRU keeps an entry's size when the same value is set again: the pending entry (counted
+    // at the nominal size) goes first, so that the block is counted at its real one.
+    this.lru.delete(key);
     this.sizes.set(key, Math.max(1, samples.byteLength));
-    this.lru.set(key, p); // (re-)set so the LRU counts the real size
+    this.lru.set(key, p);
   }
 
   get bytes(): number {
