@@ -154,6 +154,8 @@ async function listMembers(spec: string | string[], baseDir: string, layersDir: 
   );
 }
 
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 /** `*`, `?`, `[abc]` and `{tif,tiff}` in a file name, as a shell matches them (no `/`). */
 export function globRegExp(pattern: string): RegExp {
   let re = '';
@@ -175,10 +177,10 @@ export function globRegExp(pattern: string): RegExp {
       re += `(?:${pattern
         .slice(i + 1, end)
         .split(',')
-        .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .map(literal)
         .join('|')})`;
       i = end;
-    } else re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    } else re += literal(c);
   }
   return new RegExp(`^${re}$`);
 }

@@ -12,7 +12,7 @@
 import type { Alloc } from '../alloc.js';
 import { SourceError } from '../errors.js';
 import { bandRaster, type BandRaster } from '../ops/raster.js';
-import { Cog } from '../sources/cog.js';
+import { Cog, type CogMeta } from '../sources/cog.js';
 import { Compositor, type Layered, type MosaicMethod } from '../sources/composite.js';
 import { sampleWindow, type Resampling, type Window } from '../sources/sample.js';
 import { emptyWindow, readWindow, readWindowInto, releaseWindow } from '../sources/window.js';
@@ -74,8 +74,7 @@ function retire(location: string, cog: Promise<Cog>): void {
 }
 
 /** The plan's input of a COG: its grid and its pyramid's sizes. */
-export function planSourceOf(cog: Cog): PlanSource {
-  const m = cog.meta;
+export function planSourceOf(m: CogMeta): PlanSource {
   return { width: m.width, height: m.height, geoTransform: m.geoTransform, proj4: m.crs.proj4, levels: m.levels };
 }
 
@@ -192,7 +191,7 @@ async function readFamily(fam: Family, read: MosaicRead, grid: TileGrid, alloc: 
     const stitched = await readStitched(fam, read, grid, alloc);
     if (stitched !== undefined) return stitched ? [stitched] : [];
   }
-  const plans = fam.cogs.map((cog) => planRead(planSourceOf(cog), grid, read.resampling, alloc));
+  const plans = fam.cogs.map((cog) => planRead(planSourceOf(cog.meta), grid, read.resampling, alloc));
   const wins = await Promise.all(fam.cogs.map((cog, i) => plans[i] && readWindow(cog, plans[i].level, plans[i].window, read.bands, nodataOf(cog, read))));
   const out: BandRaster[] = [];
   for (let i = 0; i < wins.length; i++) {

@@ -16,7 +16,7 @@ import type { Window } from '../sources/sample.js';
 import { readWindow } from '../sources/window.js';
 import { tileBounds, type TileId } from '../tiles/mercator.js';
 import { planRead, type PlanSource, type ReadPlan } from '../tiles/plan.js';
-import { onTileGrid, readMosaic } from './mosaic.js';
+import { onTileGrid, planSourceOf, readMosaic } from './mosaic.js';
 import type { LayerSpec, RenderTask } from './task.js';
 
 /** A tile to render: where, how large, and the mosaic members under it. */
@@ -50,13 +50,7 @@ export class LayerGraph {
     private readonly mosaics: LayerSpec['mosaics'] = {},
   ) {
     this.groups = readGroups(graph);
-    this.planSources = this.groups.map(({ meta }) => ({
-      width: meta.width,
-      height: meta.height,
-      geoTransform: meta.geoTransform,
-      proj4: meta.crs.proj4,
-      levels: meta.levels,
-    }));
+    this.planSources = this.groups.map(({ meta }) => planSourceOf(meta));
   }
 
   /** Opens the spec's sources, builds its graph and does the graph's one-time work. */
