@@ -52,7 +52,7 @@ export interface CogMeta {
 }
 
 /** Compressed bytes one block may take: a 1024² block of four Float64 bands, uncompressed, is 32 MiB. */
-const MAX_BLOCK_BYTES = 64 * 1024 * 1024;
+export const MAX_BLOCK_BYTES = 64 * 1024 * 1024;
 
 export class Cog {
   private constructor(

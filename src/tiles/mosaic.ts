@@ -9,9 +9,9 @@ import { outline, splitAtAntimeridian, type SourceOutline } from './footprint.js
 import { HALF_WORLD, lonLatToMercator, tileBounds, type TileId } from './mercator.js';
 
 /** Source pixels a footprint is widened by: a cubic kernel reaches two pixels past a member's edge. */
-const KERNEL_REACH_PX = 2;
+export const KERNEL_REACH_PX = 2;
 /** Output pixels a tile's square is widened by, past the graph's buffer: a kernel downsampling an overview. */
-const TILE_MARGIN_PX = 4;
+export const TILE_MARGIN_PX = 4;
 /** Outline points kept per footprint point shown: 64 an edge become 4. */
 const FOOTPRINT_STEP = 16;
 /** Tiles counted per zoom when finding the zoom from which no tile needs more members than a limit. */
