@@ -13,6 +13,7 @@ import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { RenderPool } from './render/pool.js';
 import { seedCommand, SEED_USAGE } from './seed/command.js';
+import { workerCommand, WORKER_USAGE } from './seed/worker.js';
 import { serve } from './server/serve.js';
 import { TileService } from './service/tiles.js';
 import type { TileId } from './tiles/mercator.js';
@@ -24,7 +25,8 @@ const USAGE = `usage:
   tilegraph settings                                                  the table of settings, their defaults and meanings (Markdown)
   tilegraph cache purge LAYER [--stale]                               delete the layer's Redis entries (--stale: those of other versions than the current)
   ${SEED_USAGE}
-                                                                      prewarm tiles into Redis, a directory or an MBTiles file (README: Seeding)`;
+                                                                      prewarm tiles into Redis, a directory or an MBTiles file (README: Seeding)
+  ${WORKER_USAGE}                                     take seeding jobs queued with seed --queue (README: Seeding on many machines)`;
 
 function flagName(env: string): string {
   return env.toLowerCase().replace(/_/g, '-');
@@ -147,6 +149,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'settings') return void console.log(settingsTable());
   if (command === 'cache') return cacheCommand(rest);
   if (command === 'seed') return seedCommand(rest);
+  if (command === 'worker') return workerCommand(rest);
   console.error(USAGE);
   process.exitCode = 2;
 }

@@ -87,6 +87,12 @@ const DEFS = {
     description:
       'comma-separated addresses or CIDR ranges whose `X-Forwarded-Proto/Host/Port` are believed (nginx, a load balancer); from anyone else they are ignored',
   },
+  seedLockMs: {
+    env: 'SEED_LOCK_MS',
+    schema: whole(1000).default(30_000),
+    description:
+      "`tilegraph worker`: how long a job's lock lasts unless renewed (BullMQ's lockDuration; stalled jobs are looked for as often). A killed worker's jobs go to the other workers after about twice this",
+  },
   logLevel: { env: 'LOG_LEVEL', schema: z.string().default('info'), description: 'pino log level (`silent` for none)' },
 } satisfies Record<string, SettingDef<unknown>>;
 

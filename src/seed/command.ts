@@ -10,22 +10,20 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { connectForCommand, type RedisClient } from '../cache/redis.js';
-import { TileCache, type TileEntry } from '../cache/tiles.js';
-import { loadSettings, type Settings } from '../config.js';
-import { TileError } from '../errors.js';
+import type { TileEntry } from '../cache/tiles.js';
+import { loadSettings } from '../config.js';
 import { loadLayer, type Layer } from '../layers/layer.js';
 import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
-import { Metrics } from '../metrics.js';
-import { RenderPool } from '../render/pool.js';
-import { TileService } from '../service/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
-import { cacheTarget, viaTarget } from './cache.js';
+import { viaTarget } from './cache.js';
 import { bboxArea, countTiles, footprintArea, geoJsonArea, parseShard, parseZooms, tilesFromList, tilesOf, type Area, type Shard } from './coverage.js';
-import { openDirTarget } from './dir.js';
-import { openMbtilesTarget } from './mbtiles.js';
+import { openRenderer, viaProducer } from './produce.js';
+import { followRun, statusCommand } from './queued.js';
 import { runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
-import type { SeedLayer, SeedTarget } from './target.js';
+import { openTarget } from './target.js';
+import { lineageOf } from './lineage.js';
+import { sinceRun, type Since } from './since.js';
 
 const OPTIONS = {
   zoom: { type: 'string' },
@@ -43,12 +41,18 @@ const OPTIONS = {
   retries: { type: 'string' },
   'max-failures': { type: 'string' },
   manifest: { type: 'string' },
+  queue: { type: 'boolean' },
+  status: { type: 'string' },
+  since: { type: 'string' },
+  changed: { type: 'string' },
 } as const;
 
 export const SEED_USAGE = `tilegraph seed LAYER --zoom 10-14 [--bbox W,S,E,N | --geojson FILE | --tiles FILE]
                [--to cache | --to dir:PATH | --to mbtiles:PATH] [--via URL] [--format png|webp]
                [--concurrency N] [--shard I/N] [--resume] [--force] [--dry-run]
-               [--retries N] [--max-failures PCT] [--manifest FILE]`;
+               [--retries N] [--max-failures PCT] [--manifest FILE] [--queue]
+       tilegraph seed LAYER --since MANIFEST [--changed AREAS.geojson] [--queue] [...]
+       tilegraph seed --status RUN`;
 
 function number(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
@@ -103,25 +107,6 @@ async function coverage(values: Record<string, unknown>, layer: Layer, shard: Sh
   return { tiles: () => tilesOf(area, zooms, shard), counts: countTiles(area, zooms, shard), describe: { ...describe, zooms } };
 }
 
-async function openTarget(to: string, layer: Layer, format: 'png' | 'webp', settings: Settings, redis: () => Promise<RedisClient>): Promise<SeedTarget> {
-  const seedLayer: SeedLayer = {
-    name: layer.name,
-    title: layer.config.title,
-    description: layer.config.description,
-    attribution: layer.config.attribution,
-    version: layer.version,
-    bounds: layer.bounds,
-    minzoom: layer.config.minzoom,
-    maxzoom: layer.config.maxzoom,
-    format,
-    tileSize: layer.config.tileSize,
-  };
-  if (to === 'cache') return cacheTarget(await redis(), settings.redisPrefix, layer, format);
-  if (to.startsWith('dir:') && to.length > 4) return openDirTarget(path.resolve(to.slice(4)), seedLayer);
-  if (to.startsWith('mbtiles:') && to.length > 8) return openMbtilesTarget(path.resolve(to.slice(8)), seedLayer);
-  throw new Error(`--to ${to}: expected cache, dir:PATH or mbtiles:PATH`);
-}
-
 function defaultManifest(to: string | undefined, via: boolean, layer: string, shard: Shard | undefined): string {
   const suffix = shard ? `.shard-${shard.index}-of-${shard.count}` : '';
   if (!via && to?.startsWith('dir:')) return path.resolve(to.slice(4), `manifest${suffix}.json`);
@@ -148,11 +133,25 @@ function joinNegativeValues(args: readonly string[]): string[] {
 
 export async function seedCommand(args: string[]): Promise<void> {
   const { positionals, values } = parseArgs({ args: joinNegativeValues(args), allowPositionals: true, options: OPTIONS });
-  if (positionals.length !== 1) throw new Error(`usage: ${SEED_USAGE}`);
   const settings = loadSettings();
+  if (values.status !== undefined) {
+    if (positionals.length) throw new Error('--status RUN takes no layer: the run names it');
+    return statusCommand(settings, values.status);
+  }
+  if (positionals.length !== 1) throw new Error(`usage: ${SEED_USAGE}`);
   const name = positionals[0]!;
   const file = findLayerFile(settings.layersDir, name);
   const layer = await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
+
+  // --since: the run follows a manifest's, over its coverage, into its target, in its format.
+  let since: Since | undefined;
+  if (values.since !== undefined) {
+    const taken = ['zoom', 'bbox', 'geojson', 'tiles', 'to', 'format', 'shard', 'via', 'force'].filter((k) => values[k as keyof typeof values] !== undefined);
+    if (taken.length) throw new Error(`--since takes the coverage, target and format of the manifest's run: leave out --${taken.join(', --')}`);
+    since = await sinceRun(path.resolve(values.since), layer, values.changed === undefined ? undefined : path.resolve(values.changed));
+    Object.assign(values, since.options);
+  } else if (values.changed !== undefined) throw new Error('--changed names what changed since a run: give the run with --since MANIFEST');
+
   const format = (values.format ?? 'png') as 'png' | 'webp';
   if (format !== 'png' && format !== 'webp') throw new Error(`--format ${String(values.format)}: png or webp`);
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
@@ -165,80 +164,120 @@ export async function seedCommand(args: string[]): Promise<void> {
   if (via !== undefined && values.to !== undefined) throw new Error('--via and --to: give one of them (--via warms a server, which stores the tiles itself)');
   if (via !== undefined && !/^https?:\/\/[^/]+/.test(via)) throw new Error(`--via ${via}: expected http(s)://host[:port]`);
   const to = values.to ?? 'cache';
+  if (values.queue) {
+    if (via !== undefined) throw new Error('--queue and --via: the workers render the tiles themselves');
+    if (values.resume) throw new Error('--queue runs need no --resume: the queue keeps the jobs a stopped worker had (tilegraph seed --status RUN)');
+    if (to.startsWith('mbtiles:'))
+      throw new Error('--queue writes into the cache or a directory: an MBTiles file takes one writer (seed it without --queue, or into dir:PATH)');
+  }
+  const retries = number('retries', values.retries, 2, 0, 10);
+  const maxFailures = number('max-failures', values['max-failures'], 0, 0, 100);
 
   let redis: RedisClient | undefined;
   const redisClient = async () => {
     if (!settings.redisUrl)
-      throw new Error('--to cache needs REDIS_URL: the servers share their cache through Redis (or use --to dir:PATH, --to mbtiles:PATH)');
-    redis = await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
+      throw new Error(
+        values.queue
+          ? '--queue needs REDIS_URL: the jobs and the workers meet in Redis'
+          : '--to cache needs REDIS_URL: the servers share their cache through Redis (or use --to dir:PATH, --to mbtiles:PATH)',
+      );
+    redis ??= await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
     return redis;
   };
-  const pool =
-    via === undefined
-      ? new RenderPool({ threads: settings.workers, maxQueue: 100_000, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb })
-      : undefined;
-  // Rendered through the server's own service, without its caches: the target is the cache.
-  const service =
-    pool && new TileService({ pool, cache: new TileCache(0), metrics: new Metrics(), log: createLogger('silent'), mosaicMaxFiles: settings.mosaicMaxFiles });
-  const produce = via !== undefined ? viaProducer(via, layer, format) : (t: TileId) => service!.tile(service!.request(layer, t.z, t.x, t.y, 1, format));
+  const renderer = via === undefined && !(values.queue && !values['dry-run']) ? openRenderer(settings) : undefined;
+  const produce = via !== undefined ? viaProducer(via, layer, format) : renderer?.producer(layer, format);
 
   try {
-    if (values['dry-run']) return await dryRun(cover, total, produce, settings.workers);
-    const target = via !== undefined ? viaTarget() : await openTarget(to, layer, format, settings, redisClient);
-    const manifest = values.manifest ? path.resolve(values.manifest) : defaultManifest(values.to, via !== undefined, layer.name, shard);
+    if (values['dry-run']) return await dryRun(cover, total, produce!, settings.workers);
+    const manifest = values.manifest ? path.resolve(values.manifest) : defaultManifest(to, via !== undefined, layer.name, shard);
     const failureLog = `${manifest}.failures.jsonl`;
+    const target =
+      via !== undefined
+        ? viaTarget()
+        : await openTarget(to, layer, { format, redisPrefix: settings.redisPrefix, redis: redisClient, previous: since?.previous });
     if (!values.resume) await writeFile(failureLog, '');
+    // A source that cannot be read whole (the run then fails on its tiles) leaves the reason instead: a later --since renders everything.
+    const lineage = since ? since.lineage : await lineageOf(layer).catch((err: Error) => ({ error: err.message }));
     const controller = new AbortController();
     const stop = () => controller.abort();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     const startedAt = new Date();
-    const report = progressReporter(layer.name, total);
+    const report = progressReporter(layer.name, total, since !== undefined);
     let result: SeedResult;
+    let queued: Record<string, unknown> | undefined;
     try {
-      result = await runSeed(cover.tiles(), produce, target, {
-        concurrency,
-        retries: number('retries', values.retries, 2, 0, 10),
-        force: values.force ?? false,
-        total,
-        progressFile: `${manifest}.progress`,
-        resume: values.resume ?? false,
-        params: { layer: layer.name, version: layer.version, coverage: cover.describe, shard: shard ?? null, target: via ?? to, format },
-        failureLog,
-        signal: controller.signal,
-        onProgress: report.update,
-      });
+      if (values.queue) {
+        // The target was opened here first (a directory has its record before any worker writes); the workers open it again.
+        await target.close();
+        const run = await followRun({
+          settings,
+          redis: await redisClient(),
+          layer,
+          tiles: cover.tiles(),
+          stale: since?.stale,
+          target: to,
+          format,
+          force: values.force ?? false,
+          retries,
+          planned: cover.counts,
+          manifest,
+          previous: since?.previous,
+          signal: controller.signal,
+          onStart: report.queued,
+          onProgress: report.update,
+        });
+        result = run.result;
+        queued = run.queue;
+        await writeFile(failureLog, run.failures.map((f) => `${f}\n`).join(''));
+        if (result.interrupted) {
+          report.stop();
+          console.error(
+            `stopped enqueuing: run ${run.queue.run} goes on with the jobs it has (${run.queue.jobs}); see it with: tilegraph seed --status ${run.queue.run}`,
+          );
+          process.exitCode = 130;
+          return;
+        }
+      } else {
+        result = await runSeed(cover.tiles(), produce!, target, {
+          concurrency,
+          retries,
+          force: values.force ?? false,
+          total,
+          progressFile: `${manifest}.progress`,
+          resume: values.resume ?? false,
+          params: {
+            layer: layer.name,
+            version: layer.version,
+            coverage: cover.describe,
+            shard: shard ?? null,
+            target: via ?? to,
+            format,
+            since: since?.manifest ?? null,
+          },
+          failureLog,
+          signal: controller.signal,
+          onProgress: report.update,
+          stale: since?.stale,
+        });
+      }
     } finally {
       report.stop();
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      await target.close();
+      if (!values.queue) await target.close();
     }
-    const maxFailures = number('max-failures', values['max-failures'], 0, 0, 100);
     const failedPct = (100 * result.total.failed) / Math.max(1, total);
     const exitCode = result.interrupted ? 130 : failedPct > maxFailures ? 1 : 0;
-    await writeAtomic(
-      manifest,
-      `${JSON.stringify(manifestOf(layer, cover, shard, via ?? to, format, concurrency, startedAt, result, failureLog, exitCode), null, 2)}\n`,
-    );
+    const doc = manifestOf(layer, cover, shard, via ?? to, format, concurrency, startedAt, result, failureLog, exitCode);
+    await writeAtomic(manifest, `${JSON.stringify({ ...doc, lineage, ...(since && { since: since.describe }), ...(queued && { queue: queued }) }, null, 2)}\n`);
     if (!result.interrupted) await rm(`${manifest}.progress`, { force: true });
     report.summary(result, manifest, failedPct, maxFailures);
     process.exitCode = exitCode;
   } finally {
-    await pool?.close();
+    await renderer?.close();
     redis?.disconnect();
   }
-}
-
-/** `--via`: asks the server for each tile over HTTP, as a map client would. */
-function viaProducer(base: string, layer: Layer, format: 'png' | 'webp'): (t: TileId) => Promise<TileEntry> {
-  const root = base.replace(/\/+$/, '');
-  return async (t) => {
-    const res = await fetch(`${root}/tiles/${encodeURIComponent(layer.name)}/${t.z}/${t.x}/${t.y}.${format}`, { signal: AbortSignal.timeout(60_000) });
-    if (res.status === 204) return { body: null, etag: res.headers.get('etag') ?? '' };
-    if (res.status !== 200) throw new TileError('upstream', 'upstream failed', `${res.url} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-    return { body: Buffer.from(await res.arrayBuffer()), etag: res.headers.get('etag') ?? '', type: res.headers.get('content-type') ?? undefined };
-  };
 }
 
 /** One line per zoom, an estimate of time and bytes from a small sample, and the total last. */
@@ -261,25 +300,36 @@ async function dryRun(cover: Coverage, total: number, produce: (t: TileId) => Pr
 }
 
 /** A bar on a terminal; JSON lines, every 2 s and at the end, when not. */
-function progressReporter(layer: string, total: number) {
+function progressReporter(layer: string, total: number, carrying = false) {
   const tty = process.stderr.isTTY;
   const bar = tty
     ? new cliProgress.SingleBar(
         {
-          format: `seed ${layer} |{bar}| {value}/{total} {rate} tiles/s ETA {eta_formatted} skipped {skipped} empty {empty} failed {failed}`,
+          format: `seed ${layer} |{bar}| {value}/{total} {rate} tiles/s ETA {eta_formatted} skipped {skipped} empty {empty} failed {failed}${carrying ? ' carried {carried}' : ''}`,
           hideCursor: true,
         },
         cliProgress.Presets.shades_classic,
       )
     : undefined;
-  bar?.start(total, 0, { rate: '0', skipped: 0, empty: 0, failed: 0 });
+  bar?.start(total, 0, { rate: '0', skipped: 0, empty: 0, failed: 0, carried: 0 });
   let last = 0;
   return {
+    queued(run: string) {
+      if (tty) console.error(`run ${run} queued: tilegraph worker processes render it (tilegraph seed --status ${run})`);
+      else console.log(JSON.stringify({ event: 'queued', run }));
+    },
     update(p: { done: number; counts: ZoomCounts; tilesPerSecond: number; etaS: number }) {
-      if (bar) return bar.update(p.done, { rate: p.tilesPerSecond.toFixed(1), skipped: p.counts.skipped, empty: p.counts.empty, failed: p.counts.failed });
+      if (bar)
+        return bar.update(p.done, {
+          rate: p.tilesPerSecond.toFixed(1),
+          skipped: p.counts.skipped,
+          empty: p.counts.empty,
+          failed: p.counts.failed,
+          carried: p.counts.carried,
+        });
       if (performance.now() - last < 2000) return;
       last = performance.now();
-      const { rendered, empty, skipped, failed } = p.counts;
+      const { rendered, empty, skipped, carried, failed } = p.counts;
       console.log(
         JSON.stringify({
           event: 'progress',
@@ -288,6 +338,7 @@ function progressReporter(layer: string, total: number) {
           rendered,
           empty,
           skipped,
+          carried,
           failed,
           tilesPerSecond: +p.tilesPerSecond.toFixed(1),
           etaS: Math.round(p.etaS),
@@ -298,7 +349,7 @@ function progressReporter(layer: string, total: number) {
       bar?.stop();
     },
     summary(r: SeedResult, manifest: string, failedPct: number, maxFailures: number) {
-      const { rendered, empty, skipped, failed, bytes } = r.total;
+      const { rendered, empty, skipped, carried, failed, bytes } = r.total;
       const rate = (rendered + empty) / Math.max(r.seconds, 1e-3);
       if (!tty) {
         console.log(
@@ -308,6 +359,7 @@ function progressReporter(layer: string, total: number) {
             rendered,
             empty,
             skipped,
+            carried,
             failed,
             bytes,
             seconds: +r.seconds.toFixed(1),
@@ -317,7 +369,7 @@ function progressReporter(layer: string, total: number) {
         return;
       }
       console.log(
-        `${r.interrupted ? 'interrupted' : 'done'}: ${rendered} rendered, ${empty} empty, ${skipped} skipped, ${failed} failed of ${total} in ${r.seconds.toFixed(1)} s (${rate.toFixed(1)} tiles/s, ${(bytes / 1e6).toFixed(1)} MB)`,
+        `${r.interrupted ? 'interrupted' : 'done'}: ${rendered} rendered, ${empty} empty, ${skipped} skipped, ${carried} carried over, ${failed} failed of ${total} in ${r.seconds.toFixed(1)} s (${rate.toFixed(1)} tiles/s, ${(bytes / 1e6).toFixed(1)} MB)`,
       );
       if (failed) console.log(`failures: ${failedPct.toFixed(2)}% (allowed ${maxFailures}%), listed in ${manifest}.failures.jsonl`);
       console.log(`manifest: ${manifest}`);

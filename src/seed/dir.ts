@@ -5,7 +5,7 @@
  * rename(2) within one file system is atomic, so a reader sees the old tile or the new one,
  * never half of one, and a killed run leaves no truncated tile behind.
  */
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { TileEntry } from '../cache/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
@@ -27,6 +27,11 @@ interface DirRecord {
    * version that is killed half way would, when resumed, take the stale tiles for fresh ones.
    */
   since: number;
+  /**
+   * `--since`: the version a run carries tiles over from, and its `since`. A tile of that
+   * version (not older than its `since`) is carried over by touching it.
+   */
+  previous?: { version: string; since: number };
 }
 
 const DIR_RECORD = 'tilegraph.json';
@@ -87,7 +92,16 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     throw new Error(`${root}: holds tiles of layer '${old.layer}' (${DIR_RECORD}), not '${layer.name}'; seed each layer into its own directory`);
   }
   // The format is a seeding option, not part of the layer version: a change makes the tiles stale too.
-  const same = old?.version === layer.version && old.format === layer.format && old.tileSize === layer.tileSize && typeof old.since === 'number';
+  const sameLayout = old?.format === layer.format && old.tileSize === layer.tileSize && typeof old.since === 'number';
+  const same = sameLayout && old?.version === layer.version;
+  // A run that follows the version the directory holds: its tiles may be carried over. Resumed, it keeps the record's.
+  const previous = !layer.previous
+    ? undefined
+    : same
+      ? old!.previous
+      : sameLayout && old?.version === layer.previous
+        ? { version: layer.previous, since: old.since! }
+        : undefined;
   const record = (since: number): DirRecord => ({
     layer: layer.name,
     version: layer.version,
@@ -97,6 +111,7 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     maxzoom: layer.maxzoom,
     bounds: layer.bounds,
     since,
+    ...(previous && { previous }),
   });
   let since = same ? old!.since! : 0;
   if (!same || JSON.stringify(old) !== JSON.stringify(record(since))) {
@@ -114,6 +129,17 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     async has(t: TileId) {
       const s = await stat(tileFile(t)).catch(() => undefined);
       return s !== undefined && s.isFile() && s.mtimeMs >= since;
+    },
+    async carry(t: TileId) {
+      const file = tileFile(t);
+      const s = await stat(file).catch(() => undefined);
+      if (!s?.isFile()) return false;
+      if (s.mtimeMs >= since) return true;
+      if (!previous || s.mtimeMs < previous.since) return false;
+      // Stamped as of this version: on the file system's clock, never before `since`.
+      const now = new Date(Math.max(Date.now(), Math.ceil(since)));
+      await utimes(file, now, now);
+      return true;
     },
     async put(t: TileId, entry: TileEntry) {
       if (closed) throw new Error(`${root}: put after close`);

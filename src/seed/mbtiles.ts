@@ -34,7 +34,7 @@ const MBTILES_APPLICATION_ID = 0x4d504258;
 const SCHEMA = `
   CREATE TABLE metadata (name TEXT, value TEXT);
   CREATE UNIQUE INDEX name ON metadata (name);
-  CREATE TABLE map (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_id TEXT);
+  CREATE TABLE map (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_id TEXT, tilegraph_previous INTEGER);
   CREATE UNIQUE INDEX map_index ON map (zoom_level, tile_column, tile_row);
   CREATE TABLE images (tile_id TEXT PRIMARY KEY, tile_data BLOB);
   CREATE VIEW tiles AS
@@ -96,9 +96,10 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
     );
   }
   // The format is a seeding option, not part of the layer version: a change makes the tiles stale too.
-  const stale =
-    old !== undefined &&
-    (old.get('tilegraph_version') !== layer.version || old.get('format') !== layer.format || old.get('tilegraph_tile_size') !== String(layer.tileSize));
+  const sameLayout = old?.get('format') === layer.format && old.get('tilegraph_tile_size') === String(layer.tileSize);
+  const stale = old !== undefined && (old.get('tilegraph_version') !== layer.version || !sameLayout);
+  // `--since` after the version the file holds: its tiles stay, marked as of the previous version, until carried over or rendered.
+  const carrying = stale && sameLayout && layer.previous !== undefined && old.get('tilegraph_version') === layer.previous;
   // §Metadata `version`: "the version of the tileset, as a plain number", a revision of the
   // tileset. The layer version is a hash, so it goes to `tilegraph_version`; `version` counts
   // the layer versions this file has held.
@@ -106,7 +107,10 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
   const revision = Number.isInteger(previous) && previous > 0 ? previous + (stale ? 1 : 0) : 1;
 
   if (!old) db.exec(SCHEMA);
-  if (stale) db.exec('DELETE FROM map; DELETE FROM images;');
+  const columns = db.prepare<[], { name: string }>('PRAGMA table_info(map)').all();
+  if (!columns.some((c) => c.name === 'tilegraph_previous')) db.exec('ALTER TABLE map ADD COLUMN tilegraph_previous INTEGER');
+  if (carrying) db.exec('UPDATE map SET tilegraph_previous = 1');
+  else if (stale) db.exec('DELETE FROM map; DELETE FROM images;');
   db.pragma(`application_id = ${MBTILES_APPLICATION_ID}`);
   const setMeta = db.prepare<[string, string]>('INSERT OR REPLACE INTO metadata (name, value) VALUES (?, ?)');
   const dropMeta = db.prepare<[string]>('DELETE FROM metadata WHERE name = ?');
@@ -143,12 +147,19 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
 
-  const hasTile = db.prepare<[number, number, number]>('SELECT 1 FROM map WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?').pluck();
+  // A row still marked as of the previous version is not a tile of this one, until carried over.
+  const tileState = db
+    .prepare<[number, number, number], number | null>('SELECT tilegraph_previous FROM map WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?')
+    .pluck();
+  const carryTile = db.prepare<[number, number, number]>('UPDATE map SET tilegraph_previous = NULL WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?');
   const insertImage = db.prepare<[string, Buffer]>('INSERT OR IGNORE INTO images (tile_id, tile_data) VALUES (?, ?)');
   const insertMap = db.prepare<[number, number, number, string]>('INSERT OR IGNORE INTO map (zoom_level, tile_column, tile_row, tile_id) VALUES (?, ?, ?, ?)');
-  const updateMap = db.prepare<[string, number, number, number]>('UPDATE map SET tile_id = ? WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?');
+  const updateMap = db.prepare<[string, number, number, number]>(
+    'UPDATE map SET tile_id = ?, tilegraph_previous = NULL WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?',
+  );
   let orphans = false;
-  const commit = db.transaction((tiles: PendingTile[]) => {
+  const commit = db.transaction((tiles: PendingTile[], carried: PendingTile[]) => {
+    for (const t of carried) carryTile.run(t.z, t.x, t.row);
     for (const t of tiles) {
       insertImage.run(t.id, t.body);
       if (insertMap.run(t.z, t.x, t.row, t.id).changes === 0) {
@@ -159,17 +170,21 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
   });
 
   const pending = new Map<string, PendingTile>();
+  /** Tiles carried over since the last commit (only z, x and row matter). */
+  const carried = new Map<string, PendingTile>();
   let timer: NodeJS.Timeout | undefined;
   let failure: unknown;
   let closed = false;
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
-    if (pending.size === 0 || failure) return;
+    if ((pending.size === 0 && carried.size === 0) || failure) return;
     const tiles = [...pending.values()];
+    const kept = [...carried.values()];
     pending.clear();
+    carried.clear();
     try {
-      commit(tiles);
+      commit(tiles, kept);
     } catch (err) {
       // The batch's puts have resolved: fail every later call rather than lose tiles silently.
       failure = new Error(`${file}: writing ${tiles.length} tiles failed: ${(err as Error).message}`, { cause: err });
@@ -187,7 +202,22 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
     async has(t: TileId) {
       check();
       const row = tmsRow(t);
-      return pending.has(`${t.z}/${t.x}/${row}`) || hasTile.get(t.z, t.x, row) !== undefined;
+      const key = `${t.z}/${t.x}/${row}`;
+      return pending.has(key) || carried.has(key) || tileState.get(t.z, t.x, row) === null;
+    },
+    async carry(t: TileId) {
+      check();
+      const row = tmsRow(t);
+      const key = `${t.z}/${t.x}/${row}`;
+      if (pending.has(key) || carried.has(key)) return true;
+      const state = tileState.get(t.z, t.x, row);
+      if (state === undefined) return false;
+      if (state !== null) {
+        carried.set(key, { z: t.z, x: t.x, row, id: '', body: Buffer.alloc(0) });
+        if (carried.size + pending.size >= FLUSH_TILES) flush();
+        else timer ??= setTimeout(flush, FLUSH_MS);
+      }
+      return true;
     },
     async put(t: TileId, entry: TileEntry) {
       check();
@@ -196,7 +226,7 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
         throw new Error(`${file}: a ${entry.type} tile (${t.z}/${t.x}/${t.y}) in a ${layer.format} tileset`);
       const row = tmsRow(t);
       pending.set(`${t.z}/${t.x}/${row}`, { z: t.z, x: t.x, row, id: createHash('sha1').update(entry.body).digest('hex'), body: entry.body });
-      if (pending.size >= FLUSH_TILES) flush();
+      if (pending.size + carried.size >= FLUSH_TILES) flush();
       else timer ??= setTimeout(flush, FLUSH_MS);
       check();
     },

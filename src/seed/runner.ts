@@ -15,6 +15,8 @@ export interface ZoomCounts {
   empty: number;
   /** Tiles the target already held for this layer version, or that a resumed run had done. */
   skipped: number;
+  /** Tiles of the previous version that no change reaches, kept as they are (`--since`). */
+  carried: number;
   failed: number;
   /** Bytes of the tiles stored. */
   bytes: number;
@@ -56,6 +58,11 @@ export interface RunOptions {
   failureLog: string;
   signal: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /**
+   * `--since`: the tiles a change reaches. They are rendered whatever the target holds; every
+   * other tile is carried over from the previous version (rendered only if the target lacks it).
+   */
+  stale?: (t: TileId) => boolean;
 }
 
 /** What the progress file holds: the run's parameters and which tiles (by enumeration ordinal) are done. */
@@ -67,7 +74,52 @@ interface ProgressState {
   doneAfter: number[];
 }
 
-const zero = (): ZoomCounts => ({ rendered: 0, empty: 0, skipped: 0, failed: 0, bytes: 0 });
+export const zeroCounts = (): ZoomCounts => ({ rendered: 0, empty: 0, skipped: 0, carried: 0, failed: 0, bytes: 0 });
+
+/** What became of one tile. */
+export type TileOutcome = { kind: 'rendered'; bytes: number } | { kind: 'empty' | 'skipped' | 'carried' } | { kind: 'failed'; attempts: number; error: string };
+
+export interface TileWork {
+  produce: (t: TileId) => Promise<TileEntry>;
+  target: SeedTarget;
+  /** Further attempts after a failure, with doubling back-off from 200 ms. */
+  retries: number;
+  /** Render even what the target holds. */
+  force: boolean;
+  /** `--since`: whether a change reaches the tile (then it is rendered, else carried over). */
+  stale?: (t: TileId) => boolean;
+  signal: AbortSignal;
+}
+
+/**
+ * One tile into the target: skipped when the target holds it (unless forced), carried over
+ * when no change reaches it, else rendered, with retries. Never throws: a tile that keeps
+ * failing is an outcome.
+ */
+export async function seedTile(t: TileId, w: TileWork): Promise<TileOutcome> {
+  if (w.stale && !w.stale(t)) {
+    if (await w.target.carry(t)) return { kind: 'carried' };
+  } else if (!w.force && !w.stale && (await w.target.has(t))) return { kind: 'skipped' };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const entry = await w.produce(t);
+      await w.target.put(t, entry);
+      return entry.body ? { kind: 'rendered', bytes: entry.body.length } : { kind: 'empty' };
+    } catch (err) {
+      if (attempt < w.retries && !w.signal.aborted) {
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+        continue;
+      }
+      return { kind: 'failed', attempts: attempt + 1, error: (err as Error).message };
+    }
+  }
+}
+
+/** Adds an outcome to counts. */
+export function count(c: ZoomCounts, o: TileOutcome): void {
+  c[o.kind]++;
+  if (o.kind === 'rendered') c.bytes += o.bytes;
+}
 
 /**
  * Runs the tiles through `produce` into `target`. Failures are retried, then logged and
@@ -79,16 +131,13 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
   const doneAfter = new Set(state.doneAfter);
   let doneBefore = state.doneBefore;
   const byZoom = new Map<number, ZoomCounts>();
-  const total = zero();
+  const total = zeroCounts();
   const countsOf = (z: number) => {
     let c = byZoom.get(z);
-    if (!c) byZoom.set(z, (c = zero()));
+    if (!c) byZoom.set(z, (c = zeroCounts()));
     return c;
   };
-  const add = (z: number, key: keyof ZoomCounts, n = 1) => {
-    countsOf(z)[key] += n;
-    total[key] += n;
-  };
+  const work: TileWork = { produce, target, retries: opts.retries, force: opts.force, stale: opts.stale, signal: opts.signal };
   const started = performance.now();
   let done = 0;
   let saved = Promise.resolve();
@@ -113,30 +162,14 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
   };
 
   const one = async (t: TileId, ordinal: number): Promise<void> => {
-    if (ordinal < doneBefore || doneAfter.has(ordinal) || (!opts.force && (await target.has(t)))) {
-      add(t.z, 'skipped');
-      return finish(ordinal);
-    }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const entry = await produce(t);
-        await target.put(t, entry);
-        if (entry.body) {
-          add(t.z, 'rendered');
-          add(t.z, 'bytes', entry.body.length);
-        } else add(t.z, 'empty');
-        return finish(ordinal);
-      } catch (err) {
-        if (attempt < opts.retries && !opts.signal.aborted) {
-          await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-          continue;
-        }
-        add(t.z, 'failed');
-        await appendFile(opts.failureLog, `${JSON.stringify({ tile: `${t.z}/${t.x}/${t.y}`, attempts: attempt + 1, error: (err as Error).message })}\n`);
-        // A failed tile is done for this run: a later run (or --resume) does not retry it.
-        return finish(ordinal);
-      }
-    }
+    // A resumed run has done these: counted as skipped, whatever they were.
+    const outcome: TileOutcome = ordinal < doneBefore || doneAfter.has(ordinal) ? { kind: 'skipped' } : await seedTile(t, work);
+    count(countsOf(t.z), outcome);
+    count(total, outcome);
+    // A failed tile is done for this run: a later run (or --resume) does not retry it.
+    if (outcome.kind === 'failed')
+      await appendFile(opts.failureLog, `${JSON.stringify({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error })}\n`);
+    finish(ordinal);
   };
 
   const it = tiles[Symbol.iterator]();

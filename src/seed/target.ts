@@ -3,14 +3,25 @@
  * directory pyramid, or an MBTiles file. Each target knows which layer version its tiles
  * belong to, so that a later run skips exactly the tiles it already holds for that version.
  */
+import path from 'node:path';
+import type { RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
+import type { Layer } from '../layers/layer.js';
 import type { TileId } from '../tiles/mercator.js';
+import { cacheTarget } from './cache.js';
+import { openDirTarget } from './dir.js';
+import { openMbtilesTarget } from './mbtiles.js';
 
 export interface SeedTarget {
   /** For messages and the manifest: `cache`, `dir:PATH`, `mbtiles:PATH`. */
   readonly name: string;
   /** Whether the target holds this tile under the layer version it was opened for. */
   has(t: TileId): Promise<boolean>;
+  /**
+   * `--since`: keeps the tile the target holds of the previous version (`SeedLayer.previous`)
+   * as a tile of this one, when no change reaches it. False when there is none to keep.
+   */
+  carry(t: TileId): Promise<boolean>;
   /** Stores a tile; an empty one (`body` null) is not written. Writes are atomic per tile. */
   put(t: TileId, entry: TileEntry): Promise<void>;
   /** Flushes and closes; the target is complete and readable afterwards. */
@@ -31,4 +42,39 @@ export interface SeedLayer {
   maxzoom: number;
   format: 'png' | 'webp';
   tileSize: number;
+  /**
+   * `--since`: the layer version of the run this one follows. Its tiles stay in place (instead
+   * of counting as stale) until each is rendered again or carried over.
+   */
+  previous?: string;
+}
+
+export interface TargetOptions {
+  format: 'png' | 'webp';
+  redisPrefix: string;
+  /** The cache's client, asked for only when the target is the cache. */
+  redis: () => Promise<RedisClient>;
+  /** `--since`: the version whose tiles may be carried over. */
+  previous?: string;
+}
+
+/** `cache`, `dir:PATH` or `mbtiles:PATH`, opened for one layer version. */
+export async function openTarget(to: string, layer: Layer, o: TargetOptions): Promise<SeedTarget> {
+  const seedLayer: SeedLayer = {
+    name: layer.name,
+    title: layer.config.title,
+    description: layer.config.description,
+    attribution: layer.config.attribution,
+    version: layer.version,
+    bounds: layer.bounds,
+    minzoom: layer.config.minzoom,
+    maxzoom: layer.config.maxzoom,
+    format: o.format,
+    tileSize: layer.config.tileSize,
+    ...(o.previous !== undefined && { previous: o.previous }),
+  };
+  if (to === 'cache') return cacheTarget(await o.redis(), o.redisPrefix, layer, o.format, 1, o.previous);
+  if (to.startsWith('dir:') && to.length > 4) return openDirTarget(path.resolve(to.slice(4)), seedLayer);
+  if (to.startsWith('mbtiles:') && to.length > 8) return openMbtilesTarget(path.resolve(to.slice(8)), seedLayer);
+  throw new Error(`--to ${to}: expected cache, dir:PATH or mbtiles:PATH`);
 }

@@ -156,7 +156,7 @@ function columnShare(t: TileRequest): number {
 }
 
 /** Strong: the layer version (config and sources) and the bytes themselves. */
-function etagOf(version: string, body: Buffer | null): string {
+export function etagOf(version: string, body: Buffer | null): string {
   const h = createHash('sha1').update(version);
   if (body) h.update(body);
   else h.update('empty');

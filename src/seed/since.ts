@@ -1,0 +1,119 @@
+/**
+ * `tilegraph seed LAYER --since MANIFEST`: a run that follows an earlier one. It takes that
+ * run's coverage, target and format, compares the layer and its sources with the manifest's
+ * lineage (src/seed/lineage.ts), and renders only the tiles a change reaches; every other tile
+ * is carried over from the earlier run's version (src/seed/target.ts `carry`).
+ */
+import { readFile } from 'node:fs/promises';
+import type { Layer } from '../layers/layer.js';
+import type { TileId } from '../tiles/mercator.js';
+import { geoJsonArea, tilesOf, type Area } from './coverage.js';
+import { lineageOf, parseLineage, staleTiles, type ManifestLineage, type StaleTiles } from './lineage.js';
+
+export interface Since {
+  /** The manifest followed. */
+  manifest: string;
+  /** The layer version of the run followed: its tiles are carried over. */
+  previous: string;
+  /** The earlier run's coverage, target and format, as the command's options. */
+  options: Record<string, string>;
+  /** Whether a change reaches the tile. */
+  stale: (t: TileId) => boolean;
+  /** This run's lineage, for its own manifest (or why its sources could not be read whole). */
+  lineage: ManifestLineage | { error: string };
+  /** For the manifest: what was compared and what changed. */
+  describe: { manifest: string; previous: string; all: boolean; reasons: string[]; changed?: string };
+}
+
+/** The parts of a manifest a following run reads. */
+interface EarlierRun {
+  layer: { name: string; version: string };
+  coverage: { zooms?: [number, number]; bbox?: number[]; geojson?: string; tiles?: string; footprint?: string[] };
+  shard: { index: number; count: number } | null;
+  target: string;
+  format: string;
+  lineage: unknown;
+}
+
+function earlierRun(file: string, text: string): EarlierRun {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new Error(`--since ${file}: not JSON`);
+  }
+  const m = doc as Partial<EarlierRun>;
+  const bad = (what: string) => new Error(`--since ${file}: not a tilegraph seed manifest (${what})`);
+  if (typeof m !== 'object' || m === null) throw bad('not an object');
+  if (typeof m.layer?.name !== 'string' || typeof m.layer.version !== 'string') throw bad('no layer name and version');
+  if (typeof m.coverage !== 'object' || m.coverage === null) throw bad('no coverage');
+  if (typeof m.target !== 'string' || typeof m.format !== 'string') throw bad('no target and format');
+  if (m.lineage === undefined) throw bad('no lineage: it was written before manifests recorded one; seed once without --since');
+  return m as EarlierRun;
+}
+
+export async function sinceRun(file: string, layer: Layer, changedFile?: string): Promise<Since> {
+  const text = await readFile(file, 'utf8').catch(() => {
+    throw new Error(`--since ${file}: cannot read the file`);
+  });
+  const run = earlierRun(file, text);
+  if (run.layer.name !== layer.name) throw new Error(`--since ${file}: a run of layer '${run.layer.name}', not '${layer.name}'`);
+  if (/^https?:/.test(run.target)) throw new Error(`--since ${file}: a --via run stored nothing of its own to carry over; warm the server again instead`);
+  const lineage: ManifestLineage | { error: string } = await lineageOf(layer).catch((err: Error) => ({ error: err.message }));
+  const unread = (run.lineage as { error?: unknown }).error;
+  const everything = (why: string): StaleTiles => ({ all: true, reasons: [`${why}: every tile`], isStale: () => true });
+  const stale: StaleTiles =
+    typeof unread === 'string'
+      ? everything(`the earlier run could not read its sources whole (${unread})`)
+      : 'error' in lineage
+        ? everything(`the sources cannot be read whole now (${lineage.error})`)
+        : staleTiles(layer, parseLineage(run.lineage, `--since ${file}`), lineage);
+  const reasons = [...stale.reasons];
+
+  const c = run.coverage;
+  const options: Record<string, string> = { to: run.target, format: run.format };
+  if (c.tiles !== undefined) options.tiles = c.tiles;
+  else {
+    if (!Array.isArray(c.zooms) || c.zooms.length !== 2) throw new Error(`--since ${file}: its coverage has no zooms`);
+    options.zoom = `${c.zooms[0]}-${c.zooms[1]}`;
+    if (c.geojson !== undefined) options.geojson = c.geojson;
+    else if (c.footprint === undefined && c.bbox !== undefined) options.bbox = c.bbox.join(',');
+  }
+  if (run.shard) options.shard = `${run.shard.index}/${run.shard.count}`;
+
+  let changed: ((t: TileId) => boolean) | undefined;
+  if (changedFile !== undefined) {
+    const areas = await readFile(changedFile, 'utf8').catch(() => {
+      throw new Error(`--changed ${changedFile}: cannot read the file`);
+    });
+    changed = nearArea(geoJsonArea(areas, `--changed ${changedFile}`));
+    reasons.push(`the areas of ${changedFile} changed`);
+  }
+  return {
+    manifest: file,
+    previous: run.layer.version,
+    options,
+    stale: stale.all ? () => true : changed ? (t) => stale.isStale(t) || changed(t) : (t) => stale.isStale(t),
+    lineage,
+    describe: { manifest: file, previous: run.layer.version, all: stale.all, reasons, ...(changedFile !== undefined && { changed: changedFile }) },
+  };
+}
+
+/**
+ * The tiles an area covers and their eight neighbours (a kernel or a hillshade near a tile's
+ * edge reads its neighbour's ground), worked out one zoom at a time as they are asked for.
+ */
+function nearArea(area: Area): (t: TileId) => boolean {
+  const zooms = new Map<number, Set<string>>();
+  return (t) => {
+    let near = zooms.get(t.z);
+    if (!near) {
+      near = new Set();
+      const n = 2 ** t.z;
+      for (const c of tilesOf(area, [t.z, t.z]))
+        for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) near.add(`${(c.x + dx + n) % n}/${c.y + dy}`);
+      zooms.set(t.z, near);
+    }
+    return near.has(`${t.x}/${t.y}`);
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * `tilegraph worker`: takes seeding jobs from the queue (src/seed/queue.ts) and renders them
+ * through the tile service and this process's render pool, into the run's target. Run any
+ * number of them, on any machines that see the same Redis, layer files and sources (and, for
+ * a `dir:` target, the same file system).
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { connectForCommand, type RedisClient } from '../cache/redis.js';
+import { loadSettings, type Settings } from '../config.js';
+import { loadLayer, type Layer } from '../layers/layer.js';
+import { findLayerFile } from '../layers/registry.js';
+import { createLogger } from '../log.js';
+import type { TileId } from '../tiles/mercator.js';
+import { openRenderer, type Produce, type Renderer } from './produce.js';
+import { countJob, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
+import { count, seedTile, zeroCounts } from './runner.js';
+import { openTarget, type SeedTarget } from './target.js';
+
+export const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
+
+/** Tiles of one job in flight at once: with several jobs at once, enough to keep every render thread busy. */
+const TILES_IN_FLIGHT = 4;
+
+/** What a worker keeps of a run while it takes the run's jobs. */
+interface RunContext {
+  record: RunRecord;
+  layer: Layer;
+  produce: Produce;
+  target: SeedTarget;
+}
+
+/** Runs whose layer and target a worker keeps open at once. */
+const MAX_RUNS = 8;
+
+export class SeedWorker {
+  private readonly runs = new Map<string, Promise<RunContext>>();
+  private readonly name = `${os.hostname()}:${process.pid}`;
+  private readonly stopping = new AbortController();
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly redis: RedisClient,
+    private readonly renderer: Renderer,
+  ) {}
+
+  /** One job: its tiles into the run's target, counted once into the run; throws (the job fails) if any tile failed. */
+  async process(job: Job<SeedJob>): Promise<void> {
+    const data = job.data;
+    const run = await this.run(data.run);
+    const tiles: TileId[] = [];
+    for (let i = 0; i < data.xy.length; i += 2) tiles.push({ z: data.z, x: data.xy[i]!, y: data.xy[i + 1]! });
+    const stale = data.stale && new Set(data.stale.map((i) => tiles[i]));
+    const work = {
+      produce: run.produce,
+      target: run.target,
+      retries: run.record.retries,
+      force: run.record.force,
+      signal: this.stopping.signal,
+      ...(stale && { stale: (t: TileId) => stale.has(t) }),
+    };
+    const counts = zeroCounts();
+    const failures: JobFailure[] = [];
+    let next = 0;
+    const lane = async () => {
+      while (next < tiles.length) {
+        const t = tiles[next++]!;
+        const outcome = await seedTile(t, work);
+        count(counts, outcome);
+        if (outcome.kind === 'failed') failures.push({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error });
+      }
+    };
+    await Promise.all(Array.from({ length: TILES_IN_FLIGHT }, lane));
+    await countJob(this.redis, this.settings.redisPrefix, data, counts, failures, this.name);
+    if (failures.length) throw new Error(`${failures.length} of ${tiles.length} tiles failed; ${failures[0]!.tile}: ${failures[0]!.error}`);
+  }
+
+  private run(id: string): Promise<RunContext> {
+    let ctx = this.runs.get(id);
+    if (!ctx) {
+      ctx = this.open(id);
+      this.runs.set(id, ctx);
+      ctx.catch(() => this.runs.delete(id));
+      for (const [old, c] of this.runs) {
+        if (this.runs.size <= MAX_RUNS) break;
+        this.runs.delete(old);
+        void c.then((r) => r.target.close()).catch(() => {});
+      }
+    }
+    return ctx;
+  }
+
+  private async open(id: string): Promise<RunContext> {
+    const { settings } = this;
+    const text = await this.redis.get(runKeys(settings.redisPrefix, id).record);
+    if (!text) throw new UnrecoverableError(`run ${id}: no such run in Redis (expired, or another REDIS_PREFIX)`);
+    const record = JSON.parse(text) as RunRecord;
+    const layer = await loadLayer(findLayerFile(settings.layersDir, record.layer), { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
+    if (layer.version !== record.version) {
+      throw new UnrecoverableError(
+        `run ${id}: layer '${record.layer}' is version ${layer.version} on ${this.name}, the run was queued for version ${record.version}: ` +
+          'the layer file or its sources differ between this worker and the enqueuing command',
+      );
+    }
+    const target = await openTarget(record.target, layer, {
+      format: record.format,
+      redisPrefix: settings.redisPrefix,
+      redis: async () => this.redis,
+      previous: record.previous,
+    });
+    return { record, layer, target, produce: this.renderer.producer(layer, record.format) };
+  }
+
+  async close(): Promise<void> {
+    this.stopping.abort();
+    for (const ctx of this.runs.values()) await ctx.then((r) => r.target.close()).catch(() => {});
+    this.runs.clear();
+  }
+}
+
+export async function workerCommand(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { concurrency: { type: 'string' } } });
+  if (positionals.length) throw new Error(`usage: ${WORKER_USAGE}`);
+  const settings = loadSettings();
+  if (!settings.redisUrl) throw new Error('tilegraph worker needs REDIS_URL: it takes its jobs from the queue in Redis');
+  // Jobs at once: with four tiles of each in flight, two jobs per render thread keep it busy.
+  const concurrency = values.concurrency === undefined ? settings.workers * 2 : Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new Error(`--concurrency ${values.concurrency}: expected 1 to 256`);
+  const log = createLogger(settings.logLevel);
+  const redis = await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
+  const connection = queueConnection(settings.redisUrl);
+  const renderer = openRenderer(settings);
+  const seeds = new SeedWorker(settings, redis, renderer);
+  const worker = new Worker<SeedJob>(QUEUE_NAME, (job) => seeds.process(job), {
+    connection,
+    prefix: queuePrefix(settings.redisPrefix),
+    concurrency,
+    lockDuration: settings.seedLockMs,
+    stalledInterval: settings.seedLockMs,
+    // A job that stalls twice (its workers died twice) fails, and is counted as failed.
+    maxStalledCount: 2,
+  });
+  worker.on('failed', (job, err) => log.warn({ job: job?.id, err: err.message }, 'seed job failed'));
+  worker.on('error', (err) => log.error({ err: err.message }, 'seed worker error'));
+  await worker.waitUntilReady();
+  log.info({ concurrency, threads: settings.workers, queue: QUEUE_NAME }, 'seed worker ready');
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'seed worker stopping: finishing its jobs');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  // Jobs in hand are finished; BullMQ then lets go of the connection.
+  await worker.close();
+  await seeds.close();
+  await renderer.close();
+  connection.disconnect();
+  redis.disconnect();
+  log.info('seed worker stopped');
+}

@@ -1,0 +1,244 @@
+/**
+ * Seeding through the queue (issue 16): `tilegraph seed --queue` and two `tilegraph worker`
+ * processes on the tests' own Redis, as an operator runs them. The result is compared byte for
+ * byte with a local seed of the same pyramid; a worker is killed with SIGKILL mid-run; a
+ * broken source and a worker with another layer version end as failed jobs.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { CLI } from './helpers/layers.js';
+import { makeLayersDir, type TempLayers } from './helpers/http.js';
+import { startRedis, type RedisProcess } from './helpers/processes.js';
+
+interface Manifest {
+  total: { planned: number; rendered: number; empty: number; skipped: number; carried: number; failed: number };
+  queue?: { run: string; jobs: number; workers: Record<string, number> };
+  exitCode: number;
+}
+
+const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
+
+/** `z/x/y` → bytes of every tile of a pyramid. */
+function pyramid(root: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const z of readdirSync(root).filter((d) => /^\d+$/.test(d)))
+    for (const x of readdirSync(path.join(root, z)))
+      for (const f of readdirSync(path.join(root, z, x)))
+        if (/^\d+\.png$/.test(f)) out.set(`${z}/${x}/${f.slice(0, -4)}`, readFileSync(path.join(root, z, x, f)));
+  return out;
+}
+
+function assertSamePyramid(a: Map<string, Buffer>, b: Map<string, Buffer>): void {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort(), 'the same tiles');
+  for (const [k, v] of a) assert.ok(v.equals(b.get(k)!), `${k}: the same bytes`);
+}
+
+interface WorkerProcess {
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** A `tilegraph worker`, once it says it is ready. */
+async function startWorker(env: Record<string, string>): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [CLI, 'worker', '--concurrency', '2'], {
+    env: { ...process.env, WORKERS: '1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.includes('seed worker ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code}: ${stderr}`)));
+  });
+  child.stdout!.resume();
+  return {
+    child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** `tilegraph seed` in the background, with its JSON lines as they come. */
+function startSeed(args: string[], env: Record<string, string>, cwd: string) {
+  const child = spawn(process.execPath, [CLI, 'seed', ...args], {
+    cwd,
+    env: { ...process.env, LOG_LEVEL: 'silent', WORKERS: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const events: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout! }).on('line', (line) => events.push(JSON.parse(line) as Record<string, unknown>));
+  const exit = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
+  return { child, events, exit, stderr: () => stderr };
+}
+
+function seed(args: string[], env: Record<string, string>, cwd: string) {
+  const r = spawnSync(process.execPath, [CLI, 'seed', ...args], {
+    cwd,
+    env: { ...process.env, LOG_LEVEL: 'silent', WORKERS: '2', ...env },
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('tilegraph seed --queue with tilegraph worker', () => {
+  let tmp: TempLayers;
+  let redis: RedisProcess;
+  let env: Record<string, string>;
+  /** The whole DEM at zooms 8-13: a few hundred tiles, a few seconds on one render thread. */
+  const zooms = ['--zoom', '8-13'];
+  let local: Map<string, Buffer>;
+
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    redis = await startRedis();
+    // Locks of 1.5 s: a killed worker's jobs go to the other worker within a few seconds.
+    env = { LAYERS_DIR: tmp.dir, REDIS_URL: redis.url, REDIS_PREFIX: 'queue-test:', SEED_LOCK_MS: '1500' };
+    const dir = path.join(tmp.root, 'local');
+    const r = seed(['dem-relief', ...zooms, '--to', `dir:${dir}`], env, tmp.root);
+    assert.equal(r.status, 0, r.stderr);
+    local = pyramid(dir);
+    assert.ok(local.size > 200, `${local.size} tiles`);
+  });
+  after(async () => {
+    await redis?.stop();
+    await tmp?.remove();
+  });
+
+  test('two workers render a queued run: every tile written once, the same bytes as a local seed', async () => {
+    const workers = [await startWorker(env), await startWorker(env)];
+    try {
+      const dir = path.join(tmp.root, 'queued');
+      const r = seed(['dem-relief', ...zooms, '--to', `dir:${dir}`, '--queue'], env, tmp.root);
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event: string; run?: string });
+      assert.equal(lines[0]!.event, 'queued');
+      const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+      assert.equal(manifest.exitCode, 0);
+      const { planned, rendered, empty, skipped, failed } = manifest.total;
+      assert.deepEqual({ skipped, failed }, { skipped: 0, failed: 0 });
+      assert.equal(rendered + empty, planned);
+      const tiles = pyramid(dir);
+      assert.equal(tiles.size, rendered, 'one file per rendered tile: none written twice over another');
+      assertSamePyramid(tiles, local);
+      assert.equal(manifest.queue!.run, lines[0]!.run);
+      const perWorker = Object.values(manifest.queue!.workers);
+      assert.equal(perWorker.length, 2, `both workers took jobs: ${JSON.stringify(manifest.queue!.workers)}`);
+      assert.equal(
+        perWorker.reduce((a, b) => a + b, 0),
+        manifest.queue!.jobs,
+      );
+
+      // --status from anywhere: the finished run and its counts.
+      const status = spawnSync(process.execPath, [CLI, 'seed', '--status', manifest.queue!.run], { env: { ...process.env, ...env }, encoding: 'utf8' });
+      assert.equal(status.status, 0, status.stderr);
+      const s = JSON.parse(status.stdout) as { state: string; tiles: { done: number; rendered: number }; jobs: { done: number } };
+      assert.equal(s.state, 'done');
+      assert.equal(s.tiles.done, planned);
+      assert.equal(s.tiles.rendered, rendered);
+      assert.equal(s.jobs.done, manifest.queue!.jobs);
+      const unknown = spawnSync(process.execPath, [CLI, 'seed', '--status', 'no-such-run'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+      assert.equal(unknown.status, 1);
+      assert.match(unknown.stderr, /--status no-such-run: no such run/);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  });
+
+  test('a worker killed with SIGKILL mid-run: the other takes over its jobs, and the pyramid is whole', async () => {
+    const a = await startWorker(env);
+    const b = await startWorker(env);
+    try {
+      const dir = path.join(tmp.root, 'killed');
+      const run = startSeed(['dem-relief', ...zooms, '--to', `dir:${dir}`, '--queue'], env, tmp.root);
+      // Once tiles are coming in, worker A dies with jobs in hand.
+      const deadline = Date.now() + 60_000;
+      while (!run.events.some((e) => e.event === 'progress' && (e.done as number) > 0) && Date.now() < deadline && run.child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 20));
+      a.child.kill('SIGKILL');
+      const code = await run.exit;
+      assert.equal(code, 0, run.stderr());
+      const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+      const { planned, rendered, empty, skipped, failed } = manifest.total;
+      assert.equal(failed, 0);
+      // A tile the killed worker stored before it died is found there (skipped) when its job is done again.
+      assert.equal(rendered + empty + skipped, planned);
+      assertSamePyramid(pyramid(dir), local);
+      assert.ok(Object.keys(manifest.queue!.workers).length >= 1);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('a broken source: failed tiles end as failed jobs with their error; --max-failures sets the exit code', async () => {
+    const layers = await makeLayersDir(['dem-relief']);
+    const cog = path.join(layers.dir, 'data/srtm_jasper_ab_100m.tif');
+    truncateSync(cog, Math.floor(statSync(cog).size * 0.8));
+    const e = { ...env, LAYERS_DIR: layers.dir, REDIS_PREFIX: 'queue-broken:' };
+    const worker = await startWorker(e);
+    try {
+      const dir = path.join(layers.root, 'out');
+      const strict = seed(['dem-relief', '--zoom', '12', '--to', `dir:${dir}`, '--queue', '--retries', '0'], e, layers.root);
+      assert.equal(strict.status, 1, strict.stdout + strict.stderr);
+      const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+      assert.ok(manifest.total.failed > 0 && manifest.total.rendered > 0, JSON.stringify(manifest.total));
+      const log = readFileSync(path.join(dir, 'manifest.json.failures.jsonl'), 'utf8').trim().split('\n');
+      assert.equal(log.length, manifest.total.failed);
+      for (const line of log)
+        assert.match((JSON.parse(line) as { error: string }).error, /srtm_jasper_ab_100m\.tif: block \d+ of image \d+ at byte \d+ is truncated/);
+      const status = JSON.parse(
+        spawnSync(process.execPath, [CLI, 'seed', '--status', manifest.queue!.run], { env: { ...process.env, ...e }, encoding: 'utf8' }).stdout,
+      ) as { queue: { failed: number } };
+      assert.ok(status.queue.failed > 0, 'BullMQ keeps the failed jobs');
+      const lenient = seed(['dem-relief', '--zoom', '12', '--to', `dir:${dir}`, '--queue', '--retries', '0', '--max-failures', '100'], e, layers.root);
+      assert.equal(lenient.status, 0, lenient.stdout + lenient.stderr);
+    } finally {
+      await worker.stop();
+      await layers.remove();
+    }
+  });
+
+  test('a worker whose layer differs refuses the jobs, naming both versions; the run ends as failed', async () => {
+    const other = await makeLayersDir(['dem-relief']);
+    const file = path.join(other.dir, 'dem-relief.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^title: .*$/m, 'title: Another title'));
+    const worker = await startWorker({ ...env, LAYERS_DIR: other.dir, REDIS_PREFIX: 'queue-other:' });
+    try {
+      const dir = path.join(tmp.root, 'refused');
+      const r = seed(['dem-relief', '--zoom', '8-9', '--to', `dir:${dir}`, '--queue'], { ...env, REDIS_PREFIX: 'queue-other:' }, tmp.root);
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+      assert.equal(manifest.total.failed, manifest.total.planned);
+      const first = JSON.parse(readFileSync(path.join(dir, 'manifest.json.failures.jsonl'), 'utf8').split('\n')[0]!) as { error: string };
+      assert.match(first.error, /layer 'dem-relief' is version \w+ on .*, the run was queued for version \w+/);
+    } finally {
+      await worker.stop();
+      await other.remove();
+    }
+  });
+
+  test('refuses what a queued run cannot do, with the reason', () => {
+    const mb = seed(['dem-relief', ...zooms, '--to', `mbtiles:${path.join(tmp.root, 'x.mbtiles')}`, '--queue'], env, tmp.root);
+    assert.equal(mb.status, 1);
+    assert.match(mb.stderr, /an MBTiles file takes one writer/);
+    const noRedis = seed(['dem-relief', ...zooms, '--to', `dir:${path.join(tmp.root, 'x')}`, '--queue'], { ...env, REDIS_URL: '' }, tmp.root);
+    assert.equal(noRedis.status, 1);
+    assert.match(noRedis.stderr, /--queue needs REDIS_URL/);
+  });
+});

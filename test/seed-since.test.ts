@@ -1,0 +1,298 @@
+/**
+ * `tilegraph seed --since MANIFEST` (issue 16) as an operator runs it: a COG rewritten by GDAL
+ * with a patch burnt over a small area, then an incremental re-seed into each target. The
+ * result must equal a full re-seed byte for byte, re-rendering the tiles that changed and
+ * carrying the rest over; an edited layer file re-renders everything; `--changed` marks areas
+ * of sources that are not COGs on disk; and a queued run follows a manifest too.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { CLI, GDAL_ENV, toolsMissing } from './helpers/layers.js';
+import { makeLayersDir, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
+import { startRedis, startServerProcess, type RedisProcess } from './helpers/processes.js';
+
+interface Counts {
+  planned: number;
+  rendered: number;
+  empty: number;
+  skipped: number;
+  carried: number;
+  failed: number;
+}
+interface Manifest {
+  layer: { version: string };
+  total: Counts;
+  since?: { previous: string; all: boolean; reasons: string[] };
+}
+
+const COG = 'data/srtm_jasper_ab_100m.tif';
+const ZOOMS = ['--zoom', '8-14'];
+/** The patch: 2 × 2 km of the DEM (EPSG:3402) set to 3000 m, about 1% of its area. */
+const PATCH = [320000, 5900000, 322000, 5902000] as const;
+
+const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
+
+function gdal(tool: string, args: string[]): void {
+  const r = spawnSync(tool, args, { env: GDAL_ENV, encoding: 'utf8' });
+  assert.equal(r.status, 0, `${tool} ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** `z/x/y` → bytes and inode of every tile of a pyramid (a tile written again gets a new inode: it is renamed over the old one). */
+function pyramid(root: string): Map<string, { bytes: Buffer; ino: number }> {
+  const out = new Map<string, { bytes: Buffer; ino: number }>();
+  for (const z of readdirSync(root).filter((d) => /^\d+$/.test(d)))
+    for (const x of readdirSync(path.join(root, z)))
+      for (const f of readdirSync(path.join(root, z, x)))
+        if (/^\d+\.png$/.test(f)) {
+          const file = path.join(root, z, x, f);
+          out.set(`${z}/${x}/${f.slice(0, -4)}`, { bytes: readFileSync(file), ino: statSync(file).ino });
+        }
+  return out;
+}
+
+function assertSameTiles(a: Map<string, { bytes: Buffer }>, b: Map<string, { bytes: Buffer }>, what: string): void {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort(), `${what}: the same tiles`);
+  for (const [k, v] of a) assert.ok(v.bytes.equals(b.get(k)!.bytes), `${what}: ${k} has the full re-seed's bytes`);
+}
+
+function seed(args: string[], env: Record<string, string>, cwd: string) {
+  const r = spawnSync(process.execPath, [CLI, 'seed', ...args], {
+    cwd,
+    env: { ...process.env, LOG_LEVEL: 'silent', WORKERS: '2', ...env },
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  assert.equal(r.status, 0, `seed ${args.join(' ')}: ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Counts & { manifest: string; total: number };
+}
+
+const skip = toolsMissing(['gdal_translate', 'gdal_rasterize']);
+
+describe('tilegraph seed --since', { skip }, () => {
+  let tmp: TempLayers;
+  let redis: RedisProcess;
+  let env: Record<string, string>;
+  let cog: string;
+  let original: string;
+  let patched: string;
+  /** Full seeds of the original and of the patched COG. */
+  let before0: Map<string, { bytes: Buffer; ino: number }>;
+  let full: Map<string, { bytes: Buffer; ino: number }>;
+
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    redis = await startRedis();
+    env = { LAYERS_DIR: tmp.dir, REDIS_URL: redis.url, REDIS_PREFIX: 'since-test:' };
+    cog = path.join(tmp.dir, COG);
+    // Both COGs are made the same way (GTiff, then COG with its own overviews), so that only
+    // the blocks under the patch differ; 128-pixel blocks keep the patch's reach small.
+    const plain = path.join(tmp.root, 'plain.tif');
+    const patch = path.join(tmp.root, 'patch.tif');
+    original = path.join(tmp.root, 'original.tif');
+    patched = path.join(tmp.root, 'patched.tif');
+    gdal('gdal_translate', ['-q', '-of', 'GTiff', cog, plain]);
+    copyFileSync(plain, patch);
+    const poly = path.join(tmp.root, 'patch.geojson');
+    const [w, s, e, n] = PATCH;
+    writeFileSync(
+      poly,
+      JSON.stringify({
+        type: 'FeatureCollection',
+        crs: { type: 'name', properties: { name: 'EPSG:3402' } },
+        features: [
+          {
+            type: 'Feature',
+            properties: {},
+            geometry: {
+              type: 'Polygon',
+              coordinates: [
+                [
+                  [w, s],
+                  [e, s],
+                  [e, n],
+                  [w, n],
+                  [w, s],
+                ],
+              ],
+            },
+          },
+        ],
+      }),
+    );
+    gdal('gdal_rasterize', ['-q', '-burn', '3000', poly, patch]);
+    const cogOptions = ['-q', '-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=3', '-co', 'BLOCKSIZE=128'];
+    gdal('gdal_translate', [...cogOptions, plain, original]);
+    gdal('gdal_translate', [...cogOptions, patch, patched]);
+
+    copyFileSync(original, cog);
+    seed(['dem-relief', ...ZOOMS, '--to', `dir:${path.join(tmp.root, 'before')}`], env, tmp.root);
+    before0 = pyramid(path.join(tmp.root, 'before'));
+    copyFileSync(patched, cog);
+    seed(['dem-relief', ...ZOOMS, '--to', `dir:${path.join(tmp.root, 'full')}`], env, tmp.root);
+    full = pyramid(path.join(tmp.root, 'full'));
+    copyFileSync(original, cog);
+  });
+  after(async () => {
+    await redis?.stop();
+    await tmp?.remove();
+  });
+
+  test('a patched COG: only the tiles that read changed blocks are rendered again, and every target equals a full re-seed', async () => {
+    const dir = path.join(tmp.root, 'dir');
+    const mbtiles = path.join(tmp.root, 'dem.mbtiles');
+    seed(['dem-relief', ...ZOOMS, '--to', `dir:${dir}`], env, tmp.root);
+    seed(['dem-relief', ...ZOOMS, '--to', `mbtiles:${mbtiles}`], env, tmp.root);
+    const cached = seed(['dem-relief', ...ZOOMS], env, tmp.root);
+    const was = pyramid(dir);
+    const previous = readJson<Manifest>(path.join(dir, 'manifest.json')).layer.version;
+
+    copyFileSync(patched, cog);
+    const d = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, tmp.root);
+    const now = pyramid(dir);
+    assertSameTiles(now, full, 'dir');
+    const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+    assert.equal(manifest.since!.previous, previous);
+    assert.equal(manifest.since!.all, false);
+    assert.match(manifest.since!.reasons.join('\n'), /source 'dem': \d+ block\(s\) changed/);
+    const { planned, rendered, empty, carried, skipped, failed } = manifest.total;
+    assert.deepEqual({ skipped, failed, empty }, { skipped: 0, failed: 0, empty: 0 });
+    assert.equal(rendered + carried, planned);
+    assert.deepEqual([d.rendered, d.carried], [rendered, carried]);
+    // The tiles written again are those whose file was replaced; the others were kept in place.
+    const rewritten = [...now].filter(([k, v]) => v.ino !== was.get(k)!.ino).map(([k]) => k);
+    assert.equal(rewritten.length, rendered, 'rendered tiles are the rewritten files');
+    const differ = [...full].filter(([k, v]) => !v.bytes.equals(before0.get(k)!.bytes)).map(([k]) => k);
+    assert.ok(differ.length > 0, 'the patch shows');
+    for (const k of differ) assert.ok(rewritten.includes(k), `${k} changed, and was rendered again`);
+    // The patch covers about 1% of the DEM; with the blocks under it and the kernels' reach, a small share is rendered.
+    assert.ok(rendered < planned * 0.2, `${rendered} of ${planned} rendered`);
+
+    const m = seed(['dem-relief', '--since', `${mbtiles}.manifest.json`], env, tmp.root);
+    assert.deepEqual([m.rendered, m.carried], [rendered, carried], 'MBTiles: the same tiles rendered and carried over');
+    const db = new Database(mbtiles, { readonly: true });
+    try {
+      const rows = db.prepare('SELECT zoom_level AS z, tile_column AS x, tile_row AS row, tile_data AS data FROM tiles').all() as {
+        z: number;
+        x: number;
+        row: number;
+        data: Buffer;
+      }[];
+      assertSameTiles(new Map(rows.map((r) => [`${r.z}/${r.x}/${2 ** r.z - 1 - r.row}`, { bytes: Buffer.from(r.data) }])), full, 'mbtiles');
+    } finally {
+      db.close();
+    }
+
+    const c = seed(['dem-relief', '--since', cached.manifest], env, tmp.root);
+    assert.deepEqual([c.rendered, c.carried], [rendered, carried], 'cache: the same tiles rendered and carried over');
+    // The servers answer every tile from Redis, with the bytes and the ETag a render of the patched COG gives.
+    const seeded = await startServerProcess(tmp.dir, { REDIS_URL: redis.url, REDIS_PREFIX: 'since-test:' });
+    const fresh = await startServerProcess(tmp.dir);
+    try {
+      for (const [k, { bytes }] of full) {
+        const t = k.split('/').map(Number) as Tile;
+        const a = await request(seeded.url, tilePath('dem-relief', t));
+        assert.equal(a.headers['x-cache'], 'hit-l2', `${k}: seeded`);
+        assert.ok(a.body.equals(bytes), `${k}: the full re-seed's bytes`);
+        if (differ.includes(k) || k.endsWith('0')) {
+          const b = await request(fresh.url, tilePath('dem-relief', t));
+          assert.equal(a.headers.etag, b.headers.etag, `${k}: a carried entry has the ETag of this version`);
+        }
+      }
+    } finally {
+      await seeded.stop();
+      await fresh.stop();
+    }
+    copyFileSync(original, cog);
+  });
+
+  test('an edited layer file re-renders every tile, and says why', () => {
+    const layers = path.join(tmp.root, 'edited');
+    cpSync(tmp.dir, layers, { recursive: true });
+    const e = { ...env, LAYERS_DIR: layers };
+    const dir = path.join(tmp.root, 'edited-dir');
+    seed(['dem-relief', '--zoom', '8-11', '--to', `dir:${dir}`], e, tmp.root);
+    const file = path.join(layers, 'dem-relief.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^title: .*$/m, 'title: Another title'));
+    const r = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], e, tmp.root);
+    assert.equal(r.carried, 0);
+    assert.equal(r.rendered + r.empty, r.total);
+    const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+    assert.equal(manifest.since!.all, true);
+    assert.match(manifest.since!.reasons[0]!, /configuration changed/);
+  });
+
+  test('--changed AREAS: tiles over the areas and their neighbours are rendered again, the rest carried over', () => {
+    const dir = path.join(tmp.root, 'areas');
+    seed(['dem-relief', '--zoom', '12', '--to', `dir:${dir}`], env, tmp.root);
+    // One small square in WGS84: at zoom 12 it lies in one tile, which with its 8 neighbours is 9 tiles.
+    const areas = path.join(tmp.root, 'changed.geojson');
+    const [lon, lat] = [-117.5, 53.2];
+    const d = 0.001;
+    writeFileSync(
+      areas,
+      JSON.stringify({
+        type: 'Polygon',
+        coordinates: [
+          [
+            [lon - d, lat - d],
+            [lon + d, lat - d],
+            [lon + d, lat + d],
+            [lon - d, lat + d],
+            [lon - d, lat - d],
+          ],
+        ],
+      }),
+    );
+    const n = 2 ** 12;
+    const x = Math.floor(((lon + 180) / 360) * n);
+    const y = Math.floor(((1 - Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360)) / Math.PI) / 2) * n);
+    const planned = readJson<Manifest>(path.join(dir, 'manifest.json')).total.planned;
+    const seeded = new Set(pyramid(dir).keys());
+    let near = 0;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) if (seeded.has(`12/${x + dx}/${y + dy}`)) near++;
+    const r = seed(['dem-relief', '--since', path.join(dir, 'manifest.json'), '--changed', areas], env, tmp.root);
+    assert.equal(r.rendered, near);
+    assert.equal(r.carried, planned - near);
+  });
+
+  test('refuses what it cannot follow, with the reason', () => {
+    const bad = path.join(tmp.root, 'not-a-manifest.json');
+    writeFileSync(bad, '{"layer": 3}');
+    for (const [args, message] of [
+      [['--since', bad], /not a tilegraph seed manifest/],
+      [['--since', path.join(tmp.root, 'missing.json')], /cannot read the file/],
+      [['--since', bad, '--zoom', '3'], /--since takes the coverage, target and format of the manifest's run: leave out --zoom/],
+      [['--changed', bad, '--zoom', '3'], /--changed names what changed since a run/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', ...args], { cwd: tmp.root, env: { ...process.env, ...env }, encoding: 'utf8' });
+      assert.equal(r.status, 1, r.stdout);
+      assert.match(r.stderr, message);
+    }
+  });
+
+  test('a queued run follows a manifest too, with the same result', async () => {
+    const dir = path.join(tmp.root, 'queued');
+    seed(['dem-relief', ...ZOOMS, '--to', `dir:${dir}`], env, tmp.root);
+    copyFileSync(patched, cog);
+    const worker = spawn(process.execPath, [CLI, 'worker'], {
+      env: { ...process.env, ...env, WORKERS: '1', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve) => createInterface({ input: worker.stdout }).on('line', (l) => l.includes('seed worker ready') && resolve()));
+      const r = seed(['dem-relief', '--since', path.join(dir, 'manifest.json'), '--queue'], env, tmp.root);
+      assert.ok(r.rendered > 0 && r.carried > 0, JSON.stringify(r));
+      assertSameTiles(pyramid(dir), full, 'queued');
+    } finally {
+      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      worker.kill('SIGTERM');
+      await exited;
+      copyFileSync(original, cog);
+    }
+  });
+});
