@@ -327,7 +327,10 @@ function readmeJob(): Manifest {
 
 describe('Kubernetes manifests', () => {
   test('every manifest is valid for the Kubernetes API and has no field its schema lacks', () => {
-    assert.deepEqual([...new Set(manifests.map((m) => m.file))], ['deployment.yaml', 'hpa.yaml', 'layers.yaml', 'redis.yaml', 'seed-job.yaml', 'service.yaml']);
+    assert.deepEqual(
+      [...new Set(manifests.map((m) => m.file))],
+      ['deployment.yaml', 'hpa.yaml', 'layers.yaml', 'redis.yaml', 'seed-job.yaml', 'seed-worker.yaml', 'service.yaml'],
+    );
     for (const { file, doc } of manifests) assert.deepEqual(validateManifest(doc), [], `${file}: ${doc.kind} ${doc.metadata.name}`);
   });
 
