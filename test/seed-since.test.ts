@@ -152,62 +152,65 @@ describe('tilegraph seed --since', { skip }, () => {
     const previous = readJson<Manifest>(path.join(dir, 'manifest.json')).layer.version;
 
     copyFileSync(patched, cog);
-    const d = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, tmp.root);
-    const now = pyramid(dir);
-    assertSameTiles(now, full, 'dir');
-    const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
-    assert.equal(manifest.since!.previous, previous);
-    assert.equal(manifest.since!.all, false);
-    assert.match(manifest.since!.reasons.join('\n'), /source 'dem': \d+ block\(s\) changed/);
-    const { planned, rendered, empty, carried, skipped, failed } = manifest.total;
-    assert.deepEqual({ skipped, failed, empty }, { skipped: 0, failed: 0, empty: 0 });
-    assert.equal(rendered + carried, planned);
-    assert.deepEqual([d.rendered, d.carried], [rendered, carried]);
-    // The tiles written again are those whose file was replaced; the others were kept in place.
-    const rewritten = [...now].filter(([k, v]) => v.ino !== was.get(k)!.ino).map(([k]) => k);
-    assert.equal(rewritten.length, rendered, 'rendered tiles are the rewritten files');
-    const differ = [...full].filter(([k, v]) => !v.bytes.equals(before0.get(k)!.bytes)).map(([k]) => k);
-    assert.ok(differ.length > 0, 'the patch shows');
-    for (const k of differ) assert.ok(rewritten.includes(k), `${k} changed, and was rendered again`);
-    // The patch covers about 1% of the DEM; with the blocks under it and the kernels' reach, a small share is rendered.
-    assert.ok(rendered < planned * 0.2, `${rendered} of ${planned} rendered`);
-
-    const m = seed(['dem-relief', '--since', `${mbtiles}.manifest.json`], env, tmp.root);
-    assert.deepEqual([m.rendered, m.carried], [rendered, carried], 'MBTiles: the same tiles rendered and carried over');
-    const db = new Database(mbtiles, { readonly: true });
     try {
-      const rows = db.prepare('SELECT zoom_level AS z, tile_column AS x, tile_row AS row, tile_data AS data FROM tiles').all() as {
-        z: number;
-        x: number;
-        row: number;
-        data: Buffer;
-      }[];
-      assertSameTiles(new Map(rows.map((r) => [`${r.z}/${r.x}/${2 ** r.z - 1 - r.row}`, { bytes: Buffer.from(r.data) }])), full, 'mbtiles');
-    } finally {
-      db.close();
-    }
+      const d = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, tmp.root);
+      const now = pyramid(dir);
+      assertSameTiles(now, full, 'dir');
+      const manifest = readJson<Manifest>(path.join(dir, 'manifest.json'));
+      assert.equal(manifest.since!.previous, previous);
+      assert.equal(manifest.since!.all, false);
+      assert.match(manifest.since!.reasons.join('\n'), /source 'dem': \d+ block\(s\) changed/);
+      const { planned, rendered, empty, carried, skipped, failed } = manifest.total;
+      assert.deepEqual({ skipped, failed, empty }, { skipped: 0, failed: 0, empty: 0 });
+      assert.equal(rendered + carried, planned);
+      assert.deepEqual([d.rendered, d.carried], [rendered, carried]);
+      // The tiles written again are those whose file was replaced; the others were kept in place.
+      const rewritten = [...now].filter(([k, v]) => v.ino !== was.get(k)!.ino).map(([k]) => k);
+      assert.equal(rewritten.length, rendered, 'rendered tiles are the rewritten files');
+      const differ = [...full].filter(([k, v]) => !v.bytes.equals(before0.get(k)!.bytes)).map(([k]) => k);
+      assert.ok(differ.length > 0, 'the patch shows');
+      for (const k of differ) assert.ok(rewritten.includes(k), `${k} changed, and was rendered again`);
+      // The patch covers about 1% of the DEM; with the blocks under it and the kernels' reach, a small share is rendered.
+      assert.ok(rendered < planned * 0.2, `${rendered} of ${planned} rendered`);
 
-    const c = seed(['dem-relief', '--since', cached.manifest], env, tmp.root);
-    assert.deepEqual([c.rendered, c.carried], [rendered, carried], 'cache: the same tiles rendered and carried over');
-    // The servers answer every tile from Redis, with the bytes and the ETag a render of the patched COG gives.
-    const seeded = await startServerProcess(tmp.dir, { REDIS_URL: redis.url, REDIS_PREFIX: 'since-test:' });
-    const fresh = await startServerProcess(tmp.dir);
-    try {
-      for (const [k, { bytes }] of full) {
-        const t = k.split('/').map(Number) as Tile;
-        const a = await request(seeded.url, tilePath('dem-relief', t));
-        assert.equal(a.headers['x-cache'], 'hit-l2', `${k}: seeded`);
-        assert.ok(a.body.equals(bytes), `${k}: the full re-seed's bytes`);
-        if (differ.includes(k) || k.endsWith('0')) {
-          const b = await request(fresh.url, tilePath('dem-relief', t));
-          assert.equal(a.headers.etag, b.headers.etag, `${k}: a carried entry has the ETag of this version`);
+      const m = seed(['dem-relief', '--since', `${mbtiles}.manifest.json`], env, tmp.root);
+      assert.deepEqual([m.rendered, m.carried], [rendered, carried], 'MBTiles: the same tiles rendered and carried over');
+      const db = new Database(mbtiles, { readonly: true });
+      try {
+        const rows = db.prepare('SELECT zoom_level AS z, tile_column AS x, tile_row AS row, tile_data AS data FROM tiles').all() as {
+          z: number;
+          x: number;
+          row: number;
+          data: Buffer;
+        }[];
+        assertSameTiles(new Map(rows.map((r) => [`${r.z}/${r.x}/${2 ** r.z - 1 - r.row}`, { bytes: Buffer.from(r.data) }])), full, 'mbtiles');
+      } finally {
+        db.close();
+      }
+
+      const c = seed(['dem-relief', '--since', cached.manifest], env, tmp.root);
+      assert.deepEqual([c.rendered, c.carried], [rendered, carried], 'cache: the same tiles rendered and carried over');
+      // The servers answer every tile from Redis, with the bytes and the ETag a render of the patched COG gives.
+      const seeded = await startServerProcess(tmp.dir, { REDIS_URL: redis.url, REDIS_PREFIX: 'since-test:' });
+      const fresh = await startServerProcess(tmp.dir);
+      try {
+        for (const [k, { bytes }] of full) {
+          const t = k.split('/').map(Number) as Tile;
+          const a = await request(seeded.url, tilePath('dem-relief', t));
+          assert.equal(a.headers['x-cache'], 'hit-l2', `${k}: seeded`);
+          assert.ok(a.body.equals(bytes), `${k}: the full re-seed's bytes`);
+          if (differ.includes(k) || k.endsWith('0')) {
+            const b = await request(fresh.url, tilePath('dem-relief', t));
+            assert.equal(a.headers.etag, b.headers.etag, `${k}: a carried entry has the ETag of this version`);
+          }
         }
+      } finally {
+        await seeded.stop();
+        await fresh.stop();
       }
     } finally {
-      await seeded.stop();
-      await fresh.stop();
+      copyFileSync(original, cog);
     }
-    copyFileSync(original, cog);
   });
 
   test('an edited layer file re-renders every tile, and says why', () => {
