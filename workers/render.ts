@@ -8,6 +8,7 @@ import type { Alloc } from '../src/alloc.js';
 import { toWire } from '../src/errors.js';
 import { BufferPool, TileArena } from '../src/render/arena.js';
 import { indexedPng } from '../src/render/png.js';
+import { areaStatistics, probeTile } from '../src/render/query.js';
 import { LayerGraph } from '../src/render/renderer.js';
 import type { LayerSpec, RenderReply, RenderResult, RenderTask, RenderThreadData } from '../src/render/task.js';
 import { blockCache } from '../src/sources/blockcache.js';
@@ -44,6 +45,15 @@ function graphFor(spec: LayerSpec): Promise<LayerGraph> {
 export async function renderTile(task: RenderTask, alloc?: Alloc): Promise<RenderResult> {
   const layer = await graphFor(task.layer);
   await blockCache.catchUp();
+  // A question about the data: its answer, without the picture.
+  if (task.probe) {
+    const { render, point } = await probeTile(layer, { ...task, probe: task.probe }, alloc);
+    return { rgba: null, readMs: render.readMs, opsMs: render.opsMs, warnings: render.warnings, point };
+  }
+  if (task.stats) {
+    const { render, stats } = await areaStatistics(layer, { ...task, stats: task.stats }, alloc);
+    return { rgba: null, readMs: render.readMs, opsMs: render.opsMs, warnings: render.warnings, stats };
+  }
   const r = await layer.render(task, alloc);
   return { rgba: r.rgba ? (r.rgba.buffer as ArrayBuffer) : null, readMs: r.readMs, opsMs: r.opsMs, warnings: r.warnings };
 }

@@ -243,13 +243,13 @@ export function tileMembers(
     config: { tileSize: number; maxzoom: number };
     graph: { buffer(): number };
   },
-  tile: { z: number; x: number; y: number },
+  tile: { z: number; x: number; y: number; bounds?: readonly [number, number, number, number]; size?: number },
   limit: number,
 ): TileMembers {
   const h = createHash('sha1').update(layer.baseVersion);
   const members: Record<string, MemberRef[]> = {};
   for (const [name, m] of layer.mosaics) {
-    const found = m.index.forTile(tile, layer.config.tileSize, layer.graph.buffer());
+    const found = m.index.forTile(tile, tile.size ?? layer.config.tileSize, layer.graph.buffer());
     if (found.length > limit) {
       const from = m.index.minzoomFor(limit, layer.config.maxzoom);
       throw new TileError(

@@ -140,8 +140,9 @@ export class Sequential extends Operator {
 
   async apply(inputs: Raster[], ctx: TileContext): Promise<Raster | null> {
     let cur: Raster[] = inputs;
-    for (const step of this.steps) {
+    for (const [i, step] of this.steps.entries()) {
       const r = await step.apply(cur, ctx);
+      ctx.tap?.(this.names[i]!, step, r);
       if (r === null) return null;
       cur = [r];
     }
@@ -225,7 +226,12 @@ export class Graph extends Operator {
       if (!p) {
         const node = this.nodes.get(name)!;
         // An input with nothing to draw leaves its consumers nothing to draw either.
-        p = Promise.all(node.inputs.map(run)).then((ins) => (ins.some((r) => r === null) ? null : node.operator.apply(ins as Raster[], ctx)));
+        p = Promise.all(node.inputs.map(run))
+          .then((ins) => (ins.some((r) => r === null) ? null : node.operator.apply(ins as Raster[], ctx)))
+          .then((r) => {
+            ctx.tap?.(name, node.operator, r);
+            return r;
+          });
         memo.set(name, p);
       }
       return p;

@@ -44,6 +44,11 @@ export interface TileContext extends TileGrid {
    * fetched before any operator runs (src/render/renderer.ts).
    */
   reads?: ReadonlyMap<Operator, BandRaster | null>;
+  /**
+   * Sees what every step of the graph produces, in order (`/point`, `/statistics`): a graph
+   * node by its name, a list's step as `index:op`.
+   */
+  tap?: (name: string, op: Operator, result: Raster | null) => void;
 }
 
 export const allocOf = (ctx?: TileContext): Alloc => ctx?.alloc ?? heapAlloc;

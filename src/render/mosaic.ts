@@ -42,7 +42,7 @@ const CLOSE_DELAY_MS = 30_000;
 const opened = new Map<string, { version: string; cog: Promise<Cog> }>();
 
 /** A member opened once per thread (concurrent tiles share the open), reopened when its version moved on. */
-function openMember(ref: MemberRef): Promise<Cog> {
+export function openMember(ref: MemberRef): Promise<Cog> {
   const held = opened.get(ref.location);
   if (held && held.version === ref.version) {
     opened.delete(ref.location);

@@ -20,7 +20,12 @@ import { onTileGrid, planSourceOf, readMosaic } from './mosaic.js';
 import type { LayerSpec, RenderTask } from './task.js';
 
 /** A tile to render: where, how large, and the mosaic members under it. */
-export type Tile = TileId & { size: number; members?: RenderTask['members'] };
+export type Tile = TileId & {
+  size: number;
+  members?: RenderTask['members'];
+  /** Web Mercator bounds of an area that is not a tile of the grid (`/preview`, `/statistics`); z, x and y then only name it. */
+  bounds?: readonly [number, number, number, number];
+};
 
 export interface TileRaster {
   /** The graph's output, the buffer included; null when there is nothing to draw. */
@@ -73,8 +78,8 @@ export class LayerGraph {
   }
 
   /** The graph's output for one tile, before it is drawn as RGBA. */
-  async raster(tile: Tile, alloc: Alloc = heapAlloc, warnings: TileContext['warnings'] = []): Promise<TileRaster> {
-    const grid = { z: tile.z, size: tile.size, buffer: this.graph.buffer(), bounds: tileBounds(tile) };
+  async raster(tile: Tile, alloc: Alloc = heapAlloc, warnings: TileContext['warnings'] = [], tap?: TileContext['tap']): Promise<TileRaster> {
+    const grid = { z: tile.z, size: tile.size, buffer: this.graph.buffer(), bounds: tile.bounds ?? tileBounds(tile) };
     const plans = this.groups.map((g, i) => (this.mosaics?.[g.source] ? null : planRead(this.planSources[i]!, grid, g.resampling, alloc)));
 
     const t0 = performance.now();
@@ -106,15 +111,20 @@ export class LayerGraph {
       const r = !f ? null : 'kind' in f ? f : resample(g, plans[i]!, f, alloc);
       for (const m of g.members) reads.set(m.read, r && (g.members.length === 1 ? r : { ...r, bands: m.picks.map((k) => r.bands[k]!) }));
     });
-    const ctx: TileContext = { ...grid, x: tile.x, y: tile.y, warnings, alloc, reads };
+    const ctx: TileContext = { ...grid, x: tile.x, y: tile.y, warnings, alloc, reads, tap };
     return { raster: await this.graph.apply([], ctx), ctx, readMs };
   }
 
+  /** The graph's reads: which source each reads, its bands, nodata and resampling. */
+  get reads(): readonly ReadGroup[] {
+    return this.groups;
+  }
+
   /** One tile as straight RGBA. */
-  async render(tile: Tile, alloc: Alloc = heapAlloc): Promise<TileRender> {
+  async render(tile: Tile, alloc: Alloc = heapAlloc, tap?: TileContext['tap']): Promise<TileRender> {
     const t0 = performance.now();
     const warnings: TileRender['warnings'] = [];
-    const { raster, ctx, readMs } = await this.raster(tile, alloc, warnings);
+    const { raster, ctx, readMs } = await this.raster(tile, alloc, warnings, tap);
     const rgba = raster ? toTileRgba(raster, ctx.buffer, tile.size, alloc) : null;
     return { rgba, readMs, opsMs: Math.max(0, performance.now() - t0 - readMs), warnings };
   }

@@ -38,6 +38,77 @@ export interface RenderTask {
    * the tiles it renders next.
    */
   affinity?: number;
+  /** Web Mercator bounds when the task is an area rather than a tile of the grid (`/preview`, `/statistics`). */
+  bounds?: [number, number, number, number];
+  /** `/point`: the values of every step of the graph at one pixel, and of the sources under it. */
+  probe?: PointProbe;
+  /** `/statistics`: the statistics of one step's bands over the pixels of a mask. */
+  stats?: StatsRequest;
+}
+
+export interface PointProbe {
+  /** The output pixel (column, row) of the task's grid, without the buffer. */
+  i: number;
+  j: number;
+  /** The point in WGS84, for the sources' own pixels. */
+  lon: number;
+  lat: number;
+}
+
+/** One step of the graph at the probed pixel: band values (null where masked) or RGBA. */
+export interface NodeValue {
+  name: string;
+  op: string;
+  kind: 'bands' | 'rgba';
+  values: (number | null)[];
+}
+
+/** A source's own pixel under the point, at full resolution, as `gdallocationinfo` reads it. */
+export interface SourceValue {
+  source: string;
+  /** The file or URL (a mosaic's member) the pixel was read from. */
+  location: string;
+  /** Column and row at full resolution, and the point in the source's CRS. */
+  pixel: [number, number];
+  crs: [number, number];
+  values: (number | null)[];
+}
+
+export interface PointValues {
+  nodes: NodeValue[];
+  sources: SourceValue[];
+  /** The tile's pixel as it is drawn (straight RGBA), null where the tile has nothing to draw. */
+  rgba: number[] | null;
+}
+
+export interface StatsRequest {
+  /** The step whose bands are measured; by default the last one that gives bands. */
+  node?: string;
+  /** One byte per output pixel of the grid (without the buffer): 1 inside the area. */
+  mask: Uint8Array;
+  /** Histogram bins. */
+  bins: number;
+}
+
+export interface BandStats {
+  band: number;
+  /** Valid pixels inside the area, and their share of the area's pixels. */
+  count: number;
+  validFraction: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  std: number | null;
+  /** 2nd, 25th, 50th, 75th and 98th percentiles (nearest rank). */
+  percentiles: Record<'p2' | 'p25' | 'p50' | 'p75' | 'p98', number | null>;
+  /** Counts per bin of equal width from min to max, and the bins' edges. */
+  histogram: { counts: number[]; edges: number[] };
+}
+
+export interface AreaStats {
+  node: string;
+  op: string;
+  bands: BandStats[];
 }
 
 export interface RenderResult {
@@ -53,6 +124,8 @@ export interface RenderResult {
   blocks?: BlockCounts;
   /** Quality checks that failed with `on_fail: warn`. */
   warnings: { check: string; message: string }[];
+  point?: PointValues;
+  stats?: AreaStats;
 }
 
 /** What the pool's entry answers: a result, or the error that ended the tile, as data. */

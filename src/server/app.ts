@@ -6,11 +6,13 @@ import type { TileCache } from '../cache/tiles.js';
 import type { LayerRegistry } from '../layers/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { RenderPool } from '../render/pool.js';
+import type { QueryService } from '../service/query.js';
 import type { TileService } from '../service/tiles.js';
 import { TileError } from '../errors.js';
 import { errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers, listMembers } from './routes/layers.js';
+import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
 import { cachedTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
@@ -21,6 +23,7 @@ export interface AppDeps {
   pool: RenderPool;
   cache: TileCache;
   tiles: TileService;
+  query: QueryService;
   log: Logger;
   metrics: Metrics;
   /** False while starting or draining. */
@@ -120,6 +123,10 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/tiles/:layer/tilejson.json', tileJsonHandler(deps.layers));
   app.get('/wmts/1.0.0/WMTSCapabilities.xml', wmtsCapabilitiesHandler(deps.layers));
   app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps.layers, deps.tiles));
+  app.get('/point/:layer/:lonlat', pointHandler(deps.layers, deps.query));
+  app.get('/statistics/:layer', statisticsHandler(deps.layers, deps.query));
+  app.post('/statistics/:layer', express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }), statisticsHandler(deps.layers, deps.query));
+  app.get('/preview/:file', previewHandler(deps.layers, deps.query));
   app.get('/map{/:layer}', mapPageHandler(deps.layers));
   app.use('/assets', mapAssets());
 

@@ -8,6 +8,7 @@ import { LayerRegistry } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { RenderPool } from '../render/pool.js';
+import { QueryService } from '../service/query.js';
 import { TileService } from '../service/tiles.js';
 import { createApp, proxyList } from './app.js';
 
@@ -56,7 +57,8 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024, l2);
   const tiles = new TileService({ pool, cache, metrics, log, refresh: (layer) => layers.refresh(layer), mosaicMaxFiles: settings.mosaicMaxFiles });
   let ready = true;
-  const app = createApp({ layers, pool, cache, tiles, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
+  const query = new QueryService({ pool, layersDir: settings.layersDir, mosaicMaxFiles: settings.mosaicMaxFiles });
+  const app = createApp({ layers, pool, cache, tiles, query, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = createServer(app).listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);

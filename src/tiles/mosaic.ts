@@ -77,8 +77,8 @@ export class MosaicIndex {
   }
 
   /** The members a tile reads: its square widened by `bufferPx` output pixels (of `size` a side) and a kernel's reach. */
-  forTile(tile: TileId, size: number, bufferPx: number): number[] {
-    const b = tileBounds(tile);
+  forTile(tile: TileId & { bounds?: readonly [number, number, number, number] }, size: number, bufferPx: number): number[] {
+    const b = tile.bounds ?? tileBounds(tile);
     const pad = ((bufferPx + TILE_MARGIN_PX) * (b[2] - b[0])) / size;
     return this.search([b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad]);
   }

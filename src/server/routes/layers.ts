@@ -98,7 +98,7 @@ export function listMembers(layers: LayerRegistry) {
   };
 }
 
-function parseBbox(value: unknown): [number, number, number, number] {
+export function parseBbox(value: unknown): [number, number, number, number] {
   const parts = typeof value === 'string' ? value.split(',').map((v) => (v.trim() === '' ? NaN : Number(v))) : [];
   const bad = (why: string) => new TileError('bad_request', 'bad bbox', `bbox=${typeof value === 'string' ? value.slice(0, 100) : '?'}: ${why}`);
   if (parts.length !== 4 || !parts.every(Number.isFinite)) throw bad('expected four numbers W,S,E,N in degrees');

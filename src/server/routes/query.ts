@@ -1,0 +1,78 @@
+/**
+ * `GET /point/{layer}/{lon},{lat}`, `GET|POST /statistics/{layer}` and
+ * `GET /preview/{layer}.{png|webp}`: the layer's data at a point, over an area, and as one
+ * image (src/service/query.ts).
+ */
+import type { Request, Response } from 'express';
+import { TileError } from '../../errors.js';
+import type { LayerRegistry } from '../../layers/registry.js';
+import type { QueryService } from '../../service/query.js';
+import { bboxArea, geoJsonArea } from '../../tiles/area.js';
+import { parseBbox } from './layers.js';
+
+/** Largest GeoJSON body `POST /statistics` takes. */
+export const MAX_GEOJSON_BYTES = 1024 * 1024;
+
+const bad = (title: string, detail: string) => new TileError('bad_request', title, detail);
+
+/** A whole number from the query, or undefined when absent. */
+function whole(req: Request, name: string): number | undefined {
+  const v = req.query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d{1,9}$/.test(v)) throw bad(`bad ${name}`, `${name}=${String(v).slice(0, 50)}: expected a whole number`);
+  return Number(v);
+}
+
+function noStore(res: Response): void {
+  // The answers follow the data: cached for a minute, never past a layer's reload.
+  res.setHeader('Cache-Control', 'no-cache');
+  res.setHeader('Access-Control-Allow-Origin', '*');
+}
+
+export function pointHandler(layers: LayerRegistry, query: QueryService) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const layer = layers.require(String(req.params.layer));
+    const m = /^(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)$/.exec(String(req.params.lonlat));
+    if (!m) throw bad('bad point', `${String(req.params.lonlat).slice(0, 100)}: expected {lon},{lat} in WGS84 degrees, e.g. /point/${layer.name}/-117.5,53.2`);
+    noStore(res);
+    res.json(await query.point(layer, Number(m[1]), Number(m[2]), whole(req, 'z')));
+  };
+}
+
+export function statisticsHandler(layers: LayerRegistry, query: QueryService) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const layer = layers.require(String(req.params.layer));
+    let area;
+    if (req.method === 'POST') {
+      if (typeof req.body !== 'string' || req.body === '')
+        throw bad('no polygons', 'POST a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection (WGS84) as the body');
+      area = geoJsonArea(req.body, 'the body');
+    } else {
+      if (req.query.bbox === undefined) throw bad('no bbox', `GET /statistics/${layer.name}?bbox=W,S,E,N, or POST GeoJSON polygons`);
+      area = bboxArea(parseBbox(req.query.bbox));
+    }
+    const node = req.query.node === undefined ? undefined : String(req.query.node).slice(0, 100);
+    const { grid, stats } = await query.statistics(layer, area, {
+      maxSize: whole(req, 'max_size'),
+      bins: whole(req, 'bins'),
+      node,
+      polygons: req.method === 'POST',
+    });
+    noStore(res);
+    res.json({ layer: layer.name, bbox: area.bbox, grid, ...stats });
+  };
+}
+
+export function previewHandler(layers: LayerRegistry, query: QueryService) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const m = /^(.+)\.(png|webp)$/.exec(String(req.params.file));
+    if (!m) throw bad('bad preview path', 'expected /preview/{layer}.png or .webp');
+    const layer = layers.require(m[1]!);
+    if (req.query.bbox === undefined) throw bad('no bbox', `/preview/${layer.name}.${m[2]}?bbox=W,S,E,N&width=N`);
+    const bbox = bboxArea(parseBbox(req.query.bbox)).bbox;
+    const { body } = await query.preview(layer, bbox, whole(req, 'width') ?? 1024, m[2] as 'png' | 'webp');
+    noStore(res);
+    res.setHeader('Content-Type', `image/${m[2]}`);
+    res.end(body);
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * Questions about a layer's data, answered through the render pool like tiles are: the values
+ * at a point (`/point`), statistics over a bbox or polygons (`/statistics`), and the layer over
+ * an area in one image (`/preview`). An area is rendered on a square Web Mercator grid anchored
+ * at its north-west corner, whose long side has at most MAX_AREA_PX pixels: no parameter lifts
+ * that cap.
+ */
+import path from 'node:path';
+import proj4 from 'proj4';
+import sharp from 'sharp';
+import { TileError } from '../errors.js';
+import type { Layer } from '../layers/layer.js';
+import { tileMembers } from '../layers/mosaic.js';
+import { PNG_LEVEL, type TileFormat } from '../render/encode.js';
+import type { RenderPool } from '../render/pool.js';
+import type { AreaStats, PointValues } from '../render/task.js';
+import type { Area, Bbox } from '../tiles/area.js';
+import { HALF_WORLD, lonLatToMercator, MAX_LAT } from '../tiles/mercator.js';
+import { DEFAULT_MOSAIC_MAX_FILES } from './tiles.js';
+
+/** Pixels on the long side of an area's grid: the hard cap of `/statistics` and `/preview`. */
+export const MAX_AREA_PX = 2048;
+/** `/statistics` measures on a grid of at most this many pixels on its long side unless `max_size` says fewer (or more, to the cap). */
+export const DEFAULT_STATS_PX = 1024;
+export const MAX_BINS = 256;
+
+export interface QueryDeps {
+  pool: RenderPool;
+  /** Source locations are given relative to it (never the server's absolute paths). */
+  layersDir: string;
+  mosaicMaxFiles?: number;
+}
+
+/** A square grid over an area: its Web Mercator bounds, side in pixels, and the area's part of it. */
+export interface AreaGrid {
+  bounds: [number, number, number, number];
+  size: number;
+  width: number;
+  height: number;
+}
+
+export interface PointAnswer extends Omit<PointValues, 'sources'> {
+  layer: string;
+  lon: number;
+  lat: number;
+  tile: { z: number; x: number; y: number; pixel: [number, number] };
+  sources: (PointValues['sources'][number] & { member?: boolean })[];
+}
+
+function bad(title: string, detail: string): TileError {
+  return new TileError('bad_request', title, detail);
+}
+
+/** WGS84 to Web Mercator, latitudes clamped to the projection's. */
+function mercator(lon: number, lat: number): [number, number] {
+  return lonLatToMercator(lon, Math.max(-MAX_LAT, Math.min(MAX_LAT, lat)));
+}
+
+export class QueryService {
+  constructor(private readonly deps: QueryDeps) {}
+
+  /** Every step's value at a point, at zoom z (default: the layer's maxzoom), and the sources' own pixels. */
+  async point(layer: Layer, lon: number, lat: number, zoom?: number): Promise<PointAnswer> {
+    if (!(Math.abs(lon) <= 180 && Math.abs(lat) <= MAX_LAT))
+      throw bad('point outside the map', `${lon},${lat}: longitude must lie in -180..180 and latitude in -${MAX_LAT}..${MAX_LAT} (WGS84 degrees)`);
+    const { minzoom, maxzoom, tileSize } = layer.config;
+    const z = zoom ?? maxzoom;
+    if (!(Number.isInteger(z) && z >= minzoom && z <= maxzoom))
+      throw bad('zoom out of range', `z=${zoom}: layer '${layer.name}' serves zooms ${minzoom}-${maxzoom}`);
+    const n = 2 ** z;
+    const [mx, my] = mercator(lon, lat);
+    const u = Math.min(n * tileSize - 1e-6, Math.max(0, ((mx + HALF_WORLD) / (2 * HALF_WORLD)) * n * tileSize));
+    const v = Math.min(n * tileSize - 1e-6, Math.max(0, ((HALF_WORLD - my) / (2 * HALF_WORLD)) * n * tileSize));
+    const x = Math.floor(u / tileSize);
+    const y = Math.floor(v / tileSize);
+    const i = Math.floor(u - x * tileSize);
+    const j = Math.floor(v - y * tileSize);
+    const members = layer.mosaics.size ? tileMembers(layer, { z, x, y }, this.deps.mosaicMaxFiles ?? DEFAULT_MOSAIC_MAX_FILES).members : undefined;
+    const r = await this.deps.pool.render({ layer: layer.spec, z, x, y, size: tileSize, members, probe: { i, j, lon, lat } });
+    const point = r.point!;
+    return {
+      layer: layer.name,
+      lon,
+      lat,
+      tile: { z, x, y, pixel: [i, j] },
+      nodes: point.nodes,
+      sources: point.sources.map((s) => ({ ...s, location: this.shown(s.location), ...(layer.mosaics.has(s.source) && { member: true }) })),
+      rgba: point.rgba,
+    };
+  }
+
+  /** A source location as clients may see it: relative to LAYERS_DIR, or its URL. */
+  private shown(location: string): string {
+    if (/^https?:\/\//.test(location)) return location.replace(/[?#].*$/, '');
+    const rel = path.relative(this.deps.layersDir, location);
+    return rel.startsWith('..') || path.isAbsolute(rel) ? path.basename(location) : rel;
+  }
+
+  /** The square grid over a WGS84 bbox whose long side has `size` pixels. */
+  grid(bbox: Bbox, size: number): AreaGrid {
+    const [w, s, e, n] = bbox;
+    const [x0, y0] = mercator(w, s);
+    const [x1, y1] = mercator(e, n);
+    const long = Math.max(x1 - x0, y1 - y0);
+    return {
+      bounds: [x0, y1 - long, x0 + long, y1],
+      size,
+      width: Math.max(1, Math.round(((x1 - x0) / long) * size)),
+      height: Math.max(1, Math.round(((y1 - y0) / long) * size)),
+    };
+  }
+
+  /**
+   * Pixels on the long side of a bbox at the layer's full resolution (its first source's
+   * pixel size at the bbox's centre): `/statistics` measures no finer than the data.
+   */
+  nativeSize(layer: Layer, bbox: Bbox): number {
+    const meta = layer.sources[0]!.meta;
+    const [w, s, e, n] = bbox;
+    const [cx, cy] = proj4('EPSG:4326', meta.crs.proj4, [(w + e) / 2, (s + n) / 2]) as [number, number];
+    const step = Math.hypot(meta.geoTransform[1], meta.geoTransform[2]);
+    const [ax, ay] = proj4(meta.crs.proj4, 'EPSG:3857', [cx, cy]) as [number, number];
+    const [bx, by] = proj4(meta.crs.proj4, 'EPSG:3857', [cx + step, cy]) as [number, number];
+    const px = Math.hypot(bx - ax, by - ay);
+    const [x0, y0] = mercator(w, s);
+    const [x1, y1] = mercator(e, n);
+    const native = Math.ceil(Math.max(x1 - x0, y1 - y0) / px);
+    return Number.isFinite(native) && native > 0 ? native : MAX_AREA_PX;
+  }
+
+  /** Renders a task over an area's grid, with its mosaic members; `extra` says what to do there. */
+  private render(layer: Layer, grid: AreaGrid, extra: { stats?: { node?: string; mask: Uint8Array; bins: number } }) {
+    const z = Math.max(0, Math.min(30, Math.round(Math.log2((2 * HALF_WORLD * grid.size) / (grid.bounds[2] - grid.bounds[0]) / layer.config.tileSize))));
+    const members = layer.mosaics.size
+      ? tileMembers(layer, { z, x: 0, y: 0, bounds: grid.bounds, size: grid.size }, this.deps.mosaicMaxFiles ?? DEFAULT_MOSAIC_MAX_FILES).members
+      : undefined;
+    return this.deps.pool.render({ layer: layer.spec, z, x: 0, y: 0, size: grid.size, bounds: grid.bounds, members, ...extra });
+  }
+
+  /** Statistics of one step's bands over an area (the bbox's pixels, or the polygons' when given). */
+  async statistics(
+    layer: Layer,
+    area: Area,
+    o: { maxSize?: number; node?: string; bins?: number; polygons: boolean },
+  ): Promise<{ grid: AreaGrid; stats: AreaStats }> {
+    const maxSize = o.maxSize ?? DEFAULT_STATS_PX;
+    if (!(Number.isInteger(maxSize) && maxSize >= 1 && maxSize <= MAX_AREA_PX))
+      throw bad('max_size out of range', `max_size=${o.maxSize}: from 1 to ${MAX_AREA_PX} pixels on the long side (a cap no parameter lifts)`);
+    const bins = o.bins ?? 10;
+    if (!(Number.isInteger(bins) && bins >= 1 && bins <= MAX_BINS)) throw bad('bins out of range', `bins=${o.bins}: from 1 to ${MAX_BINS}`);
+    const grid = this.grid(area.bbox, Math.min(maxSize, this.nativeSize(layer, area.bbox)));
+    const mask = o.polygons ? rasterise(area, grid) : boxMask(grid);
+    const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } });
+    return { grid, stats: r.stats! };
+  }
+
+  /** The layer over a bbox as one image, `width` pixels wide (the height follows the bbox). */
+  async preview(layer: Layer, bbox: Bbox, width: number, format: TileFormat): Promise<{ grid: AreaGrid; body: Buffer }> {
+    if (!(Number.isInteger(width) && width >= 1 && width <= MAX_AREA_PX)) throw bad('width out of range', `width=${width}: from 1 to ${MAX_AREA_PX} pixels`);
+    let grid = this.grid(bbox, width);
+    // The width is the image's; the long side, which the cap bounds, may be its height.
+    if (grid.width < width) {
+      const size = Math.round((width * grid.size) / grid.width);
+      if (size > MAX_AREA_PX)
+        throw bad(
+          'preview too large',
+          `a ${width}-pixel-wide image of this bbox is ${size} pixels tall: at most ${MAX_AREA_PX} on either side (a cap no parameter lifts)`,
+        );
+      grid = this.grid(bbox, size);
+    }
+    const r = await this.render(layer, grid, {});
+    // Nothing to draw: a transparent image.
+    const rgba = r.rgba ? new Uint8Array(r.rgba) : new Uint8Array(grid.size * grid.size * 4);
+    const cropped = sharp(rgba, { raw: { width: grid.size, height: grid.size, channels: 4 } }).extract({
+      left: 0,
+      top: 0,
+      width: grid.width,
+      height: grid.height,
+    });
+    const body = await (format === 'png' ? cropped.png({ compressionLevel: PNG_LEVEL }) : cropped.webp({ lossless: true })).toBuffer();
+    return { grid, body };
+  }
+}
+
+/** The bbox's part of its grid: the top-left width × height pixels. */
+function boxMask(grid: AreaGrid): Uint8Array {
+  const mask = new Uint8Array(grid.size * grid.size);
+  for (let j = 0; j < grid.height; j++) mask.fill(1, j * grid.size, j * grid.size + grid.width);
+  return mask;
+}
+
+/**
+ * The grid's pixels whose centre lies inside the polygons (even-odd within a polygon, so holes
+ * are left out; a union over polygons), as `gdalwarp -cutline` selects them.
+ */
+export function rasterise(area: Area, grid: AreaGrid): Uint8Array {
+  const { size, bounds } = grid;
+  const res = (bounds[2] - bounds[0]) / size;
+  const mask = new Uint8Array(size * size);
+  const crossings: number[] = [];
+  for (const rings of area.polygons) {
+    const projected = rings.map((ring) =>
+      ring.map(([lon, lat]) => mercator(lon, lat)).map(([x, y]) => [(x - bounds[0]) / res, (bounds[3] - y) / res] as const),
+    );
+    for (let j = 0; j < size; j++) {
+      const cy = j + 0.5;
+      crossings.length = 0;
+      for (const ring of projected)
+        for (let k = 0; k < ring.length; k++) {
+          const [ax, ay] = ring[k]!;
+          const [bx, by] = ring[(k + 1) % ring.length]!;
+          if (ay > cy !== by > cy) crossings.push(ax + ((cy - ay) * (bx - ax)) / (by - ay));
+        }
+      crossings.sort((a, b) => a - b);
+      for (let k = 0; k + 1 < crossings.length; k += 2) {
+        // Centres i + 0.5 strictly between the two crossings.
+        const from = Math.max(0, Math.ceil(crossings[k]! - 0.5));
+        const to = Math.min(size - 1, Math.ceil(crossings[k + 1]! - 0.5) - 1);
+        for (let i = from; i <= to; i++) mask[j * size + i] = 1;
+      }
+    }
+  }
+  return mask;
+}
