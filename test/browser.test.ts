@@ -259,6 +259,55 @@ describe('in Chromium', { skip: SKIP }, () => {
     }
   });
 
+  test('clicking the map shows the values at that point, as GET /point gives them', { timeout: 60_000 }, async (t) => {
+    const page = await context.newPage();
+    const w = watch(page);
+    await page.goto(`${server.url}/map/dem-relief`);
+    await mapIdle(page, 'dem-relief');
+    await page.mouse.click(MAP_AREA.left + MAP_AREA.width / 2, MAP_AREA.top + MAP_AREA.height / 2);
+    await page.waitForFunction(() => document.body.dataset.point === 'shown', undefined, { timeout: 15_000 });
+    const shown = await page.evaluate(
+      () => (globalThis as unknown as { tilegraph: { point: { lon: number; lat: number; tile: { z: number } } } }).tilegraph.point,
+    );
+    // The same question asked of the server directly.
+    const url = `${server.url}/point/dem-relief/${shown.lon.toFixed(6)},${shown.lat.toFixed(6)}?z=${shown.tile.z}`;
+    const direct = (await (await fetch(url)).json()) as { sources: { values: number[] }[]; nodes: { name: string; values: number[] }[] };
+    assert.deepEqual(shown, direct);
+    assert.ok(direct.sources.length === 1 && typeof direct.sources[0]!.values[0] === 'number', 'the click lands on the DEM');
+    const panel = await page.textContent('#point');
+    assert.ok(panel!.includes(Number(direct.sources[0]!.values[0]).toPrecision(6)), `the panel shows the elevation: ${panel}`);
+    for (const n of direct.nodes) assert.ok(panel!.includes(n.name), `the panel lists step ${n.name}`);
+    await shoot(page, 'map-point-dem-relief');
+    assert.deepEqual(w.problems, []);
+    t.diagnostic(`clicked ${shown.lon.toFixed(4)}, ${shown.lat.toFixed(4)}: ${direct.sources[0]!.values[0]} m`);
+    await page.close();
+  });
+
+  test('the tile grid labels each tile with its z/x/y, its cache tier and Server-Timing', { timeout: 60_000 }, async (t) => {
+    const page = await context.newPage();
+    const w = watch(page);
+    await page.goto(`${server.url}/map/zion-landcover`);
+    await mapIdle(page, 'zion-landcover');
+    await page.check('#grid');
+    await page.waitForFunction(() => document.querySelectorAll('.tile-label').length > 0, undefined, { timeout: 15_000 });
+    const labels = await page.$$eval('.tile-label', (els) =>
+      els.map((e) => ({ tile: (e as HTMLElement).dataset.tile!, tier: (e as HTMLElement).dataset.tier!, text: e.textContent! })),
+    );
+    const fetched = new Map(w.tiles.map((x) => [TILE_URL.exec(x.url)!.slice(2, 5).join('/'), x]));
+    const labelled = labels.filter((l) => fetched.has(l.tile));
+    assert.ok(labelled.length >= 4, `labels on the fetched tiles: ${JSON.stringify(labels.slice(0, 6))}`);
+    for (const l of labelled) {
+      assert.match(l.tier, /^(miss|hit-l1|hit-l2)$/, `${l.tile}: the tier from Server-Timing`);
+      assert.match(l.text, /read \d+\.\d ops \d+\.\d encode \d+\.\d ms/, `${l.tile}: the durations`);
+    }
+    await shoot(page, 'map-grid-zion-landcover');
+    await page.uncheck('#grid');
+    assert.equal(await page.$$eval('.tile-label', (els) => els.length), 0, 'the grid goes away');
+    assert.deepEqual(w.problems, []);
+    t.diagnostic(`${labels.length} labels, ${labelled.length} on fetched tiles: ${labelled.map((l) => `${l.tile} ${l.tier}`).join(', ')}`);
+    await page.close();
+  });
+
   test('the Copy buttons put the URL on the clipboard', { timeout: 30_000 }, async () => {
     const ctx = await browser.newContext({ viewport: VIEWPORT });
     try {

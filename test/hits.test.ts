@@ -35,7 +35,7 @@ describe('L1 hits before the framework', () => {
       assert.equal(fast.status, 200);
       for (const h of SAME) assert.equal(fast.headers[h], full.headers[h], `${h} for ${q || 'no query'}`);
       assert.ok(fast.body.equals(full.body));
-      assert.match(String(fast.headers['server-timing']), /^read;dur=0\.0, ops;dur=0\.0, encode;dur=0\.0, cache;dur=\d+\.\d$/);
+      assert.match(String(fast.headers['server-timing']), /^read;dur=0\.0, ops;dur=0\.0, encode;dur=0\.0, cache;desc=hit-l1;dur=\d+\.\d$/);
       assert.match(String(fast.headers['x-request-id']), /^[0-9a-z]+-[0-9a-z]+$/);
     }
     const etag = String(first.headers.etag);

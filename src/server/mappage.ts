@@ -115,6 +115,12 @@ export function renderMapPage(baseUrl: string, current: PageSourceLayer, layers:
       <li><b>WMS/WMTS › New Connection</b>: URL <i>WMTS capabilities</i> above; then add layer <code id="qlayer"></code> with tile matrix set <code id="qset"></code>.</li>
     </ul>
   </details>
+  <details id="here" open>
+    <summary>Values here</summary>
+    <p id="point-hint" class="meta">Click the map: every step's value at that point, and the sources' own pixels.</p>
+    <div id="point"></div>
+  </details>
+  <label class="toggle"><input type="checkbox" id="grid"> Tile grid: each tile's z/x/y, cache tier and Server-Timing</label>
   <p id="status" role="status"></p>
 </aside>
 <script type="application/json" id="tilegraph-config">${scriptJson(cfg)}</script>
@@ -144,6 +150,14 @@ body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #
 #panel button { font: 12px system-ui, sans-serif; padding: 2px 8px; cursor: pointer; }
 #panel ul.qgis { margin: 0; padding-left: 18px; font-size: 12px; }
 #panel code { font: 12px ui-monospace, monospace; background: #f0f2f4; padding: 0 3px; border-radius: 3px; }
+#panel .toggle { display: block; margin: 8px 0 4px; font-size: 12px; }
+#point table { border-collapse: collapse; width: 100%; font-size: 12px; }
+#point td, #point th { text-align: left; padding: 1px 4px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
+#point th { font-weight: 600; color: #57606a; }
+#point td.v { font: 12px ui-monospace, monospace; }
+.swatch { display: inline-block; width: 10px; height: 10px; border: 1px solid #8c959f; margin-right: 4px; vertical-align: -1px; }
+.tile-label { font: 10px/1.3 ui-monospace, monospace; color: #0b3d91; background: rgba(255, 255, 255, 0.8); padding: 1px 3px; border-radius: 2px;
+  pointer-events: none; white-space: pre; }
 #status:empty { display: none; }
 #status { color: #b42318; font-size: 12px; }
 `;
@@ -275,6 +289,107 @@ for (const button of document.querySelectorAll('button[data-copy]')) {
     setTimeout(() => { button.textContent = 'Copy'; }, 1200);
   });
 }
+
+/** The zoom of the tiles MapLibre draws: it counts zooms in 512-pixel tiles, so 256-pixel tiles come one zoom up. */
+function tileZoom(info) {
+  const drawn = info.tileSize;
+  return Math.max(info.minzoom, Math.min(info.maxzoom, Math.floor(map.getZoom() + Math.log2(512 / drawn) + 1e-9)));
+}
+
+// Click: the values of every step of the layer's graph at that point (GET /point).
+const fmt = (v) => (v === null ? 'nodata' : Number.isInteger(v) ? String(v) : Number(v).toPrecision(6));
+let asked = 0;
+map.on('click', async (e) => {
+  const ticket = ++asked;
+  const info = byName.get(state.layer);
+  const z = tileZoom(info);
+  const lon = ((((e.lngLat.lng + 180) % 360) + 360) % 360) - 180;
+  const url = '/point/' + encodeURIComponent(state.layer) + '/' + lon.toFixed(6) + ',' + e.lngLat.lat.toFixed(6) + '?z=' + z;
+  try {
+    const res = await fetch(url);
+    const body = await res.json();
+    if (ticket !== asked) return;
+    if (!res.ok) throw new Error(body.detail || body.error);
+    state.point = body;
+    const rows = [];
+    rows.push('<tr><th colspan="2">' + text(body.lon.toFixed(5) + ', ' + body.lat.toFixed(5)) + ' · tile ' + text(body.tile.z + '/' + body.tile.x + '/' + body.tile.y) + '</th></tr>');
+    for (const s of body.sources)
+      rows.push('<tr><td>' + text(s.source + (s.member ? ' (' + s.location + ')' : '')) + ' pixel ' + text(s.pixel.join(', ')) + '</td><td class="v">' + text(s.values.map(fmt).join(', ')) + '</td></tr>');
+    for (const n of body.nodes) {
+      const v = n.values.length === 0 ? 'nothing here' : n.kind === 'rgba' ? 'rgba(' + n.values.join(', ') + ')' : n.values.map(fmt).join(', ');
+      const swatch = n.kind === 'rgba' && n.values.length ? '<span class="swatch" data-rgba="' + n.values.join(',') + '"></span>' : '';
+      rows.push('<tr><td>' + text(n.name) + '</td><td class="v">' + swatch + text(v) + '</td></tr>');
+    }
+    $('point').innerHTML = '<table>' + rows.join('') + '</table>';
+    // Through the CSSOM: the page's CSP allows no style attributes.
+    for (const el of $('point').querySelectorAll('.swatch')) {
+      const [r, g, b, a] = el.dataset.rgba.split(',').map(Number);
+      el.style.background = 'rgba(' + r + ',' + g + ',' + b + ',' + a / 255 + ')';
+    }
+    document.body.dataset.point = 'shown';
+  } catch (err) {
+    if (ticket === asked) fail(err);
+  }
+});
+
+// The tile grid: each tile the map shows, with its z/x/y and what the server said of it.
+const labels = [];
+function tileTimings() {
+  const out = new globalThis.Map();
+  for (const r of performance.getEntriesByType('resource')) {
+    const m = /\/tiles\/[^/]+\/(\d+)\/(\d+)\/(\d+)/.exec(new URL(r.name).pathname);
+    if (m) out.set(m[1] + '/' + m[2] + '/' + m[3], r.serverTiming || []);
+  }
+  return out;
+}
+function drawGrid() {
+  for (const m of labels.splice(0)) m.remove();
+  if (map.getLayer('grid')) map.removeLayer('grid');
+  if (map.getSource('grid')) map.removeSource('grid');
+  if (!$('grid').checked) return;
+  const info = byName.get(state.layer);
+  const z = tileZoom(info);
+  const n = 2 ** z;
+  const b = map.getBounds();
+  const tx = (lon) => Math.floor(((lon + 180) / 360) * n);
+  const ty = (lat) => Math.floor(((1 - Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360)) / Math.PI) / 2) * n);
+  const lonOf = (x) => (x / n) * 360 - 180;
+  const latOf = (y) => (Math.atan(Math.sinh(Math.PI * (1 - (2 * y) / n))) * 180) / Math.PI;
+  const [x0, x1, y0, y1] = [tx(b.getWest()), tx(b.getEast()), Math.max(0, ty(b.getNorth())), Math.min(n - 1, ty(b.getSouth()))];
+  const timings = tileTimings();
+  const features = [];
+  for (let y = y0; y <= y1; y++)
+    for (let x = x0; x <= x1 && features.length < 64; x++) {
+      const [w, e, nn, s] = [lonOf(x), lonOf(x + 1), latOf(y), latOf(y + 1)];
+      features.push({ type: 'Feature', properties: {}, geometry: { type: 'LineString', coordinates: [[w, nn], [e, nn], [e, s], [w, s], [w, nn]] } });
+      const key = z + '/' + (((x % n) + n) % n) + '/' + y;
+      const st = timings.get(key);
+      const tier = st ? (st.find((t) => t.name === 'cache') || {}).description || '' : 'not fetched';
+      const dur = st ? st.filter((t) => t.name !== 'cache').map((t) => t.name + ' ' + t.duration.toFixed(1)).join(' ') : '';
+      const el = document.createElement('div');
+      el.className = 'tile-label';
+      el.dataset.tile = key;
+      el.dataset.tier = tier;
+      el.textContent = key + '\n' + tier + (dur ? '\n' + dur + ' ms' : '');
+      labels.push(new maplibregl.Marker({ element: el, anchor: 'top-left' }).setLngLat([w, nn]).addTo(map));
+    }
+  map.addSource('grid', { type: 'geojson', data: { type: 'FeatureCollection', features } });
+  map.addLayer({ id: 'grid', type: 'line', source: 'grid', paint: { 'line-color': '#0b3d91', 'line-width': 1, 'line-opacity': 0.7 } });
+  state.grid = labels.map((m) => ({ tile: m.getElement().dataset.tile, tier: m.getElement().dataset.tier }));
+}
+performance.setResourceTimingBufferSize(5000);
+let drawn = '';
+$('grid').addEventListener('change', () => {
+  drawn = '';
+  drawGrid();
+});
+// Drawn again when the view moved or more tiles came in (drawing makes the map idle again).
+map.on('idle', () => {
+  const key = map.getCenter().toArray().join() + map.getZoom() + state.layer + performance.getEntriesByType('resource').length;
+  if (!$('grid').checked || key === drawn) return;
+  drawn = key;
+  drawGrid();
+});
 
 map.once('load', () => show(cfg.current, true).catch(fail));
 `;

@@ -56,8 +56,8 @@ export const tileLogs = new WeakMap<ServerResponse, TileLog>();
 /** Each layer's Cache-Control, written once (a cache hit is mostly headers: keep them cheap). */
 const policies = new WeakMap<CachePolicy, string>();
 
-/** Server-Timing of a tile that a cache answered: only the time in the cache is not zero. */
-const HIT_TIMING = 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;dur=';
+/** Server-Timing of a tile that a cache answered: only the time in the cache is not zero; `desc` names the tier. */
+const HIT_TIMING = { 'hit-l1': 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;desc=hit-l1;dur=', 'hit-l2': 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;desc=hit-l2;dur=' };
 
 /** Seconds a tile URL naming an old layer version may be kept: it is answered with the current tile. */
 const OLD_VERSION_MAX_AGE = 60;
@@ -92,9 +92,11 @@ export async function sendTile(req: IncomingMessage, res: ServerResponse, t: Til
   res.setHeader(
     'Server-Timing',
     tm
-      ? `read;dur=${tm.read.toFixed(1)}, ops;dur=${tm.ops.toFixed(1)}, encode;dur=${tm.encode.toFixed(1)}, cache;dur=0.0`
-      : HIT_TIMING + (performance.now() - started).toFixed(1),
+      ? `read;dur=${tm.read.toFixed(1)}, ops;dur=${tm.ops.toFixed(1)}, encode;dur=${tm.encode.toFixed(1)}, cache;desc=miss;dur=0.0`
+      : HIT_TIMING[tile.tier === 'hit-l2' ? 'hit-l2' : 'hit-l1'] + (performance.now() - started).toFixed(1),
   );
+  // Pages on other origins may read the timings (PerformanceResourceTiming.serverTiming).
+  res.setHeader('Timing-Allow-Origin', '*');
   tileLogs.set(res, { layer: t.layer.name, z: t.z, x: t.x, y: t.y, cache: tile.tier });
   if (noneMatch(req.headers['if-none-match'], tile.etag)) {
     res.statusCode = 304;
