@@ -57,7 +57,10 @@ export const tileLogs = new WeakMap<ServerResponse, TileLog>();
 const policies = new WeakMap<CachePolicy, string>();
 
 /** Server-Timing of a tile that a cache answered: only the time in the cache is not zero; `desc` names the tier. */
-const HIT_TIMING = { 'hit-l1': 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;desc=hit-l1;dur=', 'hit-l2': 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;desc=hit-l2;dur=' };
+const HIT_TIMING = {
+  'hit-l1': 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;desc=hit-l1;dur=',
+  'hit-l2': 'read;dur=0.0, ops;dur=0.0, encode;dur=0.0, cache;desc=hit-l2;dur=',
+};
 
 /** Seconds a tile URL naming an old layer version may be kept: it is answered with the current tile. */
 const OLD_VERSION_MAX_AGE = 60;
