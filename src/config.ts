@@ -93,6 +93,26 @@ const DEFS = {
     description:
       "`tilegraph worker`: how long a job's lock lasts unless renewed (BullMQ's lockDuration; stalled jobs are looked for as often). A killed worker's jobs go to the other workers after about twice this",
   },
+  adhocPipelines: {
+    env: 'ADHOC_PIPELINES',
+    schema: z.enum(['on', 'off']).default('off'),
+    description: "`on` lets clients post layer documents (`POST /pipelines`) that read the loaded layers' sources",
+  },
+  adhocMaxPipelines: {
+    env: 'ADHOC_MAX_PIPELINES',
+    schema: whole(1).default(64),
+    description: 'ad-hoc pipelines kept at once; the least recently used is forgotten first',
+  },
+  adhocRenderMs: {
+    env: 'ADHOC_RENDER_MS',
+    schema: whole(1).default(2000),
+    description: 'time one tile of an ad-hoc pipeline may take; past it the tile answers `422`',
+  },
+  adhocPostsPerMinute: {
+    env: 'ADHOC_POSTS_PER_MINUTE',
+    schema: whole(1).default(30),
+    description: 'documents one client may post to `/pipelines` a minute; past it `429`',
+  },
   logLevel: { env: 'LOG_LEVEL', schema: z.string().default('info'), description: 'pino log level (`silent` for none)' },
 } satisfies Record<string, SettingDef<unknown>>;
 

@@ -12,6 +12,12 @@ export type ErrorCode =
   | 'not_found'
   /** The resource exists, not for this method. */
   | 'method_not_allowed'
+  /** The request's body is larger than its limit. */
+  | 'too_large'
+  /** A client asked more often than its limit allows. */
+  | 'too_many_requests'
+  /** A client's document asks more than its budget (nodes, render time). */
+  | 'over_budget'
   /** A source's bytes are wrong: a truncated or corrupt COG, an unsupported layout. */
   | 'bad_source'
   /** An http(s) source answered with an error or could not be reached. */

@@ -123,6 +123,8 @@ export interface Layer {
   bounds: [number, number, number, number];
   graph: Operator;
   spec: LayerSpec;
+  /** An ad-hoc pipeline's limits (src/layers/pipelines.ts): the time one tile may take. */
+  budget?: { renderMs: number };
 }
 
 export class LayerError extends Error {
@@ -164,6 +166,24 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
   if (!info.isFile()) fail('not a regular file');
   if (info.size > MAX_FILE_BYTES) fail(`the file is ${info.size} bytes; layer files are at most ${MAX_FILE_BYTES}`);
   const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => fail(`cannot read the file (${err.code ?? 'error'})`));
+  return layerFromText(text, { name, file, dir: path.dirname(file), fail }, opts);
+}
+
+/** Where a layer document comes from, for `layerFromText`. */
+export interface LayerText {
+  name: string;
+  /** The file it was read from (or a name for a document that is not a file). */
+  file: string;
+  /** Relative source paths are resolved from here. */
+  dir: string;
+  fail: (msg: string) => never;
+  /** Refuses a source location the document may not read (ad-hoc pipelines read the loaded layers' sources only). */
+  checkSource?: (location: string, ref: string) => void;
+}
+
+/** Validates, opens and builds a layer document (YAML or JSON, which YAML takes too). */
+export async function layerFromText(text: string, t: LayerText, opts: LoadOptions): Promise<Layer> {
+  const { name, file, fail } = t;
   const data = parseLayerYaml(text, fail);
 
   const sources: LayerSource[] = [];
@@ -172,7 +192,8 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
   const resolve = (ref: string, base: string) => resolveSource(ref, base, opts);
   for (const [srcName, ref] of Object.entries(data.sources)) {
     if (typeof ref !== 'string') {
-      const mosaic = await loadMosaic(ref, path.dirname(file), opts.layersDir, resolve).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+      if (t.checkSource) fail(`source '${srcName}': a mosaic; this document may read only single files that loaded layers read`);
+      const mosaic = await loadMosaic(ref, t.dir, opts.layersDir, resolve).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
       const first = mosaic.members[0]!;
       mosaics.set(srcName, mosaic);
       metas.set(srcName, { meta: first.meta, mosaic: true });
@@ -186,7 +207,14 @@ export async function loadLayer(file: string, opts: LoadOptions): Promise<Layer>
       });
       continue;
     }
-    const location = await resolve(ref, path.dirname(file)).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+    const location = await resolve(ref, t.dir).catch((err: Error) => fail(`source '${srcName}': ${err.message}`));
+    if (t.checkSource) {
+      try {
+        t.checkSource(location, ref);
+      } catch (err) {
+        fail(`source '${srcName}': ${(err as Error).message}`);
+      }
+    }
     // Named as the layer file names it: refusals are listed by GET /layers, server paths are not.
     const cog = await Cog.open(location).catch((err: Error) => fail(`source '${srcName}': ${err.message.split(location).join(ref)}`));
     // The render threads open their own; the server keeps only the metadata.

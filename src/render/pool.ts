@@ -78,8 +78,11 @@ export class RenderPool {
     this.inThread = this.pools.map(() => []);
   }
 
-  /** Renders in a thread; every failure is a TileError with its code. */
-  async render(task: RenderTask): Promise<RenderResult> {
+  /**
+   * Renders in a thread; every failure is a TileError with its code. `limit` gives the task a
+   * time limit of its own (an ad-hoc pipeline's budget) and the error that says so.
+   */
+  async render(task: RenderTask, limit?: { ms: number; error: TileError }): Promise<RenderResult> {
     if (this.waiting.length >= this.maxQueue) throw busy();
     const n = this.pools.length;
     const home = Math.min(n - 1, Math.max(0, Math.floor((task.affinity ?? 0) * n)));
@@ -91,13 +94,16 @@ export class RenderPool {
       };
       const job: Job = { task, home, abort, copies: 0, done: false, settle };
       // The time limit counts from the request, waiting included.
-      const timer = setTimeout(() => {
-        if (job.done) return;
-        const i = this.waiting.indexOf(job);
-        if (i >= 0) this.waiting.splice(i, 1);
-        abort.abort();
-        this.finish(job, new TileError('render_timeout', 'render timed out', `rendering took longer than ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
+      const timer = setTimeout(
+        () => {
+          if (job.done) return;
+          const i = this.waiting.indexOf(job);
+          if (i >= 0) this.waiting.splice(i, 1);
+          abort.abort();
+          this.finish(job, limit?.error ?? new TileError('render_timeout', 'render timed out', `rendering took longer than ${this.timeoutMs} ms`));
+        },
+        Math.min(this.timeoutMs, limit?.ms ?? Infinity),
+      );
       this.waiting.push(job);
       this.dispatch();
     });

@@ -6,12 +6,14 @@ import type { TileCache } from '../cache/tiles.js';
 import type { LayerRegistry } from '../layers/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { RenderPool } from '../render/pool.js';
+import { MAX_DOCUMENT_BYTES, type PipelineRegistry } from '../layers/pipelines.js';
 import type { QueryService } from '../service/query.js';
 import type { TileService } from '../service/tiles.js';
 import { TileError } from '../errors.js';
 import { errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers, listMembers } from './routes/layers.js';
+import { documentTooLarge, pipelineLayers, pipelineTileJson, postPipeline } from './routes/pipelines.js';
 import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
 import { cachedTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
 
@@ -24,6 +26,8 @@ export interface AppDeps {
   cache: TileCache;
   tiles: TileService;
   query: QueryService;
+  /** Ad-hoc pipelines, when ADHOC_PIPELINES=on. */
+  pipelines?: PipelineRegistry;
   log: Logger;
   metrics: Metrics;
   /** False while starting or draining. */
@@ -127,6 +131,9 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/statistics/:layer', statisticsHandler(deps.layers, deps.query));
   app.post('/statistics/:layer', express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }), statisticsHandler(deps.layers, deps.query));
   app.get('/preview/:file', previewHandler(deps.layers, deps.query));
+  app.post('/pipelines', express.text({ type: () => true, limit: MAX_DOCUMENT_BYTES }), documentTooLarge, postPipeline(deps.pipelines));
+  app.get('/tiles/p/:layer/tilejson.json', pipelineTileJson(deps.pipelines));
+  app.get('/tiles/p/:layer/:z/:x/:file', tileHandler(pipelineLayers(deps.pipelines), deps.tiles));
   app.get('/map{/:layer}', mapPageHandler(deps.layers));
   app.use('/assets', mapAssets());
 

@@ -9,6 +9,9 @@ const ANSWERS: Record<ErrorCode, { status: number; retryAfter?: number }> = {
   bad_request: { status: 400 },
   not_found: { status: 404 },
   method_not_allowed: { status: 405 },
+  too_large: { status: 413 },
+  over_budget: { status: 422 },
+  too_many_requests: { status: 429, retryAfter: 60 },
   // The server's own data is at fault, not the client: 500 naming the file and the offset.
   bad_source: { status: 500 },
   quality: { status: 500 },

@@ -8,6 +8,7 @@ import { LayerRegistry } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { RenderPool } from '../render/pool.js';
+import { PipelineRegistry } from '../layers/pipelines.js';
 import { QueryService } from '../service/query.js';
 import { TileService } from '../service/tiles.js';
 import { createApp, proxyList } from './app.js';
@@ -58,7 +59,17 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const tiles = new TileService({ pool, cache, metrics, log, refresh: (layer) => layers.refresh(layer), mosaicMaxFiles: settings.mosaicMaxFiles });
   let ready = true;
   const query = new QueryService({ pool, layersDir: settings.layersDir, mosaicMaxFiles: settings.mosaicMaxFiles });
-  const app = createApp({ layers, pool, cache, tiles, query, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
+  const pipelines =
+    settings.adhocPipelines === 'on'
+      ? new PipelineRegistry(layers, {
+          layersDir: settings.layersDir,
+          allowedHosts: settings.allowedHosts,
+          max: settings.adhocMaxPipelines,
+          renderMs: settings.adhocRenderMs,
+          postsPerMinute: settings.adhocPostsPerMinute,
+        })
+      : undefined;
+  const app = createApp({ layers, pool, cache, tiles, query, pipelines, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = createServer(app).listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);

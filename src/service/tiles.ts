@@ -98,7 +98,11 @@ export class TileService {
     const layer = t.layer.name;
     let r;
     try {
-      r = await pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t), members: t.members });
+      const budget = t.layer.budget && {
+        ms: t.layer.budget.renderMs,
+        error: new TileError('over_budget', 'render budget exceeded', `a tile of an ad-hoc pipeline may take ${t.layer.budget.renderMs} ms (ADHOC_RENDER_MS)`),
+      };
+      r = await pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t), members: t.members }, budget);
     } catch (err) {
       metrics.renderErrors.inc({ layer });
       throw err;

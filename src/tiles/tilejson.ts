@@ -40,8 +40,14 @@ export interface TileJson {
  * plus source versions): the server ignores it, but a changed layer gets new URLs, so browser,
  * nginx and CDN caches never answer with a tile of the previous version.
  */
-export function tileUrlTemplate(baseUrl: string, layer: Pick<ClientLayer, 'name' | 'version'>, scale: TileScale = 1, format: TileUrlFormat = 'png'): string {
-  return `${baseUrl}/tiles/${encodeURIComponent(layer.name)}/{z}/{x}/{y}${scale === 2 ? '@2x' : ''}.${format}?v=${encodeURIComponent(layer.version)}`;
+export function tileUrlTemplate(
+  baseUrl: string,
+  layer: Pick<ClientLayer, 'name' | 'version'>,
+  scale: TileScale = 1,
+  format: TileUrlFormat = 'png',
+  route = `/tiles/${encodeURIComponent(layer.name)}`,
+): string {
+  return `${baseUrl}${route}/{z}/{x}/{y}${scale === 2 ? '@2x' : ''}.${format}?v=${encodeURIComponent(layer.version)}`;
 }
 
 /**
@@ -81,7 +87,7 @@ export function layerCenter(bounds: readonly [number, number, number, number], m
  * The TileJSON of one layer. `scale: 2` answers the `@2x` template with `tileSize` doubled
  * (the same ground area per tile at twice the pixels).
  */
-export function buildTileJson(baseUrl: string, layer: ClientLayer, scale: TileScale = 1, format: TileUrlFormat = 'png'): TileJson {
+export function buildTileJson(baseUrl: string, layer: ClientLayer, scale: TileScale = 1, format: TileUrlFormat = 'png', route?: string): TileJson {
   const { config } = layer;
   const bounds = mercatorBounds(layer.bounds);
   return {
@@ -90,7 +96,7 @@ export function buildTileJson(baseUrl: string, layer: ClientLayer, scale: TileSc
     name: config.title || layer.name,
     description: config.description,
     attribution: config.attribution,
-    tiles: [tileUrlTemplate(baseUrl, layer, scale, format)],
+    tiles: [tileUrlTemplate(baseUrl, layer, scale, format, route)],
     minzoom: config.minzoom,
     maxzoom: config.maxzoom,
     bounds: wrapBounds(bounds),

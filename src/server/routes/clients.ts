@@ -48,7 +48,7 @@ export function requestBaseUrl(req: Request): string {
  * Documents that embed the request's host must not be shared across hosts by a cache, and
  * must be re-checked so that a changed layer's new `?v=` reaches clients at once.
  */
-function documentHeaders(res: Response): void {
+export function documentHeaders(res: Response): void {
   res.setHeader('Cache-Control', 'no-cache');
   res.setHeader('Vary', 'Host, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port');
   res.setHeader('Access-Control-Allow-Origin', '*');

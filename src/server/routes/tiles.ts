@@ -13,7 +13,7 @@ const XY = /^(0|[1-9]\d{0,9})$/;
 const FILE = /^(0|[1-9]\d{0,9})(@2x)?\.(png|webp)$/;
 
 /** Validates `/tiles/{layer}/{z}/{x}/{y}[@2x].{png|webp}`: 400 for malformed, 404 off the grid or zoom range. */
-export function parseTilePath(layers: LayerRegistry, tiles: TileService, params: Record<string, string>): TileRequest {
+export function parseTilePath(layers: Pick<LayerRegistry, 'require'>, tiles: TileService, params: Record<string, string>): TileRequest {
   const m = FILE.exec(params.file ?? '');
   if (!Z.test(params.z ?? '') || !XY.test(params.x ?? '') || !m) {
     throw new TileError('bad_request', 'malformed tile path', 'expected /tiles/{layer}/{z}/{x}/{y}.png, @2x.png, .webp or @2x.webp with whole numbers');
@@ -33,7 +33,7 @@ function noneMatch(header: string | undefined, etag: string): boolean {
 }
 
 /** `GET /tiles/{layer}/{z}/{x}/{y}[@2x].{png|webp}` */
-export function tileHandler(layers: LayerRegistry, tiles: TileService) {
+export function tileHandler(layers: Pick<LayerRegistry, 'require'>, tiles: TileService) {
   return async (req: Request, res: Response): Promise<void> => {
     const started = performance.now();
     const t = parseTilePath(layers, tiles, req.params as Record<string, string>);
