@@ -23,6 +23,10 @@
  *
  * 6. Seeding: `tilegraph seed` of zooms 10-14 into a directory, beside gdaldem color-relief +
  *    gdal2tiles on the same pyramid.
+ *    Issue 16 (bench/seedqueue.ts): the same pyramid through the queue (a redis-server and two
+ *    `tilegraph worker` processes of one render thread each) against a local seed of two
+ *    threads, in turn over several rounds (step `queue`); and a re-seed with --since after a
+ *    patch of 1% of the DEM against full seeds (step `incremental`).
  * 7. Soak (bench/soak.ts): distinct tiles of every shipped layer for BENCH_SOAK_S seconds
  *    (default 300); resident memory at the start, after one minute and at the end.
  *
@@ -30,8 +34,9 @@
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single, seed,
- * overview, mosaic, encode, jpeg, gdal2tiles, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3),
- * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5). See bench/README.md.
+ * overview, mosaic, encode, jpeg, gdal2tiles, queue, incremental, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3),
+ * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
+ * BENCH_INCREMENTAL_ROUNDS (default 3). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -46,6 +51,7 @@ import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, freePort, summarise, type LoadResult } from './loadgen.js';
 import { mosaicBench } from './mosaic.js';
+import { incrementalReseed, queueVsLocal, type SeedBenchDeps } from './seedqueue.js';
 import { soak } from './soak.js';
 import { NaiveRenderer, parseStops } from './naive.js';
 import { countByZoom, everyNth, lonLatToMercator, tilesCovering, type Tile } from './tiles.js';
@@ -784,8 +790,12 @@ async function main(): Promise<void> {
   const jpeg = await step('jpeg', () => jpegVsDeflate(layers));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
   const seeded = await step('seed', () => seeding(layers));
+  const seedDeps: SeedBenchDeps = { data: DATA, cli: CLI, cores: CORES, zooms: ZOOMS, layer: layers.dem.name, startRedis, log };
+  const queued = await step('queue', () => queueVsLocal(seedDeps));
+  const incremental = await step('incremental', () => incrementalReseed(seedDeps));
   const soaked = await step('soak', () => soak());
-  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, jpeg, mosaic, fixed, l1, l2, g2t, seeded, soaked]) if (s) scenarios.push(s);
+  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, jpeg, mosaic, fixed, l1, l2, g2t, seeded, queued, incremental, soaked])
+    if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
 
   const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
@@ -801,6 +811,9 @@ async function main(): Promise<void> {
     l2HitsVsFixedCeiling: medianOf(l2?.vsCeilingByRound),
     // Wall time for the same pyramid: gdaldem color-relief + gdal2tiles, against tilegraph seed.
     seedVsGdaldemGdal2tiles: ratio(g2t?.withColouringSeconds as number | undefined, seeded?.seconds as number | undefined),
+    // The median of the rounds' ratios: each round pairs a local seed and a queued one, or an incremental re-seed and the full seeds around it.
+    queuedSeedVsLocal: (queued?.costRatio as number | undefined) ?? null,
+    incrementalReseedVsFull: (incremental?.costRatio as number | undefined) ?? null,
     ndviVsNaiveDem: ratio(rate(ndvi), rate(baselines?.naive)),
     demVsGdal2tiles: ratio(rate(dem), rate(g2t)),
     overviewCost4xVs1x: (overview?.costRatio as number | undefined) ?? null,
@@ -833,6 +846,8 @@ async function main(): Promise<void> {
     target('L1 hits vs bare express 16 KB (x)', ratios.l1HitsVsFixedCeiling, 0.9, 'higher'),
     target('L2 hits, L1 off, vs bare express 16 KB (x)', ratios.l2HitsVsFixedCeiling, 0.5, 'higher'),
     target('seeding zooms 10-14 vs gdaldem + gdal2tiles (x)', ratios.seedVsGdaldemGdal2tiles, 5, 'higher'),
+    target('seeding through the queue, 2 workers, vs a local seed (x)', ratios.queuedSeedVsLocal, 1.15, 'lower'),
+    target('incremental re-seed after a 1% patch vs a full seed (x)', ratios.incrementalReseedVsFull, 0.05, 'lower'),
     target('soak: RSS at the end vs after one minute (x)', ratios.soakRssEndVsOneMinute, 1.2, 'lower'),
   ];
 
