@@ -13,8 +13,6 @@ import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { RenderPool } from './render/pool.js';
 import { seedCommand, SEED_USAGE } from './seed/command.js';
-import { workerCommand, WORKER_USAGE } from './seed/worker.js';
-import { serve } from './server/serve.js';
 import { TileService } from './service/tiles.js';
 import type { TileId } from './tiles/mercator.js';
 
@@ -26,7 +24,7 @@ const USAGE = `usage:
   tilegraph cache purge LAYER [--stale]                               delete the layer's Redis entries (--stale: those of other versions than the current)
   ${SEED_USAGE}
                                                                       prewarm tiles into Redis, a directory or an MBTiles file (README: Seeding)
-  ${WORKER_USAGE}                                     take seeding jobs queued with seed --queue (README: Seeding on many machines)`;
+  tilegraph worker [--concurrency N]                                  take seeding jobs queued with seed --queue (README: Seeding on many machines)`;
 
 function flagName(env: string): string {
   return env.toLowerCase().replace(/_/g, '-');
@@ -46,6 +44,8 @@ async function serveCommand(args: string[]): Promise<void> {
     const v = values[s.env] ?? values[flagName(s.env)];
     if (typeof v === 'string') env[s.env] = v;
   }
+  // Loaded for the command that needs it: a seeding run does not start express and its kin.
+  const { serve } = await import('./server/serve.js');
   await serve(loadSettings(env), { signals: true });
 }
 
@@ -149,7 +149,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'settings') return void console.log(settingsTable());
   if (command === 'cache') return cacheCommand(rest);
   if (command === 'seed') return seedCommand(rest);
-  if (command === 'worker') return workerCommand(rest);
+  if (command === 'worker') return (await import('./seed/worker.js')).workerCommand(rest);
   console.error(USAGE);
   process.exitCode = 2;
 }

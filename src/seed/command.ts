@@ -11,15 +11,14 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { connectForCommand, type RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
-import { loadSettings } from '../config.js';
+import { loadSettings, type Settings } from '../config.js';
 import { loadLayer, type Layer } from '../layers/layer.js';
 import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
 import { viaTarget } from './cache.js';
 import { bboxArea, countTiles, footprintArea, geoJsonArea, parseShard, parseZooms, tilesFromList, tilesOf, type Area, type Shard } from './coverage.js';
-import { openRenderer, viaProducer } from './produce.js';
-import { followRun, statusCommand } from './queued.js';
+import { openRenderer, viaProducer, type Renderer } from './produce.js';
 import { runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
 import { openTarget } from './target.js';
 import { lineageOf } from './lineage.js';
@@ -131,18 +130,30 @@ function joinNegativeValues(args: readonly string[]): string[] {
   return out;
 }
 
+type Values = ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>['values'];
+
 export async function seedCommand(args: string[]): Promise<void> {
   const { positionals, values } = parseArgs({ args: joinNegativeValues(args), allowPositionals: true, options: OPTIONS });
   const settings = loadSettings();
   if (values.status !== undefined) {
     if (positionals.length) throw new Error('--status RUN takes no layer: the run names it');
-    return statusCommand(settings, values.status);
+    return (await import('./queued.js')).statusCommand(settings, values.status);
   }
   if (positionals.length !== 1) throw new Error(`usage: ${SEED_USAGE}`);
   const name = positionals[0]!;
   const file = findLayerFile(settings.layersDir, name);
   const layer = await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
 
+  // The render threads start while the sources are digested (--since, the manifest's lineage).
+  const renderer = values.via === undefined && !(values.queue && !values['dry-run']) ? openRenderer(settings) : undefined;
+  try {
+    return await seedLayer(values, settings, layer, renderer);
+  } finally {
+    await renderer?.close();
+  }
+}
+
+async function seedLayer(values: Values, settings: Settings, layer: Layer, renderer: Renderer | undefined): Promise<void> {
   // --since: the run follows a manifest's, over its coverage, into its target, in its format.
   let since: Since | undefined;
   if (values.since !== undefined) {
@@ -184,7 +195,6 @@ export async function seedCommand(args: string[]): Promise<void> {
     redis ??= await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
     return redis;
   };
-  const renderer = via === undefined && !(values.queue && !values['dry-run']) ? openRenderer(settings) : undefined;
   const produce = via !== undefined ? viaProducer(via, layer, format) : renderer?.producer(layer, format);
 
   try {
@@ -196,8 +206,9 @@ export async function seedCommand(args: string[]): Promise<void> {
         ? viaTarget()
         : await openTarget(to, layer, { format, redisPrefix: settings.redisPrefix, redis: redisClient, previous: since?.previous });
     if (!values.resume) await writeFile(failureLog, '');
-    // A source that cannot be read whole (the run then fails on its tiles) leaves the reason instead: a later --since renders everything.
-    const lineage = since ? since.lineage : await lineageOf(layer).catch((err: Error) => ({ error: err.message }));
+    // Digested while the tiles render. A source that cannot be read whole (the run then fails
+    // on its tiles) leaves the reason instead: a later --since renders everything.
+    const lineage = since ? Promise.resolve(since.lineage) : lineageOf(layer).catch((err: Error) => ({ error: err.message }));
     const controller = new AbortController();
     const stop = () => controller.abort();
     process.once('SIGINT', stop);
@@ -210,6 +221,8 @@ export async function seedCommand(args: string[]): Promise<void> {
       if (values.queue) {
         // The target was opened here first (a directory has its record before any worker writes); the workers open it again.
         await target.close();
+        // BullMQ is loaded only for queued runs.
+        const { followRun } = await import('./queued.js');
         const run = await followRun({
           settings,
           redis: await redisClient(),
@@ -270,12 +283,12 @@ export async function seedCommand(args: string[]): Promise<void> {
     const failedPct = (100 * result.total.failed) / Math.max(1, total);
     const exitCode = result.interrupted ? 130 : failedPct > maxFailures ? 1 : 0;
     const doc = manifestOf(layer, cover, shard, via ?? to, format, concurrency, startedAt, result, failureLog, exitCode);
-    await writeAtomic(manifest, `${JSON.stringify({ ...doc, lineage, ...(since && { since: since.describe }), ...(queued && { queue: queued }) }, null, 2)}\n`);
+    const record = { ...doc, lineage: await lineage, ...(since && { since: since.describe }), ...(queued && { queue: queued }) };
+    await writeAtomic(manifest, `${JSON.stringify(record, null, 2)}\n`);
     if (!result.interrupted) await rm(`${manifest}.progress`, { force: true });
     report.summary(result, manifest, failedPct, maxFailures);
     process.exitCode = exitCode;
   } finally {
-    await renderer?.close();
     redis?.disconnect();
   }
 }

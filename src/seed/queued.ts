@@ -30,7 +30,7 @@ import type { Progress, SeedResult } from './runner.js';
 const BATCH = 500;
 const HIGH_WATER = 20_000;
 /** How often the counts are read while the run goes on. */
-const POLL_MS = 500;
+const POLL_MS = 250;
 
 export interface FollowOptions {
   settings: Settings;

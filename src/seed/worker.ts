@@ -18,7 +18,7 @@ import { countJob, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFa
 import { count, seedTile, zeroCounts } from './runner.js';
 import { openTarget, type SeedTarget } from './target.js';
 
-export const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
+const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
 
 /** Tiles of one job in flight at once: with several jobs at once, enough to keep every render thread busy. */
 const TILES_IN_FLIGHT = 4;
