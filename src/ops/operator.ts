@@ -124,6 +124,11 @@ export class Sequential extends Operator {
     return this.steps;
   }
 
+  /** The steps by the names `TileContext.tap` gives them, in order. */
+  named(): [string, Operator][] {
+    return this.steps.map((s, i) => [this.names[i]!, s]);
+  }
+
   shape(inputs: OutputShape[]): OutputShape {
     let cur = inputs;
     let out: OutputShape | undefined;
@@ -212,6 +217,11 @@ export class Graph extends Operator {
 
   override children(): readonly Operator[] {
     return [...this.nodes.values()].map((n) => n.operator);
+  }
+
+  /** The nodes by name, each after its inputs. */
+  named(): [string, Operator][] {
+    return this.order.map((name) => [name, this.nodes.get(name)!.operator]);
   }
 
   shape(): OutputShape {

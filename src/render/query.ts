@@ -7,7 +7,7 @@
 import proj4 from 'proj4';
 import type { Alloc } from '../alloc.js';
 import { TileError } from '../errors.js';
-import type { Operator } from '../ops/operator.js';
+import { Graph, Sequential, type Operator } from '../ops/operator.js';
 import type { Raster } from '../ops/raster.js';
 import type { Cog } from '../sources/cog.js';
 import { readWindow, releaseWindow } from '../sources/window.js';
@@ -22,7 +22,7 @@ function at(r: Raster, size: number, i: number, j: number): number {
 }
 
 function valueOf(name: string, op: Operator, r: Raster | null, size: number, p: PointProbe): NodeValue {
-  if (!r) return { name, op: op.op, kind: 'bands', values: [] };
+  if (!r) return { name, op: op.op, kind: null, values: null };
   const k = at(r, size, p.i, p.j);
   if (r.kind === 'rgba') return { name, op: op.op, kind: 'rgba', values: Array.from(r.data.subarray(4 * k, 4 * k + 4)) };
   return { name, op: op.op, kind: 'bands', values: r.bands.map((b) => (r.mask[k] ? b[k]! : null)) };
@@ -62,8 +62,12 @@ export async function probeTile(
   alloc?: Alloc,
 ): Promise<{ render: TileRender; point: PointValues }> {
   const p = task.probe;
-  const nodes: NodeValue[] = [];
-  const render = await graph.render(task as Tile, alloc, (name, op, r) => nodes.push(valueOf(name, op, r, task.size, p)));
+  const seen = new Map<string, NodeValue>();
+  const render = await graph.render(task as Tile, alloc, (name, op, r) => seen.set(name, valueOf(name, op, r, task.size, p)));
+  // Every step, in the graph's order; those that did not run (an input had nothing here) too.
+  const root = graph.graph;
+  const steps: [string, Operator][] = root instanceof Sequential || root instanceof Graph ? root.named() : [['output', root]];
+  const nodes = steps.map(([name, op]) => seen.get(name) ?? { name, op: op.op, kind: null, values: null });
   const sources: SourceValue[] = [];
   for (const g of graph.reads) {
     const mosaic = task.layer.mosaics?.[g.source];

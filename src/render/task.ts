@@ -55,12 +55,15 @@ export interface PointProbe {
   lat: number;
 }
 
-/** One step of the graph at the probed pixel: band values (null where masked) or RGBA. */
+/**
+ * One step of the graph at the probed pixel: band values (null where masked) or RGBA; `values`
+ * null (and `kind` null) where the step has nothing there (the tile misses the data).
+ */
 export interface NodeValue {
   name: string;
   op: string;
-  kind: 'bands' | 'rgba';
-  values: (number | null)[];
+  kind: 'bands' | 'rgba' | null;
+  values: (number | null)[] | null;
 }
 
 /** A source's own pixel under the point, at full resolution, as `gdallocationinfo` reads it. */

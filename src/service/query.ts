@@ -157,17 +157,17 @@ export class QueryService {
   /** The layer over a bbox as one image, `width` pixels wide (the height follows the bbox). */
   async preview(layer: Layer, bbox: Bbox, width: number, format: TileFormat): Promise<{ grid: AreaGrid; body: Buffer }> {
     if (!(Number.isInteger(width) && width >= 1 && width <= MAX_AREA_PX)) throw bad('width out of range', `width=${width}: from 1 to ${MAX_AREA_PX} pixels`);
-    let grid = this.grid(bbox, width);
+    const [w, so, e, n] = bbox;
+    const [x0, y0] = mercator(w, so);
+    const [x1, y1] = mercator(e, n);
     // The width is the image's; the long side, which the cap bounds, may be its height.
-    if (grid.width < width) {
-      const size = Math.round((width * grid.size) / grid.width);
-      if (size > MAX_AREA_PX)
-        throw bad(
-          'preview too large',
-          `a ${width}-pixel-wide image of this bbox is ${size} pixels tall: at most ${MAX_AREA_PX} on either side (a cap no parameter lifts)`,
-        );
-      grid = this.grid(bbox, size);
-    }
+    const size = y1 - y0 > x1 - x0 ? Math.round((width * (y1 - y0)) / (x1 - x0)) : width;
+    if (size > MAX_AREA_PX)
+      throw bad(
+        'preview too large',
+        `a ${width}-pixel-wide image of this bbox is ${size} pixels tall: at most ${MAX_AREA_PX} on either side (a cap no parameter lifts)`,
+      );
+    const grid = { ...this.grid(bbox, size), width };
     const r = await this.render(layer, grid, {});
     // Nothing to draw: a transparent image.
     const rgba = r.rgba ? new Uint8Array(r.rgba) : new Uint8Array(grid.size * grid.size * 4);
@@ -191,17 +191,31 @@ function boxMask(grid: AreaGrid): Uint8Array {
 
 /**
  * The grid's pixels whose centre lies inside the polygons (even-odd within a polygon, so holes
- * are left out; a union over polygons), as `gdalwarp -cutline` selects them.
+ * are left out; a union over polygons), as `gdalwarp -cutline` selects them. Edges are straight
+ * in longitude and latitude (RFC 7946 §3.1.1), so each is followed in steps of at most a pixel.
  */
 export function rasterise(area: Area, grid: AreaGrid): Uint8Array {
   const { size, bounds } = grid;
   const res = (bounds[2] - bounds[0]) / size;
+  const toPixel = (lon: number, lat: number): [number, number] => {
+    const [x, y] = mercator(lon, lat);
+    return [(x - bounds[0]) / res, (bounds[3] - y) / res];
+  };
   const mask = new Uint8Array(size * size);
   const crossings: number[] = [];
   for (const rings of area.polygons) {
-    const projected = rings.map((ring) =>
-      ring.map(([lon, lat]) => mercator(lon, lat)).map(([x, y]) => [(x - bounds[0]) / res, (bounds[3] - y) / res] as const),
-    );
+    const projected = rings.map((ring) => {
+      const out: [number, number][] = [];
+      for (let k = 0; k + 1 < ring.length || (k === 0 && ring.length === 1); k++) {
+        const [lon0, lat0] = ring[k]!;
+        const [lon1, lat1] = ring[k + 1] ?? ring[0]!;
+        const a = toPixel(lon0, lat0);
+        const b = toPixel(lon1, lat1);
+        const steps = Math.min(100_000, Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]))));
+        for (let t = 0; t < steps; t++) out.push(t === 0 ? a : toPixel(lon0 + ((lon1 - lon0) * t) / steps, lat0 + ((lat1 - lat0) * t) / steps));
+      }
+      return out;
+    });
     for (let j = 0; j < size; j++) {
       const cy = j + 0.5;
       crossings.length = 0;

@@ -15,6 +15,15 @@ export const MAX_GEOJSON_BYTES = 1024 * 1024;
 
 const bad = (title: string, detail: string) => new TileError('bad_request', title, detail);
 
+/** An area as the request gives it; the parsers' refusals (written for the command line) as 400s. */
+function parsed<T>(title: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw bad(title, (err as Error).message.replace(/^--bbox /, 'bbox='));
+  }
+}
+
 /** A whole number from the query, or undefined when absent. */
 function whole(req: Request, name: string): number | undefined {
   const v = req.query[name];
@@ -46,10 +55,10 @@ export function statisticsHandler(layers: LayerRegistry, query: QueryService) {
     if (req.method === 'POST') {
       if (typeof req.body !== 'string' || req.body === '')
         throw bad('no polygons', 'POST a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection (WGS84) as the body');
-      area = geoJsonArea(req.body, 'the body');
+      area = parsed('bad polygons', () => geoJsonArea(req.body as string, 'the body'));
     } else {
       if (req.query.bbox === undefined) throw bad('no bbox', `GET /statistics/${layer.name}?bbox=W,S,E,N, or POST GeoJSON polygons`);
-      area = bboxArea(parseBbox(req.query.bbox));
+      area = parsed('bad bbox', () => bboxArea(parseBbox(req.query.bbox)));
     }
     const node = req.query.node === undefined ? undefined : String(req.query.node).slice(0, 100);
     const { grid, stats } = await query.statistics(layer, area, {
@@ -69,7 +78,7 @@ export function previewHandler(layers: LayerRegistry, query: QueryService) {
     if (!m) throw bad('bad preview path', 'expected /preview/{layer}.png or .webp');
     const layer = layers.require(m[1]!);
     if (req.query.bbox === undefined) throw bad('no bbox', `/preview/${layer.name}.${m[2]}?bbox=W,S,E,N&width=N`);
-    const bbox = bboxArea(parseBbox(req.query.bbox)).bbox;
+    const bbox = parsed('bad bbox', () => bboxArea(parseBbox(req.query.bbox))).bbox;
     const { body } = await query.preview(layer, bbox, whole(req, 'width') ?? 1024, m[2] as 'png' | 'webp');
     noStore(res);
     res.setHeader('Content-Type', `image/${m[2]}`);
