@@ -308,6 +308,58 @@ describe('in Chromium', { skip: SKIP }, () => {
     await page.close();
   });
 
+  test("editing the pipeline in the panel shows the posted pipeline's tiles", { timeout: 60_000 }, async (t) => {
+    const adhoc = await startServer(layers.dir, { ADHOC_PIPELINES: 'on' });
+    const page = await context.newPage();
+    try {
+      const w = watch(page);
+      await page.goto(`${adhoc.url}/map/dem-relief`);
+      await mapIdle(page, 'dem-relief');
+      await page.waitForFunction(() => (document.getElementById('doc') as HTMLTextAreaElement).value.includes('colormap'));
+      const before = await look(await shoot(page, 'map-edit-before'), MAP_AREA, PAGE_BACKGROUND);
+      // The colour relief becomes a grey stretch: every data pixel then has r = g = b.
+      await page.click('#edit summary');
+      const doc = JSON.parse(await page.inputValue('#doc')) as { pipeline: unknown[] };
+      doc.pipeline = [doc.pipeline[0], { rescale: { from: [1200, 2400] } }];
+      await page.fill('#doc', JSON.stringify(doc, null, 2));
+      const seen = w.requests.length;
+      await page.click('#apply');
+      await page.waitForFunction(() => {
+        const s = (globalThis as unknown as { tilegraph: { pipeline: string | null; idle: boolean } }).tilegraph;
+        return !!s.pipeline && s.idle;
+      });
+      const hash = await page.evaluate(() => (globalThis as unknown as { tilegraph: { pipeline: string } }).tilegraph.pipeline);
+      const png = await shoot(page, 'map-edit-after');
+      const after = w.requests.slice(seen).filter((u) => /\.png(\?|$)/.test(u));
+      assert.ok(after.length >= 4 && after.every((u) => u.includes(`/tiles/p/${hash}/`)), `the pipeline's tiles: ${after.join(' ')}`);
+      const { data, info } = await sharp(png).extract(MAP_AREA).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      let grey = 0;
+      let data_ = 0;
+      for (let i = 0; i < info.width * info.height * 3; i += 3) {
+        const [r, g, b] = [data[i]!, data[i + 1]!, data[i + 2]!];
+        if (Math.abs(r - PAGE_BACKGROUND[0]) <= 3 && Math.abs(g - PAGE_BACKGROUND[1]) <= 3 && Math.abs(b - PAGE_BACKGROUND[2]) <= 3) continue;
+        data_++;
+        if (Math.abs(r - g) <= 2 && Math.abs(g - b) <= 2) grey++;
+      }
+      t.diagnostic(`before: ${before.distinct} colours; after: ${(100 * grey) / data_}% of ${data_} data pixels grey`);
+      assert.ok(grey / data_ > 0.9, `the tiles changed to grey: ${grey} of ${data_}`);
+      assert.equal(w.problems.length, 0, `no failed requests, HTTP errors or console errors: ${w.problems.join('; ')}`);
+      // A bad document is refused in the panel, naming the problem; the map keeps the pipeline.
+      await page.fill('#doc', '{"sources": {"dem": "/etc/passwd"}, "pipeline": [{"read": {"source": "dem"}}]}');
+      await page.click('#apply');
+      await page.waitForFunction(() => /invalid pipeline/.test(document.getElementById('edit-status')!.textContent ?? ''));
+      assert.match((await page.textContent('#edit-status'))!, /absolute path/);
+      // The refusal is the one 400 (the browser logs it too).
+      assert.deepEqual(
+        w.problems.filter((p) => !p.endsWith('/pipelines') && !p.includes('status of 400')),
+        [],
+      );
+    } finally {
+      await page.close();
+      await adhoc.close();
+    }
+  });
+
   test('the Copy buttons put the URL on the clipboard', { timeout: 30_000 }, async () => {
     const ctx = await browser.newContext({ viewport: VIEWPORT });
     try {

@@ -134,7 +134,7 @@ export function createApp(deps: AppDeps): RequestListener {
   app.post('/pipelines', express.text({ type: () => true, limit: MAX_DOCUMENT_BYTES }), documentTooLarge, postPipeline(deps.pipelines));
   app.get('/tiles/p/:layer/tilejson.json', pipelineTileJson(deps.pipelines));
   app.get('/tiles/p/:layer/:z/:x/:file', tileHandler(pipelineLayers(deps.pipelines), deps.tiles));
-  app.get('/map{/:layer}', mapPageHandler(deps.layers));
+  app.get('/map{/:layer}', mapPageHandler(deps.layers, deps.pipelines !== undefined));
   app.use('/assets', mapAssets());
 
   // What map clients fetch across origins: a CORS preflight is answered, and any other method

@@ -39,14 +39,17 @@ export interface PageConfig {
   current: string;
   wmts: string;
   layers: PageLayer[];
+  /** Whether the server takes ad-hoc pipelines (ADHOC_PIPELINES=on): the page then offers to edit the layer's. */
+  pipelines: boolean;
 }
 
 /** A layer as the page needs it: a mosaic's footprints are drawn over its tiles. */
 export type PageSourceLayer = ClientLayer & { mosaics?: ReadonlyMap<string, unknown> };
 
-export function pageConfig(baseUrl: string, current: PageSourceLayer, layers: readonly PageSourceLayer[]): PageConfig {
+export function pageConfig(baseUrl: string, current: PageSourceLayer, layers: readonly PageSourceLayer[], o: { pipelines?: boolean } = {}): PageConfig {
   return {
     current: current.name,
+    pipelines: o.pipelines ?? false,
     wmts: capabilitiesUrl(baseUrl),
     layers: layers.map((l) => {
       const tj = buildTileJson(baseUrl, l);
@@ -83,8 +86,8 @@ function scriptJson(value: unknown): string {
     .replace(/\u2029/g, '\\u2029');
 }
 
-export function renderMapPage(baseUrl: string, current: PageSourceLayer, layers: readonly PageSourceLayer[]): string {
-  const cfg = pageConfig(baseUrl, current, layers);
+export function renderMapPage(baseUrl: string, current: PageSourceLayer, layers: readonly PageSourceLayer[], o: { pipelines?: boolean } = {}): string {
+  const cfg = pageConfig(baseUrl, current, layers, o);
   const options = cfg.layers.map((l) => `<option value="${esc(l.name)}"${l.name === cfg.current ? ' selected' : ''}>${esc(l.title)}</option>`).join('');
   const title = cfg.layers.find((l) => l.name === cfg.current)?.title ?? current.name;
   return `<!doctype html>
@@ -120,6 +123,13 @@ export function renderMapPage(baseUrl: string, current: PageSourceLayer, layers:
     <p id="point-hint" class="meta">Click the map: every step's value at that point, and the sources' own pixels.</p>
     <div id="point"></div>
   </details>
+  <details id="edit"${cfg.pipelines ? '' : ' hidden'}>
+    <summary>Edit the pipeline</summary>
+    <p class="meta">The layer's document (JSON or YAML, as a layer file); Apply renders it through <code>POST /pipelines</code>.</p>
+    <textarea id="doc" rows="14" spellcheck="false"></textarea>
+    <div class="copy"><button type="button" id="apply">Apply</button><button type="button" id="revert">Back to the layer</button></div>
+    <p id="edit-status" class="meta"></p>
+  </details>
   <label class="toggle"><input type="checkbox" id="grid"> Tile grid: each tile's z/x/y, cache tier and Server-Timing</label>
   <p id="status" role="status"></p>
 </aside>
@@ -151,6 +161,7 @@ body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #
 #panel ul.qgis { margin: 0; padding-left: 18px; font-size: 12px; }
 #panel code { font: 12px ui-monospace, monospace; background: #f0f2f4; padding: 0 3px; border-radius: 3px; }
 #panel .toggle { display: block; margin: 8px 0 4px; font-size: 12px; }
+#doc { box-sizing: border-box; width: 100%; font: 11px/1.35 ui-monospace, monospace; border: 1px solid #d0d7de; border-radius: 4px; }
 #point table { border-collapse: collapse; width: 100%; font-size: 12px; }
 #point td, #point th { text-align: left; padding: 1px 4px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 #point th { font-weight: 600; color: #57606a; }
@@ -224,6 +235,58 @@ function fitTo(tj) {
   if (map.getZoom() < tj.minzoom) map.jumpTo({ center: [tj.center[0], tj.center[1]], zoom: tj.minzoom });
 }
 
+/** The map's raster layer from a TileJSON: a layer's, or a posted pipeline's. */
+function drawTiles(tj) {
+  if (map.getLayer('tiles')) map.removeLayer('tiles');
+  if (map.getSource('tiles')) map.removeSource('tiles');
+  map.addSource('tiles', {
+    type: 'raster',
+    tiles: tj.tiles,
+    tileSize: tj.tileSize / scale,
+    minzoom: tj.minzoom,
+    maxzoom: tj.maxzoom,
+    bounds: tj.bounds,
+    scheme: tj.scheme,
+    attribution: text(tj.attribution),
+  });
+  // Under the footprints and the tile grid, if they are there.
+  map.addLayer({ id: 'tiles', type: 'raster', source: 'tiles', paint: { 'raster-fade-duration': 0 } }, map.getLayer('footprints') ? 'footprints' : map.getLayer('grid') ? 'grid' : undefined);
+}
+
+/** The layer's canonical config as a document to edit. */
+async function loadDocument(name) {
+  const res = await fetch('/layers/' + encodeURIComponent(name));
+  if (!res.ok) throw new Error('/layers/' + name + ': ' + res.status);
+  const described = await res.json();
+  if (state.layer !== name) return;
+  $('doc').value = JSON.stringify(described.config, null, 2);
+  $('edit-status').textContent = '';
+}
+
+async function applyDocument() {
+  $('edit-status').textContent = 'Applying…';
+  const res = await fetch('/pipelines', { method: 'POST', headers: { 'Content-Type': 'application/yaml' }, body: $('doc').value });
+  const body = await res.json();
+  if (!res.ok) {
+    $('edit-status').textContent = body.error + ': ' + body.detail;
+    state.editError = body.detail;
+    return;
+  }
+  const tj = scale === 2 ? await (await fetch(body.url + '?scale=2')).json() : body;
+  state.idle = false;
+  document.body.dataset.state = 'loading';
+  drawTiles(tj);
+  state.pipeline = body.hash;
+  state.editError = null;
+  $('edit-status').textContent = 'Showing pipeline ' + body.hash.slice(0, 12) + ' (' + body.tiles[0].replace(/\?.*$/, '') + ')';
+  map.once('idle', () => {
+    state.idle = true;
+    document.body.dataset.state = 'idle';
+  });
+}
+$('apply').addEventListener('click', () => applyDocument().catch(fail));
+$('revert').addEventListener('click', () => show(state.layer, false).catch(fail));
+
 let shown = 0;
 async function show(name, fit) {
   const info = byName.get(name);
@@ -237,21 +300,13 @@ async function show(name, fit) {
   if (!res.ok) throw new Error('TileJSON ' + res.status + ' for ' + name);
   const tj = await res.json();
   if (ticket !== shown) return;
-  for (const id of ['footprints', 'tiles']) {
+  for (const id of ['footprints']) {
     if (map.getLayer(id)) map.removeLayer(id);
     if (map.getSource(id)) map.removeSource(id);
   }
-  map.addSource('tiles', {
-    type: 'raster',
-    tiles: tj.tiles,
-    tileSize: tj.tileSize / scale,
-    minzoom: tj.minzoom,
-    maxzoom: tj.maxzoom,
-    bounds: tj.bounds,
-    scheme: tj.scheme,
-    attribution: text(tj.attribution),
-  });
-  map.addLayer({ id: 'tiles', type: 'raster', source: 'tiles', paint: { 'raster-fade-duration': 0 } });
+  drawTiles(tj);
+  state.pipeline = null;
+  if (cfg.pipelines) loadDocument(name).catch(fail);
   if (info.footprints) {
     // A mosaic: its members' outlines over the tiles.
     const described = await (await fetch(info.footprints)).json();
@@ -316,8 +371,8 @@ map.on('click', async (e) => {
     for (const s of body.sources)
       rows.push('<tr><td>' + text(s.source + (s.member ? ' (' + s.location + ')' : '')) + ' pixel ' + text(s.pixel.join(', ')) + '</td><td class="v">' + text(s.values.map(fmt).join(', ')) + '</td></tr>');
     for (const n of body.nodes) {
-      const v = n.values.length === 0 ? 'nothing here' : n.kind === 'rgba' ? 'rgba(' + n.values.join(', ') + ')' : n.values.map(fmt).join(', ');
-      const swatch = n.kind === 'rgba' && n.values.length ? '<span class="swatch" data-rgba="' + n.values.join(',') + '"></span>' : '';
+      const v = n.values === null || n.values.length === 0 ? 'nothing here' : n.kind === 'rgba' ? 'rgba(' + n.values.join(', ') + ')' : n.values.map(fmt).join(', ');
+      const swatch = n.kind === 'rgba' && n.values && n.values.length ? '<span class="swatch" data-rgba="' + n.values.join(',') + '"></span>' : '';
       rows.push('<tr><td>' + text(n.name) + '</td><td class="v">' + swatch + text(v) + '</td></tr>');
     }
     $('point').innerHTML = '<table>' + rows.join('') + '</table>';

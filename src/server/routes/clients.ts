@@ -104,7 +104,7 @@ export function wmtsTileHandler(layers: LayerRegistry, tiles: TileService): Requ
 }
 
 /** `GET /map` (the first layer) and `GET /map/{layer}` */
-export function mapPageHandler(layers: LayerRegistry): RequestHandler {
+export function mapPageHandler(layers: LayerRegistry, pipelines = false): RequestHandler {
   return (req, res) => {
     const all = layers.all();
     const name = req.params.layer as string | undefined;
@@ -117,7 +117,7 @@ export function mapPageHandler(layers: LayerRegistry): RequestHandler {
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('Vary', 'Host, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Port');
     res.setHeader('Content-Security-Policy', MAP_PAGE_CSP);
-    res.type('html').send(renderMapPage(requestBaseUrl(req), layer, all));
+    res.type('html').send(renderMapPage(requestBaseUrl(req), layer, all, { pipelines }));
   };
 }
 
