@@ -16,7 +16,7 @@ RUN apt-get update \
 # node-gyp takes Node's headers from the image instead of downloading them.
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
