@@ -3,14 +3,15 @@
  * SHA-256 hash, the opened sources with their version identities, and the operator graph.
  */
 import { createHash } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import { realpathSync, statSync, type Stats } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import proj4 from 'proj4';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { buildGraph } from '../ops/build.js';
-import { formatIssues, Sequential, type Operator } from '../ops/operator.js';
+import { formatIssues, operatorsOf, Sequential, type Operator } from '../ops/operator.js';
+import type { CodeOperators } from '../ops/registry.js';
 import type { LayerSpec } from '../render/task.js';
 import { Cog, type CogMeta } from '../sources/cog.js';
 import { loadMosaic, MosaicRef, type Mosaic } from './mosaic.js';
@@ -183,8 +184,19 @@ export interface LayerText {
 
 /** Validates, opens and builds a layer document (YAML or JSON, which YAML takes too). */
 export async function layerFromText(text: string, t: LayerText, opts: LoadOptions): Promise<Layer> {
+  return layerFromData(parseLayerYaml(text, t.fail), t, opts);
+}
+
+/**
+ * Validates, opens and builds a layer document already parsed: a layer file's, or one a
+ * program builds (src/api/). Only a program passes `code`, which builds the operators that
+ * take functions (`tap`, `lambda`); without it they are refused, as in every layer file.
+ */
+export async function layerFromData(doc: unknown, t: LayerText, opts: LoadOptions, code?: CodeOperators): Promise<Layer> {
   const { name, file, fail } = t;
-  const data = parseLayerYaml(text, fail);
+  const parsed = LayerFile.safeParse(doc);
+  if (!parsed.success) fail(formatIssues(parsed.error));
+  const data = parsed.data!;
 
   const sources: LayerSource[] = [];
   const metas = new Map<string, { meta: CogMeta; mosaic?: boolean }>();
@@ -222,25 +234,39 @@ export async function layerFromText(text: string, t: LayerText, opts: LoadOption
     metas.set(srcName, cog);
     sources.push({ name: srcName, ref, location, version: cog.meta.version, meta: cog.meta });
   }
+  // Files the graph reads besides its sources (models), by the name the layer file gives them.
+  const files = new Map<string, { location: string; identity: string }>();
+  const graphFile = (ref: string): string => {
+    const known = files.get(ref);
+    if (known) return known.location;
+    const location = resolveFileSync(ref, t.dir, opts.layersDir);
+    const info = statSync(location);
+    files.set(ref, { location, identity: `${info.size}-${Math.round(info.mtimeMs)}` });
+    return location;
+  };
   let graph: Operator;
   try {
-    graph = buildGraph(data.pipeline, { sources: metas });
+    graph = buildGraph(data.pipeline, { sources: metas, file: graphFile, code });
+    for (const op of operatorsOf(graph)) await op.check();
   } catch (err) {
     return fail((err as Error).message);
   }
   const config = canonicalize(data, graph);
   const hash = sha256(stableStringify(config));
   const identity = (s: LayerSource) => (s.mosaic ? `mosaic ${stableStringify(config.sources[s.name])}` : `${s.location}@${s.version}`);
-  const baseVersion = sha256(hash + sources.map((s) => `\n${s.name}=${identity(s)}`).join('')).slice(0, 16);
+  const fileIdentities = [...files].map(([ref, f]) => `\nfile ${ref}=${f.location}@${f.identity}`);
+  const baseVersion = sha256(hash + sources.map((s) => `\n${s.name}=${identity(s)}`).join('') + fileIdentities.join('')).slice(0, 16);
   const members = [...mosaics].flatMap(([n, m]) => m.members.map((x) => `\n${n}:${x.location}@${x.version}`));
   const version = mosaics.size ? sha256(baseVersion + members.join('')).slice(0, 16) : baseVersion;
   const spec: LayerSpec = { name, version, pipeline: config.pipeline, sources: Object.fromEntries(sources.map((s) => [s.name, s.location])) };
   if (mosaics.size) spec.mosaics = Object.fromEntries([...mosaics].map(([n, m]) => [n, { method: m.method }]));
+  if (files.size) spec.files = Object.fromEntries([...files].map(([ref, f]) => [ref, f.location]));
   const bounds = unionBounds(sources.map((s) => (s.mosaic ? s.mosaic.index.bounds : wgs84Bounds(s.meta))));
   return { name, file, config, hash, version, baseVersion, sources, mosaics, bounds, graph, spec };
 }
 
-function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileData {
+/** A layer file's YAML as plain data, for `layerFromData` to validate. */
+function parseLayerYaml(text: string, fail: (msg: string) => never): unknown {
   if (flowDepth(text) > MAX_FLOW_DEPTH) fail(`not valid YAML: nested more than ${MAX_FLOW_DEPTH} levels deep`);
   // Aliases are capped so that a "billion laughs" file fails at once instead of expanding.
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
@@ -256,9 +282,7 @@ function parseLayerYaml(text: string, fail: (msg: string) => never): LayerFileDa
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('a layer file is a YAML mapping (title, sources, pipeline, ...)');
   checkPlainData(raw, [], fail);
-  const parsed = LayerFile.safeParse(raw);
-  if (!parsed.success) fail(formatIssues(parsed.error));
-  return parsed.data!;
+  return raw;
 }
 
 /** The deepest nesting of flow collections, counted without parsing. */
@@ -332,6 +356,22 @@ async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): P
   if (!isInside(real, root)) throw new Error(`'${ref}' resolves outside the layers directory`);
   // A directory fails to read; a FIFO would block the loader forever.
   if (!(await stat(real)).isFile()) throw new Error(`'${ref}' is not a regular file`);
+  return real;
+}
+
+/** A file the graph reads (a model), relative to the layer file and inside the layers directory, as sources are. */
+function resolveFileSync(ref: string, baseDir: string, layersDir: string): string {
+  if (path.isAbsolute(ref) || /^[a-z][a-z0-9+.-]*:/i.test(ref))
+    throw new Error(`file '${ref}': give a path relative to the layer file, inside the layers directory`);
+  if (!isInside(path.resolve(baseDir, ref), path.resolve(layersDir))) throw new Error(`file '${ref}' resolves outside the layers directory`);
+  let real: string;
+  try {
+    real = realpathSync(path.resolve(baseDir, ref));
+  } catch {
+    throw new Error(`file '${ref}' does not exist`);
+  }
+  if (!isInside(real, realpathSync(layersDir))) throw new Error(`file '${ref}' resolves outside the layers directory`);
+  if (!statSync(real).isFile()) throw new Error(`file '${ref}' is not a regular file`);
   return real;
 }
 

@@ -4,12 +4,13 @@
  * layer file; a render thread builds them again from the canonical config.
  */
 import { Graph, GraphError, Sequential, topologicalOrder, type BuildContext, type GraphNode, type Operator } from './operator.js';
-import { buildOperator } from './registry.js';
+import { buildOperator, type CodeOperators } from './registry.js';
 
 /** Bounds the work a hostile file can cause when its graph is built and rendered. */
 export const MAX_NODES = 256;
 
-export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources'>): Operator {
+/** `code` builds the operators that take functions: only the programmatic API passes it (see CodeOperators). */
+export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources' | 'file'> & { code?: CodeOperators }): Operator {
   if (Array.isArray(pipeline)) {
     if (pipeline.length > MAX_NODES) throw new GraphError('pipeline', `${pipeline.length} steps; at most ${MAX_NODES}`);
     const steps: Operator[] = [];
@@ -22,7 +23,14 @@ export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources'>
         );
       const op = keys[0]!;
       try {
-        steps.push(buildOperator(op, (step as Record<string, unknown>)[op], { sources: env.sources, inputs: i === 0 ? 0 : 1, upstream: steps[i - 1] }));
+        steps.push(
+          buildOperator(
+            op,
+            (step as Record<string, unknown>)[op],
+            { sources: env.sources, file: env.file, inputs: i === 0 ? 0 : 1, upstream: steps[i - 1] },
+            env.code,
+          ),
+        );
       } catch (err) {
         throw new GraphError(`step ${i + 1} (${op})`, (err as Error).message);
       }
@@ -55,7 +63,12 @@ export function buildGraph(pipeline: unknown, env: Pick<BuildContext, 'sources'>
     const inputs = edges.get(name)!.inputs;
     try {
       built.set(name, {
-        operator: buildOperator(op, params, { sources: env.sources, inputs: inputs.length, upstream: inputs[0] ? built.get(inputs[0])?.operator : undefined }),
+        operator: buildOperator(
+          op,
+          params,
+          { sources: env.sources, file: env.file, inputs: inputs.length, upstream: inputs[0] ? built.get(inputs[0])?.operator : undefined },
+          env.code,
+        ),
         inputs,
       });
     } catch (err) {

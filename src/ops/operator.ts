@@ -13,6 +13,11 @@ export interface BuildContext {
   inputs: number;
   /** The operator feeding its first input, already built. */
   upstream?: Operator;
+  /**
+   * A file the operator reads (a model), as the layer file names it: its absolute path, once
+   * checked to lie inside the layers directory. Throws when it may not be read.
+   */
+  file?: (ref: string) => string;
 }
 
 /**
@@ -56,6 +61,14 @@ export abstract class Operator {
    * thread builds the graph, never per tile and never in the loader.
    */
   prepare(_sources: ReadonlyMap<string, Cog>): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * Checks that need I/O, done once by the loader after the graph is built (a model file that
+   * loads, with the inputs and outputs the node names): a failure refuses the layer.
+   */
+  check(): Promise<void> {
     return Promise.resolve();
   }
 

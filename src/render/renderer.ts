@@ -64,7 +64,12 @@ export class LayerGraph {
     try {
       for (const [name, location] of Object.entries(spec.sources)) cogs.set(name, await Cog.open(location));
       const sources = new Map([...cogs].map(([name, cog]) => [name, { meta: cog.meta, mosaic: !!spec.mosaics?.[name] }]));
-      const layer = new LayerGraph(buildGraph(spec.pipeline, { sources }), cogs, spec.mosaics);
+      const file = (ref: string) => {
+        const location = spec.files?.[ref];
+        if (!location) throw new Error(`file '${ref}' is not among the layer's files`);
+        return location;
+      };
+      const layer = new LayerGraph(buildGraph(spec.pipeline, { sources, file }), cogs, spec.mosaics);
       await layer.prepare();
       return layer;
     } catch (err) {

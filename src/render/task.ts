@@ -15,6 +15,8 @@ export interface LayerSpec {
   sources: Record<string, string>;
   /** The sources that are mosaics, with their pixel selection; their members come with each task. */
   mosaics?: Record<string, { method: MosaicMethod }>;
+  /** Files the graph reads besides its sources (models): as the layer file names them, to their paths. */
+  files?: Record<string, string>;
 }
 
 /** One tile to render, as sent to a render thread. */
