@@ -24,7 +24,9 @@ const USAGE = `usage:
   tilegraph cache purge LAYER [--stale]                               delete the layer's Redis entries (--stale: those of other versions than the current)
   ${SEED_USAGE}
                                                                       prewarm tiles into Redis, a directory or an MBTiles file (README: Seeding)
-  tilegraph worker [--concurrency N]                                  take seeding jobs queued with seed --queue (README: Seeding on many machines)`;
+  tilegraph worker [--concurrency N]                                  take seeding jobs queued with seed --queue (README: Seeding on many machines)
+  tilegraph freeze LAYER -o FILE.tar                                  freeze the layer: config, sources' SHA-256, software, sample tiles' SHA-256 (README: Frozen artifacts)
+  tilegraph verify FILE.tar                                           re-render a frozen layer's sample and name what differs; exit 1 if an input or a tile does`;
 
 function flagName(env: string): string {
   return env.toLowerCase().replace(/_/g, '-');
@@ -150,6 +152,8 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'cache') return cacheCommand(rest);
   if (command === 'seed') return seedCommand(rest);
   if (command === 'worker') return (await import('./seed/worker.js')).workerCommand(rest);
+  if (command === 'freeze') return (await import('./freeze/command.js')).freezeCommand(rest);
+  if (command === 'verify') return (await import('./freeze/command.js')).verifyCommand(rest);
   console.error(USAGE);
   process.exitCode = 2;
 }
