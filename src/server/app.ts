@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { BlockList, isIP } from 'node:net';
-import express from 'express';
+import express, { type IRouter } from 'express';
 import type { Logger } from 'pino';
 import type { TileCache } from '../cache/tiles.js';
 import type { LayerRegistry } from '../layers/registry.js';
@@ -17,7 +17,9 @@ import { documentTooLarge, pipelineLayers, pipelineTileJson, postPipeline } from
 import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
 import { cachedTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
 
-const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
+/** The XYZ tile and TileJSON routes, here and in the programmatic API's router (src/api/router.ts). */
+export const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
+export const TILEJSON_ROUTE = '/tiles/:layer/tilejson.json';
 const ALLOW = 'GET, HEAD, OPTIONS';
 
 export interface AppDeps {
@@ -124,7 +126,7 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/layers/:layer', describeLayer(deps.layers));
   app.get('/layers/:layer/members', listMembers(deps.layers));
   app.get(TILE_ROUTE, tileHandler(deps.layers, deps.tiles));
-  app.get('/tiles/:layer/tilejson.json', tileJsonHandler(deps.layers));
+  app.get(TILEJSON_ROUTE, tileJsonHandler(deps.layers));
   app.get('/wmts/1.0.0/WMTSCapabilities.xml', wmtsCapabilitiesHandler(deps.layers));
   app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps.layers, deps.tiles));
   app.get('/point/:layer/:lonlat', pointHandler(deps.layers, deps.query));
@@ -137,9 +139,28 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/map{/:layer}', mapPageHandler(deps.layers, deps.pipelines !== undefined));
   app.use('/assets', mapAssets());
 
-  // What map clients fetch across origins: a CORS preflight is answered, and any other method
-  // is a 405 that says which ones there are (not a 404: the resource exists).
-  for (const route of [TILE_ROUTE, '/tiles/:layer/tilejson.json', '/wmts/1.0.0/WMTSCapabilities.xml', '/wmts/1.0.0/:layer/:style/:set/:z/:row/:file']) {
+  crossOrigin(app, [TILE_ROUTE, TILEJSON_ROUTE, '/wmts/1.0.0/WMTSCapabilities.xml', '/wmts/1.0.0/:layer/:style/:set/:z/:row/:file']);
+
+  app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
+  app.use(errorHandler(deps.log, deps.layers.dir));
+
+  return (req, res) => {
+    const started = performance.now();
+    dropUntrustedForwarding(req, deps.trustedProxies);
+    const cached = cachedTile(deps.layers, deps.tiles, req);
+    if (!cached) return void app(req, res);
+    observe(req, res, started, () => TILE_ROUTE);
+    void sendTile(req, res, cached.t, cached.hit, started, cached.v);
+  };
+}
+
+/**
+ * What map clients fetch across origins: a CORS preflight is answered, and any other method
+ * is a 405 that says which ones there are (not a 404: the resource exists). The server's
+ * routes, and those of the programmatic API's router (src/api/router.ts).
+ */
+export function crossOrigin(app: IRouter, routes: readonly string[]): void {
+  for (const route of routes) {
     app.options(route, (_req, res) => {
       res.setHeader('Access-Control-Allow-Origin', '*');
       res.setHeader('Access-Control-Allow-Methods', ALLOW);
@@ -153,16 +174,4 @@ export function createApp(deps: AppDeps): RequestListener {
       next(new TileError('method_not_allowed', 'method not allowed', `${req.method} ${req.path}: only ${ALLOW}`));
     });
   }
-
-  app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
-  app.use(errorHandler(deps.log, deps.layers.dir));
-
-  return (req, res) => {
-    const started = performance.now();
-    dropUntrustedForwarding(req, deps.trustedProxies);
-    const cached = cachedTile(deps.layers, deps.tiles, req);
-    if (!cached) return void app(req, res);
-    observe(req, res, started, () => TILE_ROUTE);
-    void sendTile(req, res, cached.t, cached.hit, started, cached.v);
-  };
 }

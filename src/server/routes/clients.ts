@@ -54,8 +54,11 @@ export function documentHeaders(res: Response): void {
   res.setHeader('Access-Control-Allow-Origin', '*');
 }
 
-/** `GET /tiles/{layer}/tilejson.json[?scale=2][&format=webp]` */
-export function tileJsonHandler(layers: LayerRegistry): RequestHandler {
+/**
+ * `GET /tiles/{layer}/tilejson.json[?scale=2][&format=webp]`; mounted under a path (the
+ * programmatic API's router in another express app), its tile URLs keep that path (`baseUrl`).
+ */
+export function tileJsonHandler(layers: Pick<LayerRegistry, 'require'>): RequestHandler {
   return (req, res) => {
     const layer = layers.require(String(req.params.layer));
     const scale = req.query.scale ?? '1';
@@ -63,7 +66,7 @@ export function tileJsonHandler(layers: LayerRegistry): RequestHandler {
     const format = req.query.format ?? 'png';
     if (format !== 'png' && format !== 'webp') throw new TileError('bad_request', 'bad format', "'format' is png or webp");
     documentHeaders(res);
-    res.json(buildTileJson(requestBaseUrl(req), layer, Number(scale) as TileScale, format as TileUrlFormat));
+    res.json(buildTileJson(requestBaseUrl(req) + req.baseUrl, layer, Number(scale) as TileScale, format as TileUrlFormat));
   };
 }
 
