@@ -8,12 +8,9 @@ import { loadLayer, type Layer } from './layers/layer.js';
 import { findLayerFile, loadLayerDir } from './layers/registry.js';
 import { purgeLayer } from './cache/purge.js';
 import { connectForCommand } from './cache/redis.js';
-import { TileCache } from './cache/tiles.js';
 import { createLogger } from './log.js';
-import { Metrics } from './metrics.js';
-import { RenderPool } from './render/pool.js';
+import { openRenderer } from './seed/produce.js';
 import { seedCommand, SEED_USAGE } from './seed/command.js';
-import { TileService } from './service/tiles.js';
 import type { TileId } from './tiles/mercator.js';
 
 const USAGE = `usage:
@@ -81,23 +78,11 @@ async function diffCommand(args: string[]): Promise<void> {
   const tiles = sampleTiles(a, b, sample);
   if (!tiles.length) return;
   // The tiles come from the tile service, as the server's do (without a cache).
-  const pool = new RenderPool({
-    threads: settings.workers,
-    maxQueue: settings.maxQueue,
-    timeoutMs: settings.renderTimeoutMs,
-    blockCacheMb: settings.blockCacheMb,
-  });
-  const service = new TileService({
-    pool,
-    cache: new TileCache(0),
-    metrics: new Metrics(),
-    log: createLogger('silent'),
-    mosaicMaxFiles: settings.mosaicMaxFiles,
-  });
+  const renderer = openRenderer(settings);
   // Compared at the first layer's tile size (a 512 px tile of the other is resized to it).
   const size = a.config.tileSize;
   const rgbaOf = async (layer: Layer, t: TileId): Promise<Uint8Array | null> => {
-    const { body } = await service.tile(service.request(layer, t.z, t.x, t.y, 1, 'png'));
+    const { body } = await renderer.producer(layer, 'png')(t);
     if (!body) return null;
     const img = sharp(body).ensureAlpha();
     return new Uint8Array(await (layer.config.tileSize === size ? img : img.resize(size, size)).raw().toBuffer());
@@ -109,7 +94,7 @@ async function diffCommand(args: string[]): Promise<void> {
       rows.push({ tile: `${t.z}/${t.x}/${t.y}`, ...compareRgba(ra, rb, size * size) });
     }
   } finally {
-    await pool.close();
+    await renderer.close();
   }
   rows.sort((p, q) => q.mean - p.mean || q.max - p.max);
   console.log(`\n${rows.length} sample tiles, worst first (RGBA difference in levels of 255):`);
