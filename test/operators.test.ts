@@ -476,6 +476,13 @@ describe('rgb, select, expression', { skip }, () => {
     [B3, B1, B2].forEach((b, n) => checkPixels(r, n, (k, _i, j) => (validPixel(j) ? b[k]! : null), 0, `output band ${n + 1}`));
   });
 
+  it('a read of bands out of order gives them in the order listed', async () => {
+    const { raster } = await runPipeline([{ read: { source: 'grid', bands: [3, 1, 2] } }], { grid: GRID }, TILE);
+    const r = bands(raster);
+    assert.equal(r.bands.length, 3);
+    [B3, B1, B2].forEach((b, n) => checkPixels(r, n, (k, _i, j) => (validPixel(j) ? b[k]! : null), 0, `band ${n + 1} of bands: [3, 1, 2]`));
+  });
+
   it('expression matches the same formula computed by hand, empty where it has no value', async () => {
     const expr = 'where(b1 > b2, (b1 - b2) / (b1 + b2), sqrt(abs(b2 - b1)) * 2) + clamp(b3, -10, 10) - 1.5^2 + max(b1, b3) / (b3 - 4)';
     const hand = (b1: number, b2: number, b3: number) =>

@@ -114,7 +114,9 @@ export class LayerGraph {
     this.groups.forEach((g, i) => {
       const f = fetched[i];
       const r = !f ? null : 'kind' in f ? f : resample(g, plans[i]!, f, alloc);
-      for (const m of g.members) reads.set(m.read, r && (g.members.length === 1 ? r : { ...r, bands: m.picks.map((k) => r.bands[k]!) }));
+      // A member with the group's bands in the group's order takes the raster as it is.
+      const whole = (picks: readonly number[]) => r !== null && picks.length === r.bands.length && picks.every((k, i) => k === i);
+      for (const m of g.members) reads.set(m.read, r && (whole(m.picks) ? r : { ...r, bands: m.picks.map((k) => r.bands[k]!) }));
     });
     const ctx: TileContext = { ...grid, x: tile.x, y: tile.y, warnings, alloc, reads, tap };
     return { raster: await this.graph.apply([], ctx), ctx, readMs };
