@@ -17,6 +17,8 @@
  *    same pixels cut into 64 COGs (bench/data/dem-pieces/) as one mosaic source, over HTTP
  *    as the DEM step, the two layers in turn (tiles/s and the server's CPU time per tile), and
  *    in this thread zoom by zoom; and the zoom-6 tile over the whole mosaic, cold.
+ *    Issue 18 (bench/model.ts, step `model`): the NDVI layer against the same layer with an
+ *    ONNX model computing the value coloured, over HTTP as the NDVI step, in turn.
  *
  * 5. Cached serving: the same 256 DEM tiles asked for again and again, from L1 and from Redis
  *    alone, in turn with the bare express handler, over several rounds.
@@ -33,10 +35,10 @@
  * Environment: BENCH_DATA (data directory), BENCH_BUDGET_S (seconds for the runs of one HTTP
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
- * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, naive, single, seed,
+ * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, model, naive, single, seed,
  * overview, mosaic, encode, jpeg, gdal2tiles, queue, incremental, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3),
  * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
- * BENCH_INCREMENTAL_ROUNDS (default 3). See bench/README.md.
+ * BENCH_INCREMENTAL_ROUNDS (default 3), BENCH_MODEL_ROUNDS (default 4). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -50,6 +52,7 @@ import { coldTileCosts, renderRgba, singleThread, type DirectResult } from './di
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, freePort, summarise, type LoadResult } from './loadgen.js';
+import { modelBench } from './model.js';
 import { mosaicBench } from './mosaic.js';
 import { incrementalReseed, queueVsLocal, type SeedBenchDeps } from './seedqueue.js';
 import { soak } from './soak.js';
@@ -254,14 +257,15 @@ function httpScenario(
  * tile (its own server) estimates the rate; when BENCH_RUNS runs of the full set would exceed
  * the budget, every n-th tile of each zoom is measured instead. Each measured run gets a
  * fresh server (no decoded blocks kept from the pilot or an earlier run), warmed by a few
- * low-zoom tiles so that each render thread has built the layer's graph.
+ * low-zoom tiles so that each render thread has built the layer's graph. `fixedStride`: every
+ * n-th tile of each zoom, no pilot (the model step measures two layers over the same tiles).
  */
-async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<Scenario> {
+async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStride?: number): Promise<Scenario> {
   const all = tilesCovering(layer.bounds, ZOOMS[0], ZOOMS[1]);
   const toPath = tilePath(layer.name);
-  let stride = 1;
+  let stride = fixedStride ?? 1;
   let pilotRate: number | undefined;
-  if (all.length > 100) {
+  if (fixedStride === undefined && all.length > 100) {
     const pilot = everyNth(all, 20);
     const srv = await startTilegraph();
     try {
@@ -280,19 +284,21 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<S
   const measured = everyNth(all, stride);
   // Several runs, each on a fresh server: one short run can catch a burst of other work on a
   // shared machine. The median run (by tiles/s) is reported, with every run's rate.
-  const runs: { r: LoadResult; blocks: Record<string, number> }[] = [];
+  const runs: { r: LoadResult; blocks: Record<string, number>; cpuMsPerTile: number }[] = [];
   for (let i = 0; i < RUNS; i++) {
     const srv = await startTilegraph();
     try {
       await drive(srv.url, warmupPaths(layer.bounds, layer.name, 2 * CONNECTIONS), { connections: CONNECTIONS });
       const before = await blockReads(srv.url);
+      const cpu0 = await serverCpuSeconds(srv.url);
       const r = await drive(srv.url, measured.map(toPath), { connections: CONNECTIONS, maxMs: (BUDGET_S / RUNS) * 1.5 * 1000, timeoutMs: 60_000 });
+      const cpuMsPerTile = round((((await serverCpuSeconds(srv.url)) - cpu0) * 1000) / Math.max(1, r.requests), 2);
       const after = await blockReads(srv.url);
       const blocks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
       log(
-        `  ${name} run ${i + 1}/${RUNS}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, statuses ${JSON.stringify(r.statuses)}, blocks ${JSON.stringify(blocks)}`,
+        `  ${name} run ${i + 1}/${RUNS}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, server CPU ${cpuMsPerTile} ms a tile, statuses ${JSON.stringify(r.statuses)}, blocks ${JSON.stringify(blocks)}`,
       );
-      runs.push({ r, blocks });
+      runs.push({ r, blocks, cpuMsPerTile });
     } finally {
       await srv.stop();
     }
@@ -309,8 +315,18 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem']): Promise<S
       reported: 'the median run',
       pilotTilesPerSec: pilotRate,
       blockReads: median.blocks,
+      // The server process's CPU time (every thread) per tile: steadier than tiles/s when other work shares the machine. The median of the runs.
+      cpuMsPerTile: medianOf(runs.map((x) => x.cpuMsPerTile)),
+      cpuMsPerTileRuns: runs.map((x) => x.cpuMsPerTile),
     },
   );
+}
+
+/** The server process's CPU seconds (user + system, every thread), from its own metrics. */
+async function serverCpuSeconds(url: string): Promise<number> {
+  const m = /^tilegraph_process_cpu_seconds_total (\S+)$/m.exec(await (await fetch(`${url}/metrics`)).text());
+  if (!m) throw new Error('the server does not report tilegraph_process_cpu_seconds_total');
+  return Number(m[1]);
 }
 
 /** Debian's redis-server on a free port, keeping nothing on disk; undefined when it is not installed. */
@@ -781,6 +797,22 @@ async function main(): Promise<void> {
   const { fixed, l1, l2 } = (await step('serving', () => serving(layers))) ?? {};
   const dem = await step('dem', () => uncachedLayer('tilegraph-dem-uncached', layers.dem));
   const ndvi = await step('ndvi', () => uncachedLayer('tilegraph-ndvi-uncached', layers.ndvi));
+  const model = await step('model', () =>
+    modelBench(
+      {
+        data: DATA,
+        connections: CONNECTIONS,
+        zooms: ZOOMS,
+        runs: RUNS,
+        budgetS: BUDGET_S,
+        ndviStride: (ndvi?.tiles as { stride?: number })?.stride,
+        uncachedLayer,
+        startTilegraph,
+        log,
+      },
+      layers.ndvi,
+    ),
+  );
   const baselines = await step('naive', () => naiveAndSingle(layers));
   const overview = await step('overview', () => overviewTarget(layers));
   const mosaic = await step('mosaic', () =>
@@ -794,9 +826,10 @@ async function main(): Promise<void> {
   const queued = await step('queue', () => queueVsLocal(seedDeps));
   const incremental = await step('incremental', () => incrementalReseed(seedDeps));
   const soaked = await step('soak', () => soak());
-  for (const s of [dem, ndvi, baselines?.naive, baselines?.single, jpeg, mosaic, fixed, l1, l2, g2t, seeded, queued, incremental, soaked])
+  for (const s of [dem, ndvi, model, baselines?.naive, baselines?.single, jpeg, mosaic, fixed, l1, l2, g2t, seeded, queued, incremental, soaked])
     if (s) scenarios.push(s);
   if (dem && ndvi) notes.push('tilegraph-*-uncached: the server runs as a child process on the same cores as the load generator (loopback).');
+  if (model) notes.push(`modelTileCostVsNdvi (step model, bench/model.ts): bench-ndvi against bench-ndvi-model, the value coloured by ${model.what}`);
 
   const rate = (s?: Scenario) => s?.tilesPerSec as number | undefined;
   const z6 = mosaic?.zoom6 as { withinLimit: boolean; coldCostVsSingle: number; mosaic: { coldMs: { p50: number; max: number } } } | undefined;
@@ -822,6 +855,9 @@ async function main(): Promise<void> {
     mosaicTileCostVsSingle: (mosaic?.costRatio as number | undefined) ?? null,
     mosaicTileCpuCostVsSingle: (mosaic?.cpuCostRatio as number | undefined) ?? null,
     mosaicZoom6ColdVsSingle: (z6?.coldCostVsSingle as number | undefined) ?? null,
+    // The median of the rounds' ratios (NDVI tiles/s over model tiles/s): a model tile's cost in NDVI tiles. No target (issue 18).
+    modelTileCostVsNdvi: (model?.costRatio as number | undefined) ?? null,
+    modelTileCpuCostVsNdvi: (model?.cpuCostRatio as number | undefined) ?? null,
     soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({
