@@ -271,12 +271,12 @@ describe('in Chromium', { skip: SKIP }, () => {
     );
     // The same question asked of the server directly.
     const url = `${server.url}/point/dem-relief/${shown.lon.toFixed(6)},${shown.lat.toFixed(6)}?z=${shown.tile.z}`;
-    const direct = (await (await fetch(url)).json()) as { sources: { values: number[] }[]; nodes: { name: string; values: number[] }[] };
+    const direct = (await (await fetch(url)).json()) as { sources: { values: number[] }[]; steps: { name: string; values: number[] }[] };
     assert.deepEqual(shown, direct);
     assert.ok(direct.sources.length === 1 && typeof direct.sources[0]!.values[0] === 'number', 'the click lands on the DEM');
     const panel = await page.textContent('#point');
     assert.ok(panel!.includes(Number(direct.sources[0]!.values[0]).toPrecision(6)), `the panel shows the elevation: ${panel}`);
-    for (const n of direct.nodes) assert.ok(panel!.includes(n.name), `the panel lists step ${n.name}`);
+    for (const n of direct.steps) assert.ok(panel!.includes(n.name), `the panel lists step ${n.name}`);
     await shoot(page, 'map-point-dem-relief');
     assert.deepEqual(w.problems, []);
     t.diagnostic(`clicked ${shown.lon.toFixed(4)}, ${shown.lat.toFixed(4)}: ${direct.sources[0]!.values[0]} m`);

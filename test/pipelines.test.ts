@@ -35,7 +35,7 @@ const TILES = ['10/177/332', '11/355/664', '12/711/1329'];
 interface Posted {
   hash: string;
   url: string;
-  tiles: string[];
+  tilejson: { tiles: string[] };
 }
 
 async function post(server: ServerProcess, body: string, headers: Record<string, string> = {}) {
@@ -63,7 +63,7 @@ describe('POST /pipelines', () => {
     assert.equal(a.status, 200, JSON.stringify(a.json));
     assert.match(a.json.hash, /^[0-9a-f]{32}$/);
     assert.equal(a.json.url, `${server.url}/tiles/p/${a.json.hash}/tilejson.json`);
-    assert.match(a.json.tiles[0]!, new RegExp(`^${server.url}/tiles/p/${a.json.hash}/\\{z\\}/\\{x\\}/\\{y\\}\\.png\\?v=`));
+    assert.match(a.json.tilejson.tiles[0]!, new RegExp(`^${server.url}/tiles/p/${a.json.hash}/\\{z\\}/\\{x\\}/\\{y\\}\\.png\\?v=`));
     const b = await post(server, SAME_AS_JSON, { 'content-type': 'application/json' });
     assert.equal(b.json.hash, a.json.hash, 'the same canonical config, the same hash');
     const tj = (await (await fetch(a.json.url)).json()) as { tiles: string[]; minzoom: number; maxzoom: number };

@@ -10,7 +10,7 @@
  *      column, 60 m beside the data (a masked pixel of a tile with data), and far away (an
  *      empty tile). The tile and pixel come from @mapbox/tilebelt, `rgba` is that pixel of the
  *      served tile PNG decoded by sharp, every step of the graph is listed, `z=` picks the zoom.
- *   2. /statistics GET: count, validFraction, min, max, mean, std (population), percentiles
+ *   2. /statistics GET: count, valid_fraction, min, max, mean, std (population), percentiles
  *      (nearest rank) and histogram against the same computed here over `gdalwarp -t_srs
  *      EPSG:3857 -te <grid.bounds> -ts size size -r <resampling> -ovr AUTO -et 0 -dstalpha` of
  *      the source, restricted to the grid's top-left width x height pixels and GDAL's alpha,
@@ -85,10 +85,13 @@ interface PointAnswer {
   layer: string;
   lon: number;
   lat: number;
-  tile: { z: number; x: number; y: number; pixel: [number, number] };
-  nodes: NodeValue[];
-  sources: SourceValue[];
+  /** SPEC's shape: each source's values, each step's values by name (a list's steps by index), the drawn pixel. */
+  reads: Record<string, (number | null)[]>;
+  nodes: Record<string, (number | null)[] | null>;
   rgba: number[] | null;
+  tile: { z: number; x: number; y: number; pixel: [number, number] };
+  steps: NodeValue[];
+  sources: SourceValue[];
 }
 interface Grid {
   bounds: [number, number, number, number];
@@ -99,7 +102,7 @@ interface Grid {
 interface BandStats {
   band: number;
   count: number;
-  validFraction: number;
+  valid_fraction: number;
   min: number | null;
   max: number | null;
   mean: number | null;
@@ -343,7 +346,7 @@ function statsDifferences(got: BandStats, ref: Reference, tol: Tolerance): strin
   const close = (name: string, a: number | null, b: number, t: number) => {
     if (a === null || !(Math.abs(a - b) <= t)) out.push(`${name} ${a}, GDAL ${b}`);
   };
-  close('validFraction', got.validFraction, want.count / ref.inside, 1e-12 + (tol.pixels ?? 0) / ref.inside);
+  close('valid_fraction', got.valid_fraction, want.count / ref.inside, 1e-12 + (tol.pixels ?? 0) / ref.inside);
   close('min', got.min, want.min, tol.value);
   close('max', got.max, want.max, tol.value);
   close('mean', got.mean, want.mean, tol.rel * Math.abs(want.mean));
@@ -566,6 +569,13 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
         );
       }
       assert.deepEqual(a.rgba, await tilePixel(layer, want.z, want.x, want.y, want.pixel as [number, number]), `${what}: rgba is the tile's pixel`);
+      // SPEC's maps say the same as the detailed lists.
+      assert.deepEqual(a.nodes, Object.fromEntries(a.steps.map((n) => [n.name, n.values])), `${what}: nodes by name`);
+      for (const source of Object.keys(files)) {
+        const under = a.sources.filter((x) => x.source === source);
+        const first = under.find((x) => x.values.some((v) => v !== null)) ?? under[0];
+        assert.deepEqual(a.reads[source], first?.values, `${what}: reads.${source}`);
+      }
       return a;
     }
 
@@ -592,21 +602,21 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
         const a = await checkPoint('dem-relief', lon, lat, { dem: [DEM] });
         assert.equal(a.sources.length, 1, `${where}: one source`);
         assert.deepEqual(
-          a.nodes.map((n) => [n.name, n.op, n.kind]),
+          a.steps.map((n) => [n.name, n.op, n.kind]),
           [
-            ['step 1 (read)', 'read', 'bands'],
-            ['step 2 (colormap)', 'colormap', 'rgba'],
+            ['0', 'read', 'bands'],
+            ['1', 'colormap', 'rgba'],
           ],
           `${where}: the steps`,
         );
-        assert.equal(a.nodes[0]!.values!.length, 1);
-        assert.equal(typeof a.nodes[0]!.values![0], 'number', `${where}: the read step has a value`);
+        assert.equal(a.steps[0]!.values!.length, 1);
+        assert.equal(typeof a.steps[0]!.values![0], 'number', `${where}: the read step has a value`);
         // At z15 (3 m pixels) the bilinear value lies within the heights of the 100 m cell's neighbours; its own is close.
         assert.ok(
-          Math.abs(a.nodes[0]!.values![0]! - a.sources[0]!.values[0]!) < 50,
-          `${where}: read ${a.nodes[0]!.values} against the source ${a.sources[0]!.values}`,
+          Math.abs(a.steps[0]!.values![0]! - a.sources[0]!.values[0]!) < 50,
+          `${where}: read ${a.steps[0]!.values} against the source ${a.sources[0]!.values}`,
         );
-        assert.deepEqual(a.nodes.at(-1)!.values, a.rgba, `${where}: the last step is what is drawn`);
+        assert.deepEqual(a.steps.at(-1)!.values, a.rgba, `${where}: the last step is what is drawn`);
         // The point is the pixel's centre (GDAL's transform from pixel/line to WGS84): the
         // renderer's CRS position must be that centre, within the 2 m PROJ states for the
         // NAD83(CSRS) to WGS 84 transformations it may choose among (both pick the same here).
@@ -633,10 +643,10 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       assert.deepEqual(a.sources, [], 'no source pixel');
       assert.notEqual(a.rgba, null, 'the tile there has data');
       assert.deepEqual(
-        a.nodes.map((n) => [n.name, n.kind, n.values]),
+        a.steps.map((n) => [n.name, n.kind, n.values]),
         [
-          ['step 1 (read)', 'bands', [null]],
-          ['step 2 (colormap)', 'rgba', [0, 0, 0, 0]],
+          ['0', 'bands', [null]],
+          ['1', 'rgba', [0, 0, 0, 0]],
         ],
         'the band is null, the colour transparent',
       );
@@ -647,11 +657,11 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       assert.deepEqual(a.sources, [], 'no source pixel');
       assert.equal(a.rgba, null, 'nothing drawn (the tile is 204)');
       assert.deepEqual(
-        a.nodes.map((n) => n.name),
-        ['step 1 (read)', 'step 2 (colormap)'],
-        `every step of the graph is listed (got ${JSON.stringify(a.nodes)})`,
+        a.steps.map((n) => n.name),
+        ['0', '1'],
+        `every step of the graph is listed (got ${JSON.stringify(a.steps)})`,
       );
-      for (const n of a.nodes)
+      for (const n of a.steps)
         assert.ok(n.values === null || (n.values.length > 0 && n.values.every((v) => v === null)), `${n.name} is null, got ${JSON.stringify(n.values)}`);
     });
 
@@ -665,11 +675,11 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
         const [lon, lat] = round(p);
         const a = await checkPoint('zion-ndvi', lon, lat, { nir: [NIR], red: [RED] });
         assert.deepEqual(
-          a.nodes.map((n) => `${n.name} ${n.op} ${n.kind}`).sort(),
+          a.steps.map((n) => `${n.name} ${n.op} ${n.kind}`).sort(),
           ['ndvi normalized_difference bands', 'nir read bands', 'red read bands', 'rgba colormap rgba'],
           'the steps',
         );
-        const v = (name: string) => a.nodes.find((n) => n.name === name)!.values![0]!;
+        const v = (name: string) => a.steps.find((n) => n.name === name)!.values![0]!;
         if (k === 0)
           assert.ok(Math.abs(v('ndvi') - (v('nir') - v('red')) / (v('nir') + v('red'))) < 1e-6, `ndvi ${v('ndvi')} from nir ${v('nir')} and red ${v('red')}`);
       }
@@ -688,7 +698,7 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
           assert.equal(a.sources[0]!.values[0], Math.fround(whole!.values[0]!), `${where}: the member's value is the whole DEM's`);
           // Its tiles are byte for byte dem-shaded-relief's (README): so are its steps.
           const shaded = await json<PointAnswer>(get(`/point/dem-shaded-relief/${lon},${lat}${z === undefined ? '' : `?z=${z}`}`), 'dem-shaded-relief');
-          assert.deepEqual(a.nodes, shaded.nodes, `${where}: the steps of dem-mosaic and dem-shaded-relief`);
+          assert.deepEqual(a.steps, shaded.steps, `${where}: the steps of dem-mosaic and dem-shaded-relief`);
         }
       }
     });
@@ -739,7 +749,7 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
         assert.ok(Math.abs(a.grid.size - native) < 0.02 * native, `${what}: native size ${a.grid.size}, about ${native.toFixed(1)} expected`);
         assertGrid(a.grid, expectedGrid(INSIDE, a.grid.size), what);
         assert.deepEqual(a.bbox, INSIDE);
-        assert.equal(a.node, 'step 1 (read)', `${what}: the last step that gives bands`);
+        assert.equal(a.node, '0', `${what}: the last step that gives bands`);
         assert.equal(a.bands.length, 1);
         const { ref, level } = await bboxReference(a, method, `inside-${layer}`);
         assert.equal(level, 0, `${what}: GDAL reads full resolution at the native size`);
@@ -1011,9 +1021,9 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
 
     it('node=nope answers 400 listing the steps; node= picks a step; an RGBA step is refused', async () => {
       await assertErrors([
-        [get(`/statistics/dem-relief?bbox=${bbox}&node=nope`), 400, /nope.*step 1 \(read\).*step 2 \(colormap\)/, 'node=nope'],
+        [get(`/statistics/dem-relief?bbox=${bbox}&node=nope`), 400, /nope: no step of that name; the steps are 0, 1/, 'node=nope'],
         [get(`/statistics/dem-shaded-relief?bbox=${bbox}&node=nope`), 400, /nope.*dem.*relief.*shade.*out/, 'node=nope on a graph'],
-        [get(`/statistics/dem-relief?bbox=${bbox}&node=${encodeURIComponent('step 2 (colormap)')}`), 400, /RGBA/, 'an RGBA step'],
+        [get(`/statistics/dem-relief?bbox=${bbox}&node=${encodeURIComponent('1')}`), 400, /RGBA/, 'an RGBA step'],
       ]);
       const shade = await json<StatsAnswer>(get(`/statistics/dem-shaded-relief?bbox=${bbox}&node=shade&max_size=64`), 'node=shade');
       assert.equal(shade.node, 'shade');

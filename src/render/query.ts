@@ -55,6 +55,19 @@ async function sourceValue(source: string, cog: Cog, bands: readonly number[], n
   }
 }
 
+/**
+ * The steps of a graph by the names clients use: a graph form's node names; a list's steps by
+ * their index from 0 (TileContext.tap names them `step N (op)`, as errors do).
+ */
+function publicSteps(root: Operator): { steps: [string, Operator][]; named: (tapName: string) => string } {
+  if (root instanceof Sequential) {
+    const index = new Map(root.named().map(([name], i) => [name, String(i)]));
+    return { steps: root.named().map(([, op], i) => [String(i), op]), named: (n) => index.get(n) ?? n };
+  }
+  if (root instanceof Graph) return { steps: root.named(), named: (n) => n };
+  return { steps: [['output', root]], named: (n) => n };
+}
+
 /** Renders the task's tile watching every step, and reads each source's own pixel under the point. */
 export async function probeTile(
   graph: LayerGraph,
@@ -63,10 +76,9 @@ export async function probeTile(
 ): Promise<{ render: TileRender; point: PointValues }> {
   const p = task.probe;
   const seen = new Map<string, NodeValue>();
-  const render = await graph.render(task as Tile, alloc, (name, op, r) => seen.set(name, valueOf(name, op, r, task.size, p)));
+  const { steps, named } = publicSteps(graph.graph);
+  const render = await graph.render(task as Tile, alloc, (tapName, op, r) => seen.set(named(tapName), valueOf(named(tapName), op, r, task.size, p)));
   // Every step, in the graph's order; those that did not run (an input had nothing here) too.
-  const root = graph.graph;
-  const steps: [string, Operator][] = root instanceof Sequential || root instanceof Graph ? root.named() : [['output', root]];
   const nodes = steps.map(([name, op]) => seen.get(name) ?? { name, op: op.op, kind: null, values: null });
   const sources: SourceValue[] = [];
   for (const g of graph.reads) {
@@ -94,7 +106,7 @@ function bandStats(band: number, values: Float64Array, inside: number, bins: num
   const n = values.length;
   const none = { p2: null, p25: null, p50: null, p75: null, p98: null };
   if (n === 0)
-    return { band, count: 0, validFraction: 0, min: null, max: null, mean: null, std: null, percentiles: none, histogram: { counts: [], edges: [] } };
+    return { band, count: 0, valid_fraction: 0, min: null, max: null, mean: null, std: null, percentiles: none, histogram: { counts: [], edges: [] } };
   let sum = 0;
   for (const v of values) sum += v;
   const mean = sum / n;
@@ -109,7 +121,7 @@ function bandStats(band: number, values: Float64Array, inside: number, bins: num
   return {
     band,
     count: n,
-    validFraction: inside ? n / inside : 0,
+    valid_fraction: inside ? n / inside : 0,
     min,
     max,
     mean,
@@ -137,7 +149,9 @@ export async function areaStatistics(
   const want = task.stats.node;
   let chosen: { name: string; op: Operator; r: Raster | null } | undefined;
   const seen: string[] = [];
-  const render = await graph.render(task as Tile, alloc, (name, op, r) => {
+  const { named } = publicSteps(graph.graph);
+  const render = await graph.render(task as Tile, alloc, (tapName, op, r) => {
+    const name = named(tapName);
     seen.push(name);
     // A step with nothing here (null) may be the one: its statistics are then empty.
     if (want === undefined ? r === null || r.kind === 'bands' : name === want) chosen = { name, op, r };

@@ -99,7 +99,7 @@ export interface BandStats {
   band: number;
   /** Valid pixels inside the area, and their share of the area's pixels. */
   count: number;
-  validFraction: number;
+  valid_fraction: number;
   min: number | null;
   max: number | null;
   mean: number | null;

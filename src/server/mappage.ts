@@ -272,13 +272,13 @@ async function applyDocument() {
     state.editError = body.detail;
     return;
   }
-  const tj = scale === 2 ? await (await fetch(body.url + '?scale=2')).json() : body;
+  const tj = scale === 2 ? await (await fetch(body.url + '?scale=2')).json() : body.tilejson;
   state.idle = false;
   document.body.dataset.state = 'loading';
   drawTiles(tj);
   state.pipeline = body.hash;
   state.editError = null;
-  $('edit-status').textContent = 'Showing pipeline ' + body.hash.slice(0, 12) + ' (' + body.tiles[0].replace(/\?.*$/, '') + ')';
+  $('edit-status').textContent = 'Showing pipeline ' + body.hash.slice(0, 12) + ' (' + body.tilejson.tiles[0].replace(/\?.*$/, '') + ')';
   map.once('idle', () => {
     state.idle = true;
     document.body.dataset.state = 'idle';
@@ -370,7 +370,7 @@ map.on('click', async (e) => {
     rows.push('<tr><th colspan="2">' + text(body.lon.toFixed(5) + ', ' + body.lat.toFixed(5)) + ' · tile ' + text(body.tile.z + '/' + body.tile.x + '/' + body.tile.y) + '</th></tr>');
     for (const s of body.sources)
       rows.push('<tr><td>' + text(s.source + (s.member ? ' (' + s.location + ')' : '')) + ' pixel ' + text(s.pixel.join(', ')) + '</td><td class="v">' + text(s.values.map(fmt).join(', ')) + '</td></tr>');
-    for (const n of body.nodes) {
+    for (const n of body.steps) {
       const v = n.values === null || n.values.length === 0 ? 'nothing here' : n.kind === 'rgba' ? 'rgba(' + n.values.join(', ') + ')' : n.values.map(fmt).join(', ');
       const swatch = n.kind === 'rgba' && n.values && n.values.length ? '<span class="swatch" data-rgba="' + n.values.join(',') + '"></span>' : '';
       rows.push('<tr><td>' + text(n.name) + '</td><td class="v">' + swatch + text(v) + '</td></tr>');

@@ -39,11 +39,21 @@ export interface AreaGrid {
   height: number;
 }
 
-export interface PointAnswer extends Omit<PointValues, 'sources'> {
+/**
+ * `/point`'s answer: SPEC's `reads` (each source's own pixel), `nodes` (each step's values by
+ * name; a list's steps by index) and `rgba`; and, in more detail, `steps` (in the graph's
+ * order, with each operator and kind), `sources` (pixel, CRS position, file, mosaic member) and
+ * `tile`.
+ */
+export interface PointAnswer {
   layer: string;
   lon: number;
   lat: number;
+  reads: Record<string, (number | null)[]>;
+  nodes: Record<string, (number | null)[] | null>;
+  rgba: number[] | null;
   tile: { z: number; x: number; y: number; pixel: [number, number] };
+  steps: PointValues['nodes'];
   sources: (PointValues['sources'][number] & { member?: boolean })[];
 }
 
@@ -78,14 +88,19 @@ export class QueryService {
     const members = layer.mosaics.size ? tileMembers(layer, { z, x, y }, this.deps.mosaicMaxFiles ?? DEFAULT_MOSAIC_MAX_FILES).members : undefined;
     const r = await this.deps.pool.render({ layer: layer.spec, z, x, y, size: tileSize, members, probe: { i, j, lon, lat } });
     const point = r.point!;
+    // A source's value: its first pixel with data under the point (a mosaic's members in their listed order).
+    const reads: PointAnswer['reads'] = {};
+    for (const s of point.sources) if (!reads[s.source] || reads[s.source]!.every((v) => v === null)) reads[s.source] = s.values;
     return {
       layer: layer.name,
       lon,
       lat,
-      tile: { z, x, y, pixel: [i, j] },
-      nodes: point.nodes,
-      sources: point.sources.map((s) => ({ ...s, location: this.shown(s.location), ...(layer.mosaics.has(s.source) && { member: true }) })),
+      reads,
+      nodes: Object.fromEntries(point.nodes.map((n) => [n.name, n.values])),
       rgba: point.rgba,
+      tile: { z, x, y, pixel: [i, j] },
+      steps: point.nodes,
+      sources: point.sources.map((s) => ({ ...s, location: this.shown(s.location), ...(layer.mosaics.has(s.source) && { member: true }) })),
     };
   }
 

@@ -39,7 +39,7 @@ export function postPipeline(pipelines: PipelineRegistry | undefined): RequestHa
     const hash = layer.name.slice(2);
     const base = requestBaseUrl(req);
     documentHeaders(res);
-    res.json({ hash, url: `${base}${pipelineRoute(hash)}/tilejson.json`, ...buildTileJson(base, layer, 1, 'png', pipelineRoute(hash)) });
+    res.json({ hash, tilejson: buildTileJson(base, layer, 1, 'png', pipelineRoute(hash)), url: `${base}${pipelineRoute(hash)}/tilejson.json` });
   };
 }
 
