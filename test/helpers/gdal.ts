@@ -210,6 +210,9 @@ function run(cmd: string, args: string[], input?: string): Promise<{ stdout: str
       if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`));
       else resolve({ stdout, stderr });
     });
+    // A tool that exits before reading its input (gdalwarp reads none) leaves the pipe broken:
+    // the write's EPIPE says nothing the exit status does not.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }
