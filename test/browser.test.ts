@@ -414,7 +414,15 @@ describe('in Chromium', { skip: SKIP }, () => {
       siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
     });
 
-    after(() => new Promise<void>((resolve) => site.close(() => resolve())));
+    // Chromium may keep a connection open (a preconnect, a pooled socket) while the browser
+    // lives: close() alone would wait for it.
+    after(
+      () =>
+        new Promise<void>((resolve) => {
+          site.close(() => resolve());
+          site.closeAllConnections();
+        }),
+    );
 
     for (const [client, layer] of [
       ['leaflet', 'zion-landcover'],
