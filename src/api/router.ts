@@ -104,10 +104,8 @@ export function createTileRouter(opts: TileRouterOptions): TileRouter {
     blockCacheMb: opts.blockCacheMb ?? defaults.blockCacheMb,
     onError: (err) => log.error({ err }, 'render thread failed'),
   });
-  // TileService asks its pool for `render` and `timeoutMs` alone, which this renderer has.
-  const pool: Pick<RenderPool, 'render' | 'timeoutMs'> = renderer;
   const tiles = new TileService({
-    pool: pool as RenderPool,
+    pool: renderer,
     cache: new TileCache((opts.cacheMb ?? defaults.cacheL1Mb) * 1024 * 1024),
     metrics: new Metrics(),
     log,

@@ -34,7 +34,8 @@ export interface TileAnswer extends TileEntry {
 }
 
 export interface TileServiceDeps {
-  pool: RenderPool;
+  /** The render threads, or anything that renders as they do (the library router renders some layers in the calling thread). */
+  pool: Pick<RenderPool, 'render' | 'timeoutMs'>;
   cache: TileCache;
   metrics: Metrics;
   log: Logger;
