@@ -822,7 +822,7 @@ async function main(): Promise<void> {
   const jpeg = await step('jpeg', () => jpegVsDeflate(layers));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
   const seeded = await step('seed', () => seeding(layers));
-  const seedDeps: SeedBenchDeps = { data: DATA, cli: CLI, cores: CORES, zooms: ZOOMS, layer: layers.dem.name, startRedis, log };
+  const seedDeps: SeedBenchDeps = { data: DATA, cli: CLI, cores: CORES, zooms: ZOOMS, layer: layers.dem.name, startRedis, stopper, log };
   const queued = await step('queue', () => queueVsLocal(seedDeps));
   const incremental = await step('incremental', () => incrementalReseed(seedDeps));
   const soaked = await step('soak', () => soak());

@@ -31,6 +31,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFil
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { ZoomCounts } from '../src/seed/runner.js';
 
 const run = promisify(execFile);
 
@@ -44,6 +45,8 @@ export interface SeedBenchDeps {
   /** The bench DEM layer's name (its file is `${data}/${layer}.yaml`, its source `./dem.tif`). */
   layer: string;
   startRedis(): Promise<{ url: string; port: number; stop(): Promise<void> } | undefined>;
+  /** Stops a child process: SIGTERM, then SIGKILL after 10 s. */
+  stopper(child: ChildProcess): () => Promise<void>;
   log(msg: string): void;
 }
 
@@ -114,15 +117,10 @@ async function redisCpu(port: number): Promise<number> {
   return v('used_cpu_sys') + v('used_cpu_user');
 }
 
-interface DoneLine {
+/** A seeding run's last JSON line: its counts (src/seed/runner.ts) and where its manifest is. */
+interface DoneLine extends ZoomCounts {
   event: string;
   total: number;
-  rendered: number;
-  empty: number;
-  skipped: number;
-  carried: number;
-  failed: number;
-  bytes: number;
   seconds: number;
   manifest: string;
 }
@@ -180,18 +178,6 @@ interface Worker {
   stop(): Promise<void>;
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
 /** `tilegraph worker` with one render thread, once it has logged "seed worker ready". */
 async function startWorker(deps: SeedBenchDeps, env: Record<string, string>): Promise<Worker> {
   const t0 = performance.now();
@@ -224,7 +210,7 @@ async function startWorker(deps: SeedBenchDeps, env: Record<string, string>): Pr
     child.kill('SIGKILL');
     throw err;
   }
-  return { pid: child.pid!, startSeconds: (performance.now() - t0) / 1000, stop: () => stopChild(child) };
+  return { pid: child.pid!, startSeconds: (performance.now() - t0) / 1000, stop: deps.stopper(child) };
 }
 
 // ---------------------------------------------------------------------------------------

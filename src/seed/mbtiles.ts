@@ -42,10 +42,14 @@ const SCHEMA = `
     FROM map JOIN images ON images.tile_id = map.tile_id;
 `;
 
-interface PendingTile {
+/** A tile's place in `map`: zoom, column and TMS row. */
+interface Place {
   z: number;
   x: number;
   row: number;
+}
+
+interface PendingTile extends Place {
   id: string;
   body: Buffer;
 }
@@ -158,7 +162,7 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
     'UPDATE map SET tile_id = ?, tilegraph_previous = NULL WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?',
   );
   let orphans = false;
-  const commit = db.transaction((tiles: PendingTile[], carried: PendingTile[]) => {
+  const commit = db.transaction((tiles: PendingTile[], carried: Place[]) => {
     for (const t of carried) carryTile.run(t.z, t.x, t.row);
     for (const t of tiles) {
       insertImage.run(t.id, t.body);
@@ -170,8 +174,8 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
   });
 
   const pending = new Map<string, PendingTile>();
-  /** Tiles carried over since the last commit (only z, x and row matter). */
-  const carried = new Map<string, PendingTile>();
+  /** Tiles carried over since the last commit. */
+  const carried = new Map<string, Place>();
   let timer: NodeJS.Timeout | undefined;
   let failure: unknown;
   let closed = false;
@@ -213,7 +217,7 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
       const state = tileState.get(t.z, t.x, row);
       if (state === undefined) return false;
       if (state !== null) {
-        carried.set(key, { z: t.z, x: t.x, row, id: '', body: Buffer.alloc(0) });
+        carried.set(key, { z: t.z, x: t.x, row });
         if (carried.size + pending.size >= FLUSH_TILES) flush();
         else timer ??= setTimeout(flush, FLUSH_MS);
       }

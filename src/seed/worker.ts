@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { connectForCommand, type RedisClient } from '../cache/redis.js';
 import { loadSettings, type Settings } from '../config.js';
-import { loadLayer, type Layer } from '../layers/layer.js';
+import { loadLayer } from '../layers/layer.js';
 import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
@@ -26,7 +26,6 @@ const TILES_IN_FLIGHT = 4;
 /** What a worker keeps of a run while it takes the run's jobs. */
 interface RunContext {
   record: RunRecord;
-  layer: Layer;
   produce: Produce;
   target: SeedTarget;
 }
@@ -109,7 +108,7 @@ export class SeedWorker {
       redis: async () => this.redis,
       previous: record.previous,
     });
-    return { record, layer, target, produce: this.renderer.producer(layer, record.format) };
+    return { record, target, produce: this.renderer.producer(layer, record.format) };
   }
 
   async close(): Promise<void> {
