@@ -18,9 +18,11 @@ ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json asconfig.json ./
+COPY assembly ./assembly
 COPY src ./src
 COPY workers ./workers
+RUN npx asc --config asconfig.json --target release
 RUN npx tsc -p tsconfig.json
 RUN npm prune --omit=dev --no-audit --no-fund
 

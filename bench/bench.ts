@@ -36,7 +36,7 @@
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, model, naive, single, seed,
- * overview, mosaic, encode, jpeg, gdal2tiles, queue, incremental, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3),
+ * overview, mosaic, encode, jpeg, kernels, gdal2tiles, queue, incremental, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_KERNELS_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3),
  * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
  * BENCH_INCREMENTAL_ROUNDS (default 3), BENCH_MODEL_ROUNDS (default 4). See bench/README.md.
  */
@@ -52,6 +52,7 @@ import { coldTileCosts, renderRgba, singleThread, type DirectResult } from './di
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, freePort, summarise, type LoadResult } from './loadgen.js';
+import { kernelsAB } from './kernels.js';
 import { modelBench } from './model.js';
 import { mosaicBench } from './mosaic.js';
 import { incrementalReseed, queueVsLocal, type SeedBenchDeps } from './seedqueue.js';
@@ -820,6 +821,7 @@ async function main(): Promise<void> {
   );
   const encode = await step('encode', () => encoders(layers));
   const jpeg = await step('jpeg', () => jpegVsDeflate(layers));
+  const kernels = await step('kernels', () => kernelsAB(layers, { zooms: ZOOMS, log }));
   const g2t = await step('gdal2tiles', () => gdal2tiles());
   const seeded = await step('seed', () => seeding(layers));
   const seedDeps: SeedBenchDeps = { data: DATA, cli: CLI, cores: CORES, zooms: ZOOMS, layer: layers.dem.name, startRedis, stopper, log };
@@ -858,6 +860,8 @@ async function main(): Promise<void> {
     // The median of the rounds' ratios (NDVI tiles/s over model tiles/s): a model tile's cost in NDVI tiles. No target (issue 18).
     modelTileCostVsNdvi: (model?.costRatio as number | undefined) ?? null,
     modelTileCpuCostVsNdvi: (model?.cpuCostRatio as number | undefined) ?? null,
+    kernelsWasmVsJsDem: (kernels?.dem as { wasmVsJs: number } | undefined)?.wasmVsJs ?? null,
+    kernelsWasmVsJsNdvi: (kernels?.ndvi as { wasmVsJs: number } | undefined)?.wasmVsJs ?? null,
     soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({
@@ -869,6 +873,9 @@ async function main(): Promise<void> {
   const targets = [
     target('DEM uncached tiles/s vs naive (x)', ratios.demVsNaive, 10, 'higher'),
     target('DEM uncached tiles/s', rate(dem), 300, 'higher'),
+    target('DEM uncached tiles/s vs naive, close to the machine (x)', ratios.demVsNaive, 25, 'higher'),
+    target('NDVI uncached tiles/s vs naive DEM (x)', ratios.ndviVsNaiveDem, 12, 'higher'),
+    target('server CPU ms per uncached DEM tile', dem?.cpuMsPerTile as number | undefined, 2.5, 'lower'),
     target('DEM uncached p99 ms at 8 connections', lat(dem)?.p99, 100, 'lower'),
     target('NDVI uncached tiles/s', rate(ndvi), 150, 'higher'),
     target('zoom-8 tile cost, 4x COG vs 1x (x)', ratios.overviewCost4xVs1x, 1.2, 'lower'),
@@ -936,6 +943,7 @@ async function main(): Promise<void> {
     scenarios,
     overview: overview ?? null,
     encode: encode ?? null,
+    kernels: kernels ?? null,
     ratios,
     targets,
     skipped,

@@ -25,7 +25,7 @@ for tool in gdalwarp gdal_translate gdaldem gdalinfo /usr/bin/chromium redis-ser
 done
 
 [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
-npx tsc -p tsconfig.json
+npm run --silent build
 npm run --silent lint
 
 # One file at a time keeps the two cores for the servers the integration tests start.

@@ -40,6 +40,12 @@ const DEFS = {
     schema: whole(1).default(256),
     description: 'decoded COG blocks each render thread keeps, in MiB; the threads share the blocks they decode, so their caches are largely the same memory',
   },
+  kernels: {
+    env: 'KERNELS',
+    schema: z.enum(['wasm', 'js']).default('wasm'),
+    description:
+      "the render threads' hot loops: `wasm` runs the WebAssembly SIMD kernels where one fits the block, `js` their JavaScript references everywhere",
+  },
   mosaicMaxFiles: {
     env: 'MOSAIC_MAX_FILES',
     schema: whole(1).default(64),

@@ -36,6 +36,7 @@ const SETTING_NAMES = new Set(SETTINGS.map((s) => s.env));
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   version: string;
   engines: { node: string };
+  scripts: Record<string, string>;
   devDependencies: Record<string, string>;
 };
 const IMAGE = `tilegraph:${pkg.version}`;
@@ -188,6 +189,10 @@ describe('Dockerfile', () => {
     const runs = all(buildStage, 'RUN');
     const at = (cmd: string) => runs.findIndex((r) => r.startsWith(cmd));
     assert.ok(at('npm ci') >= 0 && at('npx tsc -p tsconfig.json') > at('npm ci') && at('npm prune --omit=dev') > at('npx tsc'), runs.join('\n'));
+    // The WebAssembly kernels are compiled as `npm run build` compiles them, into dist/src (which the runtime stage copies).
+    const asc = runs[at('npx asc')] ?? '';
+    assert.ok(at('npx asc') > at('npm ci') && at('npm prune --omit=dev') > at('npx asc'), runs.join('\n'));
+    assert.ok(pkg.scripts.build.startsWith(asc.replace(/^npx /, '')), `${asc} is the build's first step: ${pkg.scripts.build}`);
     assert.equal(all(runtimeStage, 'RUN').length, 0, 'nothing is installed or built in the runtime stage');
   });
 

@@ -6,6 +6,7 @@
 import { Piscina, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import type { Alloc } from '../src/alloc.js';
 import { toWire } from '../src/errors.js';
+import { useKernels } from '../src/kernels.js';
 import { BufferPool, TileArena } from '../src/render/arena.js';
 import { indexedPng } from '../src/render/png.js';
 import { areaStatistics, probeTile } from '../src/render/query.js';
@@ -14,6 +15,7 @@ import type { LayerSpec, RenderReply, RenderResult, RenderTask, RenderThreadData
 import { blockCache } from '../src/sources/blockcache.js';
 
 const settings = workerData as RenderThreadData | undefined;
+useKernels(settings?.kernels ?? 'wasm');
 if (settings?.blockCacheMb) {
   blockCache.resize(settings.blockCacheMb * 1024 * 1024);
   // The render threads share what they decode (see BlockCache.share).

@@ -102,6 +102,7 @@ export function createTileRouter(opts: TileRouterOptions): TileRouter {
     maxQueue: opts.maxQueue ?? defaults.maxQueue,
     timeoutMs: opts.renderTimeoutMs ?? defaults.renderTimeoutMs,
     blockCacheMb: opts.blockCacheMb ?? defaults.blockCacheMb,
+    kernels: defaults.kernels,
     onError: (err) => log.error({ err }, 'render thread failed'),
   });
   const tiles = new TileService({

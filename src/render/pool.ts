@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { fromWire, TileError } from '../errors.js';
+import type { Kernels } from '../kernels.js';
 import type { RenderReply, RenderResult, RenderTask, RenderThreadData } from './task.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../workers/render.js');
@@ -20,6 +21,8 @@ export interface PoolOptions {
   timeoutMs: number;
   /** Decoded-block cache of each thread, in MiB (BLOCK_CACHE_MB). */
   blockCacheMb: number;
+  /** The render threads' hot loops (KERNELS); `wasm` unless given. */
+  kernels?: Kernels;
   onError?: (err: unknown) => void;
 }
 
@@ -67,7 +70,7 @@ export class RenderPool {
         // (instead of sleeping in Atomics.wait) and the blocks other threads announce reach it
         // before its next tile. ('async' does that too, but its threads outlive close().)
         atomics: 'disabled',
-        workerData: { blockCacheMb: opts.blockCacheMb } satisfies RenderThreadData,
+        workerData: { blockCacheMb: opts.blockCacheMb, kernels: opts.kernels } satisfies RenderThreadData,
       });
       // A thread that dies is replaced by piscina and its task fails; the process must not.
       pool.on('error', (err) => {

@@ -1,4 +1,5 @@
 import type { WireError } from '../errors.js';
+import type { Kernels } from '../kernels.js';
 import type { BlockCounts } from '../sources/blockcache.js';
 import type { MosaicMethod } from '../sources/composite.js';
 import type { TileFormat } from './encode.js';
@@ -140,4 +141,6 @@ export type RenderReply = { ok: true; result: RenderResult } | { ok: false; erro
 export interface RenderThreadData {
   /** Its decoded-block cache, in MiB (BLOCK_CACHE_MB). */
   blockCacheMb: number;
+  /** KERNELS. */
+  kernels?: Kernels;
 }

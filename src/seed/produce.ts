@@ -21,7 +21,13 @@ export interface Renderer {
 }
 
 export function openRenderer(settings: Settings): Renderer {
-  const pool = new RenderPool({ threads: settings.workers, maxQueue: 100_000, timeoutMs: settings.renderTimeoutMs, blockCacheMb: settings.blockCacheMb });
+  const pool = new RenderPool({
+    threads: settings.workers,
+    maxQueue: 100_000,
+    timeoutMs: settings.renderTimeoutMs,
+    blockCacheMb: settings.blockCacheMb,
+    kernels: settings.kernels,
+  });
   const service = new TileService({
     pool,
     cache: new TileCache(0),

@@ -45,6 +45,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
     maxQueue: settings.maxQueue,
     timeoutMs: settings.renderTimeoutMs,
     blockCacheMb: settings.blockCacheMb,
+    kernels: settings.kernels,
     onError: (err) => log.error({ err }, 'render thread failed'),
   });
   const metrics = new Metrics();

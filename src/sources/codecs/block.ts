@@ -11,6 +11,7 @@
  * and reused, which is safe because decoding is synchronous.
  */
 import { SourceError } from '../../errors.js';
+import { floatingPoint32, horizontal } from '../../kernels.js';
 import { Predictor, SampleFormat, sampleType, type BlockLayout, type Samples, type SampleType } from '../types.js';
 import { DECOMPRESSORS } from './decompressors.js';
 import { MAX_BLOCK_BYTES } from './output.js';
@@ -53,13 +54,15 @@ export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shar
     // TN3: the byte planes are always most significant first whatever the
     // file's byte order, and reassembly yields native order directly, so no
     // swap here (libtiff likewise disables its post-decode swab for fpAcc).
-    undoFloatingPointPredictor(raw, out, width * samples, height, samples, bytesPerSample);
+    const simd = samples === 1 && bytesPerSample === 4 && NATIVE_LE && floatingPoint32(raw, out, width, height);
+    if (!simd) undoFloatingPointPredictor(raw, out, width * samples, height, samples, bytesPerSample);
   } else {
     // Section 2 / 14: the predictor differences sample *values*, so the file
     // byte order must be undone before the accumulation.
     if (littleEndian !== NATIVE_LE && bytesPerSample > 1) swapBytes(raw, bytesPerSample);
     if (predictor === Predictor.Horizontal) {
-      undoHorizontalPredictor(raw, out, bytesPerSample, width * samples, height, samples);
+      if (!horizontal(raw, out, bytesPerSample, width * samples, height, samples))
+        undoHorizontalPredictor(raw, out, bytesPerSample, width * samples, height, samples);
     } else if (out !== raw) {
       out.set(raw);
     }

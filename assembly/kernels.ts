@@ -1,0 +1,137 @@
+/**
+ * The render threads' hot loops in WebAssembly with 128-bit SIMD, compiled by AssemblyScript
+ * (`npm run build` writes dist/src/kernels.wasm). Each has a JavaScript twin that stays the
+ * reference: src/sources/codecs/predictor.ts; test/kernels.test.ts compares them byte for byte.
+ *
+ * The kernels own no memory: src/kernels.ts copies a block into the linear memory past
+ * `heapBase()`, calls a kernel on it in place, and copies the result out. Nothing here
+ * allocates, so the module needs no runtime.
+ */
+
+/** Where the caller's scratch memory may start. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// Shifting a vector towards its high lanes by 1, 2, 4 or 8 bytes, zeros coming in: the steps of a
+// prefix sum inside one vector (after step n, each lane holds the sum of the 2^n lanes up to it).
+// `i8x16.shuffle(zero, v, ...)`: indices 0-15 pick from `zero`, 16-31 from `v`. Binaryen inlines them.
+
+function shl1(v: v128, zero: v128): v128 {
+  return i8x16.shuffle(zero, v, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
+}
+function shl2(v: v128, zero: v128): v128 {
+  return i8x16.shuffle(zero, v, 0, 1, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29);
+}
+function shl4(v: v128, zero: v128): v128 {
+  return i8x16.shuffle(zero, v, 0, 1, 2, 3, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27);
+}
+function shl8(v: v128, zero: v128): v128 {
+  return i8x16.shuffle(zero, v, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+}
+
+/**
+ * Predictor 3 (TN3) for Float32 with one sample a pixel: `rows` rows of `rowSamples` floats at
+ * `data`, each stored as four byte planes (most significant first) differenced over the whole
+ * row, become native little-endian floats in place. `tmp` holds one row.
+ */
+export function floatingPoint32(data: usize, rowSamples: i32, rows: i32, tmp: usize): void {
+  const rowBytes = rowSamples << 2;
+  const n = <usize>rowSamples;
+  const zero = i8x16.splat(0);
+  for (let r = 0; r < rows; r++) {
+    const row = data + <usize>r * <usize>rowBytes;
+    // The running byte sum over the row, 16 bytes at a time; `carry` is the last sum, in every lane.
+    let carry = zero;
+    let k = 0;
+    for (; k + 16 <= rowBytes; k += 16) {
+      let v = v128.load(row + k);
+      v = i8x16.add(v, shl1(v, zero));
+      v = i8x16.add(v, shl2(v, zero));
+      v = i8x16.add(v, shl4(v, zero));
+      v = i8x16.add(v, shl8(v, zero));
+      v = i8x16.add(v, carry);
+      v128.store(tmp + k, v);
+      carry = i8x16.shuffle(v, v, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
+    }
+    let acc = <u8>i8x16.extract_lane_u(carry, 0);
+    for (; k < rowBytes; k++) {
+      acc = <u8>(acc + load<u8>(row + k));
+      store<u8>(tmp + k, acc);
+    }
+    // Gather: the float's little-endian bytes are planes 3, 2, 1, 0 of its index.
+    let i: usize = 0;
+    for (; i + 16 <= n; i += 16) {
+      const p0 = v128.load(tmp + i);
+      const p1 = v128.load(tmp + n + i);
+      const p2 = v128.load(tmp + 2 * n + i);
+      const p3 = v128.load(tmp + 3 * n + i);
+      const lo32 = i8x16.shuffle(p3, p2, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const hi32 = i8x16.shuffle(p3, p2, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      const lo10 = i8x16.shuffle(p1, p0, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const hi10 = i8x16.shuffle(p1, p0, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      const d = row + (i << 2);
+      v128.store(d, i8x16.shuffle(lo32, lo10, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+      v128.store(d + 16, i8x16.shuffle(lo32, lo10, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31));
+      v128.store(d + 32, i8x16.shuffle(hi32, hi10, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+      v128.store(d + 48, i8x16.shuffle(hi32, hi10, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31));
+    }
+    for (; i < n; i++) {
+      const w =
+        ((<u32>load<u8>(tmp + i)) << 24) | ((<u32>load<u8>(tmp + n + i)) << 16) | ((<u32>load<u8>(tmp + 2 * n + i)) << 8) | (<u32>load<u8>(tmp + 3 * n + i));
+      store<u32>(row + (i << 2), w);
+    }
+  }
+}
+
+/**
+ * Predictor 2 (Section 14) on `rows` rows of `rowLen` samples of `bytes` (1, 2 or 4) bytes at
+ * `data`, in place, native order, `stride` samples a pixel: each sample plus the one `stride`
+ * before it, wrapping. A prefix sum with a stride of 1, 2 or 4 samples stays inside the vector's
+ * lanes; any other stride, and each row's last part, are summed one sample at a time.
+ * Answers false, having done nothing, for a layout it has no vector loop for.
+ */
+export function horizontal(data: usize, bytes: i32, rowLen: i32, rows: i32, stride: i32): bool {
+  const step = bytes * stride; // bytes between a sample and the one it adds
+  if (step != 1 && step != 2 && step != 4 && step != 8 && step != 16) return false;
+  if (bytes != 1 && bytes != 2 && bytes != 4) return false;
+  const rowBytes = rowLen * bytes;
+  const zero = i8x16.splat(0);
+  for (let r = 0; r < rows; r++) {
+    const row = data + <usize>r * <usize>rowBytes;
+    let carry = zero;
+    let k = 0;
+    for (; k + 16 <= rowBytes; k += 16) {
+      let v = v128.load(row + k);
+      if (bytes == 1) {
+        if (step <= 1) v = i8x16.add(v, shl1(v, zero));
+        if (step <= 2) v = i8x16.add(v, shl2(v, zero));
+        if (step <= 4) v = i8x16.add(v, shl4(v, zero));
+        if (step <= 8) v = i8x16.add(v, shl8(v, zero));
+        v = i8x16.add(v, carry);
+      } else if (bytes == 2) {
+        if (step <= 2) v = i16x8.add(v, shl2(v, zero));
+        if (step <= 4) v = i16x8.add(v, shl4(v, zero));
+        if (step <= 8) v = i16x8.add(v, shl8(v, zero));
+        v = i16x8.add(v, carry);
+      } else {
+        if (step <= 4) v = i32x4.add(v, shl4(v, zero));
+        if (step <= 8) v = i32x4.add(v, shl8(v, zero));
+        v = i32x4.add(v, carry);
+      }
+      v128.store(row + k, v);
+      // The last pixel's sums, repeated across the vector: what the next vector's pixels add.
+      if (step == 1) carry = i8x16.shuffle(v, v, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
+      else if (step == 2) carry = i8x16.shuffle(v, v, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15);
+      else if (step == 4) carry = i8x16.shuffle(v, v, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15);
+      else if (step == 8) carry = i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+      else carry = v;
+    }
+    // The rest of the row: each sample plus the one `stride` before it (already summed).
+    const start = k < step ? step : k;
+    if (bytes == 1) for (let j = start; j < rowBytes; j++) store<u8>(row + j, load<u8>(row + j) + load<u8>(row + j - step));
+    else if (bytes == 2) for (let j = start; j < rowBytes; j += 2) store<u16>(row + j, load<u16>(row + j) + load<u16>(row + j - step));
+    else for (let j = start; j < rowBytes; j += 4) store<u32>(row + j, load<u32>(row + j) + load<u32>(row + j - step));
+  }
+  return true;
+}

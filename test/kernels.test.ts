@@ -1,0 +1,146 @@
+/**
+ * The WebAssembly kernels (assembly/kernels.ts through src/kernels.ts) against their
+ * JavaScript references (src/sources/codecs/predictor.ts): byte for byte, on random blocks of
+ * every layout a kernel takes (row lengths that are and are not a whole number of vectors,
+ * one-pixel rows, one-row blocks), and on every block of GDAL's decode fixtures, decoded once
+ * each way. test/decode.test.ts separately holds the default (wasm) path to GDAL's pixels.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { floatingPoint32, horizontal, kernelsInUse, MAX_KERNEL_BYTES, useKernels } from '../src/kernels.js';
+import { FileSource } from '../src/sources/bytesource.js';
+import { decodeBlock } from '../src/sources/codecs/block.js';
+import { NATIVE_LE, undoFloatingPointPredictor, undoHorizontalPredictor } from '../src/sources/codecs/predictor.js';
+import { blocksAcross, blocksDown, readTiff } from '../src/sources/tiff.js';
+import { PlanarConfiguration, Predictor } from '../src/sources/types.js';
+import { ROOT } from './helpers/root.js';
+
+/** A deterministic generator, so a failure names a block that can be made again. */
+function random(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}
+
+function randomBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
+  const next = random(seed);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (next() * 256) | 0;
+  return out;
+}
+
+/** The first byte where two arrays differ, or -1. */
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+const WIDTHS = [1, 3, 4, 5, 15, 16, 17, 31, 64, 255, 256, 257, 512];
+const HEIGHTS = [1, 2, 7];
+
+describe('WebAssembly kernels equal their JavaScript references', () => {
+  test('Predictor 3, Float32, one sample a pixel: every row length, in place and into another buffer', () => {
+    assert.ok(NATIVE_LE);
+    let seed = 1;
+    for (const width of WIDTHS) {
+      for (const height of HEIGHTS) {
+        const raw = randomBytes(width * height * 4, seed++);
+        const expected = new Uint8Array(raw.length);
+        undoFloatingPointPredictor(new Uint8Array(raw), expected, width, height, 1, 4);
+
+        const into = new Uint8Array(raw.length);
+        assert.equal(floatingPoint32(new Uint8Array(raw), into, width, height), true);
+        assert.equal(firstDifference(into, expected), -1, `${width}x${height} into another buffer`);
+
+        const inPlace = new Uint8Array(raw);
+        assert.equal(floatingPoint32(inPlace, inPlace, width, height), true);
+        assert.equal(firstDifference(inPlace, expected), -1, `${width}x${height} in place`);
+      }
+    }
+  });
+
+  test('Predictor 2: 8, 16 and 32-bit samples, one, two and four a pixel', () => {
+    let seed = 1000;
+    for (const bytes of [1, 2, 4]) {
+      for (const stride of [1, 2, 4]) {
+        for (const width of WIDTHS) {
+          for (const height of HEIGHTS) {
+            const rowLen = width * stride;
+            const raw = randomBytes(rowLen * height * bytes, seed++);
+            const expected = new Uint8Array(raw.length);
+            undoHorizontalPredictor(new Uint8Array(raw), expected, bytes, rowLen, height, stride);
+            const got = new Uint8Array(raw);
+            assert.equal(horizontal(got, got, bytes, rowLen, height, stride), true, `${bytes}-byte samples, ${stride} a pixel`);
+            assert.equal(firstDifference(got, expected), -1, `${bytes}-byte samples, ${stride} a pixel, ${width}x${height}`);
+          }
+        }
+      }
+    }
+  });
+
+  test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {
+    const raw = randomBytes(3 * 17 * 2 * 5, 7);
+    const copy = new Uint8Array(raw);
+    // Three samples a pixel (RGB), and 64-bit samples.
+    assert.equal(horizontal(copy, copy, 2, 3 * 17, 5, 3), false);
+    assert.equal(horizontal(copy, copy, 8, 17, 5, 1), false);
+    assert.equal(firstDifference(copy, raw), -1);
+    // A block past the bound stays with JavaScript, which allocates nothing lasting.
+    const big = MAX_KERNEL_BYTES / 4 + 16;
+    assert.equal(floatingPoint32(new Uint8Array(big * 4), new Uint8Array(big * 4), big, 1), false);
+  });
+
+  test('KERNELS=js: no kernel runs', () => {
+    const raw = randomBytes(64 * 4, 9);
+    useKernels('js');
+    try {
+      assert.equal(kernelsInUse(), 'js');
+      assert.equal(floatingPoint32(raw, new Uint8Array(raw.length), 64, 1), false);
+      assert.equal(horizontal(raw, new Uint8Array(raw.length), 1, 256, 1, 1), false);
+    } finally {
+      useKernels('wasm');
+    }
+  });
+
+  test("every block of GDAL's predictor fixtures decodes to the same bytes either way", async () => {
+    const dir = join(ROOT, 'test/fixtures/out/decode');
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { fixtures: { tiff: string; predictor: number }[] };
+    const fixtures = manifest.fixtures.filter((f) => f.predictor !== Predictor.None);
+    assert.ok(fixtures.length >= 6, `predictor fixtures: ${fixtures.length}`);
+    let blocks = 0;
+    for (const f of fixtures) {
+      const file = readFileSync(join(dir, f.tiff));
+      const src = new FileSource(join(dir, f.tiff));
+      try {
+        const { littleEndian, images } = await readTiff(src, file.length);
+        const im = images[0]!;
+        const samples = im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
+        for (let i = 0; i < im.blockOffsets.length; i++) {
+          const bytes = file.subarray(im.blockOffsets[i]!, im.blockOffsets[i]! + im.blockByteCounts[i]!);
+          // A strip image's last strip may be shorter (Section 3).
+          const by = Math.floor((i % (blocksAcross(im) * blocksDown(im))) / blocksAcross(im));
+          const height = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
+          const layout = { width: im.blockWidth, height, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat };
+          const decoded = (['js', 'wasm'] as const).map((kind) => {
+            useKernels(kind);
+            const s = decodeBlock(bytes, { ...layout, compression: im.compression, predictor: im.predictor, littleEndian });
+            return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+          });
+          assert.equal(firstDifference(decoded[1]!, decoded[0]!), -1, `${f.tiff} block ${i}`);
+          blocks++;
+        }
+      } finally {
+        useKernels('wasm');
+        await src.close();
+      }
+    }
+    assert.ok(blocks > fixtures.length);
+  });
+});
