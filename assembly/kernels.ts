@@ -135,3 +135,133 @@ export function horizontal(data: usize, bytes: i32, rowLen: i32, rows: i32, stri
   }
   return true;
 }
+
+/**
+ * The two passes of separable resampling (src/sources/sample.ts, `separable`) for one band,
+ * in Float64 as the JavaScript does, so that every output float is the same.
+ *
+ * `band` holds the window's rows `minRow` to `minRow + nRows - 1`, `ww` floats each. The taps
+ * of the W output columns (`c*`) and rows (`r*`): first source pixel (i32), count (i32),
+ * normalised weights (f32, `cp` or `rp` an entry) and whether the pixel is drawn (u8). `h`
+ * takes the column pass (nRows x W floats); `dst` the W x W output, of which only the rows
+ * that are drawn are written.
+ */
+export function separable(
+  band: usize,
+  ww: i32,
+  minRow: i32,
+  nRows: i32,
+  W: i32,
+  cStart: usize,
+  cCount: usize,
+  cWeights: usize,
+  cp: i32,
+  cOk: usize,
+  rStart: usize,
+  rCount: usize,
+  rWeights: usize,
+  rp: i32,
+  rOk: usize,
+  h: usize,
+  dst: usize,
+): void {
+  // Columns: every needed source row resampled to the output columns; a column that is not
+  // drawn gets 0 (its output pixels are masked).
+  for (let r = 0; r < nRows; r++) {
+    const src = band + ((<usize>r * <usize>ww) << 2);
+    const hr = h + ((<usize>r * <usize>W) << 2);
+    for (let i = 0; i < W; i++) {
+      const at = (<usize>i) << 2;
+      if (!load<u8>(cOk + i)) {
+        store<f32>(hr + at, 0);
+        continue;
+      }
+      const st = src + ((<usize>load<i32>(cStart + at)) << 2);
+      const n = load<i32>(cCount + at);
+      const wo = cWeights + ((<usize>(i * cp)) << 2);
+      // Up to three taps the sum starts at the first product, past three at 0 (as the
+      // JavaScript's unrolled and general loops do: the two differ for a sum of -0s).
+      let acc: f64 = n <= 3 ? <f64>load<f32>(wo) * <f64>load<f32>(st) : 0;
+      for (let t = n <= 3 ? 1 : 0; t < n; t++) acc += <f64>load<f32>(wo + ((<usize>t) << 2)) * <f64>load<f32>(st + ((<usize>t) << 2));
+      store<f32>(hr + at, <f32>acc);
+    }
+  }
+  // Rows: the intermediate rows combined for each output row, four floats at a time, each
+  // pair of them in Float64. Two or three taps are summed in Float64 and rounded once; one
+  // or four and more are rounded to Float32 after each tap, as the JavaScript does.
+  const rowBytes = (<usize>W) << 2;
+  for (let j = 0; j < W; j++) {
+    if (!load<u8>(rOk + j)) continue;
+    const at = (<usize>j) << 2;
+    const n = load<i32>(rCount + at);
+    const h0 = h + <usize>(load<i32>(rStart + at) - minRow) * rowBytes;
+    const wo = rWeights + ((<usize>(j * rp)) << 2);
+    const o = dst + <usize>j * rowBytes;
+    const w0 = f64x2.splat(<f64>load<f32>(wo));
+    let i = 0;
+    if (n == 2 || n == 3) {
+      const w1 = f64x2.splat(<f64>load<f32>(wo + 4));
+      const w2 = f64x2.splat(n == 3 ? <f64>load<f32>(wo + 8) : 0);
+      const h1 = h0 + rowBytes,
+        h2 = h1 + rowBytes;
+      for (; i + 4 <= W; i += 4) {
+        const k = (<usize>i) << 2;
+        const a = v128.load(h0 + k),
+          b = v128.load(h1 + k);
+        let lo = f64x2.add(f64x2.mul(w0, f64x2.promote_low_f32x4(a)), f64x2.mul(w1, f64x2.promote_low_f32x4(b)));
+        let hi = f64x2.add(f64x2.mul(w0, promoteHigh(a)), f64x2.mul(w1, promoteHigh(b)));
+        if (n == 3) {
+          const c = v128.load(h2 + k);
+          lo = f64x2.add(lo, f64x2.mul(w2, f64x2.promote_low_f32x4(c)));
+          hi = f64x2.add(hi, f64x2.mul(w2, promoteHigh(c)));
+        }
+        v128.store(o + k, demote(lo, hi));
+      }
+      const s0 = f64x2.extract_lane(w0, 0),
+        s1 = f64x2.extract_lane(w1, 0),
+        s2 = f64x2.extract_lane(w2, 0);
+      for (; i < W; i++) {
+        const k = (<usize>i) << 2;
+        let acc = s0 * <f64>load<f32>(h0 + k) + s1 * <f64>load<f32>(h1 + k);
+        if (n == 3) acc += s2 * <f64>load<f32>(h2 + k);
+        store<f32>(o + k, <f32>acc);
+      }
+      continue;
+    }
+    for (; i + 4 <= W; i += 4) {
+      const k = (<usize>i) << 2;
+      const a = v128.load(h0 + k);
+      v128.store(o + k, demote(f64x2.mul(w0, f64x2.promote_low_f32x4(a)), f64x2.mul(w0, promoteHigh(a))));
+    }
+    const s0 = f64x2.extract_lane(w0, 0);
+    for (; i < W; i++) store<f32>(o + ((<usize>i) << 2), <f32>(s0 * <f64>load<f32>(h0 + ((<usize>i) << 2))));
+    for (let t = 1; t < n; t++) {
+      const w = f64x2.splat(<f64>load<f32>(wo + ((<usize>t) << 2)));
+      const ht = h0 + <usize>t * rowBytes;
+      let i = 0;
+      for (; i + 4 <= W; i += 4) {
+        const k = (<usize>i) << 2;
+        const d = v128.load(o + k),
+          a = v128.load(ht + k);
+        const lo = f64x2.add(f64x2.promote_low_f32x4(d), f64x2.mul(w, f64x2.promote_low_f32x4(a)));
+        const hi = f64x2.add(promoteHigh(d), f64x2.mul(w, promoteHigh(a)));
+        v128.store(o + k, demote(lo, hi));
+      }
+      const s = f64x2.extract_lane(w, 0);
+      for (; i < W; i++) {
+        const k = (<usize>i) << 2;
+        store<f32>(o + k, <f32>(<f64>load<f32>(o + k) + s * <f64>load<f32>(ht + k)));
+      }
+    }
+  }
+}
+
+/** Lanes 2 and 3 of four floats as two doubles. */
+function promoteHigh(v: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
+}
+
+/** Two pairs of doubles rounded to four floats. */
+function demote(lo: v128, hi: v128): v128 {
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}

@@ -24,6 +24,7 @@ interface Exports {
   heapBase(): number;
   floatingPoint32(data: number, rowSamples: number, rows: number, tmp: number): void;
   horizontal(data: number, bytes: number, rowLen: number, rows: number, stride: number): number;
+  separable(...args: number[]): void;
 }
 
 let mode: Kernels = 'wasm';
@@ -92,5 +93,72 @@ export function horizontal(src: Uint8Array, dst: Uint8Array, bytesPerSample: num
   mem.set(src.subarray(0, n), base);
   if (!k.horizontal(base, bytesPerSample, rowLen, rows, stride)) return false;
   dst.set(mem.subarray(base, base + n));
+  return true;
+}
+
+/** The taps of one axis of separable resampling (src/sources/sample.ts). */
+export interface AxisTaps {
+  start: Int32Array;
+  count: Int32Array;
+  weights: Float32Array;
+  per: number;
+  ok: Uint8Array;
+}
+
+/**
+ * Separable resampling's two passes (src/sources/sample.ts, `separable`) for every band:
+ * `bands` are the window's (`ww` pixels wide), of which rows `minRow` to `minRow + nRows - 1`
+ * are read; the W x W outputs' drawn rows are written, nothing else of them.
+ */
+export function separable(
+  bands: readonly Float32Array[],
+  ww: number,
+  minRow: number,
+  nRows: number,
+  W: number,
+  cols: AxisTaps,
+  rows: AxisTaps,
+  out: readonly Float32Array[],
+): boolean {
+  if (mode !== 'wasm') return false;
+  const at = (bytes: number) => {
+    const p = (next + 15) & ~15;
+    next = p + bytes;
+    return p;
+  };
+  let next = base;
+  const cStart = at(W * 4),
+    cCount = at(W * 4),
+    cWeights = at(W * cols.per * 4),
+    cOk = at(W),
+    rStart = at(W * 4),
+    rCount = at(W * 4),
+    rWeights = at(W * rows.per * 4),
+    rOk = at(W),
+    band = at(nRows * ww * 4),
+    h = at(nRows * W * 4),
+    dst = at(W * W * 4);
+  if (next - base > MAX_KERNEL_BYTES) return false;
+  const k = kernels();
+  const mem = room(k, next - base);
+  const put = (p: number, a: Int32Array | Float32Array | Uint8Array, n: number) => mem.set(new Uint8Array(a.buffer, a.byteOffset, n * a.BYTES_PER_ELEMENT), p);
+  put(cStart, cols.start, W);
+  put(cCount, cols.count, W);
+  put(cWeights, cols.weights, W * cols.per);
+  put(cOk, cols.ok, W);
+  put(rStart, rows.start, W);
+  put(rCount, rows.count, W);
+  put(rWeights, rows.weights, W * rows.per);
+  put(rOk, rows.ok, W);
+  let allRows = true;
+  for (let j = 0; j < W; j++) if (!rows.ok[j]) allRows = false;
+  const floats = new Float32Array(mem.buffer);
+  for (let b = 0; b < bands.length; b++) {
+    floats.set(bands[b]!.subarray(minRow * ww, (minRow + nRows) * ww), band >> 2);
+    k.separable(band, ww, minRow, nRows, W, cStart, cCount, cWeights, cols.per, cOk, rStart, rCount, rWeights, rows.per, rOk, h, dst);
+    const o = dst >> 2;
+    if (allRows) out[b]!.set(floats.subarray(o, o + W * W));
+    else for (let j = 0; j < W; j++) if (rows.ok[j]) out[b]!.set(floats.subarray(o + j * W, o + (j + 1) * W), j * W);
+  }
   return true;
 }

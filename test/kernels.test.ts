@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { floatingPoint32, horizontal, kernelsInUse, MAX_KERNEL_BYTES, useKernels } from '../src/kernels.js';
+import { sampleWindow, type Resampling, type Window } from '../src/sources/sample.js';
 import { FileSource } from '../src/sources/bytesource.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
 import { NATIVE_LE, undoFloatingPointPredictor, undoHorizontalPredictor } from '../src/sources/codecs/predictor.js';
@@ -83,6 +84,53 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
         }
       }
     }
+  });
+
+  test('separable resampling: every output float and the mask, bilinear, cubic and nearest, up and down, partly outside the window', () => {
+    const next = random(42);
+    let cases = 0;
+    for (const method of ['bilinear', 'cubic', 'nearest'] as Resampling[]) {
+      // Upsampling (2 taps), about 1:1, and downsampling by up to 3.5 (widened kernels of up to 14 taps).
+      for (const scale of [0.37, 0.5, 1, 1.2, 1.9, 2.6, 3.5]) {
+        // Cubic without downsampling falls back to bilinear near invalid pixels: not separable.
+        if (method === 'cubic' && scale < 1 / 0.95) continue;
+        for (const W of [256, 37]) {
+          const ww = Math.ceil(W * scale) + 8 + Math.floor(next() * 9);
+          const wh = Math.ceil(W * scale) + 8 + Math.floor(next() * 9);
+          const bands = [0, 1].map(() => {
+            const b = new Float32Array(ww * wh);
+            // Elevations, extremes, and zeros of both signs.
+            for (let i = 0; i < b.length; i++) {
+              const r = next();
+              b[i] = r < 0.05 ? -0 : r < 0.1 ? 0 : r < 0.12 ? 3.4e38 * (next() - 0.5) : (next() - 0.3) * 9000;
+            }
+            return b;
+          });
+          const win: Window = { width: ww, height: wh, bands, valid: new Uint8Array(ww * wh).fill(1), allValid: true };
+          // The first output rows and columns fall outside the window.
+          const sep = { u0: -3.3 + next() * 2, du: scale, v0: -2.1 + next() * 1.5, dv: scale };
+          const outputs = (['js', 'wasm'] as const).map((kind) => {
+            useKernels(kind);
+            const out = { bands: [new Float32Array(W * W).fill(7), new Float32Array(W * W).fill(7)], mask: new Uint8Array(W * W) };
+            sampleWindow(win, () => assert.fail('separable needs no coordinates'), method, scale, scale, out, sep);
+            return out;
+          });
+          useKernels('wasm');
+          const [js, wasm] = outputs as [(typeof outputs)[0], (typeof outputs)[0]];
+          const what = `${method} at scale ${scale}, ${W}x${W} from ${ww}x${wh}`;
+          assert.equal(firstDifference(wasm.mask, js.mask), -1, what);
+          assert.ok(js.mask.includes(1) && js.mask.includes(0), `${what}: drawn and undrawn pixels`);
+          for (let b = 0; b < 2; b++) {
+            // Undrawn pixels are nobody's business; drawn ones must be the same floats.
+            for (let k = 0; k < W * W; k++) js.mask[k] || ((js.bands[b]![k] = 0), (wasm.bands[b]![k] = 0));
+            const d = firstDifference(new Uint8Array(wasm.bands[b]!.buffer), new Uint8Array(js.bands[b]!.buffer));
+            assert.equal(d, -1, `${what}, band ${b}: pixel ${d >> 2}: ${wasm.bands[b]![d >> 2]} against ${js.bands[b]![d >> 2]}`);
+          }
+          cases++;
+        }
+      }
+    }
+    assert.equal(cases, 36);
   });
 
   test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {

@@ -7,6 +7,8 @@
  * - when downsampling by more than 1/0.95, kernels widen with the ratio (GDAL's
  *   dfXScale/dfYScale), so they average instead of aliasing.
  */
+import { separable as separableKernel } from '../kernels.js';
+
 /** How source pixels are weighed onto an output pixel, as gdalwarp's `-r`. */
 export type Resampling = 'nearest' | 'bilinear' | 'cubic';
 
@@ -468,6 +470,8 @@ let scratchH = new Float32Array(0);
  * Resampling as two one-dimensional passes (columns, then rows), valid when every window
  * pixel is valid and the grid is axis-aligned: GDAL's weights factor into an x and a y part,
  * and so does their normalisation. About 2 × taps multiply-adds a pixel instead of taps².
+ * The WebAssembly kernel of the same name (src/kernels.ts) does both passes when it can; the
+ * loops here are its reference.
  */
 function separable(win: Window, sep: Separable, method: Resampling, wide: boolean, scaleX: number, scaleY: number, out: SampleOutput): void {
   const W = Math.round(Math.sqrt(out.mask.length));
@@ -490,6 +494,7 @@ function separable(win: Window, sep: Separable, method: Resampling, wide: boolea
     for (let i = 0; i < W; i++) if (cols.ok[i]) out.mask[row + i] = 1;
   }
   const nRows = maxRow - minRow + 1;
+  if (separableKernel(win.bands, ww, minRow, nRows, W, cols, rows, out.bands)) return;
   // Scratch for the column pass, kept between tiles (this function never awaits).
   if (scratchH.length < nRows * W) scratchH = new Float32Array(nRows * W);
   const h = scratchH;
@@ -503,7 +508,11 @@ function separable(win: Window, sep: Separable, method: Resampling, wide: boolea
       const src = (minRow + r) * ww;
       const hr = r * W;
       for (let i = 0; i < W; i++) {
-        if (!cols.ok[i]) continue;
+        if (!cols.ok[i]) {
+          // Its output pixels are masked: a value that does not depend on the tile before.
+          h[hr + i] = 0;
+          continue;
+        }
         const st = src + cols.start[i]!;
         const n = cols.count[i]!;
         const wo = i * cp;
