@@ -265,3 +265,93 @@ function promoteHigh(v: v128): v128 {
 function demote(lo: v128, hi: v128): v128 {
   return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
+
+/**
+ * The widened bilinear kernel up to 2x downsampling on an all-valid window
+ * (src/sources/sample.ts, `triangleAllValid4`) for one or two bands, the two bands in the two
+ * lanes of a Float64 vector, each lane with the JavaScript's weights, order of additions and
+ * rounding, so that every output float is the same.
+ *
+ * `u` and `v` are the n output pixels' window coordinates (f32); `b0` and `b1` the window's
+ * bands (`ww` x `wh` f32; `b1` is `b0` again for one band); `o0`, `o1` and `mask` the
+ * outputs, written only where a pixel is drawn. A pixel whose 4x4 taps would leave the window
+ * is left to the JavaScript's general loop: its index goes to `edges`. Answers how many did.
+ */
+export function triangle4(
+  u: usize,
+  v: usize,
+  n: i32,
+  ww: i32,
+  wh: i32,
+  sx: f64,
+  sy: f64,
+  isx: f64,
+  isy: f64,
+  b0: usize,
+  b1: usize,
+  o0: usize,
+  o1: usize,
+  mask: usize,
+  edges: usize,
+): i32 {
+  let nEdges = 0;
+  for (let k = 0; k < n; k++) {
+    const uk = <f64>load<f32>(u + ((<usize>k) << 2)),
+      vk = <f64>load<f32>(v + ((<usize>k) << 2));
+    const cx = Math.floor(uk),
+      cy = Math.floor(vk);
+    if (!(cx >= 0 && cy >= 0 && cx < <f64>ww && cy < <f64>wh)) continue;
+    const fx = uk - 0.5,
+      fy = vk - 0.5;
+    const xs = Math.max(0, Math.floor(fx - sx) + 1),
+      ys = Math.max(0, Math.floor(fy - sy) + 1);
+    if (xs + 3 >= <f64>ww || ys + 3 >= <f64>wh) {
+      store<i32>(edges + ((<usize>nEdges) << 2), k);
+      nEdges++;
+      continue;
+    }
+    const a0 = 1 - Math.abs(xs - fx) * isx;
+    const a1 = Math.max(0, 1 - Math.abs(xs + 1 - fx) * isx);
+    const a2 = Math.max(0, 1 - Math.abs(xs + 2 - fx) * isx);
+    const a3 = Math.max(0, 1 - Math.abs(xs + 3 - fx) * isx);
+    const c0 = 1 - Math.abs(ys - fy) * isy;
+    const c1 = Math.max(0, 1 - Math.abs(ys + 1 - fy) * isy);
+    const c2 = Math.max(0, 1 - Math.abs(ys + 2 - fy) * isy);
+    const c3 = Math.max(0, 1 - Math.abs(ys + 3 - fy) * isy);
+    const total = (a0 + a1 + a2 + a3) * (c0 + c1 + c2 + c3);
+    if (Math.abs(total) < 1e-5) continue;
+    store<u8>(mask + k, 1);
+    const inv = f64x2.splat(1 / total);
+    const r0 = (<usize>(<i32>ys * ww + <i32>xs)) << 2;
+    const row = (<usize>ww) << 2;
+    const w0 = f64x2.splat(a0),
+      w1 = f64x2.splat(a1),
+      w2 = f64x2.splat(a2),
+      w3 = f64x2.splat(a3);
+    const acc = f64x2.add(
+      f64x2.add(
+        f64x2.add(f64x2.mul(f64x2.splat(c0), taps(b0, b1, r0, w0, w1, w2, w3)), f64x2.mul(f64x2.splat(c1), taps(b0, b1, r0 + row, w0, w1, w2, w3))),
+        f64x2.mul(f64x2.splat(c2), taps(b0, b1, r0 + 2 * row, w0, w1, w2, w3)),
+      ),
+      f64x2.mul(f64x2.splat(c3), taps(b0, b1, r0 + 3 * row, w0, w1, w2, w3)),
+    );
+    const out = f32x4.demote_f64x2_zero(f64x2.mul(acc, inv));
+    store<f32>(o0 + ((<usize>k) << 2), f32x4.extract_lane(out, 0));
+    store<f32>(o1 + ((<usize>k) << 2), f32x4.extract_lane(out, 1));
+  }
+  return nEdges;
+}
+
+/** One row of four taps of both bands, ((w0 p0 + w1 p1) + w2 p2) + w3 p3 in each lane. */
+function taps(b0: usize, b1: usize, at: usize, w0: v128, w1: v128, w2: v128, w3: v128): v128 {
+  const p = v128.load(b0 + at),
+    q = v128.load(b1 + at);
+  // (p0, q0, p1, q1) and (p2, q2, p3, q3), each pair as two doubles.
+  const lo = i32x4.shuffle(p, q, 0, 4, 1, 5),
+    hi = i32x4.shuffle(p, q, 2, 6, 3, 7);
+  const t0 = f64x2.promote_low_f32x4(lo),
+    t1 = f64x2.promote_low_f32x4(i32x4.shuffle(lo, lo, 2, 3, 0, 1)),
+    t2 = f64x2.promote_low_f32x4(hi),
+    t3 = f64x2.promote_low_f32x4(i32x4.shuffle(hi, hi, 2, 3, 0, 1));
+  return f64x2.add(f64x2.add(f64x2.add(f64x2.mul(w0, t0), f64x2.mul(w1, t1)), f64x2.mul(w2, t2)), f64x2.mul(w3, t3));
+}

@@ -25,6 +25,7 @@ interface Exports {
   floatingPoint32(data: number, rowSamples: number, rows: number, tmp: number): void;
   horizontal(data: number, bytes: number, rowLen: number, rows: number, stride: number): number;
   separable(...args: number[]): void;
+  triangle4(...args: number[]): number;
 }
 
 let mode: Kernels = 'wasm';
@@ -161,4 +162,56 @@ export function separable(
     else for (let j = 0; j < W; j++) if (rows.ok[j]) out[b]!.set(floats.subarray(o + j * W, o + (j + 1) * W), j * W);
   }
   return true;
+}
+
+/**
+ * The widened bilinear kernel up to 2x on an all-valid window (src/sources/sample.ts,
+ * `triangleAllValid4`) for one or two bands: `u`, `v` the output pixels' window coordinates,
+ * `bands` the window's (`ww` x `wh`). Writes the drawn pixels of `out` and `mask` and answers
+ * the pixels it left to the general loop (their 4x4 taps would leave the window), or
+ * undefined, having done nothing.
+ */
+export function triangle4(
+  u: Float32Array,
+  v: Float32Array,
+  ww: number,
+  wh: number,
+  sx: number,
+  sy: number,
+  bands: readonly Float32Array[],
+  out: readonly Float32Array[],
+  mask: Uint8Array,
+): Int32Array | undefined {
+  const nb = bands.length;
+  if (mode !== 'wasm' || nb < 1 || nb > 2) return undefined;
+  const n = u.length;
+  let next = base;
+  const at = (bytes: number) => {
+    const p = (next + 15) & ~15;
+    next = p + bytes;
+    return p;
+  };
+  const pu = at(n * 4),
+    pv = at(n * 4),
+    pb = bands.map(() => at(ww * wh * 4)),
+    po = out.map(() => at(n * 4)),
+    pm = at(n),
+    pe = at(n * 4);
+  if (next - base > MAX_KERNEL_BYTES) return undefined;
+  const k = kernels();
+  const mem = room(k, next - base);
+  const floats = new Float32Array(mem.buffer);
+  floats.set(u, pu >> 2);
+  floats.set(v, pv >> 2);
+  for (let b = 0; b < nb; b++) {
+    floats.set(bands[b]!.subarray(0, ww * wh), pb[b]! >> 2);
+    floats.set(out[b]!.subarray(0, n), po[b]! >> 2);
+  }
+  mem.set(mask.subarray(0, n), pm);
+  const b1 = nb === 2 ? pb[1]! : pb[0]!,
+    o1 = nb === 2 ? po[1]! : po[0]!;
+  const edges = k.triangle4(pu, pv, n, ww, wh, sx, sy, 1 / sx, 1 / sy, pb[0]!, b1, po[0]!, o1, pm, pe);
+  for (let b = 0; b < nb; b++) out[b]!.set(floats.subarray(po[b]! >> 2, (po[b]! >> 2) + n));
+  mask.set(mem.subarray(pm, pm + n));
+  return new Int32Array(mem.buffer, pe, edges).slice();
 }

@@ -137,6 +137,56 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     assert.equal(cases, 36);
   });
 
+  test('the widened bilinear kernel on a reprojected grid: every output float and the mask, one and two bands, edges and pixels off the window', () => {
+    const next = random(7);
+    let cases = 0;
+    for (const nb of [1, 2]) {
+      for (const scale of [1.06, 1.3, 1.7, 2]) {
+        const W = 256;
+        const ww = Math.ceil(W * scale * 0.9),
+          wh = Math.ceil(W * scale * 0.8);
+        const bands = Array.from({ length: nb }, () => {
+          const b = new Float32Array(ww * wh);
+          for (let i = 0; i < b.length; i++) {
+            const r = next();
+            b[i] = r < 0.05 ? -0 : r < 0.07 ? 3.4e38 * (next() - 0.5) : (next() - 0.2) * 12000;
+          }
+          return b;
+        });
+        const win: Window = { width: ww, height: wh, bands, valid: new Uint8Array(ww * wh).fill(1), allValid: true };
+        // A rotated, slightly curved grid that runs off the window on two sides, and a few NaNs.
+        const u = new Float32Array(W * W),
+          v = new Float32Array(W * W);
+        const angle = 0.05 + next() * 0.1;
+        for (let j = 0; j < W; j++) {
+          for (let i = 0; i < W; i++) {
+            const k = j * W + i;
+            u[k] = -4 + scale * (i * Math.cos(angle) - j * Math.sin(angle) * 0.3) + 1e-4 * j * j;
+            v[k] = -3 + scale * (j * Math.cos(angle) + i * Math.sin(angle) * 0.3) + 1e-4 * i * i;
+            if (next() < 0.001) u[k] = NaN;
+          }
+        }
+        const outputs = (['js', 'wasm'] as const).map((kind) => {
+          useKernels(kind);
+          const out = { bands: Array.from({ length: nb }, () => new Float32Array(W * W).fill(7)), mask: new Uint8Array(W * W) };
+          sampleWindow(win, () => ({ u, v }), 'bilinear', scale, scale, out);
+          return out;
+        });
+        useKernels('wasm');
+        const [js, wasm] = outputs as [(typeof outputs)[0], (typeof outputs)[0]];
+        const what = `${nb} band(s) at scale ${scale}`;
+        assert.equal(firstDifference(wasm.mask, js.mask), -1, what);
+        assert.ok(js.mask.includes(1) && js.mask.includes(0), `${what}: drawn and undrawn pixels`);
+        for (let b = 0; b < nb; b++) {
+          const d = firstDifference(new Uint8Array(wasm.bands[b]!.buffer), new Uint8Array(js.bands[b]!.buffer));
+          assert.equal(d, -1, `${what}, band ${b}: pixel ${d >> 2}: ${wasm.bands[b]![d >> 2]} against ${js.bands[b]![d >> 2]}`);
+        }
+        cases++;
+      }
+    }
+    assert.equal(cases, 8);
+  });
+
   test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {
     const raw = randomBytes(3 * 17 * 2 * 5, 7);
     const copy = new Uint8Array(raw);

@@ -7,7 +7,7 @@
  * - when downsampling by more than 1/0.95, kernels widen with the ratio (GDAL's
  *   dfXScale/dfYScale), so they average instead of aliasing.
  */
-import { separable as separableKernel } from '../kernels.js';
+import { separable as separableKernel, triangle4 as triangle4Kernel } from '../kernels.js';
 
 /** How source pixels are weighed onto an output pixel, as gdalwarp's `-r`. */
 export type Resampling = 'nearest' | 'bilinear' | 'cubic';
@@ -333,6 +333,12 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
     outBands = out.bands;
   const one = { u: new Float32Array(1), v: new Float32Array(1) };
   const single: SampleOutput = { bands: outBands.map(() => new Float32Array(1)), mask: new Uint8Array(1) };
+  // The WebAssembly kernel of the same name (src/kernels.ts), when it can: it leaves the edges.
+  const edges = triangle4Kernel(u, v, ww, wh, sx, sy, bands, outBands, mask);
+  if (edges) {
+    for (const k of edges) edgePixel(win, u[k]!, v[k]!, sx, sy, one, single, out, k);
+    return;
+  }
   for (let k = 0; k < u.length; k++) {
     const uk = u[k]!,
       vk = v[k]!;
@@ -345,14 +351,7 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
     const xs = Math.max(0, Math.floor(fx - sx) + 1);
     const ys = Math.max(0, Math.floor(fy - sy) + 1);
     if (xs + 3 >= ww || ys + 3 >= wh) {
-      one.u[0] = uk;
-      one.v[0] = vk;
-      single.mask[0] = 0;
-      kernelAllValidGeneral(win, one.u, one.v, false, sx, sy, single);
-      if (single.mask[0]) {
-        mask[k] = 1;
-        for (let b = 0; b < nb; b++) outBands[b]![k] = single.bands[b]![0]!;
-      }
+      edgePixel(win, uk, vk, sx, sy, one, single, out, k);
       continue;
     }
     // Taps past the support come out at or below 0 and are clamped to 0.
@@ -407,6 +406,27 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
       outBands[b]![k] = acc * inv;
     }
   }
+}
+
+/** One pixel of `triangleAllValid4` whose 4x4 taps would leave the window, by the general loop. */
+function edgePixel(
+  win: Window,
+  uk: number,
+  vk: number,
+  sx: number,
+  sy: number,
+  one: { u: Float32Array; v: Float32Array },
+  single: SampleOutput,
+  out: SampleOutput,
+  k: number,
+): void {
+  one.u[0] = uk;
+  one.v[0] = vk;
+  single.mask[0] = 0;
+  kernelAllValidGeneral(win, one.u, one.v, false, sx, sy, single);
+  if (!single.mask[0]) return;
+  out.mask[k] = 1;
+  for (let b = 0; b < out.bands.length; b++) out.bands[b]![k] = single.bands[b]![0]!;
 }
 
 /** The source taps of each output column (or row): where they start, how many, their weights. */
