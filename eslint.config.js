@@ -5,7 +5,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bench/data/', 'test/fixtures/out/', 'layers/data/'] },
+  { ignores: ['dist/', 'native/build/', 'node_modules/', 'bench/data/', 'test/fixtures/out/', 'layers/data/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with Node 20: installs what the tests
 # need when missing (GDAL as the pixel reference and HTTP client, Chromium for the map
-# pages, Redis and nginx for the cache tiers, which the tests start on ports of their own),
-# builds (the type check), lints, and runs every test file with node's test runner.
+# pages, Redis and nginx for the cache tiers, which the tests start on ports of their own,
+# libdeflate for the build), builds (the kernels, the addon, the type check), lints, and
+# runs every test file with node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ command -v gdalwarp >/dev/null || need+=(gdal-bin)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# The build's inflate addon: libdeflate's headers and static library, and a C toolchain.
+[ -f /usr/include/libdeflate.h ] || need+=(libdeflate-dev)
+command -v make >/dev/null && command -v gcc >/dev/null || need+=(make gcc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -42,9 +42,9 @@ const DEFS = {
   },
   kernels: {
     env: 'KERNELS',
-    schema: z.enum(['wasm', 'js']).default('wasm'),
+    schema: z.enum(['fast', 'reference']).default('fast'),
     description:
-      "the render threads' hot loops: `wasm` runs the WebAssembly SIMD kernels where one fits the block, `js` their JavaScript references everywhere",
+      "the render threads' hot loops: `fast` runs the WebAssembly SIMD kernels and libdeflate's inflate where they fit the block, `reference` the JavaScript loops and Node's zlib everywhere (the same pixels, slower)",
   },
   mosaicMaxFiles: {
     env: 'MOSAIC_MAX_FILES',

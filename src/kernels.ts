@@ -1,17 +1,23 @@
 /**
- * The WebAssembly kernels (assembly/kernels.ts, compiled to kernels.wasm beside this file by
- * `npm run build`): one instance a thread, compiled synchronously the first time a kernel is
- * asked for. Each function here answers false, having done nothing, when the kernels are off
- * (KERNELS=js), or the layout is one the kernel has no vector loop for, or the block is larger
- * than MAX_KERNEL_BYTES; the caller then runs its JavaScript twin, which stays the reference.
+ * The hot loops that run outside JavaScript, each beside a JavaScript (or Node) twin that stays
+ * the reference:
+ * - the WebAssembly SIMD kernels (assembly/kernels.ts, compiled to kernels.wasm beside this
+ *   file by `npm run build`): one instance a thread, compiled synchronously the first time a
+ *   kernel is asked for. A block is copied into the linear memory, worked on in place and
+ *   copied out: both copies are native memcpy, a small part of what the vector loops save;
+ * - libdeflate's whole-buffer inflate (native/inflate.c, an N-API addon linked with Debian's
+ *   libdeflate, built by `npm run build`), about a quarter faster than Node's zlib on whole
+ *   COG blocks.
  *
- * A block is copied into the linear memory, worked on in place and copied out: both copies
- * are native memcpy, a small part of what the vector loops save.
+ * Each function here answers false (or undefined, or -1), having done nothing, when the
+ * kernels are off (KERNELS=reference), or the layout is one the kernel has no vector loop
+ * for, or the block is larger than MAX_KERNEL_BYTES; the caller then runs its reference.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
-/** `wasm`: the SIMD kernels where one fits; `js`: the JavaScript loops everywhere. */
-export type Kernels = 'wasm' | 'js';
+/** `fast`: the kernels where one fits; `reference`: the JavaScript loops and Node's zlib everywhere. */
+export type Kernels = 'fast' | 'reference';
 
 /**
  * The largest block the kernels take. The linear memory grows to the largest block a thread
@@ -28,17 +34,22 @@ interface Exports {
   triangle4(...args: number[]): number;
 }
 
-let mode: Kernels = 'wasm';
+let simd = true;
+let libdeflate = true;
 let instance: Exports | undefined;
 let base = 0;
 
-/** Chooses the kernels of this thread (KERNELS); render threads set it from their thread data. */
-export function useKernels(kind: Kernels): void {
-  mode = kind;
+/**
+ * Chooses this thread's kernels (KERNELS): both kinds, or only the SIMD loops or only the
+ * inflate (the bench measures each alone). Render threads set it from their thread data.
+ */
+export function useKernels(kind: Kernels, only?: 'simd' | 'inflate'): void {
+  if (only !== 'inflate') simd = kind === 'fast';
+  if (only !== 'simd') libdeflate = kind === 'fast';
 }
 
-export function kernelsInUse(): Kernels {
-  return mode;
+export function kernelsInUse(): { simd: boolean; inflate: 'libdeflate' | 'zlib' } {
+  return { simd, inflate: libdeflate ? 'libdeflate' : 'zlib' };
 }
 
 function kernels(): Exports {
@@ -48,13 +59,45 @@ function kernels(): Exports {
   try {
     bytes = new Uint8Array(readFileSync(url));
   } catch (err) {
-    throw new Error(`the WebAssembly kernels are missing (${url.pathname}: ${(err as Error).message}); build them with \`npm run build\`, or set KERNELS=js`, {
-      cause: err,
-    });
+    throw new Error(
+      `the WebAssembly kernels are missing (${url.pathname}: ${(err as Error).message}); build them with \`npm run build\`, or set KERNELS=reference`,
+      {
+        cause: err,
+      },
+    );
   }
   instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
   base = (instance.heapBase() + 15) & ~15;
   return instance;
+}
+
+let addon: { inflate(src: Uint8Array, dst: Uint8Array): number } | undefined;
+
+/** The libdeflate addon, in native/build/Release two levels up from dist/src. */
+function inflater(): NonNullable<typeof addon> {
+  if (addon) return addon;
+  const file = new URL('../../native/build/Release/inflate.node', import.meta.url);
+  try {
+    addon = createRequire(import.meta.url)(file.pathname) as NonNullable<typeof addon>;
+  } catch (err) {
+    throw new Error(
+      `the libdeflate addon is missing (${file.pathname}: ${(err as Error).message}); build it with \`npm run build\`, or set KERNELS=reference`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return addon;
+}
+
+/**
+ * Inflates the zlib stream `src` into all of `dst` with libdeflate: answers the bytes written
+ * (fewer than `dst` holds when the stream is shorter), or -1 when it cannot (KERNELS=reference,
+ * a corrupt stream, or more data than `dst` holds), for the caller to ask Node's zlib.
+ */
+export function inflateInto(src: Uint8Array, dst: Uint8Array): number {
+  if (!libdeflate) return -1;
+  return inflater().inflate(src, dst);
 }
 
 /** The linear memory with `bytes` of room past the heap base, as bytes. */
@@ -71,7 +114,7 @@ function room(k: Exports, bytes: number): Uint8Array {
  */
 export function floatingPoint32(raw: Uint8Array, out: Uint8Array, rowSamples: number, rows: number): boolean {
   const n = rowSamples * rows * 4;
-  if (mode !== 'wasm' || n > MAX_KERNEL_BYTES) return false;
+  if (!simd || n > MAX_KERNEL_BYTES) return false;
   const k = kernels();
   const mem = room(k, n + rowSamples * 4 + 16);
   mem.set(raw.subarray(0, n), base);
@@ -88,7 +131,7 @@ export function floatingPoint32(raw: Uint8Array, out: Uint8Array, rowSamples: nu
 export function horizontal(src: Uint8Array, dst: Uint8Array, bytesPerSample: number, rowLen: number, rows: number, stride: number): boolean {
   const n = rowLen * rows * bytesPerSample;
   const step = bytesPerSample * stride;
-  if (mode !== 'wasm' || n > MAX_KERNEL_BYTES || bytesPerSample > 4 || step > 16 || (step & (step - 1)) !== 0) return false;
+  if (!simd || n > MAX_KERNEL_BYTES || bytesPerSample > 4 || step > 16 || (step & (step - 1)) !== 0) return false;
   const k = kernels();
   const mem = room(k, n);
   mem.set(src.subarray(0, n), base);
@@ -121,7 +164,7 @@ export function separable(
   rows: AxisTaps,
   out: readonly Float32Array[],
 ): boolean {
-  if (mode !== 'wasm') return false;
+  if (!simd) return false;
   const at = (bytes: number) => {
     const p = (next + 15) & ~15;
     next = p + bytes;
@@ -183,7 +226,7 @@ export function triangle4(
   mask: Uint8Array,
 ): Int32Array | undefined {
   const nb = bands.length;
-  if (mode !== 'wasm' || nb < 1 || nb > 2) return undefined;
+  if (!simd || nb < 1 || nb > 2) return undefined;
   const n = u.length;
   let next = base;
   const at = (bytes: number) => {

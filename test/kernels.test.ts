@@ -1,18 +1,21 @@
 /**
- * The WebAssembly kernels (assembly/kernels.ts through src/kernels.ts) against their
- * JavaScript references (src/sources/codecs/predictor.ts): byte for byte, on random blocks of
+ * The kernels of src/kernels.ts against their references: the WebAssembly ones
+ * (assembly/kernels.ts) against the JavaScript loops (src/sources/codecs/predictor.ts,
+ * src/sources/sample.ts), and libdeflate against Node's zlib: byte for byte, on random blocks of
  * every layout a kernel takes (row lengths that are and are not a whole number of vectors,
  * one-pixel rows, one-row blocks), and on every block of GDAL's decode fixtures, decoded once
- * each way. test/decode.test.ts separately holds the default (wasm) path to GDAL's pixels.
+ * each way. test/decode.test.ts separately holds the default (fast) path to GDAL's pixels.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { floatingPoint32, horizontal, kernelsInUse, MAX_KERNEL_BYTES, useKernels } from '../src/kernels.js';
+import { deflateRawSync, deflateSync } from 'node:zlib';
+import { floatingPoint32, horizontal, inflateInto, kernelsInUse, MAX_KERNEL_BYTES, useKernels } from '../src/kernels.js';
 import { sampleWindow, type Resampling, type Window } from '../src/sources/sample.js';
 import { FileSource } from '../src/sources/bytesource.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
+import { inflate } from '../src/sources/codecs/deflate.js';
 import { NATIVE_LE, undoFloatingPointPredictor, undoHorizontalPredictor } from '../src/sources/codecs/predictor.js';
 import { blocksAcross, blocksDown, readTiff } from '../src/sources/tiff.js';
 import { PlanarConfiguration, Predictor } from '../src/sources/types.js';
@@ -109,13 +112,13 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
           const win: Window = { width: ww, height: wh, bands, valid: new Uint8Array(ww * wh).fill(1), allValid: true };
           // The first output rows and columns fall outside the window.
           const sep = { u0: -3.3 + next() * 2, du: scale, v0: -2.1 + next() * 1.5, dv: scale };
-          const outputs = (['js', 'wasm'] as const).map((kind) => {
+          const outputs = (['reference', 'fast'] as const).map((kind) => {
             useKernels(kind);
             const out = { bands: [new Float32Array(W * W).fill(7), new Float32Array(W * W).fill(7)], mask: new Uint8Array(W * W) };
             sampleWindow(win, () => assert.fail('separable needs no coordinates'), method, scale, scale, out, sep);
             return out;
           });
-          useKernels('wasm');
+          useKernels('fast');
           const [js, wasm] = outputs as [(typeof outputs)[0], (typeof outputs)[0]];
           const what = `${method} at scale ${scale}, ${W}x${W} from ${ww}x${wh}`;
           assert.equal(firstDifference(wasm.mask, js.mask), -1, what);
@@ -166,13 +169,13 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
             if (next() < 0.001) u[k] = NaN;
           }
         }
-        const outputs = (['js', 'wasm'] as const).map((kind) => {
+        const outputs = (['reference', 'fast'] as const).map((kind) => {
           useKernels(kind);
           const out = { bands: Array.from({ length: nb }, () => new Float32Array(W * W).fill(7)), mask: new Uint8Array(W * W) };
           sampleWindow(win, () => ({ u, v }), 'bilinear', scale, scale, out);
           return out;
         });
-        useKernels('wasm');
+        useKernels('fast');
         const [js, wasm] = outputs as [(typeof outputs)[0], (typeof outputs)[0]];
         const what = `${nb} band(s) at scale ${scale}`;
         assert.equal(firstDifference(wasm.mask, js.mask), -1, what);
@@ -199,23 +202,73 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     assert.equal(floatingPoint32(new Uint8Array(big * 4), new Uint8Array(big * 4), big, 1), false);
   });
 
-  test('KERNELS=js: no kernel runs', () => {
+  test('KERNELS=reference: no kernel runs', () => {
     const raw = randomBytes(64 * 4, 9);
-    useKernels('js');
+    useKernels('reference');
     try {
-      assert.equal(kernelsInUse(), 'js');
+      assert.deepEqual(kernelsInUse(), { simd: false, inflate: 'zlib' });
       assert.equal(floatingPoint32(raw, new Uint8Array(raw.length), 64, 1), false);
       assert.equal(horizontal(raw, new Uint8Array(raw.length), 1, 256, 1, 1), false);
+      assert.equal(inflateInto(deflateSync(raw), new Uint8Array(raw.length)), -1);
     } finally {
-      useKernels('wasm');
+      useKernels('fast');
     }
   });
 
-  test("every block of GDAL's predictor fixtures decodes to the same bytes either way", async () => {
+  test('libdeflate inflates what zlib does, at every level; what it cannot, the codec hands to zlib, with the same result or error', () => {
+    let seed = 500;
+    for (const level of [0, 1, 6, 9]) {
+      for (const n of [1, 100, 65536, 1 << 20]) {
+        // Half noise, half runs: literals and matches both.
+        const data = randomBytes(n, seed++);
+        for (let i = 0; i < n; i += 64) data.fill(data[i]!, i, Math.min(n, i + 32));
+        const z = deflateSync(data, { level });
+        const dst = new Uint8Array(n);
+        assert.equal(inflateInto(z, dst), n, `level ${level}, ${n} bytes`);
+        assert.equal(firstDifference(dst, data), -1, `level ${level}, ${n} bytes`);
+        assert.equal(firstDifference(inflate(z, n, false), data), -1);
+      }
+    }
+    const data = randomBytes(4096, 3);
+    const z = deflateSync(data);
+    // The codec under both settings: the same bytes, or the same error.
+    const both = (bytes: Uint8Array, expected: number) =>
+      (['reference', 'fast'] as const).map((kind) => {
+        useKernels(kind);
+        try {
+          return Buffer.from(inflate(bytes, expected, false)).toString('hex');
+        } catch (err) {
+          return `error: ${(err as Error).message}`;
+        } finally {
+          useKernels('fast');
+        }
+      });
+    // A stream longer than the block (a padded last strip): libdeflate declines, zlib keeps the block.
+    assert.equal(inflateInto(z, new Uint8Array(4000)), -1);
+    const [refPadded, fastPadded] = both(z, 4000);
+    assert.equal(fastPadded, refPadded);
+    assert.equal(fastPadded, Buffer.from(data.subarray(0, 4000)).toString('hex'));
+    // Shorter than the block, corrupt, truncated, and not zlib at all: the same errors.
+    const corrupt = new Uint8Array(z);
+    corrupt[z.length >> 1] ^= 0xff;
+    for (const [what, bytes, expected] of [
+      ['short', z, 5000],
+      ['corrupt', corrupt, 4096],
+      ['truncated', z.subarray(0, z.length - 9), 4096],
+      ['raw deflate', deflateRawSync(data), 4096],
+      ['empty', new Uint8Array(0), 4096],
+    ] as const) {
+      const [ref, fast] = both(bytes, expected);
+      assert.ok(ref!.startsWith('error: '), `${what}: ${ref}`);
+      assert.equal(fast, ref, what);
+    }
+  });
+
+  test("every block of GDAL's DEFLATE and predictor fixtures decodes to the same bytes either way", async () => {
     const dir = join(ROOT, 'test/fixtures/out/decode');
-    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { fixtures: { tiff: string; predictor: number }[] };
-    const fixtures = manifest.fixtures.filter((f) => f.predictor !== Predictor.None);
-    assert.ok(fixtures.length >= 6, `predictor fixtures: ${fixtures.length}`);
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { fixtures: { tiff: string; predictor: number; compression: string }[] };
+    const fixtures = manifest.fixtures.filter((f) => f.predictor !== Predictor.None || f.compression === 'DEFLATE');
+    assert.ok(fixtures.length >= 6, `fixtures: ${fixtures.length}`);
     let blocks = 0;
     for (const f of fixtures) {
       const file = readFileSync(join(dir, f.tiff));
@@ -230,7 +283,7 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
           const by = Math.floor((i % (blocksAcross(im) * blocksDown(im))) / blocksAcross(im));
           const height = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
           const layout = { width: im.blockWidth, height, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat };
-          const decoded = (['js', 'wasm'] as const).map((kind) => {
+          const decoded = (['reference', 'fast'] as const).map((kind) => {
             useKernels(kind);
             const s = decodeBlock(bytes, { ...layout, compression: im.compression, predictor: im.predictor, littleEndian });
             return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
@@ -239,7 +292,7 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
           blocks++;
         }
       } finally {
-        useKernels('wasm');
+        useKernels('fast');
         await src.close();
       }
     }

@@ -15,7 +15,7 @@ import type { LayerSpec, RenderReply, RenderResult, RenderTask, RenderThreadData
 import { blockCache } from '../src/sources/blockcache.js';
 
 const settings = workerData as RenderThreadData | undefined;
-useKernels(settings?.kernels ?? 'wasm');
+useKernels(settings?.kernels ?? 'fast');
 if (settings?.blockCacheMb) {
   blockCache.resize(settings.blockCacheMb * 1024 * 1024);
   // The render threads share what they decode (see BlockCache.share).

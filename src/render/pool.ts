@@ -21,7 +21,7 @@ export interface PoolOptions {
   timeoutMs: number;
   /** Decoded-block cache of each thread, in MiB (BLOCK_CACHE_MB). */
   blockCacheMb: number;
-  /** The render threads' hot loops (KERNELS); `wasm` unless given. */
+  /** The render threads' hot loops (KERNELS); `fast` unless given. */
   kernels?: Kernels;
   onError?: (err: unknown) => void;
 }

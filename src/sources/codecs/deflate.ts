@@ -1,15 +1,25 @@
 /**
  * DEFLATE (zlib stream, compression 8 from the Adobe TIFF supplement and the
- * older 32946 code use the same format), inflated by Node's zlib.
+ * older 32946 code use the same format), inflated by libdeflate (src/kernels.ts) when the
+ * block decodes to exactly its size, else by Node's zlib, which also says what is wrong
+ * with a stream libdeflate refuses.
  */
 import { inflateSync } from 'node:zlib';
 import { SourceError } from '../../errors.js';
+import { inflateInto } from '../../kernels.js';
 import { errorMessage, maxDecodedBytes, outputSize, owned, shortBlock, type OwnedBytes } from './output.js';
 
 /** DEFLATE's largest expansion: a 258-byte match in two bits (RFC 1951's longest match, one-bit codes). */
 const DEFLATE_MAX_RATIO = 1032;
 
 export function inflate(bytes: Uint8Array, expected: number, scratch: boolean): OwnedBytes {
+  // Whole-buffer: only when the data could fill the block, into memory it then owns from offset 0.
+  if (outputSize(expected, bytes.length * DEFLATE_MAX_RATIO) === expected) {
+    const whole = Buffer.allocUnsafeSlow(expected);
+    const n = inflateInto(bytes, whole);
+    // Every byte written (a shorter stream is Node's to report): none of the unset memory remains.
+    if (n === expected) return new Uint8Array(whole.buffer, 0, expected);
+  }
   let out: Uint8Array;
   try {
     out = inflateSync(bytes, {
