@@ -52,7 +52,7 @@ import { coldTileCosts, renderRgba, singleThread, type DirectResult } from './di
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, freePort, summarise, type LoadResult } from './loadgen.js';
-import { kernelsAB } from './kernels.js';
+import { kernelsAB, type KernelsFigures } from './kernels.js';
 import { modelBench } from './model.js';
 import { mosaicBench } from './mosaic.js';
 import { incrementalReseed, queueVsLocal, type SeedBenchDeps } from './seedqueue.js';
@@ -860,8 +860,11 @@ async function main(): Promise<void> {
     // The median of the rounds' ratios (NDVI tiles/s over model tiles/s): a model tile's cost in NDVI tiles. No target (issue 18).
     modelTileCostVsNdvi: (model?.costRatio as number | undefined) ?? null,
     modelTileCpuCostVsNdvi: (model?.cpuCostRatio as number | undefined) ?? null,
-    kernelsWasmVsJsDem: (kernels?.dem as { wasmVsJs: number } | undefined)?.wasmVsJs ?? null,
-    kernelsWasmVsJsNdvi: (kernels?.ndvi as { wasmVsJs: number } | undefined)?.wasmVsJs ?? null,
+    // Each kernel alone against its reference (step kernels): tiles/s single-threaded on a cold block cache, and inflate time on whole blocks.
+    simdVsReferenceDem: (kernels?.dem as KernelsFigures | undefined)?.simd.simdVsReference ?? null,
+    simdVsReferenceNdvi: (kernels?.ndvi as KernelsFigures | undefined)?.simd.simdVsReference ?? null,
+    libdeflateVsZlibInflateDem: (kernels?.dem as KernelsFigures | undefined)?.inflate.libdeflateVsZlib ?? null,
+    libdeflateVsZlibInflateNdvi: (kernels?.ndvi as KernelsFigures | undefined)?.inflate.libdeflateVsZlib ?? null,
     soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({

@@ -29,6 +29,11 @@ export interface KernelsDeps {
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;
 
+export interface KernelsFigures {
+  simd: { simdVsReference: number };
+  inflate: { libdeflateVsZlib: number };
+}
+
 export async function kernelsAB(layers: Record<'dem' | 'ndvi', Layer>, deps: KernelsDeps): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {
     what: 'SIMD: the WebAssembly kernels against their JavaScript references, render thread entry in this thread, one tile at a time, an empty block cache each round; inflate: libdeflate against Node zlib on the same whole blocks; the two of each taking turns, medians of rounds',

@@ -1,17 +1,43 @@
 /*
- * libdeflate's whole-buffer zlib decoder for Node (N-API): `inflate(src, dst)` decodes the
- * zlib stream `src` into `dst` and answers the bytes written, or -1 when libdeflate cannot
- * (corrupt data, or more output than `dst` holds), for the caller to hand the block to Node's
- * zlib, which says why. One decompressor a thread (N-API instance data), freed with it.
+ * libdeflate's whole-buffer zlib coder for Node (N-API), linked statically with Debian's
+ * libdeflate:
+ * - `inflate(src, dst)` decodes the zlib stream `src` into `dst` and answers the bytes
+ *   written, or -1 when libdeflate cannot (corrupt data, or more output than `dst` holds), for
+ *   the caller to hand the block to Node's zlib, which says why;
+ * - `deflate(src, level)` encodes `src` as a zlib stream at libdeflate's `level` (1-12) and
+ *   answers it as a Uint8Array.
+ * One decompressor and one compressor a level for each thread (N-API instance data), freed
+ * with it.
  */
 #include <libdeflate.h>
 #include <node_api.h>
 #include <stddef.h>
+#include <stdlib.h>
 
-static void free_decompressor(napi_env env, void *data, void *hint) {
+struct coders {
+  struct libdeflate_decompressor *decompressor;
+  struct libdeflate_compressor *compressors[13];
+};
+
+static void free_coders(napi_env env, void *data, void *hint) {
+  struct coders *c = data;
   (void)env;
   (void)hint;
-  libdeflate_free_decompressor((struct libdeflate_decompressor *)data);
+  if (c->decompressor) libdeflate_free_decompressor(c->decompressor);
+  for (int i = 0; i < 13; i++)
+    if (c->compressors[i]) libdeflate_free_compressor(c->compressors[i]);
+  free(c);
+}
+
+static struct coders *coders_of(napi_env env) {
+  struct coders *c = NULL;
+  if (napi_get_instance_data(env, (void **)&c) == napi_ok && c != NULL) return c;
+  c = calloc(1, sizeof *c);
+  if (c == NULL || napi_set_instance_data(env, c, free_coders, NULL) != napi_ok) {
+    free(c);
+    return NULL;
+  }
+  return c;
 }
 
 static int bytes_of(napi_env env, napi_value value, void **data, size_t *length) {
@@ -28,23 +54,52 @@ static napi_value inflate(napi_env env, napi_callback_info info) {
   napi_value result;
   void *src, *dst;
   size_t src_len, dst_len, written = 0;
-  struct libdeflate_decompressor *d = NULL;
+  struct coders *c;
   double answer = -1;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !bytes_of(env, argv[0], &src, &src_len) ||
       !bytes_of(env, argv[1], &dst, &dst_len)) {
     napi_throw_type_error(env, NULL, "inflate(src: Uint8Array, dst: Uint8Array)");
     return NULL;
   }
-  if (napi_get_instance_data(env, (void **)&d) != napi_ok || d == NULL) {
-    d = libdeflate_alloc_decompressor();
-    if (d == NULL || napi_set_instance_data(env, d, free_decompressor, NULL) != napi_ok) {
-      napi_throw_error(env, NULL, "libdeflate: out of memory");
-      return NULL;
-    }
+  c = coders_of(env);
+  if (c != NULL && c->decompressor == NULL) c->decompressor = libdeflate_alloc_decompressor();
+  if (c == NULL || c->decompressor == NULL) {
+    napi_throw_error(env, NULL, "libdeflate: out of memory");
+    return NULL;
   }
-  enum libdeflate_result r = libdeflate_zlib_decompress(d, src, src_len, dst, dst_len, &written);
+  enum libdeflate_result r = libdeflate_zlib_decompress(c->decompressor, src, src_len, dst, dst_len, &written);
   if (r == LIBDEFLATE_SUCCESS || r == LIBDEFLATE_SHORT_OUTPUT) answer = (double)written;
   napi_create_double(env, answer, &result);
+  return result;
+}
+
+static napi_value deflate(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_value buffer, result;
+  void *src, *out;
+  size_t src_len, bound, written;
+  int32_t level;
+  struct coders *c;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !bytes_of(env, argv[0], &src, &src_len) ||
+      napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 1 || level > 12) {
+    napi_throw_type_error(env, NULL, "deflate(src: Uint8Array, level: 1-12)");
+    return NULL;
+  }
+  c = coders_of(env);
+  if (c != NULL && c->compressors[level] == NULL) c->compressors[level] = libdeflate_alloc_compressor(level);
+  if (c == NULL || c->compressors[level] == NULL) {
+    napi_throw_error(env, NULL, "libdeflate: out of memory");
+    return NULL;
+  }
+  bound = libdeflate_zlib_compress_bound(c->compressors[level], src_len);
+  if (napi_create_arraybuffer(env, bound, &out, &buffer) != napi_ok) return NULL;
+  written = libdeflate_zlib_compress(c->compressors[level], src, src_len, out, bound);
+  if (written == 0) {
+    napi_throw_error(env, NULL, "libdeflate: compressed data past its bound");
+    return NULL;
+  }
+  if (napi_create_typedarray(env, napi_uint8_array, written, buffer, 0, &result) != napi_ok) return NULL;
   return result;
 }
 
@@ -52,5 +107,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "inflate", NAPI_AUTO_LENGTH, inflate, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "inflate", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "deflate", NAPI_AUTO_LENGTH, deflate, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "deflate", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -10,10 +10,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { deflateRawSync, deflateSync } from 'node:zlib';
-import { floatingPoint32, horizontal, inflateInto, kernelsInUse, MAX_KERNEL_BYTES, useKernels } from '../src/kernels.js';
+import sharp from 'sharp';
+import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
+import { deflateZlib, floatingPoint32, horizontal, inflateInto, kernelsInUse, MAX_KERNEL_BYTES, useKernels } from '../src/kernels.js';
 import { sampleWindow, type Resampling, type Window } from '../src/sources/sample.js';
 import { FileSource } from '../src/sources/bytesource.js';
+import { indexedPng } from '../src/render/png.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
 import { inflate } from '../src/sources/codecs/deflate.js';
 import { NATIVE_LE, undoFloatingPointPredictor, undoHorizontalPredictor } from '../src/sources/codecs/predictor.js';
@@ -262,6 +264,38 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
       assert.ok(ref!.startsWith('error: '), `${what}: ${ref}`);
       assert.equal(fast, ref, what);
     }
+  });
+
+  test('libdeflate deflates to zlib streams that Node inflates back, at every level, and PNGs of the same pixels', async () => {
+    let seed = 900;
+    for (const n of [0, 1, 257, 65792, 1 << 20]) {
+      const data = randomBytes(n, seed++);
+      for (let i = 0; i < n; i += 50) data.fill(data[i]!, i, Math.min(n, i + 30));
+      for (let level = 1; level <= 12; level++) {
+        const z = deflateZlib(data, level)!;
+        assert.equal(firstDifference(inflateSync(z), data), -1, `${n} bytes at level ${level}`);
+      }
+    }
+    // An indexed PNG either way: other bytes, the same pixels.
+    const rgba = new Uint8Array(256 * 256 * 4);
+    const next = random(11);
+    for (let i = 0; i < rgba.length; i += 4) rgba.set([(next() * 6) | 0, 40, (i >> 12) & 0x1f, 255], i);
+    const pngs = (['reference', 'fast'] as const).map((kind) => {
+      useKernels(kind);
+      try {
+        return indexedPng(rgba, 256)!;
+      } finally {
+        useKernels('fast');
+      }
+    });
+    for (const png of pngs) {
+      const { data, info } = await sharp(Buffer.from(png)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+      assert.deepEqual([info.width, info.height, info.channels], [256, 256, 4]);
+      assert.equal(firstDifference(new Uint8Array(data), rgba), -1);
+    }
+    useKernels('reference');
+    assert.equal(deflateZlib(rgba, 4), undefined);
+    useKernels('fast');
   });
 
   test("every block of GDAL's DEFLATE and predictor fixtures decodes to the same bytes either way", async () => {

@@ -1,9 +1,11 @@
 import { crc32, deflateSync } from 'node:zlib';
+import { deflateZlib } from '../kernels.js';
 
 /**
  * zlib level of indexed PNGs, chosen by `npm run bench`'s encoder table (see bench/encode.ts):
  * an index byte a pixel is a quarter of RGBA's input, so a higher level than sharp's costs
- * less time than sharp's level 4 on RGBA does.
+ * less time than sharp's level 4 on RGBA does. libdeflate (src/kernels.ts) writes the same
+ * pixels at this level, faster and smaller, unless KERNELS=reference.
  */
 export const INDEXED_PNG_LEVEL = 4;
 
@@ -88,7 +90,7 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
   view.setUint32(4, size);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 3; // colour type: palette
-  const idat = deflateSync(rows, { level });
+  const idat = deflateZlib(rows, level) ?? deflateSync(rows, { level });
   return pngFile([
     ['IHDR', ihdr],
     ['PLTE', plte],
