@@ -31,6 +31,31 @@ function shl8(v: v128, zero: v128): v128 {
 }
 
 /**
+ * The running sum, wrapping, of `len` bytes at `src` into `dst` (which may be `src`): 16 bytes
+ * at a time, `carry` holding the last sum in every lane.
+ */
+function byteSums(src: usize, dst: usize, len: i32): void {
+  const zero = i8x16.splat(0);
+  let carry = zero;
+  let k = 0;
+  for (; k + 16 <= len; k += 16) {
+    let v = v128.load(src + k);
+    v = i8x16.add(v, shl1(v, zero));
+    v = i8x16.add(v, shl2(v, zero));
+    v = i8x16.add(v, shl4(v, zero));
+    v = i8x16.add(v, shl8(v, zero));
+    v = i8x16.add(v, carry);
+    v128.store(dst + k, v);
+    carry = i8x16.shuffle(v, v, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
+  }
+  let acc = <u8>i8x16.extract_lane_u(carry, 0);
+  for (; k < len; k++) {
+    acc = <u8>(acc + load<u8>(src + k));
+    store<u8>(dst + k, acc);
+  }
+}
+
+/**
  * Predictor 3 (TN3) for Float32 with one sample a pixel: `rows` rows of `rowSamples` floats at
  * `data`, each stored as four byte planes (most significant first) differenced over the whole
  * row, become native little-endian floats in place. `tmp` holds one row.
@@ -38,27 +63,9 @@ function shl8(v: v128, zero: v128): v128 {
 export function floatingPoint32(data: usize, rowSamples: i32, rows: i32, tmp: usize): void {
   const rowBytes = rowSamples << 2;
   const n = <usize>rowSamples;
-  const zero = i8x16.splat(0);
   for (let r = 0; r < rows; r++) {
     const row = data + <usize>r * <usize>rowBytes;
-    // The running byte sum over the row, 16 bytes at a time; `carry` is the last sum, in every lane.
-    let carry = zero;
-    let k = 0;
-    for (; k + 16 <= rowBytes; k += 16) {
-      let v = v128.load(row + k);
-      v = i8x16.add(v, shl1(v, zero));
-      v = i8x16.add(v, shl2(v, zero));
-      v = i8x16.add(v, shl4(v, zero));
-      v = i8x16.add(v, shl8(v, zero));
-      v = i8x16.add(v, carry);
-      v128.store(tmp + k, v);
-      carry = i8x16.shuffle(v, v, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
-    }
-    let acc = <u8>i8x16.extract_lane_u(carry, 0);
-    for (; k < rowBytes; k++) {
-      acc = <u8>(acc + load<u8>(row + k));
-      store<u8>(tmp + k, acc);
-    }
+    byteSums(row, tmp, rowBytes);
     // Gather: the float's little-endian bytes are planes 3, 2, 1, 0 of its index.
     let i: usize = 0;
     for (; i + 16 <= n; i += 16) {
@@ -99,12 +106,15 @@ export function horizontal(data: usize, bytes: i32, rowLen: i32, rows: i32, stri
   const zero = i8x16.splat(0);
   for (let r = 0; r < rows; r++) {
     const row = data + <usize>r * <usize>rowBytes;
+    if (step == 1) {
+      byteSums(row, row, rowBytes);
+      continue;
+    }
     let carry = zero;
     let k = 0;
     for (; k + 16 <= rowBytes; k += 16) {
       let v = v128.load(row + k);
       if (bytes == 1) {
-        if (step <= 1) v = i8x16.add(v, shl1(v, zero));
         if (step <= 2) v = i8x16.add(v, shl2(v, zero));
         if (step <= 4) v = i8x16.add(v, shl4(v, zero));
         if (step <= 8) v = i8x16.add(v, shl8(v, zero));
@@ -121,8 +131,7 @@ export function horizontal(data: usize, bytes: i32, rowLen: i32, rows: i32, stri
       }
       v128.store(row + k, v);
       // The last pixel's sums, repeated across the vector: what the next vector's pixels add.
-      if (step == 1) carry = i8x16.shuffle(v, v, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
-      else if (step == 2) carry = i8x16.shuffle(v, v, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15);
+      if (step == 2) carry = i8x16.shuffle(v, v, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15);
       else if (step == 4) carry = i8x16.shuffle(v, v, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15);
       else if (step == 8) carry = i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
       else carry = v;
