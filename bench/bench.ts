@@ -861,8 +861,8 @@ async function main(): Promise<void> {
     modelTileCostVsNdvi: (model?.costRatio as number | undefined) ?? null,
     modelTileCpuCostVsNdvi: (model?.cpuCostRatio as number | undefined) ?? null,
     // Each kernel alone against its reference (step kernels): tiles/s single-threaded on a cold block cache, and inflate time on whole blocks.
-    simdVsReferenceDem: (kernels?.dem as KernelsFigures | undefined)?.simd.simdVsReference ?? null,
-    simdVsReferenceNdvi: (kernels?.ndvi as KernelsFigures | undefined)?.simd.simdVsReference ?? null,
+    wasmVsReferenceDem: (kernels?.dem as KernelsFigures | undefined)?.wasm.wasmVsReference ?? null,
+    wasmVsReferenceNdvi: (kernels?.ndvi as KernelsFigures | undefined)?.wasm.wasmVsReference ?? null,
     libdeflateVsZlibInflateDem: (kernels?.dem as KernelsFigures | undefined)?.inflate.libdeflateVsZlib ?? null,
     libdeflateVsZlibInflateNdvi: (kernels?.ndvi as KernelsFigures | undefined)?.inflate.libdeflateVsZlib ?? null,
     soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,

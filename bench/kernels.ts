@@ -1,7 +1,7 @@
 /**
  * The kernels of src/kernels.ts against their references, each measured alone:
- * - SIMD (KERNELS=fast against KERNELS=reference for the WebAssembly loops only, inflate left
- *   to libdeflate in both): the render thread's entry in this thread, one tile at a time, the
+ * - WebAssembly (KERNELS=fast against KERNELS=reference for the WebAssembly kernels only,
+ *   inflate and deflate left to libdeflate in both): the render thread's entry in this thread, one tile at a time, the
  *   same tiles (every n-th of zooms 10-14), on an empty block cache each round (the predictors
  *   run when a block is decoded), the two taking turns so that both meet the same state of the
  *   machine;
@@ -30,13 +30,13 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;
 
 export interface KernelsFigures {
-  simd: { simdVsReference: number };
+  wasm: { wasmVsReference: number };
   inflate: { libdeflateVsZlib: number };
 }
 
 export async function kernelsAB(layers: Record<'dem' | 'ndvi', Layer>, deps: KernelsDeps): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {
-    what: 'SIMD: the WebAssembly kernels against their JavaScript references, render thread entry in this thread, one tile at a time, an empty block cache each round; inflate: libdeflate against Node zlib on the same whole blocks; the two of each taking turns, medians of rounds',
+    what: 'WebAssembly: the kernels against their JavaScript references, render thread entry in this thread, one tile at a time, an empty block cache each round; inflate: libdeflate against Node zlib on the same whole blocks; the two of each taking turns, medians of rounds',
   };
   try {
     for (const which of ['dem', 'ndvi'] as const) {
@@ -49,7 +49,7 @@ export async function kernelsAB(layers: Record<'dem' | 'ndvi', Layer>, deps: Ker
       await singleThread(layer.spec, sample.slice(0, 2)); // the graph built
       for (let r = 0; r < ROUNDS; r++) {
         for (const kind of ['reference', 'fast'] as const) {
-          useKernels(kind, 'simd');
+          useKernels(kind, 'wasm');
           blockCache.resize(256 * 1024 * 1024);
           const res: DirectResult = await singleThread(layer.spec, sample, 20_000);
           rates[kind].push(res.perSecond);
@@ -57,19 +57,19 @@ export async function kernelsAB(layers: Record<'dem' | 'ndvi', Layer>, deps: Ker
           ops[kind].push(res.phasesMs.ops);
         }
       }
-      const simd = {
+      const wasm = {
         tiles: { measured: sample.length, byZoom: countByZoom(sample) },
-        tilesPerSec: { reference: median(rates.reference), simd: median(rates.fast) },
-        readMsPerTile: { reference: median(read.reference), simd: median(read.fast) },
-        opsMsPerTile: { reference: median(ops.reference), simd: median(ops.fast) },
+        tilesPerSec: { reference: median(rates.reference), wasm: median(rates.fast) },
+        readMsPerTile: { reference: median(read.reference), wasm: median(read.fast) },
+        opsMsPerTile: { reference: median(ops.reference), wasm: median(ops.fast) },
         rounds: rates,
-        simdVsReference: round(median(rates.fast) / median(rates.reference)),
+        wasmVsReference: round(median(rates.fast) / median(rates.reference)),
       };
       useKernels('fast');
       const inflate = await inflateBlocks(layer.sources[0]!.location);
-      out[which] = { simd, inflate };
+      out[which] = { wasm, inflate };
       deps.log(
-        `  kernels ${which}: SIMD ${simd.tilesPerSec.simd} tiles/s against ${simd.tilesPerSec.reference} (${simd.simdVsReference}x; read ${simd.readMsPerTile.simd} against ${simd.readMsPerTile.reference} ms a tile, ops ${simd.opsMsPerTile.simd} against ${simd.opsMsPerTile.reference}); inflate ${inflate.libdeflateMs} against ${inflate.zlibMs} ms a block (${inflate.libdeflateVsZlib}x)`,
+        `  kernels ${which}: WebAssembly ${wasm.tilesPerSec.wasm} tiles/s against ${wasm.tilesPerSec.reference} (${wasm.wasmVsReference}x; read ${wasm.readMsPerTile.wasm} against ${wasm.readMsPerTile.reference} ms a tile, ops ${wasm.opsMsPerTile.wasm} against ${wasm.opsMsPerTile.reference}); inflate ${inflate.libdeflateMs} against ${inflate.zlibMs} ms a block (${inflate.libdeflateVsZlib}x)`,
       );
     }
   } finally {

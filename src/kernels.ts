@@ -35,22 +35,22 @@ interface Exports {
   triangle4(...args: number[]): number;
 }
 
-let simd = true;
+let wasm = true;
 let libdeflate = true;
 let instance: Exports | undefined;
 let base = 0;
 
 /**
- * Chooses this thread's kernels (KERNELS): both kinds, or only the SIMD loops or only the
- * inflate (the bench measures each alone). Render threads set it from their thread data.
+ * Chooses this thread's kernels (KERNELS): both kinds, or only the WebAssembly kernels or only
+ * the inflate (the bench measures each alone). Render threads set it from their thread data.
  */
-export function useKernels(kind: Kernels, only?: 'simd' | 'inflate'): void {
-  if (only !== 'inflate') simd = kind === 'fast';
-  if (only !== 'simd') libdeflate = kind === 'fast';
+export function useKernels(kind: Kernels, only?: 'wasm' | 'inflate'): void {
+  if (only !== 'inflate') wasm = kind === 'fast';
+  if (only !== 'wasm') libdeflate = kind === 'fast';
 }
 
-export function kernelsInUse(): { simd: boolean; inflate: 'libdeflate' | 'zlib' } {
-  return { simd, inflate: libdeflate ? 'libdeflate' : 'zlib' };
+export function kernelsInUse(): { wasm: boolean; inflate: 'libdeflate' | 'zlib' } {
+  return { wasm, inflate: libdeflate ? 'libdeflate' : 'zlib' };
 }
 
 function kernels(): Exports {
@@ -124,7 +124,7 @@ function room(k: Exports, bytes: number): Uint8Array {
  */
 export function floatingPoint32(raw: Uint8Array, out: Uint8Array, rowSamples: number, rows: number): boolean {
   const n = rowSamples * rows * 4;
-  if (!simd || n > MAX_KERNEL_BYTES) return false;
+  if (!wasm || n > MAX_KERNEL_BYTES) return false;
   const k = kernels();
   const mem = room(k, n + rowSamples * 4 + 16);
   mem.set(raw.subarray(0, n), base);
@@ -141,7 +141,7 @@ export function floatingPoint32(raw: Uint8Array, out: Uint8Array, rowSamples: nu
 export function horizontal(src: Uint8Array, dst: Uint8Array, bytesPerSample: number, rowLen: number, rows: number, stride: number): boolean {
   const n = rowLen * rows * bytesPerSample;
   const step = bytesPerSample * stride;
-  if (!simd || n > MAX_KERNEL_BYTES || bytesPerSample > 4 || step > 16 || (step & (step - 1)) !== 0) return false;
+  if (!wasm || n > MAX_KERNEL_BYTES || bytesPerSample > 4 || step > 16 || (step & (step - 1)) !== 0) return false;
   const k = kernels();
   const mem = room(k, n);
   mem.set(src.subarray(0, n), base);
@@ -174,7 +174,7 @@ export function separable(
   rows: AxisTaps,
   out: readonly Float32Array[],
 ): boolean {
-  if (!simd) return false;
+  if (!wasm) return false;
   const at = (bytes: number) => {
     const p = (next + 15) & ~15;
     next = p + bytes;
@@ -236,7 +236,7 @@ export function triangle4(
   mask: Uint8Array,
 ): Int32Array | undefined {
   const nb = bands.length;
-  if (!simd || nb < 1 || nb > 2) return undefined;
+  if (!wasm || nb < 1 || nb > 2) return undefined;
   const n = u.length;
   let next = base;
   const at = (bytes: number) => {
