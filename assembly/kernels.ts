@@ -364,3 +364,39 @@ function taps(b0: usize, b1: usize, at: usize, w0: v128, w1: v128, w2: v128, w3:
     t3 = f64x2.promote_low_f32x4(i32x4.shuffle(hi, hi, 2, 3, 0, 1));
   return f64x2.add(f64x2.add(f64x2.add(f64x2.mul(w0, t0), f64x2.mul(w1, t1)), f64x2.mul(w2, t2)), f64x2.mul(w3, t3));
 }
+
+/**
+ * The validity pass of a window of one or two bands without a mask (src/sources/window.ts,
+ * `readWindowInto`): `valid` gets 1 where neither band is NaN or equal to `nodata` (a NaN
+ * `nodata` equals nothing), else 0, for the `n` pixels at `b0` and `b1` (`b1` is `b0` again
+ * for one band). Answers how many it left invalid.
+ */
+export function validity(b0: usize, b1: usize, n: i32, nodata: f32, valid: usize): i32 {
+  const f = f32x4.splat(nodata);
+  const one = i8x16.splat(1);
+  let invalid = 0;
+  let k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const at = (<usize>k) << 2;
+    // Four vectors of four pixels: all-ones lanes where a pixel is bad, narrowed to a byte each.
+    const m0 = bad(v128.load(b0 + at), v128.load(b1 + at), f);
+    const m1 = bad(v128.load(b0 + at + 16), v128.load(b1 + at + 16), f);
+    const m2 = bad(v128.load(b0 + at + 32), v128.load(b1 + at + 32), f);
+    const m3 = bad(v128.load(b0 + at + 48), v128.load(b1 + at + 48), f);
+    const m = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(m0, m1), i16x8.narrow_i32x4_s(m2, m3));
+    v128.store(valid + k, i8x16.add(m, one));
+    invalid += <i32>popcnt(i8x16.bitmask(m));
+  }
+  for (; k < n; k++) {
+    const s0 = load<f32>(b0 + ((<usize>k) << 2)),
+      s1 = load<f32>(b1 + ((<usize>k) << 2));
+    const ok = s0 == nodata || s0 != s0 || s1 == nodata || s1 != s1 ? 0 : 1;
+    store<u8>(valid + k, <u8>ok);
+    invalid += 1 - ok;
+  }
+  return invalid;
+}
+
+function bad(p: v128, q: v128, f: v128): v128 {
+  return v128.or(v128.or(f32x4.eq(p, f), f32x4.ne(p, p)), v128.or(f32x4.eq(q, f), f32x4.ne(q, q)));
+}

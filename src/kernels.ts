@@ -33,6 +33,7 @@ interface Exports {
   horizontal(data: number, bytes: number, rowLen: number, rows: number, stride: number): number;
   separable(...args: number[]): void;
   triangle4(...args: number[]): number;
+  validity(b0: number, b1: number, n: number, nodata: number, valid: number): number;
 }
 
 let wasm = true;
@@ -267,4 +268,25 @@ export function triangle4(
   for (let b = 0; b < nb; b++) out[b]!.set(floats.subarray(po[b]! >> 2, (po[b]! >> 2) + n));
   mask.set(mem.subarray(pm, pm + n));
   return new Int32Array(mem.buffer, pe, edges).slice();
+}
+
+/**
+ * The validity pass of a window of one or two bands without a mask (src/sources/window.ts):
+ * `valid` gets 1 where no band is NaN or `nodata` (a Float32; NaN for none), 0 elsewhere, for
+ * the first `n` pixels. Answers how many it left invalid, or undefined, having done nothing.
+ */
+export function validity(bands: readonly Float32Array[], n: number, nodata: number, valid: Uint8Array): number | undefined {
+  const nb = bands.length;
+  if (!wasm || nb < 1 || nb > 2 || n * (4 * nb + 1) > MAX_KERNEL_BYTES) return undefined;
+  const p0 = base,
+    p1 = nb === 2 ? p0 + n * 4 : p0,
+    pv = p0 + n * 4 * nb;
+  const k = kernels();
+  const mem = room(k, pv + n - base);
+  const floats = new Float32Array(mem.buffer);
+  floats.set(bands[0]!.subarray(0, n), p0 >> 2);
+  if (nb === 2) floats.set(bands[1]!.subarray(0, n), p1 >> 2);
+  const invalid = k.validity(p0, p1, n, nodata, pv);
+  valid.set(mem.subarray(pv, pv + n));
+  return invalid;
 }

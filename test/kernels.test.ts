@@ -12,8 +12,19 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
 import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
-import { deflateZlib, floatingPoint32, horizontal, inflateInto, kernelsInUse, MAX_KERNEL_BYTES, useKernels } from '../src/kernels.js';
+import {
+  deflateZlib,
+  floatingPoint32,
+  horizontal,
+  inflateInto,
+  validity as validityKernel,
+  kernelsInUse,
+  MAX_KERNEL_BYTES,
+  useKernels,
+} from '../src/kernels.js';
+import { Cog } from '../src/sources/cog.js';
 import { sampleWindow, type Resampling, type Window } from '../src/sources/sample.js';
+import { readWindow } from '../src/sources/window.js';
 import { FileSource } from '../src/sources/bytesource.js';
 import { indexedPng } from '../src/render/png.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
@@ -190,6 +201,66 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
       }
     }
     assert.equal(cases, 8);
+  });
+
+  test('the validity pass: the same mask and count on windows of real COGs, NaN and nodata, one band and two, and on random floats', async () => {
+    const next = random(31);
+    // Random floats with NaNs, the nodata value, and zeros of both signs, at lengths around the vector width.
+    for (const n of [1, 15, 16, 17, 1000, 4099]) {
+      const bands = [0, 1].map(() => new Float32Array(n).map(() => [NaN, 5.5, 0, -0, 3.4e38, next() * 100][Math.floor(next() * 6)]!));
+      for (const [nodata, nb] of [
+        [NaN, 1],
+        [5.5, 1],
+        [0, 2],
+        [NaN, 2],
+      ] as const) {
+        const valid = new Uint8Array(n).fill(9);
+        const invalid = validityKernel(bands.slice(0, nb), n, nodata, valid);
+        let expected = 0;
+        for (let k = 0; k < n; k++) {
+          const ok = bands.slice(0, nb).every((b) => !Number.isNaN(b[k]!) && b[k] !== nodata) ? 1 : 0;
+          assert.equal(valid[k], ok, `${n} pixels, nodata ${nodata}, ${nb} band(s): pixel ${k}`);
+          expected += 1 - ok;
+        }
+        assert.equal(invalid, expected);
+      }
+    }
+    // Windows of the shipped COGs, read both ways.
+    for (const [file, nodatas] of [
+      ['srtm_jasper_ab_100m.tif', [null, 1500]],
+      ['landsat8_zion_20150818_b4_red.tif', [null, 65535, 7000]],
+    ] as const) {
+      const cog = await Cog.open(join(ROOT, 'layers/data', file));
+      try {
+        const { width, height } = cog.meta.levels[0]!.image;
+        for (let i = 0; i < 6; i++) {
+          const x0 = Math.floor(next() * (width - 300)),
+            y0 = Math.floor(next() * (height - 300));
+          const win: [number, number, number, number] = [x0, y0, x0 + 37 + Math.floor(next() * 260), y0 + 11 + Math.floor(next() * 260)];
+          for (const nodata of nodatas) {
+            for (const bands of [[0], [0, 0]]) {
+              // One after the other: the setting is the thread's, and a read awaits its blocks.
+              const read = async (kind: 'reference' | 'fast') => {
+                useKernels(kind, 'wasm');
+                try {
+                  const w = await readWindow(cog, 0, win, bands, nodata ?? cog.meta.nodata);
+                  return { valid: w.valid.slice(0, w.width * w.height), allValid: w.allValid };
+                } finally {
+                  useKernels('fast');
+                }
+              };
+              const js = await read('reference');
+              const wasm = await read('fast');
+              const what = `${file} ${win.join(',')} nodata ${nodata} bands ${bands.length}`;
+              assert.equal(firstDifference(wasm.valid, js.valid), -1, what);
+              assert.equal(wasm.allValid, js.allValid, what);
+            }
+          }
+        }
+      } finally {
+        await cog.close();
+      }
+    }
   });
 
   test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {

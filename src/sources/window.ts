@@ -1,4 +1,5 @@
 import { SourceError } from '../errors.js';
+import { validity as validityKernel } from '../kernels.js';
 import type { Cog } from './cog.js';
 import { blocksAcross } from './tiff.js';
 import type { Window } from './sample.js';
@@ -130,6 +131,10 @@ export async function readWindowInto(
   const nb = bands.length;
   const b0 = bandsOut[0]!,
     b1 = nb > 1 ? bandsOut[1]! : b0;
+  // A whole window of one or two bands without a mask: the WebAssembly kernel (src/kernels.ts), when it can.
+  const whole = !maskWin && nb <= 2 && dx === 0 && dy === 0 && stride === ww;
+  const counted = whole ? validityKernel(bandsOut.slice(0, nb), ww * wh, f, valid) : undefined;
+  if (counted !== undefined) return counted;
   let invalid = 0;
   for (let y = 0; y < wh; y++) {
     const row = (y + dy) * stride + dx;
