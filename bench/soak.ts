@@ -51,10 +51,11 @@ function distinctTiles(layers: readonly LayerInfo[]): (i: number) => string {
   };
 }
 
+/** A metric's value, summed over its labels (the block caches' bytes, thread by thread); null when absent. */
 async function metric(url: string, name: string): Promise<number | null> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : null;
+  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => Number(m[1]));
+  return values.length ? values.reduce((a, b) => a + b, 0) : null;
 }
 
 export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): Promise<Record<string, unknown> & { name: string }> {
@@ -90,16 +91,30 @@ export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): P
     const { layers } = (await (await fetch(`${url}/layers`)).json()) as { layers: LayerInfo[] };
     const pid = child.pid!;
     // The whole process's resident memory, and what the main thread's own gauges say of it:
-    // its JavaScript heap, memory outside the heap (tile buffers) and the L1 cache's count.
-    type Sample = { s: number; rssMiB: number; mainHeapMiB?: number | null; mainExternalMiB?: number | null; l1MiB?: number | null };
+    // its JavaScript heap, memory outside the heap (tile buffers) and the L1 cache's count, and
+    // the render threads' block caches (summed: a block two threads share counts twice).
+    type Sample = {
+      s: number;
+      rssMiB: number;
+      mainHeapMiB?: number | null;
+      mainExternalMiB?: number | null;
+      l1MiB?: number | null;
+      blockCachesMiB?: number | null;
+    };
     const samples: Sample[] = [{ s: 0, rssMiB: rssMiB(pid) }];
     const t0 = performance.now();
     const mib = (v: number | null) => (v === null ? null : Math.round(v / 2 ** 20));
     const sampler = setInterval(() => {
       const s = Math.round((performance.now() - t0) / 1000);
       const rss = rssMiB(pid);
-      Promise.all(['tilegraph_nodejs_heap_size_used_bytes', 'tilegraph_nodejs_external_memory_bytes', 'tilegraph_cache_l1_bytes'].map((m) => metric(url, m)))
-        .then(([heap, external, l1]) => samples.push({ s, rssMiB: rss, mainHeapMiB: mib(heap!), mainExternalMiB: mib(external!), l1MiB: mib(l1!) }))
+      Promise.all(
+        ['tilegraph_nodejs_heap_size_used_bytes', 'tilegraph_nodejs_external_memory_bytes', 'tilegraph_cache_l1_bytes', 'tilegraph_block_cache_bytes'].map(
+          (m) => metric(url, m),
+        ),
+      )
+        .then(([heap, external, l1, blocks]) =>
+          samples.push({ s, rssMiB: rss, mainHeapMiB: mib(heap!), mainExternalMiB: mib(external!), l1MiB: mib(l1!), blockCachesMiB: mib(blocks!) }),
+        )
         .catch(() => samples.push({ s, rssMiB: rss }));
     }, 10_000);
     let atOneMinute: number | null = null;
@@ -111,6 +126,7 @@ export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): P
     clearTimeout(minute);
     const atEnd = rssMiB(pid);
     const l1Bytes = await metric(url, 'tilegraph_cache_l1_bytes');
+    const blockBytes = await metric(url, 'tilegraph_block_cache_bytes');
     const ratio = atOneMinute ? Math.round((atEnd / atOneMinute) * 100) / 100 : null;
     return {
       name: 'tilegraph-soak-shipped-layers',
@@ -124,7 +140,7 @@ export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): P
       rssMiB: { atStart: samples[0]!.rssMiB, atOneMinute, atEnd, endVsOneMinute: ratio, every10s: samples },
       bounds: {
         l1: { boundMiB: Number(settings.CACHE_L1_MB), heldMiB: l1Bytes === null ? null : Math.round((l1Bytes / 2 ** 20) * 10) / 10 },
-        blockCachePerThreadMiB: Number(settings.BLOCK_CACHE_MB),
+        blockCaches: { boundPerThreadMiB: Number(settings.BLOCK_CACHE_MB), heldMiB: blockBytes === null ? null : Math.round((blockBytes / 2 ** 20) * 10) / 10 },
       },
     };
   } finally {

@@ -50,6 +50,12 @@ export class Metrics {
   readonly queue = new Gauge({ name: 'tilegraph_pool_queue_length', help: 'Tiles waiting for a render thread', registers: [this.registry] });
   readonly utilization = new Gauge({ name: 'tilegraph_pool_utilization', help: 'Render pool utilisation (0..1)', registers: [this.registry] });
   readonly l1Bytes = new Gauge({ name: 'tilegraph_cache_l1_bytes', help: 'Bytes held by the in-process tile cache', registers: [this.registry] });
+  readonly blockCacheBytes = new Gauge({
+    name: 'tilegraph_block_cache_bytes',
+    help: "Bytes of decoded COG blocks each render thread's cache holds (BLOCK_CACHE_MB bounds each), as of its last tile; blocks the threads share count in each",
+    labelNames: ['thread'] as const,
+    registers: [this.registry],
+  });
   readonly l2Seconds = new Histogram({
     name: 'tilegraph_l2_seconds',
     help: 'Redis (L2) command latency by operation: get, set, lock, unlock',

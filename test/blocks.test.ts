@@ -150,7 +150,7 @@ describe('render threads decode each block of a layer once', () => {
     for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) tiles.push(`/tiles/dem-relief/${z}/${x}/${y}.png`);
   }
 
-  async function run(workers: number): Promise<{ etags: string[]; decoded: number; all: number }> {
+  async function run(workers: number): Promise<{ etags: string[]; decoded: number; all: number; held: number[] }> {
     const srv: TestServer = await startServer(layers.dir, { WORKERS: String(workers), CACHE_L1_MB: '0' });
     try {
       const etags: string[] = [];
@@ -161,7 +161,8 @@ describe('render threads decode each block of a layer once', () => {
       }
       const count = (outcome: string) => metricValue(srv.url, 'tilegraph_block_reads_total', { outcome });
       const [decoded, cached, waited] = await Promise.all([count('decoded'), count('cached'), count('waited')]);
-      return { etags, decoded, all: decoded + cached + waited };
+      const held = await Promise.all(Array.from({ length: workers }, (_, k) => metricValue(srv.url, 'tilegraph_block_cache_bytes', { thread: String(k) })));
+      return { etags, decoded, all: decoded + cached + waited, held };
     } finally {
       await srv.close();
     }
@@ -178,5 +179,9 @@ describe('render threads decode each block of a layer once', () => {
     assert.ok(two.decoded <= one.decoded + 1, `decodes: ${two.decoded} with two threads, ${one.decoded} with one`);
     assert.deepEqual(two.etags, one.etags);
     assert.ok(one.etags.filter((e) => e.startsWith('200')).length >= tiles.length / 2, 'most tiles draw something');
+    // The cache gauge: one thread holds every block it decoded (256x256 Float32, nothing evicted);
+    // with two, each holds what it decoded and what the other shared with it.
+    assert.deepEqual(one.held, [one.decoded * 256 * 256 * 4]);
+    for (const bytes of two.held) assert.ok(bytes > 0 && bytes <= one.held[0]! && bytes % (256 * 256 * 4) === 0, `${two.held}`);
   });
 });

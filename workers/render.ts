@@ -83,6 +83,7 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
       }
     }
     result.blocks = blockCache.takeCounts();
+    result.blockCache = { thread: -1, bytes: blockCache.bytes };
     return result;
   } finally {
     arena.release(result?.rgba ?? undefined);

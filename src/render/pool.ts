@@ -179,6 +179,8 @@ export class RenderPool {
       .then(
         (reply: RenderReply) => {
           this.typicalMs += (performance.now() - entry.t0 - this.typicalMs) / 16;
+          // The thread by its place in the pool, which a replaced thread takes over.
+          if (reply.ok && reply.result.blockCache) reply.result.blockCache.thread = k;
           this.finish(job, reply);
         },
         (err: unknown) => {

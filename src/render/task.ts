@@ -128,6 +128,8 @@ export interface RenderResult {
   encodeMs?: number;
   /** The thread's block requests since its previous result (so that the sum over results is exact). */
   blocks?: BlockCounts;
+  /** The thread's decoded-block cache after the tile: the bytes it holds, and which thread of the pool (set by the pool). */
+  blockCache?: { thread: number; bytes: number };
   /** Quality checks that failed with `on_fail: warn`. */
   warnings: { check: string; message: string }[];
   point?: PointValues;

@@ -110,6 +110,7 @@ export class TileService {
     }
     metrics.renders.inc({ layer });
     if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);
+    if (r.blockCache) metrics.blockCacheBytes.set({ thread: String(r.blockCache.thread) }, r.blockCache.bytes);
     metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
     metrics.renderStage.observe({ layer, stage: 'ops' }, r.opsMs / 1000);
     for (const w of r.warnings) {
