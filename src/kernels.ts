@@ -16,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** `fast`: the kernels where one fits; `reference`: the JavaScript loops and Node's zlib everywhere. */
 export type Kernels = 'fast' | 'reference';
@@ -56,13 +57,13 @@ export function kernelsInUse(): { wasm: boolean; inflate: 'libdeflate' | 'zlib' 
 
 function kernels(): Exports {
   if (instance) return instance;
-  const url = new URL('./kernels.wasm', import.meta.url);
+  const file = fileURLToPath(new URL('./kernels.wasm', import.meta.url));
   let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = new Uint8Array(readFileSync(url));
+    bytes = new Uint8Array(readFileSync(file));
   } catch (err) {
     throw new Error(
-      `the WebAssembly kernels are missing (${url.pathname}: ${(err as Error).message}); build them with \`npm run build\`, or set KERNELS=reference`,
+      `the WebAssembly kernels are missing (${file}: ${(err as Error).message}); build them with \`npm run build\`, or set KERNELS=reference`,
       {
         cause: err,
       },
@@ -78,12 +79,12 @@ let addon: { inflate(src: Uint8Array, dst: Uint8Array): number; deflate(src: Uin
 /** The libdeflate addon, in native/build/Release two levels up from dist/src. */
 function inflater(): NonNullable<typeof addon> {
   if (addon) return addon;
-  const file = new URL('../../native/build/Release/inflate.node', import.meta.url);
+  const file = fileURLToPath(new URL('../../native/build/Release/inflate.node', import.meta.url));
   try {
-    addon = createRequire(import.meta.url)(file.pathname) as NonNullable<typeof addon>;
+    addon = createRequire(import.meta.url)(file) as NonNullable<typeof addon>;
   } catch (err) {
     throw new Error(
-      `the libdeflate addon is missing (${file.pathname}: ${(err as Error).message}); build it with \`npm run build\`, or set KERNELS=reference`,
+      `the libdeflate addon is missing (${file}: ${(err as Error).message}); build it with \`npm run build\`, or set KERNELS=reference`,
       {
         cause: err,
       },

@@ -599,7 +599,9 @@ describe('the runtime stage, built without Docker', { timeout: 120_000 }, () => 
   let range: RangeServer | undefined;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-image-'));
+    // A space in the path: the WebAssembly kernels and the inflate addon are found from file URLs,
+    // which spell it %20 (the addon once failed to load from such a directory).
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'tilegraph image-'));
     tree = path.join(tmp, 'app');
     // As the Dockerfile: the build's output and its node_modules (pruned below, as the build
     // stage prunes), and the shipped layers in the place of /layers.
