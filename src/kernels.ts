@@ -62,12 +62,9 @@ function kernels(): Exports {
   try {
     bytes = new Uint8Array(readFileSync(file));
   } catch (err) {
-    throw new Error(
-      `the WebAssembly kernels are missing (${file}: ${(err as Error).message}); build them with \`npm run build\`, or set KERNELS=reference`,
-      {
-        cause: err,
-      },
-    );
+    throw new Error(`the WebAssembly kernels are missing (${file}: ${(err as Error).message}); build them with \`npm run build\`, or set KERNELS=reference`, {
+      cause: err,
+    });
   }
   instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
   base = (instance.heapBase() + 15) & ~15;
@@ -83,12 +80,9 @@ function inflater(): NonNullable<typeof addon> {
   try {
     addon = createRequire(import.meta.url)(file) as NonNullable<typeof addon>;
   } catch (err) {
-    throw new Error(
-      `the libdeflate addon is missing (${file}: ${(err as Error).message}); build it with \`npm run build\`, or set KERNELS=reference`,
-      {
-        cause: err,
-      },
-    );
+    throw new Error(`the libdeflate addon is missing (${file}: ${(err as Error).message}); build it with \`npm run build\`, or set KERNELS=reference`, {
+      cause: err,
+    });
   }
   return addon;
 }
