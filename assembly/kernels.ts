@@ -1,7 +1,8 @@
 /**
  * The render threads' hot loops in WebAssembly with 128-bit SIMD, compiled by AssemblyScript
  * (`npm run build` writes dist/src/kernels.wasm). Each has a JavaScript twin that stays the
- * reference: src/sources/codecs/predictor.ts; test/kernels.test.ts compares them byte for byte.
+ * reference (src/sources/codecs/predictor.ts, src/sources/sample.ts, src/sources/window.ts);
+ * test/kernels.test.ts compares them byte for byte.
  *
  * The kernels own no memory: src/kernels.ts copies a block into the linear memory past
  * `heapBase()`, calls a kernel on it in place, and copies the result out. Nothing here
@@ -94,9 +95,9 @@ export function floatingPoint32(data: usize, rowSamples: i32, rows: i32, tmp: us
 /**
  * Predictor 2 (Section 14) on `rows` rows of `rowLen` samples of `bytes` (1, 2 or 4) bytes at
  * `data`, in place, native order, `stride` samples a pixel: each sample plus the one `stride`
- * before it, wrapping. A prefix sum with a stride of 1, 2 or 4 samples stays inside the vector's
- * lanes; any other stride, and each row's last part, are summed one sample at a time.
- * Answers false, having done nothing, for a layout it has no vector loop for.
+ * before it, wrapping: a prefix sum inside the vector's lanes when a sample and the one it adds
+ * are 1, 2, 4, 8 or 16 bytes apart, each row's last part one sample at a time. Answers false,
+ * having done nothing, for any other layout (three samples a pixel, 64-bit samples).
  */
 export function horizontal(data: usize, bytes: i32, rowLen: i32, rows: i32, stride: i32): bool {
   const step = bytes * stride; // bytes between a sample and the one it adds

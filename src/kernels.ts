@@ -106,12 +106,21 @@ export function deflateZlib(src: Uint8Array, level: number): Uint8Array<ArrayBuf
   return inflater().deflate(src, level);
 }
 
-/** The linear memory with `bytes` of room past the heap base, as bytes. */
-function room(k: Exports, bytes: number): Uint8Array {
-  const need = base + bytes;
+/**
+ * The instance, and regions of the given sizes in its linear memory: placed one after another
+ * past the heap base, each 16-byte aligned for vector loads, the memory grown to hold them.
+ */
+function scratch(sizes: readonly number[]): { k: Exports; mem: Uint8Array; at: number[] } {
+  const k = kernels();
+  let next = base;
+  const at = sizes.map((bytes) => {
+    const p = (next + 15) & ~15;
+    next = p + bytes;
+    return p;
+  });
   const have = k.memory.buffer.byteLength;
-  if (need > have) k.memory.grow(Math.ceil((need - have) / 65536));
-  return new Uint8Array(k.memory.buffer);
+  if (next > have) k.memory.grow(Math.ceil((next - have) / 65536));
+  return { k, mem: new Uint8Array(k.memory.buffer), at };
 }
 
 /**
@@ -121,12 +130,14 @@ function room(k: Exports, bytes: number): Uint8Array {
 export function floatingPoint32(raw: Uint8Array, out: Uint8Array, rowSamples: number, rows: number): boolean {
   const n = rowSamples * rows * 4;
   if (!wasm || n > MAX_KERNEL_BYTES) return false;
-  const k = kernels();
-  const mem = room(k, n + rowSamples * 4 + 16);
-  mem.set(raw.subarray(0, n), base);
-  const tmp = (base + n + 15) & ~15;
-  k.floatingPoint32(base, rowSamples, rows, tmp);
-  out.set(mem.subarray(base, base + n));
+  const {
+    k,
+    mem,
+    at: [data, tmp],
+  } = scratch([n, rowSamples * 4]);
+  mem.set(raw.subarray(0, n), data);
+  k.floatingPoint32(data, rowSamples, rows, tmp);
+  out.set(mem.subarray(data, data + n));
   return true;
 }
 
@@ -138,11 +149,14 @@ export function horizontal(src: Uint8Array, dst: Uint8Array, bytesPerSample: num
   const n = rowLen * rows * bytesPerSample;
   const step = bytesPerSample * stride;
   if (!wasm || n > MAX_KERNEL_BYTES || bytesPerSample > 4 || step > 16 || (step & (step - 1)) !== 0) return false;
-  const k = kernels();
-  const mem = room(k, n);
-  mem.set(src.subarray(0, n), base);
-  if (!k.horizontal(base, bytesPerSample, rowLen, rows, stride)) return false;
-  dst.set(mem.subarray(base, base + n));
+  const {
+    k,
+    mem,
+    at: [data],
+  } = scratch([n]);
+  mem.set(src.subarray(0, n), data);
+  if (!k.horizontal(data, bytesPerSample, rowLen, rows, stride)) return false;
+  dst.set(mem.subarray(data, data + n));
   return true;
 }
 
@@ -171,26 +185,13 @@ export function separable(
   out: readonly Float32Array[],
 ): boolean {
   if (!wasm) return false;
-  const at = (bytes: number) => {
-    const p = (next + 15) & ~15;
-    next = p + bytes;
-    return p;
-  };
-  let next = base;
-  const cStart = at(W * 4),
-    cCount = at(W * 4),
-    cWeights = at(W * cols.per * 4),
-    cOk = at(W),
-    rStart = at(W * 4),
-    rCount = at(W * 4),
-    rWeights = at(W * rows.per * 4),
-    rOk = at(W),
-    band = at(nRows * ww * 4),
-    h = at(nRows * W * 4),
-    dst = at(W * W * 4);
-  if (next - base > MAX_KERNEL_BYTES) return false;
-  const k = kernels();
-  const mem = room(k, next - base);
+  const sizes = [W * 4, W * 4, W * cols.per * 4, W, W * 4, W * 4, W * rows.per * 4, W, nRows * ww * 4, nRows * W * 4, W * W * 4];
+  if (sizes.reduce((a, b) => a + b + 15, 0) > MAX_KERNEL_BYTES) return false;
+  const {
+    k,
+    mem,
+    at: [cStart, cCount, cWeights, cOk, rStart, rCount, rWeights, rOk, band, h, dst],
+  } = scratch(sizes);
   const put = (p: number, a: Int32Array | Float32Array | Uint8Array, n: number) => mem.set(new Uint8Array(a.buffer, a.byteOffset, n * a.BYTES_PER_ELEMENT), p);
   put(cStart, cols.start, W);
   put(cCount, cols.count, W);
@@ -234,21 +235,14 @@ export function triangle4(
   const nb = bands.length;
   if (!wasm || nb < 1 || nb > 2) return undefined;
   const n = u.length;
-  let next = base;
-  const at = (bytes: number) => {
-    const p = (next + 15) & ~15;
-    next = p + bytes;
-    return p;
-  };
-  const pu = at(n * 4),
-    pv = at(n * 4),
-    pb = bands.map(() => at(ww * wh * 4)),
-    po = out.map(() => at(n * 4)),
-    pm = at(n),
-    pe = at(n * 4);
-  if (next - base > MAX_KERNEL_BYTES) return undefined;
-  const k = kernels();
-  const mem = room(k, next - base);
+  // u, v, the bands, the outputs, the mask and the edges.
+  const sizes = [n * 4, n * 4, ...bands.map(() => ww * wh * 4), ...bands.map(() => n * 4), n, n * 4];
+  if (sizes.reduce((a, b) => a + b + 15, 0) > MAX_KERNEL_BYTES) return undefined;
+  const { k, mem, at } = scratch(sizes);
+  const [pu, pv] = at;
+  const pb = at.slice(2, 2 + nb),
+    po = at.slice(2 + nb, 2 + 2 * nb);
+  const [pm, pe] = at.slice(2 + 2 * nb);
   const floats = new Float32Array(mem.buffer);
   floats.set(u, pu >> 2);
   floats.set(v, pv >> 2);
@@ -273,11 +267,10 @@ export function triangle4(
 export function validity(bands: readonly Float32Array[], n: number, nodata: number, valid: Uint8Array): number | undefined {
   const nb = bands.length;
   if (!wasm || nb < 1 || nb > 2 || n * (4 * nb + 1) > MAX_KERNEL_BYTES) return undefined;
-  const p0 = base,
-    p1 = nb === 2 ? p0 + n * 4 : p0,
-    pv = p0 + n * 4 * nb;
-  const k = kernels();
-  const mem = room(k, pv + n - base);
+  const { k, mem, at } = scratch([...bands.map(() => n * 4), n]);
+  const p0 = at[0]!,
+    p1 = nb === 2 ? at[1]! : p0,
+    pv = at[nb]!;
   const floats = new Float32Array(mem.buffer);
   floats.set(bands[0]!.subarray(0, n), p0 >> 2);
   if (nb === 2) floats.set(bands[1]!.subarray(0, n), p1 >> 2);

@@ -54,8 +54,8 @@ export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shar
     // TN3: the byte planes are always most significant first whatever the
     // file's byte order, and reassembly yields native order directly, so no
     // swap here (libtiff likewise disables its post-decode swab for fpAcc).
-    const simd = samples === 1 && bytesPerSample === 4 && NATIVE_LE && floatingPoint32(raw, out, width, height);
-    if (!simd) undoFloatingPointPredictor(raw, out, width * samples, height, samples, bytesPerSample);
+    const done = samples === 1 && bytesPerSample === 4 && NATIVE_LE && floatingPoint32(raw, out, width, height);
+    if (!done) undoFloatingPointPredictor(raw, out, width * samples, height, samples, bytesPerSample);
   } else {
     // Section 2 / 14: the predictor differences sample *values*, so the file
     // byte order must be undone before the accumulation.
