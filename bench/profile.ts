@@ -9,6 +9,7 @@
  *
  * With KERNELS=reference in the environment it profiles the kernels' references (the
  * JavaScript loops and Node's zlib) instead of the WebAssembly kernels and libdeflate.
+ *
  * `mosaic` is bench-dem-mosaic (the DEM as 64 COGs, bench/mosaic.ts), each tile given the
  * members under it as the server's task gives them; `--zooms` picks the zooms rendered (6-6:
  * the tile over the whole mosaic, again and again); `--cold` empties the block cache before
@@ -151,8 +152,7 @@ async function child(layer: string, seconds: number, zooms: [number, number], co
   const { tileMembers } = await import('../src/layers/mosaic.js');
   const { blockCache } = await import('../src/sources/blockcache.js');
   const { useKernels } = await import('../src/kernels.js');
-  // KERNELS=reference profiles the references (the render thread's entry chooses `fast` when it loads).
-  await import('../workers/render.js');
+  // After direct.js has loaded the render thread's entry, which chooses `fast` as it loads.
   if (process.env.KERNELS === 'reference') useKernels('reference');
   const layers = await writeBenchLayers(DATA);
   const l = layer === 'ndvi' ? layers.ndvi : layer === 'mosaic' ? await writeMosaicLayer(DATA) : layers.dem;
