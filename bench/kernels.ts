@@ -1,15 +1,15 @@
 /**
  * The kernels of src/kernels.ts against their references, each measured alone:
  * - WebAssembly (KERNELS=fast against KERNELS=reference for the WebAssembly kernels only,
- *   inflate and deflate left to libdeflate in both): the render thread's entry in this thread, one tile at a time, the
- *   same tiles (every n-th of zooms 10-14), on an empty block cache each round (the predictors
- *   run when a block is decoded), the two taking turns so that both meet the same state of the
- *   machine;
+ *   inflate and deflate left to libdeflate in both): the render thread's entry in this thread,
+ *   one tile at a time, the same tiles (every n-th of zooms 10-14), on an empty block cache
+ *   each round (the predictors run when a block is decoded), the two taking turns so that
+ *   both meet the same state of the machine;
  * - inflate: libdeflate against Node's zlib on the same whole blocks of each bench file (the
  *   predictor and the rest of decoding left out), taking turns.
  * Ratios of medians.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { inflateInto, useKernels, type Kernels } from '../src/kernels.js';
 import type { Layer } from '../src/layers/layer.js';
@@ -80,19 +80,14 @@ export async function kernelsAB(layers: Record<'dem' | 'ndvi', Layer>, deps: Ker
 
 /** Milliseconds to inflate a block, libdeflate against zlib, on 40 blocks spread over the file's full-resolution image. */
 async function inflateBlocks(file: string): Promise<{ blocks: number; zlibMs: number; libdeflateMs: number; libdeflateVsZlib: number }> {
-  const fd = openSync(file, 'r');
+  const src = new FileSource(file);
   try {
-    const blocks: Buffer[] = [];
-    let expected = 0;
-    const src = new FileSource(file);
-    const tiff = await readTiff(src, statSync(file).size).finally(() => src.close());
-    const im = tiff.images[0]!;
-    expected = (im.blockWidth * im.blockHeight * (im.planar === 2 ? 1 : im.samplesPerPixel) * im.bitsPerSample) / 8;
+    const im = (await readTiff(src, statSync(file).size)).images[0]!;
+    const expected = (im.blockWidth * im.blockHeight * (im.planar === 2 ? 1 : im.samplesPerPixel) * im.bitsPerSample) / 8;
+    const blocks: Uint8Array[] = [];
     for (let i = 0; i < 40; i++) {
       const k = Math.floor((im.blockOffsets.length * (i + 0.5)) / 40);
-      const b = Buffer.alloc(im.blockByteCounts[k]!);
-      readSync(fd, b, 0, b.length, im.blockOffsets[k]!);
-      blocks.push(b);
+      blocks.push(await src.read(im.blockOffsets[k]!, im.blockByteCounts[k]!));
     }
     const zlib: number[] = [],
       libdeflate: number[] = [];
@@ -112,6 +107,6 @@ async function inflateBlocks(file: string): Promise<{ blocks: number; zlibMs: nu
       libdeflateVsZlib: round(median(zlib) / median(libdeflate)),
     };
   } finally {
-    closeSync(fd);
+    await src.close();
   }
 }
