@@ -59,6 +59,32 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
   return -1;
 }
 
+/** `f` under KERNELS=reference, then under fast (only the `only` part switched), the setting put back each time. */
+function eachWay<T>(f: () => T, only?: 'wasm' | 'inflate'): [reference: T, fast: T] {
+  const run = (kind: 'reference' | 'fast') => {
+    useKernels(kind, only);
+    try {
+      return f();
+    } finally {
+      useKernels('fast');
+    }
+  };
+  return [run('reference'), run('fast')];
+}
+
+/** `eachWay` for work that awaits: one after the other, since the setting is the thread's. */
+async function eachWayAsync<T>(f: () => Promise<T>, only?: 'wasm' | 'inflate'): Promise<[reference: T, fast: T]> {
+  const run = async (kind: 'reference' | 'fast') => {
+    useKernels(kind, only);
+    try {
+      return await f();
+    } finally {
+      useKernels('fast');
+    }
+  };
+  return [await run('reference'), await run('fast')];
+}
+
 const WIDTHS = [1, 3, 4, 5, 15, 16, 17, 31, 64, 255, 256, 257, 512];
 const HEIGHTS = [1, 2, 7];
 
@@ -125,14 +151,11 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
           const win: Window = { width: ww, height: wh, bands, valid: new Uint8Array(ww * wh).fill(1), allValid: true };
           // The first output rows and columns fall outside the window.
           const sep = { u0: -3.3 + next() * 2, du: scale, v0: -2.1 + next() * 1.5, dv: scale };
-          const outputs = (['reference', 'fast'] as const).map((kind) => {
-            useKernels(kind);
+          const [js, wasm] = eachWay(() => {
             const out = { bands: [new Float32Array(W * W).fill(7), new Float32Array(W * W).fill(7)], mask: new Uint8Array(W * W) };
             sampleWindow(win, () => assert.fail('separable needs no coordinates'), method, scale, scale, out, sep);
             return out;
           });
-          useKernels('fast');
-          const [js, wasm] = outputs as [(typeof outputs)[0], (typeof outputs)[0]];
           const what = `${method} at scale ${scale}, ${W}x${W} from ${ww}x${wh}`;
           assert.equal(firstDifference(wasm.mask, js.mask), -1, what);
           assert.ok(js.mask.includes(1) && js.mask.includes(0), `${what}: drawn and undrawn pixels`);
@@ -182,14 +205,11 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
             if (next() < 0.001) u[k] = NaN;
           }
         }
-        const outputs = (['reference', 'fast'] as const).map((kind) => {
-          useKernels(kind);
+        const [js, wasm] = eachWay(() => {
           const out = { bands: Array.from({ length: nb }, () => new Float32Array(W * W).fill(7)), mask: new Uint8Array(W * W) };
           sampleWindow(win, () => ({ u, v }), 'bilinear', scale, scale, out);
           return out;
         });
-        useKernels('fast');
-        const [js, wasm] = outputs as [(typeof outputs)[0], (typeof outputs)[0]];
         const what = `${nb} band(s) at scale ${scale}`;
         assert.equal(firstDifference(wasm.mask, js.mask), -1, what);
         assert.ok(js.mask.includes(1) && js.mask.includes(0), `${what}: drawn and undrawn pixels`);
@@ -239,18 +259,10 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
           const win: [number, number, number, number] = [x0, y0, x0 + 37 + Math.floor(next() * 260), y0 + 11 + Math.floor(next() * 260)];
           for (const nodata of nodatas) {
             for (const bands of [[0], [0, 0]]) {
-              // One after the other: the setting is the thread's, and a read awaits its blocks.
-              const read = async (kind: 'reference' | 'fast') => {
-                useKernels(kind, 'wasm');
-                try {
-                  const w = await readWindow(cog, 0, win, bands, nodata ?? cog.meta.nodata);
-                  return { valid: w.valid.slice(0, w.width * w.height), allValid: w.allValid };
-                } finally {
-                  useKernels('fast');
-                }
-              };
-              const js = await read('reference');
-              const wasm = await read('fast');
+              const [js, wasm] = await eachWayAsync(async () => {
+                const w = await readWindow(cog, 0, win, bands, nodata ?? cog.meta.nodata);
+                return { valid: w.valid.slice(0, w.width * w.height), allValid: w.allValid };
+              }, 'wasm');
               const what = `${file} ${win.join(',')} nodata ${nodata} bands ${bands.length}`;
               assert.equal(firstDifference(wasm.valid, js.valid), -1, what);
               assert.equal(wasm.allValid, js.allValid, what);
@@ -306,14 +318,11 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     const z = deflateSync(data);
     // The codec under both settings: the same bytes, or the same error.
     const both = (bytes: Uint8Array, expected: number) =>
-      (['reference', 'fast'] as const).map((kind) => {
-        useKernels(kind);
+      eachWay(() => {
         try {
           return Buffer.from(inflate(bytes, expected, false)).toString('hex');
         } catch (err) {
           return `error: ${(err as Error).message}`;
-        } finally {
-          useKernels('fast');
         }
       });
     // A stream longer than the block (a padded last strip): libdeflate declines, zlib keeps the block.
@@ -351,14 +360,7 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     const rgba = new Uint8Array(256 * 256 * 4);
     const next = random(11);
     for (let i = 0; i < rgba.length; i += 4) rgba.set([(next() * 6) | 0, 40, (i >> 12) & 0x1f, 255], i);
-    const pngs = (['reference', 'fast'] as const).map((kind) => {
-      useKernels(kind);
-      try {
-        return indexedPng(rgba, 256)!;
-      } finally {
-        useKernels('fast');
-      }
-    });
+    const pngs = eachWay(() => indexedPng(rgba, 256)!);
     for (const png of pngs) {
       const { data, info } = await sharp(Buffer.from(png)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
       assert.deepEqual([info.width, info.height, info.channels], [256, 256, 4]);
@@ -388,16 +390,14 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
           const by = Math.floor((i % (blocksAcross(im) * blocksDown(im))) / blocksAcross(im));
           const height = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
           const layout = { width: im.blockWidth, height, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat };
-          const decoded = (['reference', 'fast'] as const).map((kind) => {
-            useKernels(kind);
+          const [js, fast] = eachWay(() => {
             const s = decodeBlock(bytes, { ...layout, compression: im.compression, predictor: im.predictor, littleEndian });
             return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
           });
-          assert.equal(firstDifference(decoded[1]!, decoded[0]!), -1, `${f.tiff} block ${i}`);
+          assert.equal(firstDifference(fast, js), -1, `${f.tiff} block ${i}`);
           blocks++;
         }
       } finally {
-        useKernels('fast');
         await src.close();
       }
     }
