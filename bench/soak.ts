@@ -92,7 +92,8 @@ export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): P
     const pid = child.pid!;
     // The whole process's resident memory, and what the main thread's own gauges say of it:
     // its JavaScript heap, memory outside the heap (tile buffers) and the L1 cache's count, and
-    // the render threads' block caches (summed: a block two threads share counts twice).
+    // the render threads' block caches (summed: a block two threads share counts twice), and
+    // the render threads' own heaps and array buffers (summed).
     type Sample = {
       s: number;
       rssMiB: number;
@@ -100,6 +101,8 @@ export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): P
       mainExternalMiB?: number | null;
       l1MiB?: number | null;
       blockCachesMiB?: number | null;
+      threadHeapsMiB?: number | null;
+      threadArrayBuffersMiB?: number | null;
     };
     const samples: Sample[] = [{ s: 0, rssMiB: rssMiB(pid) }];
     const t0 = performance.now();
@@ -108,12 +111,26 @@ export async function soak(seconds = Number(process.env.BENCH_SOAK_S ?? 300)): P
       const s = Math.round((performance.now() - t0) / 1000);
       const rss = rssMiB(pid);
       Promise.all(
-        ['tilegraph_nodejs_heap_size_used_bytes', 'tilegraph_nodejs_external_memory_bytes', 'tilegraph_cache_l1_bytes', 'tilegraph_block_cache_bytes'].map(
-          (m) => metric(url, m),
-        ),
+        [
+          'tilegraph_nodejs_heap_size_used_bytes',
+          'tilegraph_nodejs_external_memory_bytes',
+          'tilegraph_cache_l1_bytes',
+          'tilegraph_block_cache_bytes',
+          'tilegraph_render_thread_heap_bytes',
+          'tilegraph_render_thread_array_buffer_bytes',
+        ].map((m) => metric(url, m)),
       )
-        .then(([heap, external, l1, blocks]) =>
-          samples.push({ s, rssMiB: rss, mainHeapMiB: mib(heap!), mainExternalMiB: mib(external!), l1MiB: mib(l1!), blockCachesMiB: mib(blocks!) }),
+        .then(([heap, external, l1, blocks, threadHeaps, threadBuffers]) =>
+          samples.push({
+            s,
+            rssMiB: rss,
+            mainHeapMiB: mib(heap!),
+            mainExternalMiB: mib(external!),
+            l1MiB: mib(l1!),
+            blockCachesMiB: mib(blocks!),
+            threadHeapsMiB: mib(threadHeaps!),
+            threadArrayBuffersMiB: mib(threadBuffers!),
+          }),
         )
         .catch(() => samples.push({ s, rssMiB: rss }));
     }, 10_000);

@@ -56,6 +56,18 @@ export class Metrics {
     labelNames: ['thread'] as const,
     registers: [this.registry],
   });
+  readonly threadHeapBytes = new Gauge({
+    name: 'tilegraph_render_thread_heap_bytes',
+    help: "Each render thread's JavaScript heap in use, sampled at most once a second",
+    labelNames: ['thread'] as const,
+    registers: [this.registry],
+  });
+  readonly threadArrayBufferBytes = new Gauge({
+    name: 'tilegraph_render_thread_array_buffer_bytes',
+    help: 'Array buffers each render thread allocated and still holds (rasters, decoded blocks, shared ones included), sampled at most once a second',
+    labelNames: ['thread'] as const,
+    registers: [this.registry],
+  });
   readonly l2Seconds = new Histogram({
     name: 'tilegraph_l2_seconds',
     help: 'Redis (L2) command latency by operation: get, set, lock, unlock',

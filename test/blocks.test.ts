@@ -150,7 +150,7 @@ describe('render threads decode each block of a layer once', () => {
     for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) tiles.push(`/tiles/dem-relief/${z}/${x}/${y}.png`);
   }
 
-  async function run(workers: number): Promise<{ etags: string[]; decoded: number; all: number; held: number[] }> {
+  async function run(workers: number): Promise<{ etags: string[]; decoded: number; all: number; held: number[]; heaps: number[]; buffers: number[] }> {
     const srv: TestServer = await startServer(layers.dir, { WORKERS: String(workers), CACHE_L1_MB: '0' });
     try {
       const etags: string[] = [];
@@ -161,8 +161,11 @@ describe('render threads decode each block of a layer once', () => {
       }
       const count = (outcome: string) => metricValue(srv.url, 'tilegraph_block_reads_total', { outcome });
       const [decoded, cached, waited] = await Promise.all([count('decoded'), count('cached'), count('waited')]);
-      const held = await Promise.all(Array.from({ length: workers }, (_, k) => metricValue(srv.url, 'tilegraph_block_cache_bytes', { thread: String(k) })));
-      return { etags, decoded, all: decoded + cached + waited, held };
+      const perThread = (name: string) => Promise.all(Array.from({ length: workers }, (_, k) => metricValue(srv.url, name, { thread: String(k) })));
+      const held = await perThread('tilegraph_block_cache_bytes');
+      const heaps = await perThread('tilegraph_render_thread_heap_bytes');
+      const buffers = await perThread('tilegraph_render_thread_array_buffer_bytes');
+      return { etags, decoded, all: decoded + cached + waited, held, heaps, buffers };
     } finally {
       await srv.close();
     }
@@ -183,5 +186,11 @@ describe('render threads decode each block of a layer once', () => {
     // with two, each holds what it decoded and what the other shared with it.
     assert.deepEqual(one.held, [one.decoded * 256 * 256 * 4]);
     for (const bytes of two.held) assert.ok(bytes > 0 && bytes <= one.held[0]! && bytes % (256 * 256 * 4) === 0, `${two.held}`);
+    // Each thread's own memory, sampled with its first tile at least: a heap of some MiB, and
+    // array buffers holding at least the first tile's block (256x256 Float32).
+    for (const r of [one, two]) {
+      for (const heap of r.heaps) assert.ok(heap > 2 ** 20, `thread heaps ${r.heaps}`);
+      for (const bytes of r.buffers) assert.ok(bytes >= 256 * 256 * 4, `thread array buffers ${r.buffers}`);
+    }
   });
 });

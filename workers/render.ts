@@ -84,10 +84,22 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
     }
     result.blocks = blockCache.takeCounts();
     result.blockCache = { thread: -1, bytes: blockCache.bytes };
+    result.memory = memorySample();
     return result;
   } finally {
     arena.release(result?.rgba ?? undefined);
   }
+}
+
+let sampledAt = -Infinity;
+
+/** This thread's heap and array buffers, once a second (reading them costs a system call). */
+function memorySample(): RenderResult['memory'] {
+  const now = performance.now();
+  if (now - sampledAt < 1000) return undefined;
+  sampledAt = now;
+  const m = process.memoryUsage();
+  return { heapBytes: m.heapUsed, arrayBufferBytes: m.arrayBuffers };
 }
 
 /** The pool's entry: the result's buffer moves to the main thread instead of being copied. */

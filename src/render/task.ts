@@ -130,6 +130,11 @@ export interface RenderResult {
   blocks?: BlockCounts;
   /** The thread's decoded-block cache after the tile: the bytes it holds, and which thread of the pool (set by the pool). */
   blockCache?: { thread: number; bytes: number };
+  /**
+   * The thread's own memory, sampled at most once a second (absent otherwise): its JavaScript
+   * heap in use, and the array buffers it allocated (its rasters, blocks it decoded, shared or not).
+   */
+  memory?: { heapBytes: number; arrayBufferBytes: number };
   /** Quality checks that failed with `on_fail: warn`. */
   warnings: { check: string; message: string }[];
   point?: PointValues;

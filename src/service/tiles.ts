@@ -110,7 +110,14 @@ export class TileService {
     }
     metrics.renders.inc({ layer });
     if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);
-    if (r.blockCache) metrics.blockCacheBytes.set({ thread: String(r.blockCache.thread) }, r.blockCache.bytes);
+    if (r.blockCache) {
+      const thread = String(r.blockCache.thread);
+      metrics.blockCacheBytes.set({ thread }, r.blockCache.bytes);
+      if (r.memory) {
+        metrics.threadHeapBytes.set({ thread }, r.memory.heapBytes);
+        metrics.threadArrayBufferBytes.set({ thread }, r.memory.arrayBufferBytes);
+      }
+    }
     metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
     metrics.renderStage.observe({ layer, stage: 'ops' }, r.opsMs / 1000);
     for (const w of r.warnings) {
