@@ -91,6 +91,28 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
   }
 }
 
+/**
+ * A metatile: neighbouring tiles of one layer in one task, rendered one after another in this
+ * thread (the blocks they share decoded once, through the cache), each answered on its own: a
+ * tile that fails leaves the others' answers standing. Every tile is planned and drawn exactly
+ * as it is alone, so its bytes are the same.
+ */
+export async function renderMany(tasks: RenderTask[]): Promise<RenderReply[]> {
+  const replies: RenderReply[] = [];
+  const moved: ArrayBuffer[] = [];
+  for (const task of tasks) {
+    try {
+      const result = await renderEncoded(task);
+      const buffer = result.png ?? result.rgba;
+      if (buffer) moved.push(buffer);
+      replies.push({ ok: true, result });
+    } catch (err) {
+      replies.push({ ok: false, error: toWire(err) });
+    }
+  }
+  return Piscina.move({ [transferableSymbol]: moved, [valueSymbol]: replies } as never) as unknown as RenderReply[];
+}
+
 let sampledAt = -Infinity;
 
 /** This thread's heap and array buffers, once a second (reading them costs a system call). */

@@ -26,13 +26,15 @@ export interface PoolOptions {
   onError?: (err: unknown) => void;
 }
 
-/** One tile to render: waiting in the pool's queue, then in one thread (or two, see `hedge`). */
+/** One task to render (a tile, or the tiles of a metatile): waiting in the pool's queue, then in one thread (or two, see `hedge`). */
 interface Job {
-  task: RenderTask;
+  task: RenderTask | RenderTask[];
+  /** The thread's entry: `renderMany` for a metatile, the default one for a tile. */
+  entry?: 'renderMany';
   /** The thread that owns the tile's band of columns. */
   home: number;
   abort: AbortController;
-  settle: (reply: RenderReply | Error) => void;
+  settle: (reply: RenderReply | RenderReply[] | Error) => void;
   /** Threads running a copy of it. */
   copies: number;
   done: boolean;
@@ -86,16 +88,39 @@ export class RenderPool {
    * time limit of its own (an ad-hoc pipeline's budget) and the error that says so.
    */
   async render(task: RenderTask, limit?: { ms: number; error: TileError }): Promise<RenderResult> {
+    const reply = (await this.submit(task, undefined, task.affinity, limit)) as RenderReply;
+    if (!reply.ok) throw fromWire(reply.error);
+    return reply.result;
+  }
+
+  /**
+   * A metatile: neighbouring tiles of one layer rendered in one task of one thread, so that the
+   * messages, the layer lookup and the block lookups are paid once for them all. Each tile is
+   * answered on its own, an error in place of one that failed; the pool's time limit is the
+   * task's, and when it passes (or the thread dies) every tile of it has that error.
+   */
+  async renderMany(tasks: RenderTask[]): Promise<(RenderResult | TileError)[]> {
+    if (tasks.length === 0) return [];
+    let replies: RenderReply[];
+    try {
+      replies = (await this.submit(tasks, 'renderMany', tasks[0]!.affinity)) as RenderReply[];
+    } catch (err) {
+      return tasks.map(() => err as TileError);
+    }
+    return replies.map((r) => (r.ok ? r.result : fromWire(r.error)));
+  }
+
+  private async submit(task: Job['task'], entry: Job['entry'], affinity = 0, limit?: { ms: number; error: TileError }): Promise<RenderReply | RenderReply[]> {
     if (this.waiting.length >= this.maxQueue) throw busy();
     const n = this.pools.length;
-    const home = Math.min(n - 1, Math.max(0, Math.floor((task.affinity ?? 0) * n)));
-    const reply = await new Promise<RenderReply | Error>((resolve) => {
+    const home = Math.min(n - 1, Math.max(0, Math.floor(affinity * n)));
+    const reply = await new Promise<RenderReply | RenderReply[] | Error>((resolve) => {
       const abort = new AbortController();
-      const settle = (r: RenderReply | Error) => {
+      const settle = (r: RenderReply | RenderReply[] | Error) => {
         clearTimeout(timer);
         resolve(r);
       };
-      const job: Job = { task, home, abort, copies: 0, done: false, settle };
+      const job: Job = { task, entry, home, abort, copies: 0, done: false, settle };
       // The time limit counts from the request, waiting included.
       const timer = setTimeout(
         () => {
@@ -111,11 +136,10 @@ export class RenderPool {
       this.dispatch();
     });
     if (reply instanceof Error) throw reply;
-    if (!reply.ok) throw fromWire(reply.error);
-    return reply.result;
+    return reply;
   }
 
-  private finish(job: Job, reply: RenderReply | Error): void {
+  private finish(job: Job, reply: RenderReply | RenderReply[] | Error): void {
     if (job.done) return;
     job.done = true;
     job.settle(reply);
@@ -129,7 +153,7 @@ export class RenderPool {
   /** Thread k is busy with a render that has run for much longer than renders do. */
   private slow(k: number, now: number): boolean {
     const first = this.inThread[k]![0];
-    return first !== undefined && now - first.t0 > this.stuckMs;
+    return first !== undefined && now - first.t0 > this.stuckMs * tilesOf(first.job);
   }
 
   /**
@@ -170,17 +194,19 @@ export class RenderPool {
   /** Runs a copy of the tile in thread k; the first copy to answer settles it. */
   private start(job: Job, k: number): void {
     const entry = { job, t0: performance.now() };
-    const behind = this.inThread[k]!.length > 0;
+    const ahead = this.inThread[k]![0];
     this.inThread[k]!.push(entry);
     job.copies++;
     // Behind another render in its thread: look again once that one has run long.
-    const recheck = behind ? setTimeout(() => this.dispatch(), this.stuckMs + 1).unref() : undefined;
-    this.pools[k]!.run(job.task, { signal: job.abort.signal })
+    const recheck = ahead ? setTimeout(() => this.dispatch(), this.stuckMs * tilesOf(ahead.job) + 1).unref() : undefined;
+    this.pools[k]!.run(job.task, { signal: job.abort.signal, name: job.entry })
       .then(
-        (reply: RenderReply) => {
-          this.typicalMs += (performance.now() - entry.t0 - this.typicalMs) / 16;
+        (reply: RenderReply | RenderReply[]) => {
+          const replies = Array.isArray(reply) ? reply : [reply];
+          // A metatile counts as the renders it holds.
+          this.typicalMs += ((performance.now() - entry.t0) / Math.max(1, replies.length) - this.typicalMs) / 16;
           // The thread by its place in the pool, which a replaced thread takes over.
-          if (reply.ok && reply.result.blockCache) reply.result.blockCache.thread = k;
+          for (const r of replies) if (r.ok && r.result.blockCache) r.result.blockCache.thread = k;
           this.finish(job, reply);
         },
         (err: unknown) => {
@@ -212,6 +238,11 @@ export class RenderPool {
     for (const job of this.waiting.splice(0)) this.finish(job, new TileError('overload', 'shutting down', 'the render pool is closing'));
     await Promise.all(this.pools.map((p) => p.close()));
   }
+}
+
+/** The tiles a job holds: a metatile may run as long as they do together. */
+function tilesOf(job: Job): number {
+  return Array.isArray(job.task) ? job.task.length : 1;
 }
 
 function busy(): TileError {

@@ -13,6 +13,7 @@ import type { Metrics } from '../metrics.js';
 import { encodeTile, type TileFormat } from '../render/encode.js';
 import type { MemberRef } from '../render/mosaic.js';
 import type { RenderPool } from '../render/pool.js';
+import type { RenderResult, RenderTask } from '../render/task.js';
 import { boundsParts, lonLatToMercator, tileBounds, tileRange } from '../tiles/mercator.js';
 
 export interface TileRequest {
@@ -35,7 +36,7 @@ export interface TileAnswer extends TileEntry {
 
 export interface TileServiceDeps {
   /** The render threads, or anything that renders as they do (the library router renders some layers in the calling thread). */
-  pool: Pick<RenderPool, 'render' | 'timeoutMs'>;
+  pool: Pick<RenderPool, 'render' | 'timeoutMs'> & Partial<Pick<RenderPool, 'renderMany'>>;
   cache: TileCache;
   metrics: Metrics;
   log: Logger;
@@ -90,24 +91,71 @@ export class TileService {
     }
   }
 
+  /**
+   * A metatile for seeding: neighbouring tiles of one layer rendered in one task of the pool
+   * (RenderPool.renderMany), past the cache tiers (a seeding run's target is its cache). Each
+   * tile is answered on its own, an error in place of one that failed; the bytes are those
+   * `tile` gives.
+   */
+  async renderMany(ts: readonly TileRequest[]): Promise<(TileEntry | Error)[]> {
+    const out: (TileEntry | Error)[] = new Array(ts.length);
+    const tasks: RenderTask[] = [];
+    const at: number[] = [];
+    ts.forEach((t, i) => {
+      const task = this.taskOf(t);
+      if ('task' in task) {
+        tasks.push(task.task);
+        at.push(i);
+      } else out[i] = task.empty;
+    });
+    const { pool } = this.deps;
+    const results = pool.renderMany ? await pool.renderMany(tasks) : await Promise.all(tasks.map((task) => pool.render(task).catch((err: Error) => err)));
+    await Promise.all(
+      results.map(async (r, k) => {
+        const t = ts[at[k]!]!;
+        if (r instanceof Error) {
+          this.deps.metrics.renderErrors.inc({ layer: t.layer.name });
+          out[at[k]!] = r;
+        } else out[at[k]!] = await this.finish(t, r).catch((err: Error) => err);
+      }),
+    );
+    return out;
+  }
+
   private async produce(t: TileRequest): Promise<TileEntry> {
-    const { metrics, log, pool } = this.deps;
-    const size = t.layer.config.tileSize * t.scale;
-    const version = t.version;
-    const type = t.format === 'png' ? 'image/png' : 'image/webp';
-    if (outsideData(t) || (t.members && Object.values(t.members).every((m) => m.length === 0))) return { body: null, etag: etagOf(version, null), type };
-    const layer = t.layer.name;
+    const { metrics, pool } = this.deps;
+    const task = this.taskOf(t);
+    if (!('task' in task)) return task.empty;
     let r;
     try {
       const budget = t.layer.budget && {
         ms: t.layer.budget.renderMs,
         error: new TileError('over_budget', 'render budget exceeded', `a tile of an ad-hoc pipeline may take ${t.layer.budget.renderMs} ms (ADHOC_RENDER_MS)`),
       };
-      r = await pool.render({ layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t), members: t.members }, budget);
+      r = await pool.render(task.task, budget);
     } catch (err) {
-      metrics.renderErrors.inc({ layer });
+      metrics.renderErrors.inc({ layer: t.layer.name });
       throw err;
     }
+    return this.finish(t, r);
+  }
+
+  /** What a render thread is sent for the tile, or the empty tile when it has nothing to draw. */
+  private taskOf(t: TileRequest): { task: RenderTask } | { empty: TileEntry } {
+    const size = t.layer.config.tileSize * t.scale;
+    const type = t.format === 'png' ? 'image/png' : 'image/webp';
+    if (outsideData(t) || (t.members && Object.values(t.members).every((m) => m.length === 0)))
+      return { empty: { body: null, etag: etagOf(t.version, null), type } };
+    return { task: { layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t), members: t.members } };
+  }
+
+  /** A render's result as the tile's entry: counted, its warnings logged, encoded if the thread did not. */
+  private async finish(t: TileRequest, r: RenderResult): Promise<TileEntry> {
+    const { metrics, log } = this.deps;
+    const layer = t.layer.name;
+    const size = t.layer.config.tileSize * t.scale;
+    const version = t.version;
+    const type = t.format === 'png' ? 'image/png' : 'image/webp';
     metrics.renders.inc({ layer });
     if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);
     if (r.blockCache) {
