@@ -17,7 +17,19 @@ import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
 import { viaTarget } from './cache.js';
-import { bboxArea, countTiles, footprintArea, geoJsonArea, parseShard, parseZooms, tilesFromList, tilesOf, type Area, type Shard } from './coverage.js';
+import {
+  bboxArea,
+  countTiles,
+  footprintArea,
+  geoJsonArea,
+  parseShard,
+  parseZooms,
+  SEED_BLOCK,
+  tilesFromList,
+  tilesOf,
+  type Area,
+  type Shard,
+} from './coverage.js';
 import { openRenderer, viaProducer, type Renderer } from './produce.js';
 import { runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
 import { openTarget } from './target.js';
@@ -33,6 +45,7 @@ const OPTIONS = {
   via: { type: 'string' },
   format: { type: 'string' },
   concurrency: { type: 'string' },
+  metatile: { type: 'string' },
   shard: { type: 'string' },
   resume: { type: 'boolean' },
   force: { type: 'boolean' },
@@ -48,10 +61,13 @@ const OPTIONS = {
 
 export const SEED_USAGE = `tilegraph seed LAYER --zoom 10-14 [--bbox W,S,E,N | --geojson FILE | --tiles FILE]
                [--to cache | --to dir:PATH | --to mbtiles:PATH] [--via URL] [--format png|webp]
-               [--concurrency N] [--shard I/N] [--resume] [--force] [--dry-run]
+               [--concurrency N] [--metatile N] [--shard I/N] [--resume] [--force] [--dry-run]
                [--retries N] [--max-failures PCT] [--manifest FILE] [--queue]
        tilegraph seed LAYER --since MANIFEST [--changed AREAS.geojson] [--queue] [...]
        tilegraph seed --status RUN`;
+
+/** Tiles per side of a metatile: the neighbours one render task draws (`--metatile`). */
+export const DEFAULT_METATILE = 4;
 
 function number(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
@@ -171,6 +187,9 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
   // Enough tiles in flight that every render thread stays busy: neighbouring tiles prefer one
   // thread (their blocks are there), and the pool hands work to another only past a queue.
   const concurrency = number('concurrency', values.concurrency, settings.workers * 8, 1, 256);
+  const metatile = number('metatile', values.metatile, DEFAULT_METATILE, 1, SEED_BLOCK);
+  if (!Number.isInteger(Math.log2(metatile)))
+    throw new Error(`--metatile ${values.metatile}: 1, 2, 4 or 8 (tiles per side; the blocks of 8×8 tiles divide into them)`);
   const via = values.via;
   if (via !== undefined && values.to !== undefined) throw new Error('--via and --to: give one of them (--via warms a server, which stores the tiles itself)');
   if (via !== undefined && !/^https?:\/\/[^/]+/.test(via)) throw new Error(`--via ${via}: expected http(s)://host[:port]`);
@@ -196,6 +215,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     return redis;
   };
   const produce = via !== undefined ? viaProducer(via, layer, format) : renderer?.producer(layer, format);
+  // --via asks the server tile by tile, as a map client does.
+  const produceMany = via !== undefined ? undefined : renderer?.many(layer, format);
 
   try {
     if (values['dry-run']) return await dryRun(cover, total, produce!, settings.workers);
@@ -233,6 +254,7 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
           format,
           force: values.force ?? false,
           retries,
+          metatile,
           planned: cover.counts,
           manifest,
           previous: since?.previous,
@@ -254,6 +276,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
       } else {
         result = await runSeed(cover.tiles(), produce!, target, {
           concurrency,
+          metatile,
+          produceMany,
           retries,
           force: values.force ?? false,
           total,
@@ -282,7 +306,18 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     }
     const failedPct = (100 * result.total.failed) / Math.max(1, total);
     const exitCode = result.interrupted ? 130 : failedPct > maxFailures ? 1 : 0;
-    const doc = manifestOf(layer, cover, shard, via ?? to, format, concurrency, startedAt, result, failureLog, exitCode);
+    const doc = manifestOf(
+      layer,
+      cover,
+      shard,
+      via ?? to,
+      format,
+      { concurrency, metatile: produceMany ? metatile : 1 },
+      startedAt,
+      result,
+      failureLog,
+      exitCode,
+    );
     const record = { ...doc, lineage: await lineage, ...(since && { since: since.describe }), ...(queued && { queue: queued }) };
     await writeAtomic(manifest, `${JSON.stringify(record, null, 2)}\n`);
     if (!result.interrupted) await rm(`${manifest}.progress`, { force: true });
@@ -396,7 +431,7 @@ function manifestOf(
   shard: Shard | undefined,
   target: string,
   format: string,
-  concurrency: number,
+  rendering: { concurrency: number; metatile: number },
   startedAt: Date,
   r: SeedResult,
   failureLog: string,
@@ -418,7 +453,7 @@ function manifestOf(
     shard: shard ?? null,
     target,
     format,
-    concurrency,
+    ...rendering,
     counts: Object.fromEntries([...r.byZoom].sort((a, b) => a[0] - b[0]).map(([z, c]) => [z, { planned: cover.counts.get(z) ?? 0, ...c }])),
     total: { planned: [...cover.counts.values()].reduce((a, b) => a + b, 0), ...r.total },
     startedAt: startedAt.toISOString(),

@@ -18,7 +18,9 @@ export interface Shard {
   count: number;
 }
 
-const BLOCK = 8;
+/** The side of the blocks the coverage yields its tiles in (metatiles divide it). */
+export const SEED_BLOCK = 8;
+const BLOCK = SEED_BLOCK;
 const MAX_ZOOM = 30;
 const MAX_SHARDS = 10000;
 /** tilesFromList deals its lines to shards in runs of this many. */

@@ -11,12 +11,15 @@ import { Metrics } from '../metrics.js';
 import { RenderPool } from '../render/pool.js';
 import { TileService } from '../service/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
+import type { ProduceMany } from './runner.js';
 
 export type Produce = (t: TileId) => Promise<TileEntry>;
 
 export interface Renderer {
   /** The tiles of one layer, in one format. */
   producer(layer: Layer, format: 'png' | 'webp'): Produce;
+  /** The same tiles, neighbours in one render task (a metatile). */
+  many(layer: Layer, format: 'png' | 'webp'): ProduceMany;
   close(): Promise<void>;
 }
 
@@ -37,6 +40,7 @@ export function openRenderer(settings: Settings): Renderer {
   });
   return {
     producer: (layer, format) => (t) => service.tile(service.request(layer, t.z, t.x, t.y, 1, format)),
+    many: (layer, format) => (ts) => service.renderMany(ts.map((t) => service.request(layer, t.z, t.x, t.y, 1, format))),
     close: () => pool.close(),
   };
 }

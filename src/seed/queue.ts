@@ -34,6 +34,8 @@ export interface RunRecord {
   format: 'png' | 'webp';
   force: boolean;
   retries: number;
+  /** Tiles per side of the metatiles a worker renders in one task; 1 (or absent, in a run enqueued before metatiles) tile by tile. */
+  metatile?: number;
   /** Tiles per zoom, as planned. */
   planned: Record<string, number>;
   total: number;

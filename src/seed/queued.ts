@@ -42,6 +42,8 @@ export interface FollowOptions {
   format: 'png' | 'webp';
   force: boolean;
   retries: number;
+  /** Tiles per side of the metatiles the workers render (`--metatile`). */
+  metatile: number;
   planned: ReadonlyMap<number, number>;
   manifest: string;
   previous?: string;
@@ -75,6 +77,7 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
     format: o.format,
     force: o.force,
     retries: o.retries,
+    metatile: o.metatile,
     planned: Object.fromEntries(o.planned),
     total,
     jobs: 0,

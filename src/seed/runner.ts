@@ -6,6 +6,7 @@
 import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import type { TileEntry } from '../cache/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
+import { SEED_BLOCK } from './coverage.js';
 import type { SeedTarget } from './target.js';
 
 export interface ZoomCounts {
@@ -40,8 +41,12 @@ export interface Progress {
 }
 
 export interface RunOptions {
-  /** Tiles in flight at once. */
+  /** Renders in flight at once (a metatile is one). */
   concurrency: number;
+  /** Tiles per side of a metatile (1, 2, 4 or 8), rendered in one task through `produceMany`; 1 renders tile by tile. */
+  metatile?: number;
+  /** How a metatile's tiles are rendered together; without it, tile by tile. */
+  produceMany?: ProduceMany;
   /** Further attempts after a failure, with doubling back-off from 200 ms. */
   retries: number;
   /** Render even what the target holds. */
@@ -79,8 +84,13 @@ export const zeroCounts = (): ZoomCounts => ({ rendered: 0, empty: 0, skipped: 0
 /** What became of one tile. */
 export type TileOutcome = { kind: 'rendered'; bytes: number } | { kind: 'empty' | 'skipped' | 'carried' } | { kind: 'failed'; attempts: number; error: string };
 
+/** Neighbouring tiles rendered in one task: an entry for each, or the error that tile failed with. */
+export type ProduceMany = (ts: TileId[]) => Promise<(TileEntry | Error)[]>;
+
 export interface TileWork {
   produce: (t: TileId) => Promise<TileEntry>;
+  /** Metatiles (`seedGroup`): the tiles of one in one task. Without it, a group's tiles are rendered one by one. */
+  produceMany?: ProduceMany;
   target: SeedTarget;
   /** Further attempts after a failure, with doubling back-off from 200 ms. */
   retries: number;
@@ -97,22 +107,100 @@ export interface TileWork {
  * failing is an outcome.
  */
 export async function seedTile(t: TileId, w: TileWork): Promise<TileOutcome> {
+  return (await settled(t, w)) ?? renderTile(t, w);
+}
+
+/**
+ * The tiles of one metatile into the target: each skipped or carried over as `seedTile` does,
+ * the others rendered together in one task (`produceMany`). A tile whose render or store
+ * failed there counts that as its first attempt and goes on alone with the retries left. Never
+ * throws.
+ */
+export async function seedGroup(ts: readonly TileId[], w: TileWork): Promise<TileOutcome[]> {
+  const many = w.produceMany;
+  if (!many || ts.length === 1) {
+    const outcomes: TileOutcome[] = [];
+    for (const t of ts) outcomes.push(await seedTile(t, w));
+    return outcomes;
+  }
+  const outcomes = await Promise.all(ts.map((t) => settled(t, w)));
+  const todo = ts.filter((_, i) => outcomes[i] === undefined);
+  if (todo.length) {
+    const entries = await many(todo).catch((err: Error) => todo.map(() => err));
+    const done = await Promise.all(
+      todo.map(async (t, k): Promise<TileOutcome> => {
+        const entry = entries[k];
+        if (entry === undefined || entry instanceof Error) return renderTile(t, w, { attempts: 1, error: entry ?? new Error('no answer for the tile') });
+        try {
+          await w.target.put(t, entry);
+        } catch (err) {
+          return renderTile(t, w, { attempts: 1, error: err as Error });
+        }
+        return entry.body ? { kind: 'rendered', bytes: entry.body.length } : { kind: 'empty' };
+      }),
+    );
+    let k = 0;
+    for (let i = 0; i < ts.length; i++) outcomes[i] ??= done[k++];
+  }
+  return outcomes as TileOutcome[];
+}
+
+/** What becomes of a tile without rendering it (skipped, carried over), or undefined when it must be rendered. */
+async function settled(t: TileId, w: TileWork): Promise<TileOutcome | undefined> {
   if (w.stale && !w.stale(t)) {
     if (await w.target.carry(t)) return { kind: 'carried' };
   } else if (!w.force && !w.stale && (await w.target.has(t))) return { kind: 'skipped' };
-  for (let attempt = 0; ; attempt++) {
+  return undefined;
+}
+
+/** Renders and stores a tile, trying again with doubling back-off (from 200 ms) after failures: `failed` ones made already. */
+async function renderTile(t: TileId, w: TileWork, failed?: { attempts: number; error: Error }): Promise<TileOutcome> {
+  let error = failed?.error;
+  for (let attempt = failed?.attempts ?? 0; ; attempt++) {
+    if (attempt > 0) {
+      if (attempt > w.retries || w.signal.aborted) return { kind: 'failed', attempts: attempt, error: error!.message };
+      await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
+    }
     try {
       const entry = await w.produce(t);
       await w.target.put(t, entry);
       return entry.body ? { kind: 'rendered', bytes: entry.body.length } : { kind: 'empty' };
     } catch (err) {
-      if (attempt < w.retries && !w.signal.aborted) {
-        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-        continue;
-      }
-      return { kind: 'failed', attempts: attempt + 1, error: (err as Error).message };
+      error = err as Error;
     }
   }
+}
+
+/**
+ * The enumeration cut into metatiles of n×n tiles on the global grid, each tile with its
+ * ordinal. The coverage yields 8×8 blocks (src/seed/coverage.ts) and n divides 8, so a
+ * metatile's tiles come within one block: the tiles of a block are held (64 at most) and
+ * given out metatile by metatile, in the order of their first tiles.
+ */
+export function* metatiles(tiles: Iterable<TileId>, n: number): Generator<{ tile: TileId; ordinal: number }[]> {
+  let ordinal = 0;
+  if (n <= 1) {
+    for (const tile of tiles) yield [{ tile, ordinal: ordinal++ }];
+    return;
+  }
+  let block = '';
+  let held = 0;
+  let groups = new Map<string, { tile: TileId; ordinal: number }[]>();
+  for (const tile of tiles) {
+    const key = `${tile.z}/${Math.floor(tile.x / SEED_BLOCK)}/${Math.floor(tile.y / SEED_BLOCK)}`;
+    if (key !== block || held === SEED_BLOCK * SEED_BLOCK) {
+      yield* groups.values();
+      groups = new Map();
+      block = key;
+      held = 0;
+    }
+    const m = `${Math.floor(tile.x / n)}/${Math.floor(tile.y / n)}`;
+    let group = groups.get(m);
+    if (!group) groups.set(m, (group = []));
+    group.push({ tile, ordinal: ordinal++ });
+    held++;
+  }
+  yield* groups.values();
 }
 
 /** Adds an outcome to counts. */
@@ -137,7 +225,7 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
     if (!c) byZoom.set(z, (c = zeroCounts()));
     return c;
   };
-  const work: TileWork = { produce, target, retries: opts.retries, force: opts.force, stale: opts.stale, signal: opts.signal };
+  const work: TileWork = { produce, produceMany: opts.produceMany, target, retries: opts.retries, force: opts.force, stale: opts.stale, signal: opts.signal };
   const started = performance.now();
   let done = 0;
   let saved = Promise.resolve();
@@ -161,9 +249,7 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
     void save();
   };
 
-  const one = async (t: TileId, ordinal: number): Promise<void> => {
-    // A resumed run has done these: counted as skipped, whatever they were.
-    const outcome: TileOutcome = ordinal < doneBefore || doneAfter.has(ordinal) ? { kind: 'skipped' } : await seedTile(t, work);
+  const record = async (t: TileId, ordinal: number, outcome: TileOutcome): Promise<void> => {
     count(countsOf(t.z), outcome);
     count(total, outcome);
     // A failed tile is done for this run: a later run (or --resume) does not retry it.
@@ -172,13 +258,24 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
     finish(ordinal);
   };
 
-  const it = tiles[Symbol.iterator]();
-  let ordinal = 0;
+  const group = async (items: { tile: TileId; ordinal: number }[]): Promise<void> => {
+    // A resumed run has done these: counted as skipped, whatever they were.
+    const resumed = items.filter((it) => it.ordinal < doneBefore || doneAfter.has(it.ordinal));
+    const todo = items.filter((it) => !resumed.includes(it));
+    const outcomes = await seedGroup(
+      todo.map((it) => it.tile),
+      work,
+    );
+    for (const it of resumed) await record(it.tile, it.ordinal, { kind: 'skipped' });
+    for (let k = 0; k < todo.length; k++) await record(todo[k]!.tile, todo[k]!.ordinal, outcomes[k]!);
+  };
+
+  const groups = metatiles(tiles, opts.produceMany ? (opts.metatile ?? 1) : 1)[Symbol.iterator]();
   const worker = async () => {
     while (!opts.signal.aborted) {
-      const next = it.next();
+      const next = groups.next();
       if (next.done) return;
-      await one(next.value, ordinal++);
+      await group(next.value);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));

@@ -15,18 +15,19 @@ import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
 import { openRenderer, type Produce, type Renderer } from './produce.js';
 import { countJob, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
-import { count, seedTile, zeroCounts } from './runner.js';
+import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
 import { openTarget, type SeedTarget } from './target.js';
 
 const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
 
-/** Tiles of one job in flight at once: with several jobs at once, enough to keep every render thread busy. */
-const TILES_IN_FLIGHT = 4;
+/** Renders of one job in flight at once (a metatile is one): with several jobs at once, enough to keep every render thread busy. */
+const RENDERS_IN_FLIGHT = 4;
 
 /** What a worker keeps of a run while it takes the run's jobs. */
 interface RunContext {
   record: RunRecord;
   produce: Produce;
+  produceMany: ProduceMany;
   target: SeedTarget;
 }
 
@@ -53,6 +54,7 @@ export class SeedWorker {
     const stale = data.stale && new Set(data.stale.map((i) => tiles[i]));
     const work = {
       produce: run.produce,
+      produceMany: run.produceMany,
       target: run.target,
       retries: run.record.retries,
       force: run.record.force,
@@ -61,16 +63,19 @@ export class SeedWorker {
     };
     const counts = zeroCounts();
     const failures: JobFailure[] = [];
-    let next = 0;
+    const groups = metatiles(tiles, run.record.metatile ?? 1)[Symbol.iterator]();
     const lane = async () => {
-      while (next < tiles.length) {
-        const t = tiles[next++]!;
-        const outcome = await seedTile(t, work);
-        count(counts, outcome);
-        if (outcome.kind === 'failed') failures.push({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error });
+      for (let next = groups.next(); !next.done; next = groups.next()) {
+        const group = next.value.map((it) => it.tile);
+        const outcomes = await seedGroup(group, work);
+        group.forEach((t, k) => {
+          const outcome = outcomes[k]!;
+          count(counts, outcome);
+          if (outcome.kind === 'failed') failures.push({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error });
+        });
       }
     };
-    await Promise.all(Array.from({ length: TILES_IN_FLIGHT }, lane));
+    await Promise.all(Array.from({ length: RENDERS_IN_FLIGHT }, lane));
     await countJob(this.redis, this.settings.redisPrefix, data, counts, failures, this.name);
     if (failures.length) throw new Error(`${failures.length} of ${tiles.length} tiles failed; ${failures[0]!.tile}: ${failures[0]!.error}`);
   }
@@ -108,7 +113,7 @@ export class SeedWorker {
       redis: async () => this.redis,
       previous: record.previous,
     });
-    return { record, target, produce: this.renderer.producer(layer, record.format) };
+    return { record, target, produce: this.renderer.producer(layer, record.format), produceMany: this.renderer.many(layer, record.format) };
   }
 
   async close(): Promise<void> {
