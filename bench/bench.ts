@@ -36,7 +36,7 @@
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, model, naive, single, seed,
- * overview, mosaic, encode, jpeg, kernels, gdal2tiles, queue, incremental, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_KERNELS_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SERVING_ROUNDS (default 3),
+ * overview, mosaic, encode, jpeg, kernels, gdal2tiles, queue, incremental, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_KERNELS_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SOAK_L1_MB (default 64), BENCH_SOAK_BLOCK_MB (default 32), BENCH_SEED_ROUNDS (default 2), BENCH_SERVING_ROUNDS (default 3),
  * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
  * BENCH_INCREMENTAL_ROUNDS (default 3), BENCH_MODEL_ROUNDS (default 4). See bench/README.md.
  */
@@ -707,35 +707,55 @@ async function pngsUnder(root: string): Promise<number> {
 
 /**
  * `tilegraph seed bench-dem --zoom 10-14 --to dir:TMP` as a user runs it (a child process,
- * start-up included): the pyramid gdal2tiles makes, from the DEM itself.
+ * start-up included): the pyramid gdal2tiles makes, from the DEM itself. In each of
+ * BENCH_SEED_ROUNDS rounds (default 2), the default run (metatiles of 4×4) and one with
+ * `--metatile 1` (tile by tile), so that the metatiles' gain is measured on the same state of
+ * the machine.
  */
 async function seeding(layers: BenchLayers): Promise<Scenario> {
-  const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-seed-'));
-  try {
-    const t0 = performance.now();
-    const { stdout } = await run(process.execPath, [CLI, 'seed', layers.dem.name, '--zoom', `${ZOOMS[0]}-${ZOOMS[1]}`, '--to', `dir:${out}`], {
-      env: { ...process.env, LAYERS_DIR: DATA, WORKERS: String(CORES), LOG_LEVEL: 'silent', REDIS_URL: '' },
-      maxBuffer: 1 << 24,
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    const done = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rendered: number; empty: number; failed: number; bytes: number; seconds: number };
-    const files = await pngsUnder(out);
-    log(
-      `  seed: ${done.rendered} tiles (${done.empty} empty, ${done.failed} failed) in ${round(seconds)} s (${round(done.seconds)} s of rendering), ${files} files`,
-    );
-    return {
-      name: 'tilegraph-seed-dem-dir',
-      kind: `batch, ${CORES} render threads`,
-      what: `tilegraph seed ${layers.dem.name} --zoom ${ZOOMS[0]}-${ZOOMS[1]} --to dir: (child process, start-up and layer loading included)`,
-      tiles: { zooms: ZOOMS, rendered: done.rendered, empty: done.empty, failed: done.failed, files },
-      tilesPerSec: round((done.rendered + done.empty) / seconds),
-      seconds: round(seconds, 2),
-      renderSeconds: round(done.seconds, 2),
-      bytes: done.bytes,
-    };
-  } finally {
-    await rm(out, { recursive: true, force: true });
+  const once = async (metatile: number) => {
+    const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-seed-'));
+    try {
+      const t0 = performance.now();
+      const args = [CLI, 'seed', layers.dem.name, '--zoom', `${ZOOMS[0]}-${ZOOMS[1]}`, '--to', `dir:${out}`, '--metatile', String(metatile)];
+      const { stdout } = await run(process.execPath, args, {
+        env: { ...process.env, LAYERS_DIR: DATA, WORKERS: String(CORES), LOG_LEVEL: 'silent', REDIS_URL: '' },
+        maxBuffer: 1 << 24,
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      const done = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rendered: number; empty: number; failed: number; bytes: number; seconds: number };
+      const files = await pngsUnder(out);
+      log(
+        `  seed --metatile ${metatile}: ${done.rendered} tiles (${done.empty} empty, ${done.failed} failed) in ${round(seconds)} s (${round(done.seconds)} s of rendering), ${files} files`,
+      );
+      return { seconds, done, files };
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  };
+  const rounds = Math.max(1, Number(process.env.BENCH_SEED_ROUNDS ?? 2));
+  const metatiled: Awaited<ReturnType<typeof once>>[] = [];
+  const tileByTile: Awaited<ReturnType<typeof once>>[] = [];
+  for (let r = 0; r < rounds; r++) {
+    metatiled.push(await once(4));
+    tileByTile.push(await once(1));
   }
+  const median = (xs: number[]) => medianOf(xs) ?? NaN;
+  const seconds = median(metatiled.map((m) => m.seconds));
+  const { done, files } = metatiled[0]!;
+  return {
+    name: 'tilegraph-seed-dem-dir',
+    kind: `batch, ${CORES} render threads`,
+    what: `tilegraph seed ${layers.dem.name} --zoom ${ZOOMS[0]}-${ZOOMS[1]} --to dir: (child process, start-up and layer loading included; median of ${rounds} runs)`,
+    tiles: { zooms: ZOOMS, rendered: done.rendered, empty: done.empty, failed: done.failed, files },
+    tilesPerSec: round((done.rendered + done.empty) / seconds),
+    seconds: round(seconds, 2),
+    renderSeconds: round(median(metatiled.map((m) => m.done.seconds)), 2),
+    bytes: done.bytes,
+    tileByTileSeconds: round(median(tileByTile.map((m) => m.seconds)), 2),
+    // Each round's tile-by-tile time over its metatiled time; the median of the rounds.
+    metatileSpeedup: round(median(metatiled.map((m, i) => tileByTile[i]!.seconds / m.seconds)), 2),
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -846,6 +866,8 @@ async function main(): Promise<void> {
     l2HitsVsFixedCeiling: medianOf(l2?.vsCeilingByRound),
     // Wall time for the same pyramid: gdaldem color-relief + gdal2tiles, against tilegraph seed.
     seedVsGdaldemGdal2tiles: ratio(g2t?.withColouringSeconds as number | undefined, seeded?.seconds as number | undefined),
+    // The same seed tile by tile (--metatile 1) over with metatiles of 4x4 (the default): the median of the rounds' ratios.
+    seedMetatileSpeedup: (seeded?.metatileSpeedup as number | undefined) ?? null,
     // The median of the rounds' ratios: each round pairs a local seed and a queued one, or an incremental re-seed and the full seeds around it.
     queuedSeedVsLocal: (queued?.costRatio as number | undefined) ?? null,
     incrementalReseedVsFull: (incremental?.costRatio as number | undefined) ?? null,
