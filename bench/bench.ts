@@ -901,6 +901,7 @@ async function main(): Promise<void> {
     target('DEM uncached tiles/s vs naive, close to the machine (x)', ratios.demVsNaive, 25, 'higher'),
     target('NDVI uncached tiles/s vs naive DEM (x)', ratios.ndviVsNaiveDem, 12, 'higher'),
     target('server CPU ms per uncached DEM tile', dem?.cpuMsPerTile as number | undefined, 2.5, 'lower'),
+    target('seeding zooms 10-14 with metatiles vs gdaldem + gdal2tiles, close to the machine (x)', ratios.seedVsGdaldemGdal2tiles, 10, 'higher'),
     target('DEM uncached p99 ms at 8 connections', lat(dem)?.p99, 100, 'lower'),
     target('NDVI uncached tiles/s', rate(ndvi), 150, 'higher'),
     target('zoom-8 tile cost, 4x COG vs 1x (x)', ratios.overviewCost4xVs1x, 1.2, 'lower'),
