@@ -136,13 +136,18 @@ export async function seedGroup(ts: readonly TileId[], w: TileWork): Promise<Til
         } catch (err) {
           return renderTile(t, w, { attempts: 1, error: err as Error });
         }
-        return entry.body ? { kind: 'rendered', bytes: entry.body.length } : { kind: 'empty' };
+        return storedOutcome(entry);
       }),
     );
     let k = 0;
     for (let i = 0; i < ts.length; i++) outcomes[i] ??= done[k++];
   }
   return outcomes as TileOutcome[];
+}
+
+/** A stored tile's outcome: rendered, or empty (nothing to draw). */
+function storedOutcome(entry: TileEntry): TileOutcome {
+  return entry.body ? { kind: 'rendered', bytes: entry.body.length } : { kind: 'empty' };
 }
 
 /** What becomes of a tile without rendering it (skipped, carried over), or undefined when it must be rendered. */
@@ -164,7 +169,7 @@ async function renderTile(t: TileId, w: TileWork, failed?: { attempts: number; e
     try {
       const entry = await w.produce(t);
       await w.target.put(t, entry);
-      return entry.body ? { kind: 'rendered', bytes: entry.body.length } : { kind: 'empty' };
+      return storedOutcome(entry);
     } catch (err) {
       error = err as Error;
     }
