@@ -20,7 +20,6 @@ export interface Shard {
 
 /** The side of the blocks the coverage yields its tiles in (metatiles divide it). */
 export const SEED_BLOCK = 8;
-const BLOCK = SEED_BLOCK;
 const MAX_ZOOM = 30;
 const MAX_SHARDS = 10000;
 /** tilesFromList deals its lines to shards in runs of this many. */
@@ -212,7 +211,7 @@ type BlockEvent = FullRun | PartBlock;
 
 /** Block rows and columns clipped to the grid: at zooms 0-2 the one block is smaller than 8×8. */
 function blockSpan(b: number, n: number): [number, number] {
-  return [b * BLOCK, Math.min(b * BLOCK + BLOCK, n) - 1];
+  return [b * SEED_BLOCK, Math.min(b * SEED_BLOCK + SEED_BLOCK, n) - 1];
 }
 
 function* blocksOf(area: Area, zooms: readonly [number, number]): Generator<BlockEvent> {
@@ -228,12 +227,12 @@ function* blocksOf(area: Area, zooms: readonly [number, number]): Generator<Bloc
     if (c1 < c0 || r1 < r0) continue;
     let active: Edge[] = [];
     let next = 0;
-    for (let by = Math.floor(r0 / BLOCK); by <= Math.floor(r1 / BLOCK); by++) {
+    for (let by = Math.floor(r0 / SEED_BLOCK); by <= Math.floor(r1 / SEED_BLOCK); by++) {
       const [y0, y1] = blockSpan(by, n);
       // The edges that reach into the band: all a point-in-polygon test of the band needs.
       while (next < edges.length && edges[next]!.vmin <= (y1 + 1) / n) active.push(edges[next++]!);
       active = active.filter((e) => e.vmax >= y0 / n);
-      for (const [a, b, touched] of strip(active, y0 / n, (y1 + 1) / n, n / BLOCK, Math.floor(c0 / BLOCK), Math.floor(c1 / BLOCK))) {
+      for (const [a, b, touched] of strip(active, y0 / n, (y1 + 1) / n, n / SEED_BLOCK, Math.floor(c0 / SEED_BLOCK), Math.floor(c1 / SEED_BLOCK))) {
         for (let bx = a; bx <= b; bx++) {
           const [x0, x1] = blockSpan(bx, n);
           const near = touched ? active.filter((e) => crosses(e, x0 / n, y0 / n, (x1 + 1) / n, (y1 + 1) / n)) : [];
