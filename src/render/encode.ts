@@ -2,6 +2,11 @@ import sharp from 'sharp';
 
 export type TileFormat = 'png' | 'webp';
 
+/** The media type of a tile in a format. */
+export function contentType(format: TileFormat): string {
+  return `image/${format}`;
+}
+
 /**
  * zlib level of tile PNGs, chosen by `npm run bench`'s encoder table: on DEM tiles level 4
  * takes about 70% of level 6's time for 10% more bytes; level 1 is faster still but 2.5x

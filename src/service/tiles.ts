@@ -10,7 +10,7 @@ import { TileError } from '../errors.js';
 import type { Layer } from '../layers/layer.js';
 import { tileMembers } from '../layers/mosaic.js';
 import type { Metrics } from '../metrics.js';
-import { encodeTile, type TileFormat } from '../render/encode.js';
+import { contentType, encodeTile, type TileFormat } from '../render/encode.js';
 import type { MemberRef } from '../render/mosaic.js';
 import type { RenderPool } from '../render/pool.js';
 import type { RenderResult, RenderTask } from '../render/task.js';
@@ -143,7 +143,7 @@ export class TileService {
   /** What a render thread is sent for the tile, or the empty tile when it has nothing to draw. */
   private taskOf(t: TileRequest): { task: RenderTask } | { empty: TileEntry } {
     const size = t.layer.config.tileSize * t.scale;
-    const type = t.format === 'png' ? 'image/png' : 'image/webp';
+    const type = contentType(t.format);
     if (outsideData(t) || (t.members && Object.values(t.members).every((m) => m.length === 0)))
       return { empty: { body: null, etag: etagOf(t.version, null), type } };
     return { task: { layer: t.layer.spec, z: t.z, x: t.x, y: t.y, size, format: t.format, affinity: columnShare(t), members: t.members } };
@@ -155,7 +155,7 @@ export class TileService {
     const layer = t.layer.name;
     const size = t.layer.config.tileSize * t.scale;
     const version = t.version;
-    const type = t.format === 'png' ? 'image/png' : 'image/webp';
+    const type = contentType(t.format);
     metrics.renders.inc({ layer });
     if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);
     if (r.blockCache) {

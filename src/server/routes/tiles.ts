@@ -3,7 +3,7 @@ import { parse as parseQuery } from 'node:querystring';
 import type { Request, Response } from 'express';
 import type { CachePolicy } from '../../layers/layer.js';
 import type { LayerRegistry } from '../../layers/registry.js';
-import { transparentTile, type TileFormat } from '../../render/encode.js';
+import { contentType, transparentTile, type TileFormat } from '../../render/encode.js';
 import type { TileAnswer, TileRequest, TileService } from '../../service/tiles.js';
 import { TileError } from '../../errors.js';
 
@@ -115,7 +115,7 @@ export async function sendTile(req: IncomingMessage, res: ServerResponse, t: Til
     }
     body = await transparentTile(t.layer.config.tileSize * t.scale, t.format);
   }
-  res.setHeader('Content-Type', tile.type ?? (t.format === 'png' ? 'image/png' : 'image/webp'));
+  res.setHeader('Content-Type', tile.type ?? contentType(t.format));
   res.setHeader('Content-Length', String(body.length));
   res.statusCode = 200;
   res.end(body);
