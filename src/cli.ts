@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 import { loadSettings, SETTINGS, settingsTable } from './config.js';
 import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
 import { loadLayer, type Layer } from './layers/layer.js';
@@ -9,6 +8,7 @@ import { findLayerFile, loadLayerDir } from './layers/registry.js';
 import { purgeLayer } from './cache/purge.js';
 import { connectForCommand } from './cache/redis.js';
 import { createLogger } from './log.js';
+import { loadSharp } from './sharp.js';
 import { openRenderer } from './seed/produce.js';
 import { seedCommand, SEED_USAGE } from './seed/command.js';
 import type { TileId } from './tiles/mercator.js';
@@ -81,6 +81,7 @@ async function diffCommand(args: string[]): Promise<void> {
   const renderer = openRenderer(settings);
   // Compared at the first layer's tile size (a 512 px tile of the other is resized to it).
   const size = a.config.tileSize;
+  const sharp = await loadSharp();
   const rgbaOf = async (layer: Layer, t: TileId): Promise<Uint8Array | null> => {
     const { body } = await renderer.producer(layer, 'png')(t);
     if (!body) return null;

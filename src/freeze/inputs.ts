@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../sharp.js';
 import type { Layer } from '../layers/layer.js';
 import { byteSource } from '../sources/bytesource.js';
 import type { Dependencies, FileHash, SourceRecord } from './manifest.js';
@@ -87,6 +87,7 @@ const TOOL_VERSION = (createRequire(import.meta.url)('../../../package.json') as
 
 /** The versions that decide a PNG's bytes, and the dependency lock the package was installed from. */
 export async function dependencies(): Promise<Dependencies> {
+  const sharp = await loadSharp();
   const lock = await readFile(new URL('package-lock.json', PACKAGE_ROOT)).catch(() => null);
   return {
     tilegraph: TOOL_VERSION,

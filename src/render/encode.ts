@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import { loadSharp } from '../sharp.js';
 
 export type TileFormat = 'png' | 'webp';
 
@@ -16,6 +16,7 @@ export const PNG_LEVEL = 4;
 
 /** One sharp call per tile; no adaptive filtering or palette quantisation (both cost several times more). */
 export async function encodeTile(rgba: Uint8Array, size: number, format: TileFormat): Promise<Buffer> {
+  const sharp = await loadSharp();
   const img = sharp(rgba, { raw: { width: size, height: size, channels: 4 } });
   return format === 'png'
     ? img.png({ compressionLevel: PNG_LEVEL, adaptiveFiltering: false, palette: false }).toBuffer()

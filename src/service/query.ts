@@ -7,7 +7,6 @@
  */
 import path from 'node:path';
 import proj4 from 'proj4';
-import sharp from 'sharp';
 import { TileError } from '../errors.js';
 import type { Layer } from '../layers/layer.js';
 import { tileMembers } from '../layers/mosaic.js';
@@ -16,6 +15,7 @@ import type { RenderPool } from '../render/pool.js';
 import type { AreaStats, PointValues } from '../render/task.js';
 import type { Area, Bbox } from '../tiles/area.js';
 import { HALF_WORLD, lonLatToMercator, MAX_LAT } from '../tiles/mercator.js';
+import { loadSharp } from '../sharp.js';
 import { DEFAULT_MOSAIC_MAX_FILES } from './tiles.js';
 
 /** Pixels on the long side of an area's grid: the hard cap of `/statistics` and `/preview`. */
@@ -186,6 +186,7 @@ export class QueryService {
     const r = await this.render(layer, grid, {});
     // Nothing to draw: a transparent image.
     const rgba = r.rgba ? new Uint8Array(r.rgba) : new Uint8Array(grid.size * grid.size * 4);
+    const sharp = await loadSharp();
     const cropped = sharp(rgba, { raw: { width: grid.size, height: grid.size, channels: 4 } }).extract({
       left: 0,
       top: 0,

@@ -4,7 +4,8 @@
  * asynchronously (libjpeg-turbo and libwebp through sharp), so they sit beside the byte
  * decompressors of decompressors.ts instead of among them.
  */
-import sharp, { type OutputInfo } from 'sharp';
+import type { OutputInfo } from 'sharp';
+import { loadSharp } from '../../sharp.js';
 import { SourceError } from '../../errors.js';
 import { Compression, PlanarConfiguration, SampleFormat, sampleType, type Samples } from '../types.js';
 import { withTables } from './jpeg.js';
@@ -88,6 +89,7 @@ export async function decodeImageBlock(bytes: Uint8Array, b: ImageBlock, shared:
  */
 async function decodeImage(codec: string, bytes: Uint8Array, width: number, height: number, channels: number): Promise<Uint8Array> {
   let data: Buffer, info: OutputInfo;
+  const sharp = await loadSharp();
   try {
     let img = sharp(bytes, { failOn: 'error', limitInputPixels: width * height });
     // sharp writes greyscale out as three equal channels unless asked for one.
