@@ -420,10 +420,10 @@ describe('seed lineage: block digests and stale tiles', { skip }, () => {
     const names = ['hs', 'cubic'];
     await install('a.tif');
     const earlier = await Promise.all(names.map(load));
-    const before = await Promise.all(earlier.map(lineageOf));
+    const before = await Promise.all(earlier.map((l) => lineageOf(l)));
     await install('b.tif');
     const layers = await Promise.all(names.map(load));
-    const now = await Promise.all(layers.map(lineageOf));
+    const now = await Promise.all(layers.map((l) => lineageOf(l)));
     assert.notEqual(layers[0]!.version, earlier[0]!.version);
     assert.throws(() => staleTiles(earlier[0]!, before[0]!, now[0]!), /lineageOf\(layer\)/);
 
@@ -690,6 +690,29 @@ describe('seed lineage: block digests and stale tiles', { skip }, () => {
       }
       t.diagnostic(`${what} ${name}: stale ${counts.join(', ')}`);
     }
+  });
+
+  test('a source with the version of the earlier lineage keeps its digest; a replaced one is read again', async () => {
+    await install('a.tif');
+    const layer = await load('hs');
+    const read = await lineageOf(layer);
+    // A digest the file does not have: kept only if the file is not read again.
+    const marked = structuredClone(read);
+    const level = (marked.sources[0] as FileLineage).digest!.levels[0]!;
+    level.hashes = `${'f'.repeat(16)}${level.hashes.slice(16)}`;
+    assert.notEqual(level.hashes, (read.sources[0] as FileLineage).digest!.levels[0]!.hashes);
+    assert.deepEqual(await lineageOf(layer, marked), marked, 'the same ref and version: the earlier digest stands');
+
+    const renamed = structuredClone(marked);
+    renamed.sources[0]!.ref = './elsewhere.tif';
+    assert.deepEqual(await lineageOf(layer, renamed), read, 'another ref: the file is read');
+
+    await install('b.tif');
+    const replaced = await load('hs');
+    assert.notEqual(replaced.sources[0]!.version, layer.sources[0]!.version);
+    const now = await lineageOf(replaced, marked);
+    assert.deepEqual(now, await lineageOf(replaced), 'a new version: the file is read');
+    await install('a.tif');
   });
 
   test('a malformed lineage is refused with a message naming the problem', async () => {

@@ -350,7 +350,12 @@ const isUrl = (location: string) => /^https?:\/\//i.test(location);
  * alone (a URL: reading all of it is not the lineage's business), or its members (a mosaic).
  * Take it when the run starts: a source replaced since the layer was loaded is refused.
  */
-export async function lineageOf(layer: Layer): Promise<ManifestLineage> {
+/**
+ * The layer's lineage for a manifest. A file source that has the same ref and version (size and
+ * mtime, the identity the layer version and the caches key on) in `earlier` keeps that digest
+ * instead of being read again: a `--since` run reads only the sources that changed.
+ */
+export async function lineageOf(layer: Layer, earlier?: ManifestLineage): Promise<ManifestLineage> {
   const sources: SourceLineage[] = [];
   for (const s of layer.sources) {
     if (s.mosaic) {
@@ -359,7 +364,9 @@ export async function lineageOf(layer: Layer): Promise<ManifestLineage> {
     }
     const kind = isUrl(s.location) ? 'url' : 'file';
     const entry: FileLineage = { name: s.name, ref: s.ref, kind, version: s.version, grid: gridOf(s.meta) };
-    if (kind === 'file') {
+    const kept = earlier?.sources.find((e): e is FileLineage => e.kind === 'file' && e.name === s.name && e.ref === s.ref && e.version === s.version)?.digest;
+    if (kind === 'file' && kept) entry.digest = kept;
+    else if (kind === 'file') {
       const digest = await digestSource(s.location).catch((err: Error) => {
         throw new Error(`source '${s.name}': ${err.message.split(s.location).join(s.ref)}`, { cause: err });
       });

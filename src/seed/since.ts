@@ -59,15 +59,16 @@ export async function sinceRun(file: string, layer: Layer, changedFile?: string)
   const run = earlierRun(file, text);
   if (run.layer.name !== layer.name) throw new Error(`--since ${file}: a run of layer '${run.layer.name}', not '${layer.name}'`);
   if (/^https?:/.test(run.target)) throw new Error(`--since ${file}: a --via run stored nothing of its own to carry over; warm the server again instead`);
-  const lineage: ManifestLineage | { error: string } = await lineageOf(layer).catch((err: Error) => ({ error: err.message }));
   const unread = (run.lineage as { error?: unknown }).error;
+  const earlier = typeof unread === 'string' ? undefined : parseLineage(run.lineage, `--since ${file}`);
+  const lineage: ManifestLineage | { error: string } = await lineageOf(layer, earlier).catch((err: Error) => ({ error: err.message }));
   const everything = (why: string): StaleTiles => ({ all: true, reasons: [`${why}: every tile`], isStale: () => true });
   const stale: StaleTiles =
     typeof unread === 'string'
       ? everything(`the earlier run could not read its sources whole (${unread})`)
       : 'error' in lineage
         ? everything(`the sources cannot be read whole now (${lineage.error})`)
-        : staleTiles(layer, parseLineage(run.lineage, `--since ${file}`), lineage);
+        : staleTiles(layer, earlier!, lineage);
   const reasons = [...stale.reasons];
 
   const c = run.coverage;
