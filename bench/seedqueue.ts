@@ -524,21 +524,25 @@ interface IncrementalRound {
   phases: { fullPatched: Awaited<ReturnType<typeof phases>>; incremental: Awaited<ReturnType<typeof phases>> };
 }
 
-export async function incrementalReseed(deps: SeedBenchDeps): Promise<Scenario> {
+/**
+ * `zooms` defaults to the bench's; the step `incremental-deep` takes zooms 10-16, where the
+ * pyramid is 15 times larger and the run's fixed costs (start-up, the digest) weigh less.
+ */
+export async function incrementalReseed(deps: SeedBenchDeps, rounds = INCREMENTAL_ROUNDS): Promise<Scenario> {
   const started = performance.now();
   const pair = await patchedPair(deps);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-incremental-'));
   const layers = path.join(tmp, 'layers');
   const zoom = `${deps.zooms[0]}-${deps.zooms[1]}`;
   const env = { LAYERS_DIR: layers, WORKERS: String(deps.cores) };
-  const rounds: IncrementalRound[] = [];
+  const done: IncrementalRound[] = [];
   let last: { incremental: DoneLine; full: DoneLine; compared: Comparison; manifest: ManifestDoc; blocks: ReturnType<typeof changedBlocks> } | undefined;
   try {
     await mkdir(layers);
     // The bench DEM layer as it is (its source is ./dem.tif, next to it).
     await copyFile(path.join(deps.data, `${deps.layer}.yaml`), path.join(layers, `${deps.layer}.yaml`));
     const dem = path.join(layers, 'dem.tif');
-    for (let r = 0; r < INCREMENTAL_ROUNDS; r++) {
+    for (let r = 0; r < rounds; r++) {
       const dir = path.join(tmp, `seeded-${r}`);
       const fresh = path.join(tmp, `full-${r}`);
       await copyFile(pair.base, dem);
@@ -561,10 +565,10 @@ export async function incrementalReseed(deps: SeedBenchDeps): Promise<Scenario> 
         cpuSeconds: { full: round(full.cpuSeconds, 2), incremental: round(incremental.cpuSeconds, 2), fullPatched: round(fullPatched.cpuSeconds, 2) },
         phases: { fullPatched: await phases(fresh, fullPatched), incremental: incrementalPhases },
       };
-      rounds.push(x);
+      done.push(x);
       last = { incremental: incremental.done, full: fullPatched.done, compared, manifest, blocks: changedBlocks(before, manifest) };
       deps.log(
-        `  incremental round ${r + 1}/${INCREMENTAL_ROUNDS}: full ${x.fullSeconds} s, --since ${x.incrementalSeconds} s (${incremental.done.rendered} rendered, ${incremental.done.empty} empty, ${incremental.done.carried} carried over), full of the patched DEM ${x.fullPatchedSeconds} s: ${x.ratio}x; ${compared.files} identical files; to the first tile / tiles / after the last: full ${Object.values(x.phases.fullPatched).join(' / ')} s, --since ${Object.values(x.phases.incremental).join(' / ')} s`,
+        `  incremental z${zoom} round ${r + 1}/${rounds}: full ${x.fullSeconds} s, --since ${x.incrementalSeconds} s (${incremental.done.rendered} rendered, ${incremental.done.empty} empty, ${incremental.done.carried} carried over), full of the patched DEM ${x.fullPatchedSeconds} s: ${x.ratio}x; ${compared.files} identical files; to the first tile / tiles / after the last: full ${Object.values(x.phases.fullPatched).join(' / ')} s, --since ${Object.values(x.phases.incremental).join(' / ')} s`,
       );
       await rm(dir, { recursive: true, force: true });
       await rm(fresh, { recursive: true, force: true });
@@ -572,14 +576,14 @@ export async function incrementalReseed(deps: SeedBenchDeps): Promise<Scenario> 
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  const costRatio = round(median(rounds.map((x) => x.ratio)), 3);
+  const costRatio = round(median(done.map((x) => x.ratio)), 3);
   const { incremental, full, manifest } = last!;
   const byZoom = Object.fromEntries(
     Object.entries(manifest.counts).map(([z, c]) => [z, { planned: c.planned, rendered: c.rendered, empty: c.empty, carried: c.carried }]),
   );
-  deps.log(`  incremental: ${costRatio}x a full seed's wall time (median of ${rounds.length} rounds)`);
+  deps.log(`  incremental z${zoom}: ${costRatio}x a full seed's wall time (median of ${done.length} rounds)`);
   return {
-    name: 'tilegraph-seed-incremental-after-1pct-patch',
+    name: `tilegraph-seed-incremental-after-1pct-patch-z${zoom}`,
     kind: `batch, ${deps.cores} render threads`,
     what: `tilegraph seed ${deps.layer} --zoom ${zoom} --to dir: of a baseline COG, the patched COG copied over it, then tilegraph seed ${deps.layer} --since DIR/manifest.json, against full seeds (child processes, start-up, layer loading and the lineage digest included); the ratio is the incremental run over the mean of the two full seeds around it`,
     patch: {
@@ -603,9 +607,9 @@ export async function incrementalReseed(deps: SeedBenchDeps): Promise<Scenario> 
     },
     reasons: manifest.since?.reasons,
     identical: { files: last!.compared.files, bytes: last!.compared.bytes, everyRound: true },
-    fullSeconds: round(median(rounds.flatMap((x) => [x.fullSeconds, x.fullPatchedSeconds])), 2),
-    incrementalSeconds: round(median(rounds.map((x) => x.incrementalSeconds)), 2),
-    rounds,
+    fullSeconds: round(median(done.flatMap((x) => [x.fullSeconds, x.fullPatchedSeconds])), 2),
+    incrementalSeconds: round(median(done.map((x) => x.incrementalSeconds)), 2),
+    rounds: done,
     reported: 'the median of the rounds: incremental seconds / the mean of the two full seeds around it',
     costRatio,
     stepSeconds: round((performance.now() - started) / 1000),
