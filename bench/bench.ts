@@ -610,12 +610,13 @@ async function encoders(layers: BenchLayers): Promise<Record<string, unknown>> {
   const dem = await encodeTable(await renderRgba(layers.dem.spec, pick(layers.dem)));
   const ndvi = await encodeTable(await renderRgba(layers.ndvi.spec, pick(layers.ndvi)));
   const sharpRow = dem.find((r) => r.format.includes('encodeTile'));
-  const indexedRow = dem.find((r) => r.format.includes('render threads'));
+  const indexedRow = dem.find((r) => r.format.startsWith('indexed') && r.format.includes('render threads'));
+  const rgbaRow = dem.find((r) => r.format.startsWith('rgba png'));
   log(
-    `  encode: DEM tiles as the server encodes them: indexed PNG (${indexedRow?.format}, ${Math.round((indexedRow?.share ?? 0) * 100)}% of tiles) ${indexedRow?.callerMs} ms/tile, ${indexedRow?.meanBytes} bytes; the rest with sharp (${sharpRow?.format}) ${sharpRow?.parallelMs} ms/tile under load, ${sharpRow?.meanBytes} bytes`,
+    `  encode: DEM tiles as the server encodes them: indexed PNG (${indexedRow?.format}, ${Math.round((indexedRow?.share ?? 0) * 100)}% of tiles) ${indexedRow?.callerMs} ms/tile, ${indexedRow?.meanBytes} bytes; the rest as RGBA PNGs by libdeflate ${rgbaRow?.cpuMs} ms CPU/tile, ${rgbaRow?.meanBytes} bytes, against sharp (${sharpRow?.format}) ${sharpRow?.cpuMs} ms CPU/tile, ${sharpRow?.parallelMs} ms/tile under load, ${sharpRow?.meanBytes} bytes`,
   );
   return {
-    what: "256x256 RGBA tiles rendered by tilegraph. sharp rows: 8 at a time, parallelMs wall ms per tile, callerMs ms the calling thread is blocked per call. Indexed rows: the render threads' own encoder, synchronous (parallelMs = callerMs), over the share of tiles with at most 256 colours",
+    what: "256x256 RGBA tiles rendered by tilegraph. sharp rows: 8 at a time, parallelMs wall ms per tile, callerMs ms the calling thread is blocked per call. Indexed and RGBA rows: the render threads' own encoders, synchronous (parallelMs = callerMs); indexed rows over the share of tiles with at most 256 colours. cpuMs: the process's CPU time per tile (sharp's libuv threads included)",
     dem,
     ndvi,
   };

@@ -8,12 +8,14 @@
  */
 import sharp, { type Sharp } from 'sharp';
 import { PNG_LEVEL } from '../src/render/encode.js';
-import { INDEXED_PNG_LEVEL, indexedPng } from '../src/render/png.js';
+import { INDEXED_PNG_LEVEL, indexedPng, rgbaPng } from '../src/render/png.js';
 
 export interface EncodeRow {
   format: string;
   parallelMs: number;
   callerMs: number;
+  /** CPU time of the process a tile (sharp's libuv threads included). */
+  cpuMs: number;
   meanBytes: number;
   /** Share of the tiles the setting could encode (indexed PNG needs at most 256 colours). */
   share?: number;
@@ -23,7 +25,7 @@ type Setting = { format: string; encode: (s: Sharp) => Sharp };
 
 const SETTINGS: Setting[] = [
   ...[1, 2, 3, 4, 6, 9].map((level) => ({
-    format: `png level ${level}${level === PNG_LEVEL ? ' (encodeTile today: PNG tiles of more than 256 colours)' : ''}`,
+    format: `png level ${level}${level === PNG_LEVEL ? ' (encodeTile today: PNG tiles of more than 256 colours with KERNELS=reference)' : ''}`,
     encode: (s: Sharp) => s.png({ compressionLevel: level, adaptiveFiltering: false, palette: false }),
   })),
   { format: 'png level 6, adaptive filtering', encode: (s) => s.png({ compressionLevel: 6, adaptiveFiltering: true, palette: false }) },
@@ -44,6 +46,7 @@ export async function encodeTable(tiles: readonly Uint8Array[], size = 256, roun
     const caller: number[] = [];
     let bytes = 0,
       n = 0;
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < tiles.length; i += 8) {
@@ -58,13 +61,30 @@ export async function encodeTable(tiles: readonly Uint8Array[], size = 256, roun
       format: s.format,
       parallelMs: r2((performance.now() - t0) / n),
       callerMs: r2(caller.reduce((a, b) => a + b, 0) / caller.length),
+      cpuMs: cpuMsSince(c0, n),
       meanBytes: Math.round(bytes / n),
+    });
+  }
+  // The render threads' RGBA PNG (libdeflate, synchronous) on every tile, against sharp's `png level 4` row.
+  {
+    let bytes = 0;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let r = 0; r < rounds; r++) for (const t of tiles) bytes += rgbaPng(t, size)!.length;
+    const mean = r2((performance.now() - t0) / (rounds * tiles.length));
+    rows.push({
+      format: `rgba png level ${PNG_LEVEL}, libdeflate (render threads today: PNG tiles of more than 256 colours)`,
+      parallelMs: mean,
+      callerMs: mean,
+      cpuMs: cpuMsSince(c0, rounds * tiles.length),
+      meanBytes: Math.round(bytes / (rounds * tiles.length)),
     });
   }
   for (const level of [1, 3, 4, 6, 9]) {
     let bytes = 0,
       n = 0,
       ms = 0;
+    const c0 = process.cpuUsage();
     for (let r = 0; r < rounds; r++) {
       for (const t of tiles) {
         const t0 = performance.now();
@@ -81,9 +101,15 @@ export async function encodeTable(tiles: readonly Uint8Array[], size = 256, roun
       format: `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? ' (render threads today)' : ''}`,
       parallelMs: mean,
       callerMs: mean,
+      cpuMs: cpuMsSince(c0, rounds * tiles.length),
       meanBytes: n ? Math.round(bytes / n) : 0,
       share: r2(n / (rounds * tiles.length)),
     });
   }
   return rows;
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage, tiles: number): number {
+  const { user, system } = process.cpuUsage(start);
+  return Math.round(((user + system) / 1000 / tiles) * 100) / 100;
 }

@@ -1,14 +1,15 @@
 /**
- * The render threads' indexed PNG encoder (src/render/png.ts), decoded by two independent
- * decoders: sharp (libspng/libvips) and GDAL's PNG driver (libpng). A tile must come back
- * as exactly the RGBA it was made from, transparent pixels included.
+ * The render threads' PNG encoders (src/render/png.ts), indexed and RGBA, decoded by two
+ * independent decoders: sharp (libspng/libvips) and GDAL's PNG driver (libpng). A tile must
+ * come back as exactly the RGBA it was made from, transparent pixels included.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { indexedPng } from '../src/render/png.js';
+import { useKernels } from '../src/kernels.js';
+import { indexedPng, rgbaPng } from '../src/render/png.js';
 import { gdal, readEnviRaw, tempDir, toolsMissing } from './helpers/layers.js';
 
 const SIZE = 256;
@@ -105,5 +106,58 @@ describe('indexed PNG', () => {
         }
       }
     }
+  });
+});
+
+describe('RGBA PNG', () => {
+  for (const [colours, size] of [
+    [257, 256],
+    [5000, 256],
+    [3000, 512],
+  ] as const) {
+    it(`${colours} colours at ${size} px: sharp decodes the same RGBA, as a truecolour image with alpha`, async () => {
+      const rgba = tile(colours, colours + size, size);
+      assert.equal(indexedPng(rgba, size), null);
+      const png = rgbaPng(rgba, size);
+      assert.ok(png, 'libdeflate writes it');
+      const back = await viaSharp(png);
+      assert.equal(back.channels, 4);
+      assert.equal(back.palette, false);
+      assert.ok(Buffer.compare(back.rgba, Buffer.from(rgba)) === 0, firstDifference(back.rgba, rgba));
+    });
+  }
+
+  it('takes RGBA at any byte offset; refuses a wrong length', async () => {
+    const rgba = tile(600, 5);
+    const shifted = new Uint8Array(rgba.length + 1).subarray(1);
+    shifted.set(rgba);
+    const back = await viaSharp(rgbaPng(shifted, SIZE)!);
+    assert.ok(Buffer.compare(back.rgba, Buffer.from(rgba)) === 0);
+    assert.throws(() => rgbaPng(rgba, 512), /expected 1048576 bytes/);
+  });
+
+  it('with KERNELS=reference there is none: the server encodes the tile with sharp', () => {
+    useKernels('reference');
+    try {
+      assert.equal(rgbaPng(tile(300, 1), SIZE), undefined);
+    } finally {
+      useKernels('fast');
+    }
+  });
+
+  const missing = toolsMissing(['gdal_translate']);
+  const tmp = tempDir('rgba-png');
+  after(() => tmp.remove());
+  it('GDAL (libpng) reads the same four bands', { skip: missing }, () => {
+    const rgba = tile(2000, 31);
+    const file = path.join(tmp.dir, 'rgba.png');
+    writeFileSync(file, rgbaPng(rgba, SIZE)!);
+    const base = path.join(tmp.dir, 'rgba');
+    gdal('gdal_translate', ['-q', '-of', 'ENVI', '-co', 'INTERLEAVE=BSQ', file, `${base}.raw`]);
+    const { width, bands } = readEnviRaw(base);
+    assert.equal(width, SIZE);
+    assert.equal(bands.length, 4);
+    for (let i = 0; i < SIZE * SIZE; i++)
+      for (let c = 0; c < 4; c++) if (bands[c]![i] !== rgba[i * 4 + c]) assert.fail(`pixel ${i} channel ${c}: GDAL ${bands[c]![i]}, tile ${rgba[i * 4 + c]}`);
   });
 });

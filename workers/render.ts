@@ -8,7 +8,7 @@ import type { Alloc } from '../src/alloc.js';
 import { toWire } from '../src/errors.js';
 import { useKernels } from '../src/kernels.js';
 import { BufferPool, TileArena } from '../src/render/arena.js';
-import { indexedPng } from '../src/render/png.js';
+import { indexedPng, rgbaPng } from '../src/render/png.js';
 import { areaStatistics, probeTile } from '../src/render/query.js';
 import { LayerGraph } from '../src/render/renderer.js';
 import type { LayerSpec, RenderReply, RenderResult, RenderTask, RenderThreadData } from '../src/render/task.js';
@@ -64,8 +64,8 @@ export async function renderTile(task: RenderTask, alloc?: Alloc): Promise<Rende
 const spare = new BufferPool(32 * 1024 * 1024);
 
 /**
- * Renders, and writes PNG tiles of at most 256 colours as indexed PNGs here (a byte a pixel
- * to compress instead of four); every raster of the tile but the result's own RGBA goes back
+ * Renders, and writes PNG tiles here: of at most 256 colours as indexed PNGs (a byte a pixel
+ * to compress instead of four), of more as RGBA PNGs by libdeflate; every raster of the tile but the result's own RGBA goes back
  * to this thread's pool.
  */
 export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
@@ -75,7 +75,8 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
     result = await renderTile(task, arena);
     if (result.rgba && task.format === 'png') {
       const t0 = performance.now();
-      const png = indexedPng(new Uint8Array(result.rgba), task.size);
+      const rgba = new Uint8Array(result.rgba);
+      const png = indexedPng(rgba, task.size) ?? rgbaPng(rgba, task.size);
       if (png) {
         result.encodeMs = performance.now() - t0;
         result.png = png.buffer as ArrayBuffer;

@@ -1,5 +1,6 @@
 import { crc32, deflateSync } from 'node:zlib';
 import { deflateZlib } from '../kernels.js';
+import { PNG_LEVEL } from './encode.js';
 
 /**
  * zlib level of indexed PNGs, chosen by `npm run bench`'s encoder table (see bench/encode.ts):
@@ -95,6 +96,34 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
     ['IHDR', ihdr],
     ['PLTE', plte],
     ['tRNS', trns],
+    ['IDAT', idat],
+    ['IEND', new Uint8Array(0)],
+  ]);
+}
+
+/**
+ * The tile as an 8-bit RGBA PNG (colour type 6), for tiles of more than 256 colours: every row
+ * unfiltered (as the server's sharp encoder writes them, `adaptiveFiltering: false`) and
+ * compressed by libdeflate at the server's PNG level, in the render thread; about 60% of
+ * sharp's time for the same tile (`npm run bench`, step `encode`). Undefined with
+ * KERNELS=reference: the server's encoder (sharp) writes the tile then.
+ */
+export function rgbaPng(rgba: Uint8Array, size: number, level = PNG_LEVEL): Uint8Array | undefined {
+  const stride = size * 4;
+  if (rgba.length !== stride * size) throw new Error(`rgbaPng: expected ${stride * size} bytes for ${size}x${size} RGBA, got ${rgba.length}`);
+  // Scanlines: a filter byte (0, none) and the row's pixels.
+  const rows = new Uint8Array((stride + 1) * size);
+  for (let y = 0; y < size; y++) rows.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
+  const idat = deflateZlib(rows, level);
+  if (!idat) return undefined;
+  const ihdr = new Uint8Array(13);
+  const view = new DataView(ihdr.buffer);
+  view.setUint32(0, size);
+  view.setUint32(4, size);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 6; // colour type: RGBA
+  return pngFile([
+    ['IHDR', ihdr],
     ['IDAT', idat],
     ['IEND', new Uint8Array(0)],
   ]);
