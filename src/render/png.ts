@@ -85,15 +85,9 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
     plte[k * 3 + 2] = (w >>> 16) & 0xff;
     if (k < translucent) trns[k] = w >>> 24;
   }
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, size);
-  view.setUint32(4, size);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 3; // colour type: palette
   const idat = deflateZlib(rows, level) ?? deflateSync(rows, { level });
   return pngFile([
-    ['IHDR', ihdr],
+    ['IHDR', header(size, PALETTE)],
     ['PLTE', plte],
     ['tRNS', trns],
     ['IDAT', idat],
@@ -116,17 +110,26 @@ export function rgbaPng(rgba: Uint8Array, size: number, level = PNG_LEVEL): Uint
   for (let y = 0; y < size; y++) rows.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
   const idat = deflateZlib(rows, level);
   if (!idat) return undefined;
+  return pngFile([
+    ['IHDR', header(size, RGBA)],
+    ['IDAT', idat],
+    ['IEND', new Uint8Array(0)],
+  ]);
+}
+
+/** PNG colour types. */
+const PALETTE = 3;
+const RGBA = 6;
+
+/** IHDR of a square 8-bit image of a colour type (deflate, adaptive filtering, no interlace: all zeros). */
+function header(size: number, colourType: number): Uint8Array {
   const ihdr = new Uint8Array(13);
   const view = new DataView(ihdr.buffer);
   view.setUint32(0, size);
   view.setUint32(4, size);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = 6; // colour type: RGBA
-  return pngFile([
-    ['IHDR', ihdr],
-    ['IDAT', idat],
-    ['IEND', new Uint8Array(0)],
-  ]);
+  ihdr[9] = colourType;
+  return ihdr;
 }
 
 /** The signature and the chunks, each with its length and CRC, in one fresh buffer (so it can be transferred). */
