@@ -65,8 +65,8 @@ const spare = new BufferPool(32 * 1024 * 1024);
 
 /**
  * Renders, and writes PNG tiles here: of at most 256 colours as indexed PNGs (a byte a pixel
- * to compress instead of four), of more as RGBA PNGs by libdeflate; every raster of the tile but the result's own RGBA goes back
- * to this thread's pool.
+ * to compress instead of four), of more as RGBA PNGs by libdeflate; every raster of the tile
+ * but the result's own RGBA goes back to this thread's pool.
  */
 export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
   const arena = new TileArena(spare);

@@ -98,8 +98,8 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
 /**
  * The tile as an 8-bit RGBA PNG (colour type 6), for tiles of more than 256 colours: every row
  * unfiltered (as the server's sharp encoder writes them, `adaptiveFiltering: false`) and
- * compressed by libdeflate at the server's PNG level, in the render thread; about 60% of
- * sharp's time for the same tile (`npm run bench`, step `encode`). Undefined with
+ * compressed by libdeflate at the server's PNG level, in the render thread; 66-87% of
+ * sharp's CPU time for the same tile (`npm run bench`, step `encode`). Undefined with
  * KERNELS=reference: the server's encoder (sharp) writes the tile then.
  */
 export function rgbaPng(rgba: Uint8Array, size: number, level = PNG_LEVEL): Uint8Array | undefined {

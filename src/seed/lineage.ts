@@ -349,11 +349,9 @@ const isUrl = (location: string) => /^https?:\/\//i.test(location);
  * its name, reference, kind and version with its grid and block digest (a COG file), its grid
  * alone (a URL: reading all of it is not the lineage's business), or its members (a mosaic).
  * Take it when the run starts: a source replaced since the layer was loaded is refused.
- */
-/**
- * The layer's lineage for a manifest. A file source that has the same ref and version (size and
- * mtime, the identity the layer version and the caches key on) in `earlier` keeps that digest
- * instead of being read again: a `--since` run reads only the sources that changed.
+ * A file source with the same ref and version (size and mtime, the identity the layer version
+ * and the caches key on) in `earlier` keeps that digest instead of being read again: a
+ * `--since` run reads only the sources that changed.
  */
 export async function lineageOf(layer: Layer, earlier?: ManifestLineage): Promise<ManifestLineage> {
   const sources: SourceLineage[] = [];
@@ -364,8 +362,9 @@ export async function lineageOf(layer: Layer, earlier?: ManifestLineage): Promis
     }
     const kind = isUrl(s.location) ? 'url' : 'file';
     const entry: FileLineage = { name: s.name, ref: s.ref, kind, version: s.version, grid: gridOf(s.meta) };
-    const kept = earlier?.sources.find((e): e is FileLineage => e.kind === 'file' && e.name === s.name && e.ref === s.ref && e.version === s.version)?.digest;
-    if (kind === 'file' && kept) entry.digest = kept;
+    const same = (e: SourceLineage): e is FileLineage => e.kind === 'file' && e.name === s.name && e.ref === s.ref && e.version === s.version;
+    const earlierDigest = kind === 'file' ? earlier?.sources.find(same)?.digest : undefined;
+    if (earlierDigest) entry.digest = earlierDigest;
     else if (kind === 'file') {
       const digest = await digestSource(s.location).catch((err: Error) => {
         throw new Error(`source '${s.name}': ${err.message.split(s.location).join(s.ref)}`, { cause: err });

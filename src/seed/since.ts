@@ -64,11 +64,11 @@ export async function sinceRun(file: string, layer: Layer, changedFile?: string)
   const lineage: ManifestLineage | { error: string } = await lineageOf(layer, earlier).catch((err: Error) => ({ error: err.message }));
   const everything = (why: string): StaleTiles => ({ all: true, reasons: [`${why}: every tile`], isStale: () => true });
   const stale: StaleTiles =
-    typeof unread === 'string'
-      ? everything(`the earlier run could not read its sources whole (${unread})`)
+    earlier === undefined
+      ? everything(`the earlier run could not read its sources whole (${String(unread)})`)
       : 'error' in lineage
         ? everything(`the sources cannot be read whole now (${lineage.error})`)
-        : staleTiles(layer, earlier!, lineage);
+        : staleTiles(layer, earlier, lineage);
   const reasons = [...stale.reasons];
 
   const c = run.coverage;
