@@ -525,8 +525,9 @@ interface IncrementalRound {
 }
 
 /**
- * `zooms` defaults to the bench's; the step `incremental-deep` takes zooms 10-16, where the
- * pyramid is 15 times larger and the run's fixed costs (start-up, the digest) weigh less.
+ * Over `deps.zooms`, in `rounds` rounds: the step `incremental` takes the bench's zooms, the step
+ * `incremental-deep` zooms 10-16, where the pyramid is 15 times larger and the run's fixed costs
+ * (start-up, the digest) weigh less.
  */
 export async function incrementalReseed(deps: SeedBenchDeps, rounds = INCREMENTAL_ROUNDS): Promise<Scenario> {
   const started = performance.now();

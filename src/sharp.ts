@@ -1,6 +1,7 @@
 /**
  * sharp (libvips) loads on first use: a seeding run into a directory, or a render thread that
- * writes its own indexed PNGs, never asks for it and does not pay its ~50-90 ms of start-up.
+ * writes its own indexed PNGs, never asks for it and does not pay its import (about 90 ms on the main thread, 40 ms in a
+ * render thread).
  */
 import type sharpModule from 'sharp';
 
