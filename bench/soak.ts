@@ -33,8 +33,13 @@ function rssMiB(pid: number): number {
 }
 
 /**
- * Distinct tile paths, endless in practice: each layer's tiles zoom by zoom from its minzoom,
- * the layers taken in turn, one tile each.
+ * Tile paths without end: each layer's tiles zoom by zoom from its minzoom, the layers taken
+ * in turn, one tile each. A layer whose pyramid is used up starts over at its minzoom (the
+ * DEM layers' hold 4416 tiles, used up within the first minutes): by then its tiles with data
+ * have left the L1 (64 MiB holds a few thousand of them) and render again, so that the load
+ * keeps its shape. Asking for one tile again and again instead would turn the rest of the run
+ * into L1 hits and empty tiles at thousands a second, and the L1 would fill with their small
+ * entries (its bytes then on the heap, where the tiles' PNG bodies were outside it).
  */
 function distinctTiles(layers: readonly LayerInfo[]): (i: number) => string {
   const zoomOf = layers.map((l) => l.minzoom);
@@ -42,12 +47,12 @@ function distinctTiles(layers: readonly LayerInfo[]): (i: number) => string {
   return (i) => {
     const k = i % layers.length;
     const l = layers[k]!;
-    if (queued[k]!.length === 0) {
-      // The next zoom with tiles (a layer's pyramid holds more than the soak can ask for).
-      while (queued[k]!.length === 0 && zoomOf[k]! <= l.maxzoom) queued[k] = tilesCovering(l.bounds, zoomOf[k]!, zoomOf[k]!++).reverse();
+    while (queued[k]!.length === 0) {
+      if (zoomOf[k]! > l.maxzoom) zoomOf[k] = l.minzoom;
+      queued[k] = tilesCovering(l.bounds, zoomOf[k]!, zoomOf[k]!++).reverse();
     }
-    const t = queued[k]!.pop();
-    return t ? `/tiles/${l.name}/${t.z}/${t.x}/${t.y}.png` : `/tiles/${l.name}/${l.minzoom}/0/0.png`;
+    const t = queued[k]!.pop()!;
+    return `/tiles/${l.name}/${t.z}/${t.x}/${t.y}.png`;
   };
 }
 

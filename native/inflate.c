@@ -8,11 +8,22 @@
  *   answers it as a Uint8Array.
  * One decompressor and one compressor a level for each thread (N-API instance data), freed
  * with it.
+ *
+ * And `mmapThreshold(bytes)`: glibc's malloc serves every allocation of at least `bytes` with
+ * its own mapping, handed back to the system when freed (mallopt M_MMAP_THRESHOLD), and gives
+ * back the free top of a heap once it passes `bytes` (M_TRIM_THRESHOLD). Left to itself glibc
+ * raises both each time such a block is freed (the mapping threshold up to 32 MiB, the trim
+ * threshold to twice it), and from then on the blocks, rasters and tiles of a few MiB come
+ * from its heaps, which keep what they once held. Answers false where the C library is not
+ * glibc.
  */
 #include <libdeflate.h>
 #include <node_api.h>
 #include <stddef.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 struct coders {
   struct libdeflate_decompressor *decompressor;
@@ -103,11 +114,31 @@ static napi_value deflate(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value mmap_threshold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  int64_t bytes;
+  int set = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int64(env, argv[0], &bytes) != napi_ok || bytes < 0 ||
+      bytes > 32 * 1024 * 1024) {
+    napi_throw_type_error(env, NULL, "mmapThreshold(bytes: 0-33554432)");
+    return NULL;
+  }
+#ifdef __GLIBC__
+  set = mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1 && mallopt(M_TRIM_THRESHOLD, (int)bytes) == 1;
+#endif
+  napi_get_boolean(env, set, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "inflate", NAPI_AUTO_LENGTH, inflate, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "inflate", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "deflate", NAPI_AUTO_LENGTH, deflate, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "deflate", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "mmapThreshold", NAPI_AUTO_LENGTH, mmap_threshold, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "mmapThreshold", fn) != napi_ok) return NULL;
   return exports;
 }

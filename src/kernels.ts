@@ -71,7 +71,13 @@ function kernels(): Exports {
   return instance;
 }
 
-let addon: { inflate(src: Uint8Array, dst: Uint8Array): number; deflate(src: Uint8Array, level: number): Uint8Array<ArrayBuffer> } | undefined;
+let addon:
+  | {
+      inflate(src: Uint8Array, dst: Uint8Array): number;
+      deflate(src: Uint8Array, level: number): Uint8Array<ArrayBuffer>;
+      mmapThreshold(bytes: number): boolean;
+    }
+  | undefined;
 
 /** The libdeflate addon, in native/build/Release two levels up from dist/src. */
 function inflater(): NonNullable<typeof addon> {
@@ -85,6 +91,29 @@ function inflater(): NonNullable<typeof addon> {
     });
   }
   return addon;
+}
+
+/** glibc's own first thresholds, kept fixed: allocations of 128 KiB and more are mapped on their own, and a heap's free top past it is given back. */
+const MMAP_THRESHOLD = 128 * 1024;
+let mapped: boolean | undefined;
+
+/**
+ * Large allocations (decoded blocks, windows, rasters, tiles) each in a mapping of its own,
+ * given back to the system when freed (native/inflate.c), so that the resident memory of a
+ * process that renders for days follows what it holds, not the most it once held. The render
+ * pool asks for it once per process; glibc's own setting (MALLOC_MMAP_THRESHOLD_) in the
+ * environment is left to rule. Answers whether this call set the threshold.
+ */
+export function mapLargeAllocations(): boolean {
+  if (mapped === undefined) {
+    try {
+      mapped = process.env.MALLOC_MMAP_THRESHOLD_ === undefined && inflater().mmapThreshold(MMAP_THRESHOLD);
+    } catch {
+      // Without the addon (KERNELS=reference on a machine that could not build it) glibc keeps its defaults.
+      mapped = false;
+    }
+  }
+  return mapped;
 }
 
 /**
