@@ -9,8 +9,11 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { useKernels } from '../src/kernels.js';
-import { indexedPng, rgbaPng } from '../src/render/png.js';
-import { gdal, readEnviRaw, tempDir, toolsMissing } from './helpers/layers.js';
+import { loadLayer } from '../src/layers/layer.js';
+import { findLayerFile } from '../src/layers/registry.js';
+import { indexedPng, indexedPngOfCodes, rgbaPng } from '../src/render/png.js';
+import { LayerGraph } from '../src/render/renderer.js';
+import { gdal, readEnviRaw, SHIPPED_LAYERS, tempDir, tileAt, toolsMissing } from './helpers/layers.js';
 
 const SIZE = 256;
 
@@ -106,6 +109,77 @@ describe('indexed PNG', () => {
         }
       }
     }
+  });
+});
+
+describe('indexed PNG from colour-map entries', () => {
+  /** A table of `entries` colours, some repeated and some transparent, and codes into it in runs and noise; the RGBA they draw. */
+  function coded(entries: number, distinct: number, seed: number): { codes: Uint16Array; lut: Uint32Array; rgba: Uint8Array } {
+    const words = new Uint32Array(tile(distinct, seed, 32).buffer);
+    const lut = Uint32Array.from({ length: entries }, (_, k) => words[k % distinct]!);
+    const codes = new Uint16Array(SIZE * SIZE);
+    let s = seed;
+    for (let i = 0, c = 0; i < codes.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      if (s % 10 < 3) c = (s >>> 8) % (entries + 1);
+      codes[i] = c;
+    }
+    const rgba = new Uint8Array(SIZE * SIZE * 4);
+    const out = new Uint32Array(rgba.buffer);
+    for (let i = 0; i < codes.length; i++) out[i] = codes[i] ? lut[codes[i]! - 1]! : 0;
+    return { codes, lut, rgba };
+  }
+
+  it('the same bytes as from the RGBA: repeated and transparent entries, more entries than colours, past 256 colours', () => {
+    for (const [entries, distinct] of [
+      [4, 4],
+      [300, 120],
+      [4096, 256],
+      [4096, 200],
+      [600, 257],
+    ] as const) {
+      const { codes, lut, rgba } = coded(entries, distinct, entries * 31 + distinct);
+      const fromRgba = indexedPng(rgba, SIZE);
+      const fromCodes = indexedPngOfCodes(codes, lut, SIZE);
+      if (fromRgba === null) {
+        assert.equal(fromCodes, null, `${entries} entries of ${distinct} colours: neither fits`);
+        continue;
+      }
+      assert.ok(fromCodes && Buffer.from(fromCodes).equals(Buffer.from(fromRgba)), `${entries} entries of ${distinct} colours: the same PNG`);
+    }
+  });
+
+  it("the shipped layers' colour maps hand their entries to the writer, and the tile is the one the RGBA gives", async () => {
+    const cases = [
+      { layer: 'dem-relief', at: [-117.55, 53.25, 12], codes: true },
+      { layer: 'zion-ndvi', at: [-113.0, 37.3, 12], codes: true },
+      { layer: 'zion-landcover', at: [-113.0, 37.3, 11], codes: true },
+      // A colour map blended with a hillshade: the blend draws new RGBA, without entries.
+      { layer: 'dem-shaded-relief', at: [-117.55, 53.25, 12], codes: false },
+    ] as const;
+    for (const c of cases) {
+      const layer = await loadLayer(findLayerFile(SHIPPED_LAYERS, c.layer), { layersDir: SHIPPED_LAYERS, allowedHosts: [] });
+      const graph = await LayerGraph.open(layer.spec);
+      try {
+        const t = tileAt(c.at[0], c.at[1], c.at[2]);
+        const r = await graph.render({ ...t, size: SIZE });
+        assert.ok(r.rgba, `${c.layer}: the tile draws something`);
+        assert.equal(r.codes !== undefined, c.codes, `${c.layer}: entries ${c.codes ? 'given' : 'not given'}`);
+        if (!r.codes) continue;
+        const fromRgba = indexedPng(r.rgba, SIZE);
+        assert.ok(fromRgba, `${c.layer}: at most 256 colours`);
+        assert.ok(Buffer.from(indexedPngOfCodes(r.codes.index, r.codes.lut, SIZE)!).equals(Buffer.from(fromRgba)), `${c.layer}: the same PNG`);
+      } finally {
+        await graph.close();
+      }
+    }
+  });
+
+  it('refuses a wrong length and an entry past the table', () => {
+    const { codes, lut } = coded(8, 8, 5);
+    assert.throws(() => indexedPngOfCodes(codes.subarray(1), lut, SIZE), /expected 65536 codes/);
+    codes[100] = 9;
+    assert.throws(() => indexedPngOfCodes(codes, lut, SIZE), /code 9 past the 8 entries/);
   });
 });
 

@@ -8,9 +8,9 @@ import type { Alloc } from '../src/alloc.js';
 import { toWire } from '../src/errors.js';
 import { useKernels } from '../src/kernels.js';
 import { BufferPool, TileArena } from '../src/render/arena.js';
-import { indexedPng, rgbaPng } from '../src/render/png.js';
+import { indexedPng, indexedPngOfCodes, rgbaPng } from '../src/render/png.js';
 import { areaStatistics, probeTile } from '../src/render/query.js';
-import { LayerGraph } from '../src/render/renderer.js';
+import { LayerGraph, type TileRender } from '../src/render/renderer.js';
 import type { LayerSpec, RenderReply, RenderResult, RenderTask, RenderThreadData } from '../src/render/task.js';
 import { blockCache } from '../src/sources/blockcache.js';
 
@@ -45,19 +45,24 @@ function graphFor(spec: LayerSpec): Promise<LayerGraph> {
 
 /** Renders one tile in this thread; its rasters come from `alloc` when given. */
 export async function renderTile(task: RenderTask, alloc?: Alloc): Promise<RenderResult> {
+  return (await drawTile(task, alloc)).result;
+}
+
+/** renderTile, with the colour map's entries of the tile's pixels when it has them (for this thread's PNG writer; never sent). */
+async function drawTile(task: RenderTask, alloc?: Alloc): Promise<{ result: RenderResult; codes?: TileRender['codes'] }> {
   const layer = await graphFor(task.layer);
   await blockCache.catchUp();
   // A question about the data: its answer, without the picture.
   if (task.probe) {
     const { render, point } = await probeTile(layer, { ...task, probe: task.probe }, alloc);
-    return { rgba: null, readMs: render.readMs, opsMs: render.opsMs, warnings: render.warnings, point };
+    return { result: { rgba: null, readMs: render.readMs, opsMs: render.opsMs, warnings: render.warnings, point } };
   }
   if (task.stats) {
     const { render, stats } = await areaStatistics(layer, { ...task, stats: task.stats }, alloc);
-    return { rgba: null, readMs: render.readMs, opsMs: render.opsMs, warnings: render.warnings, stats };
+    return { result: { rgba: null, readMs: render.readMs, opsMs: render.opsMs, warnings: render.warnings, stats } };
   }
   const r = await layer.render(task, alloc);
-  return { rgba: r.rgba ? (r.rgba.buffer as ArrayBuffer) : null, readMs: r.readMs, opsMs: r.opsMs, warnings: r.warnings };
+  return { result: { rgba: r.rgba ? (r.rgba.buffer as ArrayBuffer) : null, readMs: r.readMs, opsMs: r.opsMs, warnings: r.warnings }, codes: r.codes };
 }
 
 /** Rasters recycled between this thread's tiles (several may be in flight at once). */
@@ -65,18 +70,21 @@ const spare = new BufferPool(32 * 1024 * 1024);
 
 /**
  * Renders, and writes PNG tiles here: of at most 256 colours as indexed PNGs (a byte a pixel
- * to compress instead of four), of more as RGBA PNGs by libdeflate; every raster of the tile
- * but the result's own RGBA goes back to this thread's pool.
+ * to compress instead of four; from the colour map's entries when the graph ends in one), of
+ * more as RGBA PNGs by libdeflate; every raster of the tile but the result's own RGBA goes
+ * back to this thread's pool.
  */
 export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
   const arena = new TileArena(spare);
   let result: RenderResult | undefined;
   try {
-    result = await renderTile(task, arena);
+    const drawn = await drawTile(task, arena);
+    result = drawn.result;
     if (result.rgba && task.format === 'png') {
       const t0 = performance.now();
       const rgba = new Uint8Array(result.rgba);
-      const png = indexedPng(rgba, task.size) ?? rgbaPng(rgba, task.size);
+      const { codes } = drawn;
+      const png = (codes ? indexedPngOfCodes(codes.index, codes.lut, task.size) : indexedPng(rgba, task.size)) ?? rgbaPng(rgba, task.size);
       if (png) {
         result.encodeMs = performance.now() - t0;
         result.png = png.buffer as ArrayBuffer;

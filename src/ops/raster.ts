@@ -27,6 +27,12 @@ export interface RgbaRaster {
   height: number;
   /** Straight (not premultiplied) RGBA, 4 bytes a pixel. */
   data: Uint8Array;
+  /**
+   * Set by colormap: each pixel's entry of its colour table (0 where it drew nothing, k for
+   * `lut[k - 1]`), so that the PNG writer can index the tile without hashing its colours
+   * (src/render/png.ts). An operator that draws new RGBA leaves it out; none changes `data` in place.
+   */
+  codes?: { index: Uint16Array; lut: Uint32Array };
 }
 
 export type Raster = BandRaster | RgbaRaster;

@@ -26,12 +26,7 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
   const n = size * size;
   if (rgba.length !== n * 4) throw new Error(`indexedPng: expected ${n * 4} bytes for ${size}x${size} RGBA, got ${rgba.length}`);
   const words = rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, n) : new Uint32Array(rgba.slice().buffer);
-
-  // Distinct words in first-seen order; an open-addressing table of 512 slots, at most half full.
-  const keys = new Uint32Array(1 << HASH_BITS);
-  const slots = new Int16Array(1 << HASH_BITS).fill(-1);
-  const colours = new Uint32Array(256);
-  let count = 0;
+  const palette = new Palette();
   // Scanlines: a filter byte (0, none: the PNG spec's advice for palette images) and the indices.
   const rows = new Uint8Array(n + size);
   let prev = 0,
@@ -41,29 +36,76 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
     for (let x = 0; x < size; x++, i++) {
       const w = words[i]!;
       if (w !== prev || prevIndex < 0) {
-        let h = Math.imul(w, 0x9e3779b1) >>> (32 - HASH_BITS);
-        for (;;) {
-          const s = slots[h]!;
-          if (s < 0) {
-            if (count === 256) return null;
-            keys[h] = w;
-            slots[h] = count;
-            colours[count] = w;
-            prevIndex = count++;
-            break;
-          }
-          if (keys[h] === w) {
-            prevIndex = s;
-            break;
-          }
-          h = (h + 1) & ((1 << HASH_BITS) - 1);
-        }
+        prevIndex = palette.indexOf(w);
+        if (prevIndex < 0) return null;
         prev = w;
       }
       rows[o++] = prevIndex;
     }
   }
+  return indexedFile(rows, palette, size, level);
+}
 
+/**
+ * The same PNG, byte for byte, from a colour map's entries instead of its RGBA: `codes` holds
+ * each pixel's entry (0 where nothing is drawn, k for `lut[k - 1]`), as colormap records them
+ * beside the RGBA it draws. Each entry's colour is looked up in the palette once, the first
+ * time the tile uses it, instead of at every change of colour along a row. Null beyond 256
+ * colours, as indexedPng.
+ */
+export function indexedPngOfCodes(codes: Uint16Array, lut: Uint32Array, size: number, level = INDEXED_PNG_LEVEL): Uint8Array | null {
+  const n = size * size;
+  if (codes.length !== n) throw new Error(`indexedPngOfCodes: expected ${n} codes for ${size}x${size}, got ${codes.length}`);
+  const palette = new Palette();
+  const entry = new Int16Array(lut.length + 1).fill(-1);
+  const rows = new Uint8Array(n + size);
+  for (let y = 0, i = 0, o = 0; y < size; y++) {
+    rows[o++] = 0;
+    for (let x = 0; x < size; x++, i++) {
+      const c = codes[i]!;
+      // Undefined past the table: reported below, never drawn as another colour.
+      let k = entry[c];
+      if (k === undefined || k < 0) {
+        if (c > lut.length) throw new Error(`indexedPngOfCodes: code ${c} past the ${lut.length} entries of the table`);
+        k = entry[c] = palette.indexOf(c === 0 ? 0 : lut[c - 1]!);
+        if (k < 0) return null;
+      }
+      rows[o++] = k;
+    }
+  }
+  return indexedFile(rows, palette, size, level);
+}
+
+const HASH_SLOTS = 1 << HASH_BITS;
+
+/** Distinct 32-bit colours in first-seen order, at most 256: an open-addressing table of 512 slots, at most half full. */
+class Palette {
+  private readonly keys = new Uint32Array(HASH_SLOTS);
+  private readonly slots = new Int16Array(HASH_SLOTS).fill(-1);
+  readonly colours = new Uint32Array(256);
+  count = 0;
+
+  /** The colour's entry, a new one the first time; -1 once 256 are taken. */
+  indexOf(w: number): number {
+    let h = Math.imul(w, 0x9e3779b1) >>> (32 - HASH_BITS);
+    for (;;) {
+      const s = this.slots[h]!;
+      if (s < 0) {
+        if (this.count === 256) return -1;
+        this.keys[h] = w;
+        this.slots[h] = this.count;
+        this.colours[this.count] = w;
+        return this.count++;
+      }
+      if (this.keys[h] === w) return s;
+      h = (h + 1) & (HASH_SLOTS - 1);
+    }
+  }
+}
+
+/** The PNG of scanlines of palette indices: PLTE and tRNS from the palette, entries with alpha below 255 first. */
+function indexedFile(rows: Uint8Array, palette: Palette, size: number, level: number): Uint8Array {
+  const { colours, count } = palette;
   // Entries with alpha below 255 go first, so that tRNS stops at the last of them.
   const order = new Uint8Array(count);
   const remap = new Uint8Array(256);

@@ -10,7 +10,7 @@ import { heapAlloc, type Alloc } from '../alloc.js';
 import { buildGraph } from '../ops/build.js';
 import { readGroups, type ReadGroup } from '../ops/builtin/read.js';
 import { operatorsOf, type Operator } from '../ops/operator.js';
-import { toTileRgba, type BandRaster, type Raster, type TileContext } from '../ops/raster.js';
+import { toTileRgba, type BandRaster, type Raster, type RgbaRaster, type TileContext } from '../ops/raster.js';
 import { Cog } from '../sources/cog.js';
 import type { Window } from '../sources/sample.js';
 import { readWindow } from '../sources/window.js';
@@ -38,6 +38,8 @@ export interface TileRaster {
 export interface TileRender {
   /** size*size*4 straight RGBA, or null when the tile has nothing to draw. */
   rgba: Uint8Array | null;
+  /** The colour map's entry of each pixel of `rgba`, when the graph ends in one drawn without a margin (see RgbaRaster.codes). */
+  codes?: RgbaRaster['codes'];
   readMs: number;
   /** Milliseconds for everything after the fetch: resampling and the operators. */
   opsMs: number;
@@ -133,7 +135,9 @@ export class LayerGraph {
     const warnings: TileRender['warnings'] = [];
     const { raster, ctx, readMs } = await this.raster(tile, alloc, warnings, tap);
     const rgba = raster ? toTileRgba(raster, ctx.buffer, tile.size, alloc) : null;
-    return { rgba, readMs, opsMs: Math.max(0, performance.now() - t0 - readMs), warnings };
+    // The codes hold for the raster as drawn: only when the tile is that raster, not a crop of it.
+    const codes = raster?.kind === 'rgba' && rgba === raster.data ? raster.codes : undefined;
+    return { rgba, codes, readMs, opsMs: Math.max(0, performance.now() - t0 - readMs), warnings };
   }
 
   async close(): Promise<void> {

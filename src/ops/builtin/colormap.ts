@@ -121,16 +121,24 @@ export class Colormap extends Operator {
     if (this.classes) {
       const classes = this.classes;
       for (let i = 0; i < n; i++) if (mask[i]) out[i] = classes.get(band[i]!) ?? 0;
-    } else if (this.usesSource) {
+      return { kind: 'rgba', width: r.width, height: r.height, data };
+    }
+    // Each pixel's entry too (0: none), for the PNG writer; a zero-filled array from the same allocator.
+    const index = new Uint16Array(allocOf(ctx).bytes(n * 2).buffer, 0, n);
+    let lut: Uint32Array;
+    if (this.usesSource) {
       if (!r.palette) throw new Error("colormap 'source' needs a source with a colour table (a paletted GeoTIFF)");
-      const lut = this.sourceLut(r.palette);
+      lut = this.sourceLut(r.palette);
       for (let i = 0; i < n; i++) {
         if (!mask[i]) continue;
         const v = band[i]!;
-        if (v >= 0 && v < 256) out[i] = lut[v | 0]!;
+        if (v >= 0 && v < 256) {
+          out[i] = lut[v | 0]!;
+          index[i] = (v | 0) + 1;
+        }
       }
     } else {
-      const lut = this.lut!;
+      lut = this.lut!;
       const last = lut.length - 1;
       const k = last / (this.hi - this.lo);
       const lo = this.lo;
@@ -139,10 +147,12 @@ export class Colormap extends Operator {
         if (mask[i] === 0 || v !== v) continue;
         // Round half up by truncation; anything below the range clamps to the first entry.
         const t = (v - lo) * k + 0.5;
-        out[i] = lut[t <= 0 ? 0 : t >= last ? last : t | 0]!;
+        const e = t <= 0 ? 0 : t >= last ? last : t | 0;
+        out[i] = lut[e]!;
+        index[i] = e + 1;
       }
     }
-    return { kind: 'rgba', width: r.width, height: r.height, data };
+    return { kind: 'rgba', width: r.width, height: r.height, data, codes: { index, lut } };
   }
 
   private sourceLut(palette: Uint8Array): Uint32Array {
