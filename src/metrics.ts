@@ -68,6 +68,12 @@ export class Metrics {
     labelNames: ['thread'] as const,
     registers: [this.registry],
   });
+  readonly threadCollections = new Counter({
+    name: 'tilegraph_render_thread_gc_total',
+    help: "Each render thread's garbage collections by kind: major (the whole heap, mark-compact) and minor (the young generation), counted with its memory samples",
+    labelNames: ['thread', 'kind'] as const,
+    registers: [this.registry],
+  });
   readonly l2Seconds = new Histogram({
     name: 'tilegraph_l2_seconds',
     help: 'Redis (L2) command latency by operation: get, set, lock, unlock',

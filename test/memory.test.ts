@@ -6,10 +6,19 @@
  * climbs with the churn while what it holds stays the same (the bench's soak saw it). The
  * render pool fixes the threshold (src/kernels.ts, mapLargeAllocations): a freed block goes
  * back to the system.
+ *
+ * And collections a render thread runs. V8 starts a full collection of a heap when the room
+ * left under its old generation's limit is no more than its young generation's capacity; a
+ * render thread's old generation is small and its young one, left to grow, is as large as
+ * that room, so under a burst the thread marked its whole heap about ten times a second. The
+ * render pool caps the young generation (src/render/pool.ts, RENDER_THREAD_YOUNG_MB).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { describe, test } from 'node:test';
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { GDAL_ENV, gdalMissing } from './helpers/gdal.js';
+import { lonLatToTile, makeLayersDir, metricValue, request, startServer, type TempLayers } from './helpers/http.js';
 
 const KERNELS = new URL('../src/kernels.js', import.meta.url).href;
 
@@ -71,3 +80,74 @@ describe('large allocations go back to the system when freed', { skip: process.p
     assert.equal(r.stdout.trim(), 'false');
   });
 });
+
+describe(
+  'render threads collect their young objects, not their whole heap, under a burst of tiles',
+  { skip: gdalMissing(['gdalwarp', 'gdal_translate']) },
+  () => {
+    let layers: TempLayers;
+    before(async () => {
+      // The bench's kind of DEM: 4096 px a side of Float32 in 512 px blocks, DEFLATE with the
+      // floating-point predictor, overviews (the shipped SRTM excerpt warped to Web Mercator).
+      layers = await makeLayersDir();
+      const srtm = await layers.copyData('srtm_jasper_ab_100m.tif');
+      const warped = path.join(layers.root, 'warped.tif');
+      execFileSync('gdalwarp', ['-q', '-t_srs', 'EPSG:3857', '-ts', '4096', '4096', '-r', 'cubic', '-ot', 'Float32', '-dstnodata', 'nan', srtm, warped], {
+        env: GDAL_ENV,
+      });
+      const cog = ['-q', '-of', 'COG', '-co', 'BLOCKSIZE=512', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=FLOATING_POINT', '-co', 'OVERVIEWS=AUTO'];
+      execFileSync('gdal_translate', [...cog, warped, path.join(layers.dir, 'data/dem-4096.tif')], { env: GDAL_ENV });
+      await layers.write(
+        'dem-4096.yaml',
+        `sources: { dem: ./data/dem-4096.tif }
+pipeline:
+  - read: { source: dem, bands: [1], resampling: bilinear }
+  - colormap: { stops: [[800, '#2b6b3a'], [1500, '#d8c98a'], [2200, '#8c6a5a'], [2800, '#ffffff']] }
+`,
+      );
+    });
+    after(async () => {
+      await layers.remove();
+    });
+
+    test('a thousand tiles of zooms 10-14: a major collection for every four minor ones at most', async () => {
+      const srv = await startServer(layers.dir, { WORKERS: '2', CACHE_L1_MB: '0' });
+      try {
+        const info = JSON.parse((await request(srv.url, '/layers/dem-4096')).body.toString('utf8')) as { bounds: [number, number, number, number] };
+        const [w, s, e, n] = info.bounds;
+        const paths: string[] = [];
+        for (let z = 10; z <= 14; z++) {
+          const [, x0, y0] = lonLatToTile(w, n, z);
+          const [, x1, y1] = lonLatToTile(e, s, z);
+          for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) paths.push(`/tiles/dem-4096/${z}/${x}/${y}.png`);
+        }
+        const burst = paths.slice(0, 1000);
+        assert.equal(burst.length, 1000);
+        // Eight requests in flight, as the bench's clients.
+        const drive = async (list: string[]) => {
+          let next = 0;
+          await Promise.all(
+            Array.from({ length: 8 }, async () => {
+              while (next < list.length) {
+                const p = list[next++]!;
+                const r = await request(srv.url, p);
+                assert.ok(r.status === 200 || r.status === 204, `${p}: ${r.status}`);
+              }
+            }),
+          );
+        };
+        await drive(burst);
+        // The threads report their collections with their memory, once a second: a few more tiles after a second bring the last ones in.
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        await drive(paths.slice(0, 16).map((p) => p.replace('.png', '.webp')));
+        const major = await metricValue(srv.url, 'tilegraph_render_thread_gc_total', { kind: 'major' });
+        const minor = await metricValue(srv.url, 'tilegraph_render_thread_gc_total', { kind: 'minor' });
+        assert.ok(minor > 0, `the threads' collections are counted: ${major} major, ${minor} minor`);
+        // Without the cap, 9 to 20 major collections for 20 to 30 minor ones; with it, 2 for about 90.
+        assert.ok(major * 4 <= minor, `${major} major collections for ${minor} minor ones`);
+      } finally {
+        await srv.close();
+      }
+    });
+  },
+);

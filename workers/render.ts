@@ -3,6 +3,7 @@
  * renders tiles, which go back to the main thread as transferred buffers. Failures go back as
  * data (`{code, title, detail}`), since an Error's class does not survive the trip.
  */
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { Piscina, transferableSymbol, valueSymbol, workerData } from 'piscina';
 import type { Alloc } from '../src/alloc.js';
 import { toWire } from '../src/errors.js';
@@ -124,13 +125,25 @@ export async function renderMany(tasks: RenderTask[]): Promise<RenderReply[]> {
 
 let sampledAt = -Infinity;
 
-/** This thread's heap and array buffers, once a second (reading them costs a system call). */
+/** This thread's garbage collections since the last sample. */
+let collections = { major: 0, minor: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) collections.major++;
+    else if (kind === constants.NODE_PERFORMANCE_GC_MINOR) collections.minor++;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** This thread's heap, array buffers and collections, once a second (reading them costs a system call). */
 function memorySample(): RenderResult['memory'] {
   const now = performance.now();
   if (now - sampledAt < 1000) return undefined;
   sampledAt = now;
   const m = process.memoryUsage();
-  return { heapBytes: m.heapUsed, arrayBufferBytes: m.arrayBuffers };
+  const sample = { heapBytes: m.heapUsed, arrayBufferBytes: m.arrayBuffers, collections };
+  collections = { major: 0, minor: 0 };
+  return sample;
 }
 
 /** The pool's entry: the result's buffer moves to the main thread instead of being copied. */

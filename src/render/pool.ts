@@ -14,6 +14,16 @@ const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..
 const PER_THREAD = 2;
 /** Tiles waiting for a thread are handed out in order, but from this many a thread takes its own first. */
 const LOCALITY_WINDOW = 16;
+/**
+ * Each render thread's young generation, in MiB: V8 starts a full (mark-compact) collection
+ * when the room left under the old generation's limit is no more than the young generation's
+ * capacity. A render thread's old generation is small (about 11 MiB), so its limit leaves
+ * about 16 MiB of room; V8 grows a busy thread's young generation to 16 MiB or more, and the
+ * thread then marked its whole heap about ten times a second for as long as it rendered.
+ * Capped at 6 MiB (semi-spaces of 2 MiB), it collects young objects more often, each cheaply,
+ * and runs a full collection when its old generation has grown.
+ */
+export const RENDER_THREAD_YOUNG_MB = 6;
 
 export interface PoolOptions {
   threads: number;
@@ -74,6 +84,7 @@ export class RenderPool {
         // (instead of sleeping in Atomics.wait) and the blocks other threads announce reach it
         // before its next tile. ('async' does that too, but its threads outlive close().)
         atomics: 'disabled',
+        resourceLimits: { maxYoungGenerationSizeMb: RENDER_THREAD_YOUNG_MB },
         workerData: { blockCacheMb: opts.blockCacheMb, kernels: opts.kernels } satisfies RenderThreadData,
       });
       // A thread that dies is replaced by piscina and its task fails; the process must not.

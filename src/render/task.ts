@@ -132,9 +132,11 @@ export interface RenderResult {
   blockCache?: { thread: number; bytes: number };
   /**
    * The thread's own memory, sampled at most once a second (absent otherwise): its JavaScript
-   * heap in use, and the array buffers it allocated (its rasters, blocks it decoded, shared or not).
+   * heap in use, the array buffers it allocated (its rasters, blocks it decoded, shared or not),
+   * and its garbage collections since its previous sample (major: the whole heap; minor: the
+   * young generation).
    */
-  memory?: { heapBytes: number; arrayBufferBytes: number };
+  memory?: { heapBytes: number; arrayBufferBytes: number; collections: { major: number; minor: number } };
   /** Quality checks that failed with `on_fail: warn`. */
   warnings: { check: string; message: string }[];
   point?: PointValues;

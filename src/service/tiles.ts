@@ -164,6 +164,7 @@ export class TileService {
       if (r.memory) {
         metrics.threadHeapBytes.set({ thread }, r.memory.heapBytes);
         metrics.threadArrayBufferBytes.set({ thread }, r.memory.arrayBufferBytes);
+        for (const [kind, n] of Object.entries(r.memory.collections)) if (n) metrics.threadCollections.inc({ thread, kind }, n);
       }
     }
     metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
