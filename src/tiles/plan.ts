@@ -191,6 +191,24 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   const ky = lv.height / src.height;
   if (fit && resampling === 'nearest') settleNearest(W, fit, exact, fu, fv, kx, ky);
 
+  const extent = levelExtent(fu, fv, kx, ky);
+  if (!extent) return null;
+  const scaleX = Number.isFinite(dudi) ? dudi * kx : ratio * kx;
+  const scaleY = Number.isFinite(dvdj) ? dvdj * ky : ratio * ky;
+  const window = windowFor(...extent, lv, resampling, scaleX, scaleY, W, tile, level);
+  if (!window) return null;
+  const u = alloc.float32(W * W);
+  const v = alloc.float32(W * W);
+  toWindow(fu, fv, kx, ky, window[0], window[1], u, v);
+  return { level, window, width: W, coords: () => ({ u, v }), scaleX, scaleY };
+}
+
+// The per-pixel passes live in small functions of their own: as loops inside planRead they were
+// compiled on the stack (OSR) on every call, and left the compiled code for the rest of the
+// function, which had no type feedback, at once: about 0.5 ms a tile.
+
+/** The extent [minU, minV, maxU, maxV] of full-resolution coordinates scaled to a level's pixels, or null when none is a number. */
+function levelExtent(fu: Float64Array, fv: Float64Array, kx: number, ky: number): [number, number, number, number] | null {
   let minU = Infinity,
     minV = Infinity,
     maxU = -Infinity,
@@ -199,26 +217,20 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
     const u = fu[k]! * kx;
     const v = fv[k]! * ky;
     if (u !== u || v !== v) continue;
-    fu[k] = u;
-    fv[k] = v;
     if (u < minU) minU = u;
     if (u > maxU) maxU = u;
     if (v < minV) minV = v;
     if (v > maxV) maxV = v;
   }
-  if (minU === Infinity) return null;
-  const scaleX = Number.isFinite(dudi) ? dudi * kx : ratio * kx;
-  const scaleY = Number.isFinite(dvdj) ? dvdj * ky : ratio * ky;
-  const window = windowFor(minU, minV, maxU, maxV, lv, resampling, scaleX, scaleY, W, tile, level);
-  if (!window) return null;
-  const [x0, y0] = window;
-  const u = alloc.float32(W * W);
-  const v = alloc.float32(W * W);
+  return minU === Infinity ? null : [minU, minV, maxU, maxV];
+}
+
+/** Full-resolution coordinates as a level's pixels relative to a window's corner, as Float32. */
+function toWindow(fu: Float64Array, fv: Float64Array, kx: number, ky: number, x0: number, y0: number, u: Float32Array, v: Float32Array): void {
   for (let k = 0; k < u.length; k++) {
-    u[k] = fu[k]! - x0;
-    v[k] = fv[k]! - y0;
+    u[k] = fu[k]! * kx - x0;
+    v[k] = fv[k]! * ky - y0;
   }
-  return { level, window, width: W, coords: () => ({ u, v }), scaleX, scaleY };
 }
 
 /** A source in Web Mercator: source pixels are an affine function of output pixels. */
