@@ -5,8 +5,6 @@ import { loadSettings, SETTINGS, settingsTable } from './config.js';
 import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
 import { loadLayer, type Layer } from './layers/layer.js';
 import { findLayerFile, loadLayerDir } from './layers/registry.js';
-import { purgeLayer } from './cache/purge.js';
-import { connectForCommand } from './cache/redis.js';
 import { createLogger } from './log.js';
 import { loadSharp } from './sharp.js';
 import { openRenderer } from './seed/produce.js';
@@ -115,6 +113,7 @@ async function cacheCommand(args: string[]): Promise<void> {
     const file = findLayerFile(settings.layersDir, name);
     keep = (await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts })).version;
   }
+  const [{ connectForCommand }, { purgeLayer }] = await Promise.all([import('./cache/redis.js'), import('./cache/purge.js')]);
   const client = await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
   try {
     const removed = await purgeLayer(client, settings.redisPrefix, name, keep);

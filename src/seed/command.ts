@@ -9,14 +9,13 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { connectForCommand, type RedisClient } from '../cache/redis.js';
+import type { RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
 import { loadSettings, type Settings } from '../config.js';
 import { loadLayer, type Layer } from '../layers/layer.js';
 import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
-import { viaTarget } from './cache.js';
 import {
   bboxArea,
   countTiles,
@@ -158,11 +157,12 @@ export async function seedCommand(args: string[]): Promise<void> {
   if (positionals.length !== 1) throw new Error(`usage: ${SEED_USAGE}`);
   const name = positionals[0]!;
   const file = findLayerFile(settings.layersDir, name);
-  const layer = await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
 
-  // The render threads start while the sources are digested (--since, the manifest's lineage).
+  // The render threads start (loading their modules takes each about half a second) while this
+  // thread loads the layer and digests its sources (--since, the manifest's lineage).
   const renderer = values.via === undefined && !(values.queue && !values['dry-run']) ? openRenderer(settings) : undefined;
   try {
+    const layer = await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
     return await seedLayer(values, settings, layer, renderer);
   } finally {
     await renderer?.close();
@@ -211,7 +211,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
           ? '--queue needs REDIS_URL: the jobs and the workers meet in Redis'
           : '--to cache needs REDIS_URL: the servers share their cache through Redis (or use --to dir:PATH, --to mbtiles:PATH)',
       );
-    redis ??= await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
+    // ioredis is loaded by the runs that use Redis.
+    redis ??= await (await import('../cache/redis.js')).connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
     return redis;
   };
   const produce = via !== undefined ? viaProducer(via, layer, format) : renderer?.producer(layer, format);
@@ -224,7 +225,7 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     const failureLog = `${manifest}.failures.jsonl`;
     const target =
       via !== undefined
-        ? viaTarget()
+        ? (await import('./cache.js')).viaTarget()
         : await openTarget(to, layer, { format, redisPrefix: settings.redisPrefix, redis: redisClient, previous: since?.previous });
     if (!values.resume) await writeFile(failureLog, '');
     // Digested while the tiles render. A source that cannot be read whole (the run then fails

@@ -8,9 +8,7 @@ import type { RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
 import type { Layer } from '../layers/layer.js';
 import type { TileId } from '../tiles/mercator.js';
-import { cacheTarget } from './cache.js';
 import { openDirTarget } from './dir.js';
-import { openMbtilesTarget } from './mbtiles.js';
 
 export interface SeedTarget {
   /** For messages and the manifest: `cache`, `dir:PATH`, `mbtiles:PATH`. */
@@ -73,8 +71,9 @@ export async function openTarget(to: string, layer: Layer, o: TargetOptions): Pr
     tileSize: layer.config.tileSize,
     ...(o.previous !== undefined && { previous: o.previous }),
   };
-  if (to === 'cache') return cacheTarget(await o.redis(), o.redisPrefix, layer, o.format, 1, o.previous);
+  // Each kind's module (ioredis, better-sqlite3) is loaded by the runs that write to it.
+  if (to === 'cache') return (await import('./cache.js')).cacheTarget(await o.redis(), o.redisPrefix, layer, o.format, 1, o.previous);
   if (to.startsWith('dir:') && to.length > 4) return openDirTarget(path.resolve(to.slice(4)), seedLayer);
-  if (to.startsWith('mbtiles:') && to.length > 8) return openMbtilesTarget(path.resolve(to.slice(8)), seedLayer);
+  if (to.startsWith('mbtiles:') && to.length > 8) return (await import('./mbtiles.js')).openMbtilesTarget(path.resolve(to.slice(8)), seedLayer);
   throw new Error(`--to ${to}: expected cache, dir:PATH or mbtiles:PATH`);
 }
