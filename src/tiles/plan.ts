@@ -205,7 +205,7 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
 
 // The per-pixel passes live in small functions of their own: as loops inside planRead they were
 // compiled on the stack (OSR) on every call, and left the compiled code for the rest of the
-// function, which had no type feedback, at once: about 0.5 ms a tile.
+// function, which had no type feedback, at once (a UTM plan took 0.7 ms instead of 0.5).
 
 /** The extent [minU, minV, maxU, maxV] of full-resolution coordinates scaled to a level's pixels, or null when none is a number. */
 function levelExtent(fu: Float64Array, fv: Float64Array, kx: number, ky: number): [number, number, number, number] | null {
