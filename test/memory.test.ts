@@ -18,7 +18,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GDAL_ENV, gdalMissing } from './helpers/gdal.js';
-import { lonLatToTile, makeLayersDir, metricValue, request, startServer, type TempLayers } from './helpers/http.js';
+import { getJson, lonLatToTile, makeLayersDir, metricValue, request, startServer, type TempLayers } from './helpers/http.js';
 
 const KERNELS = new URL('../src/kernels.js', import.meta.url).href;
 
@@ -113,8 +113,7 @@ pipeline:
     test('a thousand tiles of zooms 10-14: a major collection for every four minor ones at most', async () => {
       const srv = await startServer(layers.dir, { WORKERS: '2', CACHE_L1_MB: '0' });
       try {
-        const info = JSON.parse((await request(srv.url, '/layers/dem-4096')).body.toString('utf8')) as { bounds: [number, number, number, number] };
-        const [w, s, e, n] = info.bounds;
+        const [w, s, e, n] = (await getJson<{ bounds: [number, number, number, number] }>(srv.url, '/layers/dem-4096')).json.bounds;
         const paths: string[] = [];
         for (let z = 10; z <= 14; z++) {
           const [, x0, y0] = lonLatToTile(w, n, z);
