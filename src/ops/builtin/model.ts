@@ -12,7 +12,7 @@
  * refuses the layer otherwise; files are capped in size, inputs in channels, inference in time.
  */
 import { statSync } from 'node:fs';
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { TileError } from '../../errors.js';
 import { Operator, parseParams, type BuildContext } from '../operator.js';
@@ -47,6 +47,13 @@ const params = z
   })
   .strict();
 
+/**
+ * onnxruntime, loaded when a graph first runs or checks a model: its native library takes
+ * tens of milliseconds to load, in every render thread, and most layers have no model.
+ */
+let runtime: Promise<typeof ort> | undefined;
+const onnx = (): Promise<typeof ort> => (runtime ??= import('onnxruntime-node').then((m) => m.default));
+
 /** Sessions of this thread, by model path and file identity. */
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
@@ -55,7 +62,9 @@ function session(path: string): Promise<ort.InferenceSession> {
   const key = `${path}@${info.size}-${info.mtimeMs}`;
   let s = sessions.get(key);
   if (!s) {
-    s = ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    s = onnx().then((o) =>
+      o.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' }),
+    );
     s.catch(() => sessions.delete(key));
     sessions.set(key, s);
   }
@@ -96,7 +105,7 @@ export class Model extends Operator {
     if (size > MAX_MODEL_BYTES) throw new Error(`model '${this.p.file}' is ${size} bytes; at most ${MAX_MODEL_BYTES}`);
     let s: ort.InferenceSession;
     try {
-      s = await ort.InferenceSession.create(this.path, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
+      s = await (await onnx()).InferenceSession.create(this.path, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
     } catch (err) {
       throw new Error(`model '${this.p.file}' does not load: ${(err as Error).message.split('\n')[0]}`, { cause: err });
     }
@@ -137,12 +146,13 @@ export class Model extends Operator {
       }
     }
     const s = await session(this.path);
+    const { Tensor } = await onnx();
     const input = this.p.input ?? s.inputNames[0]!;
     const output = this.p.output ?? s.outputNames[0]!;
     // onnxruntime may run the model on this thread, holding its event loop: the time is
     // measured, and a tile past the budget fails even if its answer came.
     const t0 = performance.now();
-    const result = await s.run({ [input]: new ort.Tensor('float32', data, [1, channels, w, w]) }, [output]);
+    const result = await s.run({ [input]: new Tensor('float32', data, [1, channels, w, w]) }, [output]);
     const ms = performance.now() - t0;
     if (ms > this.p.timeout_ms)
       throw new TileError(
