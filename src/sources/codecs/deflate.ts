@@ -12,10 +12,21 @@ import { errorMessage, maxDecodedBytes, outputSize, owned, shortBlock, type Owne
 /** DEFLATE's largest expansion: a 258-byte match in two bits (RFC 1951's longest match, one-bit codes). */
 const DEFLATE_MAX_RATIO = 1032;
 
+/**
+ * Blocks of at most this many bytes are inflated, as scratch, into one buffer this thread
+ * keeps: a fresh megabyte a block is a megabyte of pages the kernel maps and zeroes.
+ */
+const MAX_SCRATCH_BYTES = 4 * 2 ** 20;
+let scratchBuffer: Buffer<ArrayBuffer> | undefined;
+
 export function inflate(bytes: Uint8Array, expected: number, scratch: boolean): OwnedBytes {
-  // Whole-buffer: only when the data could fill the block, into memory it then owns from offset 0.
+  // Whole-buffer: only when the data could fill the block, into memory it then owns from offset 0 (or this thread's scratch).
   if (outputSize(expected, bytes.length * DEFLATE_MAX_RATIO) === expected) {
-    const whole = Buffer.allocUnsafeSlow(expected);
+    let whole: Buffer<ArrayBuffer>;
+    if (scratch && expected <= MAX_SCRATCH_BYTES) {
+      if (!scratchBuffer || scratchBuffer.length < expected) scratchBuffer = Buffer.allocUnsafeSlow(expected);
+      whole = scratchBuffer;
+    } else whole = Buffer.allocUnsafeSlow(expected);
     const n = inflateInto(bytes, whole);
     // Every byte written (a shorter stream is Node's to report): none of the unset memory remains.
     if (n === expected) return new Uint8Array(whole.buffer, 0, expected);
