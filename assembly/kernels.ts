@@ -401,3 +401,42 @@ export function validity(b0: usize, b1: usize, n: i32, nodata: f32, valid: usize
 function bad(p: v128, q: v128, f: v128): v128 {
   return v128.or(v128.or(f32x4.eq(p, f), f32x4.ne(p, p)), v128.or(f32x4.eq(q, f), f32x4.ne(q, q)));
 }
+
+/**
+ * The colour-map entries a tile uses (src/render/png.ts, `indexedPngOfCodes`): `used[c]` is set
+ * to 1 for each of the `n` 16-bit codes at `codes` (`used` holds 65536 bytes). Answers the highest.
+ */
+export function usedEntries(codes: usize, n: i32, used: usize): i32 {
+  let highest: i32 = 0;
+  for (let i = 0; i < n; i++) {
+    const c = <i32>load<u16>(codes + ((<usize>i) << 1));
+    highest = max(highest, c);
+    store<u8>(used + c, 1);
+  }
+  return highest;
+}
+
+/**
+ * The scanlines of an indexed PNG (src/render/png.ts, `indexedPngOfCodes`): for each of the
+ * `size` rows of `size` codes at `codes`, a filter byte (`filter`: 0, none, or 2, Up) and the
+ * palette index `entry[code]` of each pixel, less the one above it for Up (the first row's less
+ * 0), into `rows`. The indices are written first, then each row less the one above, from the
+ * bottom up, 16 at a time.
+ */
+export function indexRows(codes: usize, size: i32, entry: usize, filter: i32, rows: usize): void {
+  const stride = <usize>(size + 1);
+  for (let y = 0; y < size; y++) {
+    const o = rows + <usize>y * stride;
+    const c = codes + ((<usize>y * <usize>size) << 1);
+    store<u8>(o, <u8>filter);
+    for (let x = 0; x < size; x++) store<u8>(o + 1 + x, load<u8>(entry + load<u16>(c + ((<usize>x) << 1))));
+  }
+  if (filter != 2) return;
+  for (let y = size - 1; y > 0; y--) {
+    const o = rows + <usize>y * stride + 1;
+    const a = o - stride;
+    let x = 0;
+    for (; x + 16 <= size; x += 16) v128.store(o + x, i8x16.sub(v128.load(o + x), v128.load(a + x)));
+    for (; x < size; x++) store<u8>(o + x, <u8>(load<u8>(o + x) - load<u8>(a + x)));
+  }
+}

@@ -35,6 +35,8 @@ interface Exports {
   separable(...args: number[]): void;
   triangle4(...args: number[]): number;
   validity(b0: number, b1: number, n: number, nodata: number, valid: number): number;
+  usedEntries(codes: number, n: number, used: number): number;
+  indexRows(codes: number, size: number, entry: number, filter: number, rows: number): void;
 }
 
 let wasm = true;
@@ -306,4 +308,35 @@ export function validity(bands: readonly Float32Array[], n: number, nodata: numb
   const invalid = k.validity(p0, p1, n, nodata, pv);
   valid.set(mem.subarray(pv, pv + n));
   return invalid;
+}
+
+/**
+ * An indexed PNG's scanlines from a colour map's codes (src/render/png.ts, `indexedPngOfCodes`),
+ * `size` x `size` of them: `palette` is given which entries the tile uses (`used[c]` is 1 for
+ * each, up to `highest`) and answers each entry's palette index, or null to give up (past 256
+ * colours, or an entry past the table: it may throw). Answers the scanlines (a filter byte a
+ * row, `filter` 0, none, or 2, Up), null when `palette` gave up, or undefined, having done
+ * nothing.
+ */
+export function indexRows(
+  codes: Uint16Array,
+  size: number,
+  filter: 0 | 2,
+  palette: (used: Uint8Array, highest: number) => Uint8Array | null,
+): Uint8Array | null | undefined {
+  const n = size * size;
+  if (!wasm || n * 4 + size + 2 * 65536 > MAX_KERNEL_BYTES) return undefined;
+  const {
+    k,
+    mem,
+    at: [pCodes, pUsed, pEntry, pRows],
+  } = scratch([n * 2, 65536, 65536, n + size]);
+  mem.set(new Uint8Array(codes.buffer, codes.byteOffset, n * 2), pCodes);
+  mem.fill(0, pUsed, pUsed + 65536);
+  const highest = k.usedEntries(pCodes, n, pUsed);
+  const entry = palette(mem.subarray(pUsed, pUsed + highest + 1), highest);
+  if (!entry) return null;
+  mem.set(entry.subarray(0, highest + 1), pEntry);
+  k.indexRows(pCodes, size, pEntry, filter, pRows);
+  return mem.slice(pRows, pRows + n + size);
 }

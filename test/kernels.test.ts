@@ -16,6 +16,7 @@ import {
   deflateZlib,
   floatingPoint32,
   horizontal,
+  indexRows,
   inflateInto,
   validity as validityKernel,
   kernelsInUse,
@@ -26,7 +27,8 @@ import { Cog } from '../src/sources/cog.js';
 import { sampleWindow, type Resampling, type Window } from '../src/sources/sample.js';
 import { readWindow } from '../src/sources/window.js';
 import { FileSource } from '../src/sources/bytesource.js';
-import { indexedPng } from '../src/render/png.js';
+import { indexedPng, indexedPngOfCodes } from '../src/render/png.js';
+import type { TableCodes } from '../src/ops/raster.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
 import { inflate } from '../src/sources/codecs/deflate.js';
 import { NATIVE_LE, undoFloatingPointPredictor, undoHorizontalPredictor } from '../src/sources/codecs/predictor.js';
@@ -273,6 +275,58 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
         await cog.close();
       }
     }
+  });
+
+  test("an indexed PNG's scanlines from colour-map codes: the same PNG, ramp and classes, every tile size, past 256 colours and past the table", () => {
+    let seed = 5000;
+    const both = (codes: TableCodes, size: number) => {
+      const fast = (() => {
+        try {
+          return indexedPngOfCodes(codes, size);
+        } catch (err) {
+          return err as Error;
+        }
+      })();
+      useKernels('reference', 'wasm');
+      try {
+        return { fast, reference: indexedPngOfCodes(codes, size) };
+      } catch (err) {
+        return { fast, reference: err as Error };
+      } finally {
+        useKernels('fast', 'wasm');
+      }
+    };
+    for (const size of [1, 3, 16, 17, 255, 256, 512])
+      for (const [entries, colours] of [
+        [8, 8],
+        [4096, 200],
+        [600, 300],
+      ] as const)
+        for (const ordered of [true, false]) {
+          const rand = random(seed++);
+          const lut = Uint32Array.from({ length: entries }, (_, k) => (k % colours) * 0x010203 + (k % 5 === 0 ? 0x80000000 : 0xff000000));
+          const index = new Uint16Array(size * size);
+          for (let i = 0, c = 0; i < index.length; i++) {
+            if (rand() < 0.3) c = Math.floor(rand() * (entries + 1));
+            index[i] = c;
+          }
+          const { fast, reference } = both({ index, lut, ordered }, size);
+          const what = `${size}x${size}, ${entries} entries of ${colours} colours, ordered ${ordered}`;
+          if (reference === null || fast === null) assert.equal(fast, reference, `${what}: both give up`);
+          else {
+            assert.ok(fast instanceof Uint8Array && reference instanceof Uint8Array, what);
+            assert.equal(firstDifference(fast, reference), -1, what);
+          }
+        }
+    // A code past the table: the same refusal both ways.
+    const index = new Uint16Array(256 * 256).fill(3);
+    index[777] = 65535;
+    const { fast, reference } = both({ index, lut: new Uint32Array(8).fill(0xff0000ff), ordered: true }, 256);
+    assert.ok(fast instanceof Error && reference instanceof Error);
+    assert.equal(fast.message, reference.message);
+    assert.match(fast.message, /code 65535 past the 8 entries/);
+    // And the kernel did run.
+    assert.ok(indexRows(index.fill(1), 256, 2, () => new Uint8Array(2)) instanceof Uint8Array);
   });
 
   test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {

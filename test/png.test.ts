@@ -130,32 +130,63 @@ describe('indexed PNG from colour-map entries', () => {
     return { codes, lut, rgba };
   }
 
-  it('the same bytes as from the RGBA: repeated and transparent entries, more entries than colours, past 256 colours', () => {
-    for (const [entries, distinct] of [
-      [4, 4],
-      [300, 120],
-      [4096, 256],
-      [4096, 200],
-      [600, 257],
-    ] as const) {
-      const { codes, lut, rgba } = coded(entries, distinct, entries * 31 + distinct);
-      const fromRgba = indexedPng(rgba, SIZE);
-      const fromCodes = indexedPngOfCodes(codes, lut, SIZE);
-      if (fromRgba === null) {
-        assert.equal(fromCodes, null, `${entries} entries of ${distinct} colours: neither fits`);
-        continue;
+  it('sharp decodes the RGBA the entries draw, ramp or classes: repeated and transparent entries, more entries than colours', async () => {
+    for (const ordered of [true, false])
+      for (const [entries, distinct] of [
+        [4, 4],
+        [300, 120],
+        [4096, 256],
+        [4096, 200],
+      ] as const) {
+        const { codes, lut, rgba } = coded(entries, distinct, entries * 31 + distinct);
+        const png = indexedPngOfCodes({ index: codes, lut, ordered }, SIZE);
+        if (indexedPng(rgba, SIZE) === null) {
+          assert.equal(png, null, `${entries} entries of ${distinct} colours (and transparent): neither fits`);
+          continue;
+        }
+        assert.ok(png, `${entries} entries of ${distinct} colours: encoded`);
+        const back = await viaSharp(png);
+        assert.equal(back.palette, true);
+        assert.equal(back.channels, 4);
+        assert.ok(
+          Buffer.compare(back.rgba, Buffer.from(rgba)) === 0,
+          `${entries} entries of ${distinct} colours, ordered ${ordered}: ${firstDifference(back.rgba, rgba)}`,
+        );
       }
-      assert.ok(fromCodes && Buffer.from(fromCodes).equals(Buffer.from(fromRgba)), `${entries} entries of ${distinct} colours: the same PNG`);
+  });
+
+  it('past 256 colours neither writer fits the tile', () => {
+    const { codes, lut, rgba } = coded(600, 257, 600 * 31 + 257);
+    assert.equal(indexedPng(rgba, SIZE), null);
+    for (const ordered of [true, false]) assert.equal(indexedPngOfCodes({ index: codes, lut, ordered }, SIZE), null);
+  });
+
+  const missing = toolsMissing(['gdal_translate', 'gdalinfo']);
+  const tmp = tempDir('png-codes');
+  after(() => tmp.remove());
+  it('GDAL (libpng) undoes the row filter: the same indices into the same colour table', { skip: missing }, () => {
+    const { codes, lut, rgba } = coded(4096, 200, 77);
+    const file = path.join(tmp.dir, 'ramp.png');
+    writeFileSync(file, indexedPngOfCodes({ index: codes, lut, ordered: true }, SIZE)!);
+    const info = JSON.parse(gdal('gdalinfo', ['-json', file])) as { bands: { colorTable?: { entries: number[][] } }[] };
+    const entries = info.bands[0]!.colorTable!.entries;
+    const base = path.join(tmp.dir, 'ramp');
+    gdal('gdal_translate', ['-q', '-of', 'ENVI', file, `${base}.raw`]);
+    const { bands } = readEnviRaw(base);
+    for (let i = 0; i < SIZE * SIZE; i++) {
+      const entry = entries[bands[0]![i]!]!;
+      for (let c = 0; c < 4; c++) if (entry[c] !== rgba[i * 4 + c]) assert.fail(`pixel ${i} channel ${c}: GDAL ${entry[c]}, tile ${rgba[i * 4 + c]}`);
     }
   });
 
-  it("the shipped layers' colour maps hand their entries to the writer, and the tile is the one the RGBA gives", async () => {
+  it("the shipped layers' colour maps hand their entries to the writer: the tile's own RGBA, smaller for a ramp", async () => {
     const cases = [
-      { layer: 'dem-relief', at: [-117.55, 53.25, 12], codes: true },
-      { layer: 'zion-ndvi', at: [-113.0, 37.3, 12], codes: true },
-      { layer: 'zion-landcover', at: [-113.0, 37.3, 11], codes: true },
+      { layer: 'dem-relief', at: [-117.55, 53.25, 12], codes: true, ordered: true },
+      { layer: 'zion-ndvi', at: [-113.0, 37.3, 12], codes: true, ordered: true },
+      // The file's own palette: classes, in no order of value.
+      { layer: 'zion-landcover', at: [-113.0, 37.3, 11], codes: true, ordered: false },
       // A colour map blended with a hillshade: the blend draws new RGBA, without entries.
-      { layer: 'dem-shaded-relief', at: [-117.55, 53.25, 12], codes: false },
+      { layer: 'dem-shaded-relief', at: [-117.55, 53.25, 12], codes: false, ordered: false },
     ] as const;
     for (const c of cases) {
       const layer = await loadLayer(findLayerFile(SHIPPED_LAYERS, c.layer), { layersDir: SHIPPED_LAYERS, allowedHosts: [] });
@@ -166,9 +197,13 @@ describe('indexed PNG from colour-map entries', () => {
         assert.ok(r.rgba, `${c.layer}: the tile draws something`);
         assert.equal(r.codes !== undefined, c.codes, `${c.layer}: entries ${c.codes ? 'given' : 'not given'}`);
         if (!r.codes) continue;
+        assert.equal(r.codes.ordered, c.ordered, `${c.layer}: the table ${c.ordered ? 'runs along the values' : 'is a palette of classes'}`);
         const fromRgba = indexedPng(r.rgba, SIZE);
-        assert.ok(fromRgba, `${c.layer}: at most 256 colours`);
-        assert.ok(Buffer.from(indexedPngOfCodes(r.codes.index, r.codes.lut, SIZE)!).equals(Buffer.from(fromRgba)), `${c.layer}: the same PNG`);
+        const fromCodes = indexedPngOfCodes(r.codes, SIZE);
+        assert.ok(fromRgba && fromCodes, `${c.layer}: at most 256 colours`);
+        const back = await viaSharp(fromCodes);
+        assert.ok(Buffer.compare(back.rgba, Buffer.from(r.rgba)) === 0, `${c.layer}: ${firstDifference(back.rgba, r.rgba)}`);
+        if (c.ordered) assert.ok(fromCodes.length < fromRgba.length * 0.9, `${c.layer}: ${fromCodes.length} bytes filtered, ${fromRgba.length} unfiltered`);
       } finally {
         await graph.close();
       }
@@ -177,9 +212,9 @@ describe('indexed PNG from colour-map entries', () => {
 
   it('refuses a wrong length and an entry past the table', () => {
     const { codes, lut } = coded(8, 8, 5);
-    assert.throws(() => indexedPngOfCodes(codes.subarray(1), lut, SIZE), /expected 65536 codes/);
+    assert.throws(() => indexedPngOfCodes({ index: codes.subarray(1), lut, ordered: true }, SIZE), /expected 65536 codes/);
     codes[100] = 9;
-    assert.throws(() => indexedPngOfCodes(codes, lut, SIZE), /code 9 past the 8 entries/);
+    assert.throws(() => indexedPngOfCodes({ index: codes, lut, ordered: true }, SIZE), /code 9 past the 8 entries/);
   });
 });
 

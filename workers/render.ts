@@ -85,7 +85,7 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
       const t0 = performance.now();
       const rgba = new Uint8Array(result.rgba);
       const { codes } = drawn;
-      const png = (codes ? indexedPngOfCodes(codes.index, codes.lut, task.size) : indexedPng(rgba, task.size)) ?? rgbaPng(rgba, task.size);
+      const png = (codes ? indexedPngOfCodes(codes, task.size) : indexedPng(rgba, task.size)) ?? rgbaPng(rgba, task.size);
       if (png) {
         result.encodeMs = performance.now() - t0;
         result.png = png.buffer as ArrayBuffer;

@@ -31,8 +31,17 @@ export interface RgbaRaster {
    * Set by colormap: each pixel's entry of its colour table (0 where it drew nothing, k for
    * `lut[k - 1]`), so that the PNG writer can index the tile without hashing its colours
    * (src/render/png.ts). An operator that draws new RGBA leaves it out; none changes `data` in place.
+   * `ordered`: the table runs along the values (a ramp), so that neighbouring pixels mostly
+   * get neighbouring entries; not so for a file's own palette, whose entries are classes.
    */
-  codes?: { index: Uint16Array; lut: Uint32Array };
+  codes?: TableCodes;
+}
+
+/** A colour-mapped tile's entries (see RgbaRaster.codes). */
+export interface TableCodes {
+  index: Uint16Array;
+  lut: Uint32Array;
+  ordered: boolean;
 }
 
 export type Raster = BandRaster | RgbaRaster;

@@ -1,5 +1,6 @@
 import { crc32, deflateSync } from 'node:zlib';
-import { deflateZlib } from '../kernels.js';
+import { deflateZlib, indexRows } from '../kernels.js';
+import type { TableCodes } from '../ops/raster.js';
 import { PNG_LEVEL } from './encode.js';
 
 /**
@@ -9,6 +10,13 @@ import { PNG_LEVEL } from './encode.js';
  * pixels at this level, faster and smaller, unless KERNELS=reference.
  */
 export const INDEXED_PNG_LEVEL = 4;
+
+/**
+ * zlib level of indexed PNGs of a ramp's entries, filtered by the row above (indexedPngOfCodes):
+ * its small differences leave level 4 little to gain over level 1 (2-6% fewer bytes on the
+ * DEM and NDVI tiles, for twice the time).
+ */
+export const ORDERED_PNG_LEVEL = 1;
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 const HASH_BITS = 9;
@@ -32,7 +40,7 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
   let prev = 0,
     prevIndex = -1;
   for (let y = 0, i = 0, o = 0; y < size; y++) {
-    rows[o++] = 0;
+    rows[o++] = NONE;
     for (let x = 0; x < size; x++, i++) {
       const w = words[i]!;
       if (w !== prev || prevIndex < 0) {
@@ -43,38 +51,93 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
       rows[o++] = prevIndex;
     }
   }
-  return indexedFile(rows, palette, size, level);
+  // Entries with alpha below 255 go first, so that tRNS stops at the last of them.
+  const { colours, count } = palette;
+  const order = new Uint8Array(count);
+  const remap = new Uint8Array(256);
+  let translucent = 0;
+  for (let c = 0; c < count; c++) if (colours[c]! >>> 24 !== 255) order[translucent++] = c;
+  for (let c = 0, k = translucent; c < count; c++) if (colours[c]! >>> 24 === 255) order[k++] = c;
+  for (let k = 0; k < count; k++) remap[order[k]!] = k;
+  let identity = true;
+  for (let k = 0; k < count && identity; k++) identity = order[k] === k;
+  if (!identity) for (let o = 0; o < rows.length; o += size + 1) for (let x = o + 1; x <= o + size; x++) rows[x] = remap[rows[x]!]!;
+  return indexedFile(rows, identity ? colours : Uint32Array.from(order, (c) => colours[c]!), count, size, level);
 }
 
 /**
- * The same PNG, byte for byte, from a colour map's entries instead of its RGBA: `codes` holds
- * each pixel's entry (0 where nothing is drawn, k for `lut[k - 1]`), as colormap records them
- * beside the RGBA it draws. Each entry's colour is looked up in the palette once, the first
- * time the tile uses it, instead of at every change of colour along a row. Null beyond 256
- * colours, as indexedPng.
+ * The tile as an indexed PNG from a colour map's entries instead of its RGBA, or null beyond
+ * 256 colours (as indexedPng): `index` holds each pixel's entry (0 where nothing is drawn, k
+ * for `lut[k - 1]`), as colormap records them beside the RGBA it draws. The same pixels as
+ * indexedPng gives, with the palette in the table's order. When the table runs along the
+ * values (`ordered`: a ramp), neighbouring pixels get neighbouring indices, and each row is
+ * written less the row above it (PNG filter 2, Up): small differences, which compress to
+ * 16-24% fewer bytes than the indices themselves in a third of the time (ORDERED_PNG_LEVEL).
+ * A palette of classes is written as indexedPng writes it.
  */
-export function indexedPngOfCodes(codes: Uint16Array, lut: Uint32Array, size: number, level = INDEXED_PNG_LEVEL): Uint8Array | null {
+export function indexedPngOfCodes(codes: TableCodes, size: number, level?: number): Uint8Array | null {
+  const { index, lut, ordered } = codes;
   const n = size * size;
-  if (codes.length !== n) throw new Error(`indexedPngOfCodes: expected ${n} codes for ${size}x${size}, got ${codes.length}`);
+  if (index.length !== n) throw new Error(`indexedPngOfCodes: expected ${n} codes for ${size}x${size}, got ${index.length}`);
   const palette = new Palette();
-  const entry = new Int16Array(lut.length + 1).fill(-1);
-  const rows = new Uint8Array(n + size);
-  for (let y = 0, i = 0, o = 0; y < size; y++) {
-    rows[o++] = 0;
-    for (let x = 0; x < size; x++, i++) {
-      const c = codes[i]!;
-      // Undefined past the table: reported below, never drawn as another colour.
-      let k = entry[c];
-      if (k === undefined || k < 0) {
-        if (c > lut.length) throw new Error(`indexedPngOfCodes: code ${c} past the ${lut.length} entries of the table`);
-        k = entry[c] = palette.indexOf(c === 0 ? 0 : lut[c - 1]!);
+  // Given the entries the tile uses: their colours in table order, those with alpha below 255
+  // first (see indexedFile), and each entry's index into them.
+  const indices = (used: Uint8Array, highest: number): Uint8Array | null => {
+    // Undefined past the table: refused, never drawn as another colour.
+    if (highest > lut.length) throw new Error(`indexedPngOfCodes: code ${highest} past the ${lut.length} entries of the table`);
+    const entry = new Uint8Array(highest + 1);
+    for (const opaque of [false, true])
+      for (let c = 0; c <= highest; c++) {
+        if (!used[c]) continue;
+        const w = c === 0 ? 0 : lut[c - 1]!;
+        if ((w >>> 24 === 255) !== opaque) continue;
+        const k = palette.indexOf(w);
         if (k < 0) return null;
+        entry[c] = k;
       }
-      rows[o++] = k;
-    }
-  }
-  return indexedFile(rows, palette, size, level);
+    return entry;
+  };
+  const filter = ordered ? UP : NONE;
+  const rows = indexRows(index, size, filter, indices) ?? indexRowsReference(index, size, filter, indices);
+  return rows && indexedFile(rows, palette.colours, palette.count, size, level ?? (ordered ? ORDERED_PNG_LEVEL : INDEXED_PNG_LEVEL));
 }
+
+/** The JavaScript twin of src/kernels.ts `indexRows`, and the reference it is tested against. */
+function indexRowsReference(
+  codes: Uint16Array,
+  size: number,
+  filter: 0 | 2,
+  palette: (used: Uint8Array, highest: number) => Uint8Array | null,
+): Uint8Array | null {
+  const n = size * size;
+  const used = new Uint8Array(65536);
+  let highest = 0;
+  for (let i = 0; i < n; i++) {
+    const c = codes[i]!;
+    if (c > highest) highest = c;
+    used[c] = 1;
+  }
+  const entry = palette(used.subarray(0, highest + 1), highest);
+  if (!entry) return null;
+  // Scanlines: a filter byte and the indices, each less the one above it for Up (the first row's less 0).
+  const rows = new Uint8Array(n + size);
+  const above = new Uint8Array(size);
+  for (let y = 0, i = 0, o = 0; y < size; y++) {
+    rows[o++] = filter;
+    if (filter === UP)
+      for (let x = 0; x < size; x++, i++) {
+        const k = entry[codes[i]!]!;
+        rows[o++] = k - above[x]!;
+        above[x] = k;
+      }
+    else for (let x = 0; x < size; x++, i++) rows[o++] = entry[codes[i]!]!;
+  }
+  return rows;
+}
+
+/** PNG filter types of a scanline. */
+const NONE = 0 as const;
+const UP = 2 as const;
 
 const HASH_SLOTS = 1 << HASH_BITS;
 
@@ -103,25 +166,18 @@ class Palette {
   }
 }
 
-/** The PNG of scanlines of palette indices: PLTE and tRNS from the palette, entries with alpha below 255 first. */
-function indexedFile(rows: Uint8Array, palette: Palette, size: number, level: number): Uint8Array {
-  const { colours, count } = palette;
-  // Entries with alpha below 255 go first, so that tRNS stops at the last of them.
-  const order = new Uint8Array(count);
-  const remap = new Uint8Array(256);
+/**
+ * The PNG of scanlines of palette indices and their palette: `colours[0..count)`, those with
+ * alpha below 255 first, so that tRNS stops at the last of them.
+ */
+function indexedFile(rows: Uint8Array, colours: Uint32Array, count: number, size: number, level: number): Uint8Array {
   let translucent = 0;
-  for (let c = 0; c < count; c++) if (colours[c]! >>> 24 !== 255) order[translucent++] = c;
-  for (let c = 0, k = translucent; c < count; c++) if (colours[c]! >>> 24 === 255) order[k++] = c;
-  for (let k = 0; k < count; k++) remap[order[k]!] = k;
-  let identity = true;
-  for (let k = 0; k < count && identity; k++) identity = order[k] === k;
-  if (!identity) for (let o = 0; o < rows.length; o += size + 1) for (let x = o + 1; x <= o + size; x++) rows[x] = remap[rows[x]!]!;
-
+  while (translucent < count && colours[translucent]! >>> 24 !== 255) translucent++;
   const plte = new Uint8Array(count * 3);
   const trns = new Uint8Array(Math.max(1, translucent));
   trns[0] = 255;
   for (let k = 0; k < count; k++) {
-    const w = colours[order[k]!]!;
+    const w = colours[k]!;
     plte[k * 3] = w & 0xff;
     plte[k * 3 + 1] = (w >>> 8) & 0xff;
     plte[k * 3 + 2] = (w >>> 16) & 0xff;

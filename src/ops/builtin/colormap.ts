@@ -152,7 +152,7 @@ export class Colormap extends Operator {
         index[i] = e + 1;
       }
     }
-    return { kind: 'rgba', width: r.width, height: r.height, data, codes: { index, lut } };
+    return { kind: 'rgba', width: r.width, height: r.height, data, codes: { index, lut, ordered: !this.usesSource } };
   }
 
   private sourceLut(palette: Uint8Array): Uint32Array {
