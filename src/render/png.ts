@@ -98,7 +98,9 @@ export function indexedPngOfCodes(codes: TableCodes, size: number, level?: numbe
     return entry;
   };
   const filter = ordered ? UP : NONE;
-  const rows = indexRows(index, size, filter, indices) ?? indexRowsReference(index, size, filter, indices);
+  // Undefined when the kernel did not run; null when the palette gave up.
+  const fast = indexRows(index, size, filter, indices);
+  const rows = fast === undefined ? indexRowsReference(index, size, filter, indices) : fast;
   return rows && indexedFile(rows, palette.colours, palette.count, size, level ?? (ordered ? ORDERED_PNG_LEVEL : INDEXED_PNG_LEVEL));
 }
 
