@@ -17,7 +17,8 @@
  */
 import { createHash } from 'node:crypto';
 import Flatbush from 'flatbush';
-import proj4 from 'proj4';
+import type { Converter } from 'proj4';
+import proj4 from '../crs/proj4.js';
 import { z } from 'zod';
 import { SourceError, TileError } from '../errors.js';
 import type { Layer, LayerSource } from '../layers/layer.js';
@@ -801,7 +802,7 @@ const RATIO_SLACK = 1.5;
  * two axes, as `planRead` takes it for the level), from three exact transforms; NaN where one fails.
  */
 function ratioFunction(plan: PlanSource): (x: number, y: number, res: number) => number {
-  let conv: proj4.Converter;
+  let conv: Converter;
   try {
     conv = proj4('EPSG:3857', plan.proj4);
   } catch {
