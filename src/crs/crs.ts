@@ -6,7 +6,7 @@
  *
  * This folder is the bottom layer: it imports nothing else from src/.
  */
-import proj4 from './proj4.js';
+import proj4 from '../proj4.js';
 
 export interface Crs {
   /** proj4js definition string (PROJ.4 syntax). */

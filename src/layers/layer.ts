@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { realpathSync, statSync, type Stats } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import proj4 from '../crs/proj4.js';
+import proj4 from '../proj4.js';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { buildGraph } from '../ops/build.js';

@@ -4,7 +4,7 @@
  * step's statistics over an area (`/statistics`). Both run the graph as a tile render does,
  * watching its steps (TileContext.tap).
  */
-import proj4 from '../crs/proj4.js';
+import proj4 from '../proj4.js';
 import type { Alloc } from '../alloc.js';
 import { TileError } from '../errors.js';
 import { Graph, Sequential, type Operator } from '../ops/operator.js';

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import Flatbush from 'flatbush';
 import type { Converter } from 'proj4';
-import proj4 from '../crs/proj4.js';
+import proj4 from '../proj4.js';
 import { z } from 'zod';
 import { SourceError, TileError } from '../errors.js';
 import type { Layer, LayerSource } from '../layers/layer.js';

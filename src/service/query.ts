@@ -6,7 +6,7 @@
  * that cap.
  */
 import path from 'node:path';
-import proj4 from '../crs/proj4.js';
+import proj4 from '../proj4.js';
 import { TileError } from '../errors.js';
 import type { Layer } from '../layers/layer.js';
 import { tileMembers } from '../layers/mosaic.js';

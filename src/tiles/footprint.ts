@@ -3,7 +3,7 @@
  * reprojected edge bends), the way `wgs84Bounds` in src/layers/layer.ts samples them for a
  * bbox. Seeding covers a layer's footprint with it; a mosaic indexes its members by it.
  */
-import proj4 from '../crs/proj4.js';
+import proj4 from '../proj4.js';
 
 export interface SourceOutline {
   geoTransform: readonly number[];

@@ -3,7 +3,7 @@
  * window each output pixel centre falls. Pure arithmetic on the source's metadata (no I/O,
  * no pixels), so it is unit-tested with numbers alone.
  */
-import proj4 from '../crs/proj4.js';
+import proj4 from '../proj4.js';
 import { heapAlloc, type Alloc } from '../alloc.js';
 import { SourceError } from '../errors.js';
 import type { Resampling } from '../sources/sample.js';
