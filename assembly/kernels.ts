@@ -440,3 +440,45 @@ export function indexRows(codes: usize, size: i32, entry: usize, filter: i32, ro
     for (; x < size; x++) store<u8>(o + x, <u8>(load<u8>(o + x) - load<u8>(a + x)));
   }
 }
+
+/**
+ * An opaque RGBA image's PNG scanlines as RGB (src/render/png.ts, `rgbaPng`): for each of the
+ * `size` rows of `size` pixels at `rgba`, a filter byte 2 (Up) and the row's red, green and
+ * blue bytes less those of the row above (the first row's less 0), into `rows`, which holds 16
+ * bytes past the scanlines (each group of four pixels is stored as 16 bytes, the last four of
+ * them written over by what follows). Answers false, `rows` partly written, at the first pixel
+ * whose alpha is not 255.
+ */
+export function rgbUpRows(rgba: usize, size: i32, rows: usize): bool {
+  const stride = <usize>(size * 3 + 1);
+  const alpha = i32x4.splat(0xff000000);
+  for (let y = 0; y < size; y++) {
+    const o = rows + <usize>y * stride + 1;
+    const src = rgba + ((<usize>y * <usize>size) << 2);
+    store<u8>(o - 1, 2);
+    let x = 0;
+    for (; x + 4 <= size; x += 4) {
+      const v = v128.load(src + ((<usize>x) << 2));
+      if (!i32x4.all_true(i32x4.eq(v128.and(v, alpha), alpha))) return false;
+      v128.store(o + <usize>x * 3, i8x16.shuffle(v, v, 0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 0, 0, 0, 0));
+    }
+    for (; x < size; x++) {
+      const p = load<u32>(src + ((<usize>x) << 2));
+      if (p >>> 24 != 255) return false;
+      const at = o + <usize>x * 3;
+      store<u8>(at, <u8>p);
+      store<u8>(at + 1, <u8>(p >>> 8));
+      store<u8>(at + 2, <u8>(p >>> 16));
+    }
+  }
+  // Each row less the one above, from the bottom row up, so that the row above is still whole.
+  const len = size * 3;
+  for (let y = size - 1; y > 0; y--) {
+    const o = rows + <usize>y * stride + 1;
+    const a = o - stride;
+    let x = 0;
+    for (; x + 16 <= len; x += 16) v128.store(o + x, i8x16.sub(v128.load(o + x), v128.load(a + x)));
+    for (; x < len; x++) store<u8>(o + x, <u8>(load<u8>(o + x) - load<u8>(a + x)));
+  }
+  return true;
+}

@@ -48,7 +48,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { blockCache } from '../src/sources/blockcache.js';
-import { coldTileCosts, renderRgba, singleThread, type DirectResult } from './direct.js';
+import { coldTileCosts, renderCodes, renderRgba, singleThread, type DirectResult } from './direct.js';
 import { encodeTable } from './encode.js';
 import { DEM_PIPELINE, DEM_STOPS, writeBenchLayers, type BenchLayers } from './layers.js';
 import { drive, freePort, summarise, type LoadResult } from './loadgen.js';
@@ -607,10 +607,10 @@ async function encoders(layers: BenchLayers): Promise<Record<string, unknown>> {
     const all = tilesCovering(l.bounds, ZOOMS[0], ZOOMS[1]);
     return all.filter((_, i) => i % Math.max(1, Math.floor(all.length / 32)) === 0).slice(0, 32);
   };
-  const dem = await encodeTable(await renderRgba(layers.dem.spec, pick(layers.dem)));
-  const ndvi = await encodeTable(await renderRgba(layers.ndvi.spec, pick(layers.ndvi)));
+  const dem = await encodeTable(await renderRgba(layers.dem.spec, pick(layers.dem)), await renderCodes(layers.dem.spec, pick(layers.dem)));
+  const ndvi = await encodeTable(await renderRgba(layers.ndvi.spec, pick(layers.ndvi)), await renderCodes(layers.ndvi.spec, pick(layers.ndvi)));
   const sharpRow = dem.find((r) => r.format.includes('encodeTile'));
-  const indexedRow = dem.find((r) => r.format.startsWith('indexed') && r.format.includes('render threads'));
+  const indexedRow = dem.find((r) => r.format.startsWith("indexed png of a ramp's entries") && r.format.includes('render threads'));
   const rgbaRow = dem.find((r) => r.format.startsWith('rgba png'));
   log(
     `  encode: DEM tiles as the server encodes them: indexed PNG (${indexedRow?.format}, ${Math.round((indexedRow?.share ?? 0) * 100)}% of tiles) ${indexedRow?.callerMs} ms/tile, ${indexedRow?.meanBytes} bytes; the rest as RGBA PNGs by libdeflate ${rgbaRow?.cpuMs} ms CPU/tile, ${rgbaRow?.meanBytes} bytes, against sharp (${sharpRow?.format}) ${sharpRow?.cpuMs} ms CPU/tile, ${sharpRow?.parallelMs} ms/tile under load, ${sharpRow?.meanBytes} bytes`,

@@ -8,7 +8,7 @@
  *   decoded block is reused; bytes read counted. This is the overview target's measure.
  */
 import { buildGraph } from '../src/ops/build.js';
-import { toTileRgba } from '../src/ops/raster.js';
+import { toTileRgba, type TableCodes } from '../src/ops/raster.js';
 import { encodeTile } from '../src/render/encode.js';
 import { LayerGraph } from '../src/render/renderer.js';
 import type { LayerSpec, RenderTask } from '../src/render/task.js';
@@ -206,6 +206,21 @@ export async function renderRgba(spec: LayerSpec, tiles: readonly Tile[]): Promi
   for (const t of tiles) {
     const r = await renderTile({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 });
     if (r.rgba) out.push(new Uint8Array(r.rgba));
+  }
+  return out;
+}
+
+/** The colour map's entries of the tiles that end in one (as a render thread hands them to its PNG writer). */
+export async function renderCodes(spec: LayerSpec, tiles: readonly Tile[]): Promise<TableCodes[]> {
+  const graph = await LayerGraph.open(spec);
+  const out: TableCodes[] = [];
+  try {
+    for (const t of tiles) {
+      const r = await graph.render({ z: t.z, x: t.x, y: t.y, size: 256 });
+      if (r.codes) out.push({ index: Uint16Array.from(r.codes.index), lut: r.codes.lut, ordered: r.codes.ordered });
+    }
+  } finally {
+    await graph.close();
   }
   return out;
 }

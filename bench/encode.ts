@@ -4,11 +4,14 @@
  * tile with 8 encodes in flight (sharp on libuv's threads, as under load); `callerMs` is
  * the part of each call that blocks the calling thread before sharp hands the work off.
  * The indexed PNG rows are the render threads' own encoder (src/render/png.ts), synchronous,
- * over the tiles it takes (`share`: those with at most 256 distinct colours).
+ * over the tiles it takes (`share`: those with at most 256 distinct colours): from the RGBA,
+ * and from the colour map's entries when the tiles end in a ramp (a palette in table order,
+ * rows filtered by the one above).
  */
 import sharp, { type Sharp } from 'sharp';
 import { PNG_LEVEL } from '../src/render/encode.js';
-import { INDEXED_PNG_LEVEL, indexedPng, rgbaPng } from '../src/render/png.js';
+import type { TableCodes } from '../src/ops/raster.js';
+import { INDEXED_PNG_LEVEL, indexedPng, indexedPngOfCodes, ORDERED_PNG_LEVEL, rgbaPng } from '../src/render/png.js';
 
 export interface EncodeRow {
   format: string;
@@ -32,7 +35,7 @@ const SETTINGS: Setting[] = [
   { format: 'webp lossless effort 2', encode: (s) => s.webp({ lossless: true, effort: 2 }) },
 ];
 
-export async function encodeTable(tiles: readonly Uint8Array[], size = 256, rounds = 2): Promise<EncodeRow[]> {
+export async function encodeTable(tiles: readonly Uint8Array[], coded: readonly TableCodes[] = [], size = 256, rounds = 2): Promise<EncodeRow[]> {
   const rows: EncodeRow[] = [];
   const r2 = (v: number) => Math.round(v * 100) / 100;
   for (const s of SETTINGS) {
@@ -98,12 +101,39 @@ export async function encodeTable(tiles: readonly Uint8Array[], size = 256, roun
     }
     const mean = r2(ms / (rounds * tiles.length));
     rows.push({
-      format: `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? ' (render threads today)' : ''}`,
+      format: `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? " (render threads today, tiles without a ramp's entries)" : ''}`,
       parallelMs: mean,
       callerMs: mean,
       cpuMs: cpuMsSince(c0, rounds * tiles.length),
       meanBytes: n ? Math.round(bytes / n) : 0,
       share: r2(n / (rounds * tiles.length)),
+    });
+  }
+  const ramps = coded.filter((c) => c.ordered);
+  for (const level of ramps.length ? [1, 2, 4, 6] : []) {
+    let bytes = 0,
+      n = 0,
+      ms = 0;
+    const c0 = process.cpuUsage();
+    for (let r = 0; r < rounds; r++) {
+      for (const c of ramps) {
+        const t0 = performance.now();
+        const png = indexedPngOfCodes(c, size, level);
+        ms += performance.now() - t0;
+        if (png) {
+          bytes += png.length;
+          n++;
+        }
+      }
+    }
+    const mean = r2(ms / (rounds * ramps.length));
+    rows.push({
+      format: `indexed png of a ramp's entries, rows less the row above, level ${level}${level === ORDERED_PNG_LEVEL ? ' (render threads today)' : ''}`,
+      parallelMs: mean,
+      callerMs: mean,
+      cpuMs: cpuMsSince(c0, rounds * ramps.length),
+      meanBytes: n ? Math.round(bytes / n) : 0,
+      share: r2(n / (rounds * ramps.length)),
     });
   }
   return rows;

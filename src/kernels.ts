@@ -37,6 +37,7 @@ interface Exports {
   validity(b0: number, b1: number, n: number, nodata: number, valid: number): number;
   usedEntries(codes: number, n: number, used: number): number;
   indexRows(codes: number, size: number, entry: number, filter: number, rows: number): void;
+  rgbUpRows(rgba: number, size: number, rows: number): number;
 }
 
 let wasm = true;
@@ -339,4 +340,24 @@ export function indexRows(
   mem.set(entry.subarray(0, highest + 1), pEntry);
   k.indexRows(pCodes, size, pEntry, filter, pRows);
   return mem.slice(pRows, pRows + n + size);
+}
+
+/**
+ * An opaque tile's PNG scanlines as RGB, each row less the one above (src/render/png.ts,
+ * `rgbaPng`): `size` x `size` RGBA pixels in, a filter byte (2, Up) and three bytes a pixel a
+ * row out. Null when a pixel's alpha is not 255; undefined, having done nothing, when the
+ * kernels are off.
+ */
+export function rgbUpRows(rgba: Uint8Array, size: number): Uint8Array | null | undefined {
+  const n = size * size;
+  const bytes = n * 3 + size;
+  if (!wasm || n * 4 + bytes + 32 > MAX_KERNEL_BYTES) return undefined;
+  const {
+    k,
+    mem,
+    at: [pRgba, pRows],
+  } = scratch([n * 4, bytes + 16]);
+  mem.set(rgba.subarray(0, n * 4), pRgba);
+  if (!k.rgbUpRows(pRgba, size, pRows)) return null;
+  return mem.slice(pRows, pRows + bytes);
 }

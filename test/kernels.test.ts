@@ -18,6 +18,7 @@ import {
   horizontal,
   indexRows,
   inflateInto,
+  rgbUpRows,
   validity as validityKernel,
   kernelsInUse,
   MAX_KERNEL_BYTES,
@@ -27,7 +28,7 @@ import { Cog } from '../src/sources/cog.js';
 import { sampleWindow, type Resampling, type Window } from '../src/sources/sample.js';
 import { readWindow } from '../src/sources/window.js';
 import { FileSource } from '../src/sources/bytesource.js';
-import { indexedPng, indexedPngOfCodes } from '../src/render/png.js';
+import { indexedPng, indexedPngOfCodes, rgbaPng } from '../src/render/png.js';
 import type { TableCodes } from '../src/ops/raster.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
 import { inflate } from '../src/sources/codecs/deflate.js';
@@ -327,6 +328,34 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     assert.match(fast.message, /code 65535 past the 8 entries/);
     // And the kernel did run.
     assert.ok(indexRows(index.fill(1), 256, 2, () => new Uint8Array(2)) instanceof Uint8Array);
+  });
+
+  test("an opaque tile's RGB scanlines, each row less the one above: the same PNG, every tile size, and RGBA where one pixel is not opaque", () => {
+    let seed = 7000;
+    const both = (rgba: Uint8Array, size: number) => {
+      const fast = rgbaPng(rgba, size);
+      useKernels('reference', 'wasm');
+      try {
+        return { fast, reference: rgbaPng(rgba, size) };
+      } finally {
+        useKernels('fast', 'wasm');
+      }
+    };
+    for (const size of [1, 3, 4, 5, 16, 17, 255, 256, 512])
+      for (const translucent of [-1, 0, 3, size * size - 1]) {
+        if (translucent >= size * size) continue;
+        const rgba = randomBytes(size * size * 4, seed++);
+        for (let i = 3; i < rgba.length; i += 4) rgba[i] = 255;
+        if (translucent >= 0) rgba[translucent * 4 + 3] = 128;
+        const { fast, reference } = both(rgba, size);
+        const what = `${size}x${size}${translucent >= 0 ? `, pixel ${translucent} translucent` : ', opaque'}`;
+        assert.ok(fast && reference, what);
+        assert.equal(fast[25], translucent >= 0 ? 6 : 2, `${what}: colour type`);
+        assert.equal(firstDifference(fast, reference), -1, what);
+      }
+    // And the kernel did run.
+    assert.ok(rgbUpRows(new Uint8Array(64 * 64 * 4).fill(255), 64) instanceof Uint8Array);
+    assert.equal(rgbUpRows(new Uint8Array(64 * 64 * 4).fill(254), 64), null);
   });
 
   test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {

@@ -236,6 +236,42 @@ describe('RGBA PNG', () => {
     });
   }
 
+  /** An opaque tile of smooth gradients and noise: well over 256 colours. */
+  function opaqueTile(size: number, seed: number): Uint8Array {
+    const out = tile(3000, seed, size);
+    for (let i = 0; i < size * size; i++) {
+      const x = i % size,
+        y = Math.floor(i / size);
+      out[i * 4] = (x + out[i * 4]! / 16) & 255;
+      out[i * 4 + 1] = (y * 3 + x) & 255;
+      out[i * 4 + 3] = 255;
+    }
+    return out;
+  }
+
+  for (const size of [1, 3, 17, 256, 512]) {
+    it(`an opaque tile of more than 256 colours at ${size} px: RGB, each row less the one above; sharp decodes the same pixels`, async () => {
+      const rgba = opaqueTile(size, size * 13);
+      const png = rgbaPng(rgba, size);
+      assert.ok(png);
+      const meta = await sharp(png).metadata();
+      assert.deepEqual([meta.channels, meta.hasAlpha, meta.isPalette ?? false], [3, false, false], 'colour type 2: three channels, no alpha');
+      const { data } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+      assert.ok(Buffer.compare(data, Buffer.from(rgba)) === 0, firstDifference(data, rgba));
+    });
+  }
+
+  it('one pixel short of opaque anywhere keeps the tile RGBA', async () => {
+    for (const at of [0, 5, 255, 256 * 256 - 1]) {
+      const rgba = opaqueTile(256, at + 1);
+      rgba[at * 4 + 3] = 254;
+      const png = rgbaPng(rgba, 256)!;
+      const back = await viaSharp(png);
+      assert.equal(back.channels, 4, `pixel ${at} translucent: RGBA`);
+      assert.ok(Buffer.compare(back.rgba, Buffer.from(rgba)) === 0, firstDifference(back.rgba, rgba));
+    }
+  });
+
   it('takes RGBA at any byte offset; refuses a wrong length', async () => {
     const rgba = tile(600, 5);
     const shifted = new Uint8Array(rgba.length + 1).subarray(1);
@@ -257,6 +293,18 @@ describe('RGBA PNG', () => {
   const missing = toolsMissing(['gdal_translate']);
   const tmp = tempDir('rgba-png');
   after(() => tmp.remove());
+  it('GDAL (libpng) reads an opaque tile as three bands, the same pixels', { skip: missing }, () => {
+    const rgba = opaqueTile(256, 7);
+    const file = path.join(tmp.dir, 'rgb.png');
+    writeFileSync(file, rgbaPng(rgba, SIZE)!);
+    const base = path.join(tmp.dir, 'rgb');
+    gdal('gdal_translate', ['-q', '-of', 'ENVI', '-co', 'INTERLEAVE=BSQ', file, `${base}.raw`]);
+    const { bands } = readEnviRaw(base);
+    assert.equal(bands.length, 3);
+    for (let i = 0; i < SIZE * SIZE; i++)
+      for (let c = 0; c < 3; c++) if (bands[c]![i] !== rgba[i * 4 + c]) assert.fail(`pixel ${i} channel ${c}: GDAL ${bands[c]![i]}, tile ${rgba[i * 4 + c]}`);
+  });
+
   it('GDAL (libpng) reads the same four bands', { skip: missing }, () => {
     const rgba = tile(2000, 31);
     const file = path.join(tmp.dir, 'rgba.png');
