@@ -420,8 +420,7 @@ export function usedEntries(codes: usize, n: i32, used: usize): i32 {
  * The scanlines of an indexed PNG (src/render/png.ts, `indexedPngOfCodes`): for each of the
  * `size` rows of `size` codes at `codes`, a filter byte (`filter`: 0, none, or 2, Up) and the
  * palette index `entry[code]` of each pixel, less the one above it for Up (the first row's less
- * 0), into `rows`. The indices are written first, then each row less the one above, from the
- * bottom up, 16 at a time.
+ * 0), into `rows`. The indices are written first, then each row less the one above.
  */
 export function indexRows(codes: usize, size: i32, entry: usize, filter: i32, rows: usize): void {
   const stride = <usize>(size + 1);
@@ -431,13 +430,21 @@ export function indexRows(codes: usize, size: i32, entry: usize, filter: i32, ro
     store<u8>(o, <u8>filter);
     for (let x = 0; x < size; x++) store<u8>(o + 1 + x, load<u8>(entry + load<u16>(c + ((<usize>x) << 1))));
   }
-  if (filter != 2) return;
-  for (let y = size - 1; y > 0; y--) {
+  if (filter == 2) lessRowAbove(rows, stride, size, size);
+}
+
+/**
+ * PNG filter 2 (Up) over `count` scanlines `stride` bytes apart from `rows`, each a filter byte
+ * and `len` bytes: every row but the first less the row above, from the bottom row up, so that
+ * the row above is still whole when it is taken away.
+ */
+function lessRowAbove(rows: usize, stride: usize, len: i32, count: i32): void {
+  for (let y = count - 1; y > 0; y--) {
     const o = rows + <usize>y * stride + 1;
     const a = o - stride;
     let x = 0;
-    for (; x + 16 <= size; x += 16) v128.store(o + x, i8x16.sub(v128.load(o + x), v128.load(a + x)));
-    for (; x < size; x++) store<u8>(o + x, <u8>(load<u8>(o + x) - load<u8>(a + x)));
+    for (; x + 16 <= len; x += 16) v128.store(o + x, i8x16.sub(v128.load(o + x), v128.load(a + x)));
+    for (; x < len; x++) store<u8>(o + x, <u8>(load<u8>(o + x) - load<u8>(a + x)));
   }
 }
 
@@ -471,14 +478,6 @@ export function rgbUpRows(rgba: usize, size: i32, rows: usize): bool {
       store<u8>(at + 2, <u8>(p >>> 16));
     }
   }
-  // Each row less the one above, from the bottom row up, so that the row above is still whole.
-  const len = size * 3;
-  for (let y = size - 1; y > 0; y--) {
-    const o = rows + <usize>y * stride + 1;
-    const a = o - stride;
-    let x = 0;
-    for (; x + 16 <= len; x += 16) v128.store(o + x, i8x16.sub(v128.load(o + x), v128.load(a + x)));
-    for (; x < len; x++) store<u8>(o + x, <u8>(load<u8>(o + x) - load<u8>(a + x)));
-  }
+  lessRowAbove(rows, stride, size * 3, size);
   return true;
 }

@@ -11,7 +11,7 @@
 import sharp, { type Sharp } from 'sharp';
 import { PNG_LEVEL } from '../src/render/encode.js';
 import type { TableCodes } from '../src/ops/raster.js';
-import { INDEXED_PNG_LEVEL, indexedPng, indexedPngOfCodes, ORDERED_PNG_LEVEL, rgbaPng } from '../src/render/png.js';
+import { INDEXED_PNG_LEVEL, indexedPng, indexedPngOfCodes, OPAQUE_PNG_LEVEL, ORDERED_PNG_LEVEL, rgbaPng } from '../src/render/png.js';
 
 export interface EncodeRow {
   format: string;
@@ -68,75 +68,63 @@ export async function encodeTable(tiles: readonly Uint8Array[], coded: readonly 
       meanBytes: Math.round(bytes / n),
     });
   }
-  // The render threads' RGBA PNG (libdeflate, synchronous) on every tile, against sharp's `png level 4` row.
-  {
-    let bytes = 0;
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (let r = 0; r < rounds; r++) for (const t of tiles) bytes += rgbaPng(t, size)!.length;
-    const mean = r2((performance.now() - t0) / (rounds * tiles.length));
-    rows.push({
-      format: `rgba png level ${PNG_LEVEL}, libdeflate (render threads today: PNG tiles of more than 256 colours)`,
-      parallelMs: mean,
-      callerMs: mean,
-      cpuMs: cpuMsSince(c0, rounds * tiles.length),
-      meanBytes: Math.round(bytes / (rounds * tiles.length)),
-    });
-  }
-  for (const level of [1, 3, 4, 6, 9]) {
-    let bytes = 0,
-      n = 0,
-      ms = 0;
-    const c0 = process.cpuUsage();
-    for (let r = 0; r < rounds; r++) {
-      for (const t of tiles) {
-        const t0 = performance.now();
-        const png = indexedPng(t, size, level);
-        ms += performance.now() - t0;
-        if (png) {
-          bytes += png.length;
-          n++;
-        }
-      }
-    }
-    const mean = r2(ms / (rounds * tiles.length));
-    rows.push({
-      format: `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? " (render threads today, tiles without a ramp's entries)" : ''}`,
-      parallelMs: mean,
-      callerMs: mean,
-      cpuMs: cpuMsSince(c0, rounds * tiles.length),
-      meanBytes: n ? Math.round(bytes / n) : 0,
-      share: r2(n / (rounds * tiles.length)),
-    });
-  }
+  // The render threads' PNG of more than 256 colours (libdeflate, synchronous) on every tile, against sharp's `png level 4` row.
+  rows.push(
+    inThread(
+      `rgba png: rgb less the row above at level ${OPAQUE_PNG_LEVEL} when opaque, else rgba at level ${PNG_LEVEL}, libdeflate (render threads today: PNG tiles of more than 256 colours)`,
+      tiles,
+      (t) => rgbaPng(t, size) ?? null,
+      rounds,
+    ),
+  );
+  for (const level of [1, 3, 4, 6, 9])
+    rows.push(
+      inThread(
+        `indexed png level ${level}${level === INDEXED_PNG_LEVEL ? " (render threads today, tiles without a ramp's entries)" : ''}`,
+        tiles,
+        (t) => indexedPng(t, size, level),
+        rounds,
+      ),
+    );
   const ramps = coded.filter((c) => c.ordered);
-  for (const level of ramps.length ? [1, 2, 4, 6] : []) {
-    let bytes = 0,
-      n = 0,
-      ms = 0;
-    const c0 = process.cpuUsage();
-    for (let r = 0; r < rounds; r++) {
-      for (const c of ramps) {
-        const t0 = performance.now();
-        const png = indexedPngOfCodes(c, size, level);
-        ms += performance.now() - t0;
-        if (png) {
-          bytes += png.length;
-          n++;
-        }
+  for (const level of ramps.length ? [1, 2, 4, 6] : [])
+    rows.push(
+      inThread(
+        `indexed png of a ramp's entries, rows less the row above, level ${level}${level === ORDERED_PNG_LEVEL ? ' (render threads today)' : ''}`,
+        ramps,
+        (c) => indexedPngOfCodes(c, size, level),
+        rounds,
+      ),
+    );
+  return rows;
+}
+
+/** A render thread's own encoder, synchronous, over the inputs it takes (`encode` answers null for the others). */
+function inThread<T>(format: string, inputs: readonly T[], encode: (input: T) => Uint8Array | null, rounds: number): EncodeRow {
+  let bytes = 0,
+    n = 0,
+    ms = 0;
+  const c0 = process.cpuUsage();
+  for (let r = 0; r < rounds; r++) {
+    for (const input of inputs) {
+      const t0 = performance.now();
+      const png = encode(input);
+      ms += performance.now() - t0;
+      if (png) {
+        bytes += png.length;
+        n++;
       }
     }
-    const mean = r2(ms / (rounds * ramps.length));
-    rows.push({
-      format: `indexed png of a ramp's entries, rows less the row above, level ${level}${level === ORDERED_PNG_LEVEL ? ' (render threads today)' : ''}`,
-      parallelMs: mean,
-      callerMs: mean,
-      cpuMs: cpuMsSince(c0, rounds * ramps.length),
-      meanBytes: n ? Math.round(bytes / n) : 0,
-      share: r2(n / (rounds * ramps.length)),
-    });
   }
-  return rows;
+  const mean = Math.round((ms / (rounds * inputs.length)) * 100) / 100;
+  return {
+    format,
+    parallelMs: mean,
+    callerMs: mean,
+    cpuMs: cpuMsSince(c0, rounds * inputs.length),
+    meanBytes: n ? Math.round(bytes / n) : 0,
+    share: Math.round((n / (rounds * inputs.length)) * 100) / 100,
+  };
 }
 
 function cpuMsSince(start: NodeJS.CpuUsage, tiles: number): number {
