@@ -13,8 +13,8 @@ export const INDEXED_PNG_LEVEL = 4;
 
 /**
  * zlib level of indexed PNGs of a ramp's entries, filtered by the row above (indexedPngOfCodes):
- * its small differences leave level 4 little to gain over level 1 (2-6% fewer bytes on the
- * DEM and NDVI tiles, for twice the time).
+ * its small differences leave level 4 little to gain over level 1 (1-6% fewer bytes on the
+ * bench's NDVI and DEM tiles, for 1.6-2.3 times the time; `npm run bench`, step `encode`).
  */
 export const ORDERED_PNG_LEVEL = 1;
 
@@ -79,7 +79,8 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
  * indexedPng gives, with the palette in the table's order. When the table runs along the
  * values (`ordered`: a ramp), neighbouring pixels get neighbouring indices, and each row is
  * written less the row above it (PNG filter 2, Up): small differences, which compress to
- * 16-24% fewer bytes than the indices themselves in a third of the time (ORDERED_PNG_LEVEL).
+ * 10-26% fewer bytes than the indices themselves did at level 4, in a third of the time
+ * (ORDERED_PNG_LEVEL; the bench's DEM and NDVI tiles, step `encode`).
  * A palette of classes is written as indexedPng writes it.
  */
 export function indexedPngOfCodes(codes: TableCodes, size: number, level?: number): Uint8Array | null {
