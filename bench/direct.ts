@@ -15,7 +15,7 @@ import type { LayerSpec, RenderTask } from '../src/render/task.js';
 import { FileSource, type ByteSource } from '../src/sources/bytesource.js';
 import { Cog } from '../src/sources/cog.js';
 import { planRead } from '../src/tiles/plan.js';
-import { renderEncoded, renderTile } from '../workers/render.js';
+import { renderEncoded } from '../workers/render.js';
 import { summarise, type LatencySummary } from './loadgen.js';
 import { tileBounds, type Tile } from './tiles.js';
 
@@ -201,26 +201,22 @@ export async function coldTileCosts(files: readonly string[], pipeline: unknown,
 }
 
 /** The RGBA the render thread produces for each tile that has data. */
-export async function renderRgba(spec: LayerSpec, tiles: readonly Tile[]): Promise<Uint8Array[]> {
-  const out: Uint8Array[] = [];
-  for (const t of tiles) {
-    const r = await renderTile({ layer: spec, z: t.z, x: t.x, y: t.y, size: 256 });
-    if (r.rgba) out.push(new Uint8Array(r.rgba));
-  }
-  return out;
-}
-
-/** The colour map's entries of the tiles that end in one (as a render thread hands them to its PNG writer). */
-export async function renderCodes(spec: LayerSpec, tiles: readonly Tile[]): Promise<TableCodes[]> {
+/**
+ * The tiles' RGBA, and the colour map's entries of those that end in one (as a render thread
+ * hands them to its PNG writer).
+ */
+export async function renderForEncoding(spec: LayerSpec, tiles: readonly Tile[]): Promise<{ rgba: Uint8Array[]; codes: TableCodes[] }> {
   const graph = await LayerGraph.open(spec);
-  const out: TableCodes[] = [];
+  const rgba: Uint8Array[] = [];
+  const codes: TableCodes[] = [];
   try {
     for (const t of tiles) {
       const r = await graph.render({ z: t.z, x: t.x, y: t.y, size: 256 });
-      if (r.codes) out.push({ index: Uint16Array.from(r.codes.index), lut: r.codes.lut, ordered: r.codes.ordered });
+      if (r.rgba) rgba.push(Uint8Array.from(r.rgba));
+      if (r.codes) codes.push({ index: Uint16Array.from(r.codes.index), lut: r.codes.lut, ordered: r.codes.ordered });
     }
   } finally {
     await graph.close();
   }
-  return out;
+  return { rgba, codes };
 }

@@ -230,11 +230,9 @@ export function rgbaPng(rgba: Uint8Array, size: number, level = PNG_LEVEL): Uint
   // Scanlines: a filter byte (0, none) and the row's pixels.
   const rows = new Uint8Array((stride + 1) * size);
   for (let y = 0; y < size; y++) rows.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
-  const idat = deflateZlib(rows, level);
-  if (!idat) return undefined;
   return pngFile([
     ['IHDR', header(size, RGBA)],
-    ['IDAT', idat],
+    ['IDAT', deflateZlib(rows, level)!],
     ['IEND', new Uint8Array(0)],
   ]);
 }

@@ -39,12 +39,15 @@ const DIR_RECORD = 'tilegraph.json';
 
 let temporaries = 0;
 
+/** A hidden temporary beside `file`, of this process, never used before. */
+const temporaryFor = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++temporaries}.tmp`);
+
 /**
  * Writes `file` through a hidden temporary in the same directory, `data` made from the
  * temporary's creation time, which is the file system's clock (the one that stamps the tiles).
  */
 async function writeAtomic(file: string, data: (mtimeMs: number) => string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++temporaries}.tmp`);
+  const tmp = temporaryFor(file);
   try {
     const handle = await open(tmp, 'wx');
     try {
@@ -61,7 +64,7 @@ async function writeAtomic(file: string, data: (mtimeMs: number) => string): Pro
 
 /** writeAtomic for a tile, synchronously: see `put`. */
 function writeAtomicSync(file: string, data: Uint8Array): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${++temporaries}.tmp`);
+  const tmp = temporaryFor(file);
   try {
     writeFileSync(tmp, data, { flag: 'wx' });
     renameSync(tmp, file);
