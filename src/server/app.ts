@@ -15,7 +15,7 @@ import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wm
 import { describeLayer, listLayers, listMembers } from './routes/layers.js';
 import { documentTooLarge, pipelineLayers, pipelineTileJson, postPipeline } from './routes/pipelines.js';
 import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
-import { cachedTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
+import { plainTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 /** The XYZ tile and TileJSON routes, here and in the programmatic API's router (src/api/router.ts). */
 export const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
@@ -63,8 +63,8 @@ function dropUntrustedForwarding(req: IncomingMessage, trusted: BlockList): void
 
 /**
  * The HTTP adapter: routes parse and ask the tile service; errors map to statuses in one place.
- * Tiles that L1 holds are answered before the framework (`cachedTile`), with the same
- * headers, request log and metrics.
+ * A tile asked for in the plain spelling is answered before the framework (`plainTile`), with
+ * the same headers, errors, request log and metrics.
  */
 export function createApp(deps: AppDeps): RequestListener {
   const app = express();
@@ -142,15 +142,20 @@ export function createApp(deps: AppDeps): RequestListener {
   crossOrigin(app, [TILE_ROUTE, TILEJSON_ROUTE, '/wmts/1.0.0/WMTSCapabilities.xml', '/wmts/1.0.0/:layer/:style/:set/:z/:row/:file']);
 
   app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
-  app.use(errorHandler(deps.log, deps.layers.dir));
+  const answerError = errorHandler(deps.log, deps.layers.dir);
+  app.use(answerError);
 
   return (req, res) => {
     const started = performance.now();
     dropUntrustedForwarding(req, deps.trustedProxies);
-    const cached = cachedTile(deps.layers, deps.tiles, req);
-    if (!cached) return void app(req, res);
+    const plain = plainTile(deps.layers, deps.tiles, req);
+    if (!plain) return void app(req, res);
     observe(req, res, started, () => TILE_ROUTE);
-    void sendTile(req, res, cached.t, cached.hit, started, cached.v);
+    const { t, v } = plain;
+    const hit = deps.tiles.cached(t);
+    (hit ? sendTile(req, res, t, hit, started, v) : deps.tiles.tile(t).then((answer) => sendTile(req, res, t, answer, started, v))).catch((err: unknown) =>
+      answerError(err, req, res),
+    );
   };
 }
 

@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import type { NextFunction, Request, Response } from 'express';
+import type { NextFunction } from 'express';
 import type { Logger } from 'pino';
 import { TileError, type ErrorCode } from '../errors.js';
 
@@ -23,13 +24,16 @@ const ANSWERS: Record<ErrorCode, { status: number; retryAfter?: number }> = {
   render_timeout: { status: 503, retryAfter: 5 },
 };
 
-/** Every error becomes a JSON body with `Cache-Control: no-store`, here and nowhere else. */
+/**
+ * Every error becomes a JSON body with `Cache-Control: no-store`, here and nowhere else: as
+ * express's error handler, and for the tile route that answers before express (src/server/app.ts).
+ */
 export function errorHandler(log: Logger, layersDir: string) {
   // Clients see paths relative to the layers directory; the log keeps the full ones. Sources
   // are opened by their real path, so a layers directory reached through a link is cut both ways.
   const prefixes = [...new Set([layersDir, realDir(layersDir)])].map((d) => (d.endsWith(path.sep) ? d : d + path.sep));
   const redact = (text: string) => prefixes.reduce((t, p) => t.split(p).join(''), text);
-  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+  return (err: unknown, req: IncomingMessage & { originalUrl?: string }, res: ServerResponse, _next?: NextFunction): void => {
     let status = 500;
     let error = 'internal error';
     let detail: string;
@@ -47,11 +51,15 @@ export function errorHandler(log: Logger, layersDir: string) {
     } else {
       detail = err instanceof Error ? err.message : String(err);
     }
-    if (status >= 500) log.error({ err, url: req.originalUrl }, error);
+    if (status >= 500) log.error({ err, url: req.originalUrl ?? req.url }, error);
     if (res.headersSent) return void res.end();
-    res.status(status).setHeader('Cache-Control', 'no-store');
+    const body = JSON.stringify({ error, detail: redact(detail) });
+    res.statusCode = status;
+    res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Access-Control-Allow-Origin', '*');
-    res.json({ error, detail: redact(detail) });
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', String(Buffer.byteLength(body)));
+    res.end(body);
   };
 }
 
