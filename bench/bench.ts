@@ -36,7 +36,7 @@
  * layer, default 70), BENCH_RUNS (runs of each HTTP layer, each on a fresh server; the median
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, model, naive, single, seed,
- * overview, mosaic, encode, jpeg, kernels, gdal2tiles, queue, incremental, incremental-deep, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_KERNELS_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SOAK_L1_MB (default 64), BENCH_SOAK_BLOCK_MB (default 32), BENCH_SEED_ROUNDS (default 2), BENCH_SERVING_ROUNDS (default 3),
+ * overview, mosaic, encode, jpeg, kernels, gdal2tiles, queue, incremental, incremental-deep, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_KERNELS_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SOAK_L1_MB (default 64), BENCH_SOAK_BLOCK_MB (default 32), BENCH_SEED_ROUNDS (default 3), BENCH_SERVING_ROUNDS (default 3),
  * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
  * BENCH_INCREMENTAL_ROUNDS (default 3), BENCH_INCREMENTAL_DEEP_ROUNDS (default 2), BENCH_MODEL_ROUNDS (default 4). See bench/README.md.
  */
@@ -714,7 +714,7 @@ async function pngsUnder(root: string): Promise<number> {
 /**
  * `tilegraph seed bench-dem --zoom 10-14 --to dir:TMP` as a user runs it (a child process,
  * start-up included): the pyramid gdal2tiles makes, from the DEM itself. In each of
- * BENCH_SEED_ROUNDS rounds (default 2), the default run (metatiles of 4×4) and one with
+ * BENCH_SEED_ROUNDS rounds (default 3: a median of an odd count), the default run (metatiles of 4×4) and one with
  * `--metatile 1` (tile by tile), so that the metatiles' gain is measured on the same state of
  * the machine.
  */
@@ -739,7 +739,7 @@ async function seeding(layers: BenchLayers): Promise<Scenario> {
       await rm(out, { recursive: true, force: true });
     }
   };
-  const rounds = Math.max(1, Number(process.env.BENCH_SEED_ROUNDS ?? 2));
+  const rounds = Math.max(1, Number(process.env.BENCH_SEED_ROUNDS ?? 3));
   const metatiled: Awaited<ReturnType<typeof once>>[] = [];
   const tileByTile: Awaited<ReturnType<typeof once>>[] = [];
   for (let r = 0; r < rounds; r++) {
