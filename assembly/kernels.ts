@@ -403,6 +403,60 @@ function bad(p: v128, q: v128, f: v128): v128 {
 }
 
 /**
+ * Two bands of pixel-interleaved 16-bit samples as Float32 planes (src/sources/window.ts, the
+ * two-band walk of `readWindowInto`): `n` pixels of `spp` samples at `src`, the bands at
+ * samples `o0` and `o1` of each, to `d0` and `d1`; `signed` for Int16. With two or four samples
+ * a pixel, four pixels a step: each band's four samples picked out of the pixels' bytes
+ * (`i8x16.swizzle`), widened to 32 bits and converted; any other layout one pixel at a time.
+ */
+export function twoBands16(src: usize, spp: i32, o0: i32, o1: i32, n: i32, signed: bool, d0: usize, d1: usize): void {
+  let k = 0;
+  if (spp == 2 || spp == 4) {
+    // Four pixels are 16 bytes (two samples) or 32 (four): one vector or two.
+    const lo0 = pick(spp, o0, 0),
+      hi0 = pick(spp, o0, 1),
+      lo1 = pick(spp, o1, 0),
+      hi1 = pick(spp, o1, 1);
+    for (; k + 4 <= n; k += 4) {
+      const at = src + <usize>k * <usize>(spp << 1);
+      const a = v128.load(at);
+      const b = spp == 4 ? v128.load(at + 16) : a;
+      const p = v128.or(i8x16.swizzle(a, lo0), i8x16.swizzle(b, hi0));
+      const q = v128.or(i8x16.swizzle(a, lo1), i8x16.swizzle(b, hi1));
+      const o = (<usize>k) << 2;
+      v128.store(d0 + o, f32x4.convert_i32x4_s(signed ? i32x4.extend_low_i16x8_s(p) : i32x4.extend_low_i16x8_u(p)));
+      v128.store(d1 + o, f32x4.convert_i32x4_s(signed ? i32x4.extend_low_i16x8_s(q) : i32x4.extend_low_i16x8_u(q)));
+    }
+  }
+  for (; k < n; k++) {
+    const at = src + ((<usize>(k * spp)) << 1);
+    const a = signed ? <f32>load<i16>(at + ((<usize>o0) << 1)) : <f32>load<u16>(at + ((<usize>o0) << 1));
+    const b = signed ? <f32>load<i16>(at + ((<usize>o1) << 1)) : <f32>load<u16>(at + ((<usize>o1) << 1));
+    store<f32>(d0 + ((<usize>k) << 2), a);
+    store<f32>(d1 + ((<usize>k) << 2), b);
+  }
+}
+
+/**
+ * The swizzle that takes sample `o` of four pixels of `spp` (2 or 4) 16-bit samples into the
+ * 16-bit lanes 0 to 3: from the first vector (`half` 0) the pixels it holds, from the second
+ * (`half` 1, four samples a pixel only) the other two; every other lane 0 (index 255).
+ */
+function pick(spp: i32, o: i32, half: i32): v128 {
+  let lo: u64 = ~(<u64>0);
+  const perVector = 16 / (spp << 1); // pixels in one vector: 4 or 2
+  if (spp == 2 && half == 1) return i64x2.splat(-1);
+  for (let j = 0; j < perVector; j++) {
+    const lane = half * perVector + j; // the output lane (0 to 3)
+    const byte: u64 = j * (spp << 1) + (o << 1);
+    const shift: u64 = <u64>lane * 16;
+    lo &= ~((<u64>0xffff) << shift);
+    lo |= (byte | ((byte + 1) << 8)) << shift;
+  }
+  return i64x2.replace_lane(i64x2.splat(-1), 0, lo);
+}
+
+/**
  * The colour-map entries a tile uses (src/render/png.ts, `indexedPngOfCodes`): `used[c]` is set
  * to 1 for each of the `n` 16-bit codes at `codes` (`used` holds 65536 bytes). Answers the highest.
  */

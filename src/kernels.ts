@@ -35,6 +35,7 @@ interface Exports {
   separable(...args: number[]): void;
   triangle4(...args: number[]): number;
   validity(b0: number, b1: number, n: number, nodata: number, valid: number): number;
+  twoBands16(src: number, spp: number, o0: number, o1: number, n: number, signed: number, d0: number, d1: number): void;
   usedEntries(codes: number, n: number, used: number): number;
   indexRows(codes: number, size: number, entry: number, filter: number, rows: number): void;
   rgbUpRows(rgba: number, size: number, rows: number): number;
@@ -309,6 +310,49 @@ export function validity(bands: readonly Float32Array[], n: number, nodata: numb
   const invalid = k.validity(p0, p1, n, nodata, pv);
   valid.set(mem.subarray(pv, pv + n));
   return invalid;
+}
+
+/**
+ * Two bands of a block of pixel-interleaved 16-bit samples into a window's Float32 bands
+ * (src/sources/window.ts, the two-band walk of `readWindowInto`): of the block's `samples`
+ * (`bw` pixels a row, `spp` samples a pixel), the columns `c0` to `c1 - 1` of rows `r0` to
+ * `r1 - 1`, samples `o0` and `o1` of each pixel, land in `d0` and `d1` from `at` on, `stride`
+ * floats a row. Answers false, having done nothing, when the kernels are off or the part is too large.
+ */
+export function twoBands16(
+  samples: Uint16Array | Int16Array,
+  bw: number,
+  spp: number,
+  o0: number,
+  o1: number,
+  [c0, c1, r0, r1]: readonly [number, number, number, number],
+  d0: Float32Array,
+  d1: Float32Array,
+  at: number,
+  stride: number,
+): boolean {
+  const w = c1 - c0,
+    h = r1 - r0,
+    n = w * h;
+  if (!wasm || n <= 0 || n * (2 * spp + 8) > MAX_KERNEL_BYTES) return false;
+  const {
+    k,
+    mem,
+    at: [src, p0, p1],
+  } = scratch([n * spp * 2, n * 4, n * 4]);
+  const halves = new Uint16Array(mem.buffer);
+  const rowSamples = w * spp;
+  // The part's rows one after another: a single copy when they are whole block rows.
+  if (w === bw) halves.set(samples.subarray(r0 * bw * spp, r1 * bw * spp), src >> 1);
+  else for (let r = 0; r < h; r++) halves.set(samples.subarray(((r0 + r) * bw + c0) * spp, ((r0 + r) * bw + c1) * spp), (src >> 1) + r * rowSamples);
+  k.twoBands16(src, spp, o0, o1, n, samples instanceof Int16Array ? 1 : 0, p0, p1);
+  const floats = new Float32Array(mem.buffer);
+  for (let r = 0; r < h; r++) {
+    const from = r * w;
+    d0.set(floats.subarray((p0 >> 2) + from, (p0 >> 2) + from + w), at + r * stride);
+    d1.set(floats.subarray((p1 >> 2) + from, (p1 >> 2) + from + w), at + r * stride);
+  }
+  return true;
 }
 
 /**

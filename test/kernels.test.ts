@@ -7,7 +7,9 @@
  * each way. test/decode.test.ts separately holds the default (fast) path to GDAL's pixels.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
@@ -275,6 +277,80 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
       } finally {
         await cog.close();
       }
+    }
+  });
+
+  test('two bands of pixel-interleaved 16-bit samples: the same window floats, two, three and four samples a pixel, signed and not, across blocks', async () => {
+    const decode = join(ROOT, 'test/fixtures/out/decode');
+    const tmp = mkdtempSync(join(tmpdir(), 'tilegraph-two-bands-'));
+    try {
+      // GDAL's decode fixtures, georeferenced, in blocks that the rasters' edges cut: tiles of 32
+      // or strips of 7 rows, with 2, 3 and 4 samples a pixel (as a 4-band scene).
+      const write = (src: string, bands: number[], blocks: string[], name: string) => {
+        const out = join(tmp, name);
+        const picks = bands.flatMap((b) => ['-b', String(b)]);
+        execFileSync('gdal_translate', [
+          '-q',
+          ...picks,
+          '-a_srs',
+          'EPSG:3857',
+          '-a_ullr',
+          '0',
+          '3000',
+          '3000',
+          '0',
+          ...blocks,
+          '-co',
+          'INTERLEAVE=PIXEL',
+          '-co',
+          'COMPRESS=DEFLATE',
+          join(decode, src),
+          out,
+        ]);
+        return out;
+      };
+      const tiles = ['-co', 'TILED=YES', '-co', 'BLOCKXSIZE=32', '-co', 'BLOCKYSIZE=32'];
+      const strips = ['-co', 'BLOCKYSIZE=7'];
+      const files = [
+        write('noise-UInt16-deflate-p2-strip1-pixel-le.tif', [1, 2], tiles, 'two-u16.tif'),
+        write('noise-UInt16-deflate-p2-strip1-pixel-le.tif', [2, 1], strips, 'two-u16-strips.tif'),
+        write('UInt16-deflate-p2-tiled-pixel-le.tif', [1, 2, 3], tiles, 'three-u16.tif'),
+        write('Int16-deflate-p2-tiled-pixel-le.tif', [1, 2, 3], strips, 'three-i16.tif'),
+        write('noise-UInt16-deflate-p2-strip1-pixel-le.tif', [1, 2, 2, 1], tiles, 'four-u16.tif'),
+        write('Int16-deflate-p2-tiled-pixel-le.tif', [1, 2, 3, 1], tiles, 'four-i16.tif'),
+      ];
+      const next = random(47);
+      for (const file of files) {
+        const cog = await Cog.open(file);
+        try {
+          const { width, height, samplesPerPixel } = cog.meta.levels[0]!.image;
+          const pairs = [
+            [0, 1],
+            [1, 0],
+            [samplesPerPixel - 1, 0],
+            [1, 1],
+          ];
+          for (let i = 0; i < 8; i++) {
+            // Whole rasters, single pixels, and windows that start and end inside blocks.
+            const x0 = i === 0 ? 0 : Math.floor(next() * (width - 1)),
+              y0 = i === 0 ? 0 : Math.floor(next() * (height - 1));
+            const x1 = i === 0 ? width : Math.min(width, x0 + 1 + Math.floor(next() * 90)),
+              y1 = i === 0 ? height : Math.min(height, y0 + 1 + Math.floor(next() * 90));
+            for (const bands of pairs) {
+              const [js, wasm] = await eachWayAsync(async () => {
+                const w = await readWindow(cog, 0, [x0, y0, x1, y1], bands, null);
+                return w.bands.map((b) => new Uint8Array(b.buffer, b.byteOffset, w.width * w.height * 4).slice());
+              }, 'wasm');
+              for (const b of [0, 1])
+                assert.equal(firstDifference(wasm[b]!, js[b]!), -1, `${file} [${x0}, ${y0}, ${x1}, ${y1}] bands ${bands.join(',')}: band ${b}`);
+            }
+          }
+        } finally {
+          await cog.close();
+        }
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
     }
   });
 

@@ -1,5 +1,5 @@
 import { SourceError } from '../errors.js';
-import { validity as validityKernel } from '../kernels.js';
+import { twoBands16, validity as validityKernel } from '../kernels.js';
 import type { Cog } from './cog.js';
 import { blocksAcross } from './tiff.js';
 import type { Window } from './sample.js';
@@ -77,6 +77,23 @@ export async function readWindowInto(
                 d1 = out.bands[1]!,
                 o0 = bands[0]!,
                 o1 = bands[1]!;
+              // 16-bit samples (most multispectral imagery): the WebAssembly kernel, when it can.
+              if (
+                (samples instanceof Uint16Array || samples instanceof Int16Array) &&
+                twoBands16(
+                  samples,
+                  bw,
+                  spp,
+                  o0,
+                  o1,
+                  [cx0 - bx * bw, cx1 - bx * bw, cy0 - by * bh, cy1 - by * bh],
+                  d0,
+                  d1,
+                  (cy0 - y0 + dy) * stride - x0 + dx + cx0,
+                  stride,
+                )
+              )
+                return;
               for (let y = cy0; y < cy1; y++) {
                 const dstRow = (y - y0 + dy) * stride - x0 + dx;
                 const end = dstRow + cx1;
