@@ -331,7 +331,7 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
             [1, 1],
           ];
           for (let i = 0; i < 8; i++) {
-            // Whole rasters, single pixels, and windows that start and end inside blocks.
+            // The whole raster, then windows of 1 to 90 pixels a side that start and end inside blocks.
             const x0 = i === 0 ? 0 : Math.floor(next() * (width - 1)),
               y0 = i === 0 ? 0 : Math.floor(next() * (height - 1));
             const x1 = i === 0 ? width : Math.min(width, x0 + 1 + Math.floor(next() * 90)),

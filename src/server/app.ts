@@ -15,7 +15,7 @@ import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wm
 import { describeLayer, listLayers, listMembers } from './routes/layers.js';
 import { documentTooLarge, pipelineLayers, pipelineTileJson, postPipeline } from './routes/pipelines.js';
 import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
-import { plainTile, sendTile, tileHandler, tileLogs } from './routes/tiles.js';
+import { answerTile, plainTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 /** The XYZ tile and TileJSON routes, here and in the programmatic API's router (src/api/router.ts). */
 export const TILE_ROUTE = '/tiles/:layer/:z/:x/:file';
@@ -151,11 +151,7 @@ export function createApp(deps: AppDeps): RequestListener {
     const plain = plainTile(deps.layers, deps.tiles, req);
     if (!plain) return void app(req, res);
     observe(req, res, started, () => TILE_ROUTE);
-    const { t, v } = plain;
-    const hit = deps.tiles.cached(t);
-    (hit ? sendTile(req, res, t, hit, started, v) : deps.tiles.tile(t).then((answer) => sendTile(req, res, t, answer, started, v))).catch((err: unknown) =>
-      answerError(err, req, res),
-    );
+    answerTile(deps.tiles, req, res, plain.t, started, plain.v).catch((err: unknown) => answerError(err, req, res));
   };
 }
 

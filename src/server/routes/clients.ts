@@ -13,7 +13,7 @@ import { buildTileJson, type TileScale, type TileUrlFormat } from '../../tiles/t
 import { buildWmtsCapabilities, matrixSetSuffix, WMTS_STYLE } from '../../tiles/wmts.js';
 import { TileError } from '../../errors.js';
 import { MAP_PAGE_CSP, MAPLIBRE_ASSETS, renderMapPage } from '../mappage.js';
-import { sendTile } from './tiles.js';
+import { answerTile } from './tiles.js';
 
 const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
@@ -102,7 +102,7 @@ export function wmtsTileHandler(layers: LayerRegistry, tiles: TileService): Requ
     }
     // WMTS counts rows from the top like XYZ y, and columns like XYZ x.
     const t = tiles.request(layer, Number(z), Number(m[1]), Number(row), suffix === '@2x' ? 2 : 1, m[2] as TileFormat);
-    await sendTile(req, res, t, tiles.cached(t) ?? (await tiles.tile(t)), started, req.query.v);
+    await answerTile(tiles, req, res, t, started, req.query.v);
   };
 }
 

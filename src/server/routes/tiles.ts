@@ -37,8 +37,13 @@ export function tileHandler(layers: Pick<LayerRegistry, 'require'>, tiles: TileS
   return async (req: Request, res: Response): Promise<void> => {
     const started = performance.now();
     const t = parseTilePath(layers, tiles, req.params as Record<string, string>);
-    await sendTile(req, res, t, tiles.cached(t) ?? (await tiles.tile(t)), started, req.query.v);
+    await answerTile(tiles, req, res, t, started, req.query.v);
   };
+}
+
+/** A tile's answer over HTTP: from L1 without waiting when it holds the tile, else from the tile service. */
+export async function answerTile(tiles: TileService, req: IncomingMessage, res: ServerResponse, t: TileRequest, started: number, v: unknown): Promise<void> {
+  await sendTile(req, res, t, tiles.cached(t) ?? (await tiles.tile(t)), started, v);
 }
 
 /** What the request log and metrics say of a tile response. */
