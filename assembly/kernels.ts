@@ -1,7 +1,8 @@
 /**
  * The render threads' hot loops in WebAssembly with 128-bit SIMD, compiled by AssemblyScript
  * (`npm run build` writes dist/src/kernels.wasm). Each has a JavaScript twin that stays the
- * reference (src/sources/codecs/predictor.ts, src/sources/sample.ts, src/sources/window.ts);
+ * reference (src/sources/codecs/predictor.ts, src/sources/sample.ts, src/sources/window.ts,
+ * src/ops/builtin/colormap.ts, src/render/png.ts);
  * test/kernels.test.ts compares them byte for byte.
  *
  * The kernels own no memory: src/kernels.ts copies a block into the linear memory past
@@ -454,6 +455,62 @@ function pick(spp: i32, o: i32, half: i32): v128 {
     lo |= (byte | ((byte + 1) << 8)) << shift;
   }
   return i64x2.replace_lane(i64x2.splat(-1), 0, lo);
+}
+
+/**
+ * A colour ramp (src/ops/builtin/colormap.ts, `apply`): for each of the `n` Float32 values at
+ * `band` whose byte at `mask` is set and which is not NaN, the entry `(v - lo) * k + 0.5`,
+ * truncated and clamped to 0..`last`: its colour `lut[e]` to `out` and `e + 1` to `index` (16
+ * bits); 0 to both for the others. The arithmetic is in double precision, as JavaScript's, so
+ * that every pixel gets the entry the reference picks: four values a step, as two `f64x2`
+ * halves; the four colours are then looked up one by one.
+ */
+export function ramp(band: usize, mask: usize, n: i32, lo: f64, k: f64, last: i32, lut: usize, out: usize, index: usize): void {
+  const vlo = f64x2.splat(lo),
+    vk = f64x2.splat(k),
+    half = f64x2.splat(0.5);
+  const zero = i32x4.splat(0),
+    one = i32x4.splat(1),
+    top = i32x4.splat(last);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(band + ((<usize>i) << 2));
+    const tLow = f64x2.add(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v), vlo), vk), half);
+    const tHigh = f64x2.add(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)), vlo), vk), half);
+    // Truncated (a NaN or infinite t saturates), both halves in one vector, then clamped.
+    const e = i32x4.min_s(i32x4.max_s(i32x4.shuffle(i32x4.trunc_sat_f64x2_s_zero(tLow), i32x4.trunc_sat_f64x2_s_zero(tHigh), 0, 1, 4, 5), zero), top);
+    const bytes = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(mask + <usize>i)));
+    const ok = v128.and(v128.not(i32x4.eq(bytes, zero)), f32x4.eq(v, v));
+    const colours = i32x4.replace_lane(
+      i32x4.replace_lane(
+        i32x4.replace_lane(
+          i32x4.splat(load<i32>(lut + ((<usize>i32x4.extract_lane(e, 0)) << 2))),
+          1,
+          load<i32>(lut + ((<usize>i32x4.extract_lane(e, 1)) << 2)),
+        ),
+        2,
+        load<i32>(lut + ((<usize>i32x4.extract_lane(e, 2)) << 2)),
+      ),
+      3,
+      load<i32>(lut + ((<usize>i32x4.extract_lane(e, 3)) << 2)),
+    );
+    v128.store(out + ((<usize>i) << 2), v128.and(colours, ok));
+    const codes = v128.and(i32x4.add(e, one), ok);
+    v128.store64_lane(index + ((<usize>i) << 1), i16x8.narrow_i32x4_u(codes, codes), 0);
+  }
+  for (; i < n; i++) {
+    const v = load<f32>(band + ((<usize>i) << 2));
+    let colour: u32 = 0,
+      code: u16 = 0;
+    if (load<u8>(mask + <usize>i) != 0 && v == v) {
+      const t = (<f64>v - lo) * k + 0.5;
+      const e = t <= 0 ? 0 : t >= <f64>last ? last : <i32>t;
+      colour = load<u32>(lut + ((<usize>e) << 2));
+      code = <u16>(e + 1);
+    }
+    store<u32>(out + ((<usize>i) << 2), colour);
+    store<u16>(index + ((<usize>i) << 1), code);
+  }
 }
 
 /**

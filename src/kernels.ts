@@ -36,6 +36,7 @@ interface Exports {
   triangle4(...args: number[]): number;
   validity(b0: number, b1: number, n: number, nodata: number, valid: number): number;
   twoBands16(src: number, spp: number, o0: number, o1: number, n: number, signed: number, d0: number, d1: number): void;
+  ramp(band: number, mask: number, n: number, lo: number, k: number, last: number, lut: number, out: number, index: number): void;
   usedEntries(codes: number, n: number, used: number): number;
   indexRows(codes: number, size: number, entry: number, filter: number, rows: number): void;
   rgbUpRows(rgba: number, size: number, rows: number): number;
@@ -352,6 +353,28 @@ export function twoBands16(
     d0.set(floats.subarray((p0 >> 2) + from, (p0 >> 2) + from + w), at + r * stride);
     d1.set(floats.subarray((p1 >> 2) + from, (p1 >> 2) + from + w), at + r * stride);
   }
+  return true;
+}
+
+/**
+ * A colour ramp over the first `n` pixels of a band (src/ops/builtin/colormap.ts, `apply`):
+ * where `mask` is set and the value is not NaN, the entry `(v - lo) * k + 0.5`, truncated and
+ * clamped to the table, gives `out` its colour and `index` the entry plus one; elsewhere both
+ * get 0. Answers false, having done nothing, when the kernels are off or the tile is too large.
+ */
+export function ramp(band: Float32Array, mask: Uint8Array, n: number, lo: number, k: number, lut: Uint32Array, out: Uint32Array, index: Uint16Array): boolean {
+  if (!wasm || lut.length === 0 || n * 11 + lut.length * 4 > MAX_KERNEL_BYTES) return false;
+  const {
+    k: kx,
+    mem,
+    at: [pBand, pMask, pLut, pOut, pIndex],
+  } = scratch([n * 4, n, lut.length * 4, n * 4, n * 2]);
+  new Float32Array(mem.buffer, pBand, n).set(band.subarray(0, n));
+  mem.set(mask.subarray(0, n), pMask);
+  new Uint32Array(mem.buffer, pLut, lut.length).set(lut);
+  kx.ramp(pBand, pMask, n, lo, k, lut.length - 1, pLut, pOut, pIndex);
+  out.set(new Uint32Array(mem.buffer, pOut, n));
+  index.set(new Uint16Array(mem.buffer, pIndex, n));
   return true;
 }
 

@@ -20,6 +20,7 @@ import {
   horizontal,
   indexRows,
   inflateInto,
+  ramp,
   rgbUpRows,
   validity as validityKernel,
   kernelsInUse,
@@ -31,7 +32,8 @@ import { sampleWindow, type Resampling, type Window } from '../src/sources/sampl
 import { readWindow } from '../src/sources/window.js';
 import { FileSource } from '../src/sources/bytesource.js';
 import { indexedPng, indexedPngOfCodes, rgbaPng } from '../src/render/png.js';
-import type { TableCodes } from '../src/ops/raster.js';
+import { buildOperator } from '../src/ops/registry.js';
+import { bandRaster, type RgbaRaster, type TableCodes, type TileContext } from '../src/ops/raster.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
 import { inflate } from '../src/sources/codecs/deflate.js';
 import { NATIVE_LE, undoFloatingPointPredictor, undoHorizontalPredictor } from '../src/sources/codecs/predictor.js';
@@ -351,6 +353,74 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
       }
     } finally {
       rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test("a colour ramp: the same colours and codes, named palettes and stops, NaN, infinities, masked pixels and values on the entries' edges", () => {
+    let seed = 9000;
+    const ramps: Record<string, unknown>[] = [
+      { name: 'viridis', range: [950, 2600] },
+      { name: 'terrain', range: [-1, 1], reverse: true },
+      { name: 'magma', range: [10, -10] },
+      {
+        stops: [
+          [950, '#2b6b3a'],
+          [1500, '#d8c98a'],
+          [2600, '#ffffff'],
+        ],
+      },
+    ];
+    for (const params of ramps)
+      for (const size of [1, 3, 5, 17, 256, 300]) {
+        const op = buildOperator('colormap', params, { sources: new Map(), inputs: 1 });
+        const [lo, hi] = (params.range as [number, number] | undefined) ?? [950, 2600];
+        const ctx: TileContext = { z: 0, x: 0, y: 0, size, buffer: 0, bounds: [0, 0, 1, 1] };
+        const last = (op.apply([bandRaster(1, 1, 1)], ctx) as RgbaRaster).codes!.lut.length - 1;
+        const rand = random(seed++);
+        const r = bandRaster(size, size, 1);
+        const band = r.bands[0]!;
+        // A Float32 value next to `v`, `ulps` representable values away.
+        const bits = new Float32Array(1),
+          asInt = new Int32Array(bits.buffer);
+        const beside = (v: number, ulps: number) => {
+          bits[0] = v;
+          asInt[0]! += v < 0 ? -ulps : ulps;
+          return bits[0]!;
+        };
+        for (let i = 0; i < band.length; i++) {
+          const u = rand();
+          // A third of the values on or a few floats from where one entry gives way to the next.
+          const edge = beside(lo + ((Math.floor(rand() * (last + 2)) - 0.5) * (hi - lo)) / last, Math.floor(rand() * 5) - 2);
+          band[i] = u < 0.02 ? NaN : u < 0.03 ? Infinity : u < 0.04 ? -Infinity : u < 0.37 ? edge : lo - (hi - lo) * 0.2 + rand() * (hi - lo) * 1.4;
+          r.mask[i] = rand() < 0.05 ? 0 : rand() < 0.5 ? 1 : 255;
+        }
+        const fast = op.apply([r], ctx) as RgbaRaster;
+        useKernels('reference', 'wasm');
+        let reference: RgbaRaster;
+        try {
+          reference = op.apply([r], ctx) as RgbaRaster;
+        } finally {
+          useKernels('fast', 'wasm');
+        }
+        const what = `${JSON.stringify(params)}, ${size}x${size}`;
+        const n = size * size;
+        assert.equal(firstDifference(fast.data.subarray(0, n * 4), reference.data.subarray(0, n * 4)), -1, `${what}: colours`);
+        const codes = (x: RgbaRaster) => new Uint8Array(x.codes!.index.buffer, x.codes!.index.byteOffset, n * 2);
+        assert.equal(firstDifference(codes(fast), codes(reference)), -1, `${what}: codes`);
+        assert.ok(
+          reference.data.some((b) => b !== 0),
+          `${what}: colours drawn`,
+        );
+      }
+    // And the kernel did run, and declines when the kernels are off.
+    const args = [new Float32Array(8).fill(1), new Uint8Array(8).fill(1), 8, 0, 1, new Uint32Array(4).fill(7), new Uint32Array(8), new Uint16Array(8)] as const;
+    assert.equal(ramp(...args), true);
+    assert.deepEqual([...args[6]], Array(8).fill(7));
+    useKernels('reference', 'wasm');
+    try {
+      assert.equal(ramp(...args), false);
+    } finally {
+      useKernels('fast', 'wasm');
     }
   });
 

@@ -4,6 +4,7 @@ import { Read } from './read.js';
 import { colour, finite, pair } from '../params.js';
 import { paletteLut } from '../palettes/lut.js';
 import { allocOf, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
+import { ramp } from '../../kernels.js';
 
 const ColormapParams = z.strictObject({
   name: z.string().min(1).max(64).optional(),
@@ -142,15 +143,16 @@ export class Colormap extends Operator {
       const last = lut.length - 1;
       const k = last / (this.hi - this.lo);
       const lo = this.lo;
-      for (let i = 0; i < n; i++) {
-        const v = band[i]!;
-        if (mask[i] === 0 || v !== v) continue;
-        // Round half up by truncation; anything below the range clamps to the first entry.
-        const t = (v - lo) * k + 0.5;
-        const e = t <= 0 ? 0 : t >= last ? last : t | 0;
-        out[i] = lut[e]!;
-        index[i] = e + 1;
-      }
+      if (!ramp(band, mask, n, lo, k, lut, out, index))
+        for (let i = 0; i < n; i++) {
+          const v = band[i]!;
+          if (mask[i] === 0 || v !== v) continue;
+          // Round half up by truncation; anything below the range clamps to the first entry.
+          const t = (v - lo) * k + 0.5;
+          const e = t <= 0 ? 0 : t >= last ? last : t | 0;
+          out[i] = lut[e]!;
+          index[i] = e + 1;
+        }
     }
     return { kind: 'rgba', width: r.width, height: r.height, data, codes: { index, lut, ordered: !this.usesSource } };
   }
