@@ -508,10 +508,13 @@ function separable(win: Window, sep: Separable, method: Resampling, wide: boolea
     maxRow = Math.max(maxRow, rows.start[j]! + rows.count[j]! - 1);
   }
   if (minRow === Infinity) return;
+  // The columns that can be drawn: often all of them, then each drawable row is one fill.
+  const everyColumn = cols.ok.indexOf(0) < 0;
   for (let j = 0; j < W; j++) {
     if (!rows.ok[j]) continue;
     const row = j * W;
-    for (let i = 0; i < W; i++) if (cols.ok[i]) out.mask[row + i] = 1;
+    if (everyColumn) out.mask.fill(1, row, row + W);
+    else for (let i = 0; i < W; i++) if (cols.ok[i]) out.mask[row + i] = 1;
   }
   const nRows = maxRow - minRow + 1;
   if (separableKernel(win.bands, ww, minRow, nRows, W, cols, rows, out.bands)) return;
