@@ -356,25 +356,36 @@ export function twoBands16(
   return true;
 }
 
+/** Pixels the colour ramp takes at once: 2.75 MiB of the linear memory, whatever the raster's size. */
+const RAMP_CHUNK = 1 << 18;
+
 /**
  * A colour ramp over the first `n` pixels of a band (src/ops/builtin/colormap.ts, `apply`):
  * where `mask` is set and the value is not NaN, the entry `(v - lo) * k + 0.5`, truncated and
  * clamped to the table, gives `out` its colour and `index` the entry plus one; elsewhere both
- * get 0. Answers false, having done nothing, when the kernels are off or the tile is too large.
+ * get 0. A metatile's raster goes through in parts of RAMP_CHUNK pixels. Answers false, having
+ * done nothing, when the kernels are off or the table is past the bound.
  */
 export function ramp(band: Float32Array, mask: Uint8Array, n: number, lo: number, k: number, lut: Uint32Array, out: Uint32Array, index: Uint16Array): boolean {
-  if (!wasm || lut.length === 0 || n * 11 + lut.length * 4 > MAX_KERNEL_BYTES) return false;
+  const m = Math.min(n, RAMP_CHUNK);
+  if (!wasm || lut.length === 0 || m * 11 + lut.length * 4 > MAX_KERNEL_BYTES) return false;
   const {
     k: kx,
     mem,
     at: [pBand, pMask, pLut, pOut, pIndex],
-  } = scratch([n * 4, n, lut.length * 4, n * 4, n * 2]);
-  new Float32Array(mem.buffer, pBand, n).set(band.subarray(0, n));
-  mem.set(mask.subarray(0, n), pMask);
+  } = scratch([m * 4, m, lut.length * 4, m * 4, m * 2]);
   new Uint32Array(mem.buffer, pLut, lut.length).set(lut);
-  kx.ramp(pBand, pMask, n, lo, k, lut.length - 1, pLut, pOut, pIndex);
-  out.set(new Uint32Array(mem.buffer, pOut, n));
-  index.set(new Uint16Array(mem.buffer, pIndex, n));
+  const floats = new Float32Array(mem.buffer, pBand, m),
+    colours = new Uint32Array(mem.buffer, pOut, m),
+    codes = new Uint16Array(mem.buffer, pIndex, m);
+  for (let at = 0; at < n; at += m) {
+    const part = Math.min(m, n - at);
+    floats.set(band.subarray(at, at + part));
+    mem.set(mask.subarray(at, at + part), pMask);
+    kx.ramp(pBand, pMask, part, lo, k, lut.length - 1, pLut, pOut, pIndex);
+    out.set(part === m ? colours : colours.subarray(0, part), at);
+    index.set(part === m ? codes : codes.subarray(0, part), at);
+  }
   return true;
 }
 
