@@ -81,6 +81,16 @@ let addon:
       inflate(src: Uint8Array, dst: Uint8Array): number;
       deflate(src: Uint8Array, level: number): Uint8Array<ArrayBuffer>;
       mmapThreshold(bytes: number): boolean;
+      copyRows(
+        dst: ArrayBufferView,
+        dstAt: number,
+        dstStride: number,
+        src: ArrayBufferView,
+        srcAt: number,
+        srcStride: number,
+        rowBytes: number,
+        rows: number,
+      ): void;
     }
   | undefined;
 
@@ -141,6 +151,32 @@ export function deflateZlib(src: Uint8Array, level: number): Uint8Array<ArrayBuf
 }
 
 /**
+ * `rows` rows of `rowBytes` bytes from `src` to `dst`, natively (the addon's memmove): byte
+ * offsets and strides from the start of each view. V8 copies to or from a SharedArrayBuffer
+ * (a decoded block the render threads share) with relaxed atomic stores, about half as fast.
+ * Answers false, having done nothing, when the addon is off (KERNELS=reference).
+ */
+export function copyRows(
+  dst: ArrayBufferView,
+  dstAt: number,
+  dstStride: number,
+  src: ArrayBufferView,
+  srcAt: number,
+  srcStride: number,
+  rowBytes: number,
+  rows: number,
+): boolean {
+  if (!libdeflate) return false;
+  inflater().copyRows(dst, dstAt, dstStride, src, srcAt, srcStride, rowBytes, rows);
+  return true;
+}
+
+/** `n` bytes from `src` (from byte `srcAt`) to the start of `dst`: copyRows with one row, else TypedArray.set. */
+function copyOut(dst: Uint8Array, src: Uint8Array, srcAt: number, n: number): void {
+  if (!copyRows(dst, 0, n, src, srcAt, n, n, 1)) dst.set(src.subarray(srcAt, srcAt + n));
+}
+
+/**
  * The instance, and regions of the given sizes in its linear memory: placed one after another
  * past the heap base, each 16-byte aligned for vector loads, the memory grown to hold them.
  */
@@ -171,7 +207,7 @@ export function floatingPoint32(raw: Uint8Array, out: Uint8Array, rowSamples: nu
   } = scratch([n, rowSamples * 4]);
   mem.set(raw.subarray(0, n), data);
   k.floatingPoint32(data, rowSamples, rows, tmp);
-  out.set(mem.subarray(data, data + n));
+  copyOut(out, mem, data, n);
   return true;
 }
 
@@ -190,7 +226,7 @@ export function horizontal(src: Uint8Array, dst: Uint8Array, bytesPerSample: num
   } = scratch([n]);
   mem.set(src.subarray(0, n), data);
   if (!k.horizontal(data, bytesPerSample, rowLen, rows, stride)) return false;
-  dst.set(mem.subarray(data, data + n));
+  copyOut(dst, mem, data, n);
   return true;
 }
 
@@ -344,8 +380,10 @@ export function twoBands16(
   const halves = new Uint16Array(mem.buffer);
   const rowSamples = w * spp;
   // The part's rows one after another: a single copy when they are whole block rows.
-  if (w === bw) halves.set(samples.subarray(r0 * bw * spp, r1 * bw * spp), src >> 1);
-  else for (let r = 0; r < h; r++) halves.set(samples.subarray(((r0 + r) * bw + c0) * spp, ((r0 + r) * bw + c1) * spp), (src >> 1) + r * rowSamples);
+  if (!copyRows(mem, src, rowSamples * 2, samples, (r0 * bw + c0) * spp * 2, bw * spp * 2, rowSamples * 2, h)) {
+    if (w === bw) halves.set(samples.subarray(r0 * bw * spp, r1 * bw * spp), src >> 1);
+    else for (let r = 0; r < h; r++) halves.set(samples.subarray(((r0 + r) * bw + c0) * spp, ((r0 + r) * bw + c1) * spp), (src >> 1) + r * rowSamples);
+  }
   k.twoBands16(src, spp, o0, o1, n, samples instanceof Int16Array ? 1 : 0, p0, p1);
   const floats = new Float32Array(mem.buffer);
   for (let r = 0; r < h; r++) {

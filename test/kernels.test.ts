@@ -15,6 +15,7 @@ import { describe, test } from 'node:test';
 import sharp from 'sharp';
 import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
 import {
+  copyRows,
   deflateZlib,
   floatingPoint32,
   horizontal,
@@ -505,6 +506,46 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     assert.equal(rgbUpRows(new Uint8Array(64 * 64 * 4).fill(254), 64), null);
   });
 
+  test('rows copied natively to and from shared memory: the same bytes as a loop, any offset and stride; a range past a view copies nothing', () => {
+    const next = random(11000);
+    for (const [shared, rows, rowBytes, srcStride, dstStride] of [
+      [false, 1, 1, 1, 1],
+      [true, 1, 4096, 4096, 4096],
+      [true, 7, 13, 20, 17],
+      [false, 16, 64, 512, 64],
+      [true, 300, 1200, 2048, 1200],
+    ] as const) {
+      const srcAt = Math.floor(next() * 9),
+        dstAt = Math.floor(next() * 9);
+      const srcBytes = srcAt + (rows - 1) * srcStride + rowBytes,
+        dstBytes = dstAt + (rows - 1) * dstStride + rowBytes + 5;
+      const src = new Uint8Array(shared ? new SharedArrayBuffer(srcBytes) : new ArrayBuffer(srcBytes));
+      src.set(randomBytes(srcBytes, rows * 31 + rowBytes));
+      const dst = new Uint8Array(shared ? new SharedArrayBuffer(dstBytes) : new ArrayBuffer(dstBytes)).fill(7);
+      const want = new Uint8Array(dst);
+      for (let r = 0; r < rows; r++) for (let b = 0; b < rowBytes; b++) want[dstAt + r * dstStride + b] = src[srcAt + r * srcStride + b]!;
+      assert.equal(copyRows(dst, dstAt, dstStride, src, srcAt, srcStride, rowBytes, rows), true);
+      assert.equal(firstDifference(new Uint8Array(dst), want), -1, `${rows} rows of ${rowBytes} bytes, shared ${shared}`);
+      // Past the end of either view: refused before a byte moves.
+      const before = new Uint8Array(dst);
+      assert.throws(() => copyRows(dst, dstAt, dstStride, src, srcAt + 1, srcStride, rowBytes, rows), /past the end of a view/);
+      assert.throws(() => copyRows(dst, dstBytes - rowBytes + 1, 0, src, 0, 0, rowBytes, 1), /past the end of a view/);
+      assert.throws(() => copyRows(dst, -1, 0, src, 0, 0, 1, 1), /whole numbers/);
+      assert.equal(firstDifference(new Uint8Array(dst), before), -1);
+    }
+    // Float32 views: offsets and strides stay in bytes from each view's start.
+    const floats = new Float32Array(new SharedArrayBuffer(40), 4, 8).map((_, k) => k + 0.5);
+    const out = new Float32Array(8);
+    assert.equal(copyRows(out, 4, 8, floats, 0, 8, 4, 2), true);
+    assert.deepEqual([...out], [0, 0.5, 0, 2.5, 0, 0, 0, 0]);
+    useKernels('reference');
+    try {
+      assert.equal(copyRows(new Uint8Array(4), 0, 4, new Uint8Array(4), 0, 4, 4, 1), false);
+    } finally {
+      useKernels('fast');
+    }
+  });
+
   test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {
     const raw = randomBytes(3 * 17 * 2 * 5, 7);
     const copy = new Uint8Array(raw);
@@ -620,11 +661,15 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
           const by = Math.floor((i % (blocksAcross(im) * blocksDown(im))) / blocksAcross(im));
           const height = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
           const layout = { width: im.blockWidth, height, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat };
-          const [js, fast] = eachWay(() => {
-            const s = decodeBlock(bytes, { ...layout, compression: im.compression, predictor: im.predictor, littleEndian });
-            return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
-          });
-          assert.equal(firstDifference(fast, js), -1, `${f.tiff} block ${i}`);
+          // Into the thread's own memory, and into a SharedArrayBuffer as the render threads decode (copied out natively).
+          for (const shared of [false, true]) {
+            const [js, fast] = eachWay(() => {
+              const s = decodeBlock(bytes, { ...layout, compression: im.compression, predictor: im.predictor, littleEndian }, { shared });
+              assert.equal(s.buffer instanceof SharedArrayBuffer, shared);
+              return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+            });
+            assert.equal(firstDifference(fast, js), -1, `${f.tiff} block ${i}${shared ? ', shared' : ''}`);
+          }
           blocks++;
         }
       } finally {

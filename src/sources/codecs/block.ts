@@ -11,7 +11,7 @@
  * and reused, which is safe because decoding is synchronous.
  */
 import { SourceError } from '../../errors.js';
-import { floatingPoint32, horizontal } from '../../kernels.js';
+import { copyRows, floatingPoint32, horizontal } from '../../kernels.js';
 import { Predictor, SampleFormat, sampleType, type BlockLayout, type Samples, type SampleType } from '../types.js';
 import { DECOMPRESSORS } from './decompressors.js';
 import { MAX_BLOCK_BYTES } from './output.js';
@@ -63,7 +63,7 @@ export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shar
     if (predictor === Predictor.Horizontal) {
       if (!horizontal(raw, out, bytesPerSample, width * samples, height, samples))
         undoHorizontalPredictor(raw, out, bytesPerSample, width * samples, height, samples);
-    } else if (out !== raw) {
+    } else if (out !== raw && !copyRows(out, 0, expected, raw, 0, expected, expected, 1)) {
       out.set(raw);
     }
   }
