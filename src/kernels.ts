@@ -8,7 +8,8 @@
  * - libdeflate's whole-buffer inflate and deflate (native/inflate.c, an N-API addon linked
  *   with Debian's libdeflate, built by `npm run build`): about 1.5x Node's zlib inflating
  *   whole COG blocks, and about 1.6x deflating the bench's indexed PNG tiles at the same
- *   level, their files 3% smaller.
+ *   level, their files 3% smaller. The addon also copies rows to and from the blocks the
+ *   render threads share (SharedArrayBuffers), which V8 copies with relaxed atomic stores.
  *
  * Each function here answers false (or undefined, or -1), having done nothing, when the
  * kernels are off (KERNELS=reference), or the layout is one the kernel has no vector loop
