@@ -213,6 +213,93 @@ describe('tilegraph seed --since', { skip }, () => {
     }
   });
 
+  test('tiles a patch of nodata leaves empty are removed from dir: and mbtiles:, as a full re-seed never writes them, and the cache answers them empty', async () => {
+    // 6 x 6 km of the DEM set to NaN (its nodata): the zoom-13 and 14 tiles inside draw nothing.
+    const plainCopy = path.join(tmp.root, 'holes-plain.tif');
+    const holes = path.join(tmp.root, 'holes.tif');
+    gdal('gdal_translate', ['-q', '-of', 'GTiff', original, plainCopy]);
+    const poly = path.join(tmp.root, 'holes.geojson');
+    const [w, s, e, n] = [320000, 5890000, 326000, 5896000];
+    writeFileSync(
+      poly,
+      JSON.stringify({
+        type: 'FeatureCollection',
+        crs: { type: 'name', properties: { name: 'EPSG:3402' } },
+        features: [
+          {
+            type: 'Feature',
+            properties: {},
+            geometry: {
+              type: 'Polygon',
+              coordinates: [
+                [
+                  [w, s],
+                  [e, s],
+                  [e, n],
+                  [w, n],
+                  [w, s],
+                ],
+              ],
+            },
+          },
+        ],
+      }),
+    );
+    gdal('gdal_rasterize', ['-q', '-burn', 'nan', poly, plainCopy]);
+    gdal('gdal_translate', ['-q', '-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=3', '-co', 'BLOCKSIZE=128', plainCopy, holes]);
+
+    const dir = path.join(tmp.root, 'holes-dir');
+    const mbtiles = path.join(tmp.root, 'holes.mbtiles');
+    copyFileSync(original, cog);
+    seed(['dem-relief', ...ZOOMS, '--to', `dir:${dir}`], env, tmp.root);
+    seed(['dem-relief', ...ZOOMS, '--to', `mbtiles:${mbtiles}`], env, tmp.root);
+    const cached = seed(['dem-relief', ...ZOOMS], env, tmp.root);
+    const was = pyramid(dir);
+
+    copyFileSync(holes, cog);
+    try {
+      const fullDir = path.join(tmp.root, 'holes-full');
+      const f = seed(['dem-relief', ...ZOOMS, '--to', `dir:${fullDir}`], env, tmp.root);
+      const expected = pyramid(fullDir);
+      const emptied = [...was.keys()].filter((k) => !expected.has(k));
+      assert.ok(f.empty > 0 && emptied.length === f.empty, `${f.empty} tiles draw nothing now, ${emptied.length} of them had a file`);
+
+      const d = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, tmp.root);
+      assert.equal(d.empty, emptied.length, 'the emptied tiles are counted as empty');
+      assertSameTiles(pyramid(dir), expected, 'dir');
+
+      seed(['dem-relief', '--since', `${mbtiles}.manifest.json`], env, tmp.root);
+      const db = new Database(mbtiles, { readonly: true });
+      try {
+        const rows = db.prepare('SELECT zoom_level AS z, tile_column AS x, tile_row AS row, tile_data AS data FROM tiles').all() as {
+          z: number;
+          x: number;
+          row: number;
+          data: Buffer;
+        }[];
+        assertSameTiles(new Map(rows.map((r) => [`${r.z}/${r.x}/${2 ** r.z - 1 - r.row}`, { bytes: Buffer.from(r.data) }])), expected, 'mbtiles');
+        const images = db.prepare('SELECT count(*) AS n FROM images WHERE tile_id NOT IN (SELECT tile_id FROM map)').get() as { n: number };
+        assert.equal(images.n, 0, 'no image is left without a tile');
+      } finally {
+        db.close();
+      }
+
+      seed(['dem-relief', '--since', cached.manifest], env, tmp.root);
+      const seeded = await startServerProcess(tmp.dir, { REDIS_URL: redis.url, REDIS_PREFIX: 'since-test:' });
+      try {
+        for (const k of emptied) {
+          const a = await request(seeded.url, tilePath('dem-relief', k.split('/').map(Number) as Tile));
+          assert.equal(a.status, 204, `${k}: empty now`);
+          assert.equal(a.headers['x-cache'], 'hit-l2', `${k}: from the seeded cache`);
+        }
+      } finally {
+        await seeded.stop();
+      }
+    } finally {
+      copyFileSync(original, cog);
+    }
+  });
+
   test('an edited layer file re-renders every tile, and says why', () => {
     const layers = path.join(tmp.root, 'edited');
     cpSync(tmp.dir, layers, { recursive: true });

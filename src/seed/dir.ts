@@ -173,7 +173,11 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     },
     async put(t: TileId, entry: TileEntry) {
       if (closed) throw new Error(`${root}: put after close`);
-      if (!entry.body) return;
+      if (!entry.body) {
+        // Empty in this version: a file an earlier run wrote there goes, as a full seed would never have written it.
+        if (old) rmSync(tileFile(t), { force: true });
+        return;
+      }
       if (entry.type && entry.type !== `image/${layer.format}`) throw new Error(`${tileFile(t)}: a ${entry.type} tile in a ${layer.format} pyramid`);
       const file = tileFile(t);
       const dir = path.dirname(file);

@@ -161,9 +161,11 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
   const updateMap = db.prepare<[string, number, number, number]>(
     'UPDATE map SET tile_id = ?, tilegraph_previous = NULL WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?',
   );
+  const removeTile = db.prepare<[number, number, number]>('DELETE FROM map WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?');
   let orphans = false;
-  const commit = db.transaction((tiles: PendingTile[], carried: Place[]) => {
+  const commit = db.transaction((tiles: PendingTile[], carried: Place[], emptied: Place[]) => {
     for (const t of carried) carryTile.run(t.z, t.x, t.row);
+    for (const t of emptied) if (removeTile.run(t.z, t.x, t.row).changes > 0) orphans = true;
     for (const t of tiles) {
       insertImage.run(t.id, t.body);
       if (insertMap.run(t.z, t.x, t.row, t.id).changes === 0) {
@@ -176,19 +178,23 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
   const pending = new Map<string, PendingTile>();
   /** Tiles carried over since the last commit. */
   const carried = new Map<string, Place>();
+  /** Tiles empty in this version since the last commit: a row an earlier run wrote for them goes. */
+  const emptied = new Map<string, Place>();
   let timer: NodeJS.Timeout | undefined;
   let failure: unknown;
   let closed = false;
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
-    if ((pending.size === 0 && carried.size === 0) || failure) return;
+    if ((pending.size === 0 && carried.size === 0 && emptied.size === 0) || failure) return;
     const tiles = [...pending.values()];
     const kept = [...carried.values()];
+    const gone = [...emptied.values()];
     pending.clear();
     carried.clear();
+    emptied.clear();
     try {
-      commit(tiles, kept);
+      commit(tiles, kept, gone);
     } catch (err) {
       // The batch's puts have resolved: fail every later call rather than lose tiles silently.
       failure = new Error(`${file}: writing ${tiles.length} tiles failed: ${(err as Error).message}`, { cause: err });
@@ -218,19 +224,28 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
       if (state === undefined) return false;
       if (state !== null) {
         carried.set(key, { z: t.z, x: t.x, row });
-        if (carried.size + pending.size >= FLUSH_TILES) flush();
+        if (carried.size + pending.size + emptied.size >= FLUSH_TILES) flush();
         else timer ??= setTimeout(flush, FLUSH_MS);
       }
       return true;
     },
     async put(t: TileId, entry: TileEntry) {
       check();
-      if (!entry.body) return;
+      if (!entry.body) {
+        // Empty in this version: a row an earlier run wrote (kept for carrying over, or resumed) goes.
+        if (old) {
+          const row = tmsRow(t);
+          emptied.set(`${t.z}/${t.x}/${row}`, { z: t.z, x: t.x, row });
+          if (pending.size + carried.size + emptied.size >= FLUSH_TILES) flush();
+          else timer ??= setTimeout(flush, FLUSH_MS);
+        }
+        return;
+      }
       if (entry.type && entry.type !== `image/${layer.format}`)
         throw new Error(`${file}: a ${entry.type} tile (${t.z}/${t.x}/${t.y}) in a ${layer.format} tileset`);
       const row = tmsRow(t);
       pending.set(`${t.z}/${t.x}/${row}`, { z: t.z, x: t.x, row, id: createHash('sha1').update(entry.body).digest('hex'), body: entry.body });
-      if (pending.size + carried.size >= FLUSH_TILES) flush();
+      if (pending.size + carried.size + emptied.size >= FLUSH_TILES) flush();
       else timer ??= setTimeout(flush, FLUSH_MS);
       check();
     },
