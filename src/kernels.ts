@@ -77,21 +77,15 @@ function kernels(): Exports {
   return instance;
 }
 
+/** What `copyRows` takes: each view, its byte offset and its stride (bytes a row), then the row's bytes and the rows. */
+type RowCopy = [dst: ArrayBufferView, dstAt: number, dstStride: number, src: ArrayBufferView, srcAt: number, srcStride: number, rowBytes: number, rows: number];
+
 let addon:
   | {
       inflate(src: Uint8Array, dst: Uint8Array): number;
       deflate(src: Uint8Array, level: number): Uint8Array<ArrayBuffer>;
       mmapThreshold(bytes: number): boolean;
-      copyRows(
-        dst: ArrayBufferView,
-        dstAt: number,
-        dstStride: number,
-        src: ArrayBufferView,
-        srcAt: number,
-        srcStride: number,
-        rowBytes: number,
-        rows: number,
-      ): void;
+      copyRows(...args: RowCopy): void;
     }
   | undefined;
 
@@ -157,18 +151,9 @@ export function deflateZlib(src: Uint8Array, level: number): Uint8Array<ArrayBuf
  * (a decoded block the render threads share) with relaxed atomic stores, about half as fast.
  * Answers false, having done nothing, when the addon is off (KERNELS=reference).
  */
-export function copyRows(
-  dst: ArrayBufferView,
-  dstAt: number,
-  dstStride: number,
-  src: ArrayBufferView,
-  srcAt: number,
-  srcStride: number,
-  rowBytes: number,
-  rows: number,
-): boolean {
+export function copyRows(...args: RowCopy): boolean {
   if (!libdeflate) return false;
-  inflater().copyRows(dst, dstAt, dstStride, src, srcAt, srcStride, rowBytes, rows);
+  inflater().copyRows(...args);
   return true;
 }
 

@@ -42,6 +42,25 @@ function gdal(tool: string, args: string[]): void {
   assert.equal(r.status, 0, `${tool} ${args.join(' ')}: ${r.stderr}`);
 }
 
+/** A GeoJSON file of one rectangle [west, south, east, north] in the DEM's CRS (EPSG:3402), for gdal_rasterize. */
+function writeSquare(file: string, [w, s, e, n]: readonly [number, number, number, number]): void {
+  const ring = [
+    [w, s],
+    [e, s],
+    [e, n],
+    [w, n],
+    [w, s],
+  ];
+  writeFileSync(
+    file,
+    JSON.stringify({
+      type: 'FeatureCollection',
+      crs: { type: 'name', properties: { name: 'EPSG:3402' } },
+      features: [{ type: 'Feature', properties: {}, geometry: { type: 'Polygon', coordinates: [ring] } }],
+    }),
+  );
+}
+
 /** `z/x/y` → bytes and inode of every tile of a pyramid (a tile written again gets a new inode: it is renamed over the old one). */
 function pyramid(root: string): Map<string, { bytes: Buffer; ino: number }> {
   const out = new Map<string, { bytes: Buffer; ino: number }>();
@@ -53,6 +72,17 @@ function pyramid(root: string): Map<string, { bytes: Buffer; ino: number }> {
           out.set(`${z}/${x}/${f.slice(0, -4)}`, { bytes: readFileSync(file), ino: statSync(file).ino });
         }
   return out;
+}
+
+/** `z/x/y` (y from the top) → bytes of every tile an MBTiles file's `tiles` view gives a reader. */
+function mbtilesTiles(db: Database.Database): Map<string, { bytes: Buffer }> {
+  const rows = db.prepare('SELECT zoom_level AS z, tile_column AS x, tile_row AS row, tile_data AS data FROM tiles').all() as {
+    z: number;
+    x: number;
+    row: number;
+    data: Buffer;
+  }[];
+  return new Map(rows.map((r) => [`${r.z}/${r.x}/${2 ** r.z - 1 - r.row}`, { bytes: Buffer.from(r.data) }]));
 }
 
 function assertSameTiles(a: Map<string, { bytes: Buffer }>, b: Map<string, { bytes: Buffer }>, what: string): void {
@@ -98,32 +128,7 @@ describe('tilegraph seed --since', { skip }, () => {
     gdal('gdal_translate', ['-q', '-of', 'GTiff', cog, plain]);
     copyFileSync(plain, patch);
     const poly = path.join(tmp.root, 'patch.geojson');
-    const [w, s, e, n] = PATCH;
-    writeFileSync(
-      poly,
-      JSON.stringify({
-        type: 'FeatureCollection',
-        crs: { type: 'name', properties: { name: 'EPSG:3402' } },
-        features: [
-          {
-            type: 'Feature',
-            properties: {},
-            geometry: {
-              type: 'Polygon',
-              coordinates: [
-                [
-                  [w, s],
-                  [e, s],
-                  [e, n],
-                  [w, n],
-                  [w, s],
-                ],
-              ],
-            },
-          },
-        ],
-      }),
-    );
+    writeSquare(poly, PATCH);
     gdal('gdal_rasterize', ['-q', '-burn', '3000', poly, patch]);
     const cogOptions = ['-q', '-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=3', '-co', 'BLOCKSIZE=128'];
     gdal('gdal_translate', [...cogOptions, plain, original]);
@@ -177,13 +182,7 @@ describe('tilegraph seed --since', { skip }, () => {
       assert.deepEqual([m.rendered, m.carried], [rendered, carried], 'MBTiles: the same tiles rendered and carried over');
       const db = new Database(mbtiles, { readonly: true });
       try {
-        const rows = db.prepare('SELECT zoom_level AS z, tile_column AS x, tile_row AS row, tile_data AS data FROM tiles').all() as {
-          z: number;
-          x: number;
-          row: number;
-          data: Buffer;
-        }[];
-        assertSameTiles(new Map(rows.map((r) => [`${r.z}/${r.x}/${2 ** r.z - 1 - r.row}`, { bytes: Buffer.from(r.data) }])), full, 'mbtiles');
+        assertSameTiles(mbtilesTiles(db), full, 'mbtiles');
       } finally {
         db.close();
       }
@@ -219,32 +218,7 @@ describe('tilegraph seed --since', { skip }, () => {
     const holes = path.join(tmp.root, 'holes.tif');
     gdal('gdal_translate', ['-q', '-of', 'GTiff', original, plainCopy]);
     const poly = path.join(tmp.root, 'holes.geojson');
-    const [w, s, e, n] = [320000, 5890000, 326000, 5896000];
-    writeFileSync(
-      poly,
-      JSON.stringify({
-        type: 'FeatureCollection',
-        crs: { type: 'name', properties: { name: 'EPSG:3402' } },
-        features: [
-          {
-            type: 'Feature',
-            properties: {},
-            geometry: {
-              type: 'Polygon',
-              coordinates: [
-                [
-                  [w, s],
-                  [e, s],
-                  [e, n],
-                  [w, n],
-                  [w, s],
-                ],
-              ],
-            },
-          },
-        ],
-      }),
-    );
+    writeSquare(poly, [320000, 5890000, 326000, 5896000]);
     gdal('gdal_rasterize', ['-q', '-burn', 'nan', poly, plainCopy]);
     gdal('gdal_translate', ['-q', '-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=3', '-co', 'BLOCKSIZE=128', plainCopy, holes]);
 
@@ -271,13 +245,7 @@ describe('tilegraph seed --since', { skip }, () => {
       seed(['dem-relief', '--since', `${mbtiles}.manifest.json`], env, tmp.root);
       const db = new Database(mbtiles, { readonly: true });
       try {
-        const rows = db.prepare('SELECT zoom_level AS z, tile_column AS x, tile_row AS row, tile_data AS data FROM tiles').all() as {
-          z: number;
-          x: number;
-          row: number;
-          data: Buffer;
-        }[];
-        assertSameTiles(new Map(rows.map((r) => [`${r.z}/${r.x}/${2 ** r.z - 1 - r.row}`, { bytes: Buffer.from(r.data) }])), expected, 'mbtiles');
+        assertSameTiles(mbtilesTiles(db), expected, 'mbtiles');
         const images = db.prepare('SELECT count(*) AS n FROM images WHERE tile_id NOT IN (SELECT tile_id FROM map)').get() as { n: number };
         assert.equal(images.n, 0, 'no image is left without a tile');
       } finally {
