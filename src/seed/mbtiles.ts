@@ -200,6 +200,11 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
       failure = new Error(`${file}: writing ${tiles.length} tiles failed: ${(err as Error).message}`, { cause: err });
     }
   };
+  /** A change waits for the batch: written once FLUSH_TILES are queued or FLUSH_MS have passed. */
+  const queued = () => {
+    if (pending.size + carried.size + emptied.size >= FLUSH_TILES) flush();
+    else timer ??= setTimeout(flush, FLUSH_MS);
+  };
   const check = () => {
     if (failure) throw failure;
     if (closed) throw new Error(`${file}: the target is closed`);
@@ -224,8 +229,7 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
       if (state === undefined) return false;
       if (state !== null) {
         carried.set(key, { z: t.z, x: t.x, row });
-        if (carried.size + pending.size + emptied.size >= FLUSH_TILES) flush();
-        else timer ??= setTimeout(flush, FLUSH_MS);
+        queued();
       }
       return true;
     },
@@ -236,8 +240,7 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
         if (old) {
           const row = tmsRow(t);
           emptied.set(`${t.z}/${t.x}/${row}`, { z: t.z, x: t.x, row });
-          if (pending.size + carried.size + emptied.size >= FLUSH_TILES) flush();
-          else timer ??= setTimeout(flush, FLUSH_MS);
+          queued();
         }
         return;
       }
@@ -245,8 +248,7 @@ function mbtilesTarget(db: Database.Database, file: string, layer: SeedLayer): S
         throw new Error(`${file}: a ${entry.type} tile (${t.z}/${t.x}/${t.y}) in a ${layer.format} tileset`);
       const row = tmsRow(t);
       pending.set(`${t.z}/${t.x}/${row}`, { z: t.z, x: t.x, row, id: createHash('sha1').update(entry.body).digest('hex'), body: entry.body });
-      if (pending.size + carried.size + emptied.size >= FLUSH_TILES) flush();
-      else timer ??= setTimeout(flush, FLUSH_MS);
+      queued();
       check();
     },
     async close() {
