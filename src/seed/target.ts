@@ -20,7 +20,11 @@ export interface SeedTarget {
    * as a tile of this one, when no change reaches it. False when there is none to keep.
    */
   carry(t: TileId): Promise<boolean>;
-  /** Stores a tile; an empty one (`body` null) is not written. Writes are atomic per tile. */
+  /**
+   * Stores a tile. An empty one (`body` null) is stored as the target holds emptiness: no file
+   * or row in a directory or MBTiles file (one an earlier run left for the tile goes), the
+   * empty entry in the cache. Writes are atomic per tile.
+   */
   put(t: TileId, entry: TileEntry): Promise<void>;
   /** Flushes and closes; the target is complete and readable afterwards. */
   close(): Promise<void>;
