@@ -42,7 +42,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,7 @@ import { kernelsAB, type KernelsFigures } from './kernels.js';
 import { modelBench } from './model.js';
 import { mosaicBench } from './mosaic.js';
 import { incrementalReseed, queueVsLocal, type SeedBenchDeps } from './seedqueue.js';
+import { removeScratch, scratchDir } from './scratch.js';
 import { soak } from './soak.js';
 import { NaiveRenderer, parseStops } from './naive.js';
 import { countByZoom, everyNth, lonLatToMercator, tilesCovering, type Tile } from './tiles.js';
@@ -644,56 +645,53 @@ async function gdal2tiles(): Promise<Scenario | undefined> {
     skipped.push({ name: 'gdal2tiles', why: 'bench/data/dem-relief.tif is missing (gdaldem not installed?)' });
     return undefined;
   }
-  const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-g2t-'));
-  try {
-    // The colouring that gdal2tiles needs first, timed as make-data.sh runs it (its output is not used).
-    const c0 = performance.now();
-    await run('gdaldem', [
-      'color-relief',
-      '-q',
-      '-alpha',
-      path.join(DATA, 'dem.tif'),
-      await rampFile(out),
-      path.join(out, 'colour.tif'),
-      '-of',
-      'GTiff',
-      '-co',
-      'TILED=YES',
-      '-co',
-      'BLOCKXSIZE=512',
-      '-co',
-      'BLOCKYSIZE=512',
-      '-co',
-      'COMPRESS=DEFLATE',
-      '-co',
-      'NUM_THREADS=ALL_CPUS',
-    ]);
-    const colourSeconds = (performance.now() - c0) / 1000;
-    await rm(path.join(out, 'colour.tif'));
-    const t0 = performance.now();
-    await run(cmd, ['--xyz', '-z', `${ZOOMS[0]}-${ZOOMS[1]}`, '-r', 'bilinear', '-w', 'none', `--processes=${CORES}`, '-q', input, path.join(out, 'tiles')], {
-      env: { ...process.env, PROJ_NETWORK: 'OFF' },
-      maxBuffer: 1 << 24,
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    const count = await pngsUnder(path.join(out, 'tiles'));
-    const { stdout: version } = await run(cmd, ['--version']).catch(() => ({ stdout: '' }));
-    log(`  gdal2tiles: ${count} tiles in ${round(seconds)} s, after ${round(colourSeconds)} s of gdaldem color-relief`);
-    return {
-      name: 'gdal2tiles-dem-relief',
-      kind: `batch, ${CORES} processes`,
-      layer: 'bench/data/dem-relief.tif (gdaldem color-relief of dem.tif, same stops; colouring not timed)',
-      what: `${cmd} --xyz -z ${ZOOMS[0]}-${ZOOMS[1]} -r bilinear --processes=${CORES}: renders zoom ${ZOOMS[1]} from the source and lower zooms from those tiles`,
-      version: version.trim() || undefined,
-      tiles: { zooms: ZOOMS, total: count, measured: count, sampled: false },
-      tilesPerSec: round(count / seconds),
-      seconds: round(seconds, 2),
-      colourSeconds: round(colourSeconds, 2),
-      withColouringSeconds: round(seconds + colourSeconds, 2),
-    };
-  } finally {
-    await rm(out, { recursive: true, force: true });
-  }
+  // Kept until the bench ends (bench/scratch.ts), as the seeds' pyramids are.
+  const out = await scratchDir('tilegraph-g2t-');
+  // The colouring that gdal2tiles needs first, timed as make-data.sh runs it (its output is not used).
+  const c0 = performance.now();
+  await run('gdaldem', [
+    'color-relief',
+    '-q',
+    '-alpha',
+    path.join(DATA, 'dem.tif'),
+    await rampFile(out),
+    path.join(out, 'colour.tif'),
+    '-of',
+    'GTiff',
+    '-co',
+    'TILED=YES',
+    '-co',
+    'BLOCKXSIZE=512',
+    '-co',
+    'BLOCKYSIZE=512',
+    '-co',
+    'COMPRESS=DEFLATE',
+    '-co',
+    'NUM_THREADS=ALL_CPUS',
+  ]);
+  const colourSeconds = (performance.now() - c0) / 1000;
+  await rm(path.join(out, 'colour.tif'));
+  const t0 = performance.now();
+  await run(cmd, ['--xyz', '-z', `${ZOOMS[0]}-${ZOOMS[1]}`, '-r', 'bilinear', '-w', 'none', `--processes=${CORES}`, '-q', input, path.join(out, 'tiles')], {
+    env: { ...process.env, PROJ_NETWORK: 'OFF' },
+    maxBuffer: 1 << 24,
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const count = await pngsUnder(path.join(out, 'tiles'));
+  const { stdout: version } = await run(cmd, ['--version']).catch(() => ({ stdout: '' }));
+  log(`  gdal2tiles: ${count} tiles in ${round(seconds)} s, after ${round(colourSeconds)} s of gdaldem color-relief`);
+  return {
+    name: 'gdal2tiles-dem-relief',
+    kind: `batch, ${CORES} processes`,
+    layer: 'bench/data/dem-relief.tif (gdaldem color-relief of dem.tif, same stops; colouring not timed)',
+    what: `${cmd} --xyz -z ${ZOOMS[0]}-${ZOOMS[1]} -r bilinear --processes=${CORES}: renders zoom ${ZOOMS[1]} from the source and lower zooms from those tiles`,
+    version: version.trim() || undefined,
+    tiles: { zooms: ZOOMS, total: count, measured: count, sampled: false },
+    tilesPerSec: round(count / seconds),
+    seconds: round(seconds, 2),
+    colourSeconds: round(colourSeconds, 2),
+    withColouringSeconds: round(seconds + colourSeconds, 2),
+  };
 }
 
 /** The bench DEM layer's colour stops as a gdaldem ramp (nodata transparent). */
@@ -720,24 +718,20 @@ async function pngsUnder(root: string): Promise<number> {
  */
 async function seeding(layers: BenchLayers): Promise<Scenario> {
   const once = async (metatile: number) => {
-    const out = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-seed-'));
-    try {
-      const t0 = performance.now();
-      const args = [CLI, 'seed', layers.dem.name, '--zoom', `${ZOOMS[0]}-${ZOOMS[1]}`, '--to', `dir:${out}`, '--metatile', String(metatile)];
-      const { stdout } = await run(process.execPath, args, {
-        env: { ...process.env, LAYERS_DIR: DATA, WORKERS: String(CORES), LOG_LEVEL: 'silent', REDIS_URL: '' },
-        maxBuffer: 1 << 24,
-      });
-      const seconds = (performance.now() - t0) / 1000;
-      const done = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rendered: number; empty: number; failed: number; bytes: number; seconds: number };
-      const files = await pngsUnder(out);
-      log(
-        `  seed --metatile ${metatile}: ${done.rendered} tiles (${done.empty} empty, ${done.failed} failed) in ${round(seconds)} s (${round(done.seconds)} s of rendering), ${files} files`,
-      );
-      return { seconds, done, files };
-    } finally {
-      await rm(out, { recursive: true, force: true });
-    }
+    const out = await scratchDir('tilegraph-seed-');
+    const t0 = performance.now();
+    const args = [CLI, 'seed', layers.dem.name, '--zoom', `${ZOOMS[0]}-${ZOOMS[1]}`, '--to', `dir:${out}`, '--metatile', String(metatile)];
+    const { stdout } = await run(process.execPath, args, {
+      env: { ...process.env, LAYERS_DIR: DATA, WORKERS: String(CORES), LOG_LEVEL: 'silent', REDIS_URL: '' },
+      maxBuffer: 1 << 24,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const done = JSON.parse(stdout.trim().split('\n').at(-1)!) as { rendered: number; empty: number; failed: number; bytes: number; seconds: number };
+    const files = await pngsUnder(out);
+    log(
+      `  seed --metatile ${metatile}: ${done.rendered} tiles (${done.empty} empty, ${done.failed} failed) in ${round(seconds)} s (${round(done.seconds)} s of rendering), ${files} files`,
+    );
+    return { seconds, done, files };
   };
   const rounds = Math.max(1, Number(process.env.BENCH_SEED_ROUNDS ?? 3));
   const metatiled: Awaited<ReturnType<typeof once>>[] = [];
@@ -1002,11 +996,12 @@ async function main(): Promise<void> {
     skipped,
     notes,
   };
+  await removeScratch();
   // Exit once written: the in-process render thread's open sources would keep the loop alive.
   process.stdout.write(`${formatJson(report)}\n`, () => process.exit(0));
 }
 
 main().catch((err) => {
   log(`failed: ${(err as Error).stack ?? err}`);
-  process.exit(1);
+  void removeScratch().finally(() => process.exit(1));
 });

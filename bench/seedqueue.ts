@@ -27,11 +27,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ZoomCounts } from '../src/seed/runner.js';
+import { scratchDir } from './scratch.js';
 
 const run = promisify(execFile);
 
@@ -293,7 +293,7 @@ export async function queueVsLocal(deps: SeedBenchDeps): Promise<Scenario> {
   const started = performance.now();
   const redis = await deps.startRedis();
   if (!redis) throw new Error('redis-server is not installed');
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-seedqueue-'));
+  const tmp = await scratchDir('tilegraph-seedqueue-');
   const zoom = `${deps.zooms[0]}-${deps.zooms[1]}`;
   const queueEnv = { REDIS_URL: redis.url, REDIS_PREFIX: `bench-${process.pid}:` };
   const rounds: QueueRound[] = [];
@@ -345,11 +345,8 @@ export async function queueVsLocal(deps: SeedBenchDeps): Promise<Scenario> {
       deps.log(
         `  queue round ${r + 1}/${QUEUE_ROUNDS}: local ${round_.localSeconds} s (${round_.localCpuSeconds} s CPU), queued ${round_.queuedSeconds} s (${round_.queuedCpuSeconds.total} s CPU: enqueuer ${round_.queuedCpuSeconds.enqueuer}, workers ${round_.queuedCpuSeconds.workers}, redis ${round_.queuedCpuSeconds.redis}; jobs ${round_.jobsByWorker.join('+')}): ${round_.ratio}x; ${compared.files} identical files; to the first tile / tiles / after the last: local ${Object.values(round_.phases.local).join(' / ')} s, queued ${Object.values(round_.phases.queued).join(' / ')} s`,
       );
-      await rm(localDir, { recursive: true, force: true });
-      await rm(queuedDir, { recursive: true, force: true });
     }
   } finally {
-    await rm(tmp, { recursive: true, force: true });
     await redis.stop();
   }
   const costRatio = round(median(rounds.map((x) => x.ratio)), 3);
@@ -532,7 +529,7 @@ interface IncrementalRound {
 export async function incrementalReseed(deps: SeedBenchDeps, rounds = INCREMENTAL_ROUNDS): Promise<Scenario> {
   const started = performance.now();
   const pair = await patchedPair(deps);
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'tilegraph-incremental-'));
+  const tmp = await scratchDir('tilegraph-incremental-');
   const layers = path.join(tmp, 'layers');
   const zoom = `${deps.zooms[0]}-${deps.zooms[1]}`;
   const env = { LAYERS_DIR: layers, WORKERS: String(deps.cores) };
@@ -571,11 +568,10 @@ export async function incrementalReseed(deps: SeedBenchDeps, rounds = INCREMENTA
       deps.log(
         `  incremental z${zoom} round ${r + 1}/${rounds}: full ${x.fullSeconds} s, --since ${x.incrementalSeconds} s (${incremental.done.rendered} rendered, ${incremental.done.empty} empty, ${incremental.done.carried} carried over), full of the patched DEM ${x.fullPatchedSeconds} s: ${x.ratio}x; ${compared.files} identical files; to the first tile / tiles / after the last: full ${Object.values(x.phases.fullPatched).join(' / ')} s, --since ${Object.values(x.phases.incremental).join(' / ')} s`,
       );
-      await rm(dir, { recursive: true, force: true });
-      await rm(fresh, { recursive: true, force: true });
     }
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    // The pyramids stay until the bench ends (bench/scratch.ts); the layer's copies of the DEM go now.
+    await rm(layers, { recursive: true, force: true });
   }
   const costRatio = round(median(done.map((x) => x.ratio)), 3);
   const { incremental, full, manifest } = last!;
