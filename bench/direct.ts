@@ -102,8 +102,8 @@ class CountingSource implements ByteSource {
   identity() {
     return this.inner.identity();
   }
-  async read(offset: number, length: number) {
-    const b = await this.inner.read(offset, length);
+  async read(offset: number, length: number, into?: Uint8Array) {
+    const b = await this.inner.read(offset, length, into);
     this.bytes += b.length;
     this.reads++;
     return b;

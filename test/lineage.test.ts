@@ -12,6 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -414,6 +415,32 @@ describe('seed lineage: block digests and stale tiles', { skip }, () => {
     const shifted = structuredClone(b);
     shifted.header = '0'.repeat(16);
     assert.equal(changedBlocks(a, shifted), 'all');
+  });
+
+  test("every block's digest is the SHA-256 of its bytes in the file, for a file many times the digest's read buffer and blocks larger than it", async () => {
+    // Uncompressed Float32 in blocks of 1040² (4.3 MB, past the 4 MiB the digest reads at once) and overviews of one smaller block each: 23 MB.
+    const big = data('big.tif');
+    await run('gdal_translate', ['-q', '-of', 'COG', '-co', 'BLOCKSIZE=1040', '-co', 'COMPRESS=NONE', '-outsize', '2080', '2080', DEM, big]);
+    const digest = await digestSource(big);
+    const levels = await tiffLevels(big);
+    assert.equal(digest.levels.length, levels.length);
+    const fd = openSync(big, 'r');
+    let blocks = 0;
+    try {
+      levels.forEach(({ image }, k) => {
+        const expected = image.offsets.map((offset, i) =>
+          createHash('sha256')
+            .update(readBlock(fd, offset, image.counts[i]!))
+            .digest('hex')
+            .slice(0, 16),
+        );
+        assert.equal(digest.levels[k]!.hashes, expected.join(''), `level ${k}`);
+        blocks += expected.length;
+      });
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok(levels[0]!.image.counts.every((c) => c > 4 * 1024 * 1024) && blocks >= 6, `${blocks} blocks, the full resolution's each past 4 MiB`);
   });
 
   test('staleTiles (hillshade, bilinear; cubic): tiles over a changed block are stale, tiles a tile away from all are not; the planner decides', async (t) => {

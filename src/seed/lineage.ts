@@ -220,8 +220,11 @@ function checkBlock(location: string, im: TiffImage, index: number, offset: numb
 
 /** Hashes every stored block, reading neighbours together (in file order) and large blocks in pieces. */
 async function hashBlocks(src: ByteSource, location: string, refs: BlockRef[], out: string[][]): Promise<void> {
+  // One buffer for every read: each is hashed before the next, and fresh memory for each of a
+  // large file's chunks costs the kernel a page fault every 4 KB.
+  const scratch = new Uint8Array(READ_CHUNK);
   const read = async (offset: number, length: number) => {
-    const bytes = await src.read(offset, length);
+    const bytes = await src.read(offset, length, scratch);
     if (bytes.length < length) throw new SourceError(`${location}: ${length} bytes at byte ${offset} are truncated (${bytes.length} read)`);
     return bytes;
   };

@@ -7,8 +7,12 @@ export interface ByteSource {
   readonly location: string;
   /** Size in bytes, and a version identity that changes when the content is replaced. */
   identity(): Promise<SourceIdentity>;
-  /** Exactly `length` bytes from `offset`, or fewer at the end of the file. */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Exactly `length` bytes from `offset`, or fewer at the end of the file. `into`, of at least
+   * `length` bytes, is lent for this read: a local file is read into it and the answer is a view
+   * of it, which the caller must be done with before it lends `into` again.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -27,11 +31,11 @@ export class FileSource implements ByteSource {
     return { size: s.size, version: `${s.size}-${Math.floor(s.mtimeMs)}` };
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     checkRange(this.location, offset, length);
     this.handle ??= open(this.location, 'r');
     const fh = await this.handle;
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into && into.byteLength >= length ? into : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await fh.read(buf, done, length - done, offset + done);

@@ -54,6 +54,27 @@ export interface CogMeta {
 /** Compressed bytes one block may take: a 1024² block of four Float64 bands, uncompressed, is 32 MiB. */
 export const MAX_BLOCK_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Buffers a thread lends to its block reads, kept for the next ones: a few, since a thread
+ * decodes one block at a time and reads a few ahead, and none past READ_BUFFER_KEPT_MAX bytes
+ * (a block may claim up to MAX_BLOCK_BYTES). Each is at least READ_BUFFER_MIN bytes, so that
+ * most blocks fit the first one made.
+ */
+const readBuffers = {
+  free: [] as Uint8Array[],
+  take(bytes: number): Uint8Array {
+    const i = this.free.findIndex((b) => b.byteLength >= bytes);
+    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    return new Uint8Array(Math.max(bytes, READ_BUFFER_MIN));
+  },
+  give(buffer: Uint8Array): void {
+    if (this.free.length < READ_BUFFERS_KEPT && buffer.byteLength <= READ_BUFFER_KEPT_MAX) this.free.push(buffer);
+  },
+};
+const READ_BUFFER_MIN = 1 << 20;
+const READ_BUFFERS_KEPT = 4;
+const READ_BUFFER_KEPT_MAX = 8 << 20;
+
 export class Cog {
   private constructor(
     readonly meta: CogMeta,
@@ -179,28 +200,35 @@ export class Cog {
         `${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (it needs ${count} bytes; the file of ${this.size} bytes ends ${Math.max(0, this.size - offset)} bytes after it)`,
       );
     }
-    const bytes = await this.src.read(offset, count);
-    if (bytes.length < count)
-      throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
+    // The compressed bytes are read into a buffer of this thread's, lent for the block's decoding
+    // (which never keeps them): fresh memory for each block would cost a page fault every 4 KB.
+    const lent = readBuffers.take(count);
     try {
-      if (IMAGE_COMPRESSIONS.has(im.compression)) {
-        const tables = im.tags.get(Tag.JPEGTables);
-        const lerc = im.tags.get(Tag.LercParameters);
-        return await decodeImageBlock(
-          bytes,
-          {
-            ...shape,
-            compression: im.compression,
-            jpegTables: Array.isArray(tables) ? Uint8Array.from(tables) : undefined,
-            lercAdditional: Array.isArray(lerc) ? lerc[1] : 0,
-          },
-          blockCache.sharing,
-        );
+      const bytes = await this.src.read(offset, count, lent);
+      if (bytes.length < count)
+        throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset} is truncated (${bytes.length} of ${count} bytes)`);
+      try {
+        if (IMAGE_COMPRESSIONS.has(im.compression)) {
+          const tables = im.tags.get(Tag.JPEGTables);
+          const lerc = im.tags.get(Tag.LercParameters);
+          return await decodeImageBlock(
+            bytes,
+            {
+              ...shape,
+              compression: im.compression,
+              jpegTables: Array.isArray(tables) ? Uint8Array.from(tables) : undefined,
+              lercAdditional: Array.isArray(lerc) ? lerc[1] : 0,
+            },
+            blockCache.sharing,
+          );
+        }
+        // Shared between threads: decoded straight into a SharedArrayBuffer, saving a copy.
+        return decodeBlock(bytes, layout, { shared: blockCache.sharing });
+      } catch (err) {
+        throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset}: ${(err as Error).message}`);
       }
-      // Shared between threads: decoded straight into a SharedArrayBuffer, saving a copy.
-      return decodeBlock(bytes, layout, { shared: blockCache.sharing });
-    } catch (err) {
-      throw new SourceError(`${this.meta.location}: block ${index} of image ${im.index} at byte ${offset}: ${(err as Error).message}`);
+    } finally {
+      readBuffers.give(lent);
     }
   }
 }
