@@ -4,7 +4,7 @@
  * add, and hands back the run's result for the manifest.
  */
 import path from 'node:path';
-import type { Queue } from 'bullmq';
+import { QueueEvents, type Queue } from 'bullmq';
 import type { RedisClient } from '../cache/redis.js';
 import type { Settings } from '../config.js';
 import type { Layer } from '../layers/layer.js';
@@ -15,7 +15,9 @@ import {
   jobsOf,
   newRunId,
   openQueue,
+  QUEUE_NAME,
   queueConnection,
+  queuePrefix,
   readFailures,
   readRun,
   saveRecord,
@@ -29,7 +31,7 @@ import type { Progress, SeedResult } from './runner.js';
 /** Jobs added at once, and the waiting jobs above which no more are added until the workers take some. */
 const BATCH = 500;
 const HIGH_WATER = 20_000;
-/** How often the counts are read while the run goes on. */
+/** How often the counts are read while the run goes on, at the latest: a job's end reads them at once. */
 const POLL_MS = 250;
 
 export interface FollowOptions {
@@ -87,6 +89,31 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
   };
   const connection = queueConnection(settings.redisUrl!);
   const queue = openQueue(connection, prefix);
+  // BullMQ's queue events (a stream it writes as jobs end, read on a connection of their own)
+  // wake the loop when a job completes or fails, after its worker counted it: the run's end is
+  // seen when its last job ends, not up to POLL_MS later. The polls go on without them.
+  const eventsConnection = queueConnection(settings.redisUrl!);
+  const events = new QueueEvents(QUEUE_NAME, { connection: eventsConnection, prefix: queuePrefix(prefix) });
+  let jobEnded = false;
+  let wake: (() => void) | undefined;
+  const onJobEnd = () => {
+    jobEnded = true;
+    wake?.();
+  };
+  events.on('completed', onJobEnd);
+  events.on('failed', onJobEnd);
+  events.on('error', () => {});
+  const pause = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resume, POLL_MS);
+      function resume() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      if (jobEnded) resume();
+      else wake = resume;
+    });
   const started = performance.now();
   try {
     await saveRecord(redis, prefix, record);
@@ -109,6 +136,7 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
         record.jobs += batch.length;
         await saveRecord(redis, prefix, record);
       }
+      jobEnded = false;
       state = (await readRun(redis, prefix, record.id))!;
       const seconds = (performance.now() - started) / 1000;
       const n = done(state);
@@ -120,7 +148,7 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
         lastSettle = performance.now();
         if (await settleLostJobs(queue, redis, prefix, record)) continue;
       }
-      if (record.enqueued || (await queue.getWaitingCount()) >= HIGH_WATER) await new Promise((r) => setTimeout(r, POLL_MS));
+      if (record.enqueued || (await queue.getWaitingCount()) >= HIGH_WATER) await pause();
     }
     state = (await readRun(redis, prefix, record.id))!;
     return {
@@ -129,6 +157,8 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
       failures: await readFailures(redis, prefix, record.id),
     };
   } finally {
+    await events.close();
+    eventsConnection.disconnect();
     await queue.close();
     connection.disconnect();
   }
