@@ -33,6 +33,7 @@ const BATCH = 500;
 const HIGH_WATER = 20_000;
 /** How often the counts are read while the run goes on, at the latest: a job's end reads them at once. */
 const POLL_MS = 250;
+const WAKE_MIN_MS = 20;
 
 export interface FollowOptions {
   settings: Settings;
@@ -103,16 +104,23 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
   events.on('completed', onJobEnd);
   events.on('failed', onJobEnd);
   events.on('error', () => {});
+  let lastRead = 0;
   const pause = () =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(resume, POLL_MS);
+      let timer = setTimeout(resume, POLL_MS);
       function resume() {
         clearTimeout(timer);
         wake = undefined;
         resolve();
       }
-      if (jobEnded) resume();
-      else wake = resume;
+      // Many workers end many jobs a second: the counts are read WAKE_MIN_MS apart at most.
+      const soon = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        timer = setTimeout(resume, Math.max(0, lastRead + WAKE_MIN_MS - performance.now()));
+      };
+      if (jobEnded) soon();
+      else wake = soon;
     });
   const started = performance.now();
   try {
@@ -137,6 +145,7 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
         await saveRecord(redis, prefix, record);
       }
       jobEnded = false;
+      lastRead = performance.now();
       state = (await readRun(redis, prefix, record.id))!;
       const seconds = (performance.now() - started) / 1000;
       const n = done(state);
