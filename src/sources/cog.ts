@@ -55,23 +55,33 @@ export interface CogMeta {
 export const MAX_BLOCK_BYTES = 64 * 1024 * 1024;
 
 /**
- * Buffers a thread lends to its block reads, kept for the next ones: a few, since a thread
- * decodes one block at a time and reads a few ahead, and none past READ_BUFFER_KEPT_MAX bytes
- * (a block may claim up to MAX_BLOCK_BYTES). Each is at least READ_BUFFER_MIN bytes, so that
- * most blocks fit the first one made.
+ * Buffers a thread lends to its block reads, kept for the next ones. A thread decodes one
+ * block at a time but may read many at once (every block of a window), so a new buffer is
+ * sized to its block, rounded up to a power of two (at least READ_BUFFER_MIN), and a read
+ * takes the smallest free one that fits. READ_BUFFERS_KEPT are kept, the largest first, and
+ * none past READ_BUFFER_KEPT_MAX bytes (a block may claim up to MAX_BLOCK_BYTES).
  */
 const readBuffers = {
   free: [] as Uint8Array[],
   take(bytes: number): Uint8Array {
-    const i = this.free.findIndex((b) => b.byteLength >= bytes);
-    if (i >= 0) return this.free.splice(i, 1)[0]!;
-    return new Uint8Array(Math.max(bytes, READ_BUFFER_MIN));
+    let best = -1;
+    this.free.forEach((b, i) => {
+      if (b.byteLength >= bytes && (best < 0 || b.byteLength < this.free[best]!.byteLength)) best = i;
+    });
+    if (best >= 0) return this.free.splice(best, 1)[0]!;
+    return new Uint8Array(Math.max(READ_BUFFER_MIN, 2 ** Math.ceil(Math.log2(bytes))));
   },
   give(buffer: Uint8Array): void {
-    if (this.free.length < READ_BUFFERS_KEPT && buffer.byteLength <= READ_BUFFER_KEPT_MAX) this.free.push(buffer);
+    if (buffer.byteLength > READ_BUFFER_KEPT_MAX) return;
+    if (this.free.length < READ_BUFFERS_KEPT) {
+      this.free.push(buffer);
+      return;
+    }
+    const smallest = this.free.reduce((k, b, i) => (b.byteLength < this.free[k]!.byteLength ? i : k), 0);
+    if (this.free[smallest]!.byteLength < buffer.byteLength) this.free[smallest] = buffer;
   },
 };
-const READ_BUFFER_MIN = 1 << 20;
+const READ_BUFFER_MIN = 64 << 10;
 const READ_BUFFERS_KEPT = 4;
 const READ_BUFFER_KEPT_MAX = 8 << 20;
 
