@@ -158,7 +158,7 @@ export function copyRows(...args: RowCopy): boolean {
 }
 
 /** `n` bytes from `src` (from byte `srcAt`) to the start of `dst`: copyRows with one row, else TypedArray.set. */
-function copyOut(dst: Uint8Array, src: Uint8Array, srcAt: number, n: number): void {
+export function copyOut(dst: Uint8Array, src: Uint8Array, srcAt: number, n: number): void {
   if (!copyRows(dst, 0, n, src, srcAt, n, n, 1)) dst.set(src.subarray(srcAt, srcAt + n));
 }
 

@@ -11,7 +11,7 @@
  * and reused, which is safe because decoding is synchronous.
  */
 import { SourceError } from '../../errors.js';
-import { copyRows, floatingPoint32, horizontal } from '../../kernels.js';
+import { copyOut, floatingPoint32, horizontal } from '../../kernels.js';
 import { Predictor, SampleFormat, sampleType, type BlockLayout, type Samples, type SampleType } from '../types.js';
 import { DECOMPRESSORS } from './decompressors.js';
 import { MAX_BLOCK_BYTES } from './output.js';
@@ -63,8 +63,8 @@ export function decodeBlock(bytes: Uint8Array, layout: BlockLayout, opts: { shar
     if (predictor === Predictor.Horizontal) {
       if (!horizontal(raw, out, bytesPerSample, width * samples, height, samples))
         undoHorizontalPredictor(raw, out, bytesPerSample, width * samples, height, samples);
-    } else if (out !== raw && !copyRows(out, 0, expected, raw, 0, expected, expected, 1)) {
-      out.set(raw);
+    } else if (out !== raw) {
+      copyOut(out, raw, 0, expected);
     }
   }
   return new type.array(out.buffer, 0, sampleCount);
