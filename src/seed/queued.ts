@@ -105,23 +105,20 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
   events.on('failed', onJobEnd);
   events.on('error', () => {});
   let lastRead = 0;
-  const pause = () =>
-    new Promise<void>((resolve) => {
-      let timer = setTimeout(resume, POLL_MS);
-      function resume() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      // Many workers end many jobs a second: the counts are read WAKE_MIN_MS apart at most.
-      const soon = () => {
-        clearTimeout(timer);
-        wake = undefined;
-        timer = setTimeout(resume, Math.max(0, lastRead + WAKE_MIN_MS - performance.now()));
-      };
-      if (jobEnded) soon();
-      else wake = soon;
-    });
+  /** Until a job ends or POLL_MS pass, then no sooner than WAKE_MIN_MS after the last read (many workers end many jobs a second). */
+  const pause = async () => {
+    if (!jobEnded)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => wake?.(), POLL_MS);
+        wake = () => {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        };
+      });
+    const rest = lastRead + WAKE_MIN_MS - performance.now();
+    if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+  };
   const started = performance.now();
   try {
     await saveRecord(redis, prefix, record);
