@@ -6,10 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UnrecoverableError, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { openQueue, QUEUE_NAME, queuePrefix, readFailures, readRun, saveRecord, settleLostJobs, type RunRecord } from '../src/seed/queue.js';
 import { CLI } from './helpers/layers.js';
 import { makeLayersDir, type TempLayers } from './helpers/http.js';
 import { startRedis, type RedisProcess } from './helpers/processes.js';
@@ -230,6 +234,106 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
     } finally {
       await worker.stop();
       await other.remove();
+    }
+  });
+
+  test('tried as a hostile client would: jobs put on the queue by hand fail for good, naming what is wrong; nothing outside the target is touched', async () => {
+    const worker = await startWorker(env);
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = openQueue(connection, 'queue-test:');
+    try {
+      const root = path.join(tmp.root, 'crafted');
+      const dir = path.join(root, 'tiles');
+      // A file that a tile path climbing out of the target (9/../../victim/0.png) would name, older than the run.
+      const victim = path.join(root, 'victim', '0.png');
+      mkdirSync(path.dirname(victim), { recursive: true });
+      writeFileSync(victim, 'not a tile');
+      utimesSync(victim, new Date(2020, 0, 1), new Date(2020, 0, 1));
+      const r = seed(['dem-relief', '--zoom', '8-9', '--to', `dir:${dir}`, '--queue'], env, tmp.root);
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      const run = (JSON.parse(r.stdout.split('\n')[0]!) as { run: string }).run;
+      const tiles = pyramid(dir);
+
+      const crafted: [string, unknown, RegExp][] = [
+        ['a path for x', { run, n: 0, z: 9, xy: ['../../victim', 0] }, /xy: expected whole numbers from 0 to 511/],
+        ['a negative x', { run, n: 1, z: 9, xy: [-1, 0] }, /xy: expected whole numbers from 0 to 511/],
+        ['a zoom the run has not', { run, n: 2, z: 20, xy: [0, 0] }, /z 20: the run seeds zooms 8, 9/],
+        ['an ordinal past the run', { run, n: 2 ** 40, z: 9, xy: [0, 0] }, /n 1099511627776: expected a whole number from 0 to \d+/],
+        ['a stale index past the tiles', { run, n: 3, z: 9, xy: [100, 100], stale: [5] }, /stale: expected indices from 0 to 0/],
+        ['too many tiles', { run, n: 4, z: 9, xy: Array.from({ length: 130 }, () => 1) }, /xy: expected 1 to 64 tiles/],
+        ['no run', { n: 0, z: 9, xy: [0, 0] }, /not a job of a run/],
+      ];
+      const jobs = await Promise.all(crafted.map(([name, data], k) => queue.add(name, data as never, { jobId: `crafted-${k}`, attempts: 3 })));
+      for (const [k, job] of jobs.entries()) {
+        const [name, , reason] = crafted[k]!;
+        let state = await job.getState();
+        for (let i = 0; i < 200 && state !== 'failed' && state !== 'completed'; i++) {
+          await sleep(50);
+          state = await job.getState();
+        }
+        const done = (await queue.getJob(job.id!))!;
+        assert.equal(state, 'failed', `${name}: failed`);
+        assert.match(done.failedReason, /not a job that seed --queue writes/, `${name}: ${done.failedReason}`);
+        assert.match(done.failedReason, reason, `${name}: ${done.failedReason}`);
+        assert.equal(done.attemptsMade, 1, `${name}: not tried again`);
+      }
+      assert.equal(readFileSync(victim, 'utf8'), 'not a tile', 'the file beside the target is untouched');
+      assert.deepEqual(readdirSync(root).sort(), ['tiles', 'victim']);
+      assertSamePyramid(pyramid(dir), tiles);
+      assert.ok(!existsSync(path.join(dir, '9', '-1')), 'no directory for a negative x');
+
+      // The worker goes on with the next run.
+      const next = path.join(tmp.root, 'after-crafted');
+      const again = seed(['dem-relief', '--zoom', '8-8', '--to', `dir:${next}`, '--queue'], env, tmp.root);
+      assert.equal(again.status, 0, again.stderr + again.stdout);
+      assert.ok(pyramid(next).size > 0);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+      await worker.stop();
+    }
+  });
+
+  test('a lost job whose data is not a job counts as failed, without tiles; the run is still settled whole', async () => {
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = openQueue(connection, 'queue-test:');
+    const id = 'lost-run';
+    const record: RunRecord = {
+      id,
+      layer: 'dem-relief',
+      version: 'v',
+      target: `dir:${path.join(tmp.root, 'lost')}`,
+      format: 'png',
+      force: false,
+      retries: 0,
+      planned: { '9': 2 },
+      total: 2,
+      jobs: 2,
+      enqueued: true,
+      createdAt: new Date().toISOString(),
+      manifest: path.join(tmp.root, 'lost.json'),
+    };
+    // Both jobs fail for good, as a refusing worker fails them; the first holds something else than a job.
+    const refuser = new Worker(QUEUE_NAME, () => Promise.reject(new UnrecoverableError('refused')), { connection, prefix: queuePrefix('queue-test:') });
+    try {
+      await saveRecord(connection, 'queue-test:', record);
+      await queue.add('lost', 'not a job' as never, { jobId: `${id}-0` });
+      await queue.add('lost', { run: id, n: 1, z: 9, xy: [100, 200] }, { jobId: `${id}-1` });
+      for (let i = 0; i < 200 && (await queue.getJobCounts('failed')).failed < 2; i++) await sleep(50);
+      await refuser.close();
+      assert.equal(await settleLostJobs(queue, connection, 'queue-test:', record), 2);
+      const state = (await readRun(connection, 'queue-test:', id))!;
+      assert.equal(state.jobsDone, 2, 'both jobs counted');
+      assert.equal(state.total.failed, 1, "the job's one tile failed; the other holds none");
+      assert.deepEqual(
+        (await readFailures(connection, 'queue-test:', id)).map((f) => (JSON.parse(f) as { tile: string }).tile),
+        ['9/100/200'],
+      );
+    } finally {
+      await refuser.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      connection.disconnect();
     }
   });
 

@@ -215,12 +215,12 @@ export async function settleLostJobs(queue: Queue<SeedJob>, redis: RedisClient, 
     const job = await queue.getJob(jobId(record.id, n));
     // Counted by a worker meanwhile (the queue drained between the two reads).
     if ((await redis.getbit(k.counted, n)) === 1) continue;
-    const z = job?.data.z ?? -1;
-    const tiles = job ? job.data.xy.length / 2 : 0;
+    // What the queue holds under the job's id, read as data that may not be what was enqueued.
+    const z = typeof job?.data?.z === 'number' ? job.data.z : -1;
+    const xy = Array.isArray(job?.data?.xy) ? job.data.xy : [];
+    const tiles = Math.floor(xy.length / 2);
     const reason = job?.failedReason || 'the job is gone from the queue';
-    const failures = job
-      ? Array.from({ length: tiles }, (_, i) => ({ tile: `${z}/${job.data.xy[2 * i]}/${job.data.xy[2 * i + 1]}`, attempts: 1, error: reason }))
-      : [];
+    const failures = Array.from({ length: tiles }, (_, i) => ({ tile: `${z}/${xy[2 * i]}/${xy[2 * i + 1]}`, attempts: 1, error: reason }));
     const counts = { ...zeroCounts(), failed: tiles };
     if (await countJob(redis, redisPrefix, { run: record.id, n, z }, counts, failures, 'enqueuer', true)) settled++;
   }

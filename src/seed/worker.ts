@@ -14,7 +14,7 @@ import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
 import { openRenderer, type Produce, type Renderer } from './produce.js';
-import { countJob, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
+import { countJob, JOB_TILES, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
 import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
 import { openTarget, type SeedTarget } from './target.js';
 
@@ -47,8 +47,14 @@ export class SeedWorker {
 
   /** One job: its tiles into the run's target, counted once into the run; throws (the job fails) if any tile failed. */
   async process(job: Job<SeedJob>): Promise<void> {
-    const data = job.data;
-    const run = await this.run(data.run);
+    // Redis holds what the queue says: nothing of it is taken on trust.
+    const given = job.data as Partial<SeedJob> | null;
+    const refuse = (why: string) => new UnrecoverableError(`job ${job.id}: not a job that seed --queue writes: ${why}`);
+    if (typeof given !== 'object' || given === null || typeof given.run !== 'string') throw refuse('not a job of a run');
+    const run = await this.run(given.run);
+    const problem = jobProblem(given, run.record);
+    if (problem) throw refuse(problem);
+    const data = given as SeedJob;
     const tiles: TileId[] = [];
     for (let i = 0; i < data.xy.length; i += 2) tiles.push({ z: data.z, x: data.xy[i]!, y: data.xy[i + 1]! });
     const stale = data.stale && new Set(data.stale.map((i) => tiles[i]));
@@ -165,4 +171,25 @@ export async function workerCommand(args: string[]): Promise<void> {
   connection.disconnect();
   redis.disconnect();
   log.info('seed worker stopped');
+}
+
+/**
+ * What is wrong with a job, checked against its run before any of its tiles is rendered or
+ * written (the queue lives in Redis, and a tile's coordinates name its file): undefined for a
+ * job as `jobsOf` writes them, tiles of one of the run's zooms on the grid.
+ */
+export function jobProblem(job: Partial<SeedJob>, record: RunRecord): string | undefined {
+  const zooms = Object.keys(record.planned);
+  if (typeof job.z !== 'number' || !zooms.includes(String(job.z))) return `z ${String(job.z)}: the run seeds zooms ${zooms.join(', ')}`;
+  const { xy, stale, n } = job;
+  if (!Array.isArray(xy) || xy.length < 2 || xy.length % 2 !== 0 || xy.length > 2 * JOB_TILES)
+    return `xy: expected 1 to ${JOB_TILES} tiles (x, y pairs), got ${Array.isArray(xy) ? xy.length / 2 : typeof xy}`;
+  const last = 2 ** job.z - 1;
+  if (!xy.every((v) => Number.isInteger(v) && v >= 0 && v <= last)) return `xy: expected whole numbers from 0 to ${last}`;
+  const tiles = xy.length / 2;
+  if (stale !== undefined && !(Array.isArray(stale) && stale.every((i) => Number.isInteger(i) && i >= 0 && i < tiles)))
+    return `stale: expected indices from 0 to ${tiles - 1}`;
+  if (!Number.isSafeInteger(n) || n! < 0 || n! >= Math.max(1, record.total))
+    return `n ${String(n)}: expected a whole number from 0 to ${Math.max(1, record.total) - 1}`;
+  return undefined;
 }
