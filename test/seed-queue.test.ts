@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { openQueue, QUEUE_NAME, queuePrefix, readFailures, readRun, saveRecord, settleLostJobs, type RunRecord } from '../src/seed/queue.js';
+import { openQueue, QUEUE_NAME, queuePrefix, readFailures, readRun, runKeys, saveRecord, settleLostJobs, type RunRecord } from '../src/seed/queue.js';
 import { CLI } from './helpers/layers.js';
 import { makeLayersDir, type TempLayers } from './helpers/http.js';
 import { startRedis, type RedisProcess } from './helpers/processes.js';
@@ -255,14 +255,32 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
       const tiles = pyramid(dir);
 
       const crafted: [string, unknown, RegExp][] = [
-        ['a path for x', { run, n: 0, z: 9, xy: ['../../victim', 0] }, /xy: expected whole numbers from 0 to 511/],
-        ['a negative x', { run, n: 1, z: 9, xy: [-1, 0] }, /xy: expected whole numbers from 0 to 511/],
-        ['a zoom the run has not', { run, n: 2, z: 20, xy: [0, 0] }, /z 20: the run seeds zooms 8, 9/],
-        ['an ordinal past the run', { run, n: 2 ** 40, z: 9, xy: [0, 0] }, /n 1099511627776: expected a whole number from 0 to \d+/],
-        ['a stale index past the tiles', { run, n: 3, z: 9, xy: [100, 100], stale: [5] }, /stale: expected indices from 0 to 0/],
-        ['too many tiles', { run, n: 4, z: 9, xy: Array.from({ length: 130 }, () => 1) }, /xy: expected 1 to 64 tiles/],
-        ['no run', { n: 0, z: 9, xy: [0, 0] }, /not a job of a run/],
+        ['a path for x', { run, n: 0, z: 9, xy: ['../../victim', 0] }, /not a job that seed --queue writes: xy: expected whole numbers from 0 to 511/],
+        ['a negative x', { run, n: 1, z: 9, xy: [-1, 0] }, /not a job that seed --queue writes: xy: expected whole numbers from 0 to 511/],
+        ['a zoom the run has not', { run, n: 2, z: 20, xy: [0, 0] }, /not a job that seed --queue writes: z 20: the run seeds zooms 8, 9/],
+        [
+          'an ordinal past the run',
+          { run, n: 2 ** 40, z: 9, xy: [0, 0] },
+          /not a job that seed --queue writes: n 1099511627776: expected a whole number from 0 to \d+/,
+        ],
+        [
+          'a stale index past the tiles',
+          { run, n: 3, z: 9, xy: [100, 100], stale: [5] },
+          /not a job that seed --queue writes: stale: expected indices from 0 to 0/,
+        ],
+        ['too many tiles', { run, n: 4, z: 9, xy: Array.from({ length: 130 }, () => 1) }, /not a job that seed --queue writes: xy: expected 1 to 64 tiles/],
+        ['no run', { n: 0, z: 9, xy: [0, 0] }, /not a job that seed --queue writes: not a job of a run/],
+        ['a run whose record is not JSON', { run: 'bad-record-1', n: 0, z: 9, xy: [0, 0] }, /its record in Redis is not one that seed --queue writes/],
+        [
+          'a run whose record lacks its target',
+          { run: 'bad-record-2', n: 0, z: 9, xy: [0, 0] },
+          /its record in Redis is not one that seed --queue writes \(target: /,
+        ],
       ];
+      await connection.set(runKeys('queue-test:', 'bad-record-1').record, 'not json');
+      // The run's own record, but with a target no enqueuing command writes.
+      const own = JSON.parse((await connection.get(runKeys('queue-test:', run).record))!) as RunRecord;
+      await connection.set(runKeys('queue-test:', 'bad-record-2').record, JSON.stringify({ ...own, id: 'bad-record-2', target: 'dir:../escape' }));
       const jobs = await Promise.all(crafted.map(([name, data], k) => queue.add(name, data as never, { jobId: `crafted-${k}`, attempts: 3 })));
       for (const [k, job] of jobs.entries()) {
         const [name, , reason] = crafted[k]!;
@@ -273,7 +291,6 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
         }
         const done = (await queue.getJob(job.id!))!;
         assert.equal(state, 'failed', `${name}: failed`);
-        assert.match(done.failedReason, /not a job that seed --queue writes/, `${name}: ${done.failedReason}`);
         assert.match(done.failedReason, reason, `${name}: ${done.failedReason}`);
         assert.equal(done.attemptsMade, 1, `${name}: not tried again`);
       }
@@ -281,6 +298,12 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
       assert.deepEqual(readdirSync(root).sort(), ['tiles', 'victim']);
       assertSamePyramid(pyramid(dir), tiles);
       assert.ok(!existsSync(path.join(dir, '9', '-1')), 'no directory for a negative x');
+      const status = spawnSync(process.execPath, [CLI, 'seed', '--status', 'bad-record-2'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+      assert.equal(status.status, 1);
+      assert.match(
+        status.stderr,
+        /run bad-record-2: its record in Redis is not one that seed --queue writes \(target: expected cache or dir:\/absolute\/path\)/,
+      );
 
       // The worker goes on with the next run.
       const next = path.join(tmp.root, 'after-crafted');

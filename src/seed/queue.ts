@@ -11,6 +11,7 @@
  */
 import { Queue, type JobsOptions } from 'bullmq';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { z } from 'zod';
 import type { RedisClient } from '../cache/redis.js';
 import { parseRedisUrl } from '../cache/redis.js';
 import type { TileId } from '../tiles/mercator.js';
@@ -173,11 +174,49 @@ export async function countJob(
   return (await redis.eval(COUNT_ONCE, 4, k.counted, k.counts, k.failures, k.workers, ...args)) === 1;
 }
 
+/** A run's record as `seed --queue` writes it: what a worker or `--status` reads back from Redis is checked against it. */
+const RunRecordSchema = z.object({
+  id: z.string(),
+  layer: z.string().min(1),
+  version: z.string().min(1),
+  previous: z.string().min(1).optional(),
+  target: z.string().regex(/^(cache|dir:\/.+)$/, 'expected cache or dir:/absolute/path'),
+  format: z.enum(['png', 'webp']),
+  force: z.boolean(),
+  retries: z.number().int().min(0).max(10),
+  metatile: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]).optional(),
+  planned: z.record(z.string().regex(/^(0|[1-9]\d?)$/, 'a zoom'), z.number().int().min(0)),
+  total: z.number().int().min(0),
+  jobs: z.number().int().min(0),
+  enqueued: z.boolean(),
+  createdAt: z.string(),
+  manifest: z.string().min(1),
+});
+
+/** The record of run `id` read back from Redis, or an Error saying it is not one `seed --queue` writes. */
+export function parseRecord(id: string, text: string): RunRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = text;
+  }
+  const parsed = RunRecordSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(
+      `run ${id}: its record in Redis is not one that seed --queue writes (${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message})`,
+    );
+  }
+  if (parsed.data.id !== id) throw new Error(`run ${id}: its record in Redis is of run ${parsed.data.id}`);
+  return parsed.data;
+}
+
 export async function readRun(redis: RedisClient, redisPrefix: string, id: string): Promise<RunState | undefined> {
   const k = runKeys(redisPrefix, id);
   const text = await redis.get(k.record);
   if (!text) return undefined;
-  const record = JSON.parse(text) as RunRecord;
+  const record = parseRecord(id, text);
   const fields = await redis.hgetall(k.counts);
   const byZoom = new Map<number, ZoomCounts>();
   const total = zeroCounts();

@@ -14,7 +14,7 @@ import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
 import { openRenderer, type Produce, type Renderer } from './produce.js';
-import { countJob, JOB_TILES, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
+import { countJob, JOB_TILES, parseRecord, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
 import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
 import { openTarget, type SeedTarget } from './target.js';
 
@@ -105,7 +105,12 @@ export class SeedWorker {
     const { settings } = this;
     const text = await this.redis.get(runKeys(settings.redisPrefix, id).record);
     if (!text) throw new UnrecoverableError(`run ${id}: no such run in Redis (expired, or another REDIS_PREFIX)`);
-    const record = JSON.parse(text) as RunRecord;
+    let record: RunRecord;
+    try {
+      record = parseRecord(id, text);
+    } catch (err) {
+      throw new UnrecoverableError((err as Error).message);
+    }
     const layer = await loadLayer(findLayerFile(settings.layersDir, record.layer), { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
     if (layer.version !== record.version) {
       throw new UnrecoverableError(
