@@ -216,6 +216,15 @@ describe('dir target', { skip }, () => {
     writeFileSync(path.join(root, 'tilegraph.json'), 'not json');
     await assert.rejects(openDirTarget(root, layer('v1', 'first')), /tilegraph\.json: not a tilegraph record/);
   });
+
+  test("a directory it cannot make or write names itself and what failed, in the system's words", async () => {
+    const file = path.join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    const under = path.join(file, 'tiles');
+    await assert.rejects(openDirTarget(under, layer('v1')), (err: Error) => err.message.startsWith(`${under}: cannot `) && /ENOTDIR/.test(err.message));
+    // Files cannot be created in /proc, whoever asks.
+    await assert.rejects(openDirTarget('/proc', layer('v1')), /^Error: \/proc: cannot write its record tilegraph\.json \(E[A-Z]+: /);
+  });
 });
 
 describe('mbtiles target', { skip }, () => {

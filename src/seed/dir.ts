@@ -105,12 +105,16 @@ async function readRecord(file: string): Promise<Partial<DirRecord> | undefined>
 }
 
 export async function openDirTarget(root: string, layer: SeedLayer): Promise<SeedTarget> {
+  // The system's word for what failed, with the directory it failed for.
+  const cannot = (what: string) => (err: Error) => {
+    throw new Error(`${root}: cannot ${what} (${err.message})`);
+  };
   const info = await stat(root).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
-    throw err;
+    return cannot('use it as a tile directory')(err);
   });
   if (info && !info.isDirectory()) throw new Error(`${root}: exists and is not a directory`);
-  await mkdir(root, { recursive: true });
+  await mkdir(root, { recursive: true }).catch(cannot('make the directory'));
 
   const recordFile = path.join(root, DIR_RECORD);
   const old = await readRecord(recordFile);
@@ -144,7 +148,7 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     await writeAtomic(recordFile, (mtimeMs) => {
       if (!same) since = mtimeMs;
       return `${JSON.stringify(record(since), null, 2)}\n`;
-    });
+    }).catch(cannot(`write its record ${DIR_RECORD}`));
   }
 
   const tileFile = (t: TileId) => path.join(root, String(t.z), String(t.x), `${t.y}.${layer.format}`);
