@@ -22,31 +22,39 @@ export const QUEUE_NAME = 'seed';
 /** Tiles per job at most: one block of 8×8 neighbours of one zoom, whose source blocks one worker then holds. */
 export const JOB_TILES = 64;
 
-/** What a run is, as the enqueuing command recorded it for the workers and for `--status`. */
-export interface RunRecord {
-  id: string;
-  layer: string;
+/**
+ * What a run is, as the enqueuing command records it for the workers and for `--status`; what
+ * they read back from Redis is checked against it (`parseRecord`).
+ */
+const RunRecordSchema = z.object({
+  id: z.string(),
+  layer: z.string().min(1),
   /** The layer version the run renders: a worker whose layer differs refuses the run's jobs. */
-  version: string;
+  version: z.string().min(1),
   /** `--since`: the version tiles are carried over from. */
-  previous?: string;
-  /** `cache` or `dir:/absolute/path`. */
-  target: string;
-  format: 'png' | 'webp';
-  force: boolean;
-  retries: number;
+  previous: z.string().min(1).optional(),
+  target: z.string().regex(/^(cache|dir:\/.+)$/, 'expected cache or dir:/absolute/path'),
+  format: z.enum(['png', 'webp']),
+  force: z.boolean(),
+  retries: z.number().int().min(0).max(10),
   /** Tiles per side of the metatiles a worker renders in one task; 1 (or absent, in a run enqueued before metatiles) tile by tile. */
-  metatile?: number;
+  metatile: z
+    .number()
+    .int()
+    .refine((m) => [1, 2, 4, 8].includes(m), 'expected 1, 2, 4 or 8')
+    .optional(),
   /** Tiles per zoom, as planned. */
-  planned: Record<string, number>;
-  total: number;
+  planned: z.record(z.string().regex(/^(0|[1-9]\d?)$/, 'a zoom'), z.number().int().min(0)),
+  total: z.number().int().min(0),
   /** Jobs enqueued so far, and whether every job of the run is (false while enqueuing, or if the command stopped). */
-  jobs: number;
-  enqueued: boolean;
-  createdAt: string;
+  jobs: z.number().int().min(0),
+  enqueued: z.boolean(),
+  createdAt: z.string(),
   /** Where the enqueuing command writes the manifest. */
-  manifest: string;
-}
+  manifest: z.string().min(1),
+});
+
+export type RunRecord = z.infer<typeof RunRecordSchema>;
 
 /** One job: tiles of one zoom as x, y pairs; with `--since`, which of them a change reaches. */
 export interface SeedJob {
@@ -173,25 +181,6 @@ export async function countJob(
   const args = [job.n, worker, fields.length / 2, ...fields, ...failures.map((f) => JSON.stringify(f))];
   return (await redis.eval(COUNT_ONCE, 4, k.counted, k.counts, k.failures, k.workers, ...args)) === 1;
 }
-
-/** A run's record as `seed --queue` writes it: what a worker or `--status` reads back from Redis is checked against it. */
-const RunRecordSchema = z.object({
-  id: z.string(),
-  layer: z.string().min(1),
-  version: z.string().min(1),
-  previous: z.string().min(1).optional(),
-  target: z.string().regex(/^(cache|dir:\/.+)$/, 'expected cache or dir:/absolute/path'),
-  format: z.enum(['png', 'webp']),
-  force: z.boolean(),
-  retries: z.number().int().min(0).max(10),
-  metatile: z.union([z.literal(1), z.literal(2), z.literal(4), z.literal(8)]).optional(),
-  planned: z.record(z.string().regex(/^(0|[1-9]\d?)$/, 'a zoom'), z.number().int().min(0)),
-  total: z.number().int().min(0),
-  jobs: z.number().int().min(0),
-  enqueued: z.boolean(),
-  createdAt: z.string(),
-  manifest: z.string().min(1),
-});
 
 /** The record of run `id` read back from Redis, or an Error saying it is not one `seed --queue` writes. */
 export function parseRecord(id: string, text: string): RunRecord {

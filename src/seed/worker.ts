@@ -194,7 +194,8 @@ export function jobProblem(job: Partial<SeedJob>, record: RunRecord): string | u
   const tiles = xy.length / 2;
   if (stale !== undefined && !(Array.isArray(stale) && stale.every((i) => Number.isInteger(i) && i >= 0 && i < tiles)))
     return `stale: expected indices from 0 to ${tiles - 1}`;
-  if (!Number.isSafeInteger(n) || n! < 0 || n! >= Math.max(1, record.total))
-    return `n ${String(n)}: expected a whole number from 0 to ${Math.max(1, record.total) - 1}`;
+  // A run has at most a job per tile.
+  const jobs = Math.max(1, record.total);
+  if (!Number.isSafeInteger(n) || n! < 0 || n! >= jobs) return `n ${String(n)}: expected a whole number from 0 to ${jobs - 1}`;
   return undefined;
 }
