@@ -272,9 +272,9 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
         ['no run', { n: 0, z: 9, xy: [0, 0] }, /not a job that seed --queue writes: not a job of a run/],
         ['a run whose record is not JSON', { run: 'bad-record-1', n: 0, z: 9, xy: [0, 0] }, /its record in Redis is not one that seed --queue writes/],
         [
-          'a run whose record lacks its target',
+          'a run whose record has a relative target',
           { run: 'bad-record-2', n: 0, z: 9, xy: [0, 0] },
-          /its record in Redis is not one that seed --queue writes \(target: /,
+          /its record in Redis is not one that seed --queue writes \(target: expected cache or dir:\/absolute\/path\)/,
         ],
       ];
       await connection.set(runKeys('queue-test:', 'bad-record-1').record, 'not json');
