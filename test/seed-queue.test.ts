@@ -24,6 +24,9 @@ interface Manifest {
   exitCode: number;
 }
 
+/** The tests' REDIS_PREFIX: the enqueuing command, the workers and the queue the tests reach into share it. */
+const PREFIX = 'queue-test:';
+
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
 
 /** `z/x/y` → bytes of every tile of a pyramid. */
@@ -110,7 +113,7 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
     tmp = await makeLayersDir(['dem-relief']);
     redis = await startRedis();
     // Locks of 1.5 s: a killed worker's jobs go to the other worker within a few seconds.
-    env = { LAYERS_DIR: tmp.dir, REDIS_URL: redis.url, REDIS_PREFIX: 'queue-test:', SEED_LOCK_MS: '1500' };
+    env = { LAYERS_DIR: tmp.dir, REDIS_URL: redis.url, REDIS_PREFIX: PREFIX, SEED_LOCK_MS: '1500' };
     const dir = path.join(tmp.root, 'local');
     const r = seed(['dem-relief', ...zooms, '--to', `dir:${dir}`], env, tmp.root);
     assert.equal(r.status, 0, r.stderr);
@@ -240,7 +243,7 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
   test('tried as a hostile client would: jobs put on the queue by hand fail for good, naming what is wrong; nothing outside the target is touched', async () => {
     const worker = await startWorker(env);
     const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const queue = openQueue(connection, 'queue-test:');
+    const queue = openQueue(connection, PREFIX);
     try {
       const root = path.join(tmp.root, 'crafted');
       const dir = path.join(root, 'tiles');
@@ -277,10 +280,10 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
           /its record in Redis is not one that seed --queue writes \(target: expected cache or dir:\/absolute\/path\)/,
         ],
       ];
-      await connection.set(runKeys('queue-test:', 'bad-record-1').record, 'not json');
+      await connection.set(runKeys(PREFIX, 'bad-record-1').record, 'not json');
       // The run's own record, but with a target no enqueuing command writes.
-      const own = JSON.parse((await connection.get(runKeys('queue-test:', run).record))!) as RunRecord;
-      await connection.set(runKeys('queue-test:', 'bad-record-2').record, JSON.stringify({ ...own, id: 'bad-record-2', target: 'dir:../escape' }));
+      const own = JSON.parse((await connection.get(runKeys(PREFIX, run).record))!) as RunRecord;
+      await connection.set(runKeys(PREFIX, 'bad-record-2').record, JSON.stringify({ ...own, id: 'bad-record-2', target: 'dir:../escape' }));
       const jobs = await Promise.all(crafted.map(([name, data], k) => queue.add(name, data as never, { jobId: `crafted-${k}`, attempts: 3 })));
       for (const [k, job] of jobs.entries()) {
         const [name, , reason] = crafted[k]!;
@@ -319,7 +322,7 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
 
   test('a lost job whose data is not a job counts as failed, without tiles; the run is still settled whole', async () => {
     const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const queue = openQueue(connection, 'queue-test:');
+    const queue = openQueue(connection, PREFIX);
     const id = 'lost-run';
     const record: RunRecord = {
       id,
@@ -337,19 +340,19 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
       manifest: path.join(tmp.root, 'lost.json'),
     };
     // Both jobs fail for good, as a refusing worker fails them; the first holds something else than a job.
-    const refuser = new Worker(QUEUE_NAME, () => Promise.reject(new UnrecoverableError('refused')), { connection, prefix: queuePrefix('queue-test:') });
+    const refuser = new Worker(QUEUE_NAME, () => Promise.reject(new UnrecoverableError('refused')), { connection, prefix: queuePrefix(PREFIX) });
     try {
-      await saveRecord(connection, 'queue-test:', record);
+      await saveRecord(connection, PREFIX, record);
       await queue.add('lost', 'not a job' as never, { jobId: `${id}-0` });
       await queue.add('lost', { run: id, n: 1, z: 9, xy: [100, 200] }, { jobId: `${id}-1` });
       for (let i = 0; i < 200 && (await queue.getJobCounts('failed')).failed < 2; i++) await sleep(50);
       await refuser.close();
-      assert.equal(await settleLostJobs(queue, connection, 'queue-test:', record), 2);
-      const state = (await readRun(connection, 'queue-test:', id))!;
+      assert.equal(await settleLostJobs(queue, connection, PREFIX, record), 2);
+      const state = (await readRun(connection, PREFIX, id))!;
       assert.equal(state.jobsDone, 2, 'both jobs counted');
       assert.equal(state.total.failed, 1, "the job's one tile failed; the other holds none");
       assert.deepEqual(
-        (await readFailures(connection, 'queue-test:', id)).map((f) => (JSON.parse(f) as { tile: string }).tile),
+        (await readFailures(connection, PREFIX, id)).map((f) => (JSON.parse(f) as { tile: string }).tile),
         ['9/100/200'],
       );
     } finally {

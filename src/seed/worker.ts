@@ -183,7 +183,7 @@ export async function workerCommand(args: string[]): Promise<void> {
  * written (the queue lives in Redis, and a tile's coordinates name its file): undefined for a
  * job as `jobsOf` writes them, tiles of one of the run's zooms on the grid.
  */
-export function jobProblem(job: Partial<SeedJob>, record: RunRecord): string | undefined {
+function jobProblem(job: Partial<SeedJob>, record: RunRecord): string | undefined {
   const zooms = Object.keys(record.planned);
   if (typeof job.z !== 'number' || !zooms.includes(String(job.z))) return `z ${String(job.z)}: the run seeds zooms ${zooms.join(', ')}`;
   const { xy, stale, n } = job;
