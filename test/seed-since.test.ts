@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -328,13 +328,73 @@ describe('tilegraph seed --since', { skip }, () => {
     for (const [args, message] of [
       [['--since', bad], /not a tilegraph seed manifest/],
       [['--since', path.join(tmp.root, 'missing.json')], /cannot read the file/],
-      [['--since', bad, '--zoom', '3'], /--since takes the coverage, target and format of the manifest's run: leave out --zoom/],
+      [['--since', bad, '--zoom', '3'], /--since takes the coverage and format of the manifest's run: leave out --zoom/],
       [['--changed', bad, '--zoom', '3'], /--changed names what changed since a run/],
     ] as const) {
       const r = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', ...args], { cwd: tmp.root, env: { ...process.env, ...env }, encoding: 'utf8' });
       assert.equal(r.status, 1, r.stdout);
       assert.match(r.stderr, message);
     }
+  });
+
+  test('a copied pyramid: its manifest does not lead back to the original, and --to re-seeds the copy', () => {
+    const first = path.join(tmp.root, 'copied-from');
+    const copy = path.join(tmp.root, 'copied-to');
+    const zooms = ['--zoom', '10-12'];
+    seed(['dem-relief', ...zooms, '--to', `dir:${first}`], env, tmp.root);
+    cpSync(first, copy, { recursive: true });
+    const untouched = pyramid(first);
+    const manifest = readFileSync(path.join(first, 'manifest.json'), 'utf8');
+    const wanted = new Map([...full].filter(([k]) => ['10', '11', '12'].includes(k.split('/')[0]!)));
+    copyFileSync(patched, cog);
+    try {
+      const r = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', '--since', path.join(copy, 'manifest.json')], {
+        cwd: tmp.root,
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 1, r.stdout);
+      assert.match(r.stderr, new RegExp(`the manifest of a run into dir:${first}, lying in dir:${copy}: a copy\\? Give --to dir:${copy}`));
+
+      const d = seed(['dem-relief', '--since', path.join(copy, 'manifest.json'), '--to', `dir:${copy}`], env, tmp.root);
+      assert.ok(d.rendered > 0 && d.carried > 0, JSON.stringify(d));
+      assertSameTiles(pyramid(copy), wanted, 'the copy');
+      assert.equal(readJson<{ target: string }>(path.join(copy, 'manifest.json')).target, `dir:${copy}`);
+      // The original keeps its files (the same inodes: none replaced) and its manifest.
+      const now = pyramid(first);
+      assert.deepEqual([...now.keys()].sort(), [...untouched.keys()].sort());
+      for (const [k, v] of untouched) assert.equal(now.get(k)!.ino, v.ino, `${k}: the original's file stays`);
+      assert.equal(readFileSync(path.join(first, 'manifest.json'), 'utf8'), manifest);
+    } finally {
+      copyFileSync(original, cog);
+    }
+  });
+
+  test('a manifest names its target by an absolute path: --since from another directory re-seeds the same tiles', () => {
+    // Seeded with a relative --to from one directory, followed from another.
+    const dir = path.join(tmp.root, 'relative');
+    seed(['dem-relief', '--zoom', '10-11', '--to', 'dir:relative'], env, tmp.root);
+    const planned = readJson<Manifest & { target: string }>(path.join(dir, 'manifest.json'));
+    assert.equal(planned.target, `dir:${dir}`);
+    const elsewhere = path.join(tmp.root, 'elsewhere');
+    mkdirSync(elsewhere);
+    const r = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, elsewhere);
+    assert.deepEqual([r.rendered, r.carried], [0, planned.total.planned], 'nothing changed: every tile carried over');
+    assert.deepEqual(readdirSync(elsewhere), [], 'nothing written where the command started');
+
+    // A manifest written before targets were absolute: its relative path is taken from where the manifest lies.
+    const older = path.join(dir, 'manifest.json');
+    writeFileSync(older, JSON.stringify({ ...readJson<object>(older), target: 'dir:relative' }));
+    const o = seed(['dem-relief', '--since', older], env, elsewhere);
+    assert.deepEqual([o.rendered, o.carried], [0, planned.total.planned]);
+    assert.deepEqual(readdirSync(elsewhere), []);
+    // Kept somewhere else, it cannot say where its tiles are.
+    const kept = path.join(tmp.root, 'kept.json');
+    writeFileSync(kept, JSON.stringify({ ...readJson<object>(older), target: 'dir:relative' }));
+    const k = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', '--since', kept], { cwd: elsewhere, env: { ...process.env, ...env }, encoding: 'utf8' });
+    assert.equal(k.status, 1, k.stdout);
+    assert.match(k.stderr, /its run's target dir:relative is relative to the directory that run started in, which is not recorded: give it with --to/);
+    assert.deepEqual(readdirSync(elsewhere), []);
   });
 
   test('a queued run follows a manifest too, with the same result', async () => {

@@ -31,7 +31,7 @@ import {
 } from './coverage.js';
 import { openRenderer, viaProducer, type Renderer } from './produce.js';
 import { runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
-import { openTarget } from './target.js';
+import { absoluteTarget, openTarget, targetManifest } from './target.js';
 import { lineageOf } from './lineage.js';
 import { sinceRun, type Since } from './since.js';
 
@@ -62,7 +62,7 @@ export const SEED_USAGE = `tilegraph seed LAYER --zoom 10-14 [--bbox W,S,E,N | -
                [--to cache | --to dir:PATH | --to mbtiles:PATH] [--via URL] [--format png|webp]
                [--concurrency N] [--metatile N] [--shard I/N] [--resume] [--force] [--dry-run]
                [--retries N] [--max-failures PCT] [--manifest FILE] [--queue]
-       tilegraph seed LAYER --since MANIFEST [--changed AREAS.geojson] [--queue] [...]
+       tilegraph seed LAYER --since MANIFEST [--changed AREAS.geojson] [--to TARGET] [--queue] [...]
        tilegraph seed --status RUN`;
 
 /** Tiles per side of a metatile: the neighbours one render task draws (`--metatile`). */
@@ -123,9 +123,7 @@ async function coverage(values: Record<string, unknown>, layer: Layer, shard: Sh
 
 function defaultManifest(to: string | undefined, via: boolean, layer: string, shard: Shard | undefined): string {
   const suffix = shard ? `.shard-${shard.index}-of-${shard.count}` : '';
-  if (!via && to?.startsWith('dir:')) return path.resolve(to.slice(4), `manifest${suffix}.json`);
-  if (!via && to?.startsWith('mbtiles:')) return path.resolve(`${to.slice(8)}${suffix}.manifest.json`);
-  return path.resolve(`seed-${layer}${suffix}.manifest.json`);
+  return (!via && to !== undefined && targetManifest(to, suffix)) || path.resolve(`seed-${layer}${suffix}.manifest.json`);
 }
 
 /**
@@ -170,12 +168,15 @@ export async function seedCommand(args: string[]): Promise<void> {
 }
 
 async function seedLayer(values: Values, settings: Settings, layer: Layer, renderer: Renderer | undefined): Promise<void> {
-  // --since: the run follows a manifest's, over its coverage, into its target, in its format.
+  // --since: the run follows a manifest's, over its coverage, into its target (or a copy of it, --to), in its format.
   let since: Since | undefined;
   if (values.since !== undefined) {
-    const taken = ['zoom', 'bbox', 'geojson', 'tiles', 'to', 'format', 'shard', 'via', 'force'].filter((k) => values[k as keyof typeof values] !== undefined);
-    if (taken.length) throw new Error(`--since takes the coverage, target and format of the manifest's run: leave out --${taken.join(', --')}`);
-    since = await sinceRun(path.resolve(values.since), layer, values.changed === undefined ? undefined : path.resolve(values.changed));
+    const taken = ['zoom', 'bbox', 'geojson', 'tiles', 'format', 'shard', 'via', 'force'].filter((k) => values[k as keyof typeof values] !== undefined);
+    if (taken.length) throw new Error(`--since takes the coverage and format of the manifest's run: leave out --${taken.join(', --')}`);
+    since = await sinceRun(path.resolve(values.since), layer, {
+      ...(values.changed !== undefined && { changed: path.resolve(values.changed) }),
+      ...(values.to !== undefined && { to: values.to }),
+    });
     Object.assign(values, since.options);
   } else if (values.changed !== undefined) throw new Error('--changed names what changed since a run: give the run with --since MANIFEST');
 
@@ -193,7 +194,7 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
   const via = values.via;
   if (via !== undefined && values.to !== undefined) throw new Error('--via and --to: give one of them (--via warms a server, which stores the tiles itself)');
   if (via !== undefined && !/^https?:\/\/[^/]+/.test(via)) throw new Error(`--via ${via}: expected http(s)://host[:port]`);
-  const to = values.to ?? 'cache';
+  const to = absoluteTarget(values.to ?? 'cache');
   if (values.queue) {
     if (via !== undefined) throw new Error('--queue and --via: the workers render the tiles themselves');
     if (values.resume) throw new Error('--queue runs need no --resume: the queue keeps the jobs a stopped worker had (tilegraph seed --status RUN)');

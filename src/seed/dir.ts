@@ -35,7 +35,8 @@ interface DirRecord {
   previous?: { version: string; since: number };
 }
 
-const DIR_RECORD = 'tilegraph.json';
+/** The record a tile directory keeps of its layer version (`since` reads it to know a tile directory). */
+export const DIR_RECORD = 'tilegraph.json';
 
 let temporaries = 0;
 

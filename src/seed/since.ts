@@ -4,10 +4,14 @@
  * lineage (src/seed/lineage.ts), and renders only the tiles a change reaches; every other tile
  * is carried over from the earlier run's version (src/seed/target.ts `carry`).
  */
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Layer } from '../layers/layer.js';
 import type { TileId } from '../tiles/mercator.js';
 import { geoJsonArea, tilesOf, type Area } from './coverage.js';
+import { DIR_RECORD } from './dir.js';
+import { absoluteTarget } from './target.js';
 import { lineageOf, parseLineage, staleTiles, type ManifestLineage, type StaleTiles } from './lineage.js';
 
 export interface Since {
@@ -52,13 +56,72 @@ function earlierRun(file: string, text: string): EarlierRun {
   return m as EarlierRun;
 }
 
-export async function sinceRun(file: string, layer: Layer, changedFile?: string): Promise<Since> {
+/**
+ * The target a manifest lies in as its own (where a run into it writes its manifest): a tile
+ * directory holding its record, or beside an MBTiles file.
+ */
+function manifestHome(file: string): string | undefined {
+  const dir = path.dirname(file);
+  const name = path.basename(file);
+  if (/^manifest(\.shard-\d+-of-\d+)?\.json$/.test(name) && existsSync(path.join(dir, DIR_RECORD))) return `dir:${dir}`;
+  const mbtiles = /^(.+?)(\.shard-\d+-of-\d+)?\.manifest\.json$/.exec(name)?.[1];
+  if (mbtiles !== undefined && statSync(path.join(dir, mbtiles), { throwIfNoEntry: false })?.isFile()) return `mbtiles:${path.join(dir, mbtiles)}`;
+  return undefined;
+}
+
+/** Whether two targets are the same place (a path through a symbolic link included). */
+function samePlace(a: string, b: string): boolean {
+  const real = (t: string) => {
+    const m = /^(dir|mbtiles):(.+)$/.exec(t);
+    if (!m) return t;
+    try {
+      return `${m[1]}:${realpathSync(m[2]!)}`;
+    } catch {
+      return absoluteTarget(t);
+    }
+  };
+  return real(a) === real(b);
+}
+
+/**
+ * The target a run following the manifest writes to: the one it names, or `--to` (a copy of
+ * it). Refused when the manifest lies in another tile directory or beside another MBTiles file
+ * (a copy made with its manifest: following it would write to the original). A relative path
+ * (manifests before they recorded absolute ones) is taken from where the manifest lies, since
+ * the directory that run started in is not recorded.
+ */
+function followedTarget(file: string, named: string, to: string | undefined): string {
+  if (to !== undefined) return to;
+  const home = manifestHome(file);
+  const m = /^(dir|mbtiles):(.+)$/.exec(named);
+  const relative = m !== null && !path.isAbsolute(m[2]!);
+  if (home === undefined) {
+    if (relative)
+      throw new Error(`--since ${file}: its run's target ${named} is relative to the directory that run started in, which is not recorded: give it with --to`);
+    return named;
+  }
+  const ownPath = (rel: string) => {
+    const tail = path.normalize(rel).replace(/\/+$/, '');
+    const at = home.slice(home.indexOf(':') + 1);
+    return home.startsWith(`${m![1]}:`) && (at === tail || at.endsWith(`${path.sep}${tail}`));
+  };
+  if (relative ? !ownPath(m[2]!) : !samePlace(home, named)) {
+    throw new Error(
+      `--since ${file}: the manifest of a run into ${named}, lying in ${home}: a copy? Give --to ${home} to re-seed it, or follow the manifest of ${named} itself`,
+    );
+  }
+  return home;
+}
+
+export async function sinceRun(file: string, layer: Layer, o: { changed?: string; to?: string } = {}): Promise<Since> {
+  const changedFile = o.changed;
   const text = await readFile(file, 'utf8').catch(() => {
     throw new Error(`--since ${file}: cannot read the file`);
   });
   const run = earlierRun(file, text);
   if (run.layer.name !== layer.name) throw new Error(`--since ${file}: a run of layer '${run.layer.name}', not '${layer.name}'`);
   if (/^https?:/.test(run.target)) throw new Error(`--since ${file}: a --via run stored nothing of its own to carry over; warm the server again instead`);
+  const to = followedTarget(file, run.target, o.to);
   const unread = (run.lineage as { error?: unknown }).error;
   const earlier = typeof unread === 'string' ? undefined : parseLineage(run.lineage, `--since ${file}`);
   const lineage: ManifestLineage | { error: string } = await lineageOf(layer, earlier).catch((err: Error) => ({ error: err.message }));
@@ -72,7 +135,7 @@ export async function sinceRun(file: string, layer: Layer, changedFile?: string)
   const reasons = [...stale.reasons];
 
   const c = run.coverage;
-  const options: Record<string, string> = { to: run.target, format: run.format };
+  const options: Record<string, string> = { to, format: run.format };
   if (c.tiles !== undefined) options.tiles = c.tiles;
   else {
     if (!Array.isArray(c.zooms) || c.zooms.length !== 2) throw new Error(`--since ${file}: its coverage has no zooms`);

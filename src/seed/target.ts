@@ -60,6 +60,22 @@ export interface TargetOptions {
   previous?: string;
 }
 
+/**
+ * `dir:PATH` and `mbtiles:PATH` with an absolute path, as manifests and run records name them
+ * (a later `--since` may start in another directory); `cache` and anything else as they are.
+ */
+export function absoluteTarget(to: string): string {
+  const m = /^(dir|mbtiles):(.+)$/.exec(to);
+  return m ? `${m[1]}:${path.resolve(m[2]!)}` : to;
+}
+
+/** Where a run into a directory or an MBTiles file writes its manifest unless told (`--manifest`); `suffix` names its shard. */
+export function targetManifest(to: string, suffix = ''): string | undefined {
+  if (to.startsWith('dir:') && to.length > 4) return path.resolve(to.slice(4), `manifest${suffix}.json`);
+  if (to.startsWith('mbtiles:') && to.length > 8) return path.resolve(`${to.slice(8)}${suffix}.manifest.json`);
+  return undefined;
+}
+
 /** `cache`, `dir:PATH` or `mbtiles:PATH`, opened for one layer version. */
 export async function openTarget(to: string, layer: Layer, o: TargetOptions): Promise<SeedTarget> {
   const seedLayer: SeedLayer = {
