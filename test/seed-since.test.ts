@@ -365,6 +365,22 @@ describe('tilegraph seed --since', { skip }, () => {
       assert.deepEqual([...now.keys()].sort(), [...untouched.keys()].sort());
       for (const [k, v] of untouched) assert.equal(now.get(k)!.ino, v.ino, `${k}: the original's file stays`);
       assert.equal(readFileSync(path.join(first, 'manifest.json'), 'utf8'), manifest);
+
+      // The same for an MBTiles file copied beside its manifest: the original is left as it was.
+      const file = path.join(tmp.root, 'copied-from.mbtiles');
+      const copied = path.join(tmp.root, 'copied-to.mbtiles');
+      seed(['dem-relief', '--zoom', '10-11', '--to', `mbtiles:${file}`], env, tmp.root);
+      copyFileSync(file, copied);
+      copyFileSync(`${file}.manifest.json`, `${copied}.manifest.json`);
+      const held = readFileSync(file);
+      const m = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', '--since', `${copied}.manifest.json`], {
+        cwd: tmp.root,
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+      });
+      assert.equal(m.status, 1, m.stdout);
+      assert.match(m.stderr, new RegExp(`the manifest of a run into mbtiles:${file}, lying in mbtiles:${copied}: a copy\\?`));
+      assert.ok(readFileSync(file).equals(held), 'the original MBTiles file is unchanged');
     } finally {
       copyFileSync(original, cog);
     }

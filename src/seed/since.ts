@@ -4,7 +4,7 @@
  * lineage (src/seed/lineage.ts), and renders only the tiles a change reaches; every other tile
  * is carried over from the earlier run's version (src/seed/target.ts `carry`).
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Layer } from '../layers/layer.js';
@@ -65,8 +65,22 @@ function manifestHome(file: string): string | undefined {
   const name = path.basename(file);
   if (/^manifest(\.shard-\d+-of-\d+)?\.json$/.test(name) && existsSync(path.join(dir, DIR_RECORD))) return `dir:${dir}`;
   const mbtiles = /^(.+?)(\.shard-\d+-of-\d+)?\.manifest\.json$/.exec(name)?.[1];
-  if (mbtiles !== undefined && statSync(path.join(dir, mbtiles), { throwIfNoEntry: false })?.isFile()) return `mbtiles:${path.join(dir, mbtiles)}`;
+  if (mbtiles !== undefined && isSqlite(path.join(dir, mbtiles))) return `mbtiles:${path.join(dir, mbtiles)}`;
   return undefined;
+}
+
+/** Whether the file is an SQLite database (its header), as an MBTiles file is. */
+function isSqlite(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const head = Buffer.alloc(16);
+    return readSync(fd, head, 0, 16, 0) === 16 && head.toString('latin1') === 'SQLite format 3\0';
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** Whether two targets are the same place (a path through a symbolic link included). */
