@@ -394,7 +394,14 @@ describe('tilegraph seed --since', { skip }, () => {
     assert.equal(planned.target, `dir:${dir}`);
     const elsewhere = path.join(tmp.root, 'elsewhere');
     mkdirSync(elsewhere);
-    const r = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, elsewhere);
+    const run = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', '--since', path.join(dir, 'manifest.json')], {
+      cwd: elsewhere,
+      env: { ...process.env, ...env, LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(run.stderr.includes(`into dir:${dir}\n`), `the run says where it writes: ${run.stderr}`);
+    const r = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Counts;
     assert.deepEqual([r.rendered, r.carried], [0, planned.total.planned], 'nothing changed: every tile carried over');
     assert.deepEqual(readdirSync(elsewhere), [], 'nothing written where the command started');
 

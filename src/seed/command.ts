@@ -195,6 +195,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
   if (via !== undefined && values.to !== undefined) throw new Error('--via and --to: give one of them (--via warms a server, which stores the tiles itself)');
   if (via !== undefined && !/^https?:\/\/[^/]+/.test(via)) throw new Error(`--via ${via}: expected http(s)://host[:port]`);
   const to = absoluteTarget(values.to ?? 'cache');
+  // The target comes from the manifest: say which, before anything is written to it.
+  if (since) console.error(`following ${since.manifest} (version ${since.previous.slice(0, 12)}) into ${to}`);
   if (values.queue) {
     if (via !== undefined) throw new Error('--queue and --via: the workers render the tiles themselves');
     if (values.resume) throw new Error('--queue runs need no --resume: the queue keeps the jobs a stopped worker had (tilegraph seed --status RUN)');
