@@ -1,8 +1,9 @@
 /**
  * `tilegraph seed LAYER --since MANIFEST`: a run that follows an earlier one. It takes that
- * run's coverage, target and format, compares the layer and its sources with the manifest's
- * lineage (src/seed/lineage.ts), and renders only the tiles a change reaches; every other tile
- * is carried over from the earlier run's version (src/seed/target.ts `carry`).
+ * run's coverage, format and target (or `--to`, a copy of it), compares the layer and its
+ * sources with the manifest's lineage (src/seed/lineage.ts), and renders only the tiles a change
+ * reaches; every other tile is carried over from the earlier run's version (src/seed/target.ts
+ * `carry`).
  */
 import { closeSync, existsSync, openSync, readSync, realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -128,7 +129,6 @@ function followedTarget(file: string, named: string, to: string | undefined): st
 }
 
 export async function sinceRun(file: string, layer: Layer, o: { changed?: string; to?: string } = {}): Promise<Since> {
-  const changedFile = o.changed;
   const text = await readFile(file, 'utf8').catch(() => {
     throw new Error(`--since ${file}: cannot read the file`);
   });
@@ -160,12 +160,12 @@ export async function sinceRun(file: string, layer: Layer, o: { changed?: string
   if (run.shard) options.shard = `${run.shard.index}/${run.shard.count}`;
 
   let changed: ((t: TileId) => boolean) | undefined;
-  if (changedFile !== undefined) {
-    const areas = await readFile(changedFile, 'utf8').catch(() => {
-      throw new Error(`--changed ${changedFile}: cannot read the file`);
+  if (o.changed !== undefined) {
+    const areas = await readFile(o.changed, 'utf8').catch(() => {
+      throw new Error(`--changed ${o.changed}: cannot read the file`);
     });
-    changed = nearArea(geoJsonArea(areas, `--changed ${changedFile}`));
-    reasons.push(`the areas of ${changedFile} changed`);
+    changed = nearArea(geoJsonArea(areas, `--changed ${o.changed}`));
+    reasons.push(`the areas of ${o.changed} changed`);
   }
   return {
     manifest: file,
@@ -173,7 +173,7 @@ export async function sinceRun(file: string, layer: Layer, o: { changed?: string
     options,
     stale: stale.all ? () => true : changed ? (t) => stale.isStale(t) || changed(t) : (t) => stale.isStale(t),
     lineage,
-    describe: { manifest: file, previous: run.layer.version, all: stale.all, reasons, ...(changedFile !== undefined && { changed: changedFile }) },
+    describe: { manifest: file, previous: run.layer.version, all: stale.all, reasons, ...(o.changed !== undefined && { changed: o.changed }) },
   };
 }
 
