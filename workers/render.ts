@@ -146,6 +146,11 @@ function memorySample(): RenderResult['memory'] {
   return sample;
 }
 
+/** An entry that does nothing: answered once this thread has loaded its modules (see RenderPool.close). */
+export function loaded(): true {
+  return true;
+}
+
 /** The pool's entry: the result's buffer moves to the main thread instead of being copied. */
 export default async function render(task: RenderTask): Promise<RenderReply> {
   let result: RenderResult;

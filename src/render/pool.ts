@@ -25,6 +25,9 @@ const LOCALITY_WINDOW = 16;
  */
 export const RENDER_THREAD_YOUNG_MB = 6;
 
+/** How long closing waits for a thread to finish loading its modules. */
+const LOAD_WAIT_MS = 10_000;
+
 export interface PoolOptions {
   threads: number;
   maxQueue: number;
@@ -249,6 +252,12 @@ export class RenderPool {
 
   async close(): Promise<void> {
     for (const job of this.waiting.splice(0)) this.finish(job, new TileError('overload', 'shutting down', 'the render pool is closing'));
+    // Node aborts the whole process when a thread is stopped while it instantiates its ES
+    // modules (a fatal error in v8::Module::IsGraphAsync): a short run (a seed that finds every
+    // tile there) closed its pool about 0.1 s after starting it, as the threads were loading.
+    // A task that does nothing is answered once a thread has loaded; a thread that has not
+    // within LOAD_WAIT_MS is stopped anyway.
+    await Promise.all(this.pools.map((p) => p.run(null, { name: 'loaded', signal: AbortSignal.timeout(LOAD_WAIT_MS) }).catch(() => undefined)));
     await Promise.all(this.pools.map((p) => p.close()));
   }
 }
