@@ -355,6 +355,13 @@ describe('tilegraph seed --since', { skip }, () => {
       });
       assert.equal(r.status, 1, r.stdout);
       assert.match(r.stderr, new RegExp(`the manifest of a run into dir:${first}, lying in dir:${copy}: a copy\\? Give --to dir:${copy}`));
+      const typo = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', '--since', path.join(copy, 'manifest.json'), '--to', 'dir:'], {
+        cwd: tmp.root,
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+      });
+      assert.equal(typo.status, 1, typo.stdout);
+      assert.equal(typo.stderr.trim(), 'tilegraph: --to dir:: expected cache, dir:PATH or mbtiles:PATH');
 
       const d = seed(['dem-relief', '--since', path.join(copy, 'manifest.json'), '--to', `dir:${copy}`], env, tmp.root);
       assert.ok(d.rendered > 0 && d.carried > 0, JSON.stringify(d));

@@ -175,7 +175,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     if (taken.length) throw new Error(`--since takes the coverage and format of the manifest's run: leave out --${taken.join(', --')}`);
     since = await sinceRun(path.resolve(values.since), layer, {
       ...(values.changed !== undefined && { changed: path.resolve(values.changed) }),
-      ...(values.to !== undefined && { to: values.to }),
+      // Checked before the sources are digested.
+      ...(values.to !== undefined && { to: absoluteTarget(values.to) }),
     });
     Object.assign(values, since.options);
   } else if (values.changed !== undefined) throw new Error('--changed names what changed since a run: give the run with --since MANIFEST');

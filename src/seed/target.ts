@@ -61,12 +61,14 @@ export interface TargetOptions {
 }
 
 /**
- * `dir:PATH` and `mbtiles:PATH` with an absolute path, as manifests and run records name them
- * (a later `--since` may start in another directory); `cache` and anything else as they are.
+ * `cache`, or `dir:PATH` and `mbtiles:PATH` with an absolute path, as manifests and run records
+ * name them (a later `--since` may start in another directory); anything else is refused.
  */
 export function absoluteTarget(to: string): string {
+  if (to === 'cache') return to;
   const m = /^(dir|mbtiles):(.+)$/.exec(to);
-  return m ? `${m[1]}:${path.resolve(m[2]!)}` : to;
+  if (!m) throw new Error(`--to ${to}: expected cache, dir:PATH or mbtiles:PATH`);
+  return `${m[1]}:${path.resolve(m[2]!)}`;
 }
 
 /** Where a run into a directory or an MBTiles file writes its manifest unless told (`--manifest`); `suffix` names its shard. */
@@ -91,9 +93,9 @@ export async function openTarget(to: string, layer: Layer, o: TargetOptions): Pr
     tileSize: layer.config.tileSize,
     ...(o.previous !== undefined && { previous: o.previous }),
   };
+  const target = absoluteTarget(to);
   // Each kind's module (ioredis, better-sqlite3) is loaded by the runs that write to it.
-  if (to === 'cache') return (await import('./cache.js')).cacheTarget(await o.redis(), o.redisPrefix, layer, o.format, 1, o.previous);
-  if (to.startsWith('dir:') && to.length > 4) return openDirTarget(path.resolve(to.slice(4)), seedLayer);
-  if (to.startsWith('mbtiles:') && to.length > 8) return (await import('./mbtiles.js')).openMbtilesTarget(path.resolve(to.slice(8)), seedLayer);
-  throw new Error(`--to ${to}: expected cache, dir:PATH or mbtiles:PATH`);
+  if (target === 'cache') return (await import('./cache.js')).cacheTarget(await o.redis(), o.redisPrefix, layer, o.format, 1, o.previous);
+  if (target.startsWith('dir:')) return openDirTarget(target.slice(4), seedLayer);
+  return (await import('./mbtiles.js')).openMbtilesTarget(target.slice(8), seedLayer);
 }
