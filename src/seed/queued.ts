@@ -3,7 +3,6 @@
  * records the run, enqueues its jobs as the workers drain them, follows the counts the workers
  * add, and hands back the run's result for the manifest.
  */
-import path from 'node:path';
 import { QueueEvents, type Queue } from 'bullmq';
 import type { RedisClient } from '../cache/redis.js';
 import type { Settings } from '../config.js';
@@ -27,6 +26,7 @@ import {
   type SeedJob,
 } from './queue.js';
 import type { Progress, SeedResult } from './runner.js';
+import { absoluteTarget } from './target.js';
 
 /** Jobs added at once, and the waiting jobs above which no more are added until the workers take some. */
 const BATCH = 500;
@@ -76,7 +76,7 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
     version: o.layer.version,
     ...(o.previous !== undefined && { previous: o.previous }),
     // The workers' working directories are their own.
-    target: o.target.startsWith('dir:') ? `dir:${path.resolve(o.target.slice(4))}` : o.target,
+    target: absoluteTarget(o.target),
     format: o.format,
     force: o.force,
     retries: o.retries,

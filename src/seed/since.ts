@@ -12,7 +12,7 @@ import type { Layer } from '../layers/layer.js';
 import type { TileId } from '../tiles/mercator.js';
 import { geoJsonArea, tilesOf, type Area } from './coverage.js';
 import { DIR_RECORD } from './dir.js';
-import { absoluteTarget } from './target.js';
+import { absoluteTarget, fileTarget } from './target.js';
 import { lineageOf, parseLineage, staleTiles, type ManifestLineage, type StaleTiles } from './lineage.js';
 
 export interface Since {
@@ -87,15 +87,22 @@ function isSqlite(file: string): boolean {
 /** Whether two targets are the same place (a path through a symbolic link included). */
 function samePlace(a: string, b: string): boolean {
   const real = (t: string) => {
-    const m = /^(dir|mbtiles):(.+)$/.exec(t);
-    if (!m) return t;
+    const f = fileTarget(t);
+    if (!f) return t;
     try {
-      return `${m[1]}:${realpathSync(m[2]!)}`;
+      return `${f.kind}:${realpathSync(f.path)}`;
     } catch {
       return absoluteTarget(t);
     }
   };
   return real(a) === real(b);
+}
+
+/** Whether a relative target leads to `home` from some directory above it: `home`'s path ends with it. */
+function endsAt(home: string, relative: { kind: string; path: string }): boolean {
+  const h = fileTarget(home)!;
+  const tail = path.normalize(relative.path).replace(/\/+$/, '');
+  return h.kind === relative.kind && (h.path === tail || h.path.endsWith(`${path.sep}${tail}`));
 }
 
 /**
@@ -108,19 +115,14 @@ function samePlace(a: string, b: string): boolean {
 function followedTarget(file: string, named: string, to: string | undefined): string {
   if (to !== undefined) return to;
   const home = manifestHome(file);
-  const m = /^(dir|mbtiles):(.+)$/.exec(named);
-  const relative = m !== null && !path.isAbsolute(m[2]!);
+  const t = fileTarget(named);
+  const relative = t !== undefined && !path.isAbsolute(t.path) ? t : undefined;
   if (home === undefined) {
     if (relative)
       throw new Error(`--since ${file}: its run's target ${named} is relative to the directory that run started in, which is not recorded: give it with --to`);
     return named;
   }
-  const ownPath = (rel: string) => {
-    const tail = path.normalize(rel).replace(/\/+$/, '');
-    const at = home.slice(home.indexOf(':') + 1);
-    return home.startsWith(`${m![1]}:`) && (at === tail || at.endsWith(`${path.sep}${tail}`));
-  };
-  if (relative ? !ownPath(m[2]!) : !samePlace(home, named)) {
+  if (relative ? !endsAt(home, relative) : !samePlace(home, named)) {
     throw new Error(
       `--since ${file}: the manifest of a run into ${named}, lying in ${home}: a copy? Give --to ${home} to re-seed it, or follow the manifest of ${named} itself`,
     );

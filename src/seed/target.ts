@@ -60,22 +60,28 @@ export interface TargetOptions {
   previous?: string;
 }
 
+/** The kind and path of a `dir:PATH` or `mbtiles:PATH` target; undefined for `cache` and anything else. */
+export function fileTarget(to: string): { kind: 'dir' | 'mbtiles'; path: string } | undefined {
+  const m = /^(dir|mbtiles):(.+)$/.exec(to);
+  return m ? { kind: m[1] as 'dir' | 'mbtiles', path: m[2]! } : undefined;
+}
+
 /**
  * `cache`, or `dir:PATH` and `mbtiles:PATH` with an absolute path, as manifests and run records
  * name them (a later `--since` may start in another directory); anything else is refused.
  */
 export function absoluteTarget(to: string): string {
   if (to === 'cache') return to;
-  const m = /^(dir|mbtiles):(.+)$/.exec(to);
-  if (!m) throw new Error(`--to ${to}: expected cache, dir:PATH or mbtiles:PATH`);
-  return `${m[1]}:${path.resolve(m[2]!)}`;
+  const t = fileTarget(to);
+  if (!t) throw new Error(`--to ${to}: expected cache, dir:PATH or mbtiles:PATH`);
+  return `${t.kind}:${path.resolve(t.path)}`;
 }
 
 /** Where a run into a directory or an MBTiles file writes its manifest unless told (`--manifest`); `suffix` names its shard. */
 export function targetManifest(to: string, suffix = ''): string | undefined {
-  if (to.startsWith('dir:') && to.length > 4) return path.resolve(to.slice(4), `manifest${suffix}.json`);
-  if (to.startsWith('mbtiles:') && to.length > 8) return path.resolve(`${to.slice(8)}${suffix}.manifest.json`);
-  return undefined;
+  const t = fileTarget(to);
+  if (!t) return undefined;
+  return t.kind === 'dir' ? path.resolve(t.path, `manifest${suffix}.json`) : path.resolve(`${t.path}${suffix}.manifest.json`);
 }
 
 /** `cache`, `dir:PATH` or `mbtiles:PATH`, opened for one layer version. */
@@ -96,6 +102,7 @@ export async function openTarget(to: string, layer: Layer, o: TargetOptions): Pr
   const target = absoluteTarget(to);
   // Each kind's module (ioredis, better-sqlite3) is loaded by the runs that write to it.
   if (target === 'cache') return (await import('./cache.js')).cacheTarget(await o.redis(), o.redisPrefix, layer, o.format, 1, o.previous);
-  if (target.startsWith('dir:')) return openDirTarget(target.slice(4), seedLayer);
-  return (await import('./mbtiles.js')).openMbtilesTarget(target.slice(8), seedLayer);
+  const { kind, path: file } = fileTarget(target)!;
+  if (kind === 'dir') return openDirTarget(file, seedLayer);
+  return (await import('./mbtiles.js')).openMbtilesTarget(file, seedLayer);
 }
