@@ -102,7 +102,7 @@ function samePlace(a: string, b: string): boolean {
 function endsAt(home: string, relative: { kind: string; path: string }): boolean {
   const h = fileTarget(home)!;
   const tail = path.normalize(relative.path).replace(/\/+$/, '');
-  return h.kind === relative.kind && (h.path === tail || h.path.endsWith(`${path.sep}${tail}`));
+  return h.kind === relative.kind && h.path.endsWith(`${path.sep}${tail}`);
 }
 
 /**
