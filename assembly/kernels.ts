@@ -368,6 +368,82 @@ function taps(b0: usize, b1: usize, at: usize, w0: v128, w1: v128, w2: v128, w3:
 }
 
 /**
+ * The extent of a reprojected read's coordinates (src/tiles/plan.ts `levelExtent`): `n`
+ * full-resolution source coordinates at `fu` and `fv` (f64), scaled by `kx` and `ky` to a
+ * level's pixels; the least and greatest of those where neither is NaN go to `out` as minU,
+ * minV, maxU, maxV (Infinity and -Infinity where none is). Two pixels a step: a minimum and a
+ * maximum are exact, whatever order they are taken in.
+ */
+export function coordExtent(fu: usize, fv: usize, n: i32, kx: f64, ky: f64, out: usize): void {
+  const sx = f64x2.splat(kx),
+    sy = f64x2.splat(ky);
+  const inf = f64x2.splat(Infinity),
+    ninf = f64x2.splat(-Infinity);
+  let minU = inf,
+    minV = inf,
+    maxU = ninf,
+    maxV = ninf;
+  let k = 0;
+  for (; k + 2 <= n; k += 2) {
+    const at = (<usize>k) << 3;
+    const u = f64x2.mul(v128.load(fu + at), sx),
+      v = f64x2.mul(v128.load(fv + at), sy);
+    // All-ones lanes where both are numbers; elsewhere the lanes take the bounds' start values.
+    const ok = v128.and(f64x2.eq(u, u), f64x2.eq(v, v));
+    // pmin and pmax (b < a ? b : a), one instruction each: nothing here is NaN.
+    minU = f64x2.pmin(minU, v128.bitselect(u, inf, ok));
+    maxU = f64x2.pmax(maxU, v128.bitselect(u, ninf, ok));
+    minV = f64x2.pmin(minV, v128.bitselect(v, inf, ok));
+    maxV = f64x2.pmax(maxV, v128.bitselect(v, ninf, ok));
+  }
+  let lu = Math.min(f64x2.extract_lane(minU, 0), f64x2.extract_lane(minU, 1)),
+    hu = Math.max(f64x2.extract_lane(maxU, 0), f64x2.extract_lane(maxU, 1)),
+    lv = Math.min(f64x2.extract_lane(minV, 0), f64x2.extract_lane(minV, 1)),
+    hv = Math.max(f64x2.extract_lane(maxV, 0), f64x2.extract_lane(maxV, 1));
+  for (; k < n; k++) {
+    const u = load<f64>(fu + ((<usize>k) << 3)) * kx,
+      v = load<f64>(fv + ((<usize>k) << 3)) * ky;
+    if (u != u || v != v) continue;
+    lu = Math.min(lu, u);
+    hu = Math.max(hu, u);
+    lv = Math.min(lv, v);
+    hv = Math.max(hv, v);
+  }
+  store<f64>(out, lu);
+  store<f64>(out, lv, 8);
+  store<f64>(out, hu, 16);
+  store<f64>(out, hv, 24);
+}
+
+/**
+ * A reprojected read's coordinates relative to its window (src/tiles/plan.ts `toWindow`): the
+ * `n` coordinates at `fu` and `fv` (f64) times `kx` (`ky`) less `x0` (`y0`), in f64, rounded to
+ * f32 into `u` and `v`. Four pixels a step.
+ */
+export function coordsToWindow(fu: usize, fv: usize, n: i32, kx: f64, ky: f64, x0: f64, y0: f64, u: usize, v: usize): void {
+  const sx = f64x2.splat(kx),
+    sy = f64x2.splat(ky);
+  const ox = f64x2.splat(x0),
+    oy = f64x2.splat(y0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const at = (<usize>k) << 3,
+      to = (<usize>k) << 2;
+    v128.store(u + to, pairOfPairs(f64x2.sub(f64x2.mul(v128.load(fu + at), sx), ox), f64x2.sub(f64x2.mul(v128.load(fu + at + 16), sx), ox)));
+    v128.store(v + to, pairOfPairs(f64x2.sub(f64x2.mul(v128.load(fv + at), sy), oy), f64x2.sub(f64x2.mul(v128.load(fv + at + 16), sy), oy)));
+  }
+  for (; k < n; k++) {
+    store<f32>(u + ((<usize>k) << 2), <f32>(load<f64>(fu + ((<usize>k) << 3)) * kx - x0));
+    store<f32>(v + ((<usize>k) << 2), <f32>(load<f64>(fv + ((<usize>k) << 3)) * ky - y0));
+  }
+}
+
+/** Two pairs of doubles rounded to four floats, in order. */
+function pairOfPairs(a: v128, b: v128): v128 {
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
+}
+
+/**
  * The validity pass of a window of one or two bands without a mask (src/sources/window.ts,
  * `readWindowInto`): `valid` gets 1 where neither band is NaN or equal to `nodata` (a NaN
  * `nodata` equals nothing), else 0, for the `n` pixels at `b0` and `b1` (`b1` is `b0` again

@@ -44,7 +44,7 @@ const DEFS = {
     env: 'KERNELS',
     schema: z.enum(['fast', 'reference']).default('fast'),
     description:
-      "the render threads' hot loops: `fast` runs the WebAssembly SIMD kernels and libdeflate's inflate and deflate where they fit, `reference` the JavaScript loops and Node's zlib everywhere (the same pixels, slower)",
+      "the hot loops of the render threads and of the seeding command's own tile planning: `fast` runs the WebAssembly SIMD kernels and libdeflate's inflate and deflate where they fit, `reference` the JavaScript loops and Node's zlib everywhere (the same pixels, slower)",
   },
   mosaicMaxFiles: {
     env: 'MOSAIC_MAX_FILES',

@@ -41,12 +41,16 @@ interface Exports {
   usedEntries(codes: number, n: number, used: number): number;
   indexRows(codes: number, size: number, entry: number, filter: number, rows: number): void;
   rgbUpRows(rgba: number, size: number, rows: number): number;
+  coordExtent(fu: number, fv: number, n: number, kx: number, ky: number, out: number): void;
+  coordsToWindow(fu: number, fv: number, n: number, kx: number, ky: number, x0: number, y0: number, u: number, v: number): void;
 }
 
 let wasm = true;
 let libdeflate = true;
 let instance: Exports | undefined;
 let base = 0;
+/** Counts the uses of the scratch memory: what one kernel left there is still there while it holds. */
+let uses = 0;
 
 /**
  * Chooses this thread's kernels (KERNELS): both kinds, or only the WebAssembly kernels or only
@@ -168,6 +172,7 @@ export function copyOut(dst: Uint8Array, src: Uint8Array, srcAt: number, n: numb
  */
 function scratch(sizes: readonly number[]): { k: Exports; mem: Uint8Array; at: number[] } {
   const k = kernels();
+  uses++;
   let next = base;
   const at = sizes.map((bytes) => {
     const p = (next + 15) & ~15;
@@ -313,6 +318,51 @@ export function triangle4(
   for (let b = 0; b < nb; b++) out[b]!.set(floats.subarray(po[b]! >> 2, (po[b]! >> 2) + n));
   mask.set(mem.subarray(pm, pm + n));
   return new Int32Array(mem.buffer, pe, edges).slice();
+}
+
+/**
+ * A reprojected read's coordinates on a level (src/tiles/plan.ts `levelExtent`, then
+ * `toWindow`): `fu` and `fv`, full-resolution source coordinates of the output pixels, scaled
+ * by `kx` and `ky`. Answers their extent [minU, minV, maxU, maxV] over the pixels where both
+ * are numbers (null when none is), and `toWindow`, which writes them less a window's corner,
+ * rounded to Float32, into `u` and `v`: from the copy the extent made while no other kernel has
+ * run since, else from `fu` and `fv` again. Undefined, having done nothing, when the kernels are
+ * off or the arrays are too large; `toWindow` answers false, having done nothing, when `u` and
+ * `v` are not the coordinates' length.
+ */
+export function levelCoords(
+  fu: Float64Array,
+  fv: Float64Array,
+  kx: number,
+  ky: number,
+): { extent: [number, number, number, number] | null; toWindow(x0: number, y0: number, u: Float32Array, v: Float32Array): boolean } | undefined {
+  const n = fu.length;
+  if (!wasm || fv.length !== n || n * 32 + 64 > MAX_KERNEL_BYTES) return undefined;
+  // The coordinates, the extent, then u and v: the same places each time for the same n.
+  const sizes = [n * 8, n * 8, 32, n * 4, n * 4];
+  const stage = () => {
+    const { k, mem, at } = scratch(sizes);
+    const doubles = new Float64Array(mem.buffer);
+    doubles.set(fu, at[0]! >> 3);
+    doubles.set(fv, at[1]! >> 3);
+    return { k, at, staged: uses };
+  };
+  const first = stage();
+  first.k.coordExtent(first.at[0]!, first.at[1]!, n, kx, ky, first.at[2]!);
+  const [minU, minV, maxU, maxV] = new Float64Array(first.k.memory.buffer, first.at[2]!, 4);
+  const extent: [number, number, number, number] | null = minU === Infinity ? null : [minU!, minV!, maxU!, maxV!];
+  return {
+    extent,
+    toWindow(x0, y0, u, v) {
+      if (u.length !== n || v.length !== n) return false;
+      const { k, at } = uses === first.staged ? first : stage();
+      k.coordsToWindow(at[0]!, at[1]!, n, kx, ky, x0, y0, at[3]!, at[4]!);
+      const floats = new Float32Array(k.memory.buffer);
+      u.set(floats.subarray(at[3]! >> 2, (at[3]! >> 2) + n));
+      v.set(floats.subarray(at[4]! >> 2, (at[4]! >> 2) + n));
+      return true;
+    },
+  };
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   horizontal,
   indexRows,
   inflateInto,
+  levelCoords,
   ramp,
   rgbUpRows,
   validity as validityKernel,
@@ -40,6 +41,8 @@ import { inflate } from '../src/sources/codecs/deflate.js';
 import { NATIVE_LE, undoFloatingPointPredictor, undoHorizontalPredictor } from '../src/sources/codecs/predictor.js';
 import { blocksAcross, blocksDown, readTiff } from '../src/sources/tiff.js';
 import { PlanarConfiguration, Predictor } from '../src/sources/types.js';
+import { tileBounds } from '../src/tiles/mercator.js';
+import { levelExtent, planRead, toWindow, type PlanSource, type ReadPlan } from '../src/tiles/plan.js';
 import { ROOT } from './helpers/root.js';
 
 /** A deterministic generator, so a failure names a block that can be made again. */
@@ -64,6 +67,15 @@ function randomBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
 function firstDifference(a: Uint8Array, b: Uint8Array): number {
   if (a.length !== b.length) return Math.min(a.length, b.length);
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+/** Whether two Float32 arrays hold the same bits, a NaN matching any NaN; else the first index that differs. */
+function firstFloatDifference(a: Float32Array, b: Float32Array): number {
+  const ab = new Uint32Array(a.buffer, a.byteOffset, a.length),
+    bb = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (ab[i] !== bb[i] && !(a[i] !== a[i] && b[i] !== b[i])) return i;
   return -1;
 }
 
@@ -546,6 +558,128 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     }
   });
 
+  test("a reprojected read's coordinates on a level: the loops' extent and Float32 window coordinates, with NaN and infinite points, any length, and copied again after another kernel", () => {
+    const next = random(11);
+    let cases = 0;
+    for (const n of [1, 2, 3, 4, 5, 7, 255, 256, 4097, 257 * 257]) {
+      for (const holes of [0, 0.01, 0.5, 1]) {
+        const fu = new Float64Array(n),
+          fv = new Float64Array(n);
+        for (let k = 0; k < n; k++) {
+          fu[k] = (next() - 0.3) * 9000 + k * 0.37;
+          fv[k] = (next() - 0.6) * 7000 - k * 0.11;
+          const r = next();
+          if (r < holes) {
+            if (next() < 0.5) fu[k] = NaN;
+            else fv[k] = NaN;
+          } else if (r < holes + 0.002) fu[k] = next() < 0.5 ? Infinity : -Infinity;
+        }
+        for (const [kx, ky] of [
+          [1, 1],
+          [0.25, 0.5],
+          [1 / 3, 1 / 7],
+        ] as const) {
+          const x0 = Math.floor(next() * 4000) - 1000,
+            y0 = Math.floor(next() * 4000) - 3000;
+          const what = `${n} points, ${holes * 100}% NaN, scaled ${kx} x ${ky}`;
+          const ru = new Float32Array(n),
+            rv = new Float32Array(n);
+          toWindow(fu, fv, kx, ky, x0, y0, ru, rv);
+          const on = levelCoords(fu, fv, kx, ky);
+          assert.ok(on, what);
+          assert.deepEqual(on.extent, levelExtent(fu, fv, kx, ky), what);
+          if (holes === 1) assert.equal(on.extent, null, `${what}: no point`);
+          // Half the cases run another kernel in between, which takes the same memory.
+          if (cases % 2) validityKernel([new Float32Array(n).fill(1)], n, NaN, new Uint8Array(n));
+          const u = new Float32Array(n).fill(7),
+            v = new Float32Array(n).fill(7);
+          assert.equal(on.toWindow(x0, y0, u, v), true, what);
+          for (const [name, got, want] of [
+            ['u', u, ru],
+            ['v', v, rv],
+          ] as const) {
+            const d = firstFloatDifference(got, want);
+            assert.equal(d, -1, `${what}, ${name} ${d}: ${got[d]} against ${want[d]}`);
+          }
+          cases++;
+        }
+      }
+    }
+    assert.equal(cases, 120);
+    // Arrays of another length than the coordinates are declined, untouched.
+    const on = levelCoords(new Float64Array(16), new Float64Array(16), 1, 1)!;
+    const short = new Float32Array(15).fill(3);
+    assert.equal(on.toWindow(0, 0, short, new Float32Array(16)), false);
+    assert.ok(short.every((x) => x === 3));
+  });
+
+  test('tiles planned on reprojected sources: the same level, window and coordinates either way, points beyond the horizon included', () => {
+    const utm: PlanSource = {
+      width: 10000,
+      height: 10000,
+      geoTransform: [450000, 10, 0, 5350000, 0, -10],
+      proj4: '+proj=utm +zone=32 +datum=WGS84 +units=m +no_defs',
+      levels: [10000, 5000, 2500, 1250, 625].map((w) => ({ width: w, height: w })),
+    };
+    // The Earth as seen from above 50N 10E: whatever lies beyond the horizon does not transform.
+    const ortho: PlanSource = {
+      width: 4000,
+      height: 4000,
+      geoTransform: [-6.4e6, 3200, 0, 6.4e6, 0, -3200],
+      proj4: '+proj=ortho +lat_0=50 +lon_0=10 +R=6371000 +units=m +no_defs',
+      levels: [4000, 2000, 1000].map((w) => ({ width: w, height: w })),
+    };
+    const same = (what: string, js: ReadPlan | null, wasm: ReadPlan | null) => {
+      if (!js || !wasm) return assert.equal(wasm, js, what);
+      assert.deepEqual([wasm.level, wasm.window, wasm.width, wasm.scaleX, wasm.scaleY], [js.level, js.window, js.width, js.scaleX, js.scaleY], what);
+      const [a, b] = [js.coords(), wasm.coords()];
+      assert.equal(firstFloatDifference(b.u, a.u), -1, `${what}: u`);
+      assert.equal(firstFloatDifference(b.v, a.v), -1, `${what}: v`);
+    };
+    const tileAt = (z: number, lon: number, lat: number): [number, number, number] => {
+      const n = 2 ** z,
+        r = (lat * Math.PI) / 180;
+      return [z, Math.floor(((lon + 180) / 360) * n), Math.floor(((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * n)];
+    };
+    let planned = 0,
+      withNaN = 0;
+    for (const [name, src, tiles] of [
+      // The raster's middle from zoom 8 to 14, and its north-west corner (partly off it) at 12 and 14.
+      ['UTM 32N', utm, [...[8, 9, 10, 11, 12, 13, 14].map((z) => tileAt(z, 9, 47.85)), tileAt(12, 8.33, 48.28), tileAt(14, 8.33, 48.28)]],
+      [
+        'orthographic',
+        ortho,
+        [
+          [1, 0, 0],
+          [1, 1, 0],
+          [2, 1, 1],
+          [2, 2, 1],
+          [2, 2, 0],
+          [3, 4, 2],
+          [3, 3, 3],
+          [4, 10, 4],
+        ],
+      ],
+    ] as const) {
+      for (const [z, x, y] of tiles) {
+        for (const resampling of ['bilinear', 'cubic', 'nearest'] as const) {
+          for (const buffer of [0, 3]) {
+            const grid = { z, x, y, size: 256, buffer, bounds: tileBounds({ z, x, y }) };
+            const [js, wasm] = eachWay(() => planRead(src, grid, resampling));
+            const what = `${name} ${z}/${x}/${y} ${resampling}, buffer ${buffer}`;
+            same(what, js, wasm);
+            if (js) {
+              planned++;
+              if (js.coords().u.some((c) => c !== c)) withNaN++;
+            }
+          }
+        }
+      }
+    }
+    assert.equal(planned, 17 * 6, 'every tile planned');
+    assert.ok(withNaN >= 12, `${withNaN} plans with points beyond the horizon`);
+  });
+
   test('the layouts without a vector loop are declined, untouched, for the JavaScript loop', () => {
     const raw = randomBytes(3 * 17 * 2 * 5, 7);
     const copy = new Uint8Array(raw);
@@ -566,6 +700,7 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
       assert.equal(floatingPoint32(raw, new Uint8Array(raw.length), 64, 1), false);
       assert.equal(horizontal(raw, new Uint8Array(raw.length), 1, 256, 1, 1), false);
       assert.equal(inflateInto(deflateSync(raw), new Uint8Array(raw.length)), -1);
+      assert.equal(levelCoords(new Float64Array(64), new Float64Array(64), 1, 1), undefined);
     } finally {
       useKernels('fast');
     }

@@ -7,6 +7,7 @@ import proj4 from '../proj4.js';
 import { heapAlloc, type Alloc } from '../alloc.js';
 import { SourceError } from '../errors.js';
 import type { Resampling } from '../sources/sample.js';
+import { levelCoords } from '../kernels.js';
 
 /** The output grid of one tile: where it lies, and how many pixels it has. */
 export interface TileGrid {
@@ -191,7 +192,8 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   const ky = lv.height / src.height;
   if (fit && resampling === 'nearest') settleNearest(W, fit, exact, fu, fv, kx, ky);
 
-  const extent = levelExtent(fu, fv, kx, ky);
+  const onLevel = levelCoords(fu, fv, kx, ky);
+  const extent = onLevel ? onLevel.extent : levelExtent(fu, fv, kx, ky);
   if (!extent) return null;
   const scaleX = Number.isFinite(dudi) ? dudi * kx : ratio * kx;
   const scaleY = Number.isFinite(dvdj) ? dvdj * ky : ratio * ky;
@@ -199,16 +201,17 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   if (!window) return null;
   const u = alloc.float32(W * W);
   const v = alloc.float32(W * W);
-  toWindow(fu, fv, kx, ky, window[0], window[1], u, v);
+  if (!onLevel?.toWindow(window[0], window[1], u, v)) toWindow(fu, fv, kx, ky, window[0], window[1], u, v);
   return { level, window, width: W, coords: () => ({ u, v }), scaleX, scaleY };
 }
 
-// The per-pixel passes live in small functions of their own: as loops inside planRead they were
+// The per-pixel passes live in small functions of their own (the references of the WebAssembly
+// kernels `levelCoords` runs, src/kernels.ts): as loops inside planRead they were
 // compiled on the stack (OSR) on every call, and left the compiled code for the rest of the
 // function, which had no type feedback, at once (a UTM plan took 0.7 ms instead of 0.5).
 
 /** The extent [minU, minV, maxU, maxV] of full-resolution coordinates scaled to a level's pixels, or null when none is a number. */
-function levelExtent(fu: Float64Array, fv: Float64Array, kx: number, ky: number): [number, number, number, number] | null {
+export function levelExtent(fu: Float64Array, fv: Float64Array, kx: number, ky: number): [number, number, number, number] | null {
   let minU = Infinity,
     minV = Infinity,
     maxU = -Infinity,
@@ -226,7 +229,7 @@ function levelExtent(fu: Float64Array, fv: Float64Array, kx: number, ky: number)
 }
 
 /** Full-resolution coordinates as a level's pixels relative to a window's corner, as Float32. */
-function toWindow(fu: Float64Array, fv: Float64Array, kx: number, ky: number, x0: number, y0: number, u: Float32Array, v: Float32Array): void {
+export function toWindow(fu: Float64Array, fv: Float64Array, kx: number, ky: number, x0: number, y0: number, u: Float32Array, v: Float32Array): void {
   for (let k = 0; k < u.length; k++) {
     u[k] = fu[k]! * kx - x0;
     v[k] = fv[k]! * ky - y0;
