@@ -444,6 +444,53 @@ function pairOfPairs(a: v128, b: v128): v128 {
 }
 
 /**
+ * (a - b) / (a + b) (src/ops/builtin/bands.ts `NormalizedDifference`): for the `n` pixels of
+ * the f32 bands at `a` and `b` whose byte at `mask` is not 0, in f64 rounded to f32 into `out`;
+ * a pixel whose sum is 0 or NaN gets 0 there and in `mask`, as does every pixel masked already.
+ * Four pixels a step, two to a vector of doubles.
+ */
+export function normalizedDifference(a: usize, b: usize, mask: usize, n: i32, out: usize): void {
+  const zero = f64x2.splat(0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const at = (<usize>k) << 2;
+    const p = v128.load(a + at),
+      q = v128.load(b + at);
+    const pl = f64x2.promote_low_f32x4(p),
+      ql = f64x2.promote_low_f32x4(q);
+    const ph = f64x2.promote_low_f32x4(i32x4.shuffle(p, p, 2, 3, 0, 1)),
+      qh = f64x2.promote_low_f32x4(i32x4.shuffle(q, q, 2, 3, 0, 1));
+    const sl = f64x2.add(pl, ql),
+      sh = f64x2.add(ph, qh);
+    // All-ones lanes where the sum is a number other than 0.
+    const okl = v128.and(f64x2.eq(sl, sl), f64x2.ne(sl, zero)),
+      okh = v128.and(f64x2.eq(sh, sh), f64x2.ne(sh, zero));
+    const ok = i32x4.shuffle(okl, okh, 0, 2, 4, 6);
+    // The four mask bytes as four lanes, all-ones where not 0, and with the sums' verdict.
+    const m = v128.and(i32x4.ne(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(mask + k))), i32x4.splat(0)), ok);
+    const r = pairOfPairs(f64x2.div(f64x2.sub(pl, ql), sl), f64x2.div(f64x2.sub(ph, qh), sh));
+    v128.store(out + at, v128.and(r, m));
+    v128.store32_lane(mask + k, v128.and(i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(m, m), i16x8.narrow_i32x4_s(m, m)), v128.load32_zero(mask + k)), 0);
+  }
+  for (; k < n; k++) {
+    const at = (<usize>k) << 2;
+    if (!load<u8>(mask + k)) {
+      store<f32>(out + at, 0);
+      continue;
+    }
+    const p = <f64>load<f32>(a + at),
+      q = <f64>load<f32>(b + at);
+    const sum = p + q;
+    if (sum == 0 || sum != sum) {
+      store<u8>(mask + k, 0);
+      store<f32>(out + at, 0);
+      continue;
+    }
+    store<f32>(out + at, <f32>((p - q) / sum));
+  }
+}
+
+/**
  * The validity pass of a window of one or two bands without a mask (src/sources/window.ts,
  * `readWindowInto`): `valid` gets 1 where neither band is NaN or equal to `nodata` (a NaN
  * `nodata` equals nothing), else 0, for the `n` pixels at `b0` and `b1` (`b1` is `b0` again

@@ -43,6 +43,7 @@ interface Exports {
   rgbUpRows(rgba: number, size: number, rows: number): number;
   coordExtent(fu: number, fv: number, n: number, kx: number, ky: number, out: number): void;
   coordsToWindow(fu: number, fv: number, n: number, kx: number, ky: number, x0: number, y0: number, u: number, v: number): void;
+  normalizedDifference(a: number, b: number, mask: number, n: number, out: number): void;
 }
 
 let wasm = true;
@@ -363,6 +364,29 @@ export function levelCoords(
       return true;
     },
   };
+}
+
+/**
+ * (a - b) / (a + b) where `mask` is not 0 (src/ops/builtin/bands.ts `NormalizedDifference`),
+ * into `out`, a new band of zeros; a pixel whose sum is 0 or NaN is masked. Answers false,
+ * having done nothing, when the kernels are off or the bands are too large.
+ */
+export function normalizedDifference(a: Float32Array, b: Float32Array, mask: Uint8Array, out: Float32Array): boolean {
+  const n = out.length;
+  if (!wasm || a.length < n || b.length < n || mask.length < n || n * 13 > MAX_KERNEL_BYTES) return false;
+  const {
+    k,
+    mem,
+    at: [pa, pb, pm, po],
+  } = scratch([n * 4, n * 4, n, n * 4]);
+  const floats = new Float32Array(mem.buffer);
+  floats.set(a.subarray(0, n), pa! >> 2);
+  floats.set(b.subarray(0, n), pb! >> 2);
+  mem.set(mask.subarray(0, n), pm);
+  k.normalizedDifference(pa!, pb!, pm!, n, po!);
+  out.set(floats.subarray(po! >> 2, (po! >> 2) + n));
+  mask.set(mem.subarray(pm!, pm! + n));
+  return true;
 }
 
 /**

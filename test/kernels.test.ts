@@ -22,6 +22,7 @@ import {
   indexRows,
   inflateInto,
   levelCoords,
+  normalizedDifference as normalizedDifferenceKernel,
   ramp,
   rgbUpRows,
   validity as validityKernel,
@@ -433,6 +434,47 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     useKernels('reference', 'wasm');
     try {
       assert.equal(ramp(...args), false);
+    } finally {
+      useKernels('fast', 'wasm');
+    }
+  });
+
+  test('a normalized difference: the same values and mask, from two inputs and from two bands of one, zero and NaN sums, infinities and masked pixels', () => {
+    let seed = 9500;
+    for (const size of [1, 3, 5, 17, 256, 300]) {
+      for (const params of [{}, { bands: [3, 1] }]) {
+        const rand = random(seed++);
+        const n = size * size;
+        const value = () => {
+          const u = rand();
+          return u < 0.02 ? NaN : u < 0.03 ? Infinity : u < 0.04 ? -Infinity : u < 0.06 ? 0 : u < 0.07 ? -0 : u < 0.08 ? 1e-45 : (rand() - 0.3) * 20000;
+        };
+        const rasters = (params.bands ? [3] : [1, 1]).map((count) => {
+          const r = bandRaster(size, size, count);
+          for (const band of r.bands) for (let i = 0; i < n; i++) band[i] = value();
+          for (let i = 0; i < n; i++) r.mask[i] = rand() < 0.05 ? 0 : rand() < 0.5 ? 1 : 255;
+          return r;
+        });
+        // A few sums of exactly 0: b = -a.
+        const [a, b] = params.bands ? [rasters[0]!.bands[2]!, rasters[0]!.bands[0]!] : [rasters[0]!.bands[0]!, rasters[1]!.bands[0]!];
+        for (let i = 0; i < n; i += 7) b[i] = -a[i]!;
+        const op = buildOperator('normalized_difference', params, { sources: new Map(), inputs: rasters.length });
+        const ctx: TileContext = { z: 0, x: 0, y: 0, size, buffer: 0, bounds: [0, 0, 1, 1] };
+        const [js, wasm] = eachWay(() => op.apply(rasters, ctx) as ReturnType<typeof bandRaster>, 'wasm');
+        const what = `${JSON.stringify(params)}, ${size}x${size}`;
+        assert.equal(firstDifference(wasm.mask, js.mask), -1, `${what}: mask`);
+        const d = firstDifference(new Uint8Array(wasm.bands[0]!.buffer, 0, n * 4), new Uint8Array(js.bands[0]!.buffer, 0, n * 4));
+        assert.equal(d, -1, `${what}: pixel ${d >> 2}: ${wasm.bands[0]![d >> 2]} against ${js.bands[0]![d >> 2]}`);
+        if (n > 100) assert.ok(js.mask.includes(0) && js.mask.includes(1) && js.mask.includes(255), `${what}: drawn and masked pixels`);
+      }
+    }
+    // The kernel runs, and declines when the kernels are off.
+    const out = new Float32Array(4);
+    assert.equal(normalizedDifferenceKernel(new Float32Array([3, 1, 2, 0]), new Float32Array([1, 1, -2, 0]), new Uint8Array([1, 1, 1, 1]), out), true);
+    assert.deepEqual([...out], [0.5, 0, 0, 0]);
+    useKernels('reference', 'wasm');
+    try {
+      assert.equal(normalizedDifferenceKernel(new Float32Array(4), new Float32Array(4), new Uint8Array(4), out), false);
     } finally {
       useKernels('fast', 'wasm');
     }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Operator, parseParams, type BuildContext } from '../operator.js';
 import { bandList } from '../params.js';
 import type { Alloc } from '../../alloc.js';
+import { normalizedDifference as normalizedDifferenceKernel } from '../../kernels.js';
 import { allocOf, bandRaster, copyMask, type BandRaster, type OutputShape, type Raster, type TileContext } from '../raster.js';
 
 function bandsOf(inputs: OutputShape[], op: string): number {
@@ -137,6 +138,7 @@ export class NormalizedDifference extends Operator {
     const out = bandRaster(r.width, r.height, 1, copyMask(alloc, r.mask), alloc);
     const o = out.bands[0]!;
     const mask = out.mask;
+    if (normalizedDifferenceKernel(a, b, mask, o)) return out;
     for (let i = 0; i < o.length; i++) {
       if (!mask[i]) continue;
       const sum = a[i]! + b[i]!;
