@@ -99,6 +99,22 @@ const DEFS = {
     description:
       "`tilegraph worker`: how long a job's lock lasts unless renewed (BullMQ's lockDuration; stalled jobs are looked for as often). A killed worker's jobs go to the other workers after about twice this",
   },
+  seedRoots: {
+    env: 'SEED_ROOTS',
+    schema: z
+      .string()
+      .default('')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
+      )
+      .refine((dirs) => dirs.every((d) => path.isAbsolute(d)), 'expected absolute directories, comma-separated'),
+    shown: '(empty)',
+    description:
+      "`tilegraph worker`: comma-separated directories that a run's `dir:` target must lie in (after resolving links); a run into any other fails for good, before a tile is written. Empty: wherever the run's record in Redis says",
+  },
   adhocPipelines: {
     env: 'ADHOC_PIPELINES',
     schema: z.enum(['on', 'off']).default('off'),

@@ -6,13 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { outsideRoots } from '../src/seed/worker.js';
 import { openQueue, QUEUE_NAME, queuePrefix, readFailures, readRun, runKeys, saveRecord, settleLostJobs, type RunRecord } from '../src/seed/queue.js';
 import { CLI } from './helpers/layers.js';
 import { makeLayersDir, type TempLayers } from './helpers/http.js';
@@ -241,7 +243,11 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
   });
 
   test('tried as a hostile client would: jobs put on the queue by hand fail for good, naming what is wrong; nothing outside the target is touched', async () => {
-    const worker = await startWorker(env);
+    // A worker that writes only under the tests' directory; a directory outside it, and a link to there inside it.
+    const outside = mkdtempSync(path.join(tmpdir(), 'tilegraph-outside-'));
+    const link = path.join(tmp.root, 'link-out');
+    symlinkSync(outside, link);
+    const worker = await startWorker({ ...env, SEED_ROOTS: tmp.root });
     const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
     const queue = openQueue(connection, PREFIX);
     try {
@@ -279,11 +285,22 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
           { run: 'bad-record-2', n: 0, z: 9, xy: [0, 0] },
           /its record in Redis is not one that seed --queue writes \(target: expected cache or dir:\/absolute\/path\)/,
         ],
+        ['a run into a directory outside SEED_ROOTS', { run: 'bad-record-3', n: 0, z: 9, xy: [0, 0] }, /its target dir:\S+ lies in \S+, outside SEED_ROOTS/],
+        [
+          'a run through a link that leads outside SEED_ROOTS',
+          { run: 'bad-record-4', n: 0, z: 9, xy: [0, 0] },
+          /its target dir:\S+\/link-out\/tiles lies in \S+\/tilegraph-outside-\w+\/tiles, outside SEED_ROOTS/,
+        ],
       ];
       await connection.set(runKeys(PREFIX, 'bad-record-1').record, 'not json');
       // The run's own record, but with a target no enqueuing command writes.
       const own = JSON.parse((await connection.get(runKeys(PREFIX, run).record))!) as RunRecord;
       await connection.set(runKeys(PREFIX, 'bad-record-2').record, JSON.stringify({ ...own, id: 'bad-record-2', target: 'dir:../escape' }));
+      await connection.set(
+        runKeys(PREFIX, 'bad-record-3').record,
+        JSON.stringify({ ...own, id: 'bad-record-3', target: `dir:${path.join(outside, 'tiles')}` }),
+      );
+      await connection.set(runKeys(PREFIX, 'bad-record-4').record, JSON.stringify({ ...own, id: 'bad-record-4', target: `dir:${path.join(link, 'tiles')}` }));
       const jobs = await Promise.all(crafted.map(([name, data], k) => queue.add(name, data as never, { jobId: `crafted-${k}`, attempts: 3 })));
       for (const [k, job] of jobs.entries()) {
         const [name, , reason] = crafted[k]!;
@@ -298,6 +315,7 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
         assert.equal(done.attemptsMade, 1, `${name}: not tried again`);
       }
       assert.equal(readFileSync(victim, 'utf8'), 'not a tile', 'the file beside the target is untouched');
+      assert.deepEqual(readdirSync(outside), [], 'nothing written outside SEED_ROOTS');
       assert.deepEqual(readdirSync(root).sort(), ['tiles', 'victim']);
       assertSamePyramid(pyramid(dir), tiles);
       assert.ok(!existsSync(path.join(dir, '9', '-1')), 'no directory for a negative x');
@@ -317,6 +335,34 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
       await queue.close();
       connection.disconnect();
       await worker.stop();
+      rmSync(link);
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  test('SEED_ROOTS: a dir: target inside a root, links resolved, as far as its path exists; the cache, or no roots, anywhere', () => {
+    const base = mkdtempSync(path.join(tmpdir(), 'tilegraph-roots-'));
+    try {
+      const root = path.join(base, 'seeds');
+      mkdirSync(path.join(root, 'made'), { recursive: true });
+      mkdirSync(path.join(base, 'other'));
+      symlinkSync(path.join(base, 'other'), path.join(root, 'out'));
+      symlinkSync(root, path.join(base, 'alias'));
+      const inside = [root, path.join(root, 'made', 'tiles'), path.join(root, 'not', 'yet', 'made'), path.join(root, '..x'), path.join(base, 'alias', 'tiles')];
+      for (const dir of inside) assert.equal(outsideRoots(`dir:${dir}`, [root]), undefined, dir);
+      const outsides: [string, string][] = [
+        [path.join(base, 'seeds-2'), path.join(base, 'seeds-2')],
+        [`${root}/../other/tiles`, path.join(base, 'other', 'tiles')],
+        [path.join(root, 'out', 'tiles'), path.join(base, 'other', 'tiles')],
+        ['/', '/'],
+      ];
+      for (const [dir, place] of outsides) assert.equal(outsideRoots(`dir:${dir}`, [root]), `lies in ${place}, outside SEED_ROOTS (${root})`, dir);
+      // A second root admits what the first does not; the cache and an empty list admit anything.
+      assert.equal(outsideRoots(`dir:${path.join(root, 'out', 'tiles')}`, [root, path.join(base, 'other')]), undefined);
+      assert.equal(outsideRoots('cache', [root]), undefined);
+      assert.equal(outsideRoots('dir:/anywhere', []), undefined);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
     }
   });
 

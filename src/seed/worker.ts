@@ -4,7 +4,9 @@
  * number of them, on any machines that see the same Redis, layer files and sources (and, for
  * a `dir:` target, the same file system).
  */
+import { realpathSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { connectForCommand, type RedisClient } from '../cache/redis.js';
@@ -16,7 +18,7 @@ import type { TileId } from '../tiles/mercator.js';
 import { openRenderer, type Produce, type Renderer } from './produce.js';
 import { countJob, JOB_TILES, parseRecord, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
 import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
-import { openTarget, type SeedTarget } from './target.js';
+import { fileTarget, openTarget, type SeedTarget } from './target.js';
 
 const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
 
@@ -111,6 +113,8 @@ export class SeedWorker {
     } catch (err) {
       throw new UnrecoverableError((err as Error).message);
     }
+    const outside = outsideRoots(record.target, settings.seedRoots);
+    if (outside) throw new UnrecoverableError(`run ${id}: its target ${record.target} ${outside}: this worker writes no tile there`);
     const layer = await loadLayer(findLayerFile(settings.layersDir, record.layer), { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
     if (layer.version !== record.version) {
       throw new UnrecoverableError(
@@ -176,6 +180,34 @@ export async function workerCommand(args: string[]): Promise<void> {
   connection.disconnect();
   redis.disconnect();
   log.info('seed worker stopped');
+}
+
+/**
+ * Why a run's target is not one this worker may write (SEED_ROOTS), or undefined: a `dir:`
+ * target must lie in one of the roots once links are resolved, as far as its path exists (a
+ * link inside a root that leads out of it leads out). The cache, or no roots: anywhere.
+ */
+export function outsideRoots(target: string, roots: readonly string[]): string | undefined {
+  const dir = fileTarget(target);
+  if (!dir || !roots.length) return undefined;
+  const real = (p: string): string => {
+    const missing: string[] = [];
+    for (let at = path.resolve(p); ; at = path.dirname(at)) {
+      try {
+        return path.join(realpathSync(at), ...missing.reverse());
+      } catch {
+        if (at === path.dirname(at)) return path.resolve(p);
+        missing.push(path.basename(at));
+      }
+    }
+  };
+  const place = real(dir.path);
+  const within = (root: string) => {
+    const rel = path.relative(real(root), place);
+    return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+  };
+  if (roots.some(within)) return undefined;
+  return `lies in ${place}, outside SEED_ROOTS (${roots.join(', ')})`;
 }
 
 /**
