@@ -7,7 +7,6 @@ import type { Settings } from '../config.js';
 import { TileError } from '../errors.js';
 import type { Layer } from '../layers/layer.js';
 import { createLogger } from '../log.js';
-import { Metrics } from '../metrics.js';
 import { RenderPool } from '../render/pool.js';
 import { TileService } from '../service/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
@@ -34,7 +33,6 @@ export function openRenderer(settings: Settings): Renderer {
   const service = new TileService({
     pool,
     cache: new TileCache(0),
-    metrics: new Metrics(),
     log: createLogger('silent'),
     mosaicMaxFiles: settings.mosaicMaxFiles,
   });

@@ -38,7 +38,8 @@ export interface TileServiceDeps {
   /** The render threads, or anything that renders as they do (the library router renders some layers in the calling thread). */
   pool: Pick<RenderPool, 'render' | 'timeoutMs'> & Partial<Pick<RenderPool, 'renderMany'>>;
   cache: TileCache;
-  metrics: Metrics;
+  /** Where renders are counted (GET /metrics); a seeding run counts none. */
+  metrics?: Metrics;
   log: Logger;
   /**
    * Checks a layer's sources at once when a render finds one damaged, and answers the layer
@@ -114,7 +115,7 @@ export class TileService {
       results.map(async (r, k) => {
         const t = ts[at[k]!]!;
         if (r instanceof Error) {
-          this.deps.metrics.renderErrors.inc({ layer: t.layer.name });
+          this.deps.metrics?.renderErrors.inc({ layer: t.layer.name });
           out[at[k]!] = r;
         } else out[at[k]!] = await this.finish(t, r).catch((err: Error) => err);
       }),
@@ -134,7 +135,7 @@ export class TileService {
       };
       r = await pool.render(task.task, budget);
     } catch (err) {
-      metrics.renderErrors.inc({ layer: t.layer.name });
+      metrics?.renderErrors.inc({ layer: t.layer.name });
       throw err;
     }
     return this.finish(t, r);
@@ -156,21 +157,9 @@ export class TileService {
     const size = t.layer.config.tileSize * t.scale;
     const version = t.version;
     const type = contentType(t.format);
-    metrics.renders.inc({ layer });
-    if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);
-    if (r.blockCache) {
-      const thread = String(r.blockCache.thread);
-      metrics.blockCacheBytes.set({ thread }, r.blockCache.bytes);
-      if (r.memory) {
-        metrics.threadHeapBytes.set({ thread }, r.memory.heapBytes);
-        metrics.threadArrayBufferBytes.set({ thread }, r.memory.arrayBufferBytes);
-        for (const [kind, n] of Object.entries(r.memory.collections)) if (n) metrics.threadCollections.inc({ thread, kind }, n);
-      }
-    }
-    metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
-    metrics.renderStage.observe({ layer, stage: 'ops' }, r.opsMs / 1000);
+    if (metrics) countRender(metrics, layer, r);
     for (const w of r.warnings) {
-      metrics.qualityWarnings.inc({ layer, check: w.check });
+      metrics?.qualityWarnings.inc({ layer, check: w.check });
       log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);
     }
     if (!r.png && !r.rgba) return { body: null, etag: etagOf(version, null), type, timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
@@ -184,9 +173,26 @@ export class TileService {
       body = await encodeTile(new Uint8Array(r.rgba!), size, t.format);
       encodeMs = performance.now() - t0;
     }
-    metrics.renderStage.observe({ layer, stage: 'encode' }, encodeMs / 1000);
+    metrics?.renderStage.observe({ layer, stage: 'encode' }, encodeMs / 1000);
     return { body, etag: etagOf(version, body), type, timings: { read: r.readMs, ops: r.opsMs, encode: encodeMs } };
   }
+}
+
+/** A render, its blocks and its thread's memory, on the counters and gauges of GET /metrics. */
+function countRender(metrics: Metrics, layer: string, r: RenderResult): void {
+  metrics.renders.inc({ layer });
+  if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);
+  if (r.blockCache) {
+    const thread = String(r.blockCache.thread);
+    metrics.blockCacheBytes.set({ thread }, r.blockCache.bytes);
+    if (r.memory) {
+      metrics.threadHeapBytes.set({ thread }, r.memory.heapBytes);
+      metrics.threadArrayBufferBytes.set({ thread }, r.memory.arrayBufferBytes);
+      for (const [kind, n] of Object.entries(r.memory.collections)) if (n) metrics.threadCollections.inc({ thread, kind }, n);
+    }
+  }
+  metrics.renderStage.observe({ layer, stage: 'read' }, r.readMs / 1000);
+  metrics.renderStage.observe({ layer, stage: 'ops' }, r.opsMs / 1000);
 }
 
 /**
