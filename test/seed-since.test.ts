@@ -31,7 +31,9 @@ interface Manifest {
 }
 
 const COG = 'data/srtm_jasper_ab_100m.tif';
-const ZOOMS = ['--zoom', '8-14'];
+// From the COG's overviews to tiles finer than its 100 m pixels; the 128-pixel blocks under the
+// patch still reach past the tiles it changes (asserted below).
+const ZOOMS = ['--zoom', '8-13'];
 /** The patch: 2 × 2 km of the DEM (EPSG:3402) set to 3000 m, about 1% of its area. */
 const PATCH = [320000, 5900000, 322000, 5902000] as const;
 
@@ -217,7 +219,7 @@ describe('tilegraph seed --since', { skip }, () => {
   });
 
   test('tiles a patch of nodata leaves empty are removed from dir: and mbtiles:, as a full re-seed never writes them, and the cache answers them empty', async () => {
-    // 6 x 6 km of the DEM set to NaN (its nodata): the zoom-13 and 14 tiles inside draw nothing.
+    // 6 x 6 km of the DEM set to NaN (its nodata): the zoom-13 tiles inside draw nothing.
     const plainCopy = path.join(tmp.root, 'holes-plain.tif');
     const holes = path.join(tmp.root, 'holes.tif');
     gdal('gdal_translate', ['-q', '-of', 'GTiff', original, plainCopy]);
