@@ -17,6 +17,17 @@ interface SettingDef<T> {
 }
 
 const whole = (min: number) => z.coerce.number().int().min(min);
+/** A comma-separated list, each item trimmed (and then given to `each`), empty items left out. */
+const commaList = (fallback: string, each = (item: string) => item) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v) =>
+      v
+        .split(',')
+        .map((item) => each(item.trim()))
+        .filter(Boolean),
+    );
 
 const DEFS = {
   port: { env: 'PORT', schema: whole(0).max(65535).default(8080), description: 'TCP port to listen on' },
@@ -53,15 +64,7 @@ const DEFS = {
   },
   allowedHosts: {
     env: 'ALLOWED_HOSTS',
-    schema: z
-      .string()
-      .default('')
-      .transform((v) =>
-        v
-          .split(',')
-          .map((h) => h.trim().toLowerCase())
-          .filter(Boolean),
-      ),
+    schema: commaList('', (h) => h.toLowerCase()),
     shown: '(empty)',
     description: 'comma-separated hosts that `http(s)` sources may name',
   },
@@ -80,15 +83,7 @@ const DEFS = {
   },
   trustedProxies: {
     env: 'TRUSTED_PROXIES',
-    schema: z
-      .string()
-      .default('127.0.0.1,::1')
-      .transform((v) =>
-        v
-          .split(',')
-          .map((h) => h.trim())
-          .filter(Boolean),
-      ),
+    schema: commaList('127.0.0.1,::1'),
     shown: '127.0.0.1,::1',
     description:
       'comma-separated addresses or CIDR ranges whose `X-Forwarded-Proto/Host/Port` are believed (nginx, a load balancer); from anyone else they are ignored',
@@ -101,16 +96,7 @@ const DEFS = {
   },
   seedRoots: {
     env: 'SEED_ROOTS',
-    schema: z
-      .string()
-      .default('')
-      .transform((v) =>
-        v
-          .split(',')
-          .map((d) => d.trim())
-          .filter(Boolean),
-      )
-      .refine((dirs) => dirs.every((d) => path.isAbsolute(d)), 'expected absolute directories, comma-separated'),
+    schema: commaList('').refine((dirs) => dirs.every((d) => path.isAbsolute(d)), 'expected absolute directories, comma-separated'),
     shown: '(empty)',
     description:
       "`tilegraph worker`: comma-separated directories that a run's `dir:` target must lie in (after resolving links); a run into any other fails for good, before a tile is written. Empty: wherever the run's record in Redis says",
