@@ -368,8 +368,8 @@ export function levelCoords(
 
 /**
  * (a - b) / (a + b) where `mask` is not 0 (src/ops/builtin/bands.ts `NormalizedDifference`),
- * into `out`, a new band of zeros; a pixel whose sum is 0 or NaN is masked. Answers false,
- * having done nothing, when the kernels are off or the bands are too large.
+ * into `out`, 0 wherever it draws nothing; a pixel whose sum is 0 or NaN is masked. Answers
+ * false, having done nothing, when the kernels are off or the bands are too large.
  */
 export function normalizedDifference(a: Float32Array, b: Float32Array, mask: Uint8Array, out: Float32Array): boolean {
   const n = out.length;
