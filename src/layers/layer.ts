@@ -375,7 +375,8 @@ function resolveFileSync(ref: string, baseDir: string, layersDir: string): strin
   return real;
 }
 
-function isInside(p: string, root: string): boolean {
+/** Whether the path is `root` or lies under it (both absolute, normalised). */
+export function isInside(p: string, root: string): boolean {
   return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 

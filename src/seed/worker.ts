@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { connectForCommand, type RedisClient } from '../cache/redis.js';
 import { loadSettings, type Settings } from '../config.js';
-import { loadLayer } from '../layers/layer.js';
+import { isInside, loadLayer } from '../layers/layer.js';
 import { findLayerFile } from '../layers/registry.js';
 import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
@@ -202,11 +202,7 @@ export function outsideRoots(target: string, roots: readonly string[]): string |
     }
   };
   const place = real(dir.path);
-  const within = (root: string) => {
-    const rel = path.relative(real(root), place);
-    return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
-  };
-  if (roots.some(within)) return undefined;
+  if (roots.some((root) => isInside(place, real(root)))) return undefined;
   return `lies in ${place}, outside SEED_ROOTS (${roots.join(', ')})`;
 }
 
