@@ -5,14 +5,14 @@
  * reaches; every other tile is carried over from the earlier run's version (src/seed/target.ts
  * `carry`).
  */
-import { closeSync, existsSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Layer } from '../layers/layer.js';
 import type { TileId } from '../tiles/mercator.js';
 import { geoJsonArea, tilesOf, type Area } from './coverage.js';
 import { DIR_RECORD } from './dir.js';
-import { absoluteTarget, fileTarget } from './target.js';
+import { fileTarget, realPlace } from './target.js';
 import { lineageOf, parseLineage, staleTiles, type ManifestLineage, type StaleTiles } from './lineage.js';
 
 export interface Since {
@@ -88,12 +88,7 @@ function isSqlite(file: string): boolean {
 function samePlace(a: string, b: string): boolean {
   const real = (t: string) => {
     const f = fileTarget(t);
-    if (!f) return t;
-    try {
-      return `${f.kind}:${realpathSync(f.path)}`;
-    } catch {
-      return absoluteTarget(t);
-    }
+    return f ? `${f.kind}:${realPlace(f.path)}` : t;
   };
   return real(a) === real(b);
 }

@@ -3,6 +3,7 @@
  * directory pyramid, or an MBTiles file. Each target knows which layer version its tiles
  * belong to, so that a later run skips exactly the tiles it already holds for that version.
  */
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
@@ -64,6 +65,19 @@ export interface TargetOptions {
 export function fileTarget(to: string): { kind: 'dir' | 'mbtiles'; path: string } | undefined {
   const m = /^(dir|mbtiles):(.+)$/.exec(to);
   return m ? { kind: m[1] as 'dir' | 'mbtiles', path: m[2]! } : undefined;
+}
+
+/** The absolute path with its links resolved as far as it exists (the missing rest as given). */
+export function realPlace(p: string): string {
+  const missing: string[] = [];
+  for (let at = path.resolve(p); ; at = path.dirname(at)) {
+    try {
+      return path.join(realpathSync(at), ...missing.reverse());
+    } catch {
+      if (at === path.dirname(at)) return path.resolve(p);
+      missing.push(path.basename(at));
+    }
+  }
 }
 
 /**

@@ -4,9 +4,7 @@
  * number of them, on any machines that see the same Redis, layer files and sources (and, for
  * a `dir:` target, the same file system).
  */
-import { realpathSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { connectForCommand, type RedisClient } from '../cache/redis.js';
@@ -18,7 +16,7 @@ import type { TileId } from '../tiles/mercator.js';
 import { openRenderer, type Produce, type Renderer } from './produce.js';
 import { countJob, JOB_TILES, parseRecord, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
 import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
-import { fileTarget, openTarget, type SeedTarget } from './target.js';
+import { fileTarget, openTarget, realPlace, type SeedTarget } from './target.js';
 
 const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
 
@@ -190,19 +188,8 @@ export async function workerCommand(args: string[]): Promise<void> {
 export function outsideRoots(target: string, roots: readonly string[]): string | undefined {
   const dir = fileTarget(target);
   if (!dir || !roots.length) return undefined;
-  const real = (p: string): string => {
-    const missing: string[] = [];
-    for (let at = path.resolve(p); ; at = path.dirname(at)) {
-      try {
-        return path.join(realpathSync(at), ...missing.reverse());
-      } catch {
-        if (at === path.dirname(at)) return path.resolve(p);
-        missing.push(path.basename(at));
-      }
-    }
-  };
-  const place = real(dir.path);
-  if (roots.some((root) => isInside(place, real(root)))) return undefined;
+  const place = realPlace(dir.path);
+  if (roots.some((root) => isInside(place, realPlace(root)))) return undefined;
   return `lies in ${place}, outside SEED_ROOTS (${roots.join(', ')})`;
 }
 
