@@ -17,6 +17,10 @@
  * from its heaps, which keep what they once held. Answers false where the C library is not
  * glibc.
  *
+ * And `externalMemory(bytes)`: tells V8 that this thread holds `bytes` more (or, negative, fewer)
+ * bytes outside its heap (napi_adjust_external_memory), which it counts towards its next
+ * collection, as it does an ArrayBuffer's own; answers the thread's count.
+ *
  * And `copyRows(dst, dstAt, dstStride, src, srcAt, srcStride, rowBytes, rows)`: `rows` rows of
  * `rowBytes` bytes from `src` to `dst` (any typed arrays; offsets and strides in bytes from
  * the start of each view), one memmove a row. V8 copies to or from a SharedArrayBuffer (the
@@ -139,6 +143,20 @@ static napi_value mmap_threshold(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value external_memory(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  int64_t bytes, total = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int64(env, argv[0], &bytes) != napi_ok) {
+    napi_throw_type_error(env, NULL, "externalMemory(bytes: integer)");
+    return NULL;
+  }
+  if (napi_adjust_external_memory(env, bytes, &total) != napi_ok) return NULL;
+  napi_create_double(env, (double)total, &result);
+  return result;
+}
+
 /* The bytes of any typed array: its data and byte length. */
 static int view_of(napi_env env, napi_value value, unsigned char **data, size_t *bytes) {
   napi_typedarray_type type;
@@ -216,6 +234,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   if (napi_set_named_property(env, exports, "deflate", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "mmapThreshold", NAPI_AUTO_LENGTH, mmap_threshold, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "mmapThreshold", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "externalMemory", NAPI_AUTO_LENGTH, external_memory, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "externalMemory", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "copyRows", NAPI_AUTO_LENGTH, copy_rows, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "copyRows", fn) != napi_ok) return NULL;
   return exports;

@@ -90,6 +90,7 @@ let addon:
       inflate(src: Uint8Array, dst: Uint8Array): number;
       deflate(src: Uint8Array, level: number): Uint8Array<ArrayBuffer>;
       mmapThreshold(bytes: number): boolean;
+      externalMemory(bytes: number): number;
       copyRows(...args: RowCopy): void;
     }
   | undefined;
@@ -129,6 +130,20 @@ export function mapLargeAllocations(): boolean {
     }
   }
   return mapped;
+}
+
+/**
+ * Tells V8 that this thread holds `bytes` more (negative: fewer) bytes outside its heap, which
+ * it counts towards its next collection (the addon's napi_adjust_external_memory). Answers
+ * false, having done nothing, without the addon.
+ */
+export function countExternalMemory(bytes: number): boolean {
+  try {
+    inflater().externalMemory(bytes);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

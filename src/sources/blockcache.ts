@@ -1,5 +1,6 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
+import { countExternalMemory } from '../kernels.js';
 import type { Samples } from './types.js';
 
 /** Block requests by how they were answered, counted since the last `takeCounts()`. */
@@ -42,8 +43,16 @@ export class BlockCache {
       maxSize: Math.max(1, maxBytes),
       // A pending promise's size is unknown: count a nominal 64 KiB until it settles.
       sizeCalculation: (_v, key) => this.sizes.get(key) ?? 65536,
-      dispose: (_v, key) => {
+      dispose: (v, key, reason) => {
         this.sizes.delete(key);
+        // Pushed out by other blocks (not replaced by its own settled entry, or failed).
+        if (reason === 'evict')
+          v.then(
+            (samples) => {
+              if (samples.buffer instanceof SharedArrayBuffer) dropped(samples.buffer);
+            },
+            () => {},
+          );
       },
     });
   }
@@ -195,6 +204,48 @@ class BlockExchange {
   private post(msg: Message): void {
     this.channel.postMessage(msg);
   }
+}
+
+/**
+ * Dropped shared blocks that a thread lets wait for a collection before it asks for one.
+ *
+ * V8 counts the memory of an ArrayBuffer towards its next collection, but not that of a
+ * SharedArrayBuffer. A shared block that a cache kept long enough to outlive two young
+ * collections is then freed only by a full one, and a render thread's heap barely grows, so
+ * nothing else asks for one: the blocks its caches dropped piled up by the gigabyte. So a
+ * thread keeps an account of the shared blocks its cache dropped and the collector has not
+ * freed yet; past this many bytes it tells V8 of them as memory of its own (which, as for an
+ * ArrayBuffer's, brings a full collection), and takes them back as each is freed.
+ */
+export const DROPPED_BLOCKS_BYTES = 64 * 2 ** 20;
+
+interface Dropped {
+  bytes: number;
+  /** Told to V8 (and to be taken back when freed), or still waiting in the account. */
+  told: boolean;
+}
+
+const waiting: Dropped[] = [];
+let waitingBytes = 0;
+
+const freed = new FinalizationRegistry<Dropped>((d) => {
+  if (d.told) countExternalMemory(-d.bytes);
+  else {
+    waiting.splice(waiting.indexOf(d), 1);
+    waitingBytes -= d.bytes;
+  }
+});
+
+/** A shared block a cache dropped: in the account until the collector frees it. */
+function dropped(buffer: SharedArrayBuffer): void {
+  const d: Dropped = { bytes: buffer.byteLength, told: false };
+  freed.register(buffer, d);
+  waiting.push(d);
+  waitingBytes += d.bytes;
+  if (waitingBytes < DROPPED_BLOCKS_BYTES || !countExternalMemory(waitingBytes)) return;
+  for (const w of waiting) w.told = true;
+  waiting.length = 0;
+  waitingBytes = 0;
 }
 
 function arrayName(samples: Samples): ArrayName {
