@@ -201,18 +201,40 @@ function scratch(sizes: readonly number[]): { k: Exports; mem: Uint8Array; at: n
 }
 
 /**
+ * Where a block may be inflated so that the predictor kernel that follows finds it in place
+ * instead of copying it in (`horizontal`, `floatingPoint32`): `bytes` at the start of the
+ * scratch memory, 16-byte aligned. Like any scratch, it holds until the next kernel runs.
+ * Undefined when the kernels are off or the block is too large.
+ */
+export function inflateScratch(bytes: number): Uint8Array<ArrayBuffer> | undefined {
+  if (!wasm || bytes > MAX_KERNEL_BYTES) return undefined;
+  const {
+    mem,
+    at: [p],
+  } = scratch([bytes]);
+  return new Uint8Array(mem.buffer as ArrayBuffer, p!, bytes);
+}
+
+/** Whether `raw` is inflateScratch's: its bytes already lie where a kernel's first region starts. Asked before `scratch` grows the memory. */
+function inScratch(raw: Uint8Array): boolean {
+  return instance !== undefined && raw.buffer === instance.memory.buffer && raw.byteOffset === base;
+}
+
+/**
  * Predictor 3 (TN3), Float32, one sample a pixel: the differenced byte planes of `raw`
  * (`rows` rows of `rowSamples` floats) become native-order floats in `out` (which may be `raw`).
  */
 export function floatingPoint32(raw: Uint8Array, out: Uint8Array, rowSamples: number, rows: number): boolean {
   const n = rowSamples * rows * 4;
   if (!wasm || n > MAX_KERNEL_BYTES) return false;
+  const inPlace = inScratch(raw);
   const {
     k,
     mem,
     at: [data, tmp],
   } = scratch([n, rowSamples * 4]);
-  mem.set(raw.subarray(0, n), data);
+  // Growing the memory keeps its bytes: inflated in place, they are still at `data`.
+  if (!inPlace) mem.set(raw.subarray(0, n), data);
   k.floatingPoint32(data, rowSamples, rows, tmp);
   copyOut(out, mem, data, n);
   return true;
@@ -226,12 +248,13 @@ export function horizontal(src: Uint8Array, dst: Uint8Array, bytesPerSample: num
   const n = rowLen * rows * bytesPerSample;
   const step = bytesPerSample * stride;
   if (!wasm || n > MAX_KERNEL_BYTES || bytesPerSample > 4 || step > 16 || (step & (step - 1)) !== 0) return false;
+  const inPlace = inScratch(src);
   const {
     k,
     mem,
     at: [data],
   } = scratch([n]);
-  mem.set(src.subarray(0, n), data);
+  if (!inPlace) mem.set(src.subarray(0, n), data);
   if (!k.horizontal(data, bytesPerSample, rowLen, rows, stride)) return false;
   copyOut(dst, mem, data, n);
   return true;

@@ -13,7 +13,7 @@ import { unzstd } from './zstd.js';
 
 /**
  * The still-compressed bytes of one block -> exactly `expected` bytes (see output.ts). With
- * `scratch` the result may sit at the start of a longer buffer, and may be overwritten by the
+ * `scratch` the result may sit anywhere in a longer buffer (16-byte aligned), and may be overwritten by the
  * next block this thread decodes: the caller copies it first, without waiting.
  */
 export type Decompressor = (bytes: Uint8Array, expected: number, scratch: boolean) => OwnedBytes;

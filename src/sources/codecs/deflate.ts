@@ -6,7 +6,7 @@
  */
 import { inflateSync } from 'node:zlib';
 import { SourceError } from '../../errors.js';
-import { inflateInto } from '../../kernels.js';
+import { inflateInto, inflateScratch } from '../../kernels.js';
 import { errorMessage, maxDecodedBytes, outputSize, owned, shortBlock, type OwnedBytes } from './output.js';
 
 /** DEFLATE's largest expansion: a 258-byte match in two bits (RFC 1951's longest match, one-bit codes). */
@@ -22,14 +22,19 @@ let scratchBuffer: Buffer<ArrayBuffer> | undefined;
 export function inflate(bytes: Uint8Array, expected: number, scratch: boolean): OwnedBytes {
   // Whole-buffer: only when the data could fill the block, into memory it then owns from offset 0 (or this thread's scratch).
   if (outputSize(expected, bytes.length * DEFLATE_MAX_RATIO) === expected) {
-    let whole: Buffer<ArrayBuffer>;
-    if (scratch && expected <= MAX_SCRATCH_BYTES) {
-      if (!scratchBuffer || scratchBuffer.length < expected) scratchBuffer = Buffer.allocUnsafeSlow(expected);
-      whole = scratchBuffer;
-    } else whole = Buffer.allocUnsafeSlow(expected);
+    let whole: Uint8Array<ArrayBuffer> | undefined;
+    if (scratch) {
+      // Where the predictor kernel reads, else this thread's buffer.
+      whole = inflateScratch(expected);
+      if (!whole && expected <= MAX_SCRATCH_BYTES) {
+        if (!scratchBuffer || scratchBuffer.length < expected) scratchBuffer = Buffer.allocUnsafeSlow(expected);
+        whole = scratchBuffer;
+      }
+    }
+    whole ??= Buffer.allocUnsafeSlow(expected);
     const n = inflateInto(bytes, whole);
     // Every byte written (a shorter stream is Node's to report): none of the unset memory remains.
-    if (n === expected) return new Uint8Array(whole.buffer, 0, expected);
+    if (n === expected) return whole.subarray(0, expected);
   }
   let out: Uint8Array;
   try {

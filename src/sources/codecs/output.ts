@@ -1,7 +1,7 @@
 /**
  * What every decompressor returns, and the limits and errors they share. Each returns exactly
  * `expected` bytes in a Uint8Array that owns its ArrayBuffer from offset 0 (so any typed view
- * of it is aligned), or with `scratch`, that starts at offset 0 of a buffer that may be longer.
+ * of it is aligned), or with `scratch`, that sits 16-byte aligned in a buffer that may be longer.
  */
 import { SourceError } from '../../errors.js';
 

@@ -33,13 +33,13 @@ export function undoHorizontalPredictor(src: OwnedBytes, dst: Uint8Array, bytesP
       horizontal8(src, dst, rowLen, rows, stride);
       break;
     case 2:
-      horizontal16(new Uint16Array(src.buffer, 0, n >>> 1), new Uint16Array(dst.buffer, 0, n >>> 1), rowLen, rows, stride);
+      horizontal16(new Uint16Array(src.buffer, src.byteOffset, n >>> 1), new Uint16Array(dst.buffer, dst.byteOffset, n >>> 1), rowLen, rows, stride);
       break;
     case 4:
-      horizontal32(new Uint32Array(src.buffer, 0, n >>> 2), new Uint32Array(dst.buffer, 0, n >>> 2), rowLen, rows, stride);
+      horizontal32(new Uint32Array(src.buffer, src.byteOffset, n >>> 2), new Uint32Array(dst.buffer, dst.byteOffset, n >>> 2), rowLen, rows, stride);
       break;
     default:
-      horizontal64(new Uint32Array(src.buffer, 0, n >>> 2), new Uint32Array(dst.buffer, 0, n >>> 2), rowLen, rows, stride);
+      horizontal64(new Uint32Array(src.buffer, src.byteOffset, n >>> 2), new Uint32Array(dst.buffer, dst.byteOffset, n >>> 2), rowLen, rows, stride);
       break;
   }
 }
