@@ -452,7 +452,10 @@ export function validity(bands: readonly Float32Array[], n: number, nodata: numb
  * (src/sources/window.ts, the two-band walk of `readWindowInto`): of the block's `samples`
  * (`bw` pixels a row, `spp` samples a pixel), the columns `c0` to `c1 - 1` of rows `r0` to
  * `r1 - 1`, samples `o0` and `o1` of each pixel, land in `d0` and `d1` from `at` on, `stride`
- * floats a row. Answers false, having done nothing, when the kernels are off or the part is too large.
+ * floats a row. With `check`, the part's validity lands in `check.valid` at the same places, as
+ * `validity` gives it, while the floats are still in the linear memory. Answers how many pixels
+ * it left invalid (0 without `check`), or -1, having done nothing, when the kernels are off or
+ * the part is too large.
  */
 export function twoBands16(
   samples: Uint16Array | Int16Array,
@@ -465,16 +468,17 @@ export function twoBands16(
   d1: Float32Array,
   at: number,
   stride: number,
-): boolean {
+  check?: { nodata: number; valid: Uint8Array },
+): number {
   const w = c1 - c0,
     h = r1 - r0,
     n = w * h;
-  if (!wasm || n <= 0 || n * (2 * spp + 8) > MAX_KERNEL_BYTES) return false;
+  if (!wasm || n <= 0 || n * (2 * spp + 9) > MAX_KERNEL_BYTES) return -1;
   const {
     k,
     mem,
-    at: [src, p0, p1],
-  } = scratch([n * spp * 2, n * 4, n * 4]);
+    at: [src, p0, p1, pv],
+  } = scratch([n * spp * 2, n * 4, n * 4, n]);
   const halves = new Uint16Array(mem.buffer);
   const rowSamples = w * spp;
   // The part's rows one after another: a single copy when they are whole block rows.
@@ -483,13 +487,21 @@ export function twoBands16(
     else for (let r = 0; r < h; r++) halves.set(samples.subarray(((r0 + r) * bw + c0) * spp, ((r0 + r) * bw + c1) * spp), (src >> 1) + r * rowSamples);
   }
   k.twoBands16(src, spp, o0, o1, n, samples instanceof Int16Array ? 1 : 0, p0, p1);
+  const invalid = check ? k.validity(p0, p1, n, check.nodata, pv) : 0;
+  // The part's rows to the window's: one native call for each plane, else a copy a row.
+  if (copyRows(d0, at * 4, stride * 4, mem, p0, w * 4, w * 4, h)) {
+    copyRows(d1, at * 4, stride * 4, mem, p1, w * 4, w * 4, h);
+    if (check) copyRows(check.valid, at, stride, mem, pv, w, w, h);
+    return invalid;
+  }
   const floats = new Float32Array(mem.buffer);
   for (let r = 0; r < h; r++) {
     const from = r * w;
     d0.set(floats.subarray((p0 >> 2) + from, (p0 >> 2) + from + w), at + r * stride);
     d1.set(floats.subarray((p1 >> 2) + from, (p1 >> 2) + from + w), at + r * stride);
+    if (check) check.valid.set(mem.subarray(pv + from, pv + from + w), at + r * stride);
   }
-  return true;
+  return invalid;
 }
 
 /** Pixels the colour ramp takes at once: 2.75 MiB of the linear memory, whatever the raster's size. */

@@ -353,12 +353,20 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
             const x1 = i === 0 ? width : Math.min(width, x0 + 1 + Math.floor(next() * 90)),
               y1 = i === 0 ? height : Math.min(height, y0 + 1 + Math.floor(next() * 90));
             for (const bands of pairs) {
-              const [js, wasm] = await eachWayAsync(async () => {
-                const w = await readWindow(cog, 0, [x0, y0, x1, y1], bands, null);
-                return w.bands.map((b) => new Uint8Array(b.buffer, b.byteOffset, w.width * w.height * 4).slice());
-              }, 'wasm');
-              for (const b of [0, 1])
-                assert.equal(firstDifference(wasm[b]!, js[b]!), -1, `${file} [${x0}, ${y0}, ${x1}, ${y1}] bands ${bands.join(',')}: band ${b}`);
+              // Without nodata, and with the window's first value as nodata: the validity the kernel checks as it goes.
+              const first = (await readWindow(cog, 0, [x0, y0, x1, y1], bands, null)).bands[0]![0]!;
+              for (const nodata of [null, first]) {
+                const [js, wasm] = await eachWayAsync(async () => {
+                  const w = await readWindow(cog, 0, [x0, y0, x1, y1], bands, nodata);
+                  const floats = w.bands.map((b) => new Uint8Array(b.buffer, b.byteOffset, w.width * w.height * 4).slice());
+                  return { floats, valid: w.valid.slice(0, w.width * w.height), allValid: w.allValid };
+                }, 'wasm');
+                const where = `${file} [${x0}, ${y0}, ${x1}, ${y1}] bands ${bands.join(',')} nodata ${nodata}`;
+                for (const b of [0, 1]) assert.equal(firstDifference(wasm.floats[b]!, js.floats[b]!), -1, `${where}: band ${b}`);
+                assert.equal(firstDifference(wasm.valid, js.valid), -1, `${where}: validity`);
+                assert.equal(wasm.allValid, js.allValid, `${where}: all valid`);
+                if (nodata !== null) assert.equal(js.valid[0], 0, `${where}: the first pixel is nodata`);
+              }
             }
           }
         } finally {

@@ -59,6 +59,12 @@ export async function readWindowInto(
   const maskJobs: Promise<void>[] = [];
   const hasMask = !!lv.mask;
   const maskWin = hasMask ? takeBytes(ww * wh) : undefined;
+  // NaN never equals itself, so without a nodata value `f` is NaN and only the NaN test bites.
+  const f = nodata === null ? NaN : Math.fround(nodata);
+  // Without a mask, the two-band kernel checks each part's pixels as it writes them: the pixels it checked and left invalid.
+  const check = hasMask ? undefined : { nodata: f, valid: out.valid };
+  let checked = 0,
+    checkedInvalid = 0;
 
   for (let by = by0; by <= by1; by++) {
     for (let bx = bx0; bx <= bx1; bx++) {
@@ -78,22 +84,17 @@ export async function readWindowInto(
                 o0 = bands[0]!,
                 o1 = bands[1]!;
               // 16-bit samples (most multispectral imagery): the WebAssembly kernel, when it can.
-              if (
-                (samples instanceof Uint16Array || samples instanceof Int16Array) &&
-                twoBands16(
-                  samples,
-                  bw,
-                  spp,
-                  o0,
-                  o1,
-                  [cx0 - bx * bw, cx1 - bx * bw, cy0 - by * bh, cy1 - by * bh],
-                  d0,
-                  d1,
-                  (cy0 - y0 + dy) * stride - x0 + dx + cx0,
-                  stride,
-                )
-              )
-                return;
+              if (samples instanceof Uint16Array || samples instanceof Int16Array) {
+                const part = [cx0 - bx * bw, cx1 - bx * bw, cy0 - by * bh, cy1 - by * bh] as const;
+                const invalid = twoBands16(samples, bw, spp, o0, o1, part, d0, d1, (cy0 - y0 + dy) * stride - x0 + dx + cx0, stride, check);
+                if (invalid >= 0) {
+                  if (check) {
+                    checked += (cx1 - cx0) * (cy1 - cy0);
+                    checkedInvalid += invalid;
+                  }
+                  return;
+                }
+              }
               for (let y = cy0; y < cy1; y++) {
                 const dstRow = (y - y0 + dy) * stride - x0 + dx;
                 const end = dstRow + cx1;
@@ -145,12 +146,12 @@ export async function readWindowInto(
     }
   }
   await Promise.all([...jobs, ...maskJobs]);
+  // Every pixel of the window checked by the two-band kernel.
+  if (checked === ww * wh) return checkedInvalid;
 
   // One pass: the mask, then each band's NaN and nodata (compared at the band's own
-  // precision: a Float32 nodata of -3.4e38 must match itself). NaN never equals itself, so
-  // without a nodata value `f` is NaN and only the NaN test bites.
+  // precision: a Float32 nodata of -3.4e38 must match itself).
   const valid = out.valid;
-  const f = nodata === null ? NaN : Math.fround(nodata);
   const bandsOut = out.bands;
   const nb = bands.length;
   const b0 = bandsOut[0]!,
