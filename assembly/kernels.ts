@@ -177,9 +177,52 @@ export function separable(
   dst: usize,
 ): void {
   // Columns: every needed source row resampled to the output columns; a column that is not
-  // drawn gets 0 (its output pixels are masked).
-  for (let r = 0; r < nRows; r++) {
-    const src = band + ((<usize>r * <usize>ww) << 2);
+  // drawn gets 0 (its output pixels are masked). Four source rows at a time, each in a lane
+  // of two pairs of doubles: a column's start, count and weights are read once for the four,
+  // and each lane sums its products in the order the JavaScript does.
+  const rowStride = (<usize>ww) << 2;
+  const hStride = (<usize>W) << 2;
+  let r = 0;
+  for (; r + 4 <= nRows; r += 4) {
+    const src = band + <usize>r * rowStride;
+    const src2 = src + 2 * rowStride;
+    const hr = h + <usize>r * hStride;
+    for (let i = 0; i < W; i++) {
+      const at = (<usize>i) << 2;
+      if (!load<u8>(cOk + i)) {
+        store<f32>(hr + at, 0);
+        store<f32>(hr + hStride + at, 0);
+        store<f32>(hr + 2 * hStride + at, 0);
+        store<f32>(hr + 3 * hStride + at, 0);
+        continue;
+      }
+      const s0 = (<usize>load<i32>(cStart + at)) << 2;
+      const n = load<i32>(cCount + at);
+      const wo = cWeights + ((<usize>(i * cp)) << 2);
+      // Up to three taps the sum starts at the first product, past three at 0 (as the
+      // JavaScript's unrolled and general loops do: the two differ for a sum of -0s).
+      let w = f64x2.splat(<f64>load<f32>(wo));
+      let a = f64x2.mul(w, rowPair(src + s0, rowStride));
+      let b = f64x2.mul(w, rowPair(src2 + s0, rowStride));
+      if (n > 3) {
+        a = f64x2.add(f64x2.splat(0), a);
+        b = f64x2.add(f64x2.splat(0), b);
+      }
+      for (let t = 1; t < n; t++) {
+        const o = s0 + ((<usize>t) << 2);
+        w = f64x2.splat(<f64>load<f32>(wo + ((<usize>t) << 2)));
+        a = f64x2.add(a, f64x2.mul(w, rowPair(src + o, rowStride)));
+        b = f64x2.add(b, f64x2.mul(w, rowPair(src2 + o, rowStride)));
+      }
+      const f = demote(a, b);
+      v128.store32_lane(hr + at, f, 0);
+      v128.store32_lane(hr + hStride + at, f, 1);
+      v128.store32_lane(hr + 2 * hStride + at, f, 2);
+      v128.store32_lane(hr + 3 * hStride + at, f, 3);
+    }
+  }
+  for (; r < nRows; r++) {
+    const src = band + <usize>r * rowStride;
     const hr = h + ((<usize>r * <usize>W) << 2);
     for (let i = 0; i < W; i++) {
       const at = (<usize>i) << 2;
@@ -190,8 +233,6 @@ export function separable(
       const st = src + ((<usize>load<i32>(cStart + at)) << 2);
       const n = load<i32>(cCount + at);
       const wo = cWeights + ((<usize>(i * cp)) << 2);
-      // Up to three taps the sum starts at the first product, past three at 0 (as the
-      // JavaScript's unrolled and general loops do: the two differ for a sum of -0s).
       let acc: f64 = n <= 3 ? <f64>load<f32>(wo) * <f64>load<f32>(st) : 0;
       for (let t = n <= 3 ? 1 : 0; t < n; t++) acc += <f64>load<f32>(wo + ((<usize>t) << 2)) * <f64>load<f32>(st + ((<usize>t) << 2));
       store<f32>(hr + at, <f32>acc);
@@ -265,6 +306,11 @@ export function separable(
       }
     }
   }
+}
+
+/** The float at `p` and the one `stride` bytes after it, as two doubles (Binaryen inlines it). */
+function rowPair(p: usize, stride: usize): v128 {
+  return f64x2.promote_low_f32x4(v128.load32_lane(p + stride, v128.load32_zero(p), 1));
 }
 
 /** Lanes 2 and 3 of four floats as two doubles. */
