@@ -221,6 +221,7 @@ export function separable(
       v128.store32_lane(hr + 3 * hStride + at, f, 3);
     }
   }
+  // The last rows, fewer than four, one at a time.
   for (; r < nRows; r++) {
     const src = band + <usize>r * rowStride;
     const hr = h + ((<usize>r * <usize>W) << 2);
