@@ -225,13 +225,13 @@ interface Dropped {
   told: boolean;
 }
 
-const waiting: Dropped[] = [];
+const waiting = new Set<Dropped>();
 let waitingBytes = 0;
 
 const freed = new FinalizationRegistry<Dropped>((d) => {
   if (d.told) countExternalMemory(-d.bytes);
   else {
-    waiting.splice(waiting.indexOf(d), 1);
+    waiting.delete(d);
     waitingBytes -= d.bytes;
   }
 });
@@ -240,11 +240,11 @@ const freed = new FinalizationRegistry<Dropped>((d) => {
 function dropped(buffer: SharedArrayBuffer): void {
   const d: Dropped = { bytes: buffer.byteLength, told: false };
   freed.register(buffer, d);
-  waiting.push(d);
+  waiting.add(d);
   waitingBytes += d.bytes;
   if (waitingBytes < DROPPED_BLOCKS_BYTES || !countExternalMemory(waitingBytes)) return;
   for (const w of waiting) w.told = true;
-  waiting.length = 0;
+  waiting.clear();
   waitingBytes = 0;
 }
 
