@@ -9,13 +9,12 @@
  * One decompressor and one compressor a level for each thread (N-API instance data), freed
  * with it.
  *
- * And `mmapThreshold(bytes)`: glibc's malloc serves every allocation of at least `bytes` with
- * its own mapping, handed back to the system when freed (mallopt M_MMAP_THRESHOLD), and gives
- * back the free top of a heap once it passes `bytes` (M_TRIM_THRESHOLD). Left to itself glibc
- * raises both each time such a block is freed (the mapping threshold up to 32 MiB, the trim
- * threshold to twice it), and from then on the blocks, rasters and tiles of a few MiB come
- * from its heaps, which keep what they once held. Answers false where the C library is not
- * glibc.
+ * And `mallocThresholds(mapBytes, trimBytes)`: glibc's malloc serves allocations of less than
+ * `mapBytes` from its heaps (mallopt M_MMAP_THRESHOLD) and gives back the free top of a heap
+ * once it passes `trimBytes` (M_TRIM_THRESHOLD), both fixed: left to itself glibc moves them
+ * each time a mapped block is freed. And `trim()`: gives back every free page inside the heaps
+ * (malloc_trim). Both answer false where the C library is not glibc (`trim`: or nothing was
+ * given back).
  *
  * And `externalMemory(bytes)`: tells V8 that this thread holds `bytes` more (or, negative, fewer)
  * bytes outside its heap (napi_adjust_external_memory), which it counts towards its next
@@ -125,21 +124,32 @@ static napi_value deflate(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value mmap_threshold(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+static napi_value malloc_thresholds(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
   napi_value result;
-  int64_t bytes;
+  int64_t map, trim;
   int set = 0;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int64(env, argv[0], &bytes) != napi_ok || bytes < 0 ||
-      bytes > 32 * 1024 * 1024) {
-    napi_throw_type_error(env, NULL, "mmapThreshold(bytes: 0-33554432)");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || napi_get_value_int64(env, argv[0], &map) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &trim) != napi_ok || map < 0 || map > 32 * 1024 * 1024 || trim < 0 || trim > 1024 * 1024 * 1024) {
+    napi_throw_type_error(env, NULL, "mallocThresholds(mapBytes: 0-33554432, trimBytes: 0-1073741824)");
     return NULL;
   }
 #ifdef __GLIBC__
-  set = mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1 && mallopt(M_TRIM_THRESHOLD, (int)bytes) == 1;
+  set = mallopt(M_MMAP_THRESHOLD, (int)map) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim) == 1;
 #endif
   napi_get_boolean(env, set, &result);
+  return result;
+}
+
+static napi_value trim(napi_env env, napi_callback_info info) {
+  napi_value result;
+  int released = 0;
+  (void)info;
+#ifdef __GLIBC__
+  released = malloc_trim(0);
+#endif
+  napi_get_boolean(env, released, &result);
   return result;
 }
 
@@ -232,8 +242,10 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   if (napi_set_named_property(env, exports, "inflate", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "deflate", NAPI_AUTO_LENGTH, deflate, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "deflate", fn) != napi_ok) return NULL;
-  if (napi_create_function(env, "mmapThreshold", NAPI_AUTO_LENGTH, mmap_threshold, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "mmapThreshold", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "mallocThresholds", NAPI_AUTO_LENGTH, malloc_thresholds, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "mallocThresholds", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "trim", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "externalMemory", NAPI_AUTO_LENGTH, external_memory, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "externalMemory", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "copyRows", NAPI_AUTO_LENGTH, copy_rows, NULL, &fn) != napi_ok) return NULL;

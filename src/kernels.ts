@@ -89,7 +89,8 @@ let addon:
   | {
       inflate(src: Uint8Array, dst: Uint8Array): number;
       deflate(src: Uint8Array, level: number): Uint8Array<ArrayBuffer>;
-      mmapThreshold(bytes: number): boolean;
+      mallocThresholds(mapBytes: number, trimBytes: number): boolean;
+      trim(): boolean;
       externalMemory(bytes: number): number;
       copyRows(...args: RowCopy): void;
     }
@@ -109,27 +110,38 @@ function inflater(): NonNullable<typeof addon> {
   return addon;
 }
 
-/** glibc's own first thresholds, kept fixed: allocations of 128 KiB and more are mapped on their own, and a heap's free top past it is given back. */
-const MMAP_THRESHOLD = 128 * 1024;
-let mapped: boolean | undefined;
+/** glibc's largest mapping threshold (half its 64 MiB thread heaps): allocations up to it come from the heaps. */
+const MMAP_THRESHOLD = 32 * 2 ** 20;
+/** Free memory at the top of a heap that glibc keeps when a block is freed; past it the top goes back to the system. */
+const TRIM_THRESHOLD = 32 * 2 ** 20;
+/** How often the free memory inside the heaps goes back to the system (malloc_trim). */
+export const TRIM_EVERY_MS = 5000;
+let recycling: boolean | undefined;
 
 /**
- * Large allocations (decoded blocks, windows, rasters, tiles) each in a mapping of its own,
- * given back to the system when freed (native/inflate.c), so that the resident memory of a
- * process that renders for days follows what it holds, not the most it once held. The render
- * pool asks for it once per process; glibc's own setting (MALLOC_MMAP_THRESHOLD_) in the
- * environment is left to rule. Answers whether this call set the threshold.
+ * Large allocations (decoded blocks, windows, rasters, tiles) from glibc's heaps, where a
+ * freed one is reused by the next: a block decoded into memory a block freed a moment ago
+ * costs no page faults, where fresh memory costs the kernel a fault and a zeroed page every
+ * 4 KiB. Every `everyMs` the memory still free in the heaps goes back to the system
+ * (malloc_trim), so that the resident memory of a process that renders for days follows what
+ * it holds, not the most it once held, within that time. The render pool asks for it once per
+ * process; glibc's own setting (MALLOC_MMAP_THRESHOLD_) in the environment is left to rule.
+ * Answers whether this call set it up.
  */
-export function mapLargeAllocations(): boolean {
-  if (mapped === undefined) {
+export function recycleLargeAllocations(everyMs = TRIM_EVERY_MS): boolean {
+  if (recycling === undefined) {
     try {
-      mapped = process.env.MALLOC_MMAP_THRESHOLD_ === undefined && inflater().mmapThreshold(MMAP_THRESHOLD);
+      recycling = process.env.MALLOC_MMAP_THRESHOLD_ === undefined && inflater().mallocThresholds(MMAP_THRESHOLD, TRIM_THRESHOLD);
     } catch {
       // Without the addon (KERNELS=reference on a machine that could not build it) glibc keeps its defaults.
-      mapped = false;
+      recycling = false;
+    }
+    if (recycling) {
+      const trim = inflater().trim;
+      setInterval(() => trim(), everyMs).unref();
     }
   }
-  return mapped;
+  return recycling;
 }
 
 /**

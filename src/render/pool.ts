@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { fromWire, TileError } from '../errors.js';
-import { mapLargeAllocations, useKernels, type Kernels } from '../kernels.js';
+import { recycleLargeAllocations, useKernels, type Kernels } from '../kernels.js';
 import type { RenderReply, RenderResult, RenderTask, RenderThreadData } from './task.js';
 
 const WORKER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../workers/render.js');
@@ -71,8 +71,8 @@ export class RenderPool {
   private typicalMs = 20;
 
   constructor(opts: PoolOptions) {
-    // Before the threads allocate their first blocks: freed rasters go back to the system.
-    mapLargeAllocations();
+    // Before the threads allocate their first blocks: freed ones are reused, and what stays free goes back to the system.
+    recycleLargeAllocations();
     // This thread plans tiles too (the tiles a --since run finds stale): with the threads' loops.
     useKernels(opts.kernels ?? 'fast');
     this.timeoutMs = opts.timeoutMs;
