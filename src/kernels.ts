@@ -122,13 +122,13 @@ let recycling: boolean | undefined;
  * Large allocations (decoded blocks, windows, rasters, tiles) from glibc's heaps, where a
  * freed one is reused by the next: a block decoded into memory a block freed a moment ago
  * costs no page faults, where fresh memory costs the kernel a fault and a zeroed page every
- * 4 KiB. Every `everyMs` the memory still free in the heaps goes back to the system
+ * 4 KiB. Every TRIM_EVERY_MS the memory still free in the heaps goes back to the system
  * (malloc_trim), so that the resident memory of a process that renders for days follows what
  * it holds, not the most it once held, within that time. The render pool asks for it once per
  * process; glibc's own setting (MALLOC_MMAP_THRESHOLD_) in the environment is left to rule.
- * Answers whether this call set it up.
+ * Answers whether it is in place: false under that setting, without the addon or without glibc.
  */
-export function recycleLargeAllocations(everyMs = TRIM_EVERY_MS): boolean {
+export function recycleLargeAllocations(): boolean {
   if (recycling === undefined) {
     try {
       recycling = process.env.MALLOC_MMAP_THRESHOLD_ === undefined && inflater().mallocThresholds(MMAP_THRESHOLD, TRIM_THRESHOLD);
@@ -138,7 +138,7 @@ export function recycleLargeAllocations(everyMs = TRIM_EVERY_MS): boolean {
     }
     if (recycling) {
       const trim = inflater().trim;
-      setInterval(() => trim(), everyMs).unref();
+      setInterval(() => trim(), TRIM_EVERY_MS).unref();
     }
   }
   return recycling;
