@@ -37,7 +37,7 @@
  * is reported, default 3), BENCH_NAIVE_S (default 40), BENCH_SINGLE_S (default 25), BENCH_CONNECTIONS
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, model, naive, single, seed,
  * overview, mosaic, encode, jpeg, kernels, gdal2tiles, queue, incremental, incremental-deep, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_KERNELS_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SOAK_L1_MB (default 64), BENCH_SOAK_BLOCK_MB (default 32), BENCH_SEED_ROUNDS (default 3), BENCH_SERVING_ROUNDS (default 3),
- * BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
+ * BENCH_CODE_WARMUP_PASSES (default 4), BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
  * BENCH_INCREMENTAL_ROUNDS (default 3), BENCH_INCREMENTAL_DEEP_ROUNDS (default 2), BENCH_MODEL_ROUNDS (default 4). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -264,8 +264,10 @@ function httpScenario(
  * fresh server (no decoded blocks kept from the pilot or an earlier run), warmed by a few
  * low-zoom tiles so that each render thread has built the layer's graph. `fixedStride`: every
  * n-th tile of each zoom, no pilot (the model step measures two layers over the same tiles).
+ * `codeWarmup`: the same tiles again on servers that have first rendered that layer's tiles
+ * (`warmServer` in the scenario).
  */
-async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStride?: number): Promise<Scenario> {
+async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStride?: number, codeWarmup?: BenchLayers['dem']): Promise<Scenario> {
   const all = tilesCovering(layer.bounds, ZOOMS[0], ZOOMS[1]);
   const toPath = tilePath(layer.name);
   let stride = fixedStride ?? 1;
@@ -289,27 +291,10 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStrid
   const measured = everyNth(all, stride);
   // Several runs, each on a fresh server: one short run can catch a burst of other work on a
   // shared machine. The median run (by tiles/s) is reported, with every run's rate.
-  const runs: { r: LoadResult; blocks: Record<string, number>; cpuMsPerTile: number }[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const srv = await startTilegraph();
-    try {
-      await drive(srv.url, warmupPaths(layer.bounds, layer.name, 2 * CONNECTIONS), { connections: CONNECTIONS });
-      const before = await blockReads(srv.url);
-      const cpu0 = await serverCpuSeconds(srv.url);
-      const r = await drive(srv.url, measured.map(toPath), { connections: CONNECTIONS, maxMs: (BUDGET_S / RUNS) * 1.5 * 1000, timeoutMs: 60_000 });
-      const cpuMsPerTile = round((((await serverCpuSeconds(srv.url)) - cpu0) * 1000) / Math.max(1, r.requests), 2);
-      const after = await blockReads(srv.url);
-      const blocks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
-      log(
-        `  ${name} run ${i + 1}/${RUNS}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, server CPU ${cpuMsPerTile} ms a tile, statuses ${JSON.stringify(r.statuses)}, blocks ${JSON.stringify(blocks)}`,
-      );
-      runs.push({ r, blocks, cpuMsPerTile });
-    } finally {
-      await srv.stop();
-    }
-  }
-  const ranked = [...runs].sort((a, b) => a.r.perSecond - b.r.perSecond);
-  const median = ranked[Math.floor((ranked.length - 1) / 2)]!;
+  const runs = await measuredRuns(name, layer, measured.map(toPath));
+  const median = medianRun(runs);
+  // The same tiles on servers whose code has warmed up over `codeWarmup`'s tiles (measuredRuns).
+  const warm = codeWarmup && (await measuredRuns(`${name} (warm server)`, layer, measured.map(toPath), codeWarmup));
   return httpScenario(
     name,
     layer.name,
@@ -323,8 +308,71 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStrid
       // The server process's CPU time (every thread) per tile: steadier than tiles/s when other work shares the machine. The median of the runs.
       cpuMsPerTile: medianOf(runs.map((x) => x.cpuMsPerTile)),
       cpuMsPerTileRuns: runs.map((x) => x.cpuMsPerTile),
+      warmServer: warm && {
+        warmedWith: { layer: codeWarmup!.name, tiles: tilesCovering(codeWarmup!.bounds, ZOOMS[0], ZOOMS[1]).length, passes: CODE_WARMUP_PASSES },
+        tilesPerSec: medianRun(warm).r.perSecond,
+        runs: warm.map((x) => x.r.perSecond),
+        blockReads: medianRun(warm).blocks,
+        cpuMsPerTile: medianOf(warm.map((x) => x.cpuMsPerTile)),
+        cpuMsPerTileRuns: warm.map((x) => x.cpuMsPerTile),
+      },
     },
   );
+}
+
+interface MeasuredRun {
+  r: LoadResult;
+  blocks: Record<string, number>;
+  cpuMsPerTile: number;
+}
+
+/** The median run by tiles/s. */
+function medianRun(runs: MeasuredRun[]): MeasuredRun {
+  const ranked = [...runs].sort((a, b) => a.r.perSecond - b.r.perSecond);
+  return ranked[Math.floor((ranked.length - 1) / 2)]!;
+}
+
+/**
+ * Passes over every tile of zooms 10-14 of another layer before a warm server's measured run.
+ * V8 optimises a function once it has run enough (a render's planning, drawing and encoding
+ * functions run once a tile, and reach it after a thousand tiles or more), in each render
+ * thread and in the main thread, on threads of its own: a fresh server spends 10-15% of its
+ * CPU compiling during its first thousand tiles, a long-running one none.
+ */
+const CODE_WARMUP_PASSES = Number(process.env.BENCH_CODE_WARMUP_PASSES ?? 4);
+
+/**
+ * BENCH_RUNS runs over `paths`, each on a fresh server warmed by a few low-zoom tiles so that
+ * each render thread has built the layer's graph. With `codeWarmup` (a layer of the same
+ * pipeline over another file, so that no decoded block is shared), the server first renders
+ * every tile of that layer's zooms 10-14, CODE_WARMUP_PASSES times: the measured tiles are as
+ * uncached (tile and block caches) as on a fresh server, the code as warm as a busy server's.
+ */
+async function measuredRuns(name: string, layer: BenchLayers['dem'], paths: string[], codeWarmup?: BenchLayers['dem']): Promise<MeasuredRun[]> {
+  const runs: MeasuredRun[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const srv = await startTilegraph();
+    try {
+      await drive(srv.url, warmupPaths(layer.bounds, layer.name, 2 * CONNECTIONS), { connections: CONNECTIONS });
+      if (codeWarmup) {
+        const other = tilesCovering(codeWarmup.bounds, ZOOMS[0], ZOOMS[1]).map(tilePath(codeWarmup.name));
+        for (let pass = 0; pass < CODE_WARMUP_PASSES; pass++) await drive(srv.url, other, { connections: CONNECTIONS, timeoutMs: 60_000 });
+      }
+      const before = await blockReads(srv.url);
+      const cpu0 = await serverCpuSeconds(srv.url);
+      const r = await drive(srv.url, paths, { connections: CONNECTIONS, maxMs: (BUDGET_S / RUNS) * 1.5 * 1000, timeoutMs: 60_000 });
+      const cpuMsPerTile = round((((await serverCpuSeconds(srv.url)) - cpu0) * 1000) / Math.max(1, r.requests), 2);
+      const after = await blockReads(srv.url);
+      const blocks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+      log(
+        `  ${name} run ${i + 1}/${RUNS}: ${r.requests} tiles, ${r.perSecond} tiles/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, server CPU ${cpuMsPerTile} ms a tile, statuses ${JSON.stringify(r.statuses)}, blocks ${JSON.stringify(blocks)}`,
+      );
+      runs.push({ r, blocks, cpuMsPerTile });
+    } finally {
+      await srv.stop();
+    }
+  }
+  return runs;
 }
 
 /** The server process's CPU seconds (user + system, every thread), from its own metrics. */
@@ -816,7 +864,7 @@ async function main(): Promise<void> {
   };
 
   const { fixed, l1, l2 } = (await step('serving', () => serving(layers))) ?? {};
-  const dem = await step('dem', () => uncachedLayer('tilegraph-dem-uncached', layers.dem));
+  const dem = await step('dem', () => uncachedLayer('tilegraph-dem-uncached', layers.dem, undefined, layers.dem4x));
   const ndvi = await step('ndvi', () => uncachedLayer('tilegraph-ndvi-uncached', layers.ndvi));
   const model = await step('model', () =>
     modelBench(
@@ -907,6 +955,8 @@ async function main(): Promise<void> {
     wasmVsReferenceNdvi: (kernels?.ndvi as KernelsFigures | undefined)?.wasm.wasmVsReference ?? null,
     libdeflateVsZlibInflateDem: (kernels?.dem as KernelsFigures | undefined)?.inflate.libdeflateVsZlib ?? null,
     libdeflateVsZlibInflateNdvi: (kernels?.ndvi as KernelsFigures | undefined)?.inflate.libdeflateVsZlib ?? null,
+    // Server CPU per uncached DEM tile on servers whose code has warmed up over another layer's tiles (measuredRuns) over that of fresh servers (the target's figure); the ms are the dem scenario's warmServer.cpuMsPerTile.
+    demCpuWarmServerVsFresh: ratio((dem?.warmServer as { cpuMsPerTile?: number } | undefined)?.cpuMsPerTile, dem?.cpuMsPerTile as number | undefined),
     soakRssEndVsOneMinute: (soaked?.rssMiB as { endVsOneMinute: number | null } | undefined)?.endVsOneMinute ?? null,
   };
   const target = (name: string, value: number | null | undefined, goal: number, better: 'higher' | 'lower') => ({
