@@ -295,6 +295,7 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStrid
   const median = medianRun(runs);
   // The same tiles on servers whose code has warmed up over `codeWarmup`'s tiles (measuredRuns).
   const warm = codeWarmup && (await measuredRuns(`${name} (warm server)`, layer, measured.map(toPath), codeWarmup));
+  const warmMedian = warm && medianRun(warm);
   return httpScenario(
     name,
     layer.name,
@@ -310,9 +311,9 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStrid
       cpuMsPerTileRuns: runs.map((x) => x.cpuMsPerTile),
       warmServer: warm && {
         warmedWith: { layer: codeWarmup!.name, tiles: tilesCovering(codeWarmup!.bounds, ZOOMS[0], ZOOMS[1]).length, passes: CODE_WARMUP_PASSES },
-        tilesPerSec: medianRun(warm).r.perSecond,
+        tilesPerSec: warmMedian!.r.perSecond,
         runs: warm.map((x) => x.r.perSecond),
-        blockReads: medianRun(warm).blocks,
+        blockReads: warmMedian!.blocks,
         cpuMsPerTile: medianOf(warm.map((x) => x.cpuMsPerTile)),
         cpuMsPerTileRuns: warm.map((x) => x.cpuMsPerTile),
       },
