@@ -294,7 +294,8 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStrid
   const runs = await measuredRuns(name, layer, measured.map(toPath));
   const median = medianRun(runs);
   // The same tiles on servers whose code has warmed up over `codeWarmup`'s tiles (measuredRuns).
-  const warm = codeWarmup && (await measuredRuns(`${name} (warm server)`, layer, measured.map(toPath), codeWarmup));
+  const warmupTiles = codeWarmup && tilesCovering(codeWarmup.bounds, ZOOMS[0], ZOOMS[1]).map(tilePath(codeWarmup.name));
+  const warm = warmupTiles && (await measuredRuns(`${name} (warm server)`, layer, measured.map(toPath), warmupTiles));
   const warmMedian = warm && medianRun(warm);
   return httpScenario(
     name,
@@ -310,7 +311,7 @@ async function uncachedLayer(name: string, layer: BenchLayers['dem'], fixedStrid
       cpuMsPerTile: medianOf(runs.map((x) => x.cpuMsPerTile)),
       cpuMsPerTileRuns: runs.map((x) => x.cpuMsPerTile),
       warmServer: warm && {
-        warmedWith: { layer: codeWarmup!.name, tiles: tilesCovering(codeWarmup!.bounds, ZOOMS[0], ZOOMS[1]).length, passes: CODE_WARMUP_PASSES },
+        warmedWith: { layer: codeWarmup!.name, tiles: warmupTiles.length, passes: CODE_WARMUP_PASSES },
         tilesPerSec: warmMedian!.r.perSecond,
         runs: warm.map((x) => x.r.perSecond),
         blockReads: warmMedian!.blocks,
@@ -344,21 +345,18 @@ const CODE_WARMUP_PASSES = Number(process.env.BENCH_CODE_WARMUP_PASSES ?? 4);
 
 /**
  * BENCH_RUNS runs over `paths`, each on a fresh server warmed by a few low-zoom tiles so that
- * each render thread has built the layer's graph. With `codeWarmup` (a layer of the same
- * pipeline over another file, so that no decoded block is shared), the server first renders
- * every tile of that layer's zooms 10-14, CODE_WARMUP_PASSES times: the measured tiles are as
- * uncached (tile and block caches) as on a fresh server, the code as warm as a busy server's.
+ * each render thread has built the layer's graph. With `codeWarmup` (the tiles of zooms 10-14
+ * of a layer of the same pipeline over another file, so that no decoded block is shared), the
+ * server first renders them CODE_WARMUP_PASSES times: the measured tiles are as uncached (tile
+ * and block caches) as on a fresh server, the code as warm as a busy server's.
  */
-async function measuredRuns(name: string, layer: BenchLayers['dem'], paths: string[], codeWarmup?: BenchLayers['dem']): Promise<MeasuredRun[]> {
+async function measuredRuns(name: string, layer: BenchLayers['dem'], paths: string[], codeWarmup?: string[]): Promise<MeasuredRun[]> {
   const runs: MeasuredRun[] = [];
   for (let i = 0; i < RUNS; i++) {
     const srv = await startTilegraph();
     try {
       await drive(srv.url, warmupPaths(layer.bounds, layer.name, 2 * CONNECTIONS), { connections: CONNECTIONS });
-      if (codeWarmup) {
-        const other = tilesCovering(codeWarmup.bounds, ZOOMS[0], ZOOMS[1]).map(tilePath(codeWarmup.name));
-        for (let pass = 0; pass < CODE_WARMUP_PASSES; pass++) await drive(srv.url, other, { connections: CONNECTIONS, timeoutMs: 60_000 });
-      }
+      if (codeWarmup) for (let pass = 0; pass < CODE_WARMUP_PASSES; pass++) await drive(srv.url, codeWarmup, { connections: CONNECTIONS, timeoutMs: 60_000 });
       const before = await blockReads(srv.url);
       const cpu0 = await serverCpuSeconds(srv.url);
       const r = await drive(srv.url, paths, { connections: CONNECTIONS, maxMs: (BUDGET_S / RUNS) * 1.5 * 1000, timeoutMs: 60_000 });
