@@ -21,6 +21,7 @@ import { pointToTile, tileToBBOX } from '@mapbox/tilebelt';
 import { fromFile } from 'geotiff';
 import { loadLayer, type Layer } from '../src/layers/layer.js';
 import { readGroups } from '../src/ops/builtin/read.js';
+import { Cog } from '../src/sources/cog.js';
 import { planSourceOf } from '../src/render/mosaic.js';
 import {
   changedBlocks,
@@ -157,6 +158,43 @@ async function bytewiseChanges(fileA: string, fileB: string): Promise<{ rects: s
     closeSync(fa);
     closeSync(fb);
   }
+}
+
+interface Raster {
+  width: number;
+  height: number;
+  pixelBytes: number;
+  bytes: Buffer;
+}
+
+/** A level of a file (0: full resolution, k: GDAL's overview k - 1) as GDAL reads it: its raw samples (ENVI). */
+async function gdalLevel(file: string, level: number): Promise<Raster> {
+  const out = `${file}.level${level}.${process.pid}.bin`;
+  try {
+    await run('gdal_translate', ['-q', '-of', 'ENVI', ...(level ? ['-ovr', String(level - 1)] : []), file, out]);
+    const info = JSON.parse(await run('gdalinfo', ['-json', out])) as { size: [number, number]; bands: { type: string }[] };
+    const pixelBytes = ({ Byte: 1, Int16: 2, UInt16: 2, Int32: 4, UInt32: 4, Float32: 4, Float64: 8 } as Record<string, number>)[info.bands[0]!.type]!;
+    assert.equal(info.bands.length, 1);
+    return { width: info.size[0], height: info.size[1], pixelBytes, bytes: await readFile(out) };
+  } finally {
+    await Promise.all([out, `${out}.aux.xml`, out.replace(/\.bin$/, '.hdr')].map((f) => rm(f, { force: true })));
+  }
+}
+
+/** The cells of a square block of the raster (4x4 cells, cut at the raster's edge), each the first 16 hex digits of the SHA-256 of its rows. */
+function gdalCells(r: Raster, block: number, bx: number, by: number): string {
+  const side = Math.ceil(block / 4);
+  let out = '';
+  for (let cy = 0; cy < 4; cy++)
+    for (let cx = 0; cx < 4; cx++) {
+      const h = createHash('sha256');
+      const x0 = bx * block + cx * side,
+        x1 = Math.min(x0 + side, r.width);
+      for (let y = by * block + cy * side; y < Math.min(by * block + (cy + 1) * side, r.height); y++)
+        if (x1 > x0) h.update(r.bytes.subarray((y * r.width + x0) * r.pixelBytes, (y * r.width + x1) * r.pixelBytes));
+      out += h.digest('hex').slice(0, 16);
+    }
+  return out;
 }
 
 const asKeys = (levels: PixelRect[][] | 'all') => (levels === 'all' ? 'all' : levels.map((l) => l.map((r) => r.join()).sort()));
@@ -441,6 +479,83 @@ describe('seed lineage: block digests and stale tiles', { skip }, () => {
       closeSync(fd);
     }
     assert.ok(levels[0]!.image.counts.every((c) => c > 4 * 1024 * 1024) && blocks >= 6, `${blocks} blocks, the full resolution's each past 4 MiB`);
+  });
+
+  test("cells: every block's cells are the SHA-256 of its pixels as GDAL reads them, at every level", async () => {
+    const cog = await Cog.open(data('a.tif'));
+    try {
+      for (const [k, lv] of cog.meta.levels.entries()) {
+        const raster = await gdalLevel(data('a.tif'), k);
+        assert.deepEqual([raster.width, raster.height], [lv.image.width, lv.image.height]);
+        const across = Math.ceil(lv.image.width / lv.image.blockWidth);
+        const n = across * Math.ceil(lv.image.height / lv.image.blockHeight);
+        for (let i = 0; i < n; i++) {
+          const expected = gdalCells(raster, lv.image.blockWidth, i % across, Math.floor(i / across));
+          assert.equal(await cog.blockCells(k, false, i), expected, `level ${k}, block ${i}`);
+        }
+      }
+    } finally {
+      await cog.close();
+    }
+  });
+
+  test('cells: a changed block is compared cell by cell, and exactly the cells whose pixels GDAL reads differently are changed', async () => {
+    // The earlier digest with every block's cells as GDAL's pixels give them; the later one
+    // follows it, decoding only the blocks whose bytes changed.
+    const before = await digestSource(data('a.tif'));
+    const rasters = await Promise.all(before.levels.map((_, k) => Promise.all([gdalLevel(data('a.tif'), k), gdalLevel(data('b.tif'), k)])));
+    before.levels.forEach((lv, k) => {
+      const across = Math.ceil(lv.width / lv.blockWidth);
+      const hashes = lv.offsets.map((_, i) => gdalCells(rasters[k]![0], lv.blockWidth, i % across, Math.floor(i / across)));
+      lv.cells = { across: 4, down: 4, hashes };
+    });
+    const after = await digestSource(data('b.tif'), before);
+    const blocks = await bytewiseChanges(data('a.tif'), data('b.tif'));
+    const rects = changedBlocks(before, after);
+    assert.notEqual(rects, 'all');
+    let cells = 0;
+    before.levels.forEach((lv, k) => {
+      // Cells of 64 pixels (a quarter of a 256-pixel block), on one grid across the level.
+      const side = lv.blockWidth / 4;
+      const [a, b] = rasters[k]!;
+      const expected = new Set<string>();
+      for (let y = 0; y < a.height; y++)
+        for (let x = 0; x < a.width; x++) {
+          const at = (y * a.width + x) * a.pixelBytes;
+          if (!a.bytes.subarray(at, at + a.pixelBytes).equals(b.bytes.subarray(at, at + b.pixelBytes)))
+            expected.add(`${Math.floor(x / side)},${Math.floor(y / side)}`);
+        }
+      const got = new Set<string>();
+      for (const [x0, y0, x1, y1] of (rects as PixelRect[][])[k]!)
+        for (let cy = Math.floor(y0 / side); cy * side < y1; cy++) for (let cx = Math.floor(x0 / side); cx * side < x1; cx++) got.add(`${cx},${cy}`);
+      assert.deepEqual([...got].sort(), [...expected].sort(), `level ${k}: the changed cells`);
+      // Every changed cell lies in a changed block, and the cells cover less than the blocks.
+      const blockOf = (key: string) => key.split(',').map((c) => Math.floor(Number(c) / 4) * lv.blockWidth);
+      const changedBlocksAt = new Set(blocks.rects[k]!.map((r) => r.split(',').slice(0, 2).join()));
+      for (const key of got) assert.ok(changedBlocksAt.has(blockOf(key).join()), `level ${k}: cell ${key} in a changed block`);
+      cells += got.size;
+    });
+    assert.ok(cells > 0, 'the burns changed some cells');
+    const area = (levels: PixelRect[][]) => levels[0]!.reduce((n, [x0, y0, x1, y1]) => n + (x1 - x0) * (y1 - y0), 0);
+    const blockArea = blocks.rects[0]!.reduce((n, r) => {
+      const [x0, y0, x1, y1] = r.split(',').map(Number) as Box;
+      return n + (x1 - x0) * (y1 - y0);
+    }, 0);
+    assert.ok(area(rects as PixelRect[][]) < blockArea / 4, `level 0: ${area(rects as PixelRect[][])} pixels of cells, ${blockArea} of blocks`);
+
+    // Without the earlier cells (or with another block's), a changed block counts whole again.
+    const unknown = structuredClone(before);
+    for (const lv of unknown.levels) lv.cells!.hashes = lv.cells!.hashes.map(() => '');
+    assert.deepEqual(asKeys(changedBlocks(unknown, await digestSource(data('b.tif'), unknown))), blocks.rects);
+    // A rewrite with other bytes and the same pixels (another DEFLATE level): every block differs, no cell does.
+    await run('gdal_translate', [...COG, '-co', 'LEVEL=1', data('plain.tif'), data('relevel.tif')]);
+    const same = await digestSource(data('relevel.tif'), before);
+    assert.equal(structureChange(before, same), null);
+    assert.ok(
+      same.levels.every((lv, k) => lv.offsets.every((_, i) => lv.hashes.slice(i * 16, i * 16 + 16) !== before.levels[k]!.hashes.slice(i * 16, i * 16 + 16))),
+      'every block has other bytes',
+    );
+    assert.deepEqual(asKeys(changedBlocks(before, same)), [[], [], [], []]);
   });
 
   test('staleTiles (hillshade, bilinear; cubic): tiles over a changed block are stale, tiles a tile away from all are not; the planner decides', async (t) => {
@@ -779,6 +894,18 @@ describe('seed lineage: block digests and stale tiles', { skip }, () => {
       [broken((l) => (file(l).grid.levels = [])), /sources\.0\.grid\.levels: Too small/],
       [broken((l) => ((file(l).digest!.levels[0] as unknown as { extra: number }).extra = 1)), /sources\.0\.digest\.levels\.0: Unrecognized key: "extra"/],
       [broken((l) => (l.configHash = 'xyz')), /configHash: expected 64 hex digits/],
+      [
+        broken((l) => (file(l).digest!.levels[0]!.cells = { across: 4, down: 4, hashes: ['0'.repeat(256)] })),
+        /sources\.0\.digest\.levels\.0\.cells: cells of 1 blocks, not 36/,
+      ],
+      [
+        broken((l) => (file(l).digest!.levels[1]!.cells = { across: 4, down: 4, hashes: new Array<string>(9).fill('').fill('ab', 2, 3) })),
+        /sources\.0\.digest\.levels\.1\.cells: a block's cells are 256 hex digits \(or none\)/,
+      ],
+      [
+        broken((l) => (file(l).digest!.levels[1]!.cells = { across: 2, down: 4, hashes: new Array<string>(9).fill('') })),
+        /sources\.0\.digest\.levels\.1\.cells: 2x4 cells a block, not the 4x4 of 256x256 blocks/,
+      ],
       [
         (() => {
           const m = structuredClone(mosaic);

@@ -30,6 +30,11 @@ interface Manifest {
   since?: { previous: string; all: boolean; reasons: string[] };
 }
 
+/** The parts of a manifest's lineage this file reads: the cells of the one source's levels. */
+interface LineageManifest {
+  lineage: { sources: { digest: { levels: { cells?: { hashes: string[] } }[] } }[] };
+}
+
 const COG = 'data/srtm_jasper_ab_100m.tif';
 // From the COG's overviews to tiles finer than its 100 m pixels; the 128-pixel blocks under the
 // patch still reach past the tiles it changes (asserted below).
@@ -63,15 +68,16 @@ function writeSquare(file: string, [w, s, e, n]: readonly [number, number, numbe
   );
 }
 
-/** `z/x/y` → bytes and inode of every tile of a pyramid (a tile written again gets a new inode: it is renamed over the old one). */
-function pyramid(root: string): Map<string, { bytes: Buffer; ino: number }> {
-  const out = new Map<string, { bytes: Buffer; ino: number }>();
+/** `z/x/y` → bytes, inode and mtime of every tile of a pyramid (a tile written again gets a new inode: it is renamed over the old one). */
+function pyramid(root: string): Map<string, { bytes: Buffer; ino: number; mtimeMs: number }> {
+  const out = new Map<string, { bytes: Buffer; ino: number; mtimeMs: number }>();
   for (const z of readdirSync(root).filter((d) => /^\d+$/.test(d)))
     for (const x of readdirSync(path.join(root, z)))
       for (const f of readdirSync(path.join(root, z, x)))
         if (/^\d+\.png$/.test(f)) {
           const file = path.join(root, z, x, f);
-          out.set(`${z}/${x}/${f.slice(0, -4)}`, { bytes: readFileSync(file), ino: statSync(file).ino });
+          const st = statSync(file);
+          out.set(`${z}/${x}/${f.slice(0, -4)}`, { bytes: readFileSync(file), ino: st.ino, mtimeMs: st.mtimeMs });
         }
   return out;
 }
@@ -213,6 +219,40 @@ describe('tilegraph seed --since', { skip }, () => {
         await seeded.stop();
         await fresh.stop();
       }
+    } finally {
+      copyFileSync(original, cog);
+    }
+  });
+
+  test('cells: a changed block renders again only the tiles that read its changed cells, fewer than block by block, with the same result', () => {
+    const dir = path.join(tmp.root, 'cells');
+    const blockwise = path.join(tmp.root, 'blockwise');
+    copyFileSync(original, cog);
+    seed(['dem-relief', ...ZOOMS, '--to', `dir:${dir}`], env, tmp.root);
+    const cellsOf = (file: string) => readJson<LineageManifest>(file).lineage.sources[0]!.digest.levels.map((l) => l.cells?.hashes ?? []);
+    const known = cellsOf(path.join(dir, 'manifest.json'));
+    assert.ok(known[0]!.length > 0 && known[0]!.every((h) => h.length === 16 * 16), 'the run kept the cells of every full-resolution block it read');
+    // The same pyramid (its files' times too), its manifest without the cells: compared block by block.
+    cpSync(dir, blockwise, { recursive: true, preserveTimestamps: true });
+    const m = readJson<LineageManifest>(path.join(blockwise, 'manifest.json'));
+    for (const lv of m.lineage.sources[0]!.digest.levels) delete lv.cells;
+    writeFileSync(path.join(blockwise, 'manifest.json'), JSON.stringify(m));
+
+    copyFileSync(patched, cog);
+    try {
+      const byCells = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, tmp.root);
+      const byBlocks = seed(['dem-relief', '--since', path.join(blockwise, 'manifest.json'), '--to', `dir:${blockwise}`], env, tmp.root);
+      assertSameTiles(pyramid(dir), full, 'by cells');
+      assertSameTiles(pyramid(blockwise), full, 'block by block');
+      const differ = [...full].filter(([k, v]) => !v.bytes.equals(before0.get(k)!.bytes)).length;
+      assert.ok(
+        differ <= byCells.rendered && byCells.rendered < byBlocks.rendered,
+        `${differ} tiles changed; ${byCells.rendered} rendered by cells, ${byBlocks.rendered} block by block`,
+      );
+      // The new manifest knows the cells too: the next run compares by cells again.
+      const next = cellsOf(path.join(dir, 'manifest.json'));
+      assert.ok(next[0]!.every((h) => h.length === 16 * 16));
+      assert.notDeepEqual(next[0], known[0]);
     } finally {
       copyFileSync(original, cog);
     }

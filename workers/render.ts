@@ -14,6 +14,7 @@ import { areaStatistics, probeTile } from '../src/render/query.js';
 import { LayerGraph, type TileRender } from '../src/render/renderer.js';
 import type { LayerSpec, RenderReply, RenderResult, RenderTask, RenderThreadData } from '../src/render/task.js';
 import { blockCache } from '../src/sources/blockcache.js';
+import { recordCells, takeCells } from '../src/sources/cells.js';
 
 const settings = workerData as RenderThreadData | undefined;
 useKernels(settings?.kernels ?? 'fast');
@@ -22,6 +23,7 @@ if (settings?.blockCacheMb) {
   // The render threads share what they decode (see BlockCache.share).
   blockCache.share();
 }
+if (settings?.cells) recordCells();
 
 const built = new Map<string, Promise<LayerGraph>>();
 /** Layer versions kept per thread; older versions of a layer are dropped. */
@@ -93,6 +95,8 @@ export async function renderEncoded(task: RenderTask): Promise<RenderResult> {
       }
     }
     result.blocks = blockCache.takeCounts();
+    const cells = takeCells();
+    if (cells) result.cells = cells;
     result.blockCache = { thread: -1, bytes: blockCache.bytes };
     result.memory = memorySample();
     return result;

@@ -36,6 +36,8 @@ export interface PoolOptions {
   blockCacheMb: number;
   /** The render threads' hot loops (KERNELS); `fast` unless given. */
   kernels?: Kernels;
+  /** The threads record the cells of the blocks they decode (RenderResult.cells): a seeding run's pool. */
+  cells?: boolean;
   onError?: (err: unknown) => void;
 }
 
@@ -90,7 +92,7 @@ export class RenderPool {
         // before its next tile. ('async' does that too, but its threads outlive close().)
         atomics: 'disabled',
         resourceLimits: { maxYoungGenerationSizeMb: RENDER_THREAD_YOUNG_MB },
-        workerData: { blockCacheMb: opts.blockCacheMb, kernels: opts.kernels } satisfies RenderThreadData,
+        workerData: { blockCacheMb: opts.blockCacheMb, kernels: opts.kernels, cells: opts.cells } satisfies RenderThreadData,
       });
       // A thread that dies is replaced by piscina and its task fails; the process must not.
       pool.on('error', (err) => {

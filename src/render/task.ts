@@ -1,6 +1,7 @@
 import type { WireError } from '../errors.js';
 import type { Kernels } from '../kernels.js';
 import type { BlockCounts } from '../sources/blockcache.js';
+import type { CellRecord } from '../sources/cells.js';
 import type { MosaicMethod } from '../sources/composite.js';
 import type { TileFormat } from './encode.js';
 import type { MemberRef } from './mosaic.js';
@@ -130,6 +131,8 @@ export interface RenderResult {
   blocks?: BlockCounts;
   /** The thread's decoded-block cache after the tile: the bytes it holds, and which thread of the pool (set by the pool). */
   blockCache?: { thread: number; bytes: number };
+  /** The cells of the blocks the thread decoded since its previous result, when it records them (RenderThreadData.cells). */
+  cells?: CellRecord[];
   /**
    * The thread's own memory, sampled at most once a second (absent otherwise): its JavaScript
    * heap in use, the array buffers it allocated (its rasters, blocks it decoded, shared or not),
@@ -152,4 +155,6 @@ export interface RenderThreadData {
   blockCacheMb: number;
   /** KERNELS. */
   kernels?: Kernels;
+  /** Record the cells of every block decoded (a seeding run's threads: src/sources/cells.ts). */
+  cells?: boolean;
 }

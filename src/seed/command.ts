@@ -32,7 +32,7 @@ import {
 import { openRenderer, viaProducer, type Renderer } from './produce.js';
 import { runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
 import { absoluteTarget, openTarget, targetManifest } from './target.js';
-import { lineageOf } from './lineage.js';
+import { lineageOf, withCells } from './lineage.js';
 import { sinceRun, type Since } from './since.js';
 
 const OPTIONS = {
@@ -158,7 +158,7 @@ export async function seedCommand(args: string[]): Promise<void> {
 
   // The render threads start (loading their modules takes each about half a second) while this
   // thread loads the layer and digests its sources (--since, the manifest's lineage).
-  const renderer = values.via === undefined && !(values.queue && !values['dry-run']) ? openRenderer(settings) : undefined;
+  const renderer = values.via === undefined && !(values.queue && !values['dry-run']) ? openRenderer(settings, { cells: true }) : undefined;
   try {
     const layer = await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
     return await seedLayer(values, settings, layer, renderer);
@@ -323,7 +323,13 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
       failureLog,
       exitCode,
     );
-    const record = { ...doc, lineage: await lineage, ...(since && { since: since.describe }), ...(queued && { queue: queued }) };
+    // With the cells of the blocks the renders decoded: a later --since compares changed blocks cell by cell.
+    const record = {
+      ...doc,
+      lineage: withCells(await lineage, layer, renderer?.cells() ?? []),
+      ...(since && { since: since.describe }),
+      ...(queued && { queue: queued }),
+    };
     await writeAtomic(manifest, `${JSON.stringify(record, null, 2)}\n`);
     if (!result.interrupted) await rm(`${manifest}.progress`, { force: true });
     report.summary(result, manifest, failedPct, maxFailures);

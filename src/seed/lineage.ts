@@ -27,6 +27,7 @@ import { readGroups, type ReadGroup } from '../ops/builtin/read.js';
 import { BufferPool, TileArena } from '../render/arena.js';
 import { planSourceOf } from '../render/mosaic.js';
 import { byteSource, type ByteSource } from '../sources/bytesource.js';
+import { CELL_HASH_HEX, cellGrid, CELLS, type CellRecord } from '../sources/cells.js';
 import { Cog, MAX_BLOCK_BYTES, type CogMeta } from '../sources/cog.js';
 import { blocksAcross, blocksDown, Tag, type TagValue, type TiffImage } from '../sources/tiff.js';
 import { PlanarConfiguration } from '../sources/types.js';
@@ -51,6 +52,12 @@ export interface ImageDigest {
   counts: number[];
   /** HASH_HEX hex digits per block, in the same order, one string: SHA-256 of the block's compressed bytes. */
   hashes: string;
+  /**
+   * The cells of each block (src/sources/cells.ts), in the same order: CELL_HASH_HEX hex digits a
+   * cell, row by row, or '' for a block whose cells are not known (no render decoded it). A
+   * changed block whose cells are known before and after is compared cell by cell.
+   */
+  cells?: { across: number; down: number; hashes: string[] };
 }
 
 /** One level of the pyramid as the renderer reads it (src/sources/cog.ts `Level`). */
@@ -148,7 +155,7 @@ interface BlockRef {
  * and masks the renderer reads (picked by `Cog.open` exactly as for a render), every block's
  * offset, byte count and content hash. Blocks are read in chunks of at most READ_CHUNK bytes.
  */
-export async function digestSource(location: string): Promise<SourceDigest> {
+export async function digestSource(location: string, earlier?: SourceDigest): Promise<SourceDigest> {
   const src = byteSource(location);
   // The renderer's own reader: readTiff, then the levels and masks buildMeta keeps.
   const cog = await Cog.open(location, src);
@@ -183,8 +190,10 @@ export async function digestSource(location: string): Promise<SourceDigest> {
     const hashes = digests.map((d) => new Array<string>(d.offsets.length).fill(EMPTY_HASH));
     await hashBlocks(src, location, refs, hashes);
     digests.forEach((d, k) => (d.hashes = hashes[k]!.join('')));
+    const digest: SourceDigest = { version, size, header: headerOf(cog.meta, littleEndian), levels };
+    if (earlier && structureChange(earlier, digest) === null) await followCells(cog, earlier, digest);
     if ((await src.identity()).version !== version) throw new SourceError(`${location}: replaced while its digest was taken`);
-    return { version, size, header: headerOf(cog.meta, littleEndian), levels };
+    return digest;
   } finally {
     await cog.close().catch(() => {});
   }
@@ -204,6 +213,69 @@ function imageDigest(im: TiffImage): ImageDigest {
     counts: im.blockByteCounts.slice(0, n),
     hashes: '',
   };
+}
+
+/** Blocks of one source whose cells a digest keeps (past it, changes are told block by block): about 16 MB of manifest. */
+const MAX_CELL_BLOCKS = 1 << 16;
+
+const blockCount = (d: SourceDigest) => d.levels.reduce((n, l) => n + l.offsets.length + (l.mask?.offsets.length ?? 0), 0);
+
+/**
+ * The cells of `now` where `earlier` (of the same structure) knows them: a block with the same
+ * bytes keeps its cells; a changed one is decoded and its cells taken again, so that the two
+ * can be compared cell by cell.
+ */
+async function followCells(cog: Cog, earlier: SourceDigest, now: SourceDigest): Promise<void> {
+  if (blockCount(now) > MAX_CELL_BLOCKS) return;
+  for (const [k, level] of now.levels.entries()) {
+    const pairs: [ImageDigest | undefined, ImageDigest | undefined, boolean][] = [
+      [earlier.levels[k], level, false],
+      [earlier.levels[k]!.mask, level.mask, true],
+    ];
+    for (const [was, is, mask] of pairs) {
+      if (!was?.cells || !is) continue;
+      const grid = cellGrid(is.blockWidth, is.blockHeight);
+      if (was.cells.across !== grid.across || was.cells.down !== grid.down) continue;
+      const hashes = was.cells.hashes.map((h, i) =>
+        was.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX) === is.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX) ? h : h && '?',
+      );
+      for (const [i, h] of hashes.entries()) if (h === '?') hashes[i] = await cog.blockCells(k, mask, i);
+      is.cells = { across: grid.across, down: grid.down, hashes };
+    }
+  }
+}
+
+/**
+ * The lineage with the cells render threads recorded (`records`, of the blocks they decoded) put
+ * in its file sources' digests, where the digest does not know them already: of the same file
+ * at the same version, within MAX_CELL_BLOCKS.
+ */
+export function withCells<L extends ManifestLineage | { error: string }>(lineage: L, layer: Layer, records: readonly CellRecord[]): L {
+  if ('error' in lineage || records.length === 0) return lineage;
+  for (const entry of lineage.sources) {
+    if (entry.kind !== 'file' || !entry.digest) continue;
+    const digest = entry.digest;
+    const source = layer.sources.find((s) => s.name === entry.name);
+    if (!source || source.mosaic || blockCount(digest) > MAX_CELL_BLOCKS) continue;
+    // The digest's images by their index in the TIFF.
+    const images = new Map<number, ImageDigest>();
+    source.meta.levels.forEach((lv, k) => {
+      const level = digest.levels[k];
+      if (!level) return;
+      images.set(lv.image.index, level);
+      if (lv.mask && level.mask) images.set(lv.mask.index, level.mask);
+    });
+    for (const r of records) {
+      if (r.location !== source.location || r.version !== digest.version) continue;
+      const image = images.get(r.image);
+      if (!image || r.index >= image.offsets.length) continue;
+      const grid = cellGrid(image.blockWidth, image.blockHeight);
+      if (r.hashes.length !== grid.across * grid.down * CELL_HASH_HEX) continue;
+      image.cells ??= { across: grid.across, down: grid.down, hashes: new Array<string>(image.offsets.length).fill('') };
+      if (!image.cells.hashes[r.index]) image.cells.hashes[r.index] = r.hashes;
+    }
+  }
+  return lineage;
 }
 
 /** TIFF 6.0 §8: TileOffsets/TileByteCounts are whatever the file says; checked as src/sources/cog.ts checks them before a read. */
@@ -326,21 +398,67 @@ export function changedBlocks(before: SourceDigest, after: SourceDigest): PixelR
   });
 }
 
+/** How many block positions of a level differ, in any plane or in its mask. */
+function changedPositions(was: LevelDigest, now: LevelDigest): number {
+  const positions = new Set<number>();
+  for (const [x, y] of [[was, now] as const, [was.mask, now.mask] as const]) {
+    if (!x || !y) continue;
+    const perPlane = Math.ceil(y.width / y.blockWidth) * Math.ceil(y.height / y.blockHeight);
+    for (let i = 0; i * HASH_HEX < y.hashes.length; i++)
+      if (x.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX) !== y.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX)) positions.add(i % perPlane);
+  }
+  return positions.size;
+}
+
+/**
+ * The pixels of the blocks whose bytes differ, in ascending block order: of a whole block, or,
+ * where both digests know its cells (in the same grid), of the cells that differ, each run of
+ * neighbouring cells in a row of cells as one rectangle.
+ */
 function changedRects(was: ImageDigest, now: ImageDigest): PixelRect[] {
   const across = Math.ceil(now.width / now.blockWidth);
   const perPlane = across * Math.ceil(now.height / now.blockHeight);
-  const positions = new Set<number>();
+  const grid = cellGrid(now.blockWidth, now.blockHeight);
+  const cellsKnown = was.cells && now.cells && was.cells.across === grid.across && was.cells.down === grid.down;
+  const whole = grid.across * grid.down;
+  // Per block position, its changed cells as bits (every bit: the whole block), over all planes.
+  const positions = new Map<number, boolean[]>();
   for (let i = 0; i < perPlane * now.planes; i++) {
     const at = i * HASH_HEX;
-    if (was.hashes.slice(at, at + HASH_HEX) !== now.hashes.slice(at, at + HASH_HEX)) positions.add(i % perPlane);
+    if (was.hashes.slice(at, at + HASH_HEX) === now.hashes.slice(at, at + HASH_HEX)) continue;
+    const p = i % perPlane;
+    const changed = positions.get(p) ?? new Array<boolean>(whole).fill(false);
+    positions.set(p, changed);
+    const a = cellsKnown ? was.cells!.hashes[i] : undefined;
+    const b = cellsKnown ? now.cells!.hashes[i] : undefined;
+    for (let c = 0; c < whole; c++)
+      changed[c] ||= !a || !b || a.slice(c * CELL_HASH_HEX, (c + 1) * CELL_HASH_HEX) !== b.slice(c * CELL_HASH_HEX, (c + 1) * CELL_HASH_HEX);
   }
-  return [...positions]
-    .sort((a, b) => a - b)
-    .map((p) => {
-      const bx = p % across,
-        by = Math.floor(p / across);
-      return [bx * now.blockWidth, by * now.blockHeight, Math.min((bx + 1) * now.blockWidth, now.width), Math.min((by + 1) * now.blockHeight, now.height)];
-    });
+  const rects: PixelRect[] = [];
+  for (const p of [...positions.keys()].sort((a, b) => a - b)) {
+    const changed = positions.get(p)!;
+    const x0 = (p % across) * now.blockWidth,
+      y0 = Math.floor(p / across) * now.blockHeight;
+    const clip = (r: PixelRect): PixelRect => [r[0], r[1], Math.min(r[2], now.width), Math.min(r[3], now.height)];
+    if (changed.every(Boolean)) {
+      rects.push(clip([x0, y0, x0 + now.blockWidth, y0 + now.blockHeight]));
+      continue;
+    }
+    for (let cy = 0; cy < grid.down; cy++)
+      for (let cx = 0; cx < grid.across; cx++) {
+        if (!changed[cy * grid.across + cx] || (cx > 0 && changed[cy * grid.across + cx - 1])) continue;
+        let end = cx + 1;
+        while (end < grid.across && changed[cy * grid.across + end]) end++;
+        const r = clip([
+          x0 + cx * grid.width,
+          y0 + cy * grid.height,
+          Math.min(x0 + end * grid.width, x0 + now.blockWidth),
+          Math.min(y0 + (cy + 1) * grid.height, y0 + now.blockHeight),
+        ]);
+        if (r[0] < r[2] && r[1] < r[3]) rects.push(r);
+      }
+  }
+  return rects;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -370,7 +488,9 @@ export async function lineageOf(layer: Layer, earlier?: ManifestLineage): Promis
     const earlierDigest = kind === 'file' ? earlier?.sources.find(same)?.digest : undefined;
     if (earlierDigest) entry.digest = earlierDigest;
     else if (kind === 'file') {
-      const digest = await digestSource(s.location).catch((err: Error) => {
+      // The same source at another version: its cells are followed (see followCells).
+      const before = earlier?.sources.find((e): e is FileLineage => e.kind === 'file' && e.name === s.name && e.ref === s.ref)?.digest;
+      const digest = await digestSource(s.location, before).catch((err: Error) => {
         throw new Error(`source '${s.name}': ${err.message.split(s.location).join(s.ref)}`, { cause: err });
       });
       if (digest.version !== s.version)
@@ -456,6 +576,13 @@ const imageFields = {
   offsets: z.array(z.number().int().min(0)).max(MAX_DIGEST_BLOCKS),
   counts: z.array(z.number().int().min(0).max(MAX_BLOCK_BYTES)).max(MAX_DIGEST_BLOCKS),
   hashes: z.string().regex(/^[0-9a-f]*$/, 'expected hex digits'),
+  cells: z
+    .strictObject({
+      across: z.number().int().min(1).max(CELLS),
+      down: z.number().int().min(1).max(CELLS),
+      hashes: z.array(z.string().regex(/^[0-9a-f]*$/, 'expected hex digits')).max(MAX_CELL_BLOCKS),
+    })
+    .optional(),
 };
 
 /** One entry per block, as many blocks as the sizes make. */
@@ -465,6 +592,14 @@ function checkBlocks(d: ImageDigest, ctx: z.RefinementCtx): void {
   if (d.offsets.length !== n) issue('offsets', `${d.offsets.length} offsets for ${n} blocks`);
   if (d.counts.length !== n) issue('counts', `${d.counts.length} byte counts for ${n} blocks`);
   if (d.hashes.length !== n * HASH_HEX) issue('hashes', `${d.hashes.length} hex digits for ${n} blocks of ${HASH_HEX}`);
+  if (d.cells) {
+    const grid = cellGrid(d.blockWidth, d.blockHeight);
+    const digits = grid.across * grid.down * CELL_HASH_HEX;
+    if (d.cells.across !== grid.across || d.cells.down !== grid.down)
+      issue('cells', `${d.cells.across}x${d.cells.down} cells a block, not the ${grid.across}x${grid.down} of ${d.blockWidth}x${d.blockHeight} blocks`);
+    else if (d.cells.hashes.length !== n) issue('cells', `cells of ${d.cells.hashes.length} blocks, not ${n}`);
+    else if (d.cells.hashes.some((h) => h.length !== 0 && h.length !== digits)) issue('cells', `a block's cells are ${digits} hex digits (or none)`);
+  }
 }
 
 const ImageDigestSchema = z.strictObject(imageFields).superRefine(checkBlocks);
@@ -659,13 +794,15 @@ function fileChange(name: string, b: FileLineage, a: FileLineage, layer: Layer, 
     const why = structureChange(b.digest, a.digest);
     const changes = why === null ? changedBlocks(b.digest, a.digest) : 'all';
     if (changes !== 'all') {
-      const counts = changes.map((r) => r.length);
+      const counts = a.digest.levels.map((now, k) => changedPositions(b.digest!.levels[k]!, now));
       const total = counts.reduce((x, y) => x + y, 0);
       if (total === 0)
         return b.version === a.version
           ? null
           : { reason: `source '${name}': rewritten (version ${b.version}, now ${a.version}), every block the same: no tile` };
       const levels = counts.flatMap((n, k) => (n ? [`${n} at level ${k}`] : [])).join(', ');
+      if (changes.every((r) => r.length === 0))
+        return { reason: `source '${name}': ${total} block(s) changed (${levels}), every cell of them the same: no tile` };
       const area = new ChangedArea(
         current,
         changes,

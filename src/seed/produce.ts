@@ -9,6 +9,7 @@ import type { Layer } from '../layers/layer.js';
 import { createLogger } from '../log.js';
 import { RenderPool } from '../render/pool.js';
 import { TileService } from '../service/tiles.js';
+import type { CellRecord } from '../sources/cells.js';
 import type { TileId } from '../tiles/mercator.js';
 import type { ProduceMany } from './runner.js';
 
@@ -19,26 +20,39 @@ export interface Renderer {
   producer(layer: Layer, format: 'png' | 'webp'): Produce;
   /** The same tiles, neighbours in one render task (a metatile). */
   many(layer: Layer, format: 'png' | 'webp'): ProduceMany;
+  /** The cells of the blocks the renders decoded so far (with `cells`), for the run's manifest. */
+  cells(): CellRecord[];
   close(): Promise<void>;
 }
 
-export function openRenderer(settings: Settings): Renderer {
+/** Blocks whose cells a run keeps at most (about 50 MB): a manifest keeps those of 65536 blocks a source. */
+const MAX_CELL_RECORDS = 1 << 17;
+
+/** `cells`: the threads record the cells of the blocks they decode (a run that writes a manifest: src/seed/lineage.ts `withCells`). */
+export function openRenderer(settings: Settings, opts: { cells?: boolean } = {}): Renderer {
   const pool = new RenderPool({
     threads: settings.workers,
     maxQueue: 100_000,
     timeoutMs: settings.renderTimeoutMs,
     blockCacheMb: settings.blockCacheMb,
     kernels: settings.kernels,
+    cells: opts.cells,
   });
+  // Once per block (a block pushed out of a thread's cache and decoded again gives the same cells).
+  const cells = new Map<string, CellRecord>();
   const service = new TileService({
     pool,
     cache: new TileCache(0),
     log: createLogger('silent'),
     mosaicMaxFiles: settings.mosaicMaxFiles,
+    cells: (records) => {
+      for (const r of records) if (cells.size < MAX_CELL_RECORDS) cells.set(`${r.location}@${r.version}:${r.image}:${r.index}`, r);
+    },
   });
   return {
     producer: (layer, format) => (t) => service.tile(service.request(layer, t.z, t.x, t.y, 1, format)),
     many: (layer, format) => (ts) => service.renderMany(ts.map((t) => service.request(layer, t.z, t.x, t.y, 1, format))),
+    cells: () => [...cells.values()],
     close: () => pool.close(),
   };
 }

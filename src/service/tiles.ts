@@ -49,6 +49,8 @@ export interface TileServiceDeps {
   refresh?: (layer: Layer) => Promise<Layer | undefined>;
   /** The most members of one mosaic a tile may read (MOSAIC_MAX_FILES). */
   mosaicMaxFiles?: number;
+  /** Takes the cells of the blocks each render decoded, when its pool's threads record them (a seeding run). */
+  cells?: (records: NonNullable<RenderResult['cells']>) => void;
 }
 
 /** MOSAIC_MAX_FILES when none is given. */
@@ -158,6 +160,7 @@ export class TileService {
     const version = t.version;
     const type = contentType(t.format);
     if (metrics) countRender(metrics, layer, r);
+    if (r.cells) this.deps.cells?.(r.cells);
     for (const w of r.warnings) {
       metrics?.qualityWarnings.inc({ layer, check: w.check });
       log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);

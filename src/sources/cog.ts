@@ -4,6 +4,7 @@ import { GeoKey, GeoKeys, RasterType } from '../crs/geokeys.js';
 import { SourceError } from '../errors.js';
 import { byteSource, type ByteSource } from './bytesource.js';
 import { blockCache } from './blockcache.js';
+import { addCells, cellHashes, recordsCells } from './cells.js';
 import { blockShape, decodeBlock } from './codecs/block.js';
 import { MAX_BLOCK_BYTES as MAX_DECODED_BYTES } from './codecs/output.js';
 import { DECOMPRESSORS } from './codecs/decompressors.js';
@@ -132,11 +133,11 @@ export class Cog {
     const perPlane = across * Math.ceil(im.height / im.blockHeight);
     const index = plane * perPlane + by * across + bx;
     const key = `${this.meta.location}@${this.meta.version}:${im.index}:${index}`;
-    return blockCache.get(key, async () => {
+    const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
+    const samples = mask || im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
+    const load = async () => {
       const offset = im.blockOffsets[index]!;
       const count = im.blockByteCounts[index]!;
-      const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
-      const samples = im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
       if (mask) {
         // Unpacked to a byte a pixel: eight times what the packed block decodes to.
         if (im.blockWidth * rows > MAX_DECODED_BYTES) {
@@ -166,7 +167,32 @@ export class Cog {
         { width: im.blockWidth, height: rows, samples, bitsPerSample: im.bitsPerSample, sampleFormat: im.sampleFormat },
         index,
       );
+    };
+    if (!recordsCells()) return blockCache.get(key, load);
+    // A seeding thread: the cells of what it decodes, for the run's manifest (src/sources/cells.ts).
+    return blockCache.get(key, async () => {
+      const decoded = await load();
+      const { location, version } = this.meta;
+      const place = { imageWidth: im.width, imageHeight: im.height, blockWidth: im.blockWidth, blockHeight: im.blockHeight, bx, by, rows, samples };
+      addCells({ location, version, image: im.index, index, hashes: cellHashes(decoded, place) });
+      return decoded;
     });
+  }
+
+  /** The cells of one block of a level (or of its mask) as `cellHashes` gives them, from a decode of it. */
+  async blockCells(level: number, mask: boolean, index: number): Promise<string> {
+    const lv = this.meta.levels[level]!;
+    const im = mask ? lv.mask! : lv.image;
+    const across = blocksAcross(im);
+    const perPlane = across * Math.ceil(im.height / im.blockHeight);
+    const plane = Math.floor(index / perPlane),
+      p = index % perPlane;
+    const bx = p % across,
+      by = Math.floor(p / across);
+    const decoded = await (mask ? this.readMaskBlock(level, bx, by)! : this.readBlock(level, plane, bx, by));
+    const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
+    const samples = mask || im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
+    return cellHashes(decoded, { imageWidth: im.width, imageHeight: im.height, blockWidth: im.blockWidth, blockHeight: im.blockHeight, bx, by, rows, samples });
   }
 
   private async decode(
