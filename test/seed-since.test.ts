@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -253,6 +253,65 @@ describe('tilegraph seed --since', { skip }, () => {
       const next = cellsOf(path.join(dir, 'manifest.json'));
       assert.ok(next[0]!.every((h) => h.length === 16 * 16));
       assert.notDeepEqual(next[0], known[0]);
+    } finally {
+      copyFileSync(original, cog);
+    }
+  });
+
+  test('dir: a complete --since run keeps the tiles it carries as they are (times too) and settles the directory; over part of a version it stamps them', () => {
+    const dir = path.join(tmp.root, 'settle');
+    copyFileSync(original, cog);
+    seed(['dem-relief', ...ZOOMS, '--to', `dir:${dir}`], env, tmp.root);
+    const record = () => readJson<{ version: string; since: number; previous?: unknown; coverages?: string[] }>(path.join(dir, 'tilegraph.json'));
+    const was = pyramid(dir);
+    const first = record();
+    assert.equal(first.coverages?.length, 1);
+    // A tile lost by hand: the run followed was complete, so --since trusts its tiles to be in place.
+    const lost = [...was.keys()].find((k) => k.startsWith('13/'))!;
+    rmSync(path.join(dir, `${lost}.png`));
+
+    copyFileSync(patched, cog);
+    try {
+      const r = seed(['dem-relief', '--since', path.join(dir, 'manifest.json')], env, tmp.root);
+      const now = pyramid(dir);
+      // Untouched: the same file with the same time. A tile rendered again the same is stamped, one rendered otherwise replaced.
+      const untouched = [...now].filter(([k, v]) => v.ino === was.get(k)!.ino && v.mtimeMs === was.get(k)!.mtimeMs);
+      assert.ok(r.carried > 0);
+      assert.equal(untouched.length, r.carried - 1, 'every tile carried over is untouched (the lost one is carried as missing)');
+      assert.ok(!now.has(lost), 'the lost tile is not looked for');
+      const settled = record();
+      assert.deepEqual(
+        [settled.since, settled.previous, settled.coverages],
+        [first.since, undefined, first.coverages],
+        'this version counts from the previous one',
+      );
+      // A seed of this version finds every tile but the lost one, which it renders: the pyramid is the full re-seed's.
+      const again = seed(['dem-relief', ...ZOOMS, '--to', `dir:${dir}`, '--manifest', path.join(tmp.root, 'settle-again.json')], env, tmp.root);
+      assert.deepEqual([again.rendered, again.skipped], [1, again.total - 1]);
+      assertSameTiles(pyramid(dir), full, 'settled');
+    } finally {
+      copyFileSync(original, cog);
+    }
+
+    // Two runs of one version over different zooms share the directory; --since follows one.
+    const parts = path.join(tmp.root, 'parts');
+    seed(['dem-relief', '--zoom', '8-11', '--to', `dir:${parts}`, '--manifest', path.join(tmp.root, 'parts-low.json')], env, tmp.root);
+    seed(['dem-relief', '--zoom', '12-13', '--to', `dir:${parts}`, '--manifest', path.join(tmp.root, 'parts-high.json')], env, tmp.root);
+    assert.equal(readJson<{ coverages: string[] }>(path.join(parts, 'tilegraph.json')).coverages.length, 2);
+    const before = pyramid(parts);
+    copyFileSync(patched, cog);
+    try {
+      const r = seed(['dem-relief', '--since', path.join(tmp.root, 'parts-high.json'), '--to', `dir:${parts}`], env, tmp.root);
+      const now = pyramid(parts);
+      const carried = [...now].filter(([k, v]) => Number(k.split('/')[0]) >= 12 && v.ino === before.get(k)!.ino);
+      assert.ok(carried.length > 0 && carried.every(([k, v]) => v.mtimeMs > before.get(k)!.mtimeMs), "the carried tiles are stamped as this version's");
+      assert.ok(r.carried > 0);
+      const rec = readJson<{ previous?: unknown }>(path.join(parts, 'tilegraph.json'));
+      assert.notEqual(rec.previous, undefined, 'not settled: the zoom 8-11 tiles were not looked at');
+      // They are not this version's: a seed of zooms 8-11 renders them all.
+      const low = seed(['dem-relief', '--zoom', '8-11', '--to', `dir:${parts}`, '--manifest', path.join(tmp.root, 'parts-low2.json')], env, tmp.root);
+      assert.equal(low.rendered, low.total);
+      assertSameTiles(pyramid(parts), full, 'both parts');
     } finally {
       copyFileSync(original, cog);
     }

@@ -31,7 +31,8 @@ import {
 } from './coverage.js';
 import { openRenderer, viaProducer, type Renderer } from './produce.js';
 import { runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
-import { absoluteTarget, openTarget, targetManifest } from './target.js';
+import { settleDir } from './dir.js';
+import { absoluteTarget, fileTarget, openTarget, targetManifest } from './target.js';
 import { lineageOf, withCells } from './lineage.js';
 import { sinceRun, type Since } from './since.js';
 
@@ -226,11 +227,22 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
   try {
     if (values['dry-run']) return await dryRun(cover, total, produce!, settings.workers);
     const manifest = values.manifest ? path.resolve(values.manifest) : defaultManifest(to, via !== undefined, layer.name, shard);
+    // A --since run alone over its coverage (not a shard, not through the queue's workers) settles a directory when complete (src/seed/dir.ts).
+    const settles = since !== undefined && shard === undefined && !values.queue;
+    const coverage = sha256(JSON.stringify({ ...cover.describe, shard: shard ?? null }));
     const failureLog = `${manifest}.failures.jsonl`;
     const target =
       via !== undefined
         ? (await import('./cache.js')).viaTarget()
-        : await openTarget(to, layer, { format, redisPrefix: settings.redisPrefix, redis: redisClient, previous: since?.previous });
+        : await openTarget(to, layer, {
+            format,
+            redisPrefix: settings.redisPrefix,
+            redis: redisClient,
+            previous: since?.previous,
+            settles,
+            trusted: settles && since?.complete === true,
+            coverage,
+          });
     if (!values.resume) await writeFile(failureLog, '');
     // Digested while the tiles render. A source that cannot be read whole (the run then fails
     // on its tiles) leaves the reason instead: a later --since renders everything.
@@ -309,6 +321,9 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
       process.off('SIGTERM', stop);
       if (!values.queue) await target.close();
     }
+    const settled = fileTarget(to);
+    if (settles && settled?.kind === 'dir' && !result.interrupted && result.total.failed === 0)
+      await settleDir(settled.path, { name: layer.name, version: layer.version, coverage });
     const failedPct = (100 * result.total.failed) / Math.max(1, total);
     const exitCode = result.interrupted ? 130 : failedPct > maxFailures ? 1 : 0;
     const doc = manifestOf(

@@ -30,9 +30,36 @@ interface DirRecord {
   since: number;
   /**
    * `--since`: the version a run carries tiles over from, and its `since`. A tile of that
-   * version (not older than its `since`) is carried over by touching it.
+   * version (not older than its `since`) is carried over by touching it, or, by a run that
+   * settles the directory (SeedLayer.settles), kept as it is: when that run completes, every
+   * tile of the previous version left in place is one of this version, and `settleDir` records
+   * the previous `since` as this version's.
    */
-  previous?: { version: string; since: number };
+  previous?: { version: string; since: number; coverages?: string[] };
+  /**
+   * Of each run that wrote tiles of this version, its coverage (SeedLayer.coverage); absent
+   * when one did not say. A run settles the directory only over tiles of one coverage, its own.
+   */
+  coverages?: string[];
+}
+
+/**
+ * After a `--since` run into `root` completed with every tile done (none failed, not stopped):
+ * each tile of the previous version it left in place was carried over, each it reached was
+ * rendered again, so the tiles of this version are those not older than the previous `since`.
+ * The record says so, and forgets the previous version. Nothing changes when the record is
+ * of another version, has no previous one (settled already), or when the tiles of either
+ * version may lie outside this run's coverage (the run stamped what it carried).
+ */
+export async function settleDir(root: string, layer: { name: string; version: string; coverage: string }): Promise<void> {
+  const file = path.join(root, DIR_RECORD);
+  const record = await readRecord(file);
+  if (record?.layer !== layer.name || record.version !== layer.version || typeof record.previous?.since !== 'number') return;
+  // As openDirTarget decided whether to stamp: the previous version's tiles and this one's, all of this coverage.
+  const one = (c: string[] | undefined) => c?.length === 1 && c[0] === layer.coverage;
+  if (!one(record.coverages) || !one(record.previous.coverages)) return;
+  const { previous, ...rest } = record;
+  await writeAtomic(file, () => `${JSON.stringify({ ...rest, since: previous.since }, null, 2)}\n`);
 }
 
 /** The record a tile directory keeps of its layer version (`since` reads it to know a tile directory). */
@@ -131,8 +158,13 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     : same
       ? old!.previous
       : sameLayout && old?.version === layer.previous
-        ? { version: layer.previous, since: old.since! }
+        ? { version: layer.previous, since: old.since!, ...(old.coverages && { coverages: old.coverages }) }
         : undefined;
+  // The coverages of this version's runs: unknown once a run does not say its own.
+  const coverages = layer.coverage === undefined ? undefined : !same ? [layer.coverage] : old!.coverages && [...new Set([...old!.coverages, layer.coverage])];
+  // Tiles of the previous version are kept unstamped only when all of them lie in this run's
+  // coverage: then, once it completes, `settleDir` may count every one left in place as carried.
+  const settles = layer.settles === true && previous?.coverages?.length === 1 && previous.coverages[0] === layer.coverage && coverages?.length === 1;
   const record = (since: number): DirRecord => ({
     layer: layer.name,
     version: layer.version,
@@ -143,6 +175,7 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     bounds: layer.bounds,
     since,
     ...(previous && { previous }),
+    ...(coverages && { coverages }),
   });
   let since = same ? old!.since! : 0;
   if (!same || JSON.stringify(old) !== JSON.stringify(record(since))) {
@@ -176,6 +209,8 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     // Synchronous: a stat and a utimes of a local file take microseconds, and a --since run
     // carries most of its tiles; through libuv's thread pool each costs several times more.
     async carry(t: TileId) {
+      // Each tile of the previous version is in place (or was empty), all in this run's coverage: kept as it is.
+      if (settles && layer.trusted) return true;
       const file = tileFile(t);
       let s;
       try {
@@ -186,7 +221,8 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
       if (!s.isFile()) return false;
       if (s.mtimeMs >= since) return true;
       if (!previous || s.mtimeMs < previous.since) return false;
-      stamp(file);
+      // Stamping costs two system calls a tile, most of a --since run's time: a run that settles the directory leaves them.
+      if (!settles) stamp(file);
       return true;
     },
     async put(t: TileId, entry: TileEntry) {

@@ -24,6 +24,8 @@ export interface Since {
   options: Record<string, string>;
   /** Whether a change reaches the tile. */
   stale: (t: TileId) => boolean;
+  /** The run followed did every tile of its coverage (none failed, not stopped): its tiles are all in place. */
+  complete: boolean;
   /** This run's lineage, for its own manifest (or why its sources could not be read whole). */
   lineage: ManifestLineage | { error: string };
   /** For the manifest: what was compared and what changed. */
@@ -38,6 +40,16 @@ interface EarlierRun {
   target: string;
   format: string;
   lineage: unknown;
+  total?: { planned?: unknown; rendered?: unknown; empty?: unknown; skipped?: unknown; carried?: unknown; failed?: unknown };
+  interrupted?: unknown;
+}
+
+/** Whether the manifest says its run did every tile: none failed, not stopped, every planned one counted. */
+function completeRun(run: EarlierRun): boolean {
+  const t = run.total;
+  if (run.interrupted !== false || !t || t.failed !== 0) return false;
+  const done = [t.rendered, t.empty, t.skipped, t.carried];
+  return done.every((n) => typeof n === 'number') && (done as number[]).reduce((a, b) => a + b, 0) === t.planned;
 }
 
 function earlierRun(file: string, text: string): EarlierRun {
@@ -168,6 +180,7 @@ export async function sinceRun(file: string, layer: Layer, o: { changed?: string
     manifest: file,
     previous: run.layer.version,
     options,
+    complete: completeRun(run),
     stale: stale.all ? () => true : changed ? (t) => stale.isStale(t) || changed(t) : (t) => stale.isStale(t),
     lineage,
     describe: { manifest: file, previous: run.layer.version, all: stale.all, reasons, ...(o.changed !== undefined && { changed: o.changed }) },

@@ -50,6 +50,20 @@ export interface SeedLayer {
    * of counting as stale) until each is rendered again or carried over.
    */
   previous?: string;
+  /**
+   * With `previous`, into a directory: tiles carried over are kept as they are, not stamped one
+   * by one as this version's; the run settles the directory when it completes (`settleDir`).
+   * Only a run that alone covers the directory's tiles (not a shard, not a queued run's workers).
+   */
+  settles?: boolean;
+  /**
+   * With `settles`: the run followed did every tile of its coverage (`Since.complete`), so each
+   * tile of the previous version is in place, or was empty. Tiles are carried over without a
+   * look at the directory.
+   */
+  trusted?: boolean;
+  /** What the run covers, as a hash (its manifest's coverage and shard): a directory records the coverages of a version's runs. */
+  coverage?: string;
 }
 
 export interface TargetOptions {
@@ -59,6 +73,11 @@ export interface TargetOptions {
   redis: () => Promise<RedisClient>;
   /** `--since`: the version whose tiles may be carried over. */
   previous?: string;
+  /** `--since` into a directory by a run that settles it when complete (SeedLayer.settles), following a complete run (SeedLayer.trusted). */
+  settles?: boolean;
+  trusted?: boolean;
+  /** SeedLayer.coverage. */
+  coverage?: string;
 }
 
 /** The kind and path of a `dir:PATH` or `mbtiles:PATH` target; undefined for `cache` and anything else. */
@@ -111,7 +130,8 @@ export async function openTarget(to: string, layer: Layer, o: TargetOptions): Pr
     maxzoom: layer.config.maxzoom,
     format: o.format,
     tileSize: layer.config.tileSize,
-    ...(o.previous !== undefined && { previous: o.previous }),
+    ...(o.previous !== undefined && { previous: o.previous, settles: o.settles ?? false, trusted: o.trusted ?? false }),
+    ...(o.coverage !== undefined && { coverage: o.coverage }),
   };
   const target = absoluteTarget(to);
   // Each kind's module (ioredis, better-sqlite3) is loaded by the runs that write to it.
