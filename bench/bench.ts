@@ -38,7 +38,7 @@
  * (default 8), BENCH_SKIP (comma-separated steps to skip: serving, dem, ndvi, model, naive, single, seed,
  * overview, mosaic, encode, jpeg, kernels, gdal2tiles, queue, incremental, incremental-deep, soak), BENCH_JPEG_ROUNDS (default 3), BENCH_KERNELS_ROUNDS (default 3), BENCH_SOAK_S, BENCH_SOAK_L1_MB (default 64), BENCH_SOAK_BLOCK_MB (default 32), BENCH_SEED_ROUNDS (default 3), BENCH_SERVING_ROUNDS (default 3),
  * BENCH_CODE_WARMUP_PASSES (default 4), BENCH_MOSAIC_ROUNDS (default 4), BENCH_MOSAIC_S (default 120), BENCH_MOSAIC_Z6_SAMPLES (default 5), BENCH_QUEUE_ROUNDS (default 3),
- * BENCH_INCREMENTAL_ROUNDS (default 3), BENCH_INCREMENTAL_DEEP_ROUNDS (default 2), BENCH_INCREMENTAL_DEEP_MAXZOOM (default 16), BENCH_MODEL_ROUNDS (default 4). See bench/README.md.
+ * BENCH_INCREMENTAL_ROUNDS (default 3), BENCH_INCREMENTAL_DEEP_ROUNDS (default 2), BENCH_INCREMENTAL_DEEP_MAXZOOM (default 17), BENCH_MODEL_ROUNDS (default 4). See bench/README.md.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -69,8 +69,8 @@ const FIXED = path.join(ROOT, 'dist/bench/fixed-server.js');
 const CORES = os.availableParallelism();
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const ZOOMS: [number, number] = [10, 14];
-/** Step `incremental-deep`: the incremental re-seed over zooms 10 to BENCH_INCREMENTAL_DEEP_MAXZOOM (default 16), BENCH_INCREMENTAL_DEEP_ROUNDS rounds. */
-const DEEP_ZOOMS: [number, number] = [10, Math.max(15, Number(process.env.BENCH_INCREMENTAL_DEEP_MAXZOOM ?? 16))];
+/** Step `incremental-deep`: the incremental re-seed over zooms 10 to BENCH_INCREMENTAL_DEEP_MAXZOOM (default 17), BENCH_INCREMENTAL_DEEP_ROUNDS rounds. */
+const DEEP_ZOOMS: [number, number] = [10, Math.max(15, Number(process.env.BENCH_INCREMENTAL_DEEP_MAXZOOM ?? 17))];
 const DEEP_ROUNDS = Math.max(1, Number(process.env.BENCH_INCREMENTAL_DEEP_ROUNDS ?? 2));
 const BUDGET_S = Number(process.env.BENCH_BUDGET_S ?? 70);
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
@@ -894,7 +894,7 @@ async function main(): Promise<void> {
   const seedDeps: SeedBenchDeps = { data: DATA, cli: CLI, cores: CORES, zooms: ZOOMS, layer: layers.dem.name, startRedis, stopper, log };
   const queued = await step('queue', () => queueVsLocal(seedDeps));
   const incremental = await step('incremental', () => incrementalReseed(seedDeps));
-  // The same patch over a larger pyramid (zooms 10-16: 15 times as many tiles), where start-up and the digest weigh less.
+  // The same patch over a larger pyramid (zooms 10-17: 58 times as many tiles), where start-up and the digest weigh less.
   const incrementalDeep = await step('incremental-deep', () => incrementalReseed({ ...seedDeps, zooms: DEEP_ZOOMS }, DEEP_ROUNDS));
   const soaked = await step('soak', () => soak());
   for (const s of [

@@ -155,15 +155,17 @@ async function seed(deps: SeedBenchDeps, args: string[], env: Record<string, str
 }
 
 /**
- * Where a run's wall time went, from the mtimes of the pyramid's tiles (written, or touched when
- * carried over): spawn to the first tile (start-up, layer, lineage digest, enqueuing), first to
- * last tile, last tile to exit (the last writes, the manifest; a queued run's last poll).
+ * Where a run's wall time went, from the mtimes of the tiles the run wrote or touched (a --since
+ * run leaves the tiles it carries over as they were): spawn to the first tile (start-up, layer,
+ * lineage digest, enqueuing), first to last tile, last tile to exit (the last writes, the
+ * manifest; a queued run's last poll).
  */
 async function phases(root: string, r: SeedRun): Promise<{ toFirstTile: number; tiles: number; afterLastTile: number }> {
   let first = Infinity;
   let last = -Infinity;
   for (const f of await pyramidFiles(root)) {
     const m = (await stat(path.join(root, f))).mtimeMs;
+    if (m < r.spawnedAt) continue;
     first = Math.min(first, m);
     last = Math.max(last, m);
   }
@@ -523,7 +525,7 @@ interface IncrementalRound {
 
 /**
  * Over `deps.zooms`, in `rounds` rounds: the step `incremental` takes the bench's zooms, the step
- * `incremental-deep` zooms 10-16, where the pyramid is 15 times larger and the run's fixed costs
+ * `incremental-deep` zooms 10-17, where the pyramid is 58 times larger and the run's fixed costs
  * (start-up, the digest) weigh less.
  */
 export async function incrementalReseed(deps: SeedBenchDeps, rounds = INCREMENTAL_ROUNDS): Promise<Scenario> {
