@@ -25,10 +25,15 @@
  * the start of each view), one memmove a row. V8 copies to or from a SharedArrayBuffer (the
  * render threads' decoded blocks) with relaxed atomic stores, about half as fast. A range past
  * either view throws, having copied nothing.
+ *
+ * And `rowChecksums(src, srcAt, srcStride, rowBytes, rows)`: the CRC-32 and the Adler-32 of
+ * those rows one after another (libdeflate's, as zlib computes them), as 16 hex digits.
  */
 #include <libdeflate.h>
 #include <node_api.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __GLIBC__
@@ -236,6 +241,44 @@ static napi_value copy_rows(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value row_checksums(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_value result;
+  unsigned char *src;
+  size_t src_len;
+  double n[5];
+  uint32_t crc = 0, adler = 1;
+  char hex[17];
+  int k;
+  static const char *usage = "rowChecksums(src, srcAt, srcStride, rowBytes, rows): a typed array and whole numbers";
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || !view_of(env, argv[0], &src, &src_len)) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  for (k = 1; k < 5; k++) {
+    n[k] = whole(env, argv[k]);
+    if (n[k] < 0) {
+      napi_throw_type_error(env, NULL, usage);
+      return NULL;
+    }
+  }
+  /* srcAt, srcStride, rowBytes, rows */
+  if (n[3] > 0 && n[4] > 0 && n[1] + (n[4] - 1) * n[2] + n[3] > (double)src_len) {
+    napi_throw_range_error(env, NULL, "rowChecksums: a row past the end of the view");
+    return NULL;
+  }
+  if (n[3] > 0)
+    for (k = 0; k < (int)n[4]; k++) {
+      const unsigned char *row = src + (size_t)n[1] + (size_t)k * (size_t)n[2];
+      crc = libdeflate_crc32(crc, row, (size_t)n[3]);
+      adler = libdeflate_adler32(adler, row, (size_t)n[3]);
+    }
+  snprintf(hex, sizeof hex, "%08x%08x", crc, adler);
+  napi_create_string_latin1(env, hex, 16, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "inflate", NAPI_AUTO_LENGTH, inflate, NULL, &fn) != napi_ok) return NULL;
@@ -250,5 +293,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   if (napi_set_named_property(env, exports, "externalMemory", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "copyRows", NAPI_AUTO_LENGTH, copy_rows, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "copyRows", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "rowChecksums", NAPI_AUTO_LENGTH, row_checksums, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "rowChecksums", fn) != napi_ok) return NULL;
   return exports;
 }

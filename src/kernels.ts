@@ -9,7 +9,9 @@
  *   with Debian's libdeflate, built by `npm run build`): about 1.5x Node's zlib inflating
  *   whole COG blocks, and about 1.6x deflating the bench's indexed PNG tiles at the same
  *   level, their files 3% smaller. The addon also copies rows to and from the blocks the
- *   render threads share (SharedArrayBuffers), which V8 copies with relaxed atomic stores.
+ *   render threads share (SharedArrayBuffers), which V8 copies with relaxed atomic stores,
+ *   and checksums the cells of decoded blocks (src/sources/cells.ts) with libdeflate's CRC-32
+ *   and Adler-32.
  *
  * Each function here answers false (or undefined, or -1), having done nothing, when the
  * kernels are off (KERNELS=reference), or the layout is one the kernel has no vector loop
@@ -93,6 +95,7 @@ let addon:
       trim(): boolean;
       externalMemory(bytes: number): number;
       copyRows(...args: RowCopy): void;
+      rowChecksums(src: ArrayBufferView, srcAt: number, srcStride: number, rowBytes: number, rows: number): string;
     }
   | undefined;
 
@@ -187,6 +190,16 @@ export function copyRows(...args: RowCopy): boolean {
   if (!libdeflate) return false;
   inflater().copyRows(...args);
   return true;
+}
+
+/**
+ * The CRC-32 and Adler-32 (as zlib computes them) of `rows` rows of `rowBytes` bytes of `src`,
+ * one after another (byte offset and stride from the start of the view), as 16 hex digits, by
+ * libdeflate; undefined when the addon is off (KERNELS=reference).
+ */
+export function rowChecksums(src: ArrayBufferView, srcAt: number, srcStride: number, rowBytes: number, rows: number): string | undefined {
+  if (!libdeflate) return undefined;
+  return inflater().rowChecksums(src, srcAt, srcStride, rowBytes, rows);
 }
 
 /** `n` bytes from `src` (from byte `srcAt`) to the start of `dst`: copyRows with one row, else TypedArray.set. */

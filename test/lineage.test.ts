@@ -18,9 +18,12 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pointToTile, tileToBBOX } from '@mapbox/tilebelt';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { fromFile } from 'geotiff';
 import { loadLayer, type Layer } from '../src/layers/layer.js';
 import { readGroups } from '../src/ops/builtin/read.js';
+import { useKernels } from '../src/kernels.js';
+import { cellHashes } from '../src/sources/cells.js';
 import { Cog } from '../src/sources/cog.js';
 import { planSourceOf } from '../src/render/mosaic.js';
 import {
@@ -181,18 +184,27 @@ async function gdalLevel(file: string, level: number): Promise<Raster> {
   }
 }
 
-/** The cells of a square block of the raster (4x4 cells, cut at the raster's edge), each the first 16 hex digits of the SHA-256 of its rows. */
+/**
+ * The cells of a square block of the raster (4x4 cells, cut at the raster's edge), each the
+ * CRC-32 and the Adler-32 of its rows as Node's zlib writes them: the trailer of a gzip member
+ * (CRC-32, little-endian) and of a zlib stream (Adler-32, big-endian) of the cell's bytes.
+ */
 function gdalCells(r: Raster, block: number, bx: number, by: number): string {
   const side = Math.ceil(block / 4);
   let out = '';
   for (let cy = 0; cy < 4; cy++)
     for (let cx = 0; cx < 4; cx++) {
-      const h = createHash('sha256');
+      const rows: Buffer[] = [];
       const x0 = bx * block + cx * side,
         x1 = Math.min(x0 + side, r.width);
       for (let y = by * block + cy * side; y < Math.min(by * block + (cy + 1) * side, r.height); y++)
-        if (x1 > x0) h.update(r.bytes.subarray((y * r.width + x0) * r.pixelBytes, (y * r.width + x1) * r.pixelBytes));
-      out += h.digest('hex').slice(0, 16);
+        if (x1 > x0) rows.push(r.bytes.subarray((y * r.width + x0) * r.pixelBytes, (y * r.width + x1) * r.pixelBytes));
+      const cell = Buffer.concat(rows);
+      const gzip = gzipSync(cell, { level: 1 });
+      const crc = gzip.readUInt32LE(gzip.length - 8);
+      const zlib = deflateSync(cell, { level: 1 });
+      const adler = zlib.readUInt32BE(zlib.length - 4);
+      out += crc.toString(16).padStart(8, '0') + adler.toString(16).padStart(8, '0');
     }
   return out;
 }
@@ -481,7 +493,7 @@ describe('seed lineage: block digests and stale tiles', { skip }, () => {
     assert.ok(levels[0]!.image.counts.every((c) => c > 4 * 1024 * 1024) && blocks >= 6, `${blocks} blocks, the full resolution's each past 4 MiB`);
   });
 
-  test("cells: every block's cells are the SHA-256 of its pixels as GDAL reads them, at every level", async () => {
+  test("cells: every block's cells are the CRC-32 and Adler-32 of its pixels as GDAL reads them, at every level, with libdeflate and without", async () => {
     const cog = await Cog.open(data('a.tif'));
     try {
       for (const [k, lv] of cog.meta.levels.entries()) {
@@ -494,9 +506,23 @@ describe('seed lineage: block digests and stale tiles', { skip }, () => {
           assert.equal(await cog.blockCells(k, false, i), expected, `level ${k}, block ${i}`);
         }
       }
+      // The JavaScript checksums give the same digits (KERNELS=reference; a manifest outlives the run's settings).
+      const block = await cog.readBlock(0, 0, 5, 1);
+      const place = { imageWidth: 1300, imageHeight: 1300, blockWidth: 256, blockHeight: 256, bx: 5, by: 1, rows: 256, samples: 1 };
+      const fast = cellHashes(block, place);
+      useKernels('reference');
+      try {
+        assert.equal(cellHashes(block, place), fast);
+      } finally {
+        useKernels('fast');
+      }
     } finally {
       await cog.close();
     }
+    // A block shorter than its place says has no cells (its changes are told block by block); never an error.
+    const place = { imageWidth: 1300, imageHeight: 1300, blockWidth: 256, blockHeight: 256, bx: 0, by: 0, rows: 256, samples: 1 };
+    assert.equal(cellHashes(new Float32Array(256 * 255), place), undefined);
+    assert.equal(cellHashes(new Float32Array(256 * 256), place)?.length, 16 * 16);
   });
 
   test('cells: a changed block is compared cell by cell, and exactly the cells whose pixels GDAL reads differently are changed', async () => {

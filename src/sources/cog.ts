@@ -174,12 +174,13 @@ export class Cog {
       const decoded = await load();
       const { location, version } = this.meta;
       const place = { imageWidth: im.width, imageHeight: im.height, blockWidth: im.blockWidth, blockHeight: im.blockHeight, bx, by, rows, samples };
-      addCells({ location, version, image: im.index, index, hashes: cellHashes(decoded, place) });
+      const hashes = cellHashes(decoded, place);
+      if (hashes) addCells({ location, version, image: im.index, index, hashes });
       return decoded;
     });
   }
 
-  /** The cells of one block of a level (or of its mask) as `cellHashes` gives them, from a decode of it. */
+  /** The cells of one block of a level (or of its mask) as `cellHashes` gives them, from a decode of it ('' when unknown). */
   async blockCells(level: number, mask: boolean, index: number): Promise<string> {
     const lv = this.meta.levels[level]!;
     const im = mask ? lv.mask! : lv.image;
@@ -192,7 +193,9 @@ export class Cog {
     const decoded = await (mask ? this.readMaskBlock(level, bx, by)! : this.readBlock(level, plane, bx, by));
     const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
     const samples = mask || im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
-    return cellHashes(decoded, { imageWidth: im.width, imageHeight: im.height, blockWidth: im.blockWidth, blockHeight: im.blockHeight, bx, by, rows, samples });
+    return (
+      cellHashes(decoded, { imageWidth: im.width, imageHeight: im.height, blockWidth: im.blockWidth, blockHeight: im.blockHeight, bx, by, rows, samples }) ?? ''
+    );
   }
 
   private async decode(
