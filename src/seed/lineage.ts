@@ -15,7 +15,7 @@
  * - A changed layer file, a source added or removed, or a changed source whose percentiles
  *   `rescale: {from: auto}` takes: every tile.
  */
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import Flatbush from 'flatbush';
 import type { Converter } from 'proj4';
 import proj4 from '../proj4.js';
@@ -290,16 +290,30 @@ function checkBlock(location: string, im: TiffImage, index: number, offset: numb
     );
 }
 
-/** Hashes every stored block, reading neighbours together (in file order) and large blocks in pieces. */
+/** Chunks whose blocks are being hashed at once, off this thread (each a copy of READ_CHUNK bytes at most). */
+const HASHING_CHUNKS = 4;
+
+/**
+ * Hashes every stored block, reading neighbours together (in file order) and large blocks in
+ * pieces. The blocks of a chunk are hashed in libuv's threads (WebCrypto's digest, which copies
+ * what it is given) while the next chunks are read: a --since run waits for the digest before
+ * its first tile, and its render threads are still loading then.
+ */
 async function hashBlocks(src: ByteSource, location: string, refs: BlockRef[], out: string[][]): Promise<void> {
-  // One buffer for every read: each is hashed before the next, and fresh memory for each of a
-  // large file's chunks costs the kernel a page fault every 4 KB.
+  // One buffer for every read, its bytes copied by the digest when it is called (as WebCrypto
+  // specifies): fresh memory for each of a large file's chunks costs a page fault every 4 KB.
   const scratch = new Uint8Array(READ_CHUNK);
   const read = async (offset: number, length: number) => {
     const bytes = await src.read(offset, length, scratch);
     if (bytes.length < length) throw new SourceError(`${location}: ${length} bytes at byte ${offset} are truncated (${bytes.length} read)`);
     return bytes;
   };
+  let hashing: Promise<void>[] = [];
+  // The bytes lie in `scratch`, an ArrayBuffer of this thread's.
+  const digestInto = (b: BlockRef, bytes: Uint8Array) =>
+    webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>).then((d) => {
+      out[b.image]![b.index] = Buffer.from(d).toString('hex').slice(0, HASH_HEX);
+    });
   const stored = refs.filter((r) => r.count > 0).sort((a, b) => a.offset - b.offset);
   for (let i = 0; i < stored.length;) {
     const first = stored[i]!;
@@ -319,12 +333,22 @@ async function hashBlocks(src: ByteSource, location: string, refs: BlockRef[], o
       end = reach;
     }
     const bytes = await read(first.offset, end - first.offset);
+    const chunk: Promise<void>[] = [];
     for (let k = i; k < j; k++) {
       const b = stored[k]!;
-      out[b.image]![b.index] = shortHash(bytes.subarray(b.offset - first.offset, b.offset - first.offset + b.count));
+      chunk.push(digestInto(b, bytes.subarray(b.offset - first.offset, b.offset - first.offset + b.count)));
+    }
+    const hashed = Promise.all(chunk).then(() => {});
+    // Awaited below; until then a failure must not count as unhandled.
+    hashed.catch(() => {});
+    hashing.push(hashed);
+    if (hashing.length >= HASHING_CHUNKS) {
+      await hashing[0];
+      hashing = hashing.slice(1);
     }
     i = j;
   }
+  await Promise.all(hashing);
 }
 
 /**
