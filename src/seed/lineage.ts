@@ -236,10 +236,12 @@ async function followCells(cog: Cog, earlier: SourceDigest, now: SourceDigest): 
       if (!was?.cells || !is) continue;
       const grid = cellGrid(is.blockWidth, is.blockHeight);
       if (was.cells.across !== grid.across || was.cells.down !== grid.down) continue;
-      const hashes = was.cells.hashes.map((h, i) =>
-        was.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX) === is.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX) ? h : h && '?',
-      );
-      for (const [i, h] of hashes.entries()) if (h === '?') hashes[i] = await cog.blockCells(k, mask, i);
+      const hashes: string[] = [];
+      for (const [i, h] of was.cells.hashes.entries()) {
+        const same = was.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX) === is.hashes.slice(i * HASH_HEX, (i + 1) * HASH_HEX);
+        // Unknown before ('') stays unknown: there is nothing to compare the block's cells with.
+        hashes.push(same || !h ? h : await cog.blockCells(k, mask, i));
+      }
       is.cells = { across: grid.across, down: grid.down, hashes };
     }
   }

@@ -4,7 +4,7 @@ import { GeoKey, GeoKeys, RasterType } from '../crs/geokeys.js';
 import { SourceError } from '../errors.js';
 import { byteSource, type ByteSource } from './bytesource.js';
 import { blockCache } from './blockcache.js';
-import { addCells, cellHashes, recordsCells } from './cells.js';
+import { addCells, cellHashes, recordsCells, type BlockPlace } from './cells.js';
 import { blockShape, decodeBlock } from './codecs/block.js';
 import { MAX_BLOCK_BYTES as MAX_DECODED_BYTES } from './codecs/output.js';
 import { DECOMPRESSORS } from './codecs/decompressors.js';
@@ -133,8 +133,8 @@ export class Cog {
     const perPlane = across * Math.ceil(im.height / im.blockHeight);
     const index = plane * perPlane + by * across + bx;
     const key = `${this.meta.location}@${this.meta.version}:${im.index}:${index}`;
-    const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
-    const samples = mask || im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
+    const place = placeOf(im, bx, by, mask);
+    const { rows, samples } = place;
     const load = async () => {
       const offset = im.blockOffsets[index]!;
       const count = im.blockByteCounts[index]!;
@@ -173,7 +173,6 @@ export class Cog {
     return blockCache.get(key, async () => {
       const decoded = await load();
       const { location, version } = this.meta;
-      const place = { imageWidth: im.width, imageHeight: im.height, blockWidth: im.blockWidth, blockHeight: im.blockHeight, bx, by, rows, samples };
       const hashes = cellHashes(decoded, place);
       if (hashes) addCells({ location, version, image: im.index, index, hashes });
       return decoded;
@@ -191,11 +190,7 @@ export class Cog {
     const bx = p % across,
       by = Math.floor(p / across);
     const decoded = await (mask ? this.readMaskBlock(level, bx, by)! : this.readBlock(level, plane, bx, by));
-    const rows = im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight);
-    const samples = mask || im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel;
-    return (
-      cellHashes(decoded, { imageWidth: im.width, imageHeight: im.height, blockWidth: im.blockWidth, blockHeight: im.blockHeight, bx, by, rows, samples }) ?? ''
-    );
+    return cellHashes(decoded, placeOf(im, bx, by, mask)) ?? '';
   }
 
   private async decode(
@@ -270,6 +265,20 @@ export class Cog {
       readBuffers.give(lent);
     }
   }
+}
+
+/** Where block (bx, by) of an image lies, the rows it decodes to (a strip image's last is short) and its samples a pixel (a mask's: one). */
+function placeOf(im: TiffImage, bx: number, by: number, mask: boolean): BlockPlace {
+  return {
+    imageWidth: im.width,
+    imageHeight: im.height,
+    blockWidth: im.blockWidth,
+    blockHeight: im.blockHeight,
+    bx,
+    by,
+    rows: im.tiled ? im.blockHeight : Math.min(im.blockHeight, im.height - by * im.blockHeight),
+    samples: mask || im.planar === PlanarConfiguration.Separate ? 1 : im.samplesPerPixel,
+  };
 }
 
 /** Why the blocks of an image cannot be decoded here, or undefined when they can. */
