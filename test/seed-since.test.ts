@@ -528,9 +528,11 @@ describe('tilegraph seed --since', { skip }, () => {
     assert.deepEqual(readdirSync(elsewhere), []);
   });
 
-  test('a queued run follows a manifest too, with the same result', async () => {
+  test('a queued run follows a manifest too, with the same result; its workers leave the carried tiles untouched and it settles the directory', async () => {
     const dir = path.join(tmp.root, 'queued');
     seed(['dem-relief', ...ZOOMS, '--to', `dir:${dir}`], env, tmp.root);
+    const was = pyramid(dir);
+    const first = readJson<{ since: number }>(path.join(dir, 'tilegraph.json'));
     copyFileSync(patched, cog);
     const worker = spawn(process.execPath, [CLI, 'worker'], {
       env: { ...process.env, ...env, WORKERS: '1', LOG_LEVEL: 'info' },
@@ -540,7 +542,12 @@ describe('tilegraph seed --since', { skip }, () => {
       await new Promise<void>((resolve) => createInterface({ input: worker.stdout }).on('line', (l) => l.includes('seed worker ready') && resolve()));
       const r = seed(['dem-relief', '--since', path.join(dir, 'manifest.json'), '--queue'], env, tmp.root);
       assert.ok(r.rendered > 0 && r.carried > 0, JSON.stringify(r));
-      assertSameTiles(pyramid(dir), full, 'queued');
+      const now = pyramid(dir);
+      assertSameTiles(now, full, 'queued');
+      const untouched = [...now].filter(([k, v]) => v.ino === was.get(k)!.ino && v.mtimeMs === was.get(k)!.mtimeMs);
+      assert.equal(untouched.length, r.carried, 'every tile carried over is untouched');
+      const record = readJson<{ since: number; previous?: unknown }>(path.join(dir, 'tilegraph.json'));
+      assert.deepEqual([record.since, record.previous], [first.since, undefined], 'settled');
     } finally {
       const exited = new Promise((resolve) => worker.once('exit', resolve));
       worker.kill('SIGTERM');

@@ -227,8 +227,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
   try {
     if (values['dry-run']) return await dryRun(cover, total, produce!, settings.workers);
     const manifest = values.manifest ? path.resolve(values.manifest) : defaultManifest(to, via !== undefined, layer.name, shard);
-    // A --since run alone over its coverage (not a shard, not through the queue's workers) settles a directory when complete (src/seed/dir.ts).
-    const settles = since !== undefined && shard === undefined && !values.queue;
+    // A --since run alone over its coverage (not a shard; its queue's workers write for it) settles a directory when complete (src/seed/dir.ts).
+    const settles = since !== undefined && shard === undefined;
     const coverage = sha256(JSON.stringify({ ...cover.describe, shard: shard ?? null }));
     const failureLog = `${manifest}.failures.jsonl`;
     const target =
@@ -275,6 +275,9 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
           planned: cover.counts,
           manifest,
           previous: since?.previous,
+          settles,
+          trusted: settles && since?.complete === true,
+          coverage,
           signal: controller.signal,
           onStart: report.queued,
           onProgress: report.update,

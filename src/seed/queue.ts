@@ -33,6 +33,11 @@ const RunRecordSchema = z.object({
   version: z.string().min(1),
   /** `--since`: the version tiles are carried over from. */
   previous: z.string().min(1).optional(),
+  /** `--since` into a directory: carried tiles are kept unstamped, and the trust the workers put in the run followed (SeedLayer.settles, .trusted). */
+  settles: z.boolean().optional(),
+  trusted: z.boolean().optional(),
+  /** The run's coverage, as the directory records it (SeedLayer.coverage). */
+  coverage: z.string().min(1).optional(),
   target: z.string().regex(/^(cache|dir:\/.+)$/, 'expected cache or dir:/absolute/path'),
   format: z.enum(['png', 'webp']),
   force: z.boolean(),

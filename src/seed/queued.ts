@@ -50,6 +50,10 @@ export interface FollowOptions {
   planned: ReadonlyMap<number, number>;
   manifest: string;
   previous?: string;
+  /** For the workers' targets: SeedLayer.settles, .trusted and .coverage. */
+  settles?: boolean;
+  trusted?: boolean;
+  coverage?: string;
   signal: AbortSignal;
   /** Once the run is recorded: its id, for `--status`. */
   onStart?: (run: string) => void;
@@ -74,7 +78,8 @@ export async function followRun(o: FollowOptions): Promise<Followed> {
     id: newRunId(o.layer.name),
     layer: o.layer.name,
     version: o.layer.version,
-    ...(o.previous !== undefined && { previous: o.previous }),
+    ...(o.previous !== undefined && { previous: o.previous, settles: o.settles ?? false, trusted: o.trusted ?? false }),
+    ...(o.coverage !== undefined && { coverage: o.coverage }),
     // The workers' working directories are their own.
     target: absoluteTarget(o.target),
     format: o.format,

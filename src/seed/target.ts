@@ -53,7 +53,7 @@ export interface SeedLayer {
   /**
    * With `previous`, into a directory: tiles carried over are kept as they are, not stamped one
    * by one as this version's; the run settles the directory when it completes (`settleDir`).
-   * Only a run that alone covers the directory's tiles (not a shard, not a queued run's workers).
+   * Only a run that alone covers the directory's tiles (not a shard), or the workers of one.
    */
   settles?: boolean;
   /**

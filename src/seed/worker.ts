@@ -125,6 +125,9 @@ export class SeedWorker {
       redisPrefix: settings.redisPrefix,
       redis: async () => this.redis,
       previous: record.previous,
+      settles: record.settles,
+      trusted: record.trusted,
+      coverage: record.coverage,
     });
     return { record, target, produce: this.renderer.producer(layer, record.format), produceMany: this.renderer.many(layer, record.format) };
   }
