@@ -229,6 +229,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     const manifest = values.manifest ? path.resolve(values.manifest) : defaultManifest(to, via !== undefined, layer.name, shard);
     // A --since run alone over its coverage (not a shard; its queue's workers write for it) settles a directory when complete (src/seed/dir.ts).
     const settles = since !== undefined && shard === undefined;
+    // The run followed did every tile: its tiles are carried without a look (src/seed/target.ts SeedLayer.trusted).
+    const trusted = settles && since?.complete === true;
     const coverage = sha256(JSON.stringify({ ...cover.describe, shard: shard ?? null }));
     const failureLog = `${manifest}.failures.jsonl`;
     const target =
@@ -240,7 +242,7 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
             redis: redisClient,
             previous: since?.previous,
             settles,
-            trusted: settles && since?.complete === true,
+            trusted,
             coverage,
           });
     if (!values.resume) await writeFile(failureLog, '');
@@ -276,7 +278,7 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
           manifest,
           previous: since?.previous,
           settles,
-          trusted: settles && since?.complete === true,
+          trusted,
           coverage,
           signal: controller.signal,
           onStart: report.queued,

@@ -133,9 +133,8 @@ export class Cog {
     const perPlane = across * Math.ceil(im.height / im.blockHeight);
     const index = plane * perPlane + by * across + bx;
     const key = `${this.meta.location}@${this.meta.version}:${im.index}:${index}`;
-    const place = placeOf(im, bx, by, mask);
-    const { rows, samples } = place;
-    const load = async () => {
+    // Worked out on a miss only: most requests are answered from the cache.
+    const load = async ({ rows, samples }: BlockPlace) => {
       const offset = im.blockOffsets[index]!;
       const count = im.blockByteCounts[index]!;
       if (mask) {
@@ -168,10 +167,11 @@ export class Cog {
         index,
       );
     };
-    if (!recordsCells()) return blockCache.get(key, load);
+    if (!recordsCells()) return blockCache.get(key, () => load(placeOf(im, bx, by, mask)));
     // A seeding thread: the cells of what it decodes, for the run's manifest (src/sources/cells.ts).
     return blockCache.get(key, async () => {
-      const decoded = await load();
+      const place = placeOf(im, bx, by, mask);
+      const decoded = await load(place);
       const { location, version } = this.meta;
       const hashes = cellHashes(decoded, place);
       if (hashes) addCells({ location, version, image: im.index, index, hashes });
