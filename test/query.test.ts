@@ -61,6 +61,8 @@ const RED = 'landsat8_zion_20150818_b4_red.tif';
 const MAX_PX = 2048;
 const MAX_BINS = 256;
 const MAX_BODY = 1024 * 1024;
+/** The most pixels the polygons' edges may run on a grid (MAX_EDGE_STEPS). */
+const MAX_EDGE_STEPS = 2_000_000;
 /** A bbox well inside the DEM (it spans -117.86..-117.24, 53.06..53.43). */
 const INSIDE: Bbox = [-117.7, 53.1, -117.4, 53.3];
 
@@ -851,6 +853,8 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       [-118.6, 54.0],
       [-118.6, 52.6],
     ];
+    // A comb of 30 teeth: every row of the grid crosses 60 edges.
+    const comb = zigzag(30, [-117.7, 53.1, -117.4, 53.3]);
     const POLYGONS: { name: string; body: object; bbox: Bbox }[] = [
       {
         name: 'a Polygon in a FeatureCollection',
@@ -864,6 +868,7 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       },
       { name: 'a MultiPolygon, one part across the edge', body: { type: 'MultiPolygon', coordinates: [[west], [east]] }, bbox: [-117.95, 53.1, -117.3, 53.35] },
       { name: 'a triangle whose long side crosses the data', body: { type: 'Polygon', coordinates: [triangle] }, bbox: [-118.6, 52.6, -116.4, 54.0] },
+      { name: 'a comb of 30 teeth', body: { type: 'Polygon', coordinates: [comb] }, bbox: [-117.7, 53.1, -117.4, 53.3] },
     ];
     for (const [k, p] of POLYGONS.entries())
       it(`POST ${p.name}: the pixels gdalwarp -cutline keeps on the same grid, and their statistics`, async () => {
@@ -958,6 +963,19 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       });
       assert.ok(under.length <= MAX_BODY);
       await json<StatsAnswer>(post(server.url, '/statistics/dem-relief?max_size=32', under), 'a body just under 1 MiB');
+    });
+
+    it('polygons whose edges would run more than MAX_EDGE_STEPS pixels on the grid answer 400 naming the cap; the server keeps answering', async () => {
+      // 20000 teeth across the grid in under 1 MiB of GeoJSON: each of the 40000 edges crosses 1800 of its 2048 rows.
+      // Followed pixel by pixel and met by every row, it took the server's memory until it died.
+      const body = JSON.stringify({ type: 'Polygon', coordinates: [zigzag(20_000, INSIDE)] });
+      assert.ok(body.length < MAX_BODY, `${body.length} bytes`);
+      await assertError(post(server.url, `/statistics/dem-relief?max_size=${MAX_PX}`, body), 400, new RegExp(String(MAX_EDGE_STEPS)), 'a 40000-edge zigzag');
+      const alive = await get('/healthz');
+      assert.equal(alive.status, 200);
+      // Within the cap, on a smaller grid, the same outline is measured.
+      const small = await json<StatsAnswer>(post(server.url, '/statistics/dem-relief?max_size=32', body), 'the zigzag on a 32-pixel grid');
+      assert.ok(small.bands[0]!.count > 0, JSON.stringify(small.bands[0]));
     });
 
     it('a POST that is not GeoJSON polygons answers 400 naming the problem', async () => {
@@ -1143,3 +1161,18 @@ const INSIDE_RING: Ring = [
   [INSIDE[0], INSIDE[3]],
   [INSIDE[0], INSIDE[1]],
 ];
+
+/**
+ * A closed ring of `teeth` teeth across `bbox` (W, S, E, N): up from a tenth of its height
+ * above the south edge to the north edge and down again, then back along the south edge.
+ */
+function zigzag(teeth: number, [w, s, e, n]: Bbox): Ring {
+  const low = s + (n - s) / 10;
+  const step = (e - w) / (2 * teeth);
+  const ring: Ring = [];
+  // Six decimals (a tenth of a metre): short enough for 40000 vertices in a request body.
+  const at = (lon: number, lat: number): [number, number] => [Number(lon.toFixed(6)), Number(lat.toFixed(6))];
+  for (let i = 0; i < 2 * teeth; i++) ring.push(at(w + i * step, i % 2 === 0 ? low : n));
+  ring.push(at(e, low), at(e, s), at(w, s), ring[0]!);
+  return ring;
+}

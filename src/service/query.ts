@@ -206,9 +206,19 @@ function boxMask(grid: AreaGrid): Uint8Array {
 }
 
 /**
+ * The most steps of a pixel the polygons' edges may take on a request's grid (their length in
+ * its pixels, each edge at least one): a cap no parameter lifts. A polygon of a million vertices
+ * fits; a zigzag whose every edge crosses the grid (a few kilobytes of GeoJSON) does not, where it
+ * once held the server's thread for minutes and its memory until the process died.
+ */
+export const MAX_EDGE_STEPS = 2_000_000;
+
+/**
  * The grid's pixels whose centre lies inside the polygons (even-odd within a polygon, so holes
  * are left out; a union over polygons), as `gdalwarp -cutline` selects them. Edges are straight
  * in longitude and latitude (RFC 7946 §3.1.1), so each is followed in steps of at most a pixel.
+ * Each row meets only the steps that cross it: the work grows with the edges' length and the
+ * grid's pixels, not with their product.
  */
 export function rasterise(area: Area, grid: AreaGrid): Uint8Array {
   const { size, bounds } = grid;
@@ -217,35 +227,72 @@ export function rasterise(area: Area, grid: AreaGrid): Uint8Array {
     const [x, y] = mercator(lon, lat);
     return [(x - bounds[0]) / res, (bounds[3] - y) / res];
   };
+  // Each edge as its first vertex and the steps that follow it, counted before any is taken.
+  const edgesOf = (ring: Area['polygons'][number][number]) => {
+    const edges: { lon0: number; lat0: number; lon1: number; lat1: number; a: [number, number]; steps: number }[] = [];
+    for (let k = 0; k + 1 < ring.length || (k === 0 && ring.length === 1); k++) {
+      const [lon0, lat0] = ring[k]!;
+      const [lon1, lat1] = ring[k + 1] ?? ring[0]!;
+      const a = toPixel(lon0, lat0);
+      const b = toPixel(lon1, lat1);
+      edges.push({ lon0, lat0, lon1, lat1, a, steps: Math.min(100_000, Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1])))) });
+    }
+    return edges;
+  };
+  const polygons = area.polygons.map((rings) => rings.map(edgesOf));
+  let total = 0;
+  for (const rings of polygons) for (const edges of rings) for (const e of edges) total += e.steps;
+  if (total > MAX_EDGE_STEPS)
+    throw bad(
+      'polygons too detailed for the grid',
+      `their edges run ${total} pixels on a grid of ${size}: at most ${MAX_EDGE_STEPS} (a cap no parameter lifts); simplify them, or ask for a smaller max_size`,
+    );
   const mask = new Uint8Array(size * size);
-  const crossings: number[] = [];
-  for (const rings of area.polygons) {
-    const projected = rings.map((ring) => {
-      const out: [number, number][] = [];
-      for (let k = 0; k + 1 < ring.length || (k === 0 && ring.length === 1); k++) {
-        const [lon0, lat0] = ring[k]!;
-        const [lon1, lat1] = ring[k + 1] ?? ring[0]!;
-        const a = toPixel(lon0, lat0);
-        const b = toPixel(lon1, lat1);
-        const steps = Math.min(100_000, Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]))));
-        for (let t = 0; t < steps; t++) out.push(t === 0 ? a : toPixel(lon0 + ((lon1 - lon0) * t) / steps, lat0 + ((lat1 - lat0) * t) / steps));
-      }
-      return out;
-    });
-    for (let j = 0; j < size; j++) {
-      const cy = j + 0.5;
-      crossings.length = 0;
-      for (const ring of projected)
-        for (let k = 0; k < ring.length; k++) {
-          const [ax, ay] = ring[k]!;
-          const [bx, by] = ring[(k + 1) % ring.length]!;
-          if (ay > cy !== by > cy) crossings.push(ax + ((cy - ay) * (bx - ax)) / (by - ay));
+  for (const rings of polygons) {
+    // The rings' points, x and y in turn, each ring closing on its first point.
+    const rs = rings.map((edges) => {
+      const xy = new Float64Array(2 * edges.reduce((n, e) => n + e.steps, 0));
+      let at = 0;
+      for (const { lon0, lat0, lon1, lat1, a, steps } of edges)
+        for (let t = 0; t < steps; t++) {
+          const [x, y] = t === 0 ? a : toPixel(lon0 + ((lon1 - lon0) * t) / steps, lat0 + ((lat1 - lat0) * t) / steps);
+          xy[at++] = x;
+          xy[at++] = y;
         }
-      crossings.sort((a, b) => a - b);
-      for (let k = 0; k + 1 < crossings.length; k += 2) {
+      return xy;
+    });
+    // The rows (centres j + 0.5) each step crosses, ahead of the exact test: counted, then filled.
+    const firstRow = (ay: number, by: number) => Math.max(0, Math.floor(Math.min(ay, by) - 0.5));
+    const lastRow = (ay: number, by: number) => Math.min(size - 1, Math.ceil(Math.max(ay, by)));
+    const eachCrossing = (visit: (j: number, x: number) => void) => {
+      for (const xy of rs) {
+        const n = xy.length / 2;
+        for (let k = 0; k < n; k++) {
+          const ax = xy[2 * k]!,
+            ay = xy[2 * k + 1]!;
+          const b = (k + 1) % n;
+          const bx = xy[2 * b]!,
+            by = xy[2 * b + 1]!;
+          if (ay === by) continue;
+          for (let j = firstRow(ay, by), last = lastRow(ay, by); j <= last; j++) {
+            const cy = j + 0.5;
+            if (ay > cy !== by > cy) visit(j, ax + ((cy - ay) * (bx - ax)) / (by - ay));
+          }
+        }
+      }
+    };
+    const starts = new Int32Array(size + 1);
+    eachCrossing((j) => starts[j + 1]!++);
+    for (let j = 0; j < size; j++) starts[j + 1]! += starts[j]!;
+    const crossings = new Float64Array(starts[size]!);
+    const filled = starts.slice(0, size);
+    eachCrossing((j, x) => (crossings[filled[j]!++] = x));
+    for (let j = 0; j < size; j++) {
+      const row = crossings.subarray(starts[j]!, starts[j + 1]!).sort();
+      for (let k = 0; k + 1 < row.length; k += 2) {
         // Centres i + 0.5 strictly between the two crossings.
-        const from = Math.max(0, Math.ceil(crossings[k]! - 0.5));
-        const to = Math.min(size - 1, Math.ceil(crossings[k + 1]! - 0.5) - 1);
+        const from = Math.max(0, Math.ceil(row[k]! - 0.5));
+        const to = Math.min(size - 1, Math.ceil(row[k + 1]! - 0.5) - 1);
         for (let i = from; i <= to; i++) mask[j * size + i] = 1;
       }
     }
