@@ -86,7 +86,7 @@ const DEFS = {
     schema: commaList('127.0.0.1,::1'),
     shown: '127.0.0.1,::1',
     description:
-      'comma-separated addresses or CIDR ranges whose `X-Forwarded-Proto/Host/Port` are believed (nginx, a load balancer); from anyone else they are ignored',
+      'comma-separated addresses or CIDR ranges whose `X-Forwarded-Proto/Host/Port/For` are believed (nginx, a load balancer; `For` names the client of `ADHOC_POSTS_PER_MINUTE`); from anyone else they are ignored',
   },
   seedLockMs: {
     env: 'SEED_LOCK_MS',

@@ -177,4 +177,31 @@ describe('ad-hoc pipeline budgets', () => {
       await server.stop();
     }
   });
+
+  test('posts per client a minute: X-Forwarded-For names the client only from a trusted proxy', async () => {
+    // 127.0.0.1 is not in TRUSTED_PROXIES here: its X-Forwarded-For says nothing, so a client
+    // that names a new address each time is still one client.
+    const untrusted = await startServerProcess(tmp.dir, { ADHOC_PIPELINES: 'on', ADHOC_POSTS_PER_MINUTE: '2', TRUSTED_PROXIES: '192.0.2.1' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await post(untrusted, DOCUMENT, { 'X-Forwarded-For': `203.0.113.${i}` })).status);
+      assert.deepEqual(statuses, [200, 200, 429, 429]);
+    } finally {
+      await untrusted.stop();
+    }
+    // From a trusted proxy (127.0.0.1 by default) the client is the last X-Forwarded-For address
+    // that is not a trusted proxy: each such address has its own budget.
+    const trusted = await startServerProcess(tmp.dir, { ADHOC_PIPELINES: 'on', ADHOC_POSTS_PER_MINUTE: '2' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await post(trusted, DOCUMENT, { 'X-Forwarded-For': `203.0.113.${i}, 127.0.0.1` })).status);
+      assert.deepEqual(statuses, [200, 200, 200, 200]);
+      // What the client wrote before the address nginx appended ($proxy_add_x_forwarded_for) names no one.
+      const spoofed = [];
+      for (let i = 0; i < 3; i++) spoofed.push((await post(trusted, DOCUMENT, { 'X-Forwarded-For': `192.0.2.${i}, 198.51.100.7` })).status);
+      assert.deepEqual(spoofed, [200, 200, 429]);
+    } finally {
+      await trusted.stop();
+    }
+  });
 });

@@ -51,14 +51,35 @@ export function proxyList(entries: readonly string[]): BlockList {
   return list;
 }
 
-const FORWARDED = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'] as const;
+const FORWARDED = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-for'] as const;
+
+/** An address (IPv4 mapped into IPv6 as plain IPv4) is one of the trusted proxies. */
+function isTrusted(address: string, trusted: BlockList): boolean {
+  const a = address.replace(/^::ffff:(?=\d+\.)/, '');
+  return isIP(a) !== 0 && trusted.check(a, isIP(a) === 6 ? 'ipv6' : 'ipv4');
+}
 
 /** X-Forwarded-* from a peer that is not a trusted proxy say nothing: they are dropped. */
 function dropUntrustedForwarding(req: IncomingMessage, trusted: BlockList): void {
   if (!FORWARDED.some((h) => h in req.headers)) return;
-  const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, '');
-  if (peer && trusted.check(peer, isIP(peer) === 6 ? 'ipv6' : 'ipv4')) return;
+  if (isTrusted(req.socket.remoteAddress ?? '', trusted)) return;
   for (const h of FORWARDED) delete req.headers[h];
+}
+
+/**
+ * The client's address: the peer's, or behind trusted proxies the last X-Forwarded-For address
+ * that is not one of them (each proxy appends the address it was reached from, so the addresses
+ * before that are the client's to write).
+ */
+export function clientAddress(req: IncomingMessage, trusted: BlockList): string {
+  const peer = req.socket.remoteAddress ?? 'unknown';
+  if (!isTrusted(peer, trusted)) return peer;
+  const chain = String(req.headers['x-forwarded-for'] ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  for (let i = chain.length - 1; i >= 0; i--) if (!isTrusted(chain[i]!, trusted)) return chain[i]!;
+  return chain[0] ?? peer;
 }
 
 /**
@@ -133,7 +154,12 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/statistics/:layer', statisticsHandler(deps.layers, deps.query));
   app.post('/statistics/:layer', express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }), statisticsHandler(deps.layers, deps.query));
   app.get('/preview/:file', previewHandler(deps.layers, deps.query));
-  app.post('/pipelines', express.text({ type: () => true, limit: MAX_DOCUMENT_BYTES }), documentTooLarge, postPipeline(deps.pipelines));
+  app.post(
+    '/pipelines',
+    express.text({ type: () => true, limit: MAX_DOCUMENT_BYTES }),
+    documentTooLarge,
+    postPipeline(deps.pipelines, (req) => clientAddress(req, deps.trustedProxies)),
+  );
   app.get('/tiles/p/:layer/tilejson.json', pipelineTileJson(deps.pipelines));
   app.get('/tiles/p/:layer/:z/:x/:file', tileHandler(pipelineLayers(deps.pipelines), deps.tiles));
   app.get('/map{/:layer}', mapPageHandler(deps.layers, deps.pipelines !== undefined));

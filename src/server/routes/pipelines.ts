@@ -24,15 +24,11 @@ export function documentTooLarge(err: unknown, _req: Request, _res: Response, ne
   next(err);
 }
 
-/** `POST /pipelines` */
-export function postPipeline(pipelines: PipelineRegistry | undefined): RequestHandler {
+/** `POST /pipelines`: `client` names who posts, for ADHOC_POSTS_PER_MINUTE. */
+export function postPipeline(pipelines: PipelineRegistry | undefined, client: (req: Request) => string): RequestHandler {
   return async (req, res) => {
     const registry = enabled(pipelines);
-    // Behind a trusted proxy the client is the first X-Forwarded-For address (the app drops it from anyone else).
-    const forwarded = String(req.headers['x-forwarded-for'] ?? '')
-      .split(',')[0]!
-      .trim();
-    registry.admit(forwarded || req.socket.remoteAddress || 'unknown');
+    registry.admit(client(req));
     if (typeof req.body !== 'string' || req.body.trim() === '')
       throw new TileError('bad_request', 'no document', 'POST a layer document (YAML or JSON) as the body');
     const layer = await registry.add(req.body);
