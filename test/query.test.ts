@@ -794,6 +794,30 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       }
     });
 
+    it('GET over a bbox of one pixel: inside the data, the value GDAL gives; far from it, none', async () => {
+      // A one-pixel grid once left the source coordinates as the render thread's recycled
+      // arrays held them: every such bbox, anywhere, answered the value of some earlier pixel.
+      const tiny: Bbox = [-117.5, 53.2, -117.4999, 53.2001];
+      const far = '100,10,100.0001,10.0001';
+      for (const { layer, method, tol } of layersUnderTest()) {
+        // An area first, so that the render thread's arrays hold other pixels' coordinates.
+        await json<StatsAnswer>(get(`/statistics/${layer}?bbox=${INSIDE.join(',')}&max_size=64`), `${layer} before`);
+        const what = `${layer} GET ${tiny} max_size=1`;
+        const a = await json<StatsAnswer>(get(`/statistics/${layer}?bbox=${tiny.join(',')}&max_size=1`), what);
+        assert.equal(a.grid.size, 1, what);
+        const { ref } = await bboxReference(a, method, `one-${layer}`);
+        assert.equal(ref.values.length, 1, `${what}: GDAL draws the pixel`);
+        assert.deepEqual(statsDifferences(a.bands[0]!, ref, tol), [], `${what}: against GDAL`);
+        const none = await json<StatsAnswer>(get(`/statistics/${layer}?bbox=${far}&max_size=1`), `${layer} far away`);
+        assert.equal(none.grid.size, 1);
+        assert.ok((none.bands[0]?.count ?? 0) === 0, `${layer} at ${far}: ${JSON.stringify(none.bands)}`);
+        const preview = await get(`/preview/${layer}.png?bbox=${far}&width=1`);
+        assert.equal(preview.status, 200);
+        const png = await decode(preview.body);
+        assert.equal(png.data[3], 0, `${layer} at ${far}: the preview's pixel is transparent`);
+      }
+    });
+
     it("GET over a bbox across the data's west edge: the valid pixels are GDAL's", async () => {
       const bbox: Bbox = [-118.0, 53.15, -117.7, 53.35];
       for (const { layer, method, tol } of layersUnderTest()) {

@@ -454,6 +454,8 @@ function gridInterpolate(
   fv: Float64Array,
   tolerance: number,
 ): GridFit | null {
+  // A grid of one pixel has no cell to interpolate in: it is transformed exactly.
+  if (W < 2) return null;
   const nodes: number[] = [];
   for (let i = 0; i < W - 1; i += step) nodes.push(i);
   nodes.push(W - 1);
