@@ -1,5 +1,17 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/**
+ * The `layer` label of every ad-hoc pipeline (POST /pipelines): each posted document is a layer
+ * of its own, and as labels of their own they would add series without end. No layer name has
+ * parentheses, so no layer meets it.
+ */
+export const ADHOC_LAYER_LABEL = '(ad-hoc)';
+
+/** A layer's `layer` label: its name, or ADHOC_LAYER_LABEL for an ad-hoc pipeline (the layers with a render budget). */
+export function layerLabel(layer: { name: string; budget?: unknown }): string {
+  return layer.budget ? ADHOC_LAYER_LABEL : layer.name;
+}
+
 /** Prometheus metrics of one server process (GET /metrics). */
 export class Metrics {
   readonly registry = new Registry();

@@ -118,6 +118,22 @@ describe('POST /pipelines', () => {
     }
   });
 
+  test('the metrics count every ad-hoc pipeline under one layer label, however many are posted', async () => {
+    const before = await (await fetch(`${server.url}/metrics`)).text();
+    const hashes: string[] = [];
+    for (const lo of [700, 710, 720]) {
+      const r = await post(server, DOCUMENT.replace('[1200, 2400]', `[${lo}, 2400]`));
+      assert.equal(r.status, 200);
+      hashes.push(r.json.hash);
+      assert.equal((await request(server.url, `/tiles/p/${r.json.hash}/12/711/1329.png`)).status, 200);
+    }
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    for (const h of hashes) assert.ok(!text.includes(h), `no series names pipeline ${h}`);
+    const renders = (t: string) => Number(/^tilegraph_renders_total\{layer="\(ad-hoc\)"\} (\d+)$/m.exec(t)?.[1] ?? 0);
+    assert.equal(renders(text) - renders(before), 3);
+    assert.match(text, /^tilegraph_http_requests_total\{layer="\(ad-hoc\)",route="\/tiles\/p\/:layer\/:z\/:x\/:file",status="200",cache="miss"\} \d+$/m);
+  });
+
   test('the body limit, the node budget and a missing body each answer their 4xx', async () => {
     const big = await post(server, `${DOCUMENT}\n# ${'x'.repeat(70 * 1024)}\n`);
     assert.equal(big.status, 413);

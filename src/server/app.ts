@@ -106,12 +106,14 @@ export function createApp(deps: AppDeps): RequestListener {
     res.on('finish', () => {
       const seconds = (performance.now() - started) / 1000;
       const tile = tileLogs.get(res);
-      const labels = { layer: tile?.layer ?? '', route: route() ?? 'none', status: String(res.statusCode), cache: tile?.cache ?? '' };
+      const labels = { layer: tile?.label ?? '', route: route() ?? 'none', status: String(res.statusCode), cache: tile?.cache ?? '' };
       deps.metrics.requests.inc(labels);
       deps.metrics.latency.observe(labels, seconds);
       // Built only when it is written: a cache hit costs little else.
-      if (deps.log.isLevelEnabled('info'))
-        deps.log.info({ reqId: id, method: req.method, url, status: res.statusCode, ms: +(seconds * 1000).toFixed(1), ...tile }, 'request');
+      if (deps.log.isLevelEnabled('info')) {
+        const where = tile && { layer: tile.layer, z: tile.z, x: tile.x, y: tile.y, cache: tile.cache };
+        deps.log.info({ reqId: id, method: req.method, url, status: res.statusCode, ms: +(seconds * 1000).toFixed(1), ...where }, 'request');
+      }
     });
   };
   app.use((req, res, next) => {

@@ -9,7 +9,7 @@ import type { CacheTier, TileCache, TileEntry } from '../cache/tiles.js';
 import { TileError } from '../errors.js';
 import type { Layer } from '../layers/layer.js';
 import { tileMembers } from '../layers/mosaic.js';
-import type { Metrics } from '../metrics.js';
+import { layerLabel, type Metrics } from '../metrics.js';
 import { contentType, encodeTile, type TileFormat } from '../render/encode.js';
 import type { MemberRef } from '../render/mosaic.js';
 import type { RenderPool } from '../render/pool.js';
@@ -117,7 +117,7 @@ export class TileService {
       results.map(async (r, k) => {
         const t = ts[at[k]!]!;
         if (r instanceof Error) {
-          this.deps.metrics?.renderErrors.inc({ layer: t.layer.name });
+          this.deps.metrics?.renderErrors.inc({ layer: layerLabel(t.layer) });
           out[at[k]!] = r;
         } else out[at[k]!] = await this.finish(t, r).catch((err: Error) => err);
       }),
@@ -137,7 +137,7 @@ export class TileService {
       };
       r = await pool.render(task.task, budget);
     } catch (err) {
-      metrics?.renderErrors.inc({ layer: t.layer.name });
+      metrics?.renderErrors.inc({ layer: layerLabel(t.layer) });
       throw err;
     }
     return this.finish(t, r);
@@ -156,13 +156,14 @@ export class TileService {
   private async finish(t: TileRequest, r: RenderResult): Promise<TileEntry> {
     const { metrics, log } = this.deps;
     const layer = t.layer.name;
+    const label = layerLabel(t.layer);
     const size = t.layer.config.tileSize * t.scale;
     const version = t.version;
     const type = contentType(t.format);
-    if (metrics) countRender(metrics, layer, r);
+    if (metrics) countRender(metrics, label, r);
     if (r.cells) this.deps.cells?.(r.cells);
     for (const w of r.warnings) {
-      metrics?.qualityWarnings.inc({ layer, check: w.check });
+      metrics?.qualityWarnings.inc({ layer: label, check: w.check });
       log.warn({ layer, z: t.z, x: t.x, y: t.y, check: w.check }, w.message);
     }
     if (!r.png && !r.rgba) return { body: null, etag: etagOf(version, null), type, timings: { read: r.readMs, ops: r.opsMs, encode: 0 } };
@@ -176,12 +177,12 @@ export class TileService {
       body = await encodeTile(new Uint8Array(r.rgba!), size, t.format);
       encodeMs = performance.now() - t0;
     }
-    metrics?.renderStage.observe({ layer, stage: 'encode' }, encodeMs / 1000);
+    metrics?.renderStage.observe({ layer: label, stage: 'encode' }, encodeMs / 1000);
     return { body, etag: etagOf(version, body), type, timings: { read: r.readMs, ops: r.opsMs, encode: encodeMs } };
   }
 }
 
-/** A render, its blocks and its thread's memory, on the counters and gauges of GET /metrics. */
+/** A render, its blocks and its thread's memory, on the counters and gauges of GET /metrics (`layer`: its label). */
 function countRender(metrics: Metrics, layer: string, r: RenderResult): void {
   metrics.renders.inc({ layer });
   if (r.blocks) for (const [outcome, n] of Object.entries(r.blocks)) if (n) metrics.blockReads.inc({ outcome }, n);

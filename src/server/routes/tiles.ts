@@ -6,6 +6,7 @@ import type { LayerRegistry } from '../../layers/registry.js';
 import { contentType, transparentTile, type TileFormat } from '../../render/encode.js';
 import type { TileAnswer, TileRequest, TileService } from '../../service/tiles.js';
 import { TileError } from '../../errors.js';
+import { layerLabel } from '../../metrics.js';
 
 // One spelling per tile, so that caches see one URL: no leading zeros.
 const Z = /^(0|[1-9]\d?)$/;
@@ -53,6 +54,8 @@ export interface TileLog {
   x: number;
   y: number;
   cache: string;
+  /** The layer's label in the metrics (layerLabel), not logged. */
+  label: string;
 }
 
 /** The tile each response carried, for the request log and metrics (src/server/app.ts). */
@@ -105,7 +108,7 @@ export async function sendTile(req: IncomingMessage, res: ServerResponse, t: Til
   );
   // Pages on other origins may read the timings (PerformanceResourceTiming.serverTiming).
   res.setHeader('Timing-Allow-Origin', '*');
-  tileLogs.set(res, { layer: t.layer.name, z: t.z, x: t.x, y: t.y, cache: tile.tier });
+  tileLogs.set(res, { layer: t.layer.name, z: t.z, x: t.x, y: t.y, cache: tile.tier, label: layerLabel(t.layer) });
   if (noneMatch(req.headers['if-none-match'], tile.etag)) {
     res.statusCode = 304;
     res.end();
