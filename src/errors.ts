@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'quality'
   /** The render queue is full. */
   | 'overload'
+  /** The client went away while its question waited for a render thread: never asked. */
+  | 'client_closed'
   /** Anything else: a bug. */
   | 'internal';
 

@@ -464,6 +464,37 @@ test('X-Forwarded-* is believed only from TRUSTED_PROXIES (issue 13, finding 8)'
   assert.throws(() => loadSettingsAndList('10.0.0.300'), /TRUSTED_PROXIES: '10\.0\.0\.300' is not an address or CIDR range/);
 });
 
+test('a question whose client went away leaves the render queue: the next request is not kept waiting behind it', async () => {
+  const tmp = await makeLayersDir(['dem-relief']);
+  // One render thread, and previews of 2048 x 2048 pixels: each holds it for a while.
+  const server = await startServer(tmp.dir, { WORKERS: '1' });
+  const queued = async () => Number(/^tilegraph_pool_queue_length (\d+)$/m.exec((await request(server.url, '/metrics')).body.toString())?.[1]);
+  try {
+    const one = await request(server.url, '/preview/dem-relief.png?bbox=-117.8,53.1,-117.3,53.35&width=2048');
+    assert.equal(one.status, 200);
+    const asked = Array.from({ length: 24 }, (_, i) =>
+      fetch(`${server.url}/preview/dem-relief.png?bbox=${-117.8 + i * 0.001},53.1,-117.3,53.35&width=2048`, { signal: AbortSignal.timeout(300) }).then(
+        () => 'answered',
+        (err: Error) => err.name,
+      ),
+    );
+    const ends = await Promise.all(asked);
+    assert.ok(ends.filter((e) => e === 'TimeoutError').length >= 20, `most clients gave up: ${ends.join(', ')}`);
+    // Rendered one after another, what they asked would keep the thread busy for seconds more;
+    // once the server has seen their connections close, nothing of it waits.
+    await until('the abandoned previews to leave the queue', async () => (await queued()) === 0, 1500);
+    assert.equal((await request(server.url, '/point/dem-relief/-117.5,53.2')).status, 200);
+    // Counted as nginx counts them: 499.
+    const gone = /^tilegraph_http_requests_total\{layer="",route="\/preview\/:file",status="499",cache=""\} (\d+)$/m.exec(
+      (await request(server.url, '/metrics')).body.toString(),
+    );
+    assert.ok(Number(gone?.[1]) >= 20, `requests given up, by the metrics: ${gone?.[1]}`);
+  } finally {
+    await server.close();
+    await tmp.remove();
+  }
+});
+
 function loadSettingsAndList(value: string) {
   return proxyList(loadSettings({ TRUSTED_PROXIES: value }).trustedProxies);
 }

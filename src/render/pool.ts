@@ -105,10 +105,12 @@ export class RenderPool {
 
   /**
    * Renders in a thread; every failure is a TileError with its code. `limit` gives the task a
-   * time limit of its own (an ad-hoc pipeline's budget) and the error that says so.
+   * time limit of its own (an ad-hoc pipeline's budget) and the error that says so. Once
+   * `signal` aborts (its client went away), a task still waiting for a thread leaves the queue
+   * (TileError 'client_closed'); one already running finishes.
    */
-  async render(task: RenderTask, limit?: { ms: number; error: TileError }): Promise<RenderResult> {
-    const reply = (await this.submit(task, undefined, task.affinity, limit)) as RenderReply;
+  async render(task: RenderTask, limit?: { ms: number; error: TileError }, signal?: AbortSignal): Promise<RenderResult> {
+    const reply = (await this.submit(task, undefined, task.affinity, limit, signal)) as RenderReply;
     if (!reply.ok) throw fromWire(reply.error);
     return reply.result;
   }
@@ -130,7 +132,14 @@ export class RenderPool {
     return replies.map((r) => (r.ok ? r.result : fromWire(r.error)));
   }
 
-  private async submit(task: Job['task'], entry: Job['entry'], affinity = 0, limit?: { ms: number; error: TileError }): Promise<RenderReply | RenderReply[]> {
+  private async submit(
+    task: Job['task'],
+    entry: Job['entry'],
+    affinity = 0,
+    limit?: { ms: number; error: TileError },
+    signal?: AbortSignal,
+  ): Promise<RenderReply | RenderReply[]> {
+    if (signal?.aborted) throw closed();
     if (this.waiting.length >= this.maxQueue) throw busy();
     const n = this.pools.length;
     const home = Math.min(n - 1, Math.max(0, Math.floor(affinity * n)));
@@ -138,9 +147,17 @@ export class RenderPool {
       const abort = new AbortController();
       const settle = (r: RenderReply | RenderReply[] | Error) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', leave);
         resolve(r);
       };
       const job: Job = { task, entry, home, abort, copies: 0, done: false, settle };
+      const leave = () => {
+        const i = this.waiting.indexOf(job);
+        if (i < 0) return;
+        this.waiting.splice(i, 1);
+        this.finish(job, closed());
+      };
+      signal?.addEventListener('abort', leave, { once: true });
       // The time limit counts from the request, waiting included.
       const timer = setTimeout(
         () => {
@@ -273,4 +290,8 @@ function tilesOf(job: Job): number {
 
 function busy(): TileError {
   return new TileError('overload', 'busy', 'the render queue is full');
+}
+
+function closed(): TileError {
+  return new TileError('client_closed', 'client closed the request', 'the client went away before a render thread took its question');
 }

@@ -103,16 +103,18 @@ export function createApp(deps: AppDeps): RequestListener {
     res.setHeader('X-Request-Id', id);
     // Every answer is what its Content-Type says: no browser should guess otherwise.
     res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.on('finish', () => {
+    // Answered, or given up by the client first: then 499, as nginx logs it.
+    res.on('close', () => {
       const seconds = (performance.now() - started) / 1000;
       const tile = tileLogs.get(res);
-      const labels = { layer: tile?.label ?? '', route: route() ?? 'none', status: String(res.statusCode), cache: tile?.cache ?? '' };
+      const status = res.writableFinished ? res.statusCode : 499;
+      const labels = { layer: tile?.label ?? '', route: route() ?? 'none', status: String(status), cache: tile?.cache ?? '' };
       deps.metrics.requests.inc(labels);
       deps.metrics.latency.observe(labels, seconds);
       // Built only when it is written: a cache hit costs little else.
       if (deps.log.isLevelEnabled('info')) {
         const where = tile && { layer: tile.layer, z: tile.z, x: tile.x, y: tile.y, cache: tile.cache };
-        deps.log.info({ reqId: id, method: req.method, url, status: res.statusCode, ms: +(seconds * 1000).toFixed(1), ...where }, 'request');
+        deps.log.info({ reqId: id, method: req.method, url, status, ms: +(seconds * 1000).toFixed(1), ...where }, 'request');
       }
     });
   };

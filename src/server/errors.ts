@@ -22,6 +22,8 @@ const ANSWERS: Record<ErrorCode, { status: number; retryAfter?: number }> = {
   // Both pass with load: the client may try again.
   overload: { status: 503, retryAfter: 1 },
   render_timeout: { status: 503, retryAfter: 5 },
+  // Written to no one: the request log says 499, as nginx does.
+  client_closed: { status: 499 },
 };
 
 /**

@@ -69,8 +69,11 @@ function mercator(lon: number, lat: number): [number, number] {
 export class QueryService {
   constructor(private readonly deps: QueryDeps) {}
 
-  /** Every step's value at a point, at zoom z (default: the layer's maxzoom), and the sources' own pixels. */
-  async point(layer: Layer, lon: number, lat: number, zoom?: number): Promise<PointAnswer> {
+  /**
+   * Every step's value at a point, at zoom z (default: the layer's maxzoom), and the sources' own
+   * pixels. Here and below, `signal` aborts when the client goes away (RenderPool.render).
+   */
+  async point(layer: Layer, lon: number, lat: number, zoom?: number, signal?: AbortSignal): Promise<PointAnswer> {
     if (!(Math.abs(lon) <= 180 && Math.abs(lat) <= MAX_LAT))
       throw bad('point outside the map', `${lon},${lat}: longitude must lie in -180..180 and latitude in -${MAX_LAT}..${MAX_LAT} (WGS84 degrees)`);
     const { minzoom, maxzoom, tileSize } = layer.config;
@@ -86,7 +89,7 @@ export class QueryService {
     const i = Math.floor(u - x * tileSize);
     const j = Math.floor(v - y * tileSize);
     const members = layer.mosaics.size ? tileMembers(layer, { z, x, y }, this.deps.mosaicMaxFiles ?? DEFAULT_MOSAIC_MAX_FILES).members : undefined;
-    const r = await this.deps.pool.render({ layer: layer.spec, z, x, y, size: tileSize, members, probe: { i, j, lon, lat } });
+    const r = await this.deps.pool.render({ layer: layer.spec, z, x, y, size: tileSize, members, probe: { i, j, lon, lat } }, undefined, signal);
     const point = r.point!;
     // A source's value: its first pixel with data under the point (a mosaic's members in their listed order).
     const reads: PointAnswer['reads'] = {};
@@ -144,12 +147,12 @@ export class QueryService {
   }
 
   /** Renders a task over an area's grid, with its mosaic members; `extra` says what to do there. */
-  private render(layer: Layer, grid: AreaGrid, extra: { stats?: { node?: string; mask: Uint8Array; bins: number } }) {
+  private render(layer: Layer, grid: AreaGrid, extra: { stats?: { node?: string; mask: Uint8Array; bins: number } }, signal?: AbortSignal) {
     const z = Math.max(0, Math.min(30, Math.round(Math.log2((2 * HALF_WORLD * grid.size) / (grid.bounds[2] - grid.bounds[0]) / layer.config.tileSize))));
     const members = layer.mosaics.size
       ? tileMembers(layer, { z, x: 0, y: 0, bounds: grid.bounds, size: grid.size }, this.deps.mosaicMaxFiles ?? DEFAULT_MOSAIC_MAX_FILES).members
       : undefined;
-    return this.deps.pool.render({ layer: layer.spec, z, x: 0, y: 0, size: grid.size, bounds: grid.bounds, members, ...extra });
+    return this.deps.pool.render({ layer: layer.spec, z, x: 0, y: 0, size: grid.size, bounds: grid.bounds, members, ...extra }, undefined, signal);
   }
 
   /** Statistics of one step's bands over an area (the bbox's pixels, or the polygons' when given). */
@@ -157,6 +160,7 @@ export class QueryService {
     layer: Layer,
     area: Area,
     o: { maxSize?: number; node?: string; bins?: number; polygons: boolean },
+    signal?: AbortSignal,
   ): Promise<{ grid: AreaGrid; stats: AreaStats }> {
     const maxSize = o.maxSize ?? DEFAULT_STATS_PX;
     if (!(Number.isInteger(maxSize) && maxSize >= 1 && maxSize <= MAX_AREA_PX))
@@ -165,12 +169,12 @@ export class QueryService {
     if (!(Number.isInteger(bins) && bins >= 1 && bins <= MAX_BINS)) throw bad('bins out of range', `bins=${o.bins}: from 1 to ${MAX_BINS}`);
     const grid = this.grid(area.bbox, Math.min(maxSize, this.nativeSize(layer, area.bbox)));
     const mask = o.polygons ? rasterise(area, grid) : boxMask(grid);
-    const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } });
+    const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } }, signal);
     return { grid, stats: r.stats! };
   }
 
   /** The layer over a bbox as one image, `width` pixels wide (the height follows the bbox). */
-  async preview(layer: Layer, bbox: Bbox, width: number, format: TileFormat): Promise<{ grid: AreaGrid; body: Buffer }> {
+  async preview(layer: Layer, bbox: Bbox, width: number, format: TileFormat, signal?: AbortSignal): Promise<{ grid: AreaGrid; body: Buffer }> {
     if (!(Number.isInteger(width) && width >= 1 && width <= MAX_AREA_PX)) throw bad('width out of range', `width=${width}: from 1 to ${MAX_AREA_PX} pixels`);
     const [w, so, e, n] = bbox;
     const [x0, y0] = mercator(w, so);
@@ -183,7 +187,7 @@ export class QueryService {
         `a ${width}-pixel-wide image of this bbox is ${size} pixels tall: at most ${MAX_AREA_PX} on either side (a cap no parameter lifts)`,
       );
     const grid = { ...this.grid(bbox, size), width };
-    const r = await this.render(layer, grid, {});
+    const r = await this.render(layer, grid, {}, signal);
     // Nothing to draw: a transparent image.
     const rgba = r.rgba ? new Uint8Array(r.rgba) : new Uint8Array(grid.size * grid.size * 4);
     const sharp = await loadSharp();

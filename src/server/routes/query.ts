@@ -32,6 +32,15 @@ function whole(req: Request, name: string): number | undefined {
   return Number(v);
 }
 
+/** Aborts when the client goes away before its answer is written: its question then leaves the render queue. */
+function whileConnected(res: Response): AbortSignal {
+  const ac = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}
+
 function noStore(res: Response): void {
   // The answers follow the data: cached for a minute, never past a layer's reload.
   res.setHeader('Cache-Control', 'no-cache');
@@ -44,7 +53,7 @@ export function pointHandler(layers: LayerRegistry, query: QueryService) {
     const m = /^(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)$/.exec(String(req.params.lonlat));
     if (!m) throw bad('bad point', `${String(req.params.lonlat).slice(0, 100)}: expected {lon},{lat} in WGS84 degrees, e.g. /point/${layer.name}/-117.5,53.2`);
     noStore(res);
-    res.json(await query.point(layer, Number(m[1]), Number(m[2]), whole(req, 'z')));
+    res.json(await query.point(layer, Number(m[1]), Number(m[2]), whole(req, 'z'), whileConnected(res)));
   };
 }
 
@@ -61,12 +70,12 @@ export function statisticsHandler(layers: LayerRegistry, query: QueryService) {
       area = parsed('bad bbox', () => bboxArea(parseBbox(req.query.bbox)));
     }
     const node = req.query.node === undefined ? undefined : String(req.query.node).slice(0, 100);
-    const { grid, stats } = await query.statistics(layer, area, {
-      maxSize: whole(req, 'max_size'),
-      bins: whole(req, 'bins'),
-      node,
-      polygons: req.method === 'POST',
-    });
+    const { grid, stats } = await query.statistics(
+      layer,
+      area,
+      { maxSize: whole(req, 'max_size'), bins: whole(req, 'bins'), node, polygons: req.method === 'POST' },
+      whileConnected(res),
+    );
     noStore(res);
     res.json({ layer: layer.name, bbox: area.bbox, grid, ...stats });
   };
@@ -79,7 +88,7 @@ export function previewHandler(layers: LayerRegistry, query: QueryService) {
     const layer = layers.require(m[1]!);
     if (req.query.bbox === undefined) throw bad('no bbox', `/preview/${layer.name}.${m[2]}?bbox=W,S,E,N&width=N`);
     const bbox = parsed('bad bbox', () => bboxArea(parseBbox(req.query.bbox))).bbox;
-    const { body } = await query.preview(layer, bbox, whole(req, 'width') ?? 1024, m[2] as 'png' | 'webp');
+    const { body } = await query.preview(layer, bbox, whole(req, 'width') ?? 1024, m[2] as 'png' | 'webp', whileConnected(res));
     noStore(res);
     res.setHeader('Content-Type', `image/${m[2]}`);
     res.end(body);
