@@ -1045,6 +1045,49 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
           'a longitude of 200',
         ],
         [send(JSON.stringify([1, 2, 3])), 400, /GeoJSON/, 'an array'],
+        // Once answered 200 with a grid of null width and height.
+        [
+          send(JSON.stringify({ type: 'Polygon', coordinates: [[INSIDE_RING[0], INSIDE_RING[0], INSIDE_RING[0], INSIDE_RING[0]]] })),
+          400,
+          /no area/,
+          'a ring of one point',
+        ],
+        [
+          send(
+            JSON.stringify({
+              type: 'Polygon',
+              coordinates: [
+                [
+                  [-117.6, 53.2],
+                  [-117.5, 53.2],
+                  [-117.4, 53.2],
+                  [-117.6, 53.2],
+                ],
+              ],
+            }),
+          ),
+          400,
+          /no area/,
+          'a ring along one parallel',
+        ],
+        [
+          send(
+            JSON.stringify({
+              type: 'Polygon',
+              coordinates: [
+                [
+                  [10, 86],
+                  [11, 86],
+                  [11, 88],
+                  [10, 86],
+                ],
+              ],
+            }),
+          ),
+          400,
+          /no area/,
+          'a ring beyond Web Mercator',
+        ],
       ]);
     });
 

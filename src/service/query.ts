@@ -167,6 +167,12 @@ export class QueryService {
       throw bad('max_size out of range', `max_size=${o.maxSize}: from 1 to ${MAX_AREA_PX} pixels on the long side (a cap no parameter lifts)`);
     const bins = o.bins ?? 10;
     if (!(Number.isInteger(bins) && bins >= 1 && bins <= MAX_BINS)) throw bad('bins out of range', `bins=${o.bins}: from 1 to ${MAX_BINS}`);
+    const [w, s, e, n] = area.bbox;
+    if (!(w < e && s < n))
+      throw bad(
+        'polygons with no area',
+        `their outer rings span [${area.bbox.join(', ')}] (W, S, E, N, within Web Mercator's ±${MAX_LAT}° latitude): no width or no height`,
+      );
     const grid = this.grid(area.bbox, Math.min(maxSize, this.nativeSize(layer, area.bbox)));
     const mask = o.polygons ? rasterise(area, grid) : boxMask(grid);
     const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } }, signal);
