@@ -270,6 +270,41 @@ describe('methods, preflight, and the HTTP parser’s own refusals (issue 13, fi
     }
   });
 
+  test('the query routes answer the CORS preflight too: a page on another origin may POST GeoJSON as application/json', async () => {
+    const stats = '/statistics/dem-relief';
+    const pre = await request(server.url, stats, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://maps.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    // Once a 404: browsers then refused to send the POST.
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers['access-control-allow-origin'], '*');
+    assert.match(String(pre.headers['access-control-allow-methods']), /\bPOST\b/);
+    assert.match(String(pre.headers['access-control-allow-headers']), /\bContent-Type\b/i);
+    const ring = [
+      [-117.7, 53.1],
+      [-117.4, 53.1],
+      [-117.4, 53.3],
+      [-117.7, 53.1],
+    ];
+    const posted = await fetch(`${server.url}${stats}?max_size=32`, {
+      method: 'POST',
+      headers: { origin: 'https://maps.example', 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'Polygon', coordinates: [ring] }),
+    });
+    assert.equal(posted.status, 200, await posted.clone().text());
+    assert.equal(posted.headers.get('access-control-allow-origin'), '*');
+    assert.ok(((await posted.json()) as { bands: { count: number }[] }).bands[0]!.count > 0);
+    for (const p of ['/point/dem-relief/-117.5,53.2', '/preview/dem-relief.png']) {
+      const r = await request(server.url, p, { method: 'OPTIONS', headers: { origin: 'https://maps.example', 'access-control-request-method': 'GET' } });
+      assert.equal(r.status, 204, `OPTIONS ${p}`);
+      assert.equal((await request(server.url, p, { method: 'DELETE' })).status, 405, `DELETE ${p}`);
+    }
+    const put = await request(server.url, stats, { method: 'PUT' });
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.allow, 'GET, POST, HEAD, OPTIONS');
+  });
+
   test('a request whose headers are too large gets a JSON 431 with no-store; a malformed one a JSON 400', async () => {
     const raw = (text: string) =>
       new Promise<string>((resolve, reject) => {

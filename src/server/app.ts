@@ -170,6 +170,9 @@ export function createApp(deps: AppDeps): RequestListener {
   app.use('/assets', mapAssets());
 
   crossOrigin(app, [TILE_ROUTE, TILEJSON_ROUTE, '/wmts/1.0.0/WMTSCapabilities.xml', '/wmts/1.0.0/:layer/:style/:set/:z/:row/:file']);
+  // A page on another origin posts GeoJSON as application/json: the browser asks first.
+  crossOrigin(app, ['/statistics/:layer'], 'GET, POST, HEAD, OPTIONS');
+  crossOrigin(app, ['/point/:layer/:lonlat', '/preview/:file']);
 
   app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
   const answerError = errorHandler(deps.log, deps.layers.dir);
@@ -187,22 +190,22 @@ export function createApp(deps: AppDeps): RequestListener {
 
 /**
  * What map clients fetch across origins: a CORS preflight is answered, and any other method
- * is a 405 that says which ones there are (not a 404: the resource exists). The server's
- * routes, and those of the programmatic API's router (src/api/router.ts).
+ * than `allow` is a 405 that says which ones there are (not a 404: the resource exists). The
+ * server's routes, and those of the programmatic API's router (src/api/router.ts).
  */
-export function crossOrigin(app: IRouter, routes: readonly string[]): void {
+export function crossOrigin(app: IRouter, routes: readonly string[], allow = ALLOW): void {
   for (const route of routes) {
     app.options(route, (_req, res) => {
       res.setHeader('Access-Control-Allow-Origin', '*');
-      res.setHeader('Access-Control-Allow-Methods', ALLOW);
-      res.setHeader('Access-Control-Allow-Headers', 'If-None-Match, If-Modified-Since, Range');
+      res.setHeader('Access-Control-Allow-Methods', allow);
+      res.setHeader('Access-Control-Allow-Headers', 'If-None-Match, If-Modified-Since, Range, Content-Type, Content-Encoding');
       res.setHeader('Access-Control-Max-Age', '86400');
-      res.setHeader('Allow', ALLOW);
+      res.setHeader('Allow', allow);
       res.status(204).end();
     });
     app.all(route, (req, res, next) => {
-      res.setHeader('Allow', ALLOW);
-      next(new TileError('method_not_allowed', 'method not allowed', `${req.method} ${req.path}: only ${ALLOW}`));
+      res.setHeader('Allow', allow);
+      next(new TileError('method_not_allowed', 'method not allowed', `${req.method} ${req.path}: only ${allow}`));
     });
   }
 }
