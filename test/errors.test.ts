@@ -507,7 +507,7 @@ test('a question whose client went away leaves the render queue: the next reques
   try {
     const one = await request(server.url, '/preview/dem-relief.png?bbox=-117.8,53.1,-117.3,53.35&width=2048');
     assert.equal(one.status, 200);
-    const asked = Array.from({ length: 24 }, (_, i) =>
+    const asked = Array.from({ length: 40 }, (_, i) =>
       fetch(`${server.url}/preview/dem-relief.png?bbox=${-117.8 + i * 0.001},53.1,-117.3,53.35&width=2048`, { signal: AbortSignal.timeout(300) }).then(
         () => 'answered',
         (err: Error) => err.name,
