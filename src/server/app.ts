@@ -14,7 +14,7 @@ import { errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers, listMembers } from './routes/layers.js';
 import { documentTooLarge, pipelineLayers, pipelineTileJson, postPipeline } from './routes/pipelines.js';
-import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
+import { geoJsonTooLarge, MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
 import { answerTile, plainTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 /** The XYZ tile and TileJSON routes, here and in the programmatic API's router (src/api/router.ts). */
@@ -156,7 +156,7 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps.layers, deps.tiles));
   app.get('/point/:layer/:lonlat', pointHandler(deps.layers, deps.query));
   app.get('/statistics/:layer', statisticsHandler(deps.layers, deps.query));
-  app.post('/statistics/:layer', express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }), statisticsHandler(deps.layers, deps.query));
+  app.post('/statistics/:layer', express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }), geoJsonTooLarge, statisticsHandler(deps.layers, deps.query));
   app.get('/preview/:file', previewHandler(deps.layers, deps.query));
   app.post(
     '/pipelines',
