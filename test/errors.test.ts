@@ -115,6 +115,13 @@ describe('error codes across the thread boundary', () => {
       assert.equal(status, 404, p);
       assert.deepEqual(json, { error: 'unknown layer', detail: "no layer named 'nope'" }, p);
     }
+    // A name longer than any layer's is not echoed whole (it once came back as 15 KB of error).
+    const long = 'x'.repeat(15_000);
+    for (const p of [`/tiles/${long}/1/0/0.png`, `/layers/${long}`, `/statistics/${long}?bbox=0,0,1,1`]) {
+      const { status, json } = await getJson<{ error: string; detail: string }>(server.url, p);
+      assert.equal(status, 404, p.slice(0, 40));
+      assert.equal(json.detail, `no layer named '${'x'.repeat(64)}…'`);
+    }
   });
 });
 

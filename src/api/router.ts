@@ -7,8 +7,8 @@ import express from 'express';
 import type { Logger } from 'pino';
 import { TileCache } from '../cache/tiles.js';
 import { loadSettings } from '../config.js';
-import { TileError } from '../errors.js';
-import type { Layer } from '../layers/layer.js';
+import type { TileError } from '../errors.js';
+import { unknownLayer, type Layer } from '../layers/layer.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { RenderPool, type PoolOptions } from '../render/pool.js';
@@ -92,7 +92,7 @@ export function createTileRouter(opts: TileRouterOptions): TileRouter {
   const layers = {
     require(name: string): Layer {
       const layer = byName.get(name);
-      if (!layer) throw new TileError('not_found', 'unknown layer', `no layer named '${name}'`);
+      if (!layer) throw unknownLayer(name);
       return layer;
     },
   };

@@ -7,6 +7,7 @@ import { realpathSync, statSync, type Stats } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import proj4 from '../proj4.js';
+import { TileError } from '../errors.js';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { buildGraph } from '../ops/build.js';
@@ -17,6 +18,11 @@ import { Cog, type CogMeta } from '../sources/cog.js';
 import { loadMosaic, MosaicRef, type Mosaic } from './mosaic.js';
 
 export const LAYER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** The 404 of a layer name no layer has; a name longer than any layer's is cut (a client may send kilobytes of it). */
+export function unknownLayer(name: string): TileError {
+  return new TileError('not_found', 'unknown layer', `no layer named '${name.length > 64 ? `${name.slice(0, 64)}…` : name}'`);
+}
 /** Layer files are small; anything larger is refused before it is parsed. */
 const MAX_FILE_BYTES = 256 * 1024;
 /**

@@ -2,9 +2,8 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { TileError } from '../errors.js';
 import { byteSource } from '../sources/bytesource.js';
-import { LAYER_NAME, loadLayer, type Layer, type LoadOptions } from './layer.js';
+import { LAYER_NAME, loadLayer, unknownLayer, type Layer, type LoadOptions } from './layer.js';
 
 export interface LayerProblem {
   file: string;
@@ -44,7 +43,7 @@ export class LayerRegistry {
   /** The layer named so, or a 404. */
   require(name: string): Layer {
     const layer = this.layers.get(name);
-    if (!layer) throw new TileError('not_found', 'unknown layer', `no layer named '${name}'`);
+    if (!layer) throw unknownLayer(name);
     return layer;
   }
 
