@@ -10,11 +10,11 @@ import { MAX_DOCUMENT_BYTES, type PipelineRegistry } from '../layers/pipelines.j
 import type { QueryService } from '../service/query.js';
 import type { TileService } from '../service/tiles.js';
 import { TileError } from '../errors.js';
-import { errorHandler } from './errors.js';
+import { bodyTooLarge, errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers, listMembers } from './routes/layers.js';
-import { documentTooLarge, pipelineLayers, pipelineTileJson, postPipeline } from './routes/pipelines.js';
-import { geoJsonTooLarge, MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
+import { pipelineLayers, pipelineTileJson, postPipeline } from './routes/pipelines.js';
+import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
 import { answerTile, plainTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 /** The XYZ tile and TileJSON routes, here and in the programmatic API's router (src/api/router.ts). */
@@ -156,12 +156,17 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/wmts/1.0.0/:layer/:style/:set/:z/:row/:file', wmtsTileHandler(deps.layers, deps.tiles));
   app.get('/point/:layer/:lonlat', pointHandler(deps.layers, deps.query));
   app.get('/statistics/:layer', statisticsHandler(deps.layers, deps.query));
-  app.post('/statistics/:layer', express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }), geoJsonTooLarge, statisticsHandler(deps.layers, deps.query));
+  app.post(
+    '/statistics/:layer',
+    express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }),
+    bodyTooLarge('GeoJSON too large', `a POST /statistics body is at most ${MAX_GEOJSON_BYTES} bytes`),
+    statisticsHandler(deps.layers, deps.query),
+  );
   app.get('/preview/:file', previewHandler(deps.layers, deps.query));
   app.post(
     '/pipelines',
     express.text({ type: () => true, limit: MAX_DOCUMENT_BYTES }),
-    documentTooLarge,
+    bodyTooLarge('document too large', `a pipeline document is at most ${MAX_DOCUMENT_BYTES} bytes`),
     postPipeline(deps.pipelines, (req) => clientAddress(req, deps.trustedProxies)),
   );
   app.get('/tiles/p/:layer/tilejson.json', pipelineTileJson(deps.pipelines));

@@ -65,6 +65,14 @@ export function errorHandler(log: Logger, layersDir: string) {
   };
 }
 
+/** The body parser's refusal of a body over its limit, as a 413 with `title` and `detail` (which names the limit). */
+export function bodyTooLarge(title: string, detail: string) {
+  return (err: unknown, _req: IncomingMessage, _res: ServerResponse, next: NextFunction): void => {
+    if ((err as { type?: string }).type === 'entity.too.large') return next(new TileError('too_large', title, detail));
+    next(err);
+  };
+}
+
 function realDir(dir: string): string {
   try {
     return realpathSync(dir);

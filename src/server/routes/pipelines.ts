@@ -2,9 +2,9 @@
  * Ad-hoc pipelines over HTTP (src/layers/pipelines.ts): `POST /pipelines` with a layer
  * document answers its hash and its TileJSON; its tiles are `/tiles/p/{hash}/{z}/{x}/{y}.png`.
  */
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { TileError } from '../../errors.js';
-import { MAX_DOCUMENT_BYTES, type PipelineRegistry } from '../../layers/pipelines.js';
+import type { PipelineRegistry } from '../../layers/pipelines.js';
 import { buildTileJson, type TileScale, type TileUrlFormat } from '../../tiles/tilejson.js';
 import { documentHeaders, requestBaseUrl } from './clients.js';
 
@@ -15,13 +15,6 @@ export const pipelineRoute = (hash: string): string => `/tiles/p/${hash}`;
 function enabled(pipelines: PipelineRegistry | undefined): PipelineRegistry {
   if (!pipelines) throw new TileError('not_found', 'ad-hoc pipelines are off', 'this server takes no posted pipelines (ADHOC_PIPELINES=on turns them on)');
   return pipelines;
-}
-
-/** The body parser's refusal of a document over the limit, as an answer that names it. */
-export function documentTooLarge(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
-  if ((err as { type?: string }).type === 'entity.too.large')
-    return next(new TileError('too_large', 'document too large', `a pipeline document is at most ${MAX_DOCUMENT_BYTES} bytes`));
-  next(err);
 }
 
 /** `POST /pipelines`: `client` names who posts, for ADHOC_POSTS_PER_MINUTE. */

@@ -3,7 +3,7 @@
  * `GET /preview/{layer}.{png|webp}`: the layer's data at a point, over an area, and as one
  * image (src/service/query.ts).
  */
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import { TileError } from '../../errors.js';
 import type { LayerRegistry } from '../../layers/registry.js';
 import type { QueryService } from '../../service/query.js';
@@ -14,13 +14,6 @@ import { parseBbox } from './layers.js';
 export const MAX_GEOJSON_BYTES = 1024 * 1024;
 
 const bad = (title: string, detail: string) => new TileError('bad_request', title, detail);
-
-/** The body parser's refusal of a GeoJSON body over the limit, as an answer that names it. */
-export function geoJsonTooLarge(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
-  if ((err as { type?: string }).type === 'entity.too.large')
-    return next(new TileError('too_large', 'GeoJSON too large', `a POST /statistics body is at most ${MAX_GEOJSON_BYTES} bytes`));
-  next(err);
-}
 
 /** An area as the request gives it; the parsers' refusals (written for the command line) as 400s. */
 function parsed<T>(title: string, parse: () => T): T {
