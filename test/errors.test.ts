@@ -6,13 +6,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { copyFileSync, readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
 import { loadSettings } from '../src/config.js';
 import { TileError, fromWire, toWire } from '../src/errors.js';
 import { proxyList } from '../src/server/app.js';
+import { errorHandler } from '../src/server/errors.js';
 import {
   decode,
   differingPixels,
@@ -535,6 +538,32 @@ test('a question whose client went away leaves the render queue: the next reques
     await server.close();
     await tmp.remove();
   }
+});
+
+test('a full queue and a render past its time are logged as warnings without a stack; a fault as an error with one', () => {
+  const lines: { level: number; msg: string; err?: { stack?: string }; detail?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+  const answer = errorHandler(log, '/nowhere');
+  const ask = (err: unknown) => {
+    const req = new IncomingMessage(new net.Socket());
+    req.url = '/tiles/dem-relief/12/711/1329.png';
+    const res = new ServerResponse(req);
+    answer(err, req, res);
+    return res.statusCode;
+  };
+  assert.equal(ask(new TileError('overload', 'busy', 'the render queue is full')), 503);
+  assert.equal(ask(new TileError('render_timeout', 'render timed out', 'rendering took longer than 15000 ms')), 503);
+  assert.equal(ask(new Error('a bug')), 500);
+  // Once every 503 was an error with its stack: hundreds of them under a burst.
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.msg, l.err?.stack !== undefined]),
+    [
+      [40, 'busy', false],
+      [40, 'render timed out', false],
+      [50, 'internal error', true],
+    ],
+  );
+  assert.equal(lines[0]!.detail, 'the render queue is full');
 });
 
 function loadSettingsAndList(value: string) {

@@ -53,7 +53,9 @@ export function errorHandler(log: Logger, layersDir: string) {
     } else {
       detail = err instanceof Error ? err.message : String(err);
     }
-    if (status >= 500) log.error({ err, url: req.originalUrl ?? req.url }, error);
+    // A full queue or a render past its time is load, not a fault: a warning without a stack.
+    if (status === 503) log.warn({ url: req.originalUrl ?? req.url, detail }, error);
+    else if (status >= 500) log.error({ err, url: req.originalUrl ?? req.url }, error);
     if (res.headersSent) return void res.end();
     const body = JSON.stringify({ error, detail: redact(detail) });
     res.statusCode = status;
