@@ -257,6 +257,9 @@ export function rasterise(area: Area, grid: AreaGrid): Uint8Array {
       'polygons too detailed for the grid',
       `their edges run ${total} pixels on a grid of ${size}: at most ${MAX_EDGE_STEPS} (a cap no parameter lifts); simplify them, or ask for a smaller max_size`,
     );
+  // The rows a step from y = ay to y = by may cross (a few more than it does: each is tested exactly).
+  const firstRow = (ay: number, by: number) => Math.max(0, Math.floor(Math.min(ay, by) - 0.5));
+  const lastRow = (ay: number, by: number) => Math.min(size - 1, Math.ceil(Math.max(ay, by)));
   const mask = new Uint8Array(size * size);
   for (const rings of polygons) {
     // The rings' points, x and y in turn, each ring closing on its first point.
@@ -272,8 +275,6 @@ export function rasterise(area: Area, grid: AreaGrid): Uint8Array {
       return xy;
     });
     // The rows (centres j + 0.5) each step crosses, ahead of the exact test: counted, then filled.
-    const firstRow = (ay: number, by: number) => Math.max(0, Math.floor(Math.min(ay, by) - 0.5));
-    const lastRow = (ay: number, by: number) => Math.min(size - 1, Math.ceil(Math.max(ay, by)));
     const eachCrossing = (visit: (j: number, x: number) => void) => {
       for (const xy of rs) {
         const n = xy.length / 2;
