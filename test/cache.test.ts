@@ -61,6 +61,58 @@ test('L1 holds to its bound in memory, not only in body bytes: a cache full of e
   assert.ok(held < 1.25 * bound, `150000 empty entries under a ${bound / 2 ** 20} MiB bound hold ${(held / 2 ** 20).toFixed(1)} MiB of heap`);
 });
 
+test('a flight is called off only when every client that may leave has left and none that cannot waits', async () => {
+  const cache = new TileCache(2 ** 20);
+  const policy = { ttlS: 60, emptyTtlS: 60, lockMs: 1000 };
+  const entry = (etag: string) => ({ body: Buffer.from(etag), etag, type: 'image/png' });
+  /** A render that ends when told to, or fails as the pool fails one called off. */
+  const renders: { signal: AbortSignal; end: () => void }[] = [];
+  const produce = (signal: AbortSignal) =>
+    new Promise<ReturnType<typeof entry>>((resolve, reject) => {
+      const n = renders.length;
+      renders.push({ signal, end: () => resolve(entry(`"${n}"`)) });
+      signal.addEventListener('abort', () => reject(new Error('called off')));
+    });
+  const settled = (p: Promise<unknown>) =>
+    p.then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+
+  // Two clients of one tile: the first leaving leaves the render to the second.
+  const a = new AbortController(),
+    b = new AbortController();
+  const first = settled(cache.get('t:1', policy, produce, a.signal));
+  const second = cache.get('t:1', policy, produce, b.signal);
+  assert.equal(renders.length, 1, 'one render for both');
+  a.abort();
+  assert.equal(renders[0]!.signal.aborted, false);
+  b.abort();
+  assert.equal(renders[0]!.signal.aborted, true, 'called off with its last client');
+  assert.equal(await first, 'called off');
+  await assert.rejects(second, /called off/);
+  // The next client of the tile starts a render of its own, not the one called off.
+  const third = cache.get('t:1', policy, produce);
+  assert.equal(renders.length, 2);
+  renders[1]!.end();
+  assert.equal((await third).entry.etag, '"1"');
+
+  // A caller that cannot leave (a seeding run gives no signal) keeps the render going.
+  const c = new AbortController();
+  const seeded = cache.get('t:2', policy, produce);
+  const viewer = settled(cache.get('t:2', policy, produce, c.signal));
+  c.abort();
+  assert.equal(renders[2]!.signal.aborted, false);
+  renders[2]!.end();
+  assert.equal((await seeded).tier, 'miss');
+  assert.equal(await viewer, 'answered');
+
+  // A client already gone by the time it asks calls off the render it alone started.
+  const gone = AbortSignal.abort();
+  assert.equal(await settled(cache.get('t:3', policy, produce, gone)), 'called off');
+  assert.equal(renders[3]!.signal.aborted, true);
+});
+
 test('REDIS_URL forms: one server, Sentinel, Cluster', () => {
   assert.deepEqual(parseRedisUrl('redis://:pw@10.0.0.1:6380/2'), { kind: 'server', url: 'redis://:pw@10.0.0.1:6380/2' });
   assert.deepEqual(parseRedisUrl('redis+sentinel://:s%40cret@a:26379,b:26380/mymaster/1'), {

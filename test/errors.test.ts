@@ -540,6 +540,52 @@ test('a question whose client went away leaves the render queue: the next reques
   }
 });
 
+test('a tile every client of which went away leaves the render queue; one a client still waits for is rendered', async (t) => {
+  const tmp = await makeLayersDir(['dem-relief']);
+  // 1024 x 1024 pixel tiles (512 at @2x) on one render thread: each holds it for a while.
+  await tmp.write('big-relief.yaml', (await shippedLayerText('dem-relief')).replace(/^minzoom:/m, 'tileSize: 512\nminzoom:'));
+  const server = await startServer(tmp.dir, { WORKERS: '1' });
+  const metric = async (pattern: RegExp) => Number(pattern.exec((await request(server.url, '/metrics')).body.toString())?.[1] ?? 0);
+  const renders = () => metric(/^tilegraph_renders_total\{layer="big-relief"\} (\d+)$/m);
+  try {
+    const first = await request(server.url, tilePath('big-relief', lonLatToTile(-117.5, 53.2, 11), '@2x.png'));
+    assert.equal(first.status, 200, first.body.toString());
+    const before = await renders();
+    // A client panning away: 48 tiles asked, each given up after 300 ms (as Leaflet and MapLibre cancel them).
+    const [, x0, y0] = lonLatToTile(-117.8, 53.35, 13);
+    const paths = Array.from({ length: 48 }, (_, i) => tilePath('big-relief', [13, x0 + (i % 8), y0 + Math.floor(i / 8)], '@2x.png'));
+    const gaveUp = (p: string) =>
+      fetch(server.url + p, { signal: AbortSignal.timeout(300) }).then(
+        () => 'answered',
+        (err: Error) => err.name,
+      );
+    // The last of them is also asked by a client who waits for it: its render must go on.
+    const shared = paths.at(-1)!;
+    const ends = Promise.all(paths.map(gaveUp));
+    const kept = request(server.url, shared);
+    const given = (await ends).filter((e) => e === 'TimeoutError').length;
+    assert.ok(given >= 24, `most clients gave up: ${given} of ${paths.length}`);
+    const answer = await kept;
+    assert.equal(answer.status, 200, answer.body.toString());
+    assert.equal(answer.headers['x-cache'], 'miss');
+    await until('the abandoned tiles to leave the queue', async () => (await metric(/^tilegraph_pool_queue_length (\d+)$/m)) === 0);
+    const rendered = (await renders()) - before;
+    t.diagnostic(`${given} tiles given up; ${rendered} of ${paths.length} rendered`);
+    // Those a thread had taken before their clients left, and the one still wanted; not the rest.
+    assert.ok(rendered <= paths.length - given + 5, `${rendered} tiles rendered for clients that had gone`);
+    // Counted as nginx counts them: 499 on the tile route.
+    const gone = await metric(/^tilegraph_http_requests_total\{layer="",route="\/tiles\/:layer\/:z\/:x\/:file",status="499",cache=""\} (\d+)$/m);
+    assert.ok(gone >= given - 4, `tile requests given up, by the metrics: ${gone}`);
+    // A tile whose render was dropped is rendered afresh when asked again, not answered with the drop.
+    const again = await request(server.url, paths[paths.length - 2]!);
+    assert.equal(again.status, 200, again.body.toString());
+    assert.equal(again.headers['x-cache'], 'miss');
+  } finally {
+    await server.close();
+    await tmp.remove();
+  }
+});
+
 test('a full queue and a render past its time are logged as warnings without a stack; a fault as an error with one', () => {
   const lines: { level: number; msg: string; err?: { stack?: string }; detail?: string }[] = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });

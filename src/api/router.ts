@@ -63,9 +63,9 @@ class RouterRenderer {
     return this.poolOptions.timeoutMs;
   }
 
-  async render(task: RenderTask, limit?: { ms: number; error: TileError }): Promise<RenderResult> {
+  async render(task: RenderTask, limit?: { ms: number; error: TileError }, signal?: AbortSignal): Promise<RenderResult> {
     const layer = this.coded.get(task.layer);
-    if (!layer) return (this.pool ??= new RenderPool(this.poolOptions)).render(task, limit);
+    if (!layer) return (this.pool ??= new RenderPool(this.poolOptions)).render(task, limit, signal);
     const r = await this.local.render(layer, task);
     // TileService encodes the result's buffer whole: hand it one of exactly the tile.
     const rgba = r.rgba && (r.rgba.byteOffset === 0 && r.rgba.byteLength === r.rgba.buffer.byteLength ? r.rgba : r.rgba.slice());

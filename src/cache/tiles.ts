@@ -23,8 +23,9 @@ export interface EntryPolicy {
 /**
  * The tiers in front of the renderer: the in-process LRU (bounded in bytes), then Redis when
  * there is one. Concurrent requests for one tile render it once: in this process by a map of
- * promises, across processes by a short Redis lock whose holder renders while the others wait
- * for its entry.
+ * flights, across processes by a short Redis lock whose holder renders while the others wait
+ * for its entry. A flight whose every client has gone (a map panned away) is called off: its
+ * render, if it still waits for a thread, leaves the queue.
  */
 /**
  * What an L1 entry costs beyond its body and strings: the entry object, its timings and the
@@ -38,9 +39,19 @@ function entryBytes(e: TileEntry, key: string): number {
   return (e.body?.length ?? 0) + 2 * (key.length + e.etag.length) + ENTRY_OVERHEAD;
 }
 
+/** One tile being fetched or rendered for everyone who asks for it meanwhile. */
+interface Flight {
+  answer: Promise<{ entry: TileEntry; tier: CacheTier }>;
+  /** Its clients that may still go away, and whether one that cannot (no signal: a seeding run) waits too. */
+  leaving: number;
+  staying: boolean;
+  /** Given to `produce`: aborts once the last client has gone. */
+  abort: AbortController;
+}
+
 export class TileCache {
   private readonly l1: LRUCache<string, TileEntry> | undefined;
-  private readonly inflight = new Map<string, Promise<{ entry: TileEntry; tier: CacheTier }>>();
+  private readonly inflight = new Map<string, Flight>();
 
   constructor(
     maxBytes: number,
@@ -54,20 +65,53 @@ export class TileCache {
     return this.l1?.get(key);
   }
 
-  async get(key: string, policy: EntryPolicy, produce: () => Promise<TileEntry>): Promise<{ entry: TileEntry; tier: CacheTier }> {
+  /**
+   * The tile from the first tier that has it, else what `produce` makes of it, once however many
+   * ask at once. `signal` aborts when this caller's client goes away; once every caller that
+   * gave one has gone, and none that gave none waits, the signal `produce` was given aborts and
+   * the next caller starts a flight of its own.
+   */
+  async get(
+    key: string,
+    policy: EntryPolicy,
+    produce: (signal: AbortSignal) => Promise<TileEntry>,
+    signal?: AbortSignal,
+  ): Promise<{ entry: TileEntry; tier: CacheTier }> {
     const hit = this.l1?.get(key);
     if (hit) return { entry: hit, tier: 'hit-l1' };
-    let p = this.inflight.get(key);
-    if (!p) {
-      p = this.fetch(key, policy, produce)
+    let f = this.inflight.get(key);
+    if (!f) {
+      const abort = new AbortController();
+      const answer = this.fetch(key, policy, () => produce(abort.signal))
         .then((r) => {
           this.l1?.set(key, r.entry);
           return r;
         })
-        .finally(() => this.inflight.delete(key));
-      this.inflight.set(key, p);
+        .finally(() => {
+          if (this.inflight.get(key) === flight) this.inflight.delete(key);
+        });
+      const flight: Flight = { answer, leaving: 0, staying: false, abort };
+      this.inflight.set(key, (f = flight));
     }
-    return p;
+    if (!signal) f.staying = true;
+    else this.follow(key, f, signal);
+    return f.answer;
+  }
+
+  /** Counts a client that may leave the flight, and calls the flight off when it was the last. */
+  private follow(key: string, f: Flight, signal: AbortSignal): void {
+    const leave = () => {
+      if (--f.leaving > 0 || f.staying) return;
+      if (this.inflight.get(key) === f) this.inflight.delete(key);
+      f.abort.abort();
+    };
+    f.leaving++;
+    if (signal.aborted) return leave();
+    signal.addEventListener('abort', leave, { once: true });
+    void f.answer.then(
+      () => signal.removeEventListener('abort', leave),
+      () => signal.removeEventListener('abort', leave),
+    );
   }
 
   private async fetch(key: string, policy: EntryPolicy, produce: () => Promise<TileEntry>): Promise<{ entry: TileEntry; tier: CacheTier }> {

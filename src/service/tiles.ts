@@ -76,13 +76,17 @@ export class TileService {
     return entry && { ...entry, tier: 'hit-l1' };
   }
 
-  /** The tile from the first tier that has it, rendering it once however many ask at once. */
-  async tile(t: TileRequest, retried = false): Promise<TileAnswer> {
+  /**
+   * The tile from the first tier that has it, rendering it once however many ask at once.
+   * `signal` aborts when the client goes away: once all of a tile's clients have, its render
+   * leaves the queue if no thread has taken it yet (TileError 'client_closed').
+   */
+  async tile(t: TileRequest, signal?: AbortSignal, retried = false): Promise<TileAnswer> {
     const { cache } = t.layer.config;
     // A render holds its Redis lock for as long as the pool lets it run.
     const policy = { ttlS: cache.l2Ttl, emptyTtlS: cache.l2EmptyTtl, lockMs: this.deps.pool.timeoutMs + 1000 };
     try {
-      const { entry, tier } = await this.deps.cache.get(cacheKey(t), policy, () => this.produce(t));
+      const { entry, tier } = await this.deps.cache.get(cacheKey(t), policy, (called) => this.produce(t, called), signal);
       return { ...entry, tier };
     } catch (err) {
       if (retried || !this.deps.refresh || !(err instanceof TileError && err.code === 'bad_source')) throw err;
@@ -90,7 +94,7 @@ export class TileService {
       // reloaded, the tile belongs to the new version (its own key and ETag).
       const fresh = await this.deps.refresh(t.layer);
       if (!fresh || fresh === t.layer) throw err;
-      return this.tile(this.request(fresh, t.z, t.x, t.y, t.scale, t.format), true);
+      return this.tile(this.request(fresh, t.z, t.x, t.y, t.scale, t.format), signal, true);
     }
   }
 
@@ -125,7 +129,7 @@ export class TileService {
     return out;
   }
 
-  private async produce(t: TileRequest): Promise<TileEntry> {
+  private async produce(t: TileRequest, signal: AbortSignal): Promise<TileEntry> {
     const { metrics, pool } = this.deps;
     const task = this.taskOf(t);
     if (!('task' in task)) return task.empty;
@@ -135,9 +139,10 @@ export class TileService {
         ms: t.layer.budget.renderMs,
         error: new TileError('over_budget', 'render budget exceeded', `a tile of an ad-hoc pipeline may take ${t.layer.budget.renderMs} ms (ADHOC_RENDER_MS)`),
       };
-      r = await pool.render(task.task, budget);
+      r = await pool.render(task.task, budget, signal);
     } catch (err) {
-      metrics?.renderErrors.inc({ layer: layerLabel(t.layer) });
+      // A tile nobody waits for any more was not rendered: no render failed.
+      if (!(err instanceof TileError && err.code === 'client_closed')) metrics?.renderErrors.inc({ layer: layerLabel(t.layer) });
       throw err;
     }
     return this.finish(t, r);

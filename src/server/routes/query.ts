@@ -9,6 +9,7 @@ import type { LayerRegistry } from '../../layers/registry.js';
 import type { QueryService } from '../../service/query.js';
 import { bboxArea, geoJsonArea } from '../../tiles/area.js';
 import { parseBbox } from './layers.js';
+import { whileConnected } from './tiles.js';
 
 /** Largest GeoJSON body `POST /statistics` takes. */
 export const MAX_GEOJSON_BYTES = 1024 * 1024;
@@ -30,15 +31,6 @@ function whole(req: Request, name: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !/^\d{1,9}$/.test(v)) throw bad(`bad ${name}`, `${name}=${String(v).slice(0, 50)}: expected a whole number`);
   return Number(v);
-}
-
-/** Aborts when the client goes away before its answer is written: its question then leaves the render queue. */
-function whileConnected(res: Response): AbortSignal {
-  const ac = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) ac.abort();
-  });
-  return ac.signal;
 }
 
 function noStore(res: Response): void {

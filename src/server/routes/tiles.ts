@@ -42,9 +42,22 @@ export function tileHandler(layers: Pick<LayerRegistry, 'require'>, tiles: TileS
   };
 }
 
-/** A tile's answer over HTTP: from L1 without waiting when it holds the tile, else from the tile service. */
+/**
+ * A tile's answer over HTTP: from L1 without waiting when it holds the tile, else from the tile
+ * service, which renders it only while a client still wants it (a map panned away cancels its
+ * requests).
+ */
 export async function answerTile(tiles: TileService, req: IncomingMessage, res: ServerResponse, t: TileRequest, started: number, v: unknown): Promise<void> {
-  await sendTile(req, res, t, tiles.cached(t) ?? (await tiles.tile(t)), started, v);
+  await sendTile(req, res, t, tiles.cached(t) ?? (await tiles.tile(t, whileConnected(res))), started, v);
+}
+
+/** Aborts when the client goes away before its answer is written: what it asked then leaves the render queue. */
+export function whileConnected(res: ServerResponse): AbortSignal {
+  const ac = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  return ac.signal;
 }
 
 /** What the request log and metrics say of a tile response. */
