@@ -1098,7 +1098,10 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
         [get('/statistics/dem-relief?bbox=-117.4,53.1,-117.7,53.3'), 400, /bbox/, 'west east of east'],
         [get('/statistics/dem-relief?bbox=-117.4,53.1,-117.4,53.3'), 400, /bbox/, 'west equal to east'],
         [get('/statistics/dem-relief?bbox=-117.7,86,-117.4,89'), 400, /bbox/, 'beyond 85.05 N'],
+        [get('/statistics/dem-relief?bbox=-117.7,53.1,-117.4,0x35'), 400, /decimal/, 'a hexadecimal latitude'],
+        [get('/statistics/dem-relief?bbox=-117.7,53.1,-117.4,0b110101'), 400, /decimal/, 'a binary latitude'],
         [get('/preview/dem-relief.png?bbox=-117.4,53.1,-117.4,53.3'), 400, /bbox/, 'preview: west equal to east'],
+        [get('/preview/dem-relief.png?bbox=-117.7,53.1,-117.4,0x35'), 400, /decimal/, 'preview: a hexadecimal latitude'],
         [get('/statistics/nope?bbox=' + bbox), 404, /nope/, 'unknown layer'],
         [get('/preview/nope.png?bbox=' + bbox), 404, /nope/, 'preview: unknown layer'],
       ]);

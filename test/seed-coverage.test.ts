@@ -99,7 +99,7 @@ describe('bboxArea', () => {
     assert.throws(() => bboxArea([0, 5, 1, 5]), /--bbox .*south less than north/);
     assert.throws(() => bboxArea([0, 0, 181, 1]), /--bbox .*-180\.\.180/);
     assert.throws(() => bboxArea([0, -91, 1, 1]), /--bbox .*-90\.\.90/);
-    assert.throws(() => bboxArea([0, NaN, 1, 1]), /--bbox .*four numbers/);
+    assert.throws(() => bboxArea([0, NaN, 1, 1]), /--bbox .*four decimal numbers/);
     assert.throws(() => bboxArea([0, 86, 1, 89]), /--bbox .*85\.05/);
     assert.deepEqual(bboxArea([-180, -90, 180, 90]).bbox, [-180, -85.0511287798066, 180, 85.0511287798066]);
   });

@@ -88,6 +88,12 @@ describe('tilegraph seed', () => {
       sizes.reduce((a, b) => a + b, 0),
       total,
     );
+    // An empty or hexadecimal field is no coordinate (Number() reads them as 0 and 53).
+    for (const box of ['-117.8,,-117.3,53.35', '-117.8,53.1,-117.3,0x35']) {
+      const refused = seed(['dem-relief', '--zoom', '10-12', '--bbox', box, '--dry-run'], env, tmp.root);
+      assert.equal(refused.status, 1, refused.stdout);
+      assert.match(refused.stderr, /--bbox .*expected four decimal numbers W,S,E,N/);
+    }
   });
 
   test('--to cache: a server then answers hit-l2 for every seeded tile', async () => {

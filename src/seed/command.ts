@@ -18,6 +18,7 @@ import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
 import {
   bboxArea,
+  bboxNumbers,
   countTiles,
   footprintArea,
   geoJsonArea,
@@ -103,9 +104,9 @@ async function coverage(values: Record<string, unknown>, layer: Layer, shard: Sh
   let area: Area;
   let describe: Record<string, unknown>;
   if (values.bbox !== undefined) {
-    const parts = String(values.bbox).split(',').map(Number);
-    if (parts.length !== 4) throw new Error(`--bbox ${String(values.bbox)}: expected W,S,E,N in degrees`);
-    area = bboxArea(parts as [number, number, number, number]);
+    const parts = bboxNumbers(String(values.bbox));
+    if (parts.length !== 4 || !parts.every(Number.isFinite)) throw new Error(`--bbox ${String(values.bbox)}: expected four decimal numbers W,S,E,N in degrees`);
+    area = bboxArea(parts);
     describe = { bbox: area.bbox };
   } else if (values.geojson !== undefined) {
     const file = String(values.geojson);

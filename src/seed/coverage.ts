@@ -28,7 +28,7 @@ const LIST_BLOCK = 64;
 // ---------------------------------------------------------------------------------------------
 // Inputs
 
-export { bboxArea, geoJsonArea, type Area, type Bbox, type Polygon } from '../tiles/area.js';
+export { bboxArea, bboxNumbers, geoJsonArea, type Area, type Bbox, type Polygon } from '../tiles/area.js';
 
 /**
  * A layer's real data footprint: each source's outline, its four edges sampled and

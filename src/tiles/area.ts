@@ -14,10 +14,17 @@ export interface Area {
   bbox: Bbox;
 }
 
+const DECIMAL = /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i;
+
+/** `W,S,E,N` as written in a URL or on the command line: decimal numbers, NaN for anything else (Number() would read '0x35' as 53 and '' as 0). */
+export function bboxNumbers(text: string): number[] {
+  return text.split(',').map((v) => (DECIMAL.test(v) ? Number(v) : NaN));
+}
+
 /** `--bbox W,S,E,N` in WGS84 degrees; latitudes are clamped to Web Mercator's ±85.0511°. */
 export function bboxArea(bbox: readonly number[]): Area {
   const what = `--bbox ${bbox.join(',')}`;
-  if (bbox.length !== 4 || !bbox.every(Number.isFinite)) throw new Error(`${what}: expected four numbers W,S,E,N`);
+  if (bbox.length !== 4 || !bbox.every(Number.isFinite)) throw new Error(`${what}: expected four decimal numbers W,S,E,N`);
   const [w, s, e, n] = bbox as Bbox;
   if (w < -180 || e > 180 || s < -90 || n > 90) throw new Error(`${what}: longitudes must lie in -180..180 and latitudes in -90..90 (WGS84 degrees)`);
   if (!(w < e && s < n)) throw new Error(`${what}: west must be less than east and south less than north`);

@@ -4,6 +4,7 @@ import { wgs84Bounds, type Layer } from '../../layers/layer.js';
 import type { Mosaic } from '../../layers/mosaic.js';
 import type { LayerRegistry } from '../../layers/registry.js';
 import { lonLatToMercator, wrapBounds } from '../../tiles/mercator.js';
+import { bboxNumbers } from '../../tiles/area.js';
 
 function summary(l: Layer) {
   return {
@@ -99,9 +100,9 @@ export function listMembers(layers: LayerRegistry) {
 }
 
 export function parseBbox(value: unknown): [number, number, number, number] {
-  const parts = typeof value === 'string' ? value.split(',').map((v) => (v.trim() === '' ? NaN : Number(v))) : [];
+  const parts = typeof value === 'string' ? bboxNumbers(value) : [];
   const bad = (why: string) => new TileError('bad_request', 'bad bbox', `bbox=${typeof value === 'string' ? value.slice(0, 100) : '?'}: ${why}`);
-  if (parts.length !== 4 || !parts.every(Number.isFinite)) throw bad('expected four numbers W,S,E,N in degrees');
+  if (parts.length !== 4 || !parts.every(Number.isFinite)) throw bad('expected four decimal numbers W,S,E,N in degrees');
   const [w, s, e, n] = parts as [number, number, number, number];
   if (w < -180 || e > 180 || s < -90 || n > 90) throw bad('longitudes lie in -180..180 and latitudes in -90..90');
   if (!(w <= e && s <= n)) throw bad('west is at most east and south at most north');
