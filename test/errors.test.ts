@@ -280,6 +280,21 @@ describe('methods, preflight, and the HTTP parser’s own refusals (issue 13, fi
     }
   });
 
+  test('other methods on the server’s own GET routes answer 405 with Allow, not 404', async () => {
+    for (const p of ['/layers', '/layers/dem-relief', '/layers/dem-relief/members', '/healthz', '/readyz', '/metrics', '/map', '/map/dem-relief']) {
+      for (const method of ['POST', 'DELETE', 'OPTIONS']) {
+        const r = await request(server.url, p, { method });
+        assert.equal(r.status, 405, `${method} ${p}: ${r.body.toString()}`);
+        assert.equal(r.headers.allow, 'GET, HEAD');
+        assert.match(JSON.parse(r.body.toString()).detail, new RegExp(`^${method} ${p}: only GET, HEAD$`));
+      }
+      // HEAD answers as GET does (the members of a layer that is no mosaic: 404).
+      assert.equal((await request(server.url, p, { method: 'HEAD' })).status, (await request(server.url, p)).status, `HEAD ${p}`);
+    }
+    // Paths that are not the server's are still 404, whatever the method.
+    assert.equal((await request(server.url, '/layers/dem-relief/nope', { method: 'DELETE' })).status, 404);
+  });
+
   test('the query routes answer the CORS preflight too: a page on another origin may POST GeoJSON as application/json', async () => {
     const stats = '/statistics/dem-relief';
     const pre = await request(server.url, stats, {

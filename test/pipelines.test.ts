@@ -85,6 +85,23 @@ describe('POST /pipelines', () => {
     assert.match(JSON.parse(unknown.body.toString()).detail, /post the document again/);
   });
 
+  test('its tile routes are tile routes: other methods answer 405 with Allow, OPTIONS the CORS preflight; GET /pipelines is a 405', async () => {
+    const { hash } = (await post(server, DOCUMENT)).json;
+    for (const p of [`/tiles/p/${hash}/${TILES[0]}.png`, `/tiles/p/${hash}/tilejson.json`]) {
+      for (const method of ['POST', 'PUT', 'DELETE']) {
+        const r = await request(server.url, p, { method });
+        assert.equal(r.status, 405, `${method} ${p}: ${r.body.toString()}`);
+        assert.equal(r.headers.allow, 'GET, HEAD, OPTIONS');
+      }
+      const pre = await request(server.url, p, { method: 'OPTIONS', headers: { origin: 'https://maps.example', 'access-control-request-method': 'GET' } });
+      assert.equal(pre.status, 204, `OPTIONS ${p}`);
+      assert.equal(pre.headers['access-control-allow-origin'], '*');
+    }
+    const get = await request(server.url, '/pipelines');
+    assert.equal(get.status, 405);
+    assert.equal(get.headers.allow, 'POST');
+  });
+
   test('every document of the hostile corpus is refused with a 4xx, and the server carries on', async () => {
     const files = readdirSync(HOSTILE_DIR).filter((f) => f.endsWith('.yaml'));
     assert.ok(files.length > 50, `${files.length} hostile documents`);

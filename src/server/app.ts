@@ -174,10 +174,20 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/map{/:layer}', mapPageHandler(deps.layers, deps.pipelines !== undefined));
   app.use('/assets', mapAssets());
 
-  crossOrigin(app, [TILE_ROUTE, TILEJSON_ROUTE, '/wmts/1.0.0/WMTSCapabilities.xml', '/wmts/1.0.0/:layer/:style/:set/:z/:row/:file']);
+  crossOrigin(app, [
+    TILE_ROUTE,
+    TILEJSON_ROUTE,
+    '/tiles/p/:layer/tilejson.json',
+    '/tiles/p/:layer/:z/:x/:file',
+    '/wmts/1.0.0/WMTSCapabilities.xml',
+    '/wmts/1.0.0/:layer/:style/:set/:z/:row/:file',
+  ]);
   // A page on another origin posts GeoJSON as application/json: the browser asks first.
   crossOrigin(app, ['/statistics/:layer'], 'GET, POST, HEAD, OPTIONS');
   crossOrigin(app, ['/point/:layer/:lonlat', '/preview/:file']);
+  // Read by the map page and by operators, on the server's own origin.
+  onlyMethods(app, ['/healthz', '/readyz', '/metrics', '/layers', '/layers/:layer', '/layers/:layer/members', '/map{/:layer}'], 'GET, HEAD');
+  if (deps.pipelines) onlyMethods(app, ['/pipelines'], 'POST');
 
   app.use((req, _res, next) => next(new TileError('not_found', 'not found', `no route for ${req.method} ${req.path}`)));
   const answerError = errorHandler(deps.log, deps.layers.dir);
@@ -208,9 +218,15 @@ export function crossOrigin(app: IRouter, routes: readonly string[], allow = ALL
       res.setHeader('Allow', allow);
       res.status(204).end();
     });
+  }
+  onlyMethods(app, routes, allow);
+}
+
+/** Any other method than `allow` on these routes is a 405 that says which ones there are (not a 404: the resource exists). */
+export function onlyMethods(app: IRouter, routes: readonly string[], allow: string): void {
+  for (const route of routes)
     app.all(route, (req, res, next) => {
       res.setHeader('Allow', allow);
       next(new TileError('method_not_allowed', 'method not allowed', `${req.method} ${req.path}: only ${allow}`));
     });
-  }
 }
