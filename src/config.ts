@@ -46,6 +46,11 @@ const DEFS = {
   sourceRecheckS: { env: 'SOURCE_RECHECK_S', schema: whole(0).default(30), description: 'seconds between checks that a source file or URL is unchanged' },
   maxQueue: { env: 'MAX_QUEUE', schema: whole(1).default(256), description: 'tiles waiting for a render thread before new requests get `503`' },
   renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', schema: whole(100).default(15000), description: 'time limit of one tile render' },
+  requestTimeoutS: {
+    env: 'REQUEST_TIMEOUT_S',
+    schema: whole(1).default(30),
+    description: 'seconds a client has to send a whole request, headers and body, before it gets `408` and its connection is closed',
+  },
   blockCacheMb: {
     env: 'BLOCK_CACHE_MB',
     schema: whole(1).default(256),

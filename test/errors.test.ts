@@ -23,6 +23,7 @@ import {
   lonLatToTile,
   makeLayersDir,
   request,
+  REPO_ROOT,
   SHIPPED_DATA,
   shippedLayerText,
   startRangeServer,
@@ -347,7 +348,69 @@ describe('methods, preflight, and the HTTP parser’s own refusals (issue 13, fi
     const bad = await raw('NOT A REQUEST\r\n\r\n');
     assert.match(bad, /^HTTP\/1\.1 400 /);
     assert.deepEqual(Object.keys(JSON.parse(bad.split('\r\n\r\n')[1]!) as object).sort(), ['detail', 'error']);
+    // Refusals Node's server would write with an empty body, or answer by closing the connection.
+    for (const [text, status, detail] of [
+      ['GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n', 400, /Host header/],
+      ['GET /tiles/dem-relief/12/740/1323.png HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n', 417, /Expect: 200-ok/],
+      ['CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n', 405, /CONNECT/],
+    ] as const) {
+      const answer = await raw(text);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${text.split('\r\n')[0]}: ${answer}`);
+      assert.match(answer, /\r\nContent-Type: application\/json; charset=utf-8\r\n/i);
+      assert.match(answer, /\r\nCache-Control: no-store\r\n/i);
+      const json = JSON.parse(answer.split('\r\n\r\n')[1]!) as { error: string; detail: string };
+      assert.deepEqual(Object.keys(json).sort(), ['detail', 'error']);
+      assert.match(json.detail, detail);
+    }
+    // HTTP/1.0 needs no Host.
+    assert.match(await raw('GET /healthz HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /);
     assert.equal((await request(server.url, '/healthz')).status, 200);
+  });
+
+  test('a client gets REQUEST_TIMEOUT_S to send its whole request, then a JSON 408; an idle connection outlives nginx’s', async () => {
+    const quick = await startServer(tmp.dir, { WORKERS: '1', REQUEST_TIMEOUT_S: '1' });
+    const u = new URL(quick.url);
+    try {
+      // A body that never arrives in full: answered 408 and closed, not held for minutes.
+      const t0 = performance.now();
+      const slow = await new Promise<string>((resolve, reject) => {
+        const sock = net.connect(Number(u.port), u.hostname, () =>
+          sock.write('POST /statistics/dem-relief HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"type":'),
+        );
+        let out = '';
+        sock.on('data', (d) => (out += d.toString('latin1')));
+        sock.on('close', () => resolve(out));
+        sock.on('error', reject);
+      });
+      const held = performance.now() - t0;
+      assert.match(slow, /^HTTP\/1\.1 408 /, slow);
+      assert.deepEqual(Object.keys(JSON.parse(slow.split('\r\n\r\n')[1]!) as object).sort(), ['detail', 'error']);
+      assert.ok(held < 10_000, `the connection was held ${held.toFixed(0)} ms`);
+      // nginx keeps an idle upstream connection up to 60 s (its default; nginx.conf says so):
+      // the server must not close one first, or nginx sends a request into a closing socket.
+      const conf = readFileSync(path.join(REPO_ROOT, 'nginx.conf'), 'utf8');
+      const upstreamIdle = Number(/upstream tilegraph \{[^}]*keepalive_timeout (\d+)s;/.exec(conf)?.[1]);
+      assert.ok(upstreamIdle > 0, 'nginx.conf sets the upstream keepalive_timeout');
+      assert.ok(quick.server.keepAliveTimeout > upstreamIdle * 1000, `${quick.server.keepAliveTimeout} ms against nginx's ${upstreamIdle} s`);
+      // And it does keep one: a second request after Node's default 5 s of idling is answered on the same socket.
+      const second = await new Promise<string>((resolve, reject) => {
+        const sock = net.connect(Number(u.port), u.hostname, () => sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+        let out = '';
+        let asked = false;
+        sock.on('data', (d) => {
+          out += d.toString('latin1');
+          if (!asked && out.includes('"ok"}')) {
+            asked = true;
+            setTimeout(() => sock.end('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 6000);
+          }
+        });
+        sock.on('close', () => resolve(out));
+        sock.on('error', reject);
+      });
+      assert.equal(second.match(/HTTP\/1\.1 200 /g)?.length, 2, second);
+    } finally {
+      await quick.close();
+    }
   });
 
   test('the preview page forbids what it does not use: a CSP naming its inline script and style, no framing, nosniff', async () => {

@@ -123,6 +123,11 @@ export function createApp(deps: AppDeps): RequestListener {
     next();
   });
 
+  // RFC 9112 §3.2: an HTTP/1.1 request names its host; HTTP/1.0 may not.
+  app.use((req, _res, next) =>
+    next(hostless(req) ? new TileError('bad_request', 'missing Host header', 'an HTTP/1.1 request must carry a Host header (RFC 9112 §3.2)') : undefined),
+  );
+
   app.get('/healthz', (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     res.json({ status: 'ok' });
@@ -196,11 +201,15 @@ export function createApp(deps: AppDeps): RequestListener {
   return (req, res) => {
     const started = performance.now();
     dropUntrustedForwarding(req, deps.trustedProxies);
-    const plain = plainTile(deps.layers, deps.tiles, req);
+    const plain = hostless(req) ? undefined : plainTile(deps.layers, deps.tiles, req);
     if (!plain) return void app(req, res);
     observe(req, res, started, () => TILE_ROUTE);
     answerTile(deps.tiles, req, res, plain.t, started, plain.v).catch((err: unknown) => answerError(err, req, res));
   };
+}
+
+function hostless(req: IncomingMessage): boolean {
+  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1;
 }
 
 /**

@@ -26,11 +26,61 @@ export interface Running {
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  const body = JSON.stringify({ error: (STATUS_CODES[status] ?? 'bad request').toLowerCase(), detail: err.code ?? err.message });
-  socket.end(
+  socket.end(rawError(status, err.code ?? err.message));
+}
+
+/** A whole error response, written to a socket no ServerResponse owns; the connection closes after it. */
+function rawError(status: number, detail: string, headers = ''): string {
+  const body = JSON.stringify({ error: (STATUS_CODES[status] ?? 'bad request').toLowerCase(), detail });
+  return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `Cache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    `Cache-Control: no-store\r\n${headers}Connection: close\r\n\r\n${body}`
   );
+}
+
+/**
+ * How long an idle connection stays open: longer than nginx keeps an idle upstream connection
+ * (nginx.conf, 60 s) and than common load balancers' idle timeouts (60 s), so that they close it
+ * first; a server that closes first races their next request on it.
+ */
+const KEEP_ALIVE_MS = 65_000;
+
+/**
+ * The HTTP server: the app, with the refusals Node's parser makes answered as the app answers
+ * errors. A request must arrive whole within REQUEST_TIMEOUT_S (408); an HTTP/1.1 request
+ * without Host is the app's to refuse (Node's own refusal has no body), as are an Expect other
+ * than 100-continue (417) and CONNECT (405; Node would close the connection without a word).
+ */
+function httpServer(app: ReturnType<typeof createApp>, settings: Settings): Server {
+  const requestTimeout = settings.requestTimeoutS * 1000;
+  const server = createServer(
+    // Node checks the timeouts of open requests every connectionsCheckingInterval.
+    {
+      requestTimeout,
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.max(250, Math.min(5000, requestTimeout / 4)),
+      requireHostHeader: false,
+    },
+    app,
+  );
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.on('clientError', answerClientError);
+  server.on('checkExpectation', (req, res) => {
+    const expect = String(req.headers.expect).slice(0, 100);
+    const body = JSON.stringify({ error: 'expectation failed', detail: `Expect: ${expect}: only 100-continue is understood` });
+    res.writeHead(417, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+      Connection: 'close',
+    });
+    res.end(body);
+  });
+  server.on('connect', (_req, socket: Duplex) => {
+    if (!socket.writable) return void socket.destroy();
+    socket.end(rawError(405, 'CONNECT: this is a tile server, not a proxy', 'Allow: GET, HEAD, OPTIONS, POST\r\n'));
+  });
+  return server;
 }
 
 /** Loads the layers, starts the render pool and listens; SIGHUP reloads, SIGTERM drains. */
@@ -72,10 +122,9 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
       : undefined;
   const app = createApp({ layers, pool, cache, tiles, query, pipelines, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = createServer(app).listen(settings.port, settings.host, () => resolve(s));
+    const s = httpServer(app, settings).listen(settings.port, settings.host, () => resolve(s));
     s.once('error', reject);
   });
-  server.on('clientError', answerClientError);
   const addr = server.address();
   const url =
     typeof addr === 'object' && addr
