@@ -581,6 +581,17 @@ describe('preview page', () => {
     assert.ok(up.status === 403 || up.status === 404, `no way out of dist/: ${up.status}`);
     assert.ok(!up.body.toString().includes('"name": "maplibre-gl"'));
     assert.equal((await fetch(`${base}/assets/maplibre-gl@0.0.0/maplibre-gl.mjs`)).status, 404, 'only the installed version');
+    // The directory itself is no page (once a 301 to itself with a slash and an HTML body); a
+    // range past the end is a JSON 416 that says so.
+    for (const p of [MAPLIBRE_ASSETS, `${MAPLIBRE_ASSETS}/`]) {
+      const dir = await request(base, p);
+      assert.equal(dir.status, 404, p);
+      assert.match(String(dir.headers['content-type']), /^application\/json/, p);
+    }
+    const past = await request(base, `${MAPLIBRE_ASSETS}/maplibre-gl.css`, { headers: { range: 'bytes=99999999-' } });
+    assert.equal(past.status, 416);
+    assert.deepEqual(JSON.parse(past.body.toString()), { error: 'range not satisfiable', detail: 'Range Not Satisfiable' });
+    assert.equal(past.headers['cache-control'], 'no-store');
   });
 
   test('layer text cannot break out of the page', () => {

@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { NextFunction } from 'express';
 import type { Logger } from 'pino';
@@ -48,7 +48,7 @@ export function errorHandler(log: Logger, layersDir: string) {
     } else if (clientErrorStatus(err) !== undefined) {
       // Express's own request errors, e.g. router's "Failed to decode param" for '%zz' in a path.
       status = clientErrorStatus(err)!;
-      error = 'bad request';
+      error = (STATUS_CODES[status] ?? 'bad request').toLowerCase();
       detail = String((err as Error).message);
     } else {
       detail = err instanceof Error ? err.message : String(err);

@@ -138,7 +138,8 @@ export function mapAssets(): express.Router {
       res.setHeader('Access-Control-Allow-Origin', '*');
       next();
     },
-    express.static(dist, { index: false, immutable: true, maxAge: '365d', fallthrough: true }),
+    // No redirect from the directory to itself with a slash: it is no page either way.
+    express.static(dist, { index: false, redirect: false, immutable: true, maxAge: '365d', fallthrough: true }),
   );
   return router;
 }
