@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -69,5 +70,28 @@ describe('tilegraph serve as a process', () => {
     assert.equal(res.status, 200);
     assert.ok(res.bytes > 1000);
     assert.equal(await exited, 0);
+  });
+
+  it('SIGTERM is not held up by connections with no request in flight: idle keep-alive, or never used (a browser’s preconnect)', async () => {
+    const { child, url } = await startServerProcess(dir);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const u = new URL(url);
+    const open = (first?: string) =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const sock = net.connect(Number(u.port), u.hostname, () => {
+          if (!first) return resolve(sock);
+          sock.write(first);
+          sock.once('data', () => resolve(sock));
+        });
+        sock.on('error', reject);
+      });
+    const sockets = [await open(), await open(), await open('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')];
+    const t0 = performance.now();
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    const ms = performance.now() - t0;
+    // An idle connection is kept 65 s (longer than nginx keeps one); a drain does not wait for it.
+    assert.ok(ms < 10_000, `the drain waited ${ms.toFixed(0)} ms for connections with nothing in flight`);
+    for (const s of sockets) s.destroy();
   });
 });

@@ -39,6 +39,8 @@ export function errorHandler(log: Logger, layersDir: string) {
     let status = 500;
     let error = 'internal error';
     let detail: string;
+    // The client has gone: nobody to answer, and its connection must not wait for another request.
+    if (err instanceof TileError && err.code === 'client_closed') return void res.destroy();
     if (err instanceof TileError) {
       const answer = ANSWERS[err.code];
       status = answer.status;

@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { L2Cache } from '../cache/l2.js';
 import { connectCache, whenReady } from '../cache/redis.js';
@@ -45,6 +45,36 @@ function rawError(status: number, detail: string, headers = ''): string {
  */
 const KEEP_ALIVE_MS = 65_000;
 
+const inFlight = new WeakMap<Server, { requests: number; draining: boolean }>();
+
+/**
+ * Counts the requests being answered, so that a drain can close the connections that carry
+ * none once the last is done: Node's close() leaves a connection that has not sent a request
+ * yet (a browser's preconnect) until it times out, and KEEP_ALIVE_MS is long.
+ */
+function countInFlight(server: Server): void {
+  const state = { requests: 0, draining: false };
+  inFlight.set(server, state);
+  server.on('request', (_req, res: ServerResponse) => {
+    state.requests++;
+    res.once('close', () => {
+      if (--state.requests === 0 && state.draining) server.closeAllConnections();
+    });
+  });
+}
+
+/** Stops taking connections and resolves once those open have ended: each as soon as it carries no request. */
+function drain(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const state = inFlight.get(server);
+  if (state) {
+    state.draining = true;
+    if (state.requests === 0) server.closeAllConnections();
+  }
+  server.closeIdleConnections();
+  return closed;
+}
+
 /**
  * The HTTP server: the app, with the refusals Node's parser makes answered as the app answers
  * errors. A request must arrive whole within REQUEST_TIMEOUT_S (408); an HTTP/1.1 request
@@ -65,6 +95,7 @@ function httpServer(app: ReturnType<typeof createApp>, settings: Settings): Serv
   );
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.on('clientError', answerClientError);
+  countInFlight(server);
   server.on('checkExpectation', (req, res) => {
     const expect = String(req.headers.expect).slice(0, 100);
     const body = JSON.stringify({ error: 'expectation failed', detail: `Expect: ${expect}: only 100-continue is understood` });
@@ -135,7 +166,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const close = async () => {
     ready = false;
     stopWatching();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await drain(server);
     await pool.close();
     // After the last response: writes to L2 that the responses left behind have gone out.
     await l2?.close();
