@@ -45,43 +45,13 @@ function rawError(status: number, detail: string, headers = ''): string {
  */
 const KEEP_ALIVE_MS = 65_000;
 
-const inFlight = new WeakMap<Server, { requests: number; draining: boolean }>();
-
 /**
- * Counts the requests being answered, so that a drain can close the connections that carry
- * none once the last is done: Node's close() leaves a connection that has not sent a request
- * yet (a browser's preconnect) until it times out, and KEEP_ALIVE_MS is long.
- */
-function countInFlight(server: Server): void {
-  const state = { requests: 0, draining: false };
-  inFlight.set(server, state);
-  server.on('request', (_req, res: ServerResponse) => {
-    state.requests++;
-    res.once('close', () => {
-      if (--state.requests === 0 && state.draining) server.closeAllConnections();
-    });
-  });
-}
-
-/** Stops taking connections and resolves once those open have ended: each as soon as it carries no request. */
-function drain(server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  const state = inFlight.get(server);
-  if (state) {
-    state.draining = true;
-    if (state.requests === 0) server.closeAllConnections();
-  }
-  server.closeIdleConnections();
-  return closed;
-}
-
-/**
- * The HTTP server: the app, with the refusals Node's parser makes answered as the app answers
- * errors. A request must arrive whole within REQUEST_TIMEOUT_S (408); an HTTP/1.1 request
+ * The HTTP server, and how it drains: the app, with the refusals Node's parser makes answered
+ * as the app answers errors. A request must arrive whole within REQUEST_TIMEOUT_S (408); an HTTP/1.1 request
  * without Host is the app's to refuse (Node's own refusal has no body), as are an Expect other
  * than 100-continue (417) and CONNECT (405; Node would close the connection without a word).
  */
-function httpServer(app: ReturnType<typeof createApp>, settings: Settings): Server {
+function httpServer(app: ReturnType<typeof createApp>, settings: Settings): { server: Server; drain(): Promise<void> } {
   const requestTimeout = settings.requestTimeoutS * 1000;
   const server = createServer(
     // Node checks the timeouts of open requests every connectionsCheckingInterval.
@@ -95,7 +65,6 @@ function httpServer(app: ReturnType<typeof createApp>, settings: Settings): Serv
   );
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.on('clientError', answerClientError);
-  countInFlight(server);
   server.on('checkExpectation', (req, res) => {
     const expect = String(req.headers.expect).slice(0, 100);
     const body = JSON.stringify({ error: 'expectation failed', detail: `Expect: ${expect}: only 100-continue is understood` });
@@ -111,7 +80,25 @@ function httpServer(app: ReturnType<typeof createApp>, settings: Settings): Serv
     if (!socket.writable) return void socket.destroy();
     socket.end(rawError(405, 'CONNECT: this is a tile server, not a proxy', 'Allow: GET, HEAD, OPTIONS, POST\r\n'));
   });
-  return server;
+  // The requests being answered, so that a drain closes the connections that carry none once
+  // the last is done: Node's close() leaves a connection that has not sent a request yet (a
+  // browser's preconnect) until it times out, and KEEP_ALIVE_MS is long.
+  let requests = 0;
+  let draining = false;
+  server.on('request', (_req, res: ServerResponse) => {
+    requests++;
+    res.once('close', () => {
+      if (--requests === 0 && draining) server.closeAllConnections();
+    });
+  });
+  const drain = () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    draining = true;
+    if (requests === 0) server.closeAllConnections();
+    else server.closeIdleConnections();
+    return closed;
+  };
+  return { server, drain };
 }
 
 /** Loads the layers, starts the render pool and listens; SIGHUP reloads, SIGTERM drains. */
@@ -152,9 +139,10 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
         })
       : undefined;
   const app = createApp({ layers, pool, cache, tiles, query, pipelines, log, metrics, ready: () => ready, trustedProxies: proxyList(settings.trustedProxies) });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = httpServer(app, settings).listen(settings.port, settings.host, () => resolve(s));
-    s.once('error', reject);
+  const { server, drain } = httpServer(app, settings);
+  await new Promise<void>((resolve, reject) => {
+    server.listen(settings.port, settings.host, () => resolve());
+    server.once('error', reject);
   });
   const addr = server.address();
   const url =
@@ -166,7 +154,7 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const close = async () => {
     ready = false;
     stopWatching();
-    await drain(server);
+    await drain();
     await pool.close();
     // After the last response: writes to L2 that the responses left behind have gone out.
     await l2?.close();
