@@ -29,9 +29,14 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   socket.end(rawError(status, err.code ?? err.message));
 }
 
+/** The JSON body of an error the app never sees, titled by its status as the app titles express's own. */
+function errorBody(status: number, detail: string): string {
+  return JSON.stringify({ error: (STATUS_CODES[status] ?? 'bad request').toLowerCase(), detail });
+}
+
 /** A whole error response, written to a socket no ServerResponse owns; the connection closes after it. */
 function rawError(status: number, detail: string, headers = ''): string {
-  const body = JSON.stringify({ error: (STATUS_CODES[status] ?? 'bad request').toLowerCase(), detail });
+  const body = errorBody(status, detail);
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
     `Cache-Control: no-store\r\n${headers}Connection: close\r\n\r\n${body}`
@@ -47,9 +52,10 @@ const KEEP_ALIVE_MS = 65_000;
 
 /**
  * The HTTP server, and how it drains: the app, with the refusals Node's parser makes answered
- * as the app answers errors. A request must arrive whole within REQUEST_TIMEOUT_S (408); an HTTP/1.1 request
- * without Host is the app's to refuse (Node's own refusal has no body), as are an Expect other
- * than 100-continue (417) and CONNECT (405; Node would close the connection without a word).
+ * as the app answers errors. A request must arrive whole within REQUEST_TIMEOUT_S (408); an
+ * HTTP/1.1 request without Host is the app's to refuse (Node's own refusal has no body), as are
+ * an Expect other than 100-continue (417) and CONNECT (405; Node would close the connection
+ * without a word).
  */
 function httpServer(app: ReturnType<typeof createApp>, settings: Settings): { server: Server; drain(): Promise<void> } {
   const requestTimeout = settings.requestTimeoutS * 1000;
@@ -67,7 +73,7 @@ function httpServer(app: ReturnType<typeof createApp>, settings: Settings): { se
   server.on('clientError', answerClientError);
   server.on('checkExpectation', (req, res) => {
     const expect = String(req.headers.expect).slice(0, 100);
-    const body = JSON.stringify({ error: 'expectation failed', detail: `Expect: ${expect}: only 100-continue is understood` });
+    const body = errorBody(417, `Expect: ${expect}: only 100-continue is understood`);
     res.writeHead(417, {
       'Content-Type': 'application/json; charset=utf-8',
       'Content-Length': Buffer.byteLength(body),
