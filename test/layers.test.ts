@@ -492,6 +492,17 @@ describe('canonical config and hash', { skip }, () => {
     });
   }
 
+  it('an absolute path inside the layers directory is refused with the relative path to write instead', async () => {
+    mkdirSync(path.join(HASH_DIR, 'nested'), { recursive: true });
+    const file = path.join(HASH_DIR, 'nested', 'absolute.yaml');
+    writeFileSync(file, LIST.base.replace('./data/grid.tif', path.join(HASH_DIR, 'data/grid.tif')));
+    await assert.rejects(loadLayer(file, { layersDir: HASH_DIR, allowedHosts: ALLOWED_HOSTS }), (err: unknown) => {
+      assert.ok(err instanceof LayerError);
+      assert.match(err.message, /the path is absolute; sources are given relative to the layer file, as '\.\.\/data\/grid\.tif'/);
+      return true;
+    });
+  });
+
   it('the shipped layers are canonical: loading one twice gives the same hash', async () => {
     const opts = { layersDir: SHIPPED_LAYERS, allowedHosts: [] };
     const a = await loadLayer(path.join(SHIPPED_LAYERS, 'zion-ndvi.yaml'), opts);

@@ -125,7 +125,9 @@ describe('POST /pipelines', () => {
     writeFileSync(spare, readFileSync(path.join(tmp.dir, 'data', 'srtm_jasper_ab_100m.tif')));
     for (const [ref, why] of [
       ['./data/spare.tif', /'\.\/data\/spare\.tif' is not a source of a loaded layer/],
-      ['/etc/passwd', /absolute path/],
+      ['/etc/passwd', /'\/etc\/passwd' is an absolute path/],
+      // The layers directory's own path is kept from clients, but not the advice on what to write instead.
+      [spare, /the path is absolute; sources are given relative to the layer file, as '\.\/data\/spare\.tif'/],
       ['../../../etc/passwd', /outside the layers directory/],
       ['https://example.com/x.tif', /host 'example\.com' is not allowed/],
     ] as const) {

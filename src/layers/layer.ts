@@ -349,7 +349,14 @@ async function resolveSource(ref: string, baseDir: string, opts: LoadOptions): P
     }
     return url.href;
   }
-  if (path.isAbsolute(ref)) throw new Error(`'${ref}' is an absolute path; sources are given relative to the layer file`);
+  if (path.isAbsolute(ref)) {
+    // Inside the layers directory the advice names the path to write instead, and not the directory: clients never see it.
+    if (isInside(path.resolve(ref), path.resolve(opts.layersDir))) {
+      const relative = path.relative(baseDir, ref).split(path.sep).join('/');
+      throw new Error(`the path is absolute; sources are given relative to the layer file, as '${relative.startsWith('../') ? '' : './'}${relative}'`);
+    }
+    throw new Error(`'${ref}' is an absolute path; sources are given relative to the layer file`);
+  }
   // As written first ('./data/../../x.tif'), then after links: either way it stays inside.
   if (!isInside(path.resolve(baseDir, ref), path.resolve(opts.layersDir))) throw new Error(`'${ref}' resolves outside the layers directory`);
   const root = await realpath(opts.layersDir);
