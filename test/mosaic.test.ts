@@ -425,6 +425,7 @@ describe('mosaic sources', { skip: GDAL_MISSING }, () => {
       const body = JSON.parse(a.body.toString()) as { error: unknown; detail: unknown };
       assert.equal(typeof body.error, 'string');
       assert.equal(typeof body.detail, 'string');
+      if (q.includes('&bbox=')) assert.match(String(body.detail), /'bbox' is given 2 times: give it once/);
     }
     for (const layer of ['dem-relief', 'no-such-layer']) {
       const a = await request(s1.url, `/layers/${layer}/members`);

@@ -948,6 +948,22 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       assert.ok(most.grid.size <= MAX_PX);
     });
 
+    it('a parameter given twice answers 400 naming it, not the two values joined by a comma', async () => {
+      const twice = (name: string) => new RegExp(`'${name}' is given 2 times: give it once`);
+      const stats = `/statistics/dem-relief?bbox=${bbox}`;
+      await assertErrors([
+        [get(`${stats}&bbox=${bbox}`), 400, twice('bbox'), 'bbox twice'],
+        [get(`${stats}&max_size=32&max_size=64`), 400, twice('max_size'), 'max_size twice'],
+        [get(`${stats}&bins=4&bins=4`), 400, twice('bins'), 'bins twice'],
+        [get(`${stats}&node=0&node=0`), 400, twice('node'), 'node twice'],
+        [get(`/preview/dem-relief.png?bbox=${bbox}&bbox=${bbox}`), 400, twice('bbox'), 'preview bbox twice'],
+        [get(`/preview/dem-relief.png?bbox=${bbox}&width=64&width=64`), 400, twice('width'), 'preview width twice'],
+        [get(`/point/dem-relief/${INSIDE[0]},${INSIDE[1]}?z=10&z=11`), 400, twice('z'), 'point z twice'],
+        [get('/tiles/dem-relief/tilejson.json?scale=2&scale=2'), 400, twice('scale'), 'tilejson scale twice'],
+        [get('/tiles/dem-relief/tilejson.json?format=png&format=webp'), 400, twice('format'), 'tilejson format twice'],
+      ]);
+    });
+
     it('bins outside 1..256 answer 400 naming the range', async () => {
       await assertErrors(
         ['0', '257', '1000'].map((v) => [get(`/statistics/dem-relief?bbox=${bbox}&bins=${v}`), 400, new RegExp(String(MAX_BINS)), `bins=${v}`]),

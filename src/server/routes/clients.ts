@@ -14,6 +14,7 @@ import { buildWmtsCapabilities, matrixSetSuffix, WMTS_STYLE } from '../../tiles/
 import { TileError } from '../../errors.js';
 import { MAP_PAGE_CSP, MAPLIBRE_ASSETS, renderMapPage } from '../mappage.js';
 import { answerTile } from './tiles.js';
+import { queryText } from './params.js';
 
 const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
@@ -61,9 +62,9 @@ export function documentHeaders(res: Response): void {
 export function tileJsonHandler(layers: Pick<LayerRegistry, 'require'>): RequestHandler {
   return (req, res) => {
     const layer = layers.require(String(req.params.layer));
-    const scale = req.query.scale ?? '1';
+    const scale = queryText(req, 'scale') ?? '1';
     if (scale !== '1' && scale !== '2') throw new TileError('bad_request', 'bad scale', "'scale' is 1 or 2");
-    const format = req.query.format ?? 'png';
+    const format = queryText(req, 'format') ?? 'png';
     if (format !== 'png' && format !== 'webp') throw new TileError('bad_request', 'bad format', "'format' is png or webp");
     documentHeaders(res);
     res.json(buildTileJson(requestBaseUrl(req) + req.baseUrl, layer, Number(scale) as TileScale, format as TileUrlFormat));

@@ -4,7 +4,7 @@ import { wgs84Bounds, type Layer } from '../../layers/layer.js';
 import type { Mosaic } from '../../layers/mosaic.js';
 import type { LayerRegistry } from '../../layers/registry.js';
 import { lonLatToMercator, wrapBounds } from '../../tiles/mercator.js';
-import { bboxNumbers } from '../../tiles/area.js';
+import { queryBbox } from './params.js';
 
 function summary(l: Layer) {
   return {
@@ -73,7 +73,7 @@ export function listMembers(layers: LayerRegistry) {
   return (req: Request, res: Response): void => {
     const l = layers.require(String(req.params.layer));
     if (l.mosaics.size === 0) throw new TileError('not_found', 'not a mosaic', `layer '${l.name}' has no mosaic source`);
-    const bbox = req.query.bbox === undefined ? undefined : parseBbox(req.query.bbox);
+    const bbox = queryBbox(req);
     const rect = bbox && ([...lonLatToMercator(bbox[0], bbox[1]), ...lonLatToMercator(bbox[2], bbox[3])] as [number, number, number, number]);
     const members: Record<string, unknown>[] = [];
     let count = 0;
@@ -97,14 +97,4 @@ export function listMembers(layers: LayerRegistry) {
     res.setHeader('Cache-Control', 'no-cache');
     res.json({ layer: l.name, bbox: bbox ?? null, count, truncated: count > members.length, members });
   };
-}
-
-export function parseBbox(value: unknown): [number, number, number, number] {
-  const parts = typeof value === 'string' ? bboxNumbers(value) : [];
-  const bad = (why: string) => new TileError('bad_request', 'bad bbox', `bbox=${typeof value === 'string' ? value.slice(0, 100) : '?'}: ${why}`);
-  if (parts.length !== 4 || !parts.every(Number.isFinite)) throw bad('expected four decimal numbers W,S,E,N in degrees');
-  const [w, s, e, n] = parts as [number, number, number, number];
-  if (w < -180 || e > 180 || s < -90 || n > 90) throw bad('longitudes lie in -180..180 and latitudes in -90..90');
-  if (!(w <= e && s <= n)) throw bad('west is at most east and south at most north');
-  return [w, s, e, n];
 }

@@ -7,6 +7,7 @@ import { TileError } from '../../errors.js';
 import type { PipelineRegistry } from '../../layers/pipelines.js';
 import { buildTileJson, type TileScale, type TileUrlFormat } from '../../tiles/tilejson.js';
 import { documentHeaders, requestBaseUrl } from './clients.js';
+import { queryText } from './params.js';
 
 /** Where a pipeline's tiles are. */
 export const pipelineRoute = (hash: string): string => `/tiles/p/${hash}`;
@@ -37,9 +38,9 @@ export function pipelineTileJson(pipelines: PipelineRegistry | undefined): Reque
   return (req, res) => {
     const hash = String(req.params.layer);
     const layer = enabled(pipelines).require(hash);
-    const scale = req.query.scale ?? '1';
+    const scale = queryText(req, 'scale') ?? '1';
     if (scale !== '1' && scale !== '2') throw new TileError('bad_request', 'bad scale', "'scale' is 1 or 2");
-    const format = req.query.format ?? 'png';
+    const format = queryText(req, 'format') ?? 'png';
     if (format !== 'png' && format !== 'webp') throw new TileError('bad_request', 'bad format', "'format' is png or webp");
     documentHeaders(res);
     res.json(buildTileJson(requestBaseUrl(req), layer, Number(scale) as TileScale, format as TileUrlFormat, pipelineRoute(hash)));

@@ -8,7 +8,7 @@ import { TileError } from '../../errors.js';
 import type { LayerRegistry } from '../../layers/registry.js';
 import type { QueryService } from '../../service/query.js';
 import { bboxArea, geoJsonArea } from '../../tiles/area.js';
-import { parseBbox } from './layers.js';
+import { queryBbox, queryText, queryWhole } from './params.js';
 import { whileConnected } from './tiles.js';
 
 /** Largest GeoJSON body `POST /statistics` takes. */
@@ -25,14 +25,6 @@ function parsed<T>(title: string, parse: () => T): T {
   }
 }
 
-/** A whole number from the query, or undefined when absent. */
-function whole(req: Request, name: string): number | undefined {
-  const v = req.query[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^\d{1,9}$/.test(v)) throw bad(`bad ${name}`, `${name}=${String(v).slice(0, 50)}: expected a whole number`);
-  return Number(v);
-}
-
 function noStore(res: Response): void {
   // The answers follow the data: cached for a minute, never past a layer's reload.
   res.setHeader('Cache-Control', 'no-cache');
@@ -45,7 +37,7 @@ export function pointHandler(layers: LayerRegistry, query: QueryService) {
     const m = /^(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)$/.exec(String(req.params.lonlat));
     if (!m) throw bad('bad point', `${String(req.params.lonlat).slice(0, 100)}: expected {lon},{lat} in WGS84 degrees, e.g. /point/${layer.name}/-117.5,53.2`);
     noStore(res);
-    res.json(await query.point(layer, Number(m[1]), Number(m[2]), whole(req, 'z'), whileConnected(res)));
+    res.json(await query.point(layer, Number(m[1]), Number(m[2]), queryWhole(req, 'z'), whileConnected(res)));
   };
 }
 
@@ -58,14 +50,15 @@ export function statisticsHandler(layers: LayerRegistry, query: QueryService) {
         throw bad('no polygons', 'POST a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection (WGS84) as the body');
       area = parsed('bad polygons', () => geoJsonArea(req.body as string, 'the body'));
     } else {
-      if (req.query.bbox === undefined) throw bad('no bbox', `GET /statistics/${layer.name}?bbox=W,S,E,N, or POST GeoJSON polygons`);
-      area = parsed('bad bbox', () => bboxArea(parseBbox(req.query.bbox)));
+      const bbox = queryBbox(req);
+      if (!bbox) throw bad('no bbox', `GET /statistics/${layer.name}?bbox=W,S,E,N, or POST GeoJSON polygons`);
+      area = parsed('bad bbox', () => bboxArea(bbox));
     }
-    const node = req.query.node === undefined ? undefined : String(req.query.node).slice(0, 100);
+    const node = queryText(req, 'node')?.slice(0, 100);
     const { grid, stats } = await query.statistics(
       layer,
       area,
-      { maxSize: whole(req, 'max_size'), bins: whole(req, 'bins'), node, polygons: req.method === 'POST' },
+      { maxSize: queryWhole(req, 'max_size'), bins: queryWhole(req, 'bins'), node, polygons: req.method === 'POST' },
       whileConnected(res),
     );
     noStore(res);
@@ -78,9 +71,10 @@ export function previewHandler(layers: LayerRegistry, query: QueryService) {
     const m = /^(.+)\.(png|webp)$/.exec(String(req.params.file));
     if (!m) throw bad('bad preview path', 'expected /preview/{layer}.png or .webp');
     const layer = layers.require(m[1]!);
-    if (req.query.bbox === undefined) throw bad('no bbox', `/preview/${layer.name}.${m[2]}?bbox=W,S,E,N&width=N`);
-    const bbox = parsed('bad bbox', () => bboxArea(parseBbox(req.query.bbox))).bbox;
-    const { body } = await query.preview(layer, bbox, whole(req, 'width') ?? 1024, m[2] as 'png' | 'webp', whileConnected(res));
+    const given = queryBbox(req);
+    if (!given) throw bad('no bbox', `/preview/${layer.name}.${m[2]}?bbox=W,S,E,N&width=N`);
+    const bbox = parsed('bad bbox', () => bboxArea(given)).bbox;
+    const { body } = await query.preview(layer, bbox, queryWhole(req, 'width') ?? 1024, m[2] as 'png' | 'webp', whileConnected(res));
     noStore(res);
     res.setHeader('Content-Type', `image/${m[2]}`);
     res.end(body);
