@@ -92,6 +92,9 @@ function makeGenerated(dir: string): void {
     'sources: { grid: ./data/grid.tif }\npipeline:\n  - read: { source: grid }\n' + '  - select: { bands: [1] }\n'.repeat(400),
   );
   writeFileSync(path.join(dir, 'deep-nesting.yaml'), 'description: ' + '['.repeat(100_000) + ']'.repeat(100_000) + '\n');
+  // Block collections nested on one line ('- - - x') and by indentation.
+  writeFileSync(path.join(dir, 'deep-block-sequence.yaml'), 'description:\n  ' + '- '.repeat(20_000) + 'x\n');
+  writeFileSync(path.join(dir, 'deep-indent.yaml'), Array.from({ length: 300 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n') + ' x\n');
   symlinkSync('/dev/zero', path.join(dir, 'device.yaml'));
   symlinkSync(path.join(dir, 'no-such-target.yaml'), path.join(dir, 'dangling.yaml'));
   // A FIFO inside the directory, behind a link (a bare FIFO is not even listed): reading it would block.
@@ -182,6 +185,10 @@ const EXPECT: Record<string, Expect> = {
   'binary-garbage.yaml': { reason: /not valid YAML/ },
   'huge.yaml': { reason: /the file is \d+ bytes; layer files are at most 262144/ },
   'deep-nesting.yaml': { reason: /not valid YAML: nested more than 64 levels deep/ },
+  'deep-block-sequence.yaml': { reason: /not valid YAML: line 2 is nested 40002 columns deep \(at most 128\)/ },
+  'deep-indent.yaml': { reason: /not valid YAML: line 130 is nested 129 columns deep \(at most 128\)/ },
+  'alias-cycle.yaml': { where: "node 'step 2'", reason: /an alias inside the node it names/ },
+  'alias-deep.yaml': { where: 'x3.0', reason: /nested more than 192 levels deep once aliases are followed/ },
   'device.yaml': { reason: /a link to a file outside the layers directory/ },
   'link-out.yaml': { reason: /a link to a file outside the layers directory/ },
   'fifo-link.yaml': { reason: /not a regular file/ },
@@ -560,6 +567,8 @@ describe('hostile layer files', { skip }, () => {
       'nodes-400.yaml',
       'steps-400.yaml',
       'deep-nesting.yaml',
+      'deep-block-sequence.yaml',
+      'deep-indent.yaml',
       'device.yaml',
       'dangling.yaml',
       'fifo-link.yaml',
@@ -587,11 +596,40 @@ describe('hostile layer files', { skip }, () => {
     }
   });
 
+  it('deeply nested documents are refused in a fresh process, one after another, and the process ends cleanly', () => {
+    // Near the end of the stack, V8 aborts the whole process ("RegExpCompiler Allocation failed")
+    // where the YAML parser compiles a regular expression: in a fresh process the second document
+    // nested a thousand levels deep did so, which a caught stack overflow never does.
+    const script = `
+const { layerFromText } = await import(${JSON.stringify(new URL('../src/layers/layer.js', import.meta.url).href)});
+const docs = [
+  '- '.repeat(1000) + 'x',
+  '- '.repeat(5000) + 'x',
+  '? '.repeat(20000) + 'x',
+  Array.from({ length: 350 }, (_, i) => ' '.repeat(i) + 'k' + i + ':').join('\\n') + ' x',
+  'pipeline: &p\\n  - *p\\n',
+];
+const refusals = [];
+for (let round = 0; round < 2; round++)
+  for (const text of docs)
+    await layerFromText(text, { name: 'deep', dir: '/tmp', fail: (m) => { throw new Error(m); } }, { layersDir: '/tmp', allowedHosts: [] })
+      .then(() => refusals.push('loaded'), (err) => refusals.push(err.message));
+console.log(JSON.stringify(refusals));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const refusals = JSON.parse(out) as string[];
+    assert.equal(refusals.length, 10);
+    for (const r of refusals) assert.match(r, /not valid YAML: line \d+ is nested \d+ columns deep|an alias inside the node it names/);
+  });
+
   it('bombs, huge, deep and endless files fail fast', async () => {
     const limits: [string, number][] = [
       ['alias-bomb.yaml', 1000],
       ['alias-bomb-params.yaml', 1000],
       ['deep-nesting.yaml', 1000],
+      ['deep-block-sequence.yaml', 1000],
+      ['deep-indent.yaml', 1000],
+      ['alias-cycle.yaml', 1000],
+      ['alias-deep.yaml', 1000],
       ['huge.yaml', 1000],
       ['device.yaml', 1000],
       ['fifo-link.yaml', 1000],

@@ -31,6 +31,15 @@ const MAX_FILE_BYTES = 256 * 1024;
  * strings are counted too, which is harmless at this depth.
  */
 const MAX_FLOW_DEPTH = 64;
+/**
+ * Block collections nest by indentation and by compact indicators (`- - - x`, `? ? x`): a line
+ * whose content starts past this column is refused before parsing. Near the stack's end a
+ * regular expression the parser compiles there aborts the whole process (V8 reports it as
+ * out of memory), so no document may take the parser anywhere near it.
+ */
+const MAX_BLOCK_COLUMN = 128;
+/** The deepest plain data a document may give once its aliases are followed. */
+const MAX_DATA_DEPTH = MAX_FLOW_DEPTH + MAX_BLOCK_COLUMN;
 /** Keys that reach Object.prototype when assigned to a plain object; refused anywhere in a file. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -274,6 +283,8 @@ export async function layerFromData(doc: unknown, t: LayerText, opts: LoadOption
 /** A layer file's YAML as plain data, for `layerFromData` to validate. */
 function parseLayerYaml(text: string, fail: (msg: string) => never): unknown {
   if (flowDepth(text) > MAX_FLOW_DEPTH) fail(`not valid YAML: nested more than ${MAX_FLOW_DEPTH} levels deep`);
+  const deep = deepLine(text);
+  if (deep) fail(`not valid YAML: line ${deep.line} is nested ${deep.column} columns deep (at most ${MAX_BLOCK_COLUMN})`);
   // Aliases are capped so that a "billion laughs" file fails at once instead of expanding.
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) fail(`not valid YAML: ${doc.errors[0]!.message}`);
@@ -304,23 +315,51 @@ function flowDepth(text: string): number {
   return max;
 }
 
+/** The first line whose content starts past MAX_BLOCK_COLUMN, after its indentation and compact indicators (`- `, `? `, `: `). */
+function deepLine(text: string): { line: number; column: number } | undefined {
+  let line = 1;
+  for (let start = 0; start < text.length; line++) {
+    let i = start;
+    for (;;) {
+      while (text.charCodeAt(i) === 0x20) i++;
+      const c = text.charCodeAt(i);
+      const next = text.charCodeAt(i + 1);
+      // An indicator, then a space: one more level on the same line.
+      if ((c === 0x2d || c === 0x3f || c === 0x3a) && (next === 0x20 || next === 0x09)) i += 2;
+      else break;
+    }
+    // Blank lines and comments nest nothing, however far they are indented.
+    const c = text.charCodeAt(i);
+    const blank = Number.isNaN(c) || c === 0x0a || c === 0x0d || c === 0x23;
+    if (i - start > MAX_BLOCK_COLUMN && !blank) return { line, column: i - start };
+    const end = text.indexOf('\n', i);
+    if (end < 0) break;
+    start = end + 1;
+  }
+  return undefined;
+}
+
 /**
  * Only plain data goes on to validation: mappings, lists, strings, numbers, booleans, null
  * (no !!binary, !!set, !!timestamp objects), and no key that reaches Object.prototype
  * (`__proto__`, `constructor`, `prototype`), which schema checks would otherwise drop silently.
  */
-function checkPlainData(value: unknown, at: (string | number)[], fail: (msg: string) => never): void {
+function checkPlainData(value: unknown, at: (string | number)[], fail: (msg: string) => never, inside: object[] = []): void {
   if (value === null || typeof value !== 'object') return;
-  if (Array.isArray(value)) {
-    value.forEach((v, i) => checkPlainData(v, [...at, i], fail));
-    return;
+  // An alias to a node around it makes data without end; aliases of aliases make it deep.
+  if (inside.includes(value)) fail(`${describePath(at)}an alias inside the node it names`);
+  if (inside.length >= MAX_DATA_DEPTH) fail(`${describePath(at.slice(0, 2))}nested more than ${MAX_DATA_DEPTH} levels deep once aliases are followed`);
+  inside.push(value);
+  if (Array.isArray(value)) value.forEach((v, i) => checkPlainData(v, [...at, i], fail, inside));
+  else {
+    if (Object.getPrototypeOf(value) !== Object.prototype)
+      fail(`${describePath(at)}only plain YAML values are allowed (mappings, lists, strings, numbers, booleans, null)`);
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key)) fail(`${describePath([...at, key])}'${key}' is not allowed as a name or key`);
+      checkPlainData((value as Record<string, unknown>)[key], [...at, key], fail, inside);
+    }
   }
-  if (Object.getPrototypeOf(value) !== Object.prototype)
-    fail(`${describePath(at)}only plain YAML values are allowed (mappings, lists, strings, numbers, booleans, null)`);
-  for (const key of Object.keys(value)) {
-    if (FORBIDDEN_KEYS.has(key)) fail(`${describePath([...at, key])}'${key}' is not allowed as a name or key`);
-    checkPlainData((value as Record<string, unknown>)[key], [...at, key], fail);
-  }
+  inside.pop();
 }
 
 /** Where in a layer file a path points, worded as the loader's other errors are: "node 'x': ". */
