@@ -5,7 +5,7 @@
  * row order flipped or a duplicate stored twice shows up as wrong pixels or counts.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -224,6 +224,19 @@ describe('dir target', { skip }, () => {
     await assert.rejects(openDirTarget(under, layer('v1')), (err: Error) => err.message.startsWith(`${under}: cannot `) && /ENOTDIR/.test(err.message));
     // Files cannot be created in /proc, whoever asks.
     await assert.rejects(openDirTarget('/proc', layer('v1')), /^Error: \/proc: cannot write its record tilegraph\.json \(E[A-Z]+: /);
+  });
+
+  test('a directory under /proc is refused, not made again and again', () => {
+    // Node's recursive mkdir retried forever there, on every thread of libuv's pool: a child process, so that a hang is cut short.
+    const script = `
+const { openDirTarget } = await import(${JSON.stringify(new URL('../src/seed/dir.js', import.meta.url).href)});
+await openDirTarget('/proc/tilegraph-tiles/run', { name: 'demo', version: 'v1', format: 'png', tileSize: 256 }).then(
+  () => console.log('made'),
+  (err) => console.log(err.message),
+);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.signal, null, 'it answers within 20 s');
+    assert.equal(r.stdout.trim(), "/proc/tilegraph-tiles/run: cannot make the directory (ENOENT: no such file or directory, mkdir '/proc/tilegraph-tiles')");
   });
 });
 

@@ -132,6 +132,28 @@ async function readRecord(file: string): Promise<Partial<DirRecord> | undefined>
   return record as Partial<DirRecord>;
 }
 
+/**
+ * mkdir -p, one level at a time. Node's own recursive mkdir never returns where the system
+ * answers ENOENT for a directory whose parent exists (anything under /proc): it makes the
+ * parent again and retries, forever.
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await stat(dir)).isDirectory()) return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw err;
+    await makeDirectory(parent);
+  }
+  // The parent is there now: whatever this answers is the answer.
+  await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+}
+
 export async function openDirTarget(root: string, layer: SeedLayer): Promise<SeedTarget> {
   // The system's word for what failed, with the directory it failed for.
   const cannot = (what: string) => (err: Error) => {
@@ -142,7 +164,7 @@ export async function openDirTarget(root: string, layer: SeedLayer): Promise<See
     return cannot('use it as a tile directory')(err);
   });
   if (info && !info.isDirectory()) throw new Error(`${root}: exists and is not a directory`);
-  await mkdir(root, { recursive: true }).catch(cannot('make the directory'));
+  await makeDirectory(root).catch(cannot('make the directory'));
 
   const recordFile = path.join(root, DIR_RECORD);
   const old = await readRecord(recordFile);
