@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fromFile } from 'geotiff';
@@ -245,6 +245,18 @@ describe('tilegraph freeze and verify', () => {
       renameSync(`${layerFile}.away`, layerFile);
     }
     assert.equal(readFileSync(layerFile, 'utf8'), text);
+  });
+
+  test('-o onto what is not a regular file (a FIFO, a directory) is refused, and it is left as it was', () => {
+    const fifo = path.join(tmp.root, 'archive.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const dir = path.join(tmp.root, 'archive.dir');
+    mkdirSync(dir);
+    for (const out of [fifo, dir]) {
+      assertRefused(run(['freeze', 'dem-relief', '-o', out], env, tmp.root), new RegExp(`-o ${out}: exists and is not a regular file`));
+    }
+    assert.ok(lstatSync(fifo).isFIFO(), 'still a FIFO');
+    assert.ok(lstatSync(dir).isDirectory(), 'still a directory');
   });
 
   test('broken archives are refused with a message, never a crash', () => {

@@ -32,6 +32,9 @@ export async function freezeCommand(args: string[]): Promise<void> {
   if (positionals.length !== 1 || values.output === undefined) throw new Error(`usage: ${FREEZE_USAGE}`);
   const t0 = performance.now();
   const out = path.resolve(values.output);
+  // The archive replaces a file there, never a device, a FIFO or a directory (as root, renaming over /dev/full replaced the device).
+  const there = await stat(out).catch(() => undefined);
+  if (there && !there.isFile()) throw new Error(`-o ${values.output}: exists and is not a regular file`);
   const settings = loadSettings();
   const layer = await loadLayer(findLayerFile(settings.layersDir, positionals[0]!), { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
   const layerText = await readFile(layer.file);
