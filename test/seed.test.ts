@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -119,6 +119,22 @@ describe('tilegraph seed', () => {
     const again = seed(['dem-relief', '--zoom', '10-12', '--bbox', bbox], env, tmp.root);
     const summary = JSON.parse(again.stdout.trim().split('\n').at(-1)!) as { rendered: number; skipped: number };
     assert.deepEqual([summary.rendered, summary.skipped], [0, manifest.total.planned]);
+  });
+
+  test('a manifest or failure log path that is a FIFO is refused before the run and left as it was', () => {
+    // A FIFO stands for any file that is not a regular one (as root, --manifest /dev/null replaced the device).
+    for (const [fifo, manifest] of [
+      ['fifo.manifest.json', 'fifo.manifest.json'],
+      ['log.manifest.json.failures.jsonl', 'log.manifest.json'],
+    ]) {
+      const file = path.join(tmp.root, fifo);
+      spawnSync('mkfifo', [file]);
+      const r = seed(['dem-relief', '--zoom', '10', '--bbox', bbox, '--to', `dir:${path.join(tmp.root, 'fifo-run')}`, '--manifest', manifest], env, tmp.root);
+      assert.equal(r.status, 1, r.stderr + r.stdout);
+      assert.match(r.stderr, new RegExp(`${file}: exists and is not a regular file; the run writes its (manifest|failure log) there`));
+      assert.ok(lstatSync(file).isFIFO(), `${fifo} is still a FIFO`);
+    }
+    assert.ok(!existsSync(path.join(tmp.root, 'fifo-run')), 'nothing written');
   });
 
   test('--to dir and --to mbtiles hold the bytes the server serves; GDAL opens both', async () => {

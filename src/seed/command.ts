@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
@@ -234,6 +234,15 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     const trusted = settles && since?.complete === true;
     const coverage = sha256(JSON.stringify({ ...cover.describe, shard: shard ?? null }));
     const failureLog = `${manifest}.failures.jsonl`;
+    // Each is replaced or truncated: never a device, a FIFO (writing one waits for a reader) or a directory.
+    for (const [file, what] of [
+      [manifest, 'manifest'],
+      [failureLog, 'failure log'],
+      [`${manifest}.progress`, 'progress'],
+    ] as const) {
+      const there = await stat(file).catch(() => undefined);
+      if (there && !there.isFile()) throw new Error(`${file}: exists and is not a regular file; the run writes its ${what} there`);
+    }
     const target =
       via !== undefined
         ? (await import('./cache.js')).viaTarget()
