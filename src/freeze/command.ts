@@ -15,6 +15,7 @@ import { loadLayer, type Layer } from '../layers/layer.js';
 import { findLayerFile } from '../layers/registry.js';
 import { formatIssues } from '../ops/operator.js';
 import { openRenderer, type Produce } from '../seed/produce.js';
+import { notRegularFile } from '../seed/runner.js';
 import type { TileId } from '../tiles/mercator.js';
 import { compareConfig, compareSoftware, compareSources, compareTiles, type Finding, type RenderedTile } from './compare.js';
 import { dependencies, hashSources } from './inputs.js';
@@ -33,8 +34,7 @@ export async function freezeCommand(args: string[]): Promise<void> {
   const t0 = performance.now();
   const out = path.resolve(values.output);
   // The archive replaces a file there, never a device, a FIFO or a directory (as root, renaming over /dev/full replaced the device).
-  const there = await stat(out).catch(() => undefined);
-  if (there && !there.isFile()) throw new Error(`-o ${values.output}: exists and is not a regular file`);
+  if (await notRegularFile(out)) throw new Error(`-o ${values.output}: exists and is not a regular file`);
   const settings = loadSettings();
   const layer = await loadLayer(findLayerFile(settings.layersDir, positionals[0]!), { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts });
   const layerText = await readFile(layer.file);

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
@@ -31,7 +31,7 @@ import {
   type Shard,
 } from './coverage.js';
 import { openRenderer, viaProducer, type Renderer } from './produce.js';
-import { runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
+import { notRegularFile, runSeed, writeAtomic, type SeedResult, type ZoomCounts } from './runner.js';
 import { settleDir } from './dir.js';
 import { absoluteTarget, fileTarget, openTarget, targetManifest } from './target.js';
 import { lineageOf, withCells } from './lineage.js';
@@ -240,8 +240,7 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
       [failureLog, 'failure log'],
       [`${manifest}.progress`, 'progress'],
     ] as const) {
-      const there = await stat(file).catch(() => undefined);
-      if (there && !there.isFile()) throw new Error(`${file}: exists and is not a regular file; the run writes its ${what} there`);
+      if (await notRegularFile(file)) throw new Error(`${file}: exists and is not a regular file; the run writes its ${what} there`);
     }
     const target =
       via !== undefined

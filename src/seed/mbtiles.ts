@@ -16,12 +16,12 @@
  * without write access to its directory (GDAL on a read-only share) can open.
  */
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import type { TileEntry } from '../cache/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
 import { wrapBounds } from '../tiles/mercator.js';
 import { layerCenter, mercatorBounds } from '../tiles/tilejson.js';
+import { notRegularFile } from './runner.js';
 import type { SeedLayer, SeedTarget } from './target.js';
 
 /** A batch is committed at this many tiles, or this long after its first tile, and on close. */
@@ -76,8 +76,7 @@ function readMetadata(db: Database.Database, file: string): Map<string, string> 
 }
 
 export async function openMbtilesTarget(file: string, layer: SeedLayer): Promise<SeedTarget> {
-  const info = await stat(file).catch(() => undefined);
-  if (info && !info.isFile()) throw new Error(`${file}: exists and is not a file`);
+  if (await notRegularFile(file)) throw new Error(`${file}: exists and is not a file`);
   let db: Database.Database | undefined;
   try {
     db = new Database(file);

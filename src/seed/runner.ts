@@ -3,7 +3,7 @@
  * target, with retries, a failure log, and a progress file from which an interrupted run
  * resumes without rendering again what it stored.
  */
-import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import type { TileEntry } from '../cache/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
 import { SEED_BLOCK } from './coverage.js';
@@ -305,6 +305,12 @@ async function loadState(file: string, params: Record<string, unknown>): Promise
     );
   }
   return state;
+}
+
+/** Something other than a regular file is at `file` (a device, a FIFO, a directory): a run never replaces or truncates it. */
+export async function notRegularFile(file: string): Promise<boolean> {
+  const info = await stat(file).catch(() => undefined);
+  return info !== undefined && !info.isFile();
 }
 
 export async function writeAtomic(file: string, text: string): Promise<void> {
