@@ -329,8 +329,8 @@ function deepLine(text: string): { line: number; column: number } | undefined {
       else break;
     }
     // Blank lines and comments nest nothing, however far they are indented.
-    const c = text.charCodeAt(i);
-    const blank = Number.isNaN(c) || c === 0x0a || c === 0x0d || c === 0x23;
+    const content = text.charCodeAt(i);
+    const blank = Number.isNaN(content) || content === 0x0a || content === 0x0d || content === 0x23;
     if (i - start > MAX_BLOCK_COLUMN && !blank) return { line, column: i - start };
     const end = text.indexOf('\n', i);
     if (end < 0) break;
