@@ -104,9 +104,7 @@ async function coverage(values: Record<string, unknown>, layer: Layer, shard: Sh
   let area: Area;
   let describe: Record<string, unknown>;
   if (values.bbox !== undefined) {
-    const parts = bboxNumbers(String(values.bbox));
-    if (parts.length !== 4 || !parts.every(Number.isFinite)) throw new Error(`--bbox ${String(values.bbox)}: expected four decimal numbers W,S,E,N in degrees`);
-    area = bboxArea(parts);
+    area = bboxArea(bboxNumbers(String(values.bbox)), String(values.bbox));
     describe = { bbox: area.bbox };
   } else if (values.geojson !== undefined) {
     const file = String(values.geojson);

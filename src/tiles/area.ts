@@ -21,9 +21,9 @@ export function bboxNumbers(text: string): number[] {
   return text.split(',').map((v) => (DECIMAL.test(v) ? Number(v) : NaN));
 }
 
-/** `--bbox W,S,E,N` in WGS84 degrees; latitudes are clamped to Web Mercator's ±85.0511°. */
-export function bboxArea(bbox: readonly number[]): Area {
-  const what = `--bbox ${bbox.join(',')}`;
+/** `--bbox W,S,E,N` in WGS84 degrees (`text` as given, when it was); latitudes are clamped to Web Mercator's ±85.0511°. */
+export function bboxArea(bbox: readonly number[], text = bbox.join(',')): Area {
+  const what = `--bbox ${text}`;
   if (bbox.length !== 4 || !bbox.every(Number.isFinite)) throw new Error(`${what}: expected four decimal numbers W,S,E,N`);
   const [w, s, e, n] = bbox as Bbox;
   if (w < -180 || e > 180 || s < -90 || n > 90) throw new Error(`${what}: longitudes must lie in -180..180 and latitudes in -90..90 (WGS84 degrees)`);

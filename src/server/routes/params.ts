@@ -32,10 +32,10 @@ export function queryBbox(req: Request): [number, number, number, number] | unde
 
 function parseBbox(value: string): [number, number, number, number] {
   const parts = bboxNumbers(value);
-  const bad = (why: string) => new TileError('bad_request', 'bad bbox', `bbox=${value.slice(0, 100)}: ${why}`);
-  if (parts.length !== 4 || !parts.every(Number.isFinite)) throw bad('expected four decimal numbers W,S,E,N in degrees');
+  const refuse = (why: string) => bad('bad bbox', `bbox=${value.slice(0, 100)}: ${why}`);
+  if (parts.length !== 4 || !parts.every(Number.isFinite)) throw refuse('expected four decimal numbers W,S,E,N in degrees');
   const [w, s, e, n] = parts as [number, number, number, number];
-  if (w < -180 || e > 180 || s < -90 || n > 90) throw bad('longitudes lie in -180..180 and latitudes in -90..90');
-  if (!(w <= e && s <= n)) throw bad('west is at most east and south at most north');
+  if (w < -180 || e > 180 || s < -90 || n > 90) throw refuse('longitudes lie in -180..180 and latitudes in -90..90');
+  if (!(w <= e && s <= n)) throw refuse('west is at most east and south at most north');
   return [w, s, e, n];
 }
