@@ -526,6 +526,22 @@ describe('WMTS 1.0.0 capabilities', () => {
     }
   });
 
+  test('WMTS: a matrix set the layer is not served in is answered with the sets it is served in', async () => {
+    for (const [layer, served] of [
+      ['landcover', "'GoogleMapsCompatible' and 'GoogleMapsCompatible512'"],
+      ['landcover512', "'GoogleMapsCompatible512'"],
+    ] as const) {
+      for (const set of ['WebMercatorQuad', 'GoogleMapsCompatible'] as const) {
+        if (layer === 'landcover' && set === 'GoogleMapsCompatible') continue;
+        const res = await fetch(`${base}/wmts/1.0.0/${layer}/default/${set}/2/0/0.png`);
+        assert.equal(res.status, 404, `${layer} ${set}`);
+        const body = (await res.json()) as { error: string; detail: string };
+        assert.equal(body.error, 'unknown tile matrix set');
+        assert.equal(body.detail, `layer '${layer}' is not served in the tile matrix set '${set}'; it is served in ${served}`);
+      }
+    }
+  });
+
   test('pure builder: escapes text, no layers still makes a valid document', () => {
     const l = {
       name: 'a',

@@ -48,6 +48,11 @@ export function matrixSetSuffix(layerTileSize: number, setId: string): '' | '@2x
   return undefined;
 }
 
+/** The matrix sets that serve a layer of `layerTileSize` pixels (matrixSetSuffix), in the capabilities' order. */
+export function matrixSetsOf(layerTileSize: number): string[] {
+  return MATRIX_SETS.filter((s) => matrixSetSuffix(layerTileSize, s.id) !== undefined).map((s) => s.id);
+}
+
 /** RESTful tile template of one layer; `{Style}`, `{TileMatrixSet}`, ... are WMTS template variables. */
 export function wmtsTileTemplate(baseUrl: string, layer: Pick<ClientLayer, 'name' | 'version'>): string {
   return `${baseUrl}/wmts/1.0.0/${encodeURIComponent(layer.name)}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png?v=${encodeURIComponent(layer.version)}`;

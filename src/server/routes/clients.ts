@@ -10,7 +10,7 @@ import type { LayerRegistry } from '../../layers/registry.js';
 import type { TileFormat } from '../../render/encode.js';
 import type { TileService } from '../../service/tiles.js';
 import { buildTileJson, type TileScale, type TileUrlFormat } from '../../tiles/tilejson.js';
-import { buildWmtsCapabilities, matrixSetSuffix, WMTS_STYLE } from '../../tiles/wmts.js';
+import { buildWmtsCapabilities, matrixSetsOf, matrixSetSuffix, WMTS_STYLE } from '../../tiles/wmts.js';
 import { TileError } from '../../errors.js';
 import { MAP_PAGE_CSP, MAPLIBRE_ASSETS, renderMapPage } from '../mappage.js';
 import { answerTile } from './tiles.js';
@@ -96,7 +96,14 @@ export function wmtsTileHandler(layers: LayerRegistry, tiles: TileService): Requ
     const layer = layers.require(name!);
     if (style !== WMTS_STYLE) throw new TileError('not_found', 'unknown style', `layer '${name}' has the style '${WMTS_STYLE}' only`);
     const suffix = matrixSetSuffix(layer.config.tileSize, set!);
-    if (suffix === undefined) throw new TileError('not_found', 'unknown tile matrix set', `layer '${name}' is not served in the tile matrix set '${set}'`);
+    if (suffix === undefined) {
+      const served = matrixSetsOf(layer.config.tileSize).map((id) => `'${id}'`);
+      throw new TileError(
+        'not_found',
+        'unknown tile matrix set',
+        `layer '${name}' is not served in the tile matrix set '${set}'; it is served in ${served.length > 1 ? `${served.slice(0, -1).join(', ')} and ${served.at(-1)}` : served[0]}`,
+      );
+    }
     const m = COL_FILE.exec(file!);
     if (!m || !Z.test(z!) || !INDEX.test(row!)) {
       throw new TileError('bad_request', 'malformed tile path', 'expected /wmts/1.0.0/{layer}/{Style}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png');
