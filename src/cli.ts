@@ -128,8 +128,34 @@ async function cacheCommand(args: string[]): Promise<void> {
   }
 }
 
+const COMMANDS = ['serve', 'layers', 'diff', 'settings', 'cache', 'seed', 'worker', 'freeze', 'verify'];
+
+/** Whether `args` ask for help (`--help` or `-h`) before any `--` that ends the options. */
+function asksHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+/** The lines of USAGE that describe `command`: its own line and those that continue it. */
+function usageOf(command: string): string {
+  const lines: string[] = [];
+  let ours = false;
+  for (const line of USAGE.split('\n').slice(1)) {
+    const m = /^ {2}tilegraph (\S+)/.exec(line);
+    if (m) ours = m[1] === command;
+    if (ours) lines.push(line);
+  }
+  return `usage:\n${lines.join('\n')}`;
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // Help that was asked for goes to standard output and is a success (README: Command line).
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    if (command === undefined) process.exitCode = 2;
+    return void (command === undefined ? console.error(USAGE) : console.log(USAGE));
+  }
+  if (COMMANDS.includes(command) && asksHelp(rest)) return void console.log(usageOf(command));
   if (command === 'serve') return serveCommand(rest);
   if (command === 'layers') return layersCommand(rest);
   if (command === 'diff') return diffCommand(rest);

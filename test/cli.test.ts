@@ -9,6 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { runCli } from './helpers/layers.js';
 import { startServerProcess } from './helpers/processes.js';
 import { ROOT } from './helpers/root.js';
 
@@ -93,5 +94,51 @@ describe('tilegraph serve as a process', () => {
     // An idle connection is kept 65 s (longer than nginx keeps one); a drain does not wait for it.
     assert.ok(ms < 10_000, `the drain waited ${ms.toFixed(0)} ms for connections with nothing in flight`);
     for (const s of sockets) s.destroy();
+  });
+});
+
+describe('asking the CLI for help', () => {
+  it('--help, -h and help print the usage to standard output and succeed; no command is an error', () => {
+    for (const args of [['--help'], ['-h'], ['help']]) {
+      const r = runCli(args);
+      assert.equal(r.status, 0, args.join(' '));
+      assert.equal(r.stderr, '');
+      for (const command of ['serve', 'layers', 'diff', 'settings', 'cache purge', 'seed', 'worker', 'freeze', 'verify'])
+        assert.match(r.stdout, new RegExp(`^  tilegraph ${command} `, 'm'));
+    }
+    const none = runCli([]);
+    assert.equal(none.status, 2);
+    assert.equal(none.stdout, '');
+    assert.match(none.stderr, /^usage:\n {2}tilegraph serve /);
+  });
+
+  it("a command's --help prints that command's usage, even among other options, and does nothing else", () => {
+    const seed = runCli(['seed', 'no-such-layer', '--zoom', '3-4', '--help']);
+    assert.equal(seed.status, 0, seed.stderr);
+    assert.equal(seed.stderr, '');
+    const lines = seed.stdout.trimEnd().split('\n');
+    assert.equal(lines[0], 'usage:');
+    assert.match(lines[1]!, /^ {2}tilegraph seed LAYER --zoom /);
+    assert.ok(lines.some((l) => /tilegraph seed --status RUN/.test(l)));
+    assert.ok(lines.some((l) => /prewarm tiles/.test(l)));
+    assert.ok(!lines.some((l) => /tilegraph (serve|worker|freeze) /.test(l)));
+    for (const [command, first] of [
+      [['serve', '--port', '1'], 'serve'],
+      [['layers'], 'layers'],
+      [['diff', 'a.yaml'], 'diff'],
+      [['cache', 'purge'], 'cache purge'],
+      [['worker'], 'worker'],
+      [['freeze', 'x', '-o', 'y.tar'], 'freeze'],
+      [['verify'], 'verify'],
+    ] as const) {
+      const r = runCli([...command, '-h']);
+      assert.equal(r.status, 0, `${command.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout.trimEnd().split('\n').length, 2, r.stdout);
+      assert.match(r.stdout, new RegExp(`^usage:\n {2}tilegraph ${first} `));
+    }
+    // After `--`, --help is an argument like any other: here a file the diff does not find.
+    const diff = runCli(['diff', '--', '--help', 'b.yaml']);
+    assert.equal(diff.status, 1);
+    assert.match(diff.stderr, /^tilegraph: /);
   });
 });
