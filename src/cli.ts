@@ -151,11 +151,8 @@ function usageOf(command: string): string {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   // Help that was asked for goes to standard output and is a success (README: Command line).
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
-    if (command === undefined) process.exitCode = 2;
-    return void (command === undefined ? console.error(USAGE) : console.log(USAGE));
-  }
-  if (COMMANDS.includes(command) && asksHelp(rest)) return void console.log(usageOf(command));
+  if (command === 'help' || command === '--help' || command === '-h') return void console.log(USAGE);
+  if (command !== undefined && COMMANDS.includes(command) && asksHelp(rest)) return void console.log(usageOf(command));
   if (command === 'serve') return serveCommand(rest);
   if (command === 'layers') return layersCommand(rest);
   if (command === 'diff') return diffCommand(rest);
