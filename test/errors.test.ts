@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { IncomingMessage, ServerResponse } from 'node:http';
+import http, { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { copyFileSync, readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { loadSettings } from '../src/config.js';
 import { TileError, fromWire, toWire } from '../src/errors.js';
 import { proxyList } from '../src/server/app.js';
 import { errorHandler } from '../src/server/errors.js';
+import { HttpSource } from '../src/sources/bytesource.js';
 import {
   decode,
   differingPixels,
@@ -693,3 +694,154 @@ test('a full queue and a render past its time are logged as warnings without a s
 function loadSettingsAndList(value: string) {
   return proxyList(loadSettings({ TRUSTED_PROXIES: value }).trustedProxies);
 }
+
+/**
+ * An upstream that answers range requests wrongly (tried as a hostile or broken server would):
+ * a 206 for another range was taken as the block asked for; a 206 whose body ran past its range,
+ * or a server that ignores Range and streams the file without end, was buffered until the
+ * process ran out of memory (4 GiB within 8-15 s on loopback).
+ */
+describe('an upstream that answers range requests wrongly', () => {
+  /** The byte at position p of the served file. */
+  const at = (p: number) => p % 251;
+  const pattern = (from: number, n: number) => Buffer.from(Array.from({ length: n }, (_, i) => at(from + i)));
+  const SIZE = 100 * 2 ** 20;
+  type Mode = 'shifted' | 'no-content-range' | 'endless-206' | 'short-206' | 'end-of-file' | 'endless-200' | 'stall';
+  let mode: Mode = 'shifted';
+  /** Bytes the server wrote for the current read. */
+  let sent = 0;
+  let upstream: http.Server;
+  let url: string;
+
+  before(async () => {
+    upstream = http.createServer((req, res) => {
+      if (req.method === 'HEAD') return res.writeHead(200, { 'Content-Length': SIZE, ETag: '"p"' }).end();
+      const [, a, b] = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '') ?? [];
+      const [start, end] = [Number(a), Number(b)];
+      const n = end - start + 1;
+      const endless = (status: number, headers: http.OutgoingHttpHeaders, from: number) => {
+        res.writeHead(status, headers);
+        let p = from;
+        const write = () => {
+          for (let more = true; more && !res.destroyed; p += 65536, sent += 65536) more = res.write(pattern(p, 65536));
+        };
+        res.on('drain', write);
+        write();
+      };
+      if (mode === 'shifted') return res.writeHead(206, { 'Content-Range': `bytes 0-${n - 1}/${SIZE}` }).end(pattern(0, n));
+      if (mode === 'no-content-range') return res.writeHead(206, { 'Content-Length': n }).end(pattern(start, n));
+      if (mode === 'endless-206') return endless(206, { 'Content-Range': `bytes ${start}-${end}/${SIZE}` }, start);
+      if (mode === 'short-206') return res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${SIZE}` }).end(pattern(start, n >> 1));
+      if (mode === 'end-of-file') return res.writeHead(206, { 'Content-Range': `bytes ${start}-${start + 49}/${start + 50}` }).end(pattern(start, 50));
+      if (mode === 'endless-200') return endless(200, {}, 0);
+      res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${SIZE}` });
+      res.write(pattern(start, 10));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}/x.tif`;
+  });
+  after(() => {
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  async function refusal(m: Mode, offset: number, length: number, source = new HttpSource(url)): Promise<TileError> {
+    mode = m;
+    sent = 0;
+    const err = await source.read(offset, length).then(
+      () => assert.fail(`${m}: the read succeeded`),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof TileError, `${m}: ${String(err)}`);
+    return err;
+  }
+
+  test('a 206 for another range, or without a Content-Range, is refused naming what was asked and what came', async () => {
+    const shifted = await refusal('shifted', 1000, 100);
+    assert.equal(shifted.code, 'upstream');
+    assert.equal(shifted.detail, `${url}: the range request for bytes 1000-1099 was answered with bytes 0-99/${SIZE}`);
+    const bare = await refusal('no-content-range', 1000, 100);
+    assert.equal(bare.detail, `${url}: the range request for bytes 1000-1099 was answered 206 with no Content-Range`);
+    const short = await refusal('short-206', 1000, 100);
+    assert.equal(short.detail, `${url}: the range request for bytes 1000-1099 was answered with 50 of the 100 bytes its Content-Range names`);
+  });
+
+  test('a 206 whose body runs past its range is refused after reading no more than the range and one chunk', async () => {
+    const err = await refusal('endless-206', 1000, 100);
+    assert.equal(err.detail, `${url}: the range request for bytes 1000-1099 was answered with more than the 100 bytes its Content-Range names`);
+    assert.ok(sent < 64 * 2 ** 20, `the server sent ${sent} bytes before the read gave up`);
+  });
+
+  test('the end of the file answers fewer bytes than asked, as a file does', async () => {
+    mode = 'end-of-file';
+    assert.deepEqual(Buffer.from(await new HttpSource(url).read(5000, 100)), pattern(5000, 50));
+  });
+
+  test('a server that ignores Range: the bytes asked for, read no further, within the first 64 MiB; past them refused', async () => {
+    mode = 'endless-200';
+    sent = 0;
+    assert.deepEqual(Buffer.from(await new HttpSource(url).read(300_000, 1000)), pattern(300_000, 1000));
+    assert.ok(sent < 64 * 2 ** 20, `the server sent ${sent} bytes for a read that ends at byte 301000`);
+    const far = await refusal('endless-200', 64 * 2 ** 20, 100);
+    assert.match(
+      far.detail,
+      /: the range request for bytes 67108864-67108963 was answered with the whole file \(the server ignores Range\), which is read for ranges within the first 67108864 bytes only$/,
+    );
+  });
+
+  test('a body that stalls times out as the upstream’s timeout', async () => {
+    const err = await refusal('stall', 1000, 100, new HttpSource(url, { timeoutMs: 300 }));
+    assert.equal(err.code, 'upstream_timeout');
+    assert.equal(err.detail, `${url}: timed out after 300 ms`);
+  });
+
+  test('through the server: a 206 for another range answers 502 naming it, and the server keeps serving', async () => {
+    const tmp = await makeLayersDir();
+    const range = await startRangeServer(SHIPPED_DATA);
+    // In front of the honest range server: the NIR file's header and blocks, each answered from byte 0 once loaded.
+    let shift = false;
+    const front = http.createServer((req, res) => {
+      const headers: Record<string, string> = req.headers.range ? { range: req.headers.range } : {};
+      void fetch(range.url + req.url!, { method: req.method, headers }).then(async (r) => {
+        let body = Buffer.from(await r.arrayBuffer());
+        const out: Record<string, string> = {};
+        for (const k of ['content-length', 'content-range', 'etag', 'last-modified']) if (r.headers.get(k)) out[k] = r.headers.get(k)!;
+        if (shift && r.status === 206) {
+          const [, a, b, size] = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(out['content-range']!)!;
+          const n = Number(b) - Number(a) + 1;
+          body = Buffer.from(readFileSync(path.join(SHIPPED_DATA, NIR)).subarray(0, n));
+          out['content-range'] = `bytes 0-${n - 1}/${size}`;
+        }
+        res.writeHead(r.status, out).end(req.method === 'HEAD' ? undefined : body);
+      });
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const host = `127.0.0.1:${(front.address() as net.AddressInfo).port}`;
+    try {
+      await tmp.write('nir-front.yaml', (await shippedLayerText('zion-nir')).replace(`./data/${NIR}`, `http://${host}/${NIR}`));
+      const server = await startServer(tmp.dir, { WORKERS: '1', ALLOWED_HOSTS: host });
+      try {
+        shift = true;
+        const r = await request(server.url, tilePath('nir-front', FIRST));
+        assert.equal(r.status, 502, r.body.toString());
+        const body = JSON.parse(r.body.toString()) as { error: string; detail: string };
+        assert.equal(body.error, 'upstream failed');
+        assert.match(
+          body.detail,
+          new RegExp(`^http://${host}/${NIR.replace(/\./g, '\\.')}: the range request for bytes (\\d+)-\\d+ was answered with bytes 0-\\d+/\\d+$`),
+        );
+        shift = false;
+        const again = await request(server.url, tilePath('nir-front', FIRST));
+        assert.equal(again.status, 200, again.body.toString());
+        assert.equal((await request(server.url, '/healthz')).status, 200);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      front.closeAllConnections();
+      front.close();
+      await range.close();
+      await tmp.remove();
+    }
+  });
+});

@@ -75,17 +75,70 @@ export class HttpSource implements ByteSource {
     return { size, version };
   }
 
+  /**
+   * The bytes of a `206` are taken only as the range asked for, as its Content-Range names it
+   * (or the part of it up to the end of the file), and never more of them than that. A server
+   * that ignores Range answers `200` with the whole file: the bytes up to the end of the range
+   * are read, the rest is not, for files whose range ends within IGNORED_RANGE_MAX_BYTES.
+   */
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this.location, offset, length);
     if (length === 0) return new Uint8Array(0);
-    const res = await this.fetch({ headers: { range: `bytes=${offset}-${offset + length - 1}` } });
-    if (res.status !== 206 && res.status !== 200) {
-      throw new TileError('upstream', 'upstream failed', `${this.location}: range request at byte ${offset} answered ${res.status}`);
+    const last = offset + length - 1;
+    const res = await this.fetch({ headers: { range: `bytes=${offset}-${last}` } });
+    const refuse = (why: string): never => {
+      void res.body?.cancel().catch(() => {});
+      throw new TileError('upstream', 'upstream failed', `${this.location}: the range request for bytes ${offset}-${last} ${why}`);
+    };
+    if (res.status === 200) {
+      if (last >= IGNORED_RANGE_MAX_BYTES)
+        refuse(`was answered with the whole file (the server ignores Range), which is read for ranges within the first ${IGNORED_RANGE_MAX_BYTES} bytes only`);
+      const { bytes } = await this.body(res, offset + length);
+      return bytes.subarray(offset);
     }
-    const body = new Uint8Array(await res.arrayBuffer());
-    // A server that ignores Range answers 200 with the whole file: cut out what was asked.
-    if (res.status === 200) return body.subarray(offset, offset + length);
-    return body;
+    if (res.status !== 206) refuse(`was answered ${res.status}`);
+    const header = res.headers.get('content-range') ?? '';
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header.trim());
+    const [start, end, size] = m ? [Number(m[1]), Number(m[2]), m[3] === '*' ? undefined : Number(m[3])] : [];
+    if (start === undefined || end === undefined)
+      return refuse(`was answered 206 with ${header ? `Content-Range '${header.slice(0, 80)}'` : 'no Content-Range'}`);
+    // Fewer bytes than asked only where the file ends.
+    if (start !== offset || end > last || end < start || (end < last && size !== undefined && end !== size - 1))
+      refuse(`was answered with bytes ${header.slice(6, 86)}`);
+    const n = end - start + 1;
+    const { bytes, more } = await this.body(res, n);
+    if (more) refuse(`was answered with more than the ${n} bytes its Content-Range names`);
+    if (bytes.length !== n) refuse(`was answered with ${bytes.length} of the ${n} bytes its Content-Range names`);
+    return bytes;
+  }
+
+  /**
+   * The first `limit` bytes of a response body at most, read as they arrive (a server may send
+   * more than it announced, or without end): `more` when it had more, which is left unread.
+   */
+  private async body(res: Response, limit: number): Promise<{ bytes: Uint8Array; more: boolean }> {
+    const out = new Uint8Array(limit);
+    let at = 0;
+    if (!res.body) return { bytes: out.subarray(0, 0), more: false };
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return { bytes: out.subarray(0, at), more: false };
+        const take = Math.min(value.length, limit - at);
+        out.set(value.subarray(0, take), at);
+        at += take;
+        if (take < value.length || at === limit) {
+          // Whatever follows is not wanted: a whole file past the range, or bytes past the Content-Range.
+          const more = take < value.length || !(await reader.read()).done;
+          return { bytes: out, more };
+        }
+      }
+    } catch (err) {
+      throw fetchError(this.location, this.timeoutMs, err);
+    } finally {
+      void reader.cancel().catch(() => {});
+    }
   }
 
   private async fetch(init: RequestInit): Promise<Response> {
@@ -94,9 +147,7 @@ export class HttpSource implements ByteSource {
       // No redirects: a source may only name hosts on ALLOWED_HOSTS, and a redirect could leave them.
       res = await fetch(this.location, { ...init, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
-      if (err instanceof Error && err.name === 'TimeoutError')
-        throw new TileError('upstream_timeout', 'upstream timed out', `${this.location}: timed out after ${this.timeoutMs} ms`);
-      throw new TileError('upstream', 'upstream failed', `${this.location}: ${String(err)}`);
+      throw fetchError(this.location, this.timeoutMs, err);
     }
     if (res.status >= 400) {
       await res.body?.cancel();
@@ -107,6 +158,20 @@ export class HttpSource implements ByteSource {
 
   async close(): Promise<void> {}
 }
+
+/** A fetch that failed, or whose body did: a timeout is the upstream's own error. */
+function fetchError(location: string, timeoutMs: number, err: unknown): TileError {
+  if (err instanceof Error && err.name === 'TimeoutError')
+    return new TileError('upstream_timeout', 'upstream timed out', `${location}: timed out after ${timeoutMs} ms`);
+  return new TileError('upstream', 'upstream failed', `${location}: ${String(err)}`);
+}
+
+/**
+ * The furthest byte read from a server that ignores Range (it sends the whole file for each
+ * block): 64 MiB, a small file's worth. Past it, a read would download the file up to the
+ * block for every block it reads.
+ */
+const IGNORED_RANGE_MAX_BYTES = 64 * 2 ** 20;
 
 /** The largest read a source takes at once (fs.read takes an int32 length; no block is near it). */
 const MAX_READ_BYTES = 1024 * 1024 * 1024;
