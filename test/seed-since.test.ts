@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
@@ -435,6 +435,56 @@ describe('tilegraph seed --since', { skip }, () => {
       const r = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', ...args], { cwd: tmp.root, env: { ...process.env, ...env }, encoding: 'utf8' });
       assert.equal(r.status, 1, r.stdout);
       assert.match(r.stderr, message);
+    }
+  });
+
+  test('tried as a hostile client would: a damaged manifest is refused naming it and what does not hold; nothing is written', () => {
+    // Before: `lineage: null` failed with "Cannot read properties of null (reading 'error')", a
+    // bbox that is not a list with "c.bbox.join is not a function", and the rest blamed options
+    // the command line never gave (--zoom "0-40", --shard "undefined/undefined", --tiles 5).
+    const manifest = JSON.parse(readFileSync(path.join(tmp.root, 'before/manifest.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const damaged = (change: (m: Record<string, Record<string, unknown>>) => void) => {
+      const m = structuredClone(manifest);
+      change(m);
+      return m;
+    };
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['no lineage', damaged((m) => void (m.lineage = null as never)), /: not a tilegraph seed manifest \(no lineage: /],
+      [
+        'a bbox that is not a list',
+        damaged((m) => {
+          delete m.coverage!.footprint;
+          m.coverage!.bbox = '1,2,3,4';
+        }),
+        /: not a tilegraph seed manifest \(its coverage has a bbox that is not a list of numbers\)$/,
+      ],
+      [
+        'tiles that are not a file',
+        damaged((m) => void (m.coverage!.tiles = 5)),
+        /: not a tilegraph seed manifest \(its coverage names tiles by something other than a file\)$/,
+      ],
+      [
+        'a shard that is not one',
+        damaged((m) => void (m.shard = 'x' as never)),
+        /: not a tilegraph seed manifest \(its shard is not a whole index and count\)$/,
+      ],
+      ['zooms past 30', damaged((m) => void (m.coverage!.zooms = [0, 40])), /: the run it records cannot be followed: --zoom "0-40": zooms go from 0 to 30$/],
+      ['a format it cannot write', damaged((m) => void (m.format = 'gif' as never)), /: the run it records cannot be followed: --format gif: png or webp$/],
+    ];
+    for (const [what, m, message] of cases) {
+      const file = path.join(tmp.root, `damaged-${what.replace(/\W+/g, '-')}.json`);
+      writeFileSync(file, JSON.stringify(m));
+      const out = path.join(tmp.root, `damaged-${what.replace(/\W+/g, '-')}`);
+      const r = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', '--since', file, '--to', `dir:${out}`], {
+        cwd: tmp.root,
+        env: { ...process.env, ...env, LOG_LEVEL: 'silent' },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 1, `${what}: ${r.stdout}`);
+      const line = r.stderr.trim().split('\n').at(-1)!;
+      assert.ok(line.startsWith(`tilegraph: --since ${file}: `), `${what}: ${r.stderr}`);
+      assert.match(line, message, what);
+      assert.ok(!existsSync(out) || readdirSync(out).length === 0, `${what}: nothing written to ${out}`);
     }
   });
 

@@ -167,6 +167,16 @@ export async function seedCommand(args: string[]): Promise<void> {
   }
 }
 
+/** What `options` makes of a manifest's coverage, format and shard, with the manifest named in its errors. */
+async function fromManifest<T>(since: Since | undefined, options: () => Promise<T>): Promise<T> {
+  try {
+    return await options();
+  } catch (err) {
+    if (since === undefined) throw err;
+    throw new Error(`--since ${since.manifest}: the run it records cannot be followed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 async function seedLayer(values: Values, settings: Settings, layer: Layer, renderer: Renderer | undefined): Promise<void> {
   // --since: the run follows a manifest's, over its coverage, into its target (or a copy of it, --to), in its format.
   let since: Since | undefined;
@@ -181,10 +191,13 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     Object.assign(values, since.options);
   } else if (values.changed !== undefined) throw new Error('--changed names what changed since a run: give the run with --since MANIFEST');
 
-  const format = (values.format ?? 'png') as 'png' | 'webp';
-  if (format !== 'png' && format !== 'webp') throw new Error(`--format ${String(values.format)}: png or webp`);
-  const shard = values.shard === undefined ? undefined : parseShard(values.shard);
-  const cover = await coverage(values, layer, shard);
+  // Taken from the manifest with --since: a manifest that does not hold says so, naming it.
+  const { format, shard, cover } = await fromManifest(since, async () => {
+    const format = (values.format ?? 'png') as 'png' | 'webp';
+    if (format !== 'png' && format !== 'webp') throw new Error(`--format ${String(values.format)}: png or webp`);
+    const shard = values.shard === undefined ? undefined : parseShard(values.shard);
+    return { format, shard, cover: await coverage(values, layer, shard) };
+  });
   const total = [...cover.counts.values()].reduce((a, b) => a + b, 0);
   // Enough tiles in flight that every render thread stays busy: neighbouring tiles prefer one
   // thread (their blocks are there), and the pool hands work to another only past a queue.

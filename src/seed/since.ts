@@ -65,7 +65,15 @@ function earlierRun(file: string, text: string): EarlierRun {
   if (typeof m.layer?.name !== 'string' || typeof m.layer.version !== 'string') throw bad('no layer name and version');
   if (typeof m.coverage !== 'object' || m.coverage === null) throw bad('no coverage');
   if (typeof m.target !== 'string' || typeof m.format !== 'string') throw bad('no target and format');
-  if (m.lineage === undefined) throw bad('no lineage: it was written before manifests recorded one; seed once without --since');
+  if (m.lineage === undefined || m.lineage === null) throw bad('no lineage: it was written before manifests recorded one; seed once without --since');
+  const c = m.coverage;
+  if (c.tiles !== undefined && typeof c.tiles !== 'string') throw bad('its coverage names tiles by something other than a file');
+  if (c.geojson !== undefined && typeof c.geojson !== 'string') throw bad('its coverage names an area by something other than a file');
+  if (c.bbox !== undefined && !(Array.isArray(c.bbox) && c.bbox.every((n) => typeof n === 'number')))
+    throw bad('its coverage has a bbox that is not a list of numbers');
+  const sh = m.shard;
+  if (sh !== undefined && sh !== null && !(typeof sh === 'object' && Number.isInteger(sh.index) && Number.isInteger(sh.count)))
+    throw bad('its shard is not a whole index and count');
   return m as EarlierRun;
 }
 
