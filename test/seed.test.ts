@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -217,6 +217,47 @@ describe('tilegraph seed', () => {
     const other = seed(['dem-relief', '--zoom', '10-12', '--to', `dir:${dir}`, '--resume'], env, tmp.root);
     assert.notEqual(other.status, 0);
     assert.match(other.stderr, /--resume: no progress file|is of another run/);
+  });
+
+  test('tried as a hostile client would: a damaged progress file is refused naming it, and nothing is counted done', () => {
+    // Before: a doneBefore past the run's tiles counted every tile done (none rendered, the run
+    // "done"); null failed with "Cannot read properties of null", a cut file with JSON.parse's message.
+    const dir = path.join(tmp.root, 'damaged-progress');
+    const args = ['dem-relief', '--zoom', '10-11', '--to', `dir:${dir}`];
+    const first = seed(args, env, tmp.root);
+    assert.equal(first.status, 0, first.stderr);
+    const m = readJson<Manifest & { layer: { name: string; version: string }; coverage: unknown; shard: unknown; target: string; format: string }>(
+      path.join(dir, 'manifest.json'),
+    );
+    const params = { layer: m.layer.name, version: m.layer.version, coverage: m.coverage, shard: m.shard, target: m.target, format: m.format, since: null };
+    const progress = path.join(dir, 'manifest.json.progress');
+    const valid = JSON.stringify({ params, doneBefore: 0, doneAfter: [] });
+    for (const [what, text, why] of [
+      [
+        'done past the last tile',
+        JSON.stringify({ params, doneBefore: 1e18, doneAfter: [] }),
+        `doneBefore: expected a whole number from 0 to ${m.total.planned}`,
+      ],
+      [
+        'done after, not numbers',
+        JSON.stringify({ params, doneBefore: 0, doneAfter: [null, 'a'] }),
+        'doneAfter: expected whole numbers past doneBefore and below',
+      ],
+      ['null', 'null', 'no parameters'],
+      ['cut short', valid.slice(0, 40), 'not JSON'],
+    ] as const) {
+      for (const f of pyramidFiles(dir)) rmSync(path.join(dir, `${f}.png`));
+      writeFileSync(progress, text);
+      const r = seed([...args, '--resume'], env, tmp.root);
+      assert.equal(r.status, 1, `${what}: ${r.stdout}`);
+      assert.ok(r.stderr.includes(`--resume: ${progress} is not a progress file a run writes (${why}`), `${what}: ${r.stderr}`);
+      assert.equal(pyramidFiles(dir).length, 0, `${what}: nothing written`);
+    }
+    // A progress file as a run writes it resumes.
+    writeFileSync(progress, valid);
+    const resumed = seed([...args, '--resume'], env, tmp.root);
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.equal(pyramidFiles(dir).length, m.total.planned - m.total.empty);
   });
 
   test('a source that fails part of the way: failures are retried, logged, counted; --max-failures sets the exit code', async () => {

@@ -220,7 +220,7 @@ export function count(c: ZoomCounts, o: TileOutcome): void {
  * the progress file records them.
  */
 export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => Promise<TileEntry>, target: SeedTarget, opts: RunOptions): Promise<SeedResult> {
-  const state = opts.resume ? await loadState(opts.progressFile, opts.params) : { params: opts.params, doneBefore: 0, doneAfter: [] };
+  const state = opts.resume ? await loadState(opts.progressFile, opts.params, opts.total) : { params: opts.params, doneBefore: 0, doneAfter: [] };
   const doneAfter = new Set(state.doneAfter);
   let doneBefore = state.doneBefore;
   const byZoom = new Map<number, ZoomCounts>();
@@ -288,14 +288,29 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
   return { byZoom, total, seconds: (performance.now() - started) / 1000, interrupted: opts.signal.aborted };
 }
 
-async function loadState(file: string, params: Record<string, unknown>): Promise<ProgressState> {
+/**
+ * The progress of the run to resume, of `total` tiles. A file that is not one a run writes
+ * (cut short, edited) is refused: trusted, it could count tiles done that never were.
+ */
+async function loadState(file: string, params: Record<string, unknown>, total: number): Promise<ProgressState> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch {
     throw new Error(`--resume: no progress file ${file} (start the run without --resume)`);
   }
-  const state = JSON.parse(text) as ProgressState;
+  const damaged = (why: string) => new Error(`--resume: ${file} is not a progress file a run writes (${why}); start the run without --resume`);
+  let state: ProgressState;
+  try {
+    state = JSON.parse(text) as ProgressState;
+  } catch {
+    throw damaged('not JSON');
+  }
+  if (typeof state !== 'object' || state === null || typeof state.params !== 'object' || state.params === null) throw damaged('no parameters');
+  const { doneBefore: before, doneAfter: after } = state;
+  if (!Number.isInteger(before) || before < 0 || before > total) throw damaged(`doneBefore: expected a whole number from 0 to ${total}`);
+  if (!Array.isArray(after) || !after.every((n) => Number.isInteger(n) && n > before && n < total))
+    throw damaged(`doneAfter: expected whole numbers past doneBefore and below ${total}`);
   const was = JSON.stringify(state.params);
   const now = JSON.stringify(params);
   if (was !== now) {
