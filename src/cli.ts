@@ -128,8 +128,6 @@ async function cacheCommand(args: string[]): Promise<void> {
   }
 }
 
-const COMMANDS = ['serve', 'layers', 'diff', 'settings', 'cache', 'seed', 'worker', 'freeze', 'verify'];
-
 /** Whether `args` ask for help (`--help` or `-h`) before any `--` that ends the options. */
 function asksHelp(args: readonly string[]): boolean {
   const end = args.indexOf('--');
@@ -148,22 +146,30 @@ function usageOf(command: string): string {
   return `usage:\n${lines.join('\n')}`;
 }
 
+/** Each command and what runs it; the heavier ones load their modules when asked for. */
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  serve: serveCommand,
+  layers: layersCommand,
+  diff: diffCommand,
+  settings: async () => void console.log(settingsTable()),
+  cache: cacheCommand,
+  seed: seedCommand,
+  worker: async (args) => (await import('./seed/worker.js')).workerCommand(args),
+  freeze: async (args) => (await import('./freeze/command.js')).freezeCommand(args),
+  verify: async (args) => (await import('./freeze/command.js')).verifyCommand(args),
+};
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   // Help that was asked for goes to standard output and is a success (README: Command line).
   if (command === 'help' || command === '--help' || command === '-h') return void console.log(USAGE);
-  if (command !== undefined && COMMANDS.includes(command) && asksHelp(rest)) return void console.log(usageOf(command));
-  if (command === 'serve') return serveCommand(rest);
-  if (command === 'layers') return layersCommand(rest);
-  if (command === 'diff') return diffCommand(rest);
-  if (command === 'settings') return void console.log(settingsTable());
-  if (command === 'cache') return cacheCommand(rest);
-  if (command === 'seed') return seedCommand(rest);
-  if (command === 'worker') return (await import('./seed/worker.js')).workerCommand(rest);
-  if (command === 'freeze') return (await import('./freeze/command.js')).freezeCommand(rest);
-  if (command === 'verify') return (await import('./freeze/command.js')).verifyCommand(rest);
-  console.error(USAGE);
-  process.exitCode = 2;
+  if (command === undefined || !Object.hasOwn(COMMANDS, command)) {
+    console.error(USAGE);
+    process.exitCode = 2;
+    return;
+  }
+  if (asksHelp(rest)) return void console.log(usageOf(command));
+  return COMMANDS[command]!(rest);
 }
 
 main(process.argv.slice(2)).catch((err) => {

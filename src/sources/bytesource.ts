@@ -93,7 +93,7 @@ export class HttpSource implements ByteSource {
     if (res.status === 200) {
       if (last >= IGNORED_RANGE_MAX_BYTES)
         refuse(`was answered with the whole file (the server ignores Range), which is read for ranges within the first ${IGNORED_RANGE_MAX_BYTES} bytes only`);
-      const { bytes } = await this.body(res, offset + length);
+      const { bytes } = await this.body(res, offset + length, false);
       return bytes.subarray(offset);
     }
     if (res.status !== 206) refuse(`was answered ${res.status}`);
@@ -114,9 +114,10 @@ export class HttpSource implements ByteSource {
 
   /**
    * The first `limit` bytes of a response body at most, read as they arrive (a server may send
-   * more than it announced, or without end): `more` when it had more, which is left unread.
+   * more than it announced, or without end). With `past`, `more` tells whether it had more
+   * (waiting for the end of the body if need be); the rest is left unread.
    */
-  private async body(res: Response, limit: number): Promise<{ bytes: Uint8Array; more: boolean }> {
+  private async body(res: Response, limit: number, past = true): Promise<{ bytes: Uint8Array; more: boolean }> {
     const out = new Uint8Array(limit);
     let at = 0;
     if (!res.body) return { bytes: out.subarray(0, 0), more: false };
@@ -130,7 +131,7 @@ export class HttpSource implements ByteSource {
         at += take;
         if (take < value.length || at === limit) {
           // Whatever follows is not wanted: a whole file past the range, or bytes past the Content-Range.
-          const more = take < value.length || !(await reader.read()).done;
+          const more = take < value.length || (past && !(await reader.read()).done);
           return { bytes: out, more };
         }
       }

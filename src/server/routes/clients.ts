@@ -101,7 +101,7 @@ export function wmtsTileHandler(layers: LayerRegistry, tiles: TileService): Requ
       throw new TileError(
         'not_found',
         'unknown tile matrix set',
-        `layer '${name}' is not served in the tile matrix set '${set}'; it is served in ${served.length > 1 ? `${served.slice(0, -1).join(', ')} and ${served.at(-1)}` : served[0]}`,
+        `layer '${name}' is not served in the tile matrix set '${set}'; it is served in ${served.join(' and ')}`,
       );
     }
     const m = COL_FILE.exec(file!);
