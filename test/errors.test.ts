@@ -800,6 +800,7 @@ describe('an upstream that answers range requests wrongly', () => {
     const range = await startRangeServer(SHIPPED_DATA);
     // In front of the honest range server: the NIR file's header and blocks, each answered from byte 0 once loaded.
     let shift = false;
+    const nir = readFileSync(path.join(SHIPPED_DATA, NIR));
     const front = http.createServer((req, res) => {
       const headers: Record<string, string> = req.headers.range ? { range: req.headers.range } : {};
       void fetch(range.url + req.url!, { method: req.method, headers }).then(async (r) => {
@@ -809,7 +810,7 @@ describe('an upstream that answers range requests wrongly', () => {
         if (shift && r.status === 206) {
           const [, a, b, size] = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(out['content-range']!)!;
           const n = Number(b) - Number(a) + 1;
-          body = Buffer.from(readFileSync(path.join(SHIPPED_DATA, NIR)).subarray(0, n));
+          body = nir.subarray(0, n);
           out['content-range'] = `bytes 0-${n - 1}/${size}`;
         }
         res.writeHead(r.status, out).end(req.method === 'HEAD' ? undefined : body);

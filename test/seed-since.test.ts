@@ -12,7 +12,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { CLI, GDAL_ENV, toolsMissing } from './helpers/layers.js';
+import { CLI, GDAL_ENV, runCli, toolsMissing } from './helpers/layers.js';
 import { makeLayersDir, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
 import { startRedis, startServerProcess, type RedisProcess } from './helpers/processes.js';
 
@@ -472,14 +472,10 @@ describe('tilegraph seed --since', { skip }, () => {
       ['a format it cannot write', damaged((m) => void (m.format = 'gif' as never)), /: the run it records cannot be followed: --format gif: png or webp$/],
     ];
     for (const [what, m, message] of cases) {
-      const file = path.join(tmp.root, `damaged-${what.replace(/\W+/g, '-')}.json`);
-      writeFileSync(file, JSON.stringify(m));
       const out = path.join(tmp.root, `damaged-${what.replace(/\W+/g, '-')}`);
-      const r = spawnSync(process.execPath, [CLI, 'seed', 'dem-relief', '--since', file, '--to', `dir:${out}`], {
-        cwd: tmp.root,
-        env: { ...process.env, ...env, LOG_LEVEL: 'silent' },
-        encoding: 'utf8',
-      });
+      const file = `${out}.json`;
+      writeFileSync(file, JSON.stringify(m));
+      const r = runCli(['seed', 'dem-relief', '--since', file, '--to', `dir:${out}`], env);
       assert.equal(r.status, 1, `${what}: ${r.stdout}`);
       const line = r.stderr.trim().split('\n').at(-1)!;
       assert.ok(line.startsWith(`tilegraph: --since ${file}: `), `${what}: ${r.stderr}`);
