@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import proj4 from '../src/proj4.js';
 import { chooseLevel, planRead, type PlanSource } from '../src/tiles/plan.js';
 import { HALF_WORLD, tileBounds } from '../src/tiles/mercator.js';
 
@@ -102,5 +103,92 @@ describe('planRead through a projection', () => {
       assert.ok(Math.abs(p.coords().u[k]! + p.window[0] - (lon + 1) / 0.01) < 0.125, `u at ${i},${j}`);
       assert.ok(Math.abs(p.coords().v[k]! + p.window[1] - (1 - lat) / 0.01) < 0.125, `v at ${i},${j}`);
     }
+  });
+});
+
+describe('planRead over a grid much larger than the source', () => {
+  // Alberta 10-TM (EPSG:3402's projection) under another name, whose transforms are counted:
+  // proj4 looks projections up by the name a definition gives.
+  interface Projection {
+    init(this: object): void;
+    forward(this: object, p: object): object;
+    inverse(this: object, p: object): object;
+  }
+  const registry = proj4.Proj.projections as unknown as { get(name: string): Projection; add(p: Projection & { names: string[] }): void };
+  const tmerc = registry.get('tmerc');
+  let transforms = 0;
+  registry.add({
+    names: ['counted_tmerc'],
+    init(this: object) {
+      tmerc.init.call(this);
+    },
+    forward(this: object, p: object) {
+      transforms++;
+      return tmerc.forward.call(this, p);
+    },
+    inverse(this: object, p: object) {
+      transforms++;
+      return tmerc.inverse.call(this, p);
+    },
+  });
+  const def = (name: string) => `+proj=${name} +lat_0=0 +lon_0=-115 +k=0.9992 +x_0=500000 +y_0=0 +ellps=GRS80 +units=m +no_defs`;
+  // 40 km of 100 m pixels east of Jasper, as the shipped DEM.
+  const source = (name: string): PlanSource => ({
+    width: 400,
+    height: 400,
+    geoTransform: [400000, 100, 0, 5900000, 0, -100],
+    proj4: def(name),
+    levels: [{ width: 400, height: 400 }],
+  });
+  /** A square grid of `W` pixels from longitude `west` and latitude `north`, `span` degrees of longitude wide. */
+  const grid = (W: number, west: number, north: number, span: number) => {
+    const x0 = (west / 180) * HALF_WORLD;
+    const y1 = Math.log(Math.tan(Math.PI / 4 + (north * Math.PI) / 360)) * 6378137;
+    const side = (span / 180) * HALF_WORLD;
+    return { z: 0, size: W, buffer: 0, bounds: [x0, y1 - side, x0 + side, y1] as const };
+  };
+
+  it('tried as a hostile client would: a continent-wide preview of a local source transforms the pixels near the source, not every pixel of the grid', () => {
+    // /preview?bbox=-150,40,60,75&width=2048 on a layer in Alberta 10-TM: the grid interpolation
+    // fails far from the projection's meridian, and every one of the 4 million pixels was
+    // transformed exactly (14 s of a render thread on a 2-core machine; two such requests held
+    // every tile for as long).
+    planRead(source('counted_tmerc'), grid(256, -118, 54, 2), 'bilinear');
+    const W = 2048;
+    transforms = 0;
+    const p = planRead(source('counted_tmerc'), grid(W, -150, 75, 210), 'bilinear')!;
+    // The grids that fail are given up early, and the exact transform is kept to the source's
+    // few pixels: a hundredth of the grid's pixels at most (all of them and more before).
+    assert.ok(transforms < (W * W) / 100, `${transforms} transforms for a ${W} px grid`);
+    // The source still lands where the exact transform puts it, and nothing else is drawn.
+    const { u, v } = p.coords();
+    const exact = proj4(MERC, def('tmerc'));
+    const res = (210 / 180) * (HALF_WORLD / W);
+    const bounds = grid(W, -150, 75, 210).bounds;
+    let onRaster = 0;
+    for (let j = 0; j < W; j++)
+      for (let i = 0; i < W; i++) {
+        const k = j * W + i;
+        if (!(u[k]! + p.window[0] >= 0 && u[k]! + p.window[0] < 400 && v[k]! + p.window[1] >= 0 && v[k]! + p.window[1] < 400)) continue;
+        onRaster++;
+        const [x, y] = exact.forward([bounds[0] + (i + 0.5) * res, bounds[3] - (j + 0.5) * res]) as [number, number];
+        assert.ok(Math.abs(u[k]! + p.window[0] - (x - 400000) / 100) < 0.125, `u at ${i},${j}`);
+        assert.ok(Math.abs(v[k]! + p.window[1] - (5900000 - y) / 100) < 0.125, `v at ${i},${j}`);
+      }
+    // 40 km at 6.9 km of ground a pixel (0.1° of longitude at 53° north): about 6 x 6 centres.
+    assert.ok(onRaster >= 25 && onRaster <= 49, `${onRaster} pixels on the raster`);
+    // The kernel spans a pixel's ground at the source (Web Mercator metres times the cosine of
+    // the latitude, in 100 m pixels), not the projection's scale at the grid's centre, a
+    // hemisphere away: taken from there, it was 4.3 times too wide, and a preview's values
+    // kept less than half the spread gdalwarp's have.
+    const ground = (res * Math.cos((53.23 * Math.PI) / 180)) / 100;
+    for (const scale of [p.scaleX, p.scaleY]) assert.ok(Math.abs(scale / ground - 1) < 0.05, `kernel scale ${scale}, ${ground} source pixels a pixel`);
+  });
+
+  it('a grid that misses the footprint plans nothing, and transforms nothing once the footprint is known', () => {
+    planRead(source('counted_tmerc'), grid(256, -118, 54, 2), 'bilinear');
+    transforms = 0;
+    assert.equal(planRead(source('counted_tmerc'), grid(1024, 10, 60, 20), 'bilinear'), null);
+    assert.equal(transforms, 0);
   });
 });

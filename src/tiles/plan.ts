@@ -143,6 +143,97 @@ function invert(gt: PlanSource['geoTransform']): (x: number, y: number, out: Flo
   };
 }
 
+/** Output pixels [i0, i1) x [j0, j1) of a grid. */
+interface Rect {
+  i0: number;
+  j0: number;
+  i1: number;
+  j1: number;
+}
+
+/** Output pixels kept around a source's footprint: its pixel centres near the edge, whatever the kernel. */
+const FOOTPRINT_MARGIN_PX = 2;
+/** Points along each edge of a raster whose images bound its footprint. */
+const FOOTPRINT_STEPS = 64;
+/** Footprints kept, by CRS, geotransform and size; past this many the map starts again. */
+const MAX_FOOTPRINTS = 1024;
+const footprints = new Map<string, readonly [number, number, number, number] | null>();
+
+/**
+ * The Web Mercator bounds [minX, minY, maxX, maxY] of a projected source's raster: the images of
+ * points along its four edges (the image of the edges bounds the image of the whole, the
+ * transform being continuous and one to one there), each side widened by the longest step
+ * between neighbouring points, for the edge's curve between them. Null where that does not
+ * hold or cannot be known: a geographic source (its longitudes may run past ±180), a point that
+ * does not transform (a pole, a point outside the projection's domain). Made once a source.
+ */
+function mercatorFootprint(src: PlanSource): readonly [number, number, number, number] | null {
+  const key = `${src.proj4}|${src.geoTransform.join(',')}|${src.width}x${src.height}`;
+  let fp = footprints.get(key);
+  if (fp !== undefined) return fp;
+  fp = isGeographic(src.proj4) ? null : traceFootprint(src);
+  if (footprints.size >= MAX_FOOTPRINTS) footprints.clear();
+  footprints.set(key, fp);
+  return fp;
+}
+
+function traceFootprint(src: PlanSource): readonly [number, number, number, number] | null {
+  const conv = proj4(src.proj4, MERCATOR);
+  const [a, b, c, d, e, f] = src.geoTransform;
+  const { width: w, height: h } = src;
+  const edges: [number, number, number, number][] = [
+    [0, 0, w, 0],
+    [w, 0, w, h],
+    [w, h, 0, h],
+    [0, h, 0, 0],
+  ];
+  let minX = Infinity,
+    minY = Infinity,
+    maxX = -Infinity,
+    maxY = -Infinity,
+    step = 0;
+  for (const [x0, y0, x1, y1] of edges) {
+    let px = NaN,
+      py = NaN;
+    for (let t = 0; t <= FOOTPRINT_STEPS; t++) {
+      const x = x0 + ((x1 - x0) * t) / FOOTPRINT_STEPS,
+        y = y0 + ((y1 - y0) * t) / FOOTPRINT_STEPS;
+      let m: number[];
+      try {
+        m = conv.forward([a + x * b + y * c, d + x * e + y * f]);
+      } catch {
+        return null;
+      }
+      const [mx, my] = m as [number, number];
+      if (!(Number.isFinite(mx) && Number.isFinite(my))) return null;
+      if (t > 0) step = Math.max(step, Math.hypot(mx - px, my - py));
+      px = mx;
+      py = my;
+      minX = Math.min(minX, mx);
+      maxX = Math.max(maxX, mx);
+      minY = Math.min(minY, my);
+      maxY = Math.max(maxY, my);
+    }
+  }
+  return [minX - step, minY - step, maxX + step, maxY + step];
+}
+
+/**
+ * The output pixels of a W x W grid (its first pixel's corner at `ox`, `oy`, `res` metres a
+ * pixel) whose centres can land on the source: those over its footprint, and a margin. The
+ * whole grid when the footprint is not known; null when none can.
+ */
+function footprintRect(src: PlanSource, W: number, ox: number, oy: number, res: number): Rect | null {
+  const fp = mercatorFootprint(src);
+  if (!fp) return { i0: 0, j0: 0, i1: W, j1: W };
+  const [minX, minY, maxX, maxY] = fp;
+  const i0 = Math.max(0, Math.floor((minX - ox) / res - 0.5) - FOOTPRINT_MARGIN_PX),
+    i1 = Math.min(W, Math.ceil((maxX - ox) / res - 0.5) + FOOTPRINT_MARGIN_PX + 1),
+    j0 = Math.max(0, Math.floor((oy - maxY) / res - 0.5) - FOOTPRINT_MARGIN_PX),
+    j1 = Math.min(W, Math.ceil((oy - minY) / res - 0.5) + FOOTPRINT_MARGIN_PX + 1);
+  return i1 > i0 && j1 > j0 ? { i0, j0, i1, j1 } : null;
+}
+
 /**
  * Plans the read of one source for one tile, or returns null when the tile (with its
  * buffer) does not touch the source.
@@ -173,12 +264,15 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
 
   const affine = isWebMercator(src.proj4);
   if (affine) return planAffine(src, tile, W, exact, resampling, alloc);
+  // The output pixels that can land on the raster: none at all when the grid misses its footprint.
+  const rect = footprintRect(src, W, ox, oy, res);
+  if (!rect) return null;
   // The tile's arrays (recycled between tiles in a render thread): the plan lives as long.
   const fu = alloc.float64(W * W);
   const fv = alloc.float64(W * W);
   const fit = separableGeographic(src, W, exact, fu, fv)
     ? null
-    : fillCoordinates(W, exact, fu, fv, resampling === 'nearest' ? MAX_NEAREST_GRID_ERROR : MAX_GRID_ERROR);
+    : fillCoordinates(W, rect, exact, fu, fv, resampling === 'nearest' ? MAX_NEAREST_GRID_ERROR : MAX_GRID_ERROR);
 
   // Level choice and kernel scale from the local Jacobian at the tile centre.
   const c = Math.floor(W / 2);
@@ -415,11 +509,17 @@ interface GridFit {
 /**
  * Fills the source coordinates of every output pixel centre: transformed on a grid and
  * interpolated, refining the grid until the interpolation is within `tolerance` source
- * pixels; exactly, pixel by pixel, when no grid gets there (null). Web Mercator sources take
+ * pixels; exactly, pixel by pixel, when no grid gets there (null), and then only within
+ * `rect`, the pixels that can land on the raster (NaN elsewhere). Web Mercator sources take
  * planAffine instead.
+ *
+ * The grid always spans the whole of the output grid, so that two sources on one pixel grid
+ * (a mosaic's members, and the file they were cut from) get the same coordinates, less their
+ * offset, and draw the same pixels along their cut lines.
  */
 function fillCoordinates(
   W: number,
+  rect: Rect,
   exact: (i: number, j: number, out: Float64Array) => void,
   fu: Float64Array,
   fv: Float64Array,
@@ -430,8 +530,10 @@ function fillCoordinates(
     const fit = gridInterpolate(W, step, exact, fu, fv, tolerance);
     if (fit) return fit;
   }
-  for (let j = 0, k = 0; j < W; j++) {
-    for (let i = 0; i < W; i++, k++) {
+  fu.fill(NaN);
+  fv.fill(NaN);
+  for (let j = rect.j0; j < rect.j1; j++) {
+    for (let i = rect.i0, k = j * W + i; i < rect.i1; i++, k++) {
       exact(i, j, p);
       fu[k] = p[0]!;
       fv[k] = p[1]!;
@@ -463,14 +565,6 @@ function gridInterpolate(
   const gu = new Float64Array(n * n);
   const gv = new Float64Array(n * n);
   const p = new Float64Array(2);
-  for (let b = 0; b < n; b++) {
-    for (let a = 0; a < n; a++) {
-      exact(nodes[a]!, nodes[b]!, p);
-      gu[b * n + a] = p[0]!;
-      gv[b * n + a] = p[1]!;
-    }
-  }
-  for (let k = 0; k < gu.length; k++) if (gu[k] !== gu[k]) return null;
   // The error at a point (i, j) whose interpolation is the mean of the given nodes.
   const off = (i: number, j: number, nodesAt: readonly number[]): number => {
     exact(i, j, p);
@@ -486,28 +580,36 @@ function gridInterpolate(
   // Edge midpoints, measured once and shared by the two cells on either side.
   const across = new Float64Array(n * (n - 1)); // horizontal edge from node (a, b) to (a + 1, b)
   const down = new Float64Array((n - 1) * n); // vertical edge from node (a, b) to (a, b + 1)
+  const error = new Float64Array((n - 1) * (n - 1));
+  // A row of nodes at a time, each measured as soon as its neighbours are known: a grid that
+  // fails (a projection far from where it holds) is given up at its first bad row, not after
+  // every node of it was transformed.
   for (let b = 0; b < n; b++) {
+    for (let a = 0; a < n; a++) {
+      exact(nodes[a]!, nodes[b]!, p);
+      if (p[0] !== p[0]) return null;
+      gu[b * n + a] = p[0]!;
+      gv[b * n + a] = p[1]!;
+    }
     for (let a = 0; a < n - 1; a++) {
       const e = off((nodes[a]! + nodes[a + 1]!) / 2, nodes[b]!, [b * n + a, b * n + a + 1]);
       if (!(e <= tolerance)) return null;
       across[b * (n - 1) + a] = e;
     }
-  }
-  for (let b = 0; b < n - 1; b++) {
+    if (b === 0) continue;
+    // The cells between rows b - 1 and b.
+    const r = b - 1;
     for (let a = 0; a < n; a++) {
-      const e = off(nodes[a]!, (nodes[b]! + nodes[b + 1]!) / 2, [b * n + a, (b + 1) * n + a]);
+      const e = off(nodes[a]!, (nodes[r]! + nodes[b]!) / 2, [r * n + a, b * n + a]);
       if (!(e <= tolerance)) return null;
-      down[b * n + a] = e;
+      down[r * n + a] = e;
     }
-  }
-  const error = new Float64Array((n - 1) * (n - 1));
-  for (let b = 0; b < n - 1; b++) {
     for (let a = 0; a < n - 1; a++) {
-      const k00 = b * n + a;
-      const centre = off((nodes[a]! + nodes[a + 1]!) / 2, (nodes[b]! + nodes[b + 1]!) / 2, [k00, k00 + 1, k00 + n, k00 + n + 1]);
+      const k00 = r * n + a;
+      const centre = off((nodes[a]! + nodes[a + 1]!) / 2, (nodes[r]! + nodes[b]!) / 2, [k00, k00 + 1, k00 + n, k00 + n + 1]);
       if (!(centre <= tolerance)) return null;
-      const edges = Math.max(across[b * (n - 1) + a]!, across[(b + 1) * (n - 1) + a]!, down[b * n + a]!, down[b * n + a + 1]!);
-      error[b * (n - 1) + a] = ERROR_MARGIN * Math.max(centre, edges);
+      const edges = Math.max(across[r * (n - 1) + a]!, across[b * (n - 1) + a]!, down[r * n + a]!, down[r * n + a + 1]!);
+      error[r * (n - 1) + a] = ERROR_MARGIN * Math.max(centre, edges);
     }
   }
   for (let b = 0; b < n - 1; b++) {
