@@ -1137,6 +1137,44 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       const last = await json<StatsAnswer>(get(`/statistics/dem-shaded-relief?bbox=${bbox}&max_size=64`), 'default node');
       assert.equal(last.node, 'shade');
     });
+
+    it('tried as a hostile client would: an area without data answers the step and the bands it would measure with data, each counting nothing', async () => {
+      // Once chosen from the steps that ran: where a read had nothing, zion-ndvi measured its
+      // colormap (RGBA) and dem-relief took node=1 (RGBA too), each answering `bands: []`, and
+      // node=nope listed only the steps that ran.
+      const far = '100,10,100.5,10.5';
+      const zion = '-113.08,37.28,-113.04,37.32';
+      for (const [layer, inside, node, op] of [
+        ['zion-ndvi', zion, 'ndvi', 'normalized_difference'],
+        ['dem-relief', bbox, '0', 'read'],
+        ['dem-shaded-relief', bbox, 'shade', 'hillshade'],
+      ] as const) {
+        const withData = await json<StatsAnswer>(get(`/statistics/${layer}?bbox=${inside}&max_size=64`), `${layer} over its data`);
+        const without = await json<StatsAnswer>(get(`/statistics/${layer}?bbox=${far}&max_size=64`), `${layer} far from it`);
+        for (const a of [withData, without]) assert.deepEqual([a.node, a.op, a.bands.length], [node, op, 1], `${layer}: the step measured`);
+        assert.ok(withData.bands[0]!.count > 0, `${layer}: pixels over its data`);
+        assert.deepEqual(
+          without.bands[0],
+          {
+            band: 0,
+            count: 0,
+            valid_fraction: 0,
+            min: null,
+            max: null,
+            mean: null,
+            std: null,
+            percentiles: { p2: null, p25: null, p50: null, p75: null, p98: null },
+            histogram: { counts: [], edges: [] },
+          },
+          `${layer} far from its data`,
+        );
+      }
+      await assertErrors([
+        [get(`/statistics/dem-relief?bbox=${far}&node=1`), 400, /RGBA/, 'an RGBA step, far from the data'],
+        [get(`/statistics/dem-relief?bbox=${far}&node=nope`), 400, /nope: no step of that name; the steps are 0, 1$/, 'node=nope, far from the data'],
+        [get(`/statistics/zion-ndvi?bbox=${far}&node=rgba`), 400, /RGBA/, 'an RGBA node of a graph, far from the data'],
+      ]);
+    });
   });
 
   // -------------------------------------------------------------------------------------

@@ -143,17 +143,22 @@ export class Sequential extends Operator {
   }
 
   shape(inputs: OutputShape[]): OutputShape {
+    return this.stepShapes(inputs).at(-1)!;
+  }
+
+  /** What each step produces, in order, from inputs of these shapes. */
+  stepShapes(inputs: OutputShape[]): OutputShape[] {
     let cur = inputs;
-    let out: OutputShape | undefined;
-    this.steps.forEach((s, i) => {
+    return this.steps.map((s, i) => {
+      let out: OutputShape;
       try {
         out = s.shape(cur);
       } catch (err) {
         throw err instanceof GraphError ? err : new GraphError(this.names[i]!, (err as Error).message);
       }
       cur = [out];
+      return out;
     });
-    return out!;
   }
 
   async apply(inputs: Raster[], ctx: TileContext): Promise<Raster | null> {
@@ -239,6 +244,11 @@ export class Graph extends Operator {
 
   shape(): OutputShape {
     return this.shapes.get(this.output)!;
+  }
+
+  /** What the named node produces. */
+  shapeOf(name: string): OutputShape | undefined {
+    return this.shapes.get(name);
   }
 
   async apply(_inputs: Raster[], ctx: TileContext): Promise<Raster | null> {

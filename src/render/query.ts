@@ -8,7 +8,7 @@ import proj4 from '../proj4.js';
 import type { Alloc } from '../alloc.js';
 import { TileError } from '../errors.js';
 import { Graph, Sequential, type Operator } from '../ops/operator.js';
-import type { Raster } from '../ops/raster.js';
+import type { OutputShape, Raster } from '../ops/raster.js';
 import type { Cog } from '../sources/cog.js';
 import { readWindow, releaseWindow } from '../sources/window.js';
 import { openMember } from './mosaic.js';
@@ -59,13 +59,14 @@ async function sourceValue(source: string, cog: Cog, bands: readonly number[], n
  * The steps of a graph by the names clients use: a graph form's node names; a list's steps by
  * their index from 0 (TileContext.tap names them `step N (op)`, as errors do).
  */
-function publicSteps(root: Operator): { steps: [string, Operator][]; named: (tapName: string) => string } {
+function publicSteps(root: Operator): { steps: [string, Operator][]; named: (tapName: string) => string; shapeOf: (name: string) => OutputShape | undefined } {
   if (root instanceof Sequential) {
     const index = new Map(root.named().map(([name], i) => [name, String(i)]));
-    return { steps: root.named().map(([, op], i) => [String(i), op]), named: (n) => index.get(n) ?? n };
+    const shapes = root.stepShapes([]);
+    return { steps: root.named().map(([, op], i) => [String(i), op]), named: (n) => index.get(n) ?? n, shapeOf: (n) => shapes[Number(n)] };
   }
-  if (root instanceof Graph) return { steps: root.named(), named: (n) => n };
-  return { steps: [['output', root]], named: (n) => n };
+  if (root instanceof Graph) return { steps: root.named(), named: (n) => n, shapeOf: (n) => root.shapeOf(n) };
+  return { steps: [['output', root]], named: (n) => n, shapeOf: (n) => (n === 'output' ? root.shape([]) : undefined) };
 }
 
 /** Renders the task's tile watching every step, and reads each source's own pixel under the point. */
@@ -147,35 +148,35 @@ export async function areaStatistics(
   alloc?: Alloc,
 ): Promise<{ render: TileRender; stats: AreaStats }> {
   const want = task.stats.node;
-  let chosen: { name: string; op: Operator; r: Raster | null } | undefined;
-  const seen: string[] = [];
-  const { named } = publicSteps(graph.graph);
-  const render = await graph.render(task as Tile, alloc, (tapName, op, r) => {
-    const name = named(tapName);
-    seen.push(name);
-    // A step with nothing here (null) may be the one: its statistics are then empty.
-    if (want === undefined ? r === null || r.kind === 'bands' : name === want) chosen = { name, op, r };
+  const { steps, named, shapeOf } = publicSteps(graph.graph);
+  // Chosen from the graph, not from what ran: an area without data measures the step it would
+  // with data, and answers its bands with nothing counted.
+  const name = want ?? steps.filter(([n]) => shapeOf(n)?.kind === 'bands').at(-1)?.[0];
+  if (name === undefined) throw new TileError('bad_request', 'no such step', 'no step of the graph gives bands to measure');
+  const step = steps.find(([n]) => n === name);
+  if (!step) throw new TileError('bad_request', 'no such step', `node=${name}: no step of that name; the steps are ${steps.map(([n]) => n).join(', ')}`);
+  const op = step[1];
+  const shape = shapeOf(name);
+  if (shape?.kind !== 'bands') throw new TileError('bad_request', 'not bands', `node=${name}: '${op.op}' gives RGBA, not bands to measure`);
+  let r: Raster | null = null;
+  const render = await graph.render(task as Tile, alloc, (tapName, _op, raster) => {
+    if (named(tapName) === name) r = raster;
   });
-  if (!chosen)
-    throw new TileError(
-      'bad_request',
-      'no such step',
-      want === undefined ? 'no step of the graph gives bands to measure' : `node=${want}: no step of that name; the steps are ${seen.join(', ')}`,
-    );
-  const { name, op, r } = chosen;
-  if (r && r.kind !== 'bands') throw new TileError('bad_request', 'not bands', `node=${name}: '${op.op}' gives RGBA, not bands to measure`);
   const { mask, bins } = task.stats;
   const size = task.size;
   let inside = 0;
   for (const m of mask) inside += m;
-  const bands = (r?.bands ?? []).map((b, band) => {
-    const values = new Float64Array(inside);
+  const measured = r as Raster | null;
+  if (measured && measured.kind !== 'bands') throw new TileError('bad_request', 'not bands', `node=${name}: '${op.op}' gives RGBA, not bands to measure`);
+  const bands = Array.from({ length: measured ? measured.bands.length : shape.bands }, (_, band) => {
+    const values = new Float64Array(measured ? inside : 0);
     let n = 0;
-    for (let j = 0; j < size; j++)
-      for (let i = 0; i < size; i++) {
-        const k = at(r!, size, i, j);
-        if (mask[j * size + i] && r!.mask[k]) values[n++] = b[k]!;
-      }
+    if (measured)
+      for (let j = 0; j < size; j++)
+        for (let i = 0; i < size; i++) {
+          const k = at(measured, size, i, j);
+          if (mask[j * size + i] && measured.mask[k]) values[n++] = measured.bands[band]![k]!;
+        }
     return bandStats(band, values.subarray(0, n), inside, bins);
   });
   return { render, stats: { node: name, op: op.op, bands } };
