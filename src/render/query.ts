@@ -157,7 +157,8 @@ export async function areaStatistics(
   if (!step) throw new TileError('bad_request', 'no such step', `node=${name}: no step of that name; the steps are ${steps.map(([n]) => n).join(', ')}`);
   const op = step[1];
   const shape = shapeOf(name);
-  if (shape?.kind !== 'bands') throw new TileError('bad_request', 'not bands', `node=${name}: '${op.op}' gives RGBA, not bands to measure`);
+  const notBands = () => new TileError('bad_request', 'not bands', `node=${name}: '${op.op}' gives RGBA, not bands to measure`);
+  if (shape?.kind !== 'bands') throw notBands();
   let r: Raster | null = null;
   const render = await graph.render(task as Tile, alloc, (tapName, _op, raster) => {
     if (named(tapName) === name) r = raster;
@@ -167,7 +168,8 @@ export async function areaStatistics(
   let inside = 0;
   for (const m of mask) inside += m;
   const measured = r as Raster | null;
-  if (measured && measured.kind !== 'bands') throw new TileError('bad_request', 'not bands', `node=${name}: '${op.op}' gives RGBA, not bands to measure`);
+  // A step whose output is not what its shape said (a lambda of the code API).
+  if (measured && measured.kind !== 'bands') throw notBands();
   const bands = Array.from({ length: measured ? measured.bands.length : shape.bands }, (_, band) => {
     const values = new Float64Array(measured ? inside : 0);
     let n = 0;
