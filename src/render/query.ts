@@ -62,8 +62,12 @@ async function sourceValue(source: string, cog: Cog, bands: readonly number[], n
 function publicSteps(root: Operator): { steps: [string, Operator][]; named: (tapName: string) => string; shapeOf: (name: string) => OutputShape | undefined } {
   if (root instanceof Sequential) {
     const index = new Map(root.named().map(([name], i) => [name, String(i)]));
-    const shapes = root.stepShapes([]);
-    return { steps: root.named().map(([, op], i) => [String(i), op]), named: (n) => index.get(n) ?? n, shapeOf: (n) => shapes[Number(n)] };
+    let shapes: OutputShape[] | undefined;
+    return {
+      steps: root.named().map(([, op], i) => [String(i), op]),
+      named: (n) => index.get(n) ?? n,
+      shapeOf: (n) => (shapes ??= root.stepShapes([]))[Number(n)],
+    };
   }
   if (root instanceof Graph) return { steps: root.named(), named: (n) => n, shapeOf: (n) => root.shapeOf(n) };
   return { steps: [['output', root]], named: (n) => n, shapeOf: (n) => (n === 'output' ? root.shape([]) : undefined) };

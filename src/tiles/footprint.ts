@@ -13,7 +13,7 @@ export interface SourceOutline {
 }
 
 /** Points per raster edge: a reprojected edge bends. */
-const EDGE_SAMPLES = 64;
+export const EDGE_SAMPLES = 64;
 
 /**
  * The closed ring around the pixel grid (widened by `pad` pixels on every side), in lon/lat;

@@ -8,6 +8,8 @@ import { heapAlloc, type Alloc } from '../alloc.js';
 import { SourceError } from '../errors.js';
 import type { Resampling } from '../sources/sample.js';
 import { levelCoords } from '../kernels.js';
+import { EDGE_SAMPLES, outline } from './footprint.js';
+import { lonLatToMercator } from './mercator.js';
 
 /** The output grid of one tile: where it lies, and how many pixels it has. */
 export interface TileGrid {
@@ -153,67 +155,46 @@ interface Rect {
 
 /** Output pixels kept around a source's footprint: its pixel centres near the edge, whatever the kernel. */
 const FOOTPRINT_MARGIN_PX = 2;
-/** Points along each edge of a raster whose images bound its footprint. */
-const FOOTPRINT_STEPS = 64;
 /** Footprints kept, by CRS, geotransform and size; past this many the map starts again. */
 const MAX_FOOTPRINTS = 1024;
 const footprints = new Map<string, readonly [number, number, number, number] | null>();
 
 /**
- * The Web Mercator bounds [minX, minY, maxX, maxY] of a projected source's raster: the images of
- * points along its four edges (the image of the edges bounds the image of the whole, the
- * transform being continuous and one to one there), each side widened by the longest step
- * between neighbouring points, for the edge's curve between them. Null where that does not
- * hold or cannot be known: a geographic source (its longitudes may run past ±180), a point that
- * does not transform (a pole, a point outside the projection's domain). Made once a source.
+ * The Web Mercator bounds [minX, minY, maxX, maxY] of a projected source's raster: its outline
+ * (src/tiles/footprint.ts; the image of the edges bounds the image of the whole, the transform
+ * being continuous and one to one there), each side widened by the longest step between
+ * neighbouring points, for the edge's curve between them. Null where that does not hold or
+ * cannot be known: a geographic source (its longitudes may run past ±180), a point of the
+ * outline that does not transform. Made once a source.
  */
 function mercatorFootprint(src: PlanSource): readonly [number, number, number, number] | null {
   const key = `${src.proj4}|${src.geoTransform.join(',')}|${src.width}x${src.height}`;
   let fp = footprints.get(key);
   if (fp !== undefined) return fp;
-  fp = isGeographic(src.proj4) ? null : traceFootprint(src);
+  fp = isGeographic(src.proj4) ? null : boundsOfOutline(src);
   if (footprints.size >= MAX_FOOTPRINTS) footprints.clear();
   footprints.set(key, fp);
   return fp;
 }
 
-function traceFootprint(src: PlanSource): readonly [number, number, number, number] | null {
-  const conv = proj4(src.proj4, MERCATOR);
-  const [a, b, c, d, e, f] = src.geoTransform;
-  const { width: w, height: h } = src;
-  const edges: [number, number, number, number][] = [
-    [0, 0, w, 0],
-    [w, 0, w, h],
-    [w, h, 0, h],
-    [0, h, 0, 0],
-  ];
+function boundsOfOutline(src: PlanSource): readonly [number, number, number, number] | null {
+  const ring = outline({ ...src, crs: { proj4: src.proj4 } });
+  // Every point of every edge, and the first again: none was left out.
+  if (!ring || ring.length !== 4 * EDGE_SAMPLES + 1) return null;
   let minX = Infinity,
     minY = Infinity,
     maxX = -Infinity,
     maxY = -Infinity,
     step = 0;
-  for (const [x0, y0, x1, y1] of edges) {
-    let px = NaN,
-      py = NaN;
-    for (let t = 0; t <= FOOTPRINT_STEPS; t++) {
-      const x = x0 + ((x1 - x0) * t) / FOOTPRINT_STEPS,
-        y = y0 + ((y1 - y0) * t) / FOOTPRINT_STEPS;
-      let m: number[];
-      try {
-        m = conv.forward([a + x * b + y * c, d + x * e + y * f]);
-      } catch {
-        return null;
-      }
-      const [mx, my] = m as [number, number];
-      if (!(Number.isFinite(mx) && Number.isFinite(my))) return null;
-      if (t > 0) step = Math.max(step, Math.hypot(mx - px, my - py));
-      px = mx;
-      py = my;
-      minX = Math.min(minX, mx);
-      maxX = Math.max(maxX, mx);
-      minY = Math.min(minY, my);
-      maxY = Math.max(maxY, my);
-    }
+  let prev: [number, number] | undefined;
+  for (const [lon, lat] of ring) {
+    const m = lonLatToMercator(lon, lat);
+    if (prev) step = Math.max(step, Math.hypot(m[0] - prev[0], m[1] - prev[1]));
+    prev = m;
+    minX = Math.min(minX, m[0]);
+    maxX = Math.max(maxX, m[0]);
+    minY = Math.min(minY, m[1]);
+    maxY = Math.max(maxY, m[1]);
   }
   return [minX - step, minY - step, maxX + step, maxY + step];
 }
