@@ -317,15 +317,14 @@ export function separable(
     mem,
     at: [cStart, cCount, cWeights, cOk, rStart, rCount, rWeights, rOk, band, h, dst],
   } = scratch(sizes);
-  const put = (p: number, a: Int32Array | Float32Array | Uint8Array, n: number) => mem.set(new Uint8Array(a.buffer, a.byteOffset, n * a.BYTES_PER_ELEMENT), p);
-  put(cStart, cols.start, W);
-  put(cCount, cols.count, W);
-  put(cWeights, cols.weights, W * cols.per);
-  put(cOk, cols.ok, W);
-  put(rStart, rows.start, W);
-  put(rCount, rows.count, W);
-  put(rWeights, rows.weights, W * rows.per);
-  put(rOk, rows.ok, W);
+  put(mem, cStart, cols.start, W);
+  put(mem, cCount, cols.count, W);
+  put(mem, cWeights, cols.weights, W * cols.per);
+  put(mem, cOk, cols.ok, W);
+  put(mem, rStart, rows.start, W);
+  put(mem, rCount, rows.count, W);
+  put(mem, rWeights, rows.weights, W * rows.per);
+  put(mem, rOk, rows.ok, W);
   let allRows = true;
   for (let j = 0; j < W; j++) if (!rows.ok[j]) allRows = false;
   const floats = new Float32Array(mem.buffer);
@@ -337,6 +336,11 @@ export function separable(
     else for (let j = 0; j < W; j++) if (rows.ok[j]) out[b]!.set(floats.subarray(o + j * W, o + (j + 1) * W), j * W);
   }
   return true;
+}
+
+/** The first `n` elements of `a`, as bytes, into the kernels' memory at `p`. */
+function put(mem: Uint8Array, p: number, a: Int32Array | Float32Array | Uint8Array, n: number): void {
+  mem.set(new Uint8Array(a.buffer, a.byteOffset, n * a.BYTES_PER_ELEMENT), p);
 }
 
 /**

@@ -88,28 +88,34 @@ export function indexedPngOfCodes(codes: TableCodes, size: number, level?: numbe
   const n = size * size;
   if (index.length !== n) throw new Error(`indexedPngOfCodes: expected ${n} codes for ${size}x${size}, got ${index.length}`);
   const palette = new Palette();
-  // Given the entries the tile uses: their colours in table order, those with alpha below 255
-  // first (see indexedFile), and each entry's index into them.
-  const indices = (used: Uint8Array, highest: number): Uint8Array | null => {
-    // Undefined past the table: refused, never drawn as another colour.
-    if (highest > lut.length) throw new Error(`indexedPngOfCodes: code ${highest} past the ${lut.length} entries of the table`);
-    const entry = new Uint8Array(highest + 1);
-    for (const opaque of [false, true])
-      for (let c = 0; c <= highest; c++) {
-        if (!used[c]) continue;
-        const w = c === 0 ? 0 : lut[c - 1]!;
-        if ((w >>> 24 === 255) !== opaque) continue;
-        const k = palette.indexOf(w);
-        if (k < 0) return null;
-        entry[c] = k;
-      }
-    return entry;
-  };
+  const indices = (used: Uint8Array, highest: number) => paletteEntries(palette, lut, used, highest);
   const filter = ordered ? UP : NONE;
   // Undefined when the kernel did not run; null when the palette gave up.
   const fast = indexRows(index, size, filter, indices);
   const rows = fast === undefined ? indexRowsReference(index, size, filter, indices) : fast;
   return rows && indexedFile(rows, palette.colours, palette.count, size, level ?? (ordered ? ORDERED_PNG_LEVEL : INDEXED_PNG_LEVEL));
+}
+
+/**
+ * Given the entries of `lut` a tile uses (and 0, nothing drawn): their colours added to
+ * `palette` in table order, those with alpha below 255 first (see indexedFile), and each
+ * entry's index into it; null when the palette gave up. A function of its own, not a closure
+ * made for each tile, so that V8 keeps its optimised code (see src/tiles/plan.ts SourcePixels).
+ */
+function paletteEntries(palette: Palette, lut: Uint32Array, used: Uint8Array, highest: number): Uint8Array | null {
+  // Undefined past the table: refused, never drawn as another colour.
+  if (highest > lut.length) throw new Error(`indexedPngOfCodes: code ${highest} past the ${lut.length} entries of the table`);
+  const entry = new Uint8Array(highest + 1);
+  for (const opaque of [false, true])
+    for (let c = 0; c <= highest; c++) {
+      if (!used[c]) continue;
+      const w = c === 0 ? 0 : lut[c - 1]!;
+      if ((w >>> 24 === 255) !== opaque) continue;
+      const k = palette.indexOf(w);
+      if (k < 0) return null;
+      entry[c] = k;
+    }
+  return entry;
 }
 
 /** The JavaScript twin of src/kernels.ts `indexRows`, and the reference it is tested against. */
