@@ -57,13 +57,47 @@ export function openRenderer(settings: Settings, opts: { cells?: boolean } = {})
   };
 }
 
+/**
+ * The largest answer `--via` takes as a tile: far past any tile's PNG or WebP (a 2048-pixel
+ * RGBA tile is 16 MiB before it is compressed). A server may send without end, or a page of
+ * megabytes; what passes this is refused as it arrives, never held.
+ */
+export const MAX_VIA_TILE_BYTES = 32 * 2 ** 20;
+/** Of an error's answer, the start quoted in the failure. */
+const QUOTED_ERROR_BYTES = 200;
+
 /** `--via`: asks the server for each tile over HTTP, as a map client would. */
 export function viaProducer(base: string, layer: Layer, format: 'png' | 'webp'): Produce {
   const root = base.replace(/\/+$/, '');
   return async (t) => {
     const res = await fetch(`${root}/tiles/${encodeURIComponent(layer.name)}/${t.z}/${t.x}/${t.y}.${format}`, { signal: AbortSignal.timeout(60_000) });
-    if (res.status === 204) return { body: null, etag: res.headers.get('etag') ?? '' };
-    if (res.status !== 200) throw new TileError('upstream', 'upstream failed', `${res.url} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-    return { body: Buffer.from(await res.arrayBuffer()), etag: res.headers.get('etag') ?? '', type: res.headers.get('content-type') ?? undefined };
+    const etag = res.headers.get('etag') ?? '';
+    if (res.status === 204) {
+      await res.body?.cancel();
+      return { body: null, etag };
+    }
+    if (res.status !== 200) {
+      const { bytes } = await bodyUpTo(res, QUOTED_ERROR_BYTES);
+      throw new TileError('upstream', 'upstream failed', `${res.url} answered ${res.status}: ${bytes.toString('utf8')}`);
+    }
+    const { bytes, more } = await bodyUpTo(res, MAX_VIA_TILE_BYTES);
+    if (more) throw new TileError('upstream', 'upstream failed', `${res.url} answered more than ${MAX_VIA_TILE_BYTES} bytes for one tile`);
+    return { body: bytes, etag, type: res.headers.get('content-type') ?? undefined };
   };
+}
+
+/** The first `limit` bytes of a response body at most, as they arrive; `more` when it had more, which is left unread. */
+async function bodyUpTo(res: Response, limit: number): Promise<{ bytes: Buffer; more: boolean }> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (res.body) {
+    // Leaving the loop early cancels the body.
+    for await (const chunk of res.body) {
+      const take = Math.min(chunk.length, limit - total);
+      chunks.push(chunk.subarray(0, take));
+      total += take;
+      if (take < chunk.length) return { bytes: Buffer.concat(chunks, total), more: true };
+    }
+  }
+  return { bytes: Buffer.concat(chunks, total), more: false };
 }
