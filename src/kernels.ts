@@ -215,7 +215,7 @@ function scratch(sizes: readonly number[]): { k: Exports; mem: Uint8Array; at: n
   const k = kernels();
   uses++;
   let next = base;
-  const at = sizes.map((bytes) => {
+  const at = Array.from(sizes, (bytes) => {
     const p = (next + 15) & ~15;
     next = p + bytes;
     return p;

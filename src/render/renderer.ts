@@ -87,12 +87,12 @@ export class LayerGraph {
   /** The graph's output for one tile, before it is drawn as RGBA. */
   async raster(tile: Tile, alloc: Alloc = heapAlloc, warnings: TileContext['warnings'] = [], tap?: TileContext['tap']): Promise<TileRaster> {
     const grid = { z: tile.z, size: tile.size, buffer: this.graph.buffer(), bounds: tile.bounds ?? tileBounds(tile) };
-    const plans = this.groups.map((g, i) => (this.mosaics?.[g.source] ? null : planRead(this.planSources[i]!, grid, g.resampling, alloc)));
+    const plans = Array.from(this.groups, (g, i) => (this.mosaics?.[g.source] ? null : planRead(this.planSources[i]!, grid, g.resampling, alloc)));
 
     const t0 = performance.now();
     // A mosaic's read is fetched and resampled at once (its members may lie on several grids).
     const fetched = await Promise.all(
-      this.groups.map((g, i): Promise<Window | BandRaster | null> | null => {
+      Array.from(this.groups, (g, i): Promise<Window | BandRaster | null> | null => {
         const mosaic = this.mosaics?.[g.source];
         if (mosaic) {
           const members = tile.members?.[g.source] ?? [];
@@ -118,7 +118,7 @@ export class LayerGraph {
       const r = !f ? null : 'kind' in f ? f : resample(g, plans[i]!, f, alloc);
       // A member with the group's bands in the group's order takes the raster as it is.
       const whole = (picks: readonly number[]) => r !== null && picks.length === r.bands.length && picks.every((k, i) => k === i);
-      for (const m of g.members) reads.set(m.read, r && (whole(m.picks) ? r : { ...r, bands: m.picks.map((k) => r.bands[k]!) }));
+      for (const m of g.members) reads.set(m.read, r && (whole(m.picks) ? r : { ...r, bands: Array.from(m.picks, (k) => r.bands[k]!) }));
     });
     const ctx: TileContext = { ...grid, x: tile.x, y: tile.y, warnings, alloc, reads, tap };
     return { raster: await this.graph.apply([], ctx), ctx, readMs };

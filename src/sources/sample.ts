@@ -131,7 +131,7 @@ function cubic(win: Window, u: Float32Array, v: Float32Array, out: SampleOutput)
     wy = new Float64Array(4);
   const single = new Float32Array(1),
     singleV = new Float32Array(1);
-  const one: SampleOutput = { bands: out.bands.map(() => new Float32Array(1)), mask: new Uint8Array(1) };
+  const one: SampleOutput = { bands: Array.from(out.bands, () => new Float32Array(1)), mask: new Uint8Array(1) };
   for (let k = 0; k < u.length; k++) {
     const uk = u[k]!,
       vk = v[k]!;
@@ -332,7 +332,7 @@ function triangleAllValid4(win: Window, u: Float32Array, v: Float32Array, sx: nu
   const mask = out.mask,
     outBands = out.bands;
   const one = { u: new Float32Array(1), v: new Float32Array(1) };
-  const single: SampleOutput = { bands: outBands.map(() => new Float32Array(1)), mask: new Uint8Array(1) };
+  const single: SampleOutput = { bands: Array.from(outBands, () => new Float32Array(1)), mask: new Uint8Array(1) };
   // The WebAssembly kernel of the same name (src/kernels.ts), when it can: it leaves the edges.
   const edges = triangle4Kernel(u, v, ww, wh, sx, sy, bands, outBands, mask);
   if (edges) {

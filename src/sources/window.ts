@@ -26,7 +26,11 @@ export async function readWindow(
   const [x0, y0, x1, y1] = win;
   layoutOf(cog, level, win, bands);
   const n = (x1 - x0) * (y1 - y0);
-  const out: Window = { width: x1 - x0, height: y1 - y0, bands: bands.map(() => takeFloat32(n)), valid: takeBytes(n) };
+  // One shape for every window, for the code V8 optimises: its fields from the start, and its
+  // bands by Array.from, not map(), whose array is packed before the function making it is
+  // optimised and holey after; code optimised for the one gave up at the other (the same holds
+  // for the other arrays of bands the render threads make, and their plans).
+  const out: Window = { width: x1 - x0, height: y1 - y0, bands: Array.from(bands, () => takeFloat32(n)), valid: takeBytes(n), allValid: false };
   // On a failure the buffers are left to the collector: other blocks may still be landing in them.
   out.allValid = (await readWindowInto(cog, level, win, bands, nodata, out, 0, 0)) === 0;
   return out;
@@ -276,7 +280,13 @@ export function emptyWindow(width: number, height: number, bands: number): Windo
   const held = width * height * (4 * bands + 2);
   if (held > MAX_WINDOW_BYTES)
     throw new SourceError(`a ${width}x${height} mosaic window would hold ${Math.ceil(held / 2 ** 20)} MiB (at most ${MAX_WINDOW_BYTES / 2 ** 20} MiB)`);
-  const win: Window = { width, height, bands: Array.from({ length: bands }, () => takeFloat32(width * height)), valid: takeBytes(width * height) };
+  const win: Window = {
+    width,
+    height,
+    bands: Array.from({ length: bands }, () => takeFloat32(width * height)),
+    valid: takeBytes(width * height),
+    allValid: false,
+  };
   win.valid.fill(0);
   return win;
 }

@@ -57,6 +57,8 @@ export interface ReadPlan {
    */
   separable?: { u0: number; du: number; v0: number; dv: number };
 }
+// Plans are made with every field above, in that order (`separable` undefined where it does not
+// apply): one shape for the code V8 optimises, where a field added to some gave two, and a deopt.
 
 /**
  * GDAL's approximate transformer default (gdalwarp -et 0.125): interpolating the transform
@@ -304,7 +306,7 @@ export function planRead(src: PlanSource, tile: TileGrid, resampling: Resampling
   const u = alloc.float32(W * W);
   const v = alloc.float32(W * W);
   if (!onLevel?.toWindow(window[0], window[1], u, v)) toWindow(fu, fv, kx, ky, window[0], window[1], u, v);
-  return { level, window, width: W, coords: () => ({ u, v }), scaleX, scaleY };
+  return { level, window, width: W, scaleX, scaleY, coords: () => ({ u, v }), separable: undefined };
 }
 
 // The per-pixel passes live in small functions of their own (the references of the WebAssembly
@@ -394,8 +396,8 @@ function planAffine(src: PlanSource, tile: TileGrid, W: number, exact: SourcePix
       }
       return coords;
     },
+    separable: c === 0 && e === 0 ? { u0: a - x0, du: b, v0: d - y0, dv: f } : undefined,
   };
-  if (c === 0 && e === 0) plan.separable = { u0: a - x0, du: b, v0: d - y0, dv: f };
   return plan;
 }
 

@@ -53,7 +53,7 @@ export class Select extends Operator {
 
   apply([input]: Raster[]): Raster {
     const r = input as BandRaster;
-    return { ...r, bands: this.params.bands.map((b) => r.bands[b - 1]!), palette: this.params.bands.length === 1 ? r.palette : undefined };
+    return { ...r, bands: Array.from(this.params.bands, (b) => r.bands[b - 1]!), palette: this.params.bands.length === 1 ? r.palette : undefined };
   }
 
   config(): Record<string, unknown> {
