@@ -11,22 +11,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { MAX_VIA_TILE_BYTES } from '../src/seed/produce.js';
-import { makeLayersDir, metricValue, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
+import { bboxTiles, makeLayersDir, metricValue, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
 import { CLI } from './helpers/layers.js';
 import { startServerProcess, type ServerProcess } from './helpers/processes.js';
 
 /** A corner of the Jasper DEM: a handful of tiles at zooms 10 and 11. */
 const BBOX = [-117.6, 53.15, -117.4, 53.3] as const;
 
-function bboxTiles(z: number): Tile[] {
-  const n = 2 ** z;
-  const fx = (lon: number) => ((lon + 180) / 360) * n;
-  const fy = (lat: number) => ((1 - Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360)) / Math.PI) / 2) * n;
-  const out: Tile[] = [];
-  for (let y = Math.floor(fy(BBOX[3])); y < Math.ceil(fy(BBOX[1])); y++)
-    for (let x = Math.floor(fx(BBOX[0])); x < Math.ceil(fx(BBOX[2])); x++) out.push([z, x, y]);
-  return out;
-}
+const tilesOf = (z: number): Tile[] => bboxTiles(BBOX, z);
 
 interface Run {
   status: number | null;
@@ -98,10 +90,24 @@ async function hostile(answer: (res: http.ServerResponse) => void): Promise<{ ur
   };
 }
 
+/** Writes `bytes` more (in MiB chunks, as fast as the client reads) unless the client goes away first, then ends. */
+function sendMiBs(res: http.ServerResponse, bytes: number): void {
+  const chunk = Buffer.alloc(2 ** 20, 32);
+  let sent = 0;
+  const more = () => {
+    while (sent < bytes && !res.destroyed) {
+      sent += chunk.length;
+      if (!res.write(chunk)) return void res.once('drain', more);
+    }
+    res.end();
+  };
+  more();
+}
+
 describe('tilegraph seed --via', () => {
   let tmp: TempLayers;
   const bbox = BBOX.join(',');
-  const planned = bboxTiles(10).length + bboxTiles(11).length;
+  const planned = tilesOf(10).length + tilesOf(11).length;
 
   before(async () => {
     tmp = await makeLayersDir(['dem-relief']);
@@ -122,7 +128,7 @@ describe('tilegraph seed --via', () => {
       assert.equal(done.rendered + done.empty, planned);
       // The server rendered each tile once, for the seeder; a map client now gets them from its L1.
       assert.equal(await metricValue(server.url, 'tilegraph_renders_total', { layer: 'dem-relief' }), planned);
-      for (const t of [...bboxTiles(10), ...bboxTiles(11)]) {
+      for (const t of [...tilesOf(10), ...tilesOf(11)]) {
         const a = await request(server.url, tilePath('dem-relief', t));
         assert.equal(a.headers['x-cache'], 'hit-l1', `${t.join('/')}: ${a.status}`);
       }
@@ -132,19 +138,9 @@ describe('tilegraph seed --via', () => {
   });
 
   test('a tile body past the bound is refused as it arrives, and the run fails with the reason', async () => {
-    // Chunks of 1 MiB until the client goes away, or well past the bound.
-    const chunk = Buffer.alloc(2 ** 20, 7);
     const endless = await hostile((res) => {
       res.writeHead(200, { 'Content-Type': 'image/png' });
-      let sent = 0;
-      const more = () => {
-        while (sent < 4 * MAX_VIA_TILE_BYTES && !res.destroyed) {
-          sent += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', more);
-        }
-        res.end();
-      };
-      more();
+      sendMiBs(res, 4 * MAX_VIA_TILE_BYTES);
     });
     try {
       const r = await seed(
@@ -168,7 +164,7 @@ describe('tilegraph seed --via', () => {
       );
       assert.equal(r.status, 1, r.stdout + r.stderr);
       const done = summaryOf(r);
-      assert.equal(done.failed, bboxTiles(10).length);
+      assert.equal(done.failed, tilesOf(10).length);
       for (const error of failuresOf(r)) assert.match(error, new RegExp(`answered more than ${MAX_VIA_TILE_BYTES} bytes for one tile`));
       // Four tiles at once, each cut off at the bound: never the 4 x 128 MiB they were sent.
       assert.ok(r.peakRss < 4 * MAX_VIA_TILE_BYTES + 200 * 2 ** 20, `peak resident set ${(r.peakRss / 2 ** 20).toFixed(0)} MiB`);
@@ -178,19 +174,10 @@ describe('tilegraph seed --via', () => {
   });
 
   test('an error page without end: the reason quotes its start, and the rest is left unread', async () => {
-    const chunk = Buffer.alloc(2 ** 20, 32);
     const down = await hostile((res) => {
       res.writeHead(503, { 'Content-Type': 'text/html' });
       res.write('<html>upstream is down for maintenance</html>');
-      let sent = 0;
-      const more = () => {
-        while (sent < 2 ** 30 && !res.destroyed) {
-          sent += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', more);
-        }
-        res.end();
-      };
-      more();
+      sendMiBs(res, 2 ** 30);
     });
     try {
       const r = await seed(
@@ -199,9 +186,9 @@ describe('tilegraph seed --via', () => {
         tmp.root,
       );
       assert.equal(r.status, 1, r.stdout + r.stderr);
-      assert.equal(summaryOf(r).failed, bboxTiles(10).length);
+      assert.equal(summaryOf(r).failed, tilesOf(10).length);
       for (const error of failuresOf(r)) assert.match(error, /answered 503: <html>upstream is down for maintenance<\/html>/);
-      assert.equal(down.requests(), bboxTiles(10).length);
+      assert.equal(down.requests(), tilesOf(10).length);
       // Each page cut off after its start: never the gigabyte it was sent.
       assert.ok(r.peakRss < 400 * 2 ** 20, `peak resident set ${(r.peakRss / 2 ** 20).toFixed(0)} MiB`);
     } finally {

@@ -11,22 +11,13 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { CLI, GDAL_ENV } from './helpers/layers.js';
-import { makeLayersDir, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
+import { bboxTiles, makeLayersDir, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
 import { startRedis, startServerProcess, type RedisProcess } from './helpers/processes.js';
 
 /** A corner of the Jasper DEM: zooms 10-12 hold a handful of tiles each. */
 const BBOX = [-117.6, 53.15, -117.4, 53.3] as const;
 
-/** The tiles of BBOX at zoom z, worked out here: floor/ceil of the fractional tile coordinates. */
-function bboxTiles(z: number): Tile[] {
-  const n = 2 ** z;
-  const fx = (lon: number) => ((lon + 180) / 360) * n;
-  const fy = (lat: number) => ((1 - Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360)) / Math.PI) / 2) * n;
-  const out: Tile[] = [];
-  for (let y = Math.floor(fy(BBOX[3])); y < Math.ceil(fy(BBOX[1])); y++)
-    for (let x = Math.floor(fx(BBOX[0])); x < Math.ceil(fx(BBOX[2])); x++) out.push([z, x, y]);
-  return out;
-}
+const tilesOf = (z: number): Tile[] => bboxTiles(BBOX, z);
 
 function seed(args: string[], env: Record<string, string>, cwd: string) {
   const r = spawnSync(process.execPath, [CLI, 'seed', ...args], {
@@ -78,8 +69,8 @@ describe('tilegraph seed', () => {
     const r = seed(['dem-relief', '--zoom', '10-12', '--bbox', bbox, '--dry-run'], env, tmp.root);
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    for (const z of [10, 11, 12]) assert.ok(lines.includes(`zoom ${z}: ${bboxTiles(z).length} tiles`), `${r.stdout}`);
-    const total = [10, 11, 12].reduce((n, z) => n + bboxTiles(z).length, 0);
+    for (const z of [10, 11, 12]) assert.ok(lines.includes(`zoom ${z}: ${tilesOf(z).length} tiles`), `${r.stdout}`);
+    const total = [10, 11, 12].reduce((n, z) => n + tilesOf(z).length, 0);
     assert.equal(lines.at(-1), `total ${total} tiles`);
     assert.match(r.stdout, /^estimate: about \d+ s on 2 render thread\(s\) and [\d.]+ MB, from a sample of \d+ tiles$/m);
     const shards = [0, 1, 2].map((i) => seed(['dem-relief', '--zoom', '10-12', '--bbox', bbox, '--shard', `${i}/3`, '--dry-run'], env, tmp.root));
@@ -107,7 +98,7 @@ describe('tilegraph seed', () => {
     const server = await startServerProcess(tmp.dir, { REDIS_URL: redis.url, REDIS_PREFIX: 'seed-test:' });
     try {
       for (const z of [10, 11, 12]) {
-        for (const t of bboxTiles(z)) {
+        for (const t of tilesOf(z)) {
           const a = await request(server.url, tilePath('dem-relief', t));
           assert.equal(a.headers['x-cache'], 'hit-l2', `${t.join('/')}: ${a.status}`);
         }
@@ -149,7 +140,7 @@ describe('tilegraph seed', () => {
     const db = new Database(mbtiles, { readonly: true });
     const server = await startServerProcess(tmp.dir);
     try {
-      for (const t of [...bboxTiles(10), ...bboxTiles(11)]) {
+      for (const t of [...tilesOf(10), ...tilesOf(11)]) {
         const served = await request(server.url, tilePath('dem-relief', t));
         const file = path.join(dir, `${t[0]}/${t[1]}/${t[2]}.png`);
         const row = db

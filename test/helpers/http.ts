@@ -281,6 +281,17 @@ export function lonLatToTile(lon: number, lat: number, z: number): Tile {
   return [z, Math.min(n - 1, Math.max(0, x)), Math.min(n - 1, Math.max(0, y))];
 }
 
+/** The tiles of zoom z that a WGS84 box [west, south, east, north] touches: floor/ceil of the fractional tile coordinates. */
+export function bboxTiles(bbox: readonly [number, number, number, number], z: number): Tile[] {
+  const n = 2 ** z;
+  const fx = (lon: number) => ((lon + 180) / 360) * n;
+  const fy = (lat: number) => ((1 - Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360)) / Math.PI) / 2) * n;
+  const out: Tile[] = [];
+  for (let y = Math.floor(fy(bbox[3])); y < Math.ceil(fy(bbox[1])); y++)
+    for (let x = Math.floor(fx(bbox[0])); x < Math.ceil(fx(bbox[2])); x++) out.push([z, x, y]);
+  return out;
+}
+
 /** WGS84 [west, south, east, north] of a tile. */
 export function tileLonLatBounds([z, x, y]: Tile): [number, number, number, number] {
   const n = 2 ** z;
