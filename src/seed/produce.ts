@@ -9,6 +9,7 @@ import type { Layer } from '../layers/layer.js';
 import { createLogger } from '../log.js';
 import { RenderPool } from '../render/pool.js';
 import { TileService } from '../service/tiles.js';
+import { bodyUpTo } from '../sources/bytesource.js';
 import type { CellRecord } from '../sources/cells.js';
 import type { TileId } from '../tiles/mercator.js';
 import type { ProduceMany } from './runner.js';
@@ -77,27 +78,11 @@ export function viaProducer(base: string, layer: Layer, format: 'png' | 'webp'):
       return { body: null, etag };
     }
     if (res.status !== 200) {
-      const { bytes } = await bodyUpTo(res, QUOTED_ERROR_BYTES);
-      throw new TileError('upstream', 'upstream failed', `${res.url} answered ${res.status}: ${bytes.toString('utf8')}`);
+      const { bytes } = await bodyUpTo(res, QUOTED_ERROR_BYTES, false);
+      throw new TileError('upstream', 'upstream failed', `${res.url} answered ${res.status}: ${Buffer.from(bytes).toString('utf8')}`);
     }
     const { bytes, more } = await bodyUpTo(res, MAX_VIA_TILE_BYTES);
     if (more) throw new TileError('upstream', 'upstream failed', `${res.url} answered more than ${MAX_VIA_TILE_BYTES} bytes for one tile`);
-    return { body: bytes, etag, type: res.headers.get('content-type') ?? undefined };
+    return { body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag, type: res.headers.get('content-type') ?? undefined };
   };
-}
-
-/** The first `limit` bytes of a response body at most, as they arrive; `more` when it had more, which is left unread. */
-async function bodyUpTo(res: Response, limit: number): Promise<{ bytes: Buffer; more: boolean }> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  if (res.body) {
-    // Leaving the loop early cancels the body.
-    for await (const chunk of res.body) {
-      const take = Math.min(chunk.length, limit - total);
-      chunks.push(chunk.subarray(0, take));
-      total += take;
-      if (take < chunk.length) return { bytes: Buffer.concat(chunks, total), more: true };
-    }
-  }
-  return { bytes: Buffer.concat(chunks, total), more: false };
 }

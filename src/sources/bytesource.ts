@@ -112,33 +112,11 @@ export class HttpSource implements ByteSource {
     return bytes;
   }
 
-  /**
-   * The first `limit` bytes of a response body at most, read as they arrive (a server may send
-   * more than it announced, or without end). With `past`, `more` tells whether it had more
-   * (waiting for the end of the body if need be); the rest is left unread.
-   */
   private async body(res: Response, limit: number, past = true): Promise<{ bytes: Uint8Array; more: boolean }> {
-    const out = new Uint8Array(limit);
-    let at = 0;
-    if (!res.body) return { bytes: out.subarray(0, 0), more: false };
-    const reader = res.body.getReader();
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return { bytes: out.subarray(0, at), more: false };
-        const take = Math.min(value.length, limit - at);
-        out.set(value.subarray(0, take), at);
-        at += take;
-        if (take < value.length || at === limit) {
-          // Whatever follows is not wanted: a whole file past the range, or bytes past the Content-Range.
-          const more = take < value.length || (past && !(await reader.read()).done);
-          return { bytes: out, more };
-        }
-      }
+      return await bodyUpTo(res, limit, past);
     } catch (err) {
       throw fetchError(this.location, this.timeoutMs, err);
-    } finally {
-      void reader.cancel().catch(() => {});
     }
   }
 
@@ -158,6 +136,35 @@ export class HttpSource implements ByteSource {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * The first `limit` bytes of a response body at most, read as they arrive (a server may send
+ * more than it announced, or without end). With `past`, `more` tells whether it had more
+ * (waiting for the end of the body if need be); the rest is left unread.
+ */
+export async function bodyUpTo(res: Response, limit: number, past = true): Promise<{ bytes: Uint8Array; more: boolean }> {
+  const chunks: Uint8Array[] = [];
+  let at = 0;
+  if (!res.body) return { bytes: new Uint8Array(0), more: false };
+  const reader = res.body.getReader();
+  const joined = () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, at));
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { bytes: joined(), more: false };
+      const take = Math.min(value.length, limit - at);
+      chunks.push(take === value.length ? value : value.subarray(0, take));
+      at += take;
+      if (take < value.length || at === limit) {
+        // Whatever follows is not wanted: a whole file past the range, bytes past the Content-Range, a body past its bound.
+        const more = take < value.length || (past && !(await reader.read()).done);
+        return { bytes: joined(), more };
+      }
+    }
+  } finally {
+    void reader.cancel().catch(() => {});
+  }
 }
 
 /** A fetch that failed, or whose body did: a timeout is the upstream's own error. */
