@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadSettings, SETTINGS, settingsTable } from './config.js';
 import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
 import { loadLayer, type Layer } from './layers/layer.js';
@@ -10,6 +9,7 @@ import { loadSharp } from './sharp.js';
 import { openRenderer } from './seed/produce.js';
 import { seedCommand, SEED_USAGE } from './seed/command.js';
 import type { TileId } from './tiles/mercator.js';
+import { parseFlags } from './args.js';
 
 const USAGE = `usage:
   tilegraph serve [--port N] [--host ADDR] [--layers-dir DIR] [...]   serve tiles (every setting of the README, as a flag or in the environment)
@@ -35,7 +35,8 @@ async function serveCommand(args: string[]): Promise<void> {
       [flagName(s.env), { type: 'string' as const }],
     ]),
   );
-  const { values } = parseArgs({ args, options, allowPositionals: false });
+  const settingOf = new Map(SETTINGS.map((s) => [flagName(s.env), s.env]));
+  const { values } = parseFlags({ args, options, allowPositionals: false }, (name) => settingOf.get(name) ?? name);
   const env = { ...process.env };
   for (const s of SETTINGS) {
     const v = values[s.env] ?? values[flagName(s.env)];
@@ -47,7 +48,7 @@ async function serveCommand(args: string[]): Promise<void> {
 }
 
 async function layersCommand(args: string[]): Promise<void> {
-  const { positionals } = parseArgs({ args, allowPositionals: true });
+  const { positionals } = parseFlags({ args, allowPositionals: true });
   const settings = loadSettings();
   const dir = positionals[0] ? path.resolve(positionals[0]) : settings.layersDir;
   const { layers, problems } = await loadLayerDir({ layersDir: dir, allowedHosts: settings.allowedHosts });
@@ -58,7 +59,7 @@ async function layersCommand(args: string[]): Promise<void> {
 }
 
 async function diffCommand(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { sample: { type: 'string' } } });
+  const { positionals, values } = parseFlags({ args, allowPositionals: true, options: { sample: { type: 'string' } } });
   if (positionals.length !== 2) throw new Error('diff takes two layer files');
   const sample = Number(values.sample ?? 20);
   if (!Number.isInteger(sample) || sample < 0 || sample > 10000) throw new Error('--sample takes a whole number from 0 to 10000');
@@ -102,7 +103,7 @@ async function diffCommand(args: string[]): Promise<void> {
 }
 
 async function cacheCommand(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { stale: { type: 'boolean' } } });
+  const { positionals, values } = parseFlags({ args, allowPositionals: true, options: { stale: { type: 'boolean' } } });
   const [verb, name] = positionals;
   if (verb !== 'purge' || !name || positionals.length !== 2) throw new Error('usage: tilegraph cache purge LAYER [--stale]');
   const settings = loadSettings();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -94,6 +94,45 @@ describe('tilegraph serve as a process', () => {
     // An idle connection is kept 65 s (longer than nginx keeps one); a drain does not wait for it.
     assert.ok(ms < 10_000, `the drain waited ${ms.toFixed(0)} ms for connections with nothing in flight`);
     for (const s of sockets) s.destroy();
+  });
+});
+
+describe('a flag given twice', () => {
+  // node:util's parser keeps the last value without a word: `--zoom 0-1 --zoom 3` seeded zoom 3 alone.
+  it('is refused by every command, naming both, before anything is done', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tilegraph-twice-'));
+    try {
+      const a = path.join(dir, 'a'),
+        b = path.join(dir, 'b');
+      const seed = runCli(['seed', 'dem-relief', '--zoom', '0-1', '--zoom', '3', '--to', `dir:${a}`]);
+      assert.equal(seed.status, 1);
+      assert.equal(seed.stderr.trim(), 'tilegraph: --zoom is given twice (--zoom 0-1, then --zoom 3): give it once');
+      const to = runCli(['seed', 'dem-relief', '--zoom', '0', '--to', `dir:${a}`, '--to', `dir:${b}`]);
+      assert.match(to.stderr, /^tilegraph: --to is given twice \(--to dir:.*\/a, then --to dir:.*\/b\): give it once\n$/);
+      assert.deepEqual(readdirSync(dir), [], 'nothing seeded anywhere');
+      // A negative number joined to its flag is still the flag given twice.
+      const bbox = runCli(['seed', 'dem-relief', '--zoom', '5', '--bbox', '-118,52,-117,53', '--bbox', '-117,53,-116,54', '--dry-run']);
+      assert.match(bbox.stderr, /^tilegraph: --bbox is given twice \(--bbox -118,52,-117,53, then --bbox -117,53,-116,54\)/);
+      assert.equal(bbox.stdout, '');
+      // One setting under its two names is the same setting given twice.
+      const serve = runCli(['serve', '--port', '0', '--PORT', '1']);
+      assert.equal(serve.status, 1);
+      assert.match(serve.stderr, /^tilegraph: --PORT is given twice \(--port 0, then --PORT 1\): give it once/);
+      const freeze = runCli(['freeze', 'dem-relief', '-o', a, '--output', b]);
+      assert.match(freeze.stderr, /^tilegraph: --output is given twice \(-o .*\/a, then --output .*\/b\)/);
+      for (const [command, flag] of [
+        [['worker', '--concurrency', '1', '--concurrency', '2'], '--concurrency'],
+        [['cache', 'purge', 'dem-relief', '--stale', '--stale'], '--stale'],
+        [['diff', 'a.yaml', 'b.yaml', '--sample', '1', '--sample', '2'], '--sample'],
+      ] as const) {
+        const r = runCli(command);
+        assert.equal(r.status, 1, command.join(' '));
+        assert.match(r.stderr, new RegExp(`^tilegraph: ${flag} is given twice`), command.join(' '));
+      }
+      assert.deepEqual(readdirSync(dir), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto';
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadSettings, type Settings } from '../config.js';
 import { TileError } from '../errors.js';
 import { loadLayer, type Layer } from '../layers/layer.js';
@@ -22,6 +21,7 @@ import { dependencies, hashSources } from './inputs.js';
 import { Manifest, MANIFEST_FORMAT, MANIFEST_NAME } from './manifest.js';
 import { chooseSample, sampleGroups } from './sample.js';
 import { ArchiveError, MAX_ARCHIVE_BYTES, readTar, writeTar } from './tar.js';
+import { parseFlags } from '../args.js';
 
 export const FREEZE_USAGE = 'tilegraph freeze LAYER -o FILE.tar';
 export const VERIFY_USAGE = 'tilegraph verify FILE.tar';
@@ -29,7 +29,7 @@ export const VERIFY_USAGE = 'tilegraph verify FILE.tar';
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 export async function freezeCommand(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
+  const { positionals, values } = parseFlags({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
   if (positionals.length !== 1 || values.output === undefined) throw new Error(`usage: ${FREEZE_USAGE}`);
   const t0 = performance.now();
   const out = path.resolve(values.output);
@@ -91,7 +91,7 @@ export async function freezeCommand(args: string[]): Promise<void> {
 }
 
 export async function verifyCommand(args: string[]): Promise<void> {
-  const { positionals } = parseArgs({ args, allowPositionals: true });
+  const { positionals } = parseFlags({ args, allowPositionals: true });
   if (positionals.length !== 1) throw new Error(`usage: ${VERIFY_USAGE}`);
   const file = positionals[0]!;
   const { manifest, layerText } = await readArtifact(file);

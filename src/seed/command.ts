@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import type { RedisClient } from '../cache/redis.js';
 import type { TileEntry } from '../cache/tiles.js';
@@ -36,6 +35,7 @@ import { settleDir } from './dir.js';
 import { absoluteTarget, fileTarget, openTarget, targetManifest } from './target.js';
 import { lineageOf, withCells } from './lineage.js';
 import { sinceRun, type Since } from './since.js';
+import { parseFlags } from '../args.js';
 
 const OPTIONS = {
   zoom: { type: 'string' },
@@ -143,10 +143,10 @@ function joinNegativeValues(args: readonly string[]): string[] {
   return out;
 }
 
-type Values = ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>['values'];
+type Values = ReturnType<typeof parseFlags<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>['values'];
 
 export async function seedCommand(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args: joinNegativeValues(args), allowPositionals: true, options: OPTIONS });
+  const { positionals, values } = parseFlags({ args: joinNegativeValues(args), allowPositionals: true, options: OPTIONS });
   const settings = loadSettings();
   if (values.status !== undefined) {
     if (positionals.length) throw new Error('--status RUN takes no layer: the run names it');

@@ -5,7 +5,6 @@
  * a `dir:` target, the same file system).
  */
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { connectForCommand, type RedisClient } from '../cache/redis.js';
 import { loadSettings, type Settings } from '../config.js';
@@ -17,6 +16,7 @@ import { openRenderer, type Produce, type Renderer } from './produce.js';
 import { countJob, JOB_TILES, parseRecord, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
 import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
 import { fileTarget, openTarget, realPlace, type SeedTarget } from './target.js';
+import { parseFlags } from '../args.js';
 
 const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
 
@@ -140,7 +140,7 @@ export class SeedWorker {
 }
 
 export async function workerCommand(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { concurrency: { type: 'string' } } });
+  const { values, positionals } = parseFlags({ args, allowPositionals: true, options: { concurrency: { type: 'string' } } });
   if (positionals.length) throw new Error(`usage: ${WORKER_USAGE}`);
   const settings = loadSettings();
   if (!settings.redisUrl) throw new Error('tilegraph worker needs REDIS_URL: it takes its jobs from the queue in Redis');

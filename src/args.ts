@@ -1,0 +1,27 @@
+/**
+ * The commands' flags: node:util's parser, refusing a flag given twice. The parser keeps the
+ * last value and says nothing, so `seed dem --zoom 10-12 --zoom 14` would seed zoom 14 alone
+ * and `--shard 1/4 ... --shard 2/4` one shard while the operator thinks it was another.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type Parsed<T extends ParseArgsConfig> = ReturnType<typeof parseArgs<T>>;
+
+/**
+ * `parseArgs(config)`, throwing when an option is given more than once. `setting` maps an
+ * option's name to what it sets, for options that are one setting under two names (serve's
+ * `--port` and `--PORT`); by default each name is its own.
+ */
+export function parseFlags<T extends ParseArgsConfig>(config: T, setting: (name: string) => string = (name) => name): Parsed<T> {
+  const parsed = parseArgs({ ...config, tokens: true });
+  const seen = new Map<string, string>();
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== 'option' || config.options?.[token.name]?.multiple) continue;
+    const key = setting(token.name);
+    const given = token.value === undefined ? token.rawName : `${token.rawName} ${token.value}`;
+    const before = seen.get(key);
+    if (before !== undefined) throw new Error(`${token.rawName} is given twice (${before}, then ${given}): give it once`);
+    seen.set(key, given);
+  }
+  return parsed as unknown as Parsed<T>;
+}
