@@ -1178,41 +1178,15 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
 
     it('a polygon across the antimeridian: cut in two at 180°, it covers only the Pacific; drawn across uncut, the long way round (edges straight in longitude)', async () => {
       // 170°E to 170°W between 50° and 60°N, as RFC 7946 asks (3.1.9): two parts, no pixel of the Jasper DEM (117°W).
-      const cut = {
-        type: 'MultiPolygon',
-        coordinates: [
-          [
-            [
-              [170, 50],
-              [180, 50],
-              [180, 60],
-              [170, 60],
-              [170, 50],
-            ],
-          ],
-          [
-            [
-              [-180, 50],
-              [-170, 50],
-              [-170, 60],
-              [-180, 60],
-              [-180, 50],
-            ],
-          ],
-        ],
-      };
-      const uncut = {
-        type: 'Polygon',
-        coordinates: [
-          [
-            [170, 50],
-            [-170, 50],
-            [-170, 60],
-            [170, 60],
-            [170, 50],
-          ],
-        ],
-      };
+      const ring = (w: number, s: number, e: number, n: number): Ring => [
+        [w, s],
+        [e, s],
+        [e, n],
+        [w, n],
+        [w, s],
+      ];
+      const cut = { type: 'MultiPolygon', coordinates: [[ring(170, 50, 180, 60)], [ring(-180, 50, -170, 60)]] };
+      const uncut = { type: 'Polygon', coordinates: [ring(170, 50, -170, 60)] };
       const a = await json<StatsAnswer>(post(server.url, '/statistics/dem-relief', JSON.stringify(cut)), 'cut at the antimeridian');
       const b = await json<StatsAnswer>(post(server.url, '/statistics/dem-relief', JSON.stringify(uncut)), 'drawn across it');
       assert.deepEqual(a.bbox, [-180, 50, 180, 60]);
