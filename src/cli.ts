@@ -9,7 +9,7 @@ import { loadSharp } from './sharp.js';
 import { openRenderer } from './seed/produce.js';
 import { seedCommand, SEED_USAGE } from './seed/command.js';
 import type { TileId } from './tiles/mercator.js';
-import { parseFlags } from './args.js';
+import { numberFlag, parseFlags } from './args.js';
 
 const USAGE = `usage:
   tilegraph serve [--port N] [--host ADDR] [--layers-dir DIR] [...]   serve tiles (every setting of the README, as a flag or in the environment)
@@ -61,8 +61,7 @@ async function layersCommand(args: string[]): Promise<void> {
 async function diffCommand(args: string[]): Promise<void> {
   const { positionals, values } = parseFlags({ args, allowPositionals: true, options: { sample: { type: 'string' } } });
   if (positionals.length !== 2) throw new Error('diff takes two layer files');
-  const sample = Number(values.sample ?? 20);
-  if (!Number.isInteger(sample) || sample < 0 || sample > 10000) throw new Error('--sample takes a whole number from 0 to 10000');
+  const sample = numberFlag('sample', values.sample, 20, 0, 10000);
   const settings = loadSettings();
   const load = (file: string): Promise<Layer> => {
     const abs = path.resolve(file);

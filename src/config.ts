@@ -16,7 +16,27 @@ interface SettingDef<T> {
   shown?: string;
 }
 
-const whole = (min: number) => z.coerce.number().int().min(min);
+/**
+ * A whole number written in decimal digits, from `min` to `max` (spaces around it are dropped):
+ * not the other forms Number() reads, such as 0x1F90, 1e3 or +80.
+ */
+const whole = (min: number, max = Number.MAX_SAFE_INTEGER, why = '') =>
+  z
+    .string()
+    .trim()
+    .regex(/^[0-9]+$/, 'expected a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().min(min, `at least ${min}`).max(max, `at most ${max}${why}`));
+
+/**
+ * The longest delay Node's timers take: a longer one fires after 1 ms (with a warning), which
+ * would fail every render at once, time out every Redis command, or recheck sources without pause.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TIMER_LIMIT = " (2^31 - 1 ms, about 24.8 days: the longest delay Node's timers take)";
+/** A duration in milliseconds, or in seconds, that a timer can hold. */
+const milliseconds = (min: number) => whole(min, MAX_TIMER_MS, TIMER_LIMIT);
+const seconds = (min: number) => whole(min, Math.floor(MAX_TIMER_MS / 1000), TIMER_LIMIT);
 /** A comma-separated list, each item trimmed (and then given to `each`), empty items left out. */
 const commaList = (fallback: string, each = (item: string) => item) =>
   z
@@ -30,7 +50,7 @@ const commaList = (fallback: string, each = (item: string) => item) =>
     );
 
 const DEFS = {
-  port: { env: 'PORT', schema: whole(0).max(65535).default(8080), description: 'TCP port to listen on' },
+  port: { env: 'PORT', schema: whole(0, 65535).default(8080), description: 'TCP port to listen on' },
   host: { env: 'HOST', schema: z.string().default('127.0.0.1'), description: 'address to listen on' },
   layersDir: {
     env: 'LAYERS_DIR',
@@ -43,12 +63,12 @@ const DEFS = {
   },
   cacheL1Mb: { env: 'CACHE_L1_MB', schema: whole(0).default(256), description: 'in-process tile cache bound in MiB; `0` turns it off' },
   workers: { env: 'WORKERS', schema: whole(1).default(() => Math.max(1, os.availableParallelism())), shown: 'number of cores', description: 'render threads' },
-  sourceRecheckS: { env: 'SOURCE_RECHECK_S', schema: whole(0).default(30), description: 'seconds between checks that a source file or URL is unchanged' },
+  sourceRecheckS: { env: 'SOURCE_RECHECK_S', schema: seconds(0).default(30), description: 'seconds between checks that a source file or URL is unchanged' },
   maxQueue: { env: 'MAX_QUEUE', schema: whole(1).default(256), description: 'tiles waiting for a render thread before new requests get `503`' },
-  renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', schema: whole(100).default(15000), description: 'time limit of one tile render' },
+  renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', schema: milliseconds(100).default(15000), description: 'time limit of one tile render' },
   requestTimeoutS: {
     env: 'REQUEST_TIMEOUT_S',
-    schema: whole(1).default(30),
+    schema: seconds(1).default(30),
     description: 'seconds a client has to send a whole request, headers and body, before it gets `408` and its connection is closed',
   },
   blockCacheMb: {
@@ -83,7 +103,7 @@ const DEFS = {
   redisPrefix: { env: 'REDIS_PREFIX', schema: z.string().max(64).default('tilegraph:'), description: 'put before every Redis key' },
   redisTimeoutMs: {
     env: 'REDIS_TIMEOUT_MS',
-    schema: whole(1).default(100),
+    schema: milliseconds(1).default(100),
     description: 'time limit of one Redis command; after 3 failures in a row Redis is skipped for a second, then tried again',
   },
   trustedProxies: {
@@ -95,7 +115,7 @@ const DEFS = {
   },
   seedLockMs: {
     env: 'SEED_LOCK_MS',
-    schema: whole(1000).default(30_000),
+    schema: milliseconds(1000).default(30_000),
     description:
       "`tilegraph worker`: how long a job's lock lasts unless renewed (BullMQ's lockDuration; stalled jobs are looked for as often). A killed worker's jobs go to the other workers after about twice this",
   },
@@ -118,7 +138,7 @@ const DEFS = {
   },
   adhocRenderMs: {
     env: 'ADHOC_RENDER_MS',
-    schema: whole(1).default(2000),
+    schema: milliseconds(1).default(2000),
     description: 'time one tile of an ad-hoc pipeline may take; past it the tile answers `422`',
   },
   adhocPostsPerMinute: {
@@ -145,12 +165,12 @@ export const SETTINGS: readonly SettingSpec[] = Object.values(DEFS).map((d: Sett
   description: d.description,
 }));
 
-/** Settings from the environment; an empty value means the default. Throws naming the variable and what it expects. */
+/** Settings from the environment; an empty or blank value means the default. Throws naming the variable and what it expects. */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const out: Record<string, unknown> = {};
   for (const [key, def] of Object.entries(DEFS) as [keyof Defs, SettingDef<unknown>][]) {
     const raw = env[def.env];
-    const parsed = def.schema.safeParse(raw === '' ? undefined : raw);
+    const parsed = def.schema.safeParse(raw === undefined || raw.trim() === '' ? undefined : raw);
     if (!parsed.success) throw new Error(`${def.env}=${raw}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
     out[key] = parsed.data;
   }

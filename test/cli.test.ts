@@ -9,6 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadSettings } from '../src/config.js';
 import { runCli } from './helpers/layers.js';
 import { startServerProcess } from './helpers/processes.js';
 import { ROOT } from './helpers/root.js';
@@ -48,6 +49,33 @@ describe('tilegraph serve as a process', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  // Node's timers take at most 2^31 - 1 ms and fire after 1 ms past it, with a warning on stderr:
+  // RENDER_TIMEOUT_MS=99999999999999 failed every tile at once ("rendering took longer than
+  // 99999999999999 ms"), SOURCE_RECHECK_S=9999999999 rechecked the sources without pause (a
+  // whole core, idle), REDIS_TIMEOUT_MS=99999999999 timed out every Redis command.
+  it('a duration longer than a timer holds is refused before it starts; the longest one a timer holds works', async () => {
+    for (const [name, value] of [
+      ['RENDER_TIMEOUT_MS', '99999999999999'],
+      ['SOURCE_RECHECK_S', '9999999999'],
+    ]) {
+      const r = runCli(['serve', '--port', '0', '--layers-dir', dir], { [name]: value });
+      assert.equal(r.status, 1, `${name}=${value}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^tilegraph: ${name}=${value}: at most \\d+ \\(`));
+      assert.doesNotMatch(r.stderr, /TimeoutOverflowWarning/);
+    }
+    const server = await startServerProcess(dir, { RENDER_TIMEOUT_MS: String(2 ** 31 - 1), SOURCE_RECHECK_S: String(Math.floor((2 ** 31 - 1) / 1000)) });
+    let stderr = '';
+    server.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      const tile = await fetch(`${server.url}/tiles/dem-relief/10/177/332.png`);
+      assert.equal(tile.status, 200, await tile.clone().text());
+      assert.equal(tile.headers.get('content-type'), 'image/png');
+    } finally {
+      await server.stop();
+    }
+    assert.doesNotMatch(stderr, /TimeoutOverflowWarning/);
   });
 
   it('SIGTERM finishes the request in flight and exits 0', async () => {
@@ -133,6 +161,58 @@ describe('a flag given twice', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('numbers as an operator types them', () => {
+  // Number() read them: PORT=' ' (a stray space in an env file) listened on a port the kernel
+  // chose, PORT=0x1F90 on 8080, and seed --concurrency 2.5 or --retries 1.5 ran as given.
+  it('settings take whole numbers in decimal digits; a blank value is the default', () => {
+    assert.equal(loadSettings({ PORT: ' ' }).port, 8080);
+    assert.equal(loadSettings({ PORT: ' 9000 ' }).port, 9000);
+    assert.equal(loadSettings({ HOST: '  ' }).host, '127.0.0.1');
+    for (const value of ['0x1F90', '1e3', '+80', '8080.0', '80 80', '-1', '１２３'])
+      assert.throws(
+        () => loadSettings({ PORT: value }),
+        new RegExp(`^Error: PORT=${value.replace(/[+.]/g, '\\$&')}: expected a whole number in decimal digits`),
+        value,
+      );
+    assert.throws(() => loadSettings({ PORT: '65536' }), /^Error: PORT=65536: at most 65535$/);
+  });
+
+  it('every duration setting takes at most what a timer holds, 2^31 - 1 ms', () => {
+    const limits: [string, number][] = [
+      ['RENDER_TIMEOUT_MS', 2 ** 31 - 1],
+      ['REDIS_TIMEOUT_MS', 2 ** 31 - 1],
+      ['SEED_LOCK_MS', 2 ** 31 - 1],
+      ['ADHOC_RENDER_MS', 2 ** 31 - 1],
+      ['SOURCE_RECHECK_S', Math.floor((2 ** 31 - 1) / 1000)],
+      ['REQUEST_TIMEOUT_S', Math.floor((2 ** 31 - 1) / 1000)],
+    ];
+    for (const [name, max] of limits) {
+      assert.doesNotThrow(() => loadSettings({ [name]: String(max) }), name);
+      assert.throws(() => loadSettings({ [name]: String(max + 1) }), new RegExp(`^Error: ${name}=${max + 1}: at most ${max} \\(`), name);
+    }
+  });
+
+  it("the commands' number flags take whole numbers in decimal digits, and refuse the rest before doing anything", () => {
+    for (const [args, message] of [
+      [['seed', 'dem-relief', '--zoom', '6', '--concurrency', '2.5', '--dry-run'], /^tilegraph: --concurrency 2\.5: expected a whole number from 1 to 256\n$/],
+      [['seed', 'dem-relief', '--zoom', '6', '--concurrency', '0x10', '--dry-run'], /^tilegraph: --concurrency 0x10: expected a whole number from 1 to 256\n$/],
+      [['seed', 'dem-relief', '--zoom', '6', '--retries', '1.5', '--dry-run'], /^tilegraph: --retries 1\.5: expected a whole number from 0 to 10\n$/],
+      [['seed', 'dem-relief', '--zoom', '6', '--metatile', '1e0', '--dry-run'], /^tilegraph: --metatile 1e0: expected a whole number from 1 to 8\n$/],
+      [['seed', 'dem-relief', '--zoom', '6', '--max-failures', '0x10', '--dry-run'], /^tilegraph: --max-failures 0x10: expected a number from 0 to 100\n$/],
+      [['worker', '--concurrency', '1e1'], /^tilegraph: --concurrency 1e1: expected a whole number from 1 to 256\n$/],
+      [['diff', 'a.yaml', 'b.yaml', '--sample', ' '], /^tilegraph: --sample {2}: expected a whole number from 0 to 10000\n$/],
+    ] as const) {
+      const r = runCli(args);
+      assert.equal(r.status, 1, args.join(' '));
+      assert.match(r.stderr, message, args.join(' '));
+      assert.equal(r.stdout, '', args.join(' '));
+    }
+    // A percentage may have a fraction.
+    const half = runCli(['seed', 'dem-relief', '--zoom', '6', '--max-failures', '12.5', '--dry-run']);
+    assert.equal(half.status, 0, half.stderr);
   });
 });
 

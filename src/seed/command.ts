@@ -35,7 +35,7 @@ import { settleDir } from './dir.js';
 import { absoluteTarget, fileTarget, openTarget, targetManifest } from './target.js';
 import { lineageOf, withCells } from './lineage.js';
 import { sinceRun, type Since } from './since.js';
-import { parseFlags } from '../args.js';
+import { numberFlag, parseFlags } from '../args.js';
 
 const OPTIONS = {
   zoom: { type: 'string' },
@@ -69,13 +69,6 @@ export const SEED_USAGE = `tilegraph seed LAYER --zoom 10-14 [--bbox W,S,E,N | -
 
 /** Tiles per side of a metatile: the neighbours one render task draws (`--metatile`). */
 export const DEFAULT_METATILE = 4;
-
-function number(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${flag} ${text}: expected a number from ${min} to ${max}`);
-  return n;
-}
 
 /** What the run covers: the tiles, how many, and how the manifest describes them. */
 interface Coverage {
@@ -201,8 +194,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
   const total = [...cover.counts.values()].reduce((a, b) => a + b, 0);
   // Enough tiles in flight that every render thread stays busy: neighbouring tiles prefer one
   // thread (their blocks are there), and the pool hands work to another only past a queue.
-  const concurrency = number('concurrency', values.concurrency, settings.workers * 8, 1, 256);
-  const metatile = number('metatile', values.metatile, DEFAULT_METATILE, 1, SEED_BLOCK);
+  const concurrency = numberFlag('concurrency', values.concurrency, settings.workers * 8, 1, 256);
+  const metatile = numberFlag('metatile', values.metatile, DEFAULT_METATILE, 1, SEED_BLOCK);
   if (!Number.isInteger(Math.log2(metatile)))
     throw new Error(`--metatile ${values.metatile}: 1, 2, 4 or 8 (tiles per side; the blocks of 8×8 tiles divide into them)`);
   const via = values.via;
@@ -217,8 +210,8 @@ async function seedLayer(values: Values, settings: Settings, layer: Layer, rende
     if (to.startsWith('mbtiles:'))
       throw new Error('--queue writes into the cache or a directory: an MBTiles file takes one writer (seed it without --queue, or into dir:PATH)');
   }
-  const retries = number('retries', values.retries, 2, 0, 10);
-  const maxFailures = number('max-failures', values['max-failures'], 0, 0, 100);
+  const retries = numberFlag('retries', values.retries, 2, 0, 10);
+  const maxFailures = numberFlag('max-failures', values['max-failures'], 0, 0, 100, true);
 
   let redis: RedisClient | undefined;
   const redisClient = async () => {

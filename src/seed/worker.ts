@@ -16,7 +16,7 @@ import { openRenderer, type Produce, type Renderer } from './produce.js';
 import { countJob, JOB_TILES, parseRecord, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
 import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
 import { fileTarget, openTarget, realPlace, type SeedTarget } from './target.js';
-import { parseFlags } from '../args.js';
+import { numberFlag, parseFlags } from '../args.js';
 
 const WORKER_USAGE = 'tilegraph worker [--concurrency N]';
 
@@ -142,11 +142,12 @@ export class SeedWorker {
 export async function workerCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags({ args, allowPositionals: true, options: { concurrency: { type: 'string' } } });
   if (positionals.length) throw new Error(`usage: ${WORKER_USAGE}`);
+  // A bad flag is named before the settings are read.
+  const given = values.concurrency === undefined ? undefined : numberFlag('concurrency', values.concurrency, 0, 1, 256);
   const settings = loadSettings();
   if (!settings.redisUrl) throw new Error('tilegraph worker needs REDIS_URL: it takes its jobs from the queue in Redis');
   // Jobs at once: with four tiles of each in flight, two jobs per render thread keep it busy.
-  const concurrency = values.concurrency === undefined ? settings.workers * 2 : Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new Error(`--concurrency ${values.concurrency}: expected 1 to 256`);
+  const concurrency = given ?? settings.workers * 2;
   const log = createLogger(settings.logLevel);
   const redis = await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
   const connection = queueConnection(settings.redisUrl);
