@@ -177,6 +177,16 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   return out as Settings;
 }
 
+/**
+ * A program's number for a setting (an option of createTileRouter), checked as the setting's
+ * variable is: throws `${name} ${value}: ...` when the variable would be refused.
+ */
+export function settingValue<K extends keyof Defs>(key: K, value: number, name: string): Settings[K] {
+  const parsed = (DEFS[key].schema as z.ZodType).safeParse(String(value));
+  if (!parsed.success) throw new Error(`${name} ${value}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  return parsed.data as Settings[K];
+}
+
 /** The README's settings table, in Markdown. */
 export function settingsTable(): string {
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...SETTINGS.map((s) => `| \`${s.env}\` | ${s.default} | ${s.description} |`)].join('\n');

@@ -355,6 +355,32 @@ describe('the sandbox: tap and lambda only through the API', () => {
 });
 
 describe('createTileRouter', () => {
+  // The settings' own rules: renderTimeoutMs: 1e14 made a 1 ms timer (Node's hold 2^31 - 1 ms), which failed every tile.
+  test('its options are checked as the settings they stand for, before a thread starts', async () => {
+    const layer = await loadLayer(path.join(LAYERS, 'dem-relief.yaml'), { layersDir: LAYERS, allowedHosts: [] });
+    for (const [options, message] of [
+      [{ renderTimeoutMs: 1e14 }, /^createTileRouter: renderTimeoutMs 100000000000000: at most 2147483647 \(/],
+      [{ renderTimeoutMs: 50 }, /^createTileRouter: renderTimeoutMs 50: at least 100$/],
+      [{ workers: 1.5 }, /^createTileRouter: workers 1\.5: expected a whole number in decimal digits$/],
+      [{ cacheMb: -1 }, /^createTileRouter: cacheMb -1: expected a whole number in decimal digits$/],
+      [{ maxQueue: 0 }, /^createTileRouter: maxQueue 0: at least 1$/],
+      [{ blockCacheMb: Number.NaN }, /^createTileRouter: blockCacheMb NaN: expected a whole number in decimal digits$/],
+      [{ mosaicMaxFiles: Infinity }, /^createTileRouter: mosaicMaxFiles Infinity: expected a whole number in decimal digits$/],
+    ] as const)
+      assert.throws(() => createTileRouter({ layers: [layer], ...options }), { message }, JSON.stringify(options));
+    const longest = createTileRouter({ layers: [layer], workers: 1, renderTimeoutMs: 2 ** 31 - 1 });
+    const app = express().use(longest);
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const tile = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/tiles/dem-relief/10/177/332.png`);
+      assert.equal(tile.status, 200, await tile.clone().text());
+    } finally {
+      server.close();
+      await longest.close();
+    }
+  });
+
   test('a layer without functions renders in the render threads; other paths fall through to the app', async () => {
     const layer = await loadLayer(path.join(LAYERS, 'dem-relief.yaml'), { layersDir: LAYERS, allowedHosts: [] });
     const tiles = createTileRouter({ layers: [layer], workers: 1 });

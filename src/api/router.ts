@@ -6,7 +6,7 @@
 import express from 'express';
 import type { Logger } from 'pino';
 import { TileCache } from '../cache/tiles.js';
-import { loadSettings } from '../config.js';
+import { loadSettings, settingValue, type Settings } from '../config.js';
 import type { TileError } from '../errors.js';
 import { unknownLayer, type Layer } from '../layers/layer.js';
 import { createLogger } from '../log.js';
@@ -84,6 +84,17 @@ class RouterRenderer {
  */
 export function createTileRouter(opts: TileRouterOptions): TileRouter {
   const defaults = loadSettings({});
+  // Each number as the setting it stands for would take it, before anything starts.
+  const option = <K extends keyof Settings>(name: keyof TileRouterOptions, key: K): Settings[K] => {
+    const value = opts[name] as number | undefined;
+    return value === undefined ? defaults[key] : settingValue(key, value, `createTileRouter: ${name}`);
+  };
+  const workers = option('workers', 'workers');
+  const maxQueue = option('maxQueue', 'maxQueue');
+  const timeoutMs = option('renderTimeoutMs', 'renderTimeoutMs');
+  const blockCacheMb = option('blockCacheMb', 'blockCacheMb');
+  const cacheMb = option('cacheMb', 'cacheL1Mb');
+  const mosaicMaxFiles = option('mosaicMaxFiles', 'mosaicMaxFiles');
   const byName = new Map<string, Layer>();
   for (const layer of opts.layers) {
     if (byName.has(layer.name)) throw new Error(`createTileRouter: two layers are named '${layer.name}'`);
@@ -98,19 +109,19 @@ export function createTileRouter(opts: TileRouterOptions): TileRouter {
   };
   const log = opts.log ?? createLogger('warn');
   const renderer = new RouterRenderer(new Map(opts.layers.filter((l) => hasCode(l.graph)).map((l) => [l.spec, l])), {
-    threads: opts.workers ?? defaults.workers,
-    maxQueue: opts.maxQueue ?? defaults.maxQueue,
-    timeoutMs: opts.renderTimeoutMs ?? defaults.renderTimeoutMs,
-    blockCacheMb: opts.blockCacheMb ?? defaults.blockCacheMb,
+    threads: workers,
+    maxQueue,
+    timeoutMs,
+    blockCacheMb,
     kernels: defaults.kernels,
     onError: (err) => log.error({ err }, 'render thread failed'),
   });
   const tiles = new TileService({
     pool: renderer,
-    cache: new TileCache((opts.cacheMb ?? defaults.cacheL1Mb) * 1024 * 1024),
+    cache: new TileCache(cacheMb * 1024 * 1024),
     metrics: new Metrics(),
     log,
-    mosaicMaxFiles: opts.mosaicMaxFiles ?? defaults.mosaicMaxFiles,
+    mosaicMaxFiles,
   });
 
   const router = express.Router({ strict: true });
