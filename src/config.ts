@@ -49,6 +49,9 @@ const commaList = (fallback: string, each = (item: string) => item) =>
         .filter(Boolean),
     );
 
+/** pino's levels, and `silent`. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 const DEFS = {
   port: { env: 'PORT', schema: whole(0, 65535).default(8080), description: 'TCP port to listen on' },
   host: { env: 'HOST', schema: z.string().default('127.0.0.1'), description: 'address to listen on' },
@@ -146,7 +149,16 @@ const DEFS = {
     schema: whole(1).default(30),
     description: 'documents one client may post to `/pipelines` a minute; past it `429`',
   },
-  logLevel: { env: 'LOG_LEVEL', schema: z.string().default('info'), description: 'pino log level (`silent` for none)' },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    schema: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }))
+      .default('info'),
+    description: 'pino log level (`silent` for none)',
+  },
 } satisfies Record<string, SettingDef<unknown>>;
 
 type Defs = typeof DEFS;

@@ -178,6 +178,9 @@ describe('numbers as an operator types them', () => {
         value,
       );
     assert.throws(() => loadSettings({ PORT: '65536' }), /^Error: PORT=65536: at most 65535$/);
+    // pino's levels, in any case; another is named here, not by pino's own message, in every command.
+    assert.equal(loadSettings({ LOG_LEVEL: 'WARN' }).logLevel, 'warn');
+    assert.throws(() => loadSettings({ LOG_LEVEL: 'verbose' }), /^Error: LOG_LEVEL=verbose: expected one of fatal, error, warn, info, debug, trace, silent$/);
   });
 
   it('every duration setting takes at most what a timer holds, 2^31 - 1 ms', () => {
