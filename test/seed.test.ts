@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -208,6 +208,63 @@ describe('tilegraph seed', () => {
     const other = seed(['dem-relief', '--zoom', '10-12', '--to', `dir:${dir}`, '--resume'], env, tmp.root);
     assert.notEqual(other.status, 0);
     assert.match(other.stderr, /--resume: no progress file|is of another run/);
+  });
+
+  // Tried as an operator whose disk fills up: the run died of an unhandled rejection (Node's
+  // stack trace) when its progress file could not be written, leaving the temporary file; with
+  // the progress file on another disk, every later tile failed its retries, then the failure
+  // log could not be written either.
+  test('a target whose file system fills up stops the run with one line saying so; with room again, the run goes on and stores every tile', async (t) => {
+    const disk = path.join(tmp.root, 'full');
+    mkdirSync(disk);
+    const mount = (options: string) => spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', disk], { encoding: 'utf8' });
+    if (mount('size=256k').status !== 0) return t.skip('needs root to mount a small tmpfs (a file system that fills up)');
+    try {
+      const hidden = (root: string) => readdirSync(root, { recursive: true }).filter((f) => String(f).endsWith('.tmp'));
+      const refused = (r: { status: number | null; stderr: string }, what: string) => {
+        assert.equal(r.status, 1, `${what}: ${r.stderr}`);
+        assert.match(r.stderr, /^tilegraph: the run stopped: .*no space left on device.*; .*run the same command/, what);
+        assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line, no stack: ${r.stderr}`);
+      };
+      const complete = (dir: string, manifestFile: string) => {
+        const manifest = readJson<Manifest>(manifestFile);
+        assert.equal(manifest.total.failed, 0);
+        assert.equal(pyramidFiles(dir).length, manifest.total.planned - manifest.total.empty, 'every tile with data is there');
+        assert.deepEqual(hidden(dir), []);
+      };
+      const zooms = ['--zoom', '10-13', '--bbox', bbox];
+
+      // The tiles on the full disk, the progress file on another: the tile that does not fit stops the run.
+      const tiles = path.join(disk, 'a');
+      const manifest = path.join(tmp.root, 'full-a.json');
+      const args = ['dem-relief', ...zooms, '--to', `dir:${tiles}`, '--manifest', manifest];
+      refused(seed(args, env, tmp.root), 'tiles');
+      assert.ok(existsSync(`${manifest}.progress`), 'the progress file stays for --resume');
+      assert.ok(!existsSync(manifest), 'no manifest: the run did not finish');
+      assert.deepEqual(hidden(tiles), [], 'no temporary file left on the full disk');
+      const stored = pyramidFiles(tiles).length;
+      assert.ok(stored > 0, 'some tiles were stored before the disk filled');
+      assert.equal(mount('remount,size=64m').status, 0);
+      const resumed = seed([...args, '--resume'], env, tmp.root);
+      assert.equal(resumed.status, 0, resumed.stderr);
+      complete(tiles, manifest);
+      assert.equal(readJson<Manifest>(manifest).total.skipped, stored, 'the resumed run skipped what the first one stored');
+
+      // Everything on the full disk, the progress file too.
+      rmSync(tiles, { recursive: true });
+      assert.equal(mount('remount,size=256k').status, 0);
+      const all = path.join(disk, 'b');
+      const again = ['dem-relief', ...zooms, '--to', `dir:${all}`];
+      refused(seed(again, env, tmp.root), 'tiles and progress');
+      assert.deepEqual(hidden(all), [], 'no temporary file left on the full disk');
+      assert.equal(mount('remount,size=64m').status, 0);
+      const progress = existsSync(path.join(all, 'manifest.json.progress'));
+      const finished = seed(progress ? [...again, '--resume'] : again, env, tmp.root);
+      assert.equal(finished.status, 0, finished.stderr);
+      complete(all, path.join(all, 'manifest.json'));
+    } finally {
+      spawnSync('umount', [disk]);
+    }
   });
 
   test('tried as a hostile client would: a damaged progress file is refused naming it, and nothing is counted done', () => {

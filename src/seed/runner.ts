@@ -3,7 +3,7 @@
  * target, with retries, a failure log, and a progress file from which an interrupted run
  * resumes without rendering again what it stored.
  */
-import { appendFile, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { TileEntry } from '../cache/tiles.js';
 import type { TileId } from '../tiles/mercator.js';
 import { SEED_BLOCK } from './coverage.js';
@@ -84,6 +84,18 @@ export const zeroCounts = (): ZoomCounts => ({ rendered: 0, empty: 0, skipped: 0
 /** What became of one tile. */
 export type TileOutcome = { kind: 'rendered'; bytes: number } | { kind: 'empty' | 'skipped' | 'carried' } | { kind: 'failed'; attempts: number; error: string };
 
+/**
+ * Write failures no retry mends: the target's file system is full or read-only (an MBTiles
+ * file's SQLite says SQLITE_FULL). Every later tile would fail the same way, so the run stops
+ * at the first, keeping what it stored and its progress file.
+ */
+const TARGET_FULL = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'SQLITE_FULL']);
+
+/** True for an error of a target that can take no more tiles (TARGET_FULL). */
+export function targetFull(err: unknown): boolean {
+  return TARGET_FULL.has(String((err as { code?: unknown } | null)?.code));
+}
+
 /** Neighbouring tiles rendered in one task: an entry for each, or the error that tile failed with. */
 export type ProduceMany = (ts: TileId[]) => Promise<(TileEntry | Error)[]>;
 
@@ -103,8 +115,8 @@ export interface TileWork {
 
 /**
  * One tile into the target: skipped when the target holds it (unless forced), carried over
- * when no change reaches it, else rendered, with retries. Never throws: a tile that keeps
- * failing is an outcome.
+ * when no change reaches it, else rendered, with retries. A tile that keeps failing is an
+ * outcome; it throws only when the target can take no more tiles (`targetFull`).
  */
 export async function seedTile(t: TileId, w: TileWork): Promise<TileOutcome> {
   return (await settled(t, w)) ?? renderTile(t, w);
@@ -113,8 +125,8 @@ export async function seedTile(t: TileId, w: TileWork): Promise<TileOutcome> {
 /**
  * The tiles of one metatile into the target: each skipped or carried over as `seedTile` does,
  * the others rendered together in one task (`produceMany`). A tile whose render or store
- * failed there counts that as its first attempt and goes on alone with the retries left. Never
- * throws.
+ * failed there counts that as its first attempt and goes on alone with the retries left. Throws
+ * only as `seedTile` does.
  */
 export async function seedGroup(ts: readonly TileId[], w: TileWork): Promise<TileOutcome[]> {
   const many = w.produceMany;
@@ -134,6 +146,7 @@ export async function seedGroup(ts: readonly TileId[], w: TileWork): Promise<Til
         try {
           await w.target.put(t, entry);
         } catch (err) {
+          if (targetFull(err)) throw storing(t, err);
           return renderTile(t, w, { attempts: 1, error: err as Error });
         }
         return storedOutcome(entry);
@@ -166,14 +179,26 @@ async function renderTile(t: TileId, w: TileWork, failed?: { attempts: number; e
       if (attempt > w.retries || w.signal.aborted) return { kind: 'failed', attempts: attempt, error: error!.message };
       await new Promise((r) => setTimeout(r, 200 * 2 ** (attempt - 1)));
     }
+    let entry: TileEntry;
     try {
-      const entry = await w.produce(t);
+      entry = await w.produce(t);
+    } catch (err) {
+      error = err as Error;
+      continue;
+    }
+    try {
       await w.target.put(t, entry);
       return storedOutcome(entry);
     } catch (err) {
+      if (targetFull(err)) throw storing(t, err);
       error = err as Error;
     }
   }
+}
+
+/** A target's write failure, naming the tile. */
+function storing(t: TileId, err: unknown): Error {
+  return Object.assign(new Error(`storing tile ${t.z}/${t.x}/${t.y}: ${(err as Error).message}`, { cause: err }), { code: (err as { code?: unknown }).code });
 }
 
 /**
@@ -217,7 +242,9 @@ export function count(c: ZoomCounts, o: TileOutcome): void {
 /**
  * Runs the tiles through `produce` into `target`. Failures are retried, then logged and
  * counted; they never stop the run. The signal stops it cleanly: tiles in flight finish and
- * the progress file records them.
+ * the progress file records them. So does a write that cannot succeed (the target full, the
+ * progress file or failure log unwritable), after which it throws saying what failed and how
+ * to go on.
  */
 export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => Promise<TileEntry>, target: SeedTarget, opts: RunOptions): Promise<SeedResult> {
   const state = opts.resume ? await loadState(opts.progressFile, opts.params, opts.total) : { params: opts.params, doneBefore: 0, doneAfter: [] };
@@ -233,13 +260,20 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
   const work: TileWork = { produce, produceMany: opts.produceMany, target, retries: opts.retries, force: opts.force, stale: opts.stale, signal: opts.signal };
   const started = performance.now();
   let done = 0;
+  // The first write that failed for good: no worker takes another tile once it is set.
+  let stop: Error | undefined;
   let saved = Promise.resolve();
   let lastSave = 0;
   const save = (force = false) => {
     if (!force && performance.now() - lastSave < 1000) return saved;
     lastSave = performance.now();
     const snapshot: ProgressState = { params: opts.params, doneBefore, doneAfter: [...doneAfter].sort((a, b) => a - b) };
-    saved = saved.then(() => writeAtomic(opts.progressFile, JSON.stringify(snapshot)));
+    // A failed write leaves the file as the last one that succeeded.
+    saved = saved
+      .then(() => writeAtomic(opts.progressFile, JSON.stringify(snapshot)))
+      .catch((err: Error) => {
+        stop ??= err;
+      });
     return saved;
   };
   const finish = (ordinal: number) => {
@@ -259,7 +293,11 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
     count(total, outcome);
     // A failed tile is done for this run: a later run (or --resume) does not retry it.
     if (outcome.kind === 'failed')
-      await appendFile(opts.failureLog, `${JSON.stringify({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error })}\n`);
+      await appendFile(opts.failureLog, `${JSON.stringify({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error })}\n`).catch(
+        (err: Error) => {
+          throw new Error(`writing ${opts.failureLog}: ${err.message}`, { cause: err });
+        },
+      );
     finish(ordinal);
   };
 
@@ -277,15 +315,31 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
 
   const groups = metatiles(tiles, opts.produceMany ? (opts.metatile ?? 1) : 1)[Symbol.iterator]();
   const worker = async () => {
-    while (!opts.signal.aborted) {
+    while (!opts.signal.aborted && !stop) {
       const next = groups.next();
       if (next.done) return;
-      await group(next.value);
+      // The other workers finish their tiles, then stop.
+      await group(next.value).catch((err: Error) => {
+        stop ??= err;
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   await save(true);
+  if (stop) throw await stopped(stop, opts.progressFile);
   return { byZoom, total, seconds: (performance.now() - started) / 1000, interrupted: opts.signal.aborted };
+}
+
+/** The error a run ends with when a write stopped it: what failed, and how to go on. */
+async function stopped(cause: Error, progressFile: string): Promise<Error> {
+  const resumable = await stat(progressFile).then(
+    (info) => info.isFile(),
+    () => false,
+  );
+  const how = resumable
+    ? `the tiles stored stay, and ${progressFile} records them: with room to write, run the same command with --resume`
+    : 'the tiles stored stay: with room to write, run the same command again (it skips the tiles the target holds)';
+  return new Error(`the run stopped: ${cause.message}; ${how}`, { cause });
 }
 
 /**
@@ -328,8 +382,14 @@ export async function notRegularFile(file: string): Promise<boolean> {
   return info !== undefined && !info.isFile();
 }
 
+/** Writes `file` through a temporary beside it, renamed over it: on a failure `file` is as it was, and the temporary is gone. */
 export async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw Object.assign(new Error(`writing ${file}: ${(err as Error).message}`, { cause: err }), { code: (err as { code?: unknown }).code });
+  }
 }
