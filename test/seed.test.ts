@@ -10,6 +10,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
 import { CLI, GDAL_ENV } from './helpers/layers.js';
 import { bboxTiles, makeLayersDir, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
 import { startRedis, startServerProcess, type RedisProcess } from './helpers/processes.js';
@@ -264,6 +265,38 @@ describe('tilegraph seed', () => {
       complete(all, path.join(all, 'manifest.json'));
     } finally {
       spawnSync('umount', [disk]);
+    }
+  });
+
+  // The same with Redis past its maxmemory and nothing it may evict: every later tile failed
+  // its retries, each answered "OOM command not allowed", and the run went on to the end.
+  test('--to cache with Redis full stops the run with one line saying so; with room again, --resume stores every tile', async () => {
+    const full = await startRedis();
+    const client = new Redis(full.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await client.connect();
+      const used = Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
+      await client.config('SET', 'maxmemory-policy', 'noeviction');
+      await client.config('SET', 'maxmemory', String(used + 320 * 1024));
+      const e = { ...env, REDIS_URL: full.url, REDIS_PREFIX: 'full:' };
+      const manifest = path.join(tmp.root, 'full-redis.json');
+      const args = ['dem-relief', '--zoom', '10-13', '--bbox', bbox, '--manifest', manifest];
+      const r = seed(args, e, tmp.root);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^tilegraph: the run stopped: storing tile \d+\/\d+\/\d+: Redis is full: OOM .*; .*--resume\n$/);
+      assert.ok(existsSync(`${manifest}.progress`) && !existsSync(manifest));
+      const stored = await client.dbsize();
+      assert.ok(stored > 0, 'some tiles were stored before Redis filled');
+      await client.config('SET', 'maxmemory', '0');
+      const resumed = seed([...args, '--resume'], e, tmp.root);
+      assert.equal(resumed.status, 0, resumed.stderr);
+      const done = readJson<Manifest>(manifest);
+      assert.equal(done.total.failed, 0);
+      assert.equal(done.total.skipped, stored, 'the resumed run skipped what the first one stored');
+      assert.equal(await client.dbsize(), done.total.planned, 'an entry for every tile, empty ones included');
+    } finally {
+      client.disconnect();
+      await full.stop();
     }
   });
 

@@ -26,7 +26,11 @@ export function cacheTarget(redis: RedisClient, prefix: string, layer: Layer, fo
   const { l2Ttl, l2EmptyTtl } = layer.config.cache;
   const put = async (t: TileId, entry: TileEntry) => {
     const ttl = entry.body ? l2Ttl : l2EmptyTtl;
-    if (ttl > 0) await redis.set(key(t), encodeEntry(entry), 'EX', ttl);
+    if (ttl > 0)
+      await redis.set(key(t), encodeEntry(entry), 'EX', ttl).catch((err: Error) => {
+        // Past its maxmemory with nothing it may evict, Redis refuses every write: a full target (src/seed/runner.ts).
+        throw /^OOM /.test(err.message) ? Object.assign(new Error(`Redis is full: ${err.message}`, { cause: err }), { code: 'REDIS_OOM' }) : err;
+      });
   };
   return {
     name: 'cache',

@@ -86,10 +86,11 @@ export type TileOutcome = { kind: 'rendered'; bytes: number } | { kind: 'empty' 
 
 /**
  * Write failures no retry mends: the target's file system is full or read-only (an MBTiles
- * file's SQLite says SQLITE_FULL). Every later tile would fail the same way, so the run stops
+ * file's SQLite says SQLITE_FULL), or Redis is past its maxmemory with nothing it may evict
+ * (REDIS_OOM, src/seed/cache.ts). Every later tile would fail the same way, so the run stops
  * at the first, keeping what it stored and its progress file.
  */
-const TARGET_FULL = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'SQLITE_FULL']);
+const TARGET_FULL = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'SQLITE_FULL', 'REDIS_OOM']);
 
 /** True for an error of a target that can take no more tiles (TARGET_FULL). */
 export function targetFull(err: unknown): boolean {
