@@ -40,6 +40,9 @@ export interface TileRouterOptions {
   log?: Logger;
 }
 
+/** The options that are numbers: each stands for a setting. */
+type NumberOption = { [K in keyof TileRouterOptions]-?: TileRouterOptions[K] extends number | undefined ? K : never }[keyof TileRouterOptions];
+
 /** An express Router with `close()`, which stops its render threads and closes its sources. */
 export interface TileRouter extends express.Router {
   close(): Promise<void>;
@@ -85,8 +88,8 @@ class RouterRenderer {
 export function createTileRouter(opts: TileRouterOptions): TileRouter {
   const defaults = loadSettings({});
   // Each number as the setting it stands for would take it, before anything starts.
-  const option = <K extends keyof Settings>(name: keyof TileRouterOptions, key: K): Settings[K] => {
-    const value = opts[name] as number | undefined;
+  const option = <K extends keyof Settings>(name: NumberOption, key: K): Settings[K] => {
+    const value = opts[name];
     return value === undefined ? defaults[key] : settingValue(key, value, `createTileRouter: ${name}`);
   };
   const workers = option('workers', 'workers');

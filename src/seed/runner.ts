@@ -197,10 +197,14 @@ async function renderTile(t: TileId, w: TileWork, failed?: { attempts: number; e
   }
 }
 
-/** A target's write failure, naming the tile. */
-function storing(t: TileId, err: unknown): Error {
-  return Object.assign(new Error(`storing tile ${t.z}/${t.x}/${t.y}: ${(err as Error).message}`, { cause: err }), { code: (err as { code?: unknown }).code });
+/** `err` with what was being done before its message, its code (ENOSPC, ...) kept. */
+function doing(what: string, err: unknown): Error {
+  const e = err as Error & { code?: unknown };
+  return Object.assign(new Error(`${what}: ${e.message}`, { cause: err }), { code: e.code });
 }
+
+/** A target's write failure, naming the tile. */
+const storing = (t: TileId, err: unknown): Error => doing(`storing tile ${t.z}/${t.x}/${t.y}`, err);
 
 /**
  * The enumeration cut into metatiles of n×n tiles on the global grid, each tile with its
@@ -296,7 +300,7 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
     if (outcome.kind === 'failed')
       await appendFile(opts.failureLog, `${JSON.stringify({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error })}\n`).catch(
         (err: Error) => {
-          throw new Error(`writing ${opts.failureLog}: ${err.message}`, { cause: err });
+          throw doing(`writing ${opts.failureLog}`, err);
         },
       );
     finish(ordinal);
@@ -391,6 +395,6 @@ export async function writeAtomic(file: string, text: string): Promise<void> {
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw Object.assign(new Error(`writing ${file}: ${(err as Error).message}`, { cause: err }), { code: (err as { code?: unknown }).code });
+    throw doing(`writing ${file}`, err);
   }
 }
