@@ -27,12 +27,19 @@ export function parseFlags<T extends ParseArgsConfig>(config: T, setting: (name:
 }
 
 /**
- * A number flag's value, from `min` to `max`, or `fallback` when the flag is not given: a whole
+ * A number flag's value, from `min` to `max`, or `fallback` (a number, or undefined for "not given") when the flag is absent: a whole
  * number in decimal digits (with `fraction`, digits with a decimal fraction, such as a
  * percentage's 12.5). Not the other forms Number() reads: 0x10 and 1e1 are refused, and so is
  * a blank, which Number() reads as 0.
  */
-export function numberFlag(flag: string, text: string | undefined, fallback: number, min: number, max: number, fraction = false): number {
+export function numberFlag<F extends number | undefined>(
+  flag: string,
+  text: string | undefined,
+  fallback: F,
+  min: number,
+  max: number,
+  fraction = false,
+): number | F {
   if (text === undefined) return fallback;
   const n = (fraction ? /^[0-9]+(\.[0-9]+)?$/ : /^[0-9]+$/).test(text) ? Number(text) : NaN;
   if (!(n >= min && n <= max)) throw new Error(`--${flag} ${text}: expected a ${fraction ? 'number' : 'whole number'} from ${min} to ${max}`);

@@ -143,7 +143,7 @@ export async function workerCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseFlags({ args, allowPositionals: true, options: { concurrency: { type: 'string' } } });
   if (positionals.length) throw new Error(`usage: ${WORKER_USAGE}`);
   // A bad flag is named before the settings are read.
-  const given = values.concurrency === undefined ? undefined : numberFlag('concurrency', values.concurrency, 0, 1, 256);
+  const given = numberFlag('concurrency', values.concurrency, undefined, 1, 256);
   const settings = loadSettings();
   if (!settings.redisUrl) throw new Error('tilegraph worker needs REDIS_URL: it takes its jobs from the queue in Redis');
   // Jobs at once: with four tiles of each in flight, two jobs per render thread keep it busy.
