@@ -1,12 +1,8 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { loadSettings, SETTINGS, settingsTable } from './config.js';
-import { compareRgba, lineDiff, sampleTiles, type TileDifference } from './layers/diff.js';
-import { loadLayer, type Layer } from './layers/layer.js';
-import { findLayerFile, loadLayerDir } from './layers/registry.js';
-import { createLogger } from './log.js';
-import { loadSharp } from './sharp.js';
-import { openRenderer } from './seed/produce.js';
+import type { TileDifference } from './layers/diff.js';
+import type { Layer } from './layers/layer.js';
 import { seedCommand, SEED_USAGE } from './seed/command.js';
 import type { TileId } from './tiles/mercator.js';
 import { numberFlag, parseFlags } from './args.js';
@@ -51,6 +47,7 @@ async function layersCommand(args: string[]): Promise<void> {
   const { positionals } = parseFlags({ args, allowPositionals: true });
   const settings = loadSettings();
   const dir = positionals[0] ? path.resolve(positionals[0]) : settings.layersDir;
+  const { loadLayerDir } = await import('./layers/registry.js');
   const { layers, problems } = await loadLayerDir({ layersDir: dir, allowedHosts: settings.allowedHosts });
   for (const l of layers.values()) console.log(`ok       ${l.name}  ${l.hash.slice(0, 12)}  z${l.config.minzoom}-${l.config.maxzoom}  ${l.config.title}`);
   for (const p of problems) console.log(`refused  ${p.error}`);
@@ -63,6 +60,7 @@ async function diffCommand(args: string[]): Promise<void> {
   if (positionals.length !== 2) throw new Error('diff takes two layer files');
   const sample = numberFlag('sample', values.sample, 20, 0, 10000);
   const settings = loadSettings();
+  const [{ compareRgba, lineDiff, sampleTiles }, { loadLayer }] = await Promise.all([import('./layers/diff.js'), import('./layers/layer.js')]);
   const load = (file: string): Promise<Layer> => {
     const abs = path.resolve(file);
     return loadLayer(abs, { layersDir: path.dirname(abs), allowedHosts: settings.allowedHosts });
@@ -76,10 +74,10 @@ async function diffCommand(args: string[]): Promise<void> {
   const tiles = sampleTiles(a, b, sample);
   if (!tiles.length) return;
   // The tiles come from the tile service, as the server's do (without a cache).
-  const renderer = openRenderer(settings);
+  const renderer = await (await import('./seed/produce.js')).openRenderer(settings);
   // Compared at the first layer's tile size (a 512 px tile of the other is resized to it).
   const size = a.config.tileSize;
-  const sharp = await loadSharp();
+  const sharp = await (await import('./sharp.js')).loadSharp();
   const rgbaOf = async (layer: Layer, t: TileId): Promise<Uint8Array | null> => {
     const { body } = await renderer.producer(layer, 'png')(t);
     if (!body) return null;
@@ -110,10 +108,15 @@ async function cacheCommand(args: string[]): Promise<void> {
   // With --stale, the entries of the layer's current version stay: it is read from its file.
   let keep: string | undefined;
   if (values.stale) {
+    const [{ findLayerFile }, { loadLayer }] = await Promise.all([import('./layers/registry.js'), import('./layers/layer.js')]);
     const file = findLayerFile(settings.layersDir, name);
     keep = (await loadLayer(file, { layersDir: settings.layersDir, allowedHosts: settings.allowedHosts })).version;
   }
-  const [{ connectForCommand }, { purgeLayer }] = await Promise.all([import('./cache/redis.js'), import('./cache/purge.js')]);
+  const [{ connectForCommand }, { purgeLayer }, { createLogger }] = await Promise.all([
+    import('./cache/redis.js'),
+    import('./cache/purge.js'),
+    import('./log.js'),
+  ]);
   const client = await connectForCommand(settings.redisUrl, settings.redisTimeoutMs, createLogger('silent'));
   try {
     const removed = await purgeLayer(client, settings.redisPrefix, name, keep);
