@@ -12,10 +12,25 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { outsideRoots } from '../src/seed/worker.js';
-import { openQueue, QUEUE_NAME, queuePrefix, readFailures, readRun, runKeys, saveRecord, settleLostJobs, type RunRecord } from '../src/seed/queue.js';
+import { loadSettings } from '../src/config.js';
+import { loadLayer } from '../src/layers/layer.js';
+import { findLayerFile } from '../src/layers/registry.js';
+import { openRenderer, type Renderer } from '../src/seed/produce.js';
+import { outsideRoots, SeedWorker } from '../src/seed/worker.js';
+import {
+  openQueue,
+  QUEUE_NAME,
+  queuePrefix,
+  readFailures,
+  readRun,
+  runKeys,
+  saveRecord,
+  settleLostJobs,
+  type RunRecord,
+  type SeedJob,
+} from '../src/seed/queue.js';
 import { CLI } from './helpers/layers.js';
 import { makeLayersDir, type TempLayers } from './helpers/http.js';
 import { startRedis, type RedisProcess } from './helpers/processes.js';
@@ -406,6 +421,70 @@ describe('tilegraph seed --queue with tilegraph worker', () => {
       await queue.obliterate({ force: true });
       await queue.close();
       connection.disconnect();
+    }
+  });
+
+  // Before: the job failed as soon as one of its render lanes met the full target, and BullMQ
+  // was told so, while its other lanes went on rendering behind the failure (and a retry).
+  test('a job whose target fills up fails once its tiles in flight have finished, saying the target is full', async () => {
+    const full = await startRedis();
+    const client = new Redis(full.url, { maxRetriesPerRequest: 1 });
+    const settings = loadSettings({ ...process.env, ...env, REDIS_URL: full.url, WORKERS: '1', LOG_LEVEL: 'silent' });
+    const real = openRenderer(settings);
+    // The job's tiles rendering at any moment, through the worker's own renderer.
+    let rendering = 0;
+    const counted =
+      <A extends unknown[], R>(render: (...a: A) => Promise<R>) =>
+      async (...a: A): Promise<R> => {
+        rendering++;
+        try {
+          return await render(...a);
+        } finally {
+          rendering--;
+        }
+      };
+    const renderer: Renderer = { ...real, producer: (l, f) => counted(real.producer(l, f)), many: (l, f) => counted(real.many(l, f)) };
+    const seeds = new SeedWorker(settings, client, renderer);
+    try {
+      const layer = await loadLayer(findLayerFile(tmp.dir, 'dem-relief'), { layersDir: tmp.dir, allowedHosts: [] });
+      // 64 tiles with data, one by one (metatile 1), four at a time.
+      const z = 13;
+      const tiles = [...local.keys()].filter((k) => k.startsWith(`${z}/`)).slice(0, 64);
+      assert.equal(tiles.length, 64);
+      const record: RunRecord = {
+        id: 'full-run',
+        layer: 'dem-relief',
+        version: layer.version,
+        target: 'cache',
+        format: 'png',
+        force: false,
+        retries: 0,
+        metatile: 1,
+        planned: { [z]: tiles.length },
+        total: tiles.length,
+        jobs: 1,
+        enqueued: true,
+        createdAt: new Date().toISOString(),
+        manifest: path.join(tmp.root, 'full-run.json'),
+      };
+      await saveRecord(client, PREFIX, record);
+      // Room for a few tiles, then every write is refused ("OOM command not allowed").
+      const used = Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
+      await client.config('SET', 'maxmemory-policy', 'noeviction');
+      await client.config('SET', 'maxmemory', String(used + 100 * 1024));
+      const xy = tiles.flatMap((k) => k.split('/').slice(1).map(Number));
+      const job = { id: 'full-run-0', data: { run: record.id, n: 0, z, xy } } as unknown as Job<SeedJob>;
+      await assert.rejects(seeds.process(job), (err: Error) => {
+        assert.match(err.message, /^storing tile 13\/\d+\/\d+: Redis is full: OOM /);
+        assert.equal(rendering, 0, 'no tile of the failed job is still rendering');
+        return true;
+      });
+      assert.ok((await client.dbsize()) > 1, 'tiles were stored before Redis filled');
+    } finally {
+      await seeds.close();
+      await real.close();
+      client.disconnect();
+      await full.stop();
     }
   });
 

@@ -70,10 +70,21 @@ export class SeedWorker {
     const counts = zeroCounts();
     const failures: JobFailure[] = [];
     const groups = metatiles(tiles, run.record.metatile ?? 1)[Symbol.iterator]();
+    // A write that cannot succeed (the target full) stops the job: no lane takes another tile,
+    // and the job fails once the tiles in flight have finished, never while they still run.
+    let stop: unknown;
     const lane = async () => {
-      for (let next = groups.next(); !next.done; next = groups.next()) {
+      while (stop === undefined) {
+        const next = groups.next();
+        if (next.done) return;
         const group = next.value.map((it) => it.tile);
-        const outcomes = await seedGroup(group, work);
+        let outcomes;
+        try {
+          outcomes = await seedGroup(group, work);
+        } catch (err) {
+          stop ??= err;
+          return;
+        }
         group.forEach((t, k) => {
           const outcome = outcomes[k]!;
           count(counts, outcome);
@@ -82,6 +93,7 @@ export class SeedWorker {
       }
     };
     await Promise.all(Array.from({ length: RENDERS_IN_FLIGHT }, lane));
+    if (stop !== undefined) throw stop;
     await countJob(this.redis, this.settings.redisPrefix, data, counts, failures, this.name);
     if (failures.length) throw new Error(`${failures.length} of ${tiles.length} tiles failed; ${failures[0]!.tile}: ${failures[0]!.error}`);
   }
