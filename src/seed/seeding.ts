@@ -335,6 +335,9 @@ async function dryRun(cover: Coverage, total: number, produce: (t: TileId) => Pr
   console.log(`total ${total} tiles`);
 }
 
+/** The counts a JSON line of the run reports, in its order. */
+const lineCounts = ({ rendered, empty, skipped, carried, failed }: ZoomCounts) => ({ rendered, empty, skipped, carried, failed });
+
 /** A bar on a terminal; JSON lines, every 2 s and at the end, when not. */
 function progressReporter(layer: string, total: number, carrying = false) {
   const tty = process.stderr.isTTY;
@@ -365,17 +368,12 @@ function progressReporter(layer: string, total: number, carrying = false) {
         });
       if (performance.now() - last < 2000) return;
       last = performance.now();
-      const { rendered, empty, skipped, carried, failed } = p.counts;
       console.log(
         JSON.stringify({
           event: 'progress',
           done: p.done,
           total,
-          rendered,
-          empty,
-          skipped,
-          carried,
-          failed,
+          ...lineCounts(p.counts),
           tilesPerSecond: +p.tilesPerSecond.toFixed(1),
           etaS: Math.round(p.etaS),
         }),
@@ -392,11 +390,7 @@ function progressReporter(layer: string, total: number, carrying = false) {
           JSON.stringify({
             event: r.interrupted ? 'interrupted' : 'done',
             total,
-            rendered,
-            empty,
-            skipped,
-            carried,
-            failed,
+            ...lineCounts(r.total),
             bytes,
             seconds: +r.seconds.toFixed(1),
             manifest,
