@@ -265,7 +265,7 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
   const work: TileWork = { produce, produceMany: opts.produceMany, target, retries: opts.retries, force: opts.force, stale: opts.stale, signal: opts.signal };
   const started = performance.now();
   let done = 0;
-  // The first write that failed for good: no worker takes another tile once it is set.
+  // The first write that failed for good: a progress file's, which stops the lanes (inLanes), or then a tile's or the failure log's.
   let stop: Error | undefined;
   let saved = Promise.resolve();
   let lastSave = 0;
@@ -319,20 +319,33 @@ export async function runSeed(tiles: Iterable<TileId>, produce: (t: TileId) => P
   };
 
   const groups = metatiles(tiles, opts.produceMany ? (opts.metatile ?? 1) : 1)[Symbol.iterator]();
-  const worker = async () => {
-    while (!opts.signal.aborted && !stop) {
-      const next = groups.next();
-      if (next.done) return;
-      // The other workers finish their tiles, then stop.
-      await group(next.value).catch((err: Error) => {
-        stop ??= err;
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  const failed = await inLanes(opts.concurrency, groups, group, () => opts.signal.aborted || stop !== undefined);
+  stop ??= failed;
   await save(true);
   if (stop) throw await stopped(stop, opts.progressFile);
   return { byZoom, total, seconds: (performance.now() - started) / 1000, interrupted: opts.signal.aborted };
+}
+
+/**
+ * Takes `items` in `lanes` lanes, each doing one at a time. Once an item throws, or `halted()`
+ * says so, no lane takes another; the items in hand finish. Answers the first error, or
+ * undefined, when every lane has stopped.
+ */
+export async function inLanes<T>(lanes: number, items: Iterator<T>, each: (item: T) => Promise<void>, halted = () => false): Promise<Error | undefined> {
+  let first: Error | undefined;
+  const lane = async () => {
+    while (first === undefined && !halted()) {
+      const next = items.next();
+      if (next.done) return;
+      try {
+        await each(next.value);
+      } catch (err) {
+        first ??= err instanceof Error ? err : new Error(String(err));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane));
+  return first;
 }
 
 /** The error a run ends with when a write stopped it: what failed, and how to go on. */

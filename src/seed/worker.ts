@@ -14,7 +14,7 @@ import { createLogger } from '../log.js';
 import type { TileId } from '../tiles/mercator.js';
 import { openRenderer, type Produce, type Renderer } from './produce.js';
 import { countJob, JOB_TILES, parseRecord, QUEUE_NAME, queueConnection, queuePrefix, runKeys, type JobFailure, type RunRecord, type SeedJob } from './queue.js';
-import { count, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
+import { count, inLanes, metatiles, seedGroup, zeroCounts, type ProduceMany } from './runner.js';
 import { fileTarget, openTarget, realPlace, type SeedTarget } from './target.js';
 import { numberFlag, parseFlags } from '../args.js';
 
@@ -70,30 +70,17 @@ export class SeedWorker {
     const counts = zeroCounts();
     const failures: JobFailure[] = [];
     const groups = metatiles(tiles, run.record.metatile ?? 1)[Symbol.iterator]();
-    // A write that cannot succeed (the target full) stops the job: no lane takes another tile,
-    // and the job fails once the tiles in flight have finished, never while they still run.
-    let stop: unknown;
-    const lane = async () => {
-      while (stop === undefined) {
-        const next = groups.next();
-        if (next.done) return;
-        const group = next.value.map((it) => it.tile);
-        let outcomes;
-        try {
-          outcomes = await seedGroup(group, work);
-        } catch (err) {
-          stop ??= err;
-          return;
-        }
-        group.forEach((t, k) => {
-          const outcome = outcomes[k]!;
-          count(counts, outcome);
-          if (outcome.kind === 'failed') failures.push({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error });
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: RENDERS_IN_FLIGHT }, lane));
-    if (stop !== undefined) throw stop;
+    const stopped = await inLanes(RENDERS_IN_FLIGHT, groups, async (items) => {
+      const group = items.map((it) => it.tile);
+      const outcomes = await seedGroup(group, work);
+      group.forEach((t, k) => {
+        const outcome = outcomes[k]!;
+        count(counts, outcome);
+        if (outcome.kind === 'failed') failures.push({ tile: `${t.z}/${t.x}/${t.y}`, attempts: outcome.attempts, error: outcome.error });
+      });
+    });
+    // A write that cannot succeed (the target full) stopped the job: it fails once the tiles in flight have finished.
+    if (stopped) throw stopped;
     await countJob(this.redis, this.settings.redisPrefix, data, counts, failures, this.name);
     if (failures.length) throw new Error(`${failures.length} of ${tiles.length} tiles failed; ${failures[0]!.tile}: ${failures[0]!.error}`);
   }
