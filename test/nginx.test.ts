@@ -4,6 +4,7 @@
  * stale tile when both servers are down, passes X-Forwarded-* on, and never caches an error.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,12 +59,39 @@ describe('nginx.conf in front of two server processes', () => {
     assert.equal(second.headers.etag, first.headers.etag);
   });
 
-  test('the cache key is the URI: ?v= makes another entry, cookies and headers do not', async () => {
+  test('the cache key is the path and ?v=: another ?v= makes another entry, cookies and headers do not', async () => {
     const p = tilePath('dem-relief', tile(0));
     const withCookie = await request(nginx.url, p, { headers: { cookie: 'session=1', 'accept-language': 'fr' } });
     assert.equal(withCookie.headers['x-cache-status'], 'HIT');
     const versioned = await request(nginx.url, `${p}?v=other`);
     assert.equal(versioned.headers['x-cache-status'], 'MISS');
+  });
+
+  // Before: the key was the whole URI, so each parameter a client added (?junk=1, ?junk=2, …)
+  // made an entry of its own, kept for a day (a year beside the current ?v=): a client could fill
+  // the cache with one tile and push the others out.
+  test("tried as a hostile client would: other parameters make no entry of their own; they read the tile's entry", async () => {
+    const p = tilePath('dem-relief', tile(4));
+    const v = (JSON.parse((await request(nginx.url, '/tiles/dem-relief/tilejson.json')).body.toString()) as { tiles: string[] }).tiles[0]!.split('?v=')[1]!;
+    const status = async (q: string) => {
+      const r = await request(nginx.url, p + q);
+      assert.equal(r.status, 200, q);
+      return r.headers['x-cache-status'];
+    };
+    const entries = () => readdirSync(path.join(dir, 'cache'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+    const before = entries();
+    for (const q of ['?junk=1', `?v=${v}&junk=1`, `?junk=1&v=${v}`, `?v=${v}&v=${v}`, `?v=%${v.charCodeAt(0).toString(16)}${v.slice(1)}`]) {
+      assert.equal(await status(q), 'MISS', q);
+      assert.equal(await status(q), 'MISS', `${q}: not stored`);
+    }
+    assert.equal(entries(), before, 'no entry for any of them');
+    // The tile's own entries, then read by the same tile with other parameters.
+    assert.equal(await status(''), 'MISS');
+    assert.equal(await status(`?v=${v}`), 'MISS');
+    assert.equal(entries(), before + 2);
+    assert.equal(await status('?junk=2'), 'HIT');
+    assert.equal(await status(`?junk=2&v=${v}`), 'HIT');
+    assert.equal(entries(), before + 2);
   });
 
   test('50 concurrent cold requests for one tile reach the servers once', async () => {
