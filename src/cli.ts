@@ -73,11 +73,12 @@ async function diffCommand(args: string[]): Promise<void> {
 
   const tiles = sampleTiles(a, b, sample);
   if (!tiles.length) return;
+  const [{ openRenderer }, { loadSharp }] = await Promise.all([import('./seed/produce.js'), import('./sharp.js')]);
   // The tiles come from the tile service, as the server's do (without a cache).
-  const renderer = await (await import('./seed/produce.js')).openRenderer(settings);
+  const renderer = openRenderer(settings);
   // Compared at the first layer's tile size (a 512 px tile of the other is resized to it).
   const size = a.config.tileSize;
-  const sharp = await (await import('./sharp.js')).loadSharp();
+  const sharp = await loadSharp();
   const rgbaOf = async (layer: Layer, t: TileId): Promise<Uint8Array | null> => {
     const { body } = await renderer.producer(layer, 'png')(t);
     if (!body) return null;

@@ -177,13 +177,16 @@ export const SETTINGS: readonly SettingSpec[] = Object.values(DEFS).map((d: Sett
   description: d.description,
 }));
 
+/** What a setting's schema refused, as its messages. */
+const problems = (error: z.ZodError): string => error.issues.map((i) => i.message).join('; ');
+
 /** Settings from the environment; an empty or blank value means the default. Throws naming the variable and what it expects. */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const out: Record<string, unknown> = {};
   for (const [key, def] of Object.entries(DEFS) as [keyof Defs, SettingDef<unknown>][]) {
     const raw = env[def.env];
     const parsed = def.schema.safeParse(raw === undefined || raw.trim() === '' ? undefined : raw);
-    if (!parsed.success) throw new Error(`${def.env}=${raw}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    if (!parsed.success) throw new Error(`${def.env}=${raw}: ${problems(parsed.error)}`);
     out[key] = parsed.data;
   }
   return out as Settings;
@@ -195,7 +198,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
  */
 export function settingValue<K extends keyof Defs>(key: K, value: number, name: string): Settings[K] {
   const parsed = (DEFS[key].schema as z.ZodType).safeParse(String(value));
-  if (!parsed.success) throw new Error(`${name} ${value}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  if (!parsed.success) throw new Error(`${name} ${value}: ${problems(parsed.error)}`);
   return parsed.data as Settings[K];
 }
 
