@@ -94,6 +94,30 @@ describe('nginx.conf in front of two server processes', () => {
     assert.equal(entries(), before + 2);
   });
 
+  // Before: an answer to another ?v= was stored for its 60 s of max-age, and stayed on disk
+  // until nginx's `inactive` or `max_size` removed it: cycling ?v=1, ?v=2, … filled the cache.
+  test('tried as a hostile client would: versions the layer does not have make no entries; the current one is kept', async () => {
+    const p = tilePath('dem-relief', tile(5));
+    const v = (JSON.parse((await request(nginx.url, '/tiles/dem-relief/tilejson.json')).body.toString()) as { tiles: string[] }).tiles[0]!.split('?v=')[1]!;
+    const entries = () => readdirSync(path.join(dir, 'cache'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+    const before = entries();
+    for (const q of ['?v=1', '?v=2', '?v=old', `?v=${v}x`]) {
+      for (let i = 0; i < 2; i++) {
+        const r = await request(nginx.url, p + q);
+        assert.equal(r.status, 200, q);
+        assert.equal(r.headers['x-cache-status'], 'MISS', `${q}, request ${i + 1}: not stored`);
+        // What a browser or a CDN may keep is unchanged; nginx's own instruction stays with nginx.
+        assert.equal(r.headers['cache-control'], 'public, max-age=60, s-maxage=60', q);
+        assert.equal(r.headers['x-accel-expires'], undefined, q);
+      }
+    }
+    assert.equal(entries(), before, 'no entry for any of them');
+    const current = await request(nginx.url, `${p}?v=${v}`);
+    assert.equal(current.headers['x-cache-status'], 'MISS');
+    assert.equal((await request(nginx.url, `${p}?v=${v}`)).headers['x-cache-status'], 'HIT');
+    assert.equal(entries(), before + 1);
+  });
+
   test('50 concurrent cold requests for one tile reach the servers once', async () => {
     const before = await upstreamTileRequests();
     const p = tilePath('dem-relief', tile(1));

@@ -108,6 +108,10 @@ export function cacheControl(v: unknown, version: string, cache: CachePolicy): s
 export async function sendTile(req: IncomingMessage, res: ServerResponse, t: TileRequest, tile: TileAnswer, started: number, v: unknown): Promise<void> {
   const { cache } = t.layer.config;
   res.setHeader('Cache-Control', cacheControl(v, t.layer.version, cache));
+  // A version the layer does not have names nothing nginx should keep: any client could make
+  // up versions by the million, each an entry pushing real tiles out of its cache. nginx takes
+  // this header for itself (never passing it on); browsers and CDNs keep the short max-age.
+  if (v !== undefined && v !== t.layer.version) res.setHeader('X-Accel-Expires', '0');
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('ETag', tile.etag);
   res.setHeader('X-Cache', tile.tier);
