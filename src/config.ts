@@ -68,6 +68,12 @@ const DEFS = {
   workers: { env: 'WORKERS', schema: whole(1).default(() => Math.max(1, os.availableParallelism())), shown: 'number of cores', description: 'render threads' },
   sourceRecheckS: { env: 'SOURCE_RECHECK_S', schema: seconds(0).default(30), description: 'seconds between checks that a source file or URL is unchanged' },
   maxQueue: { env: 'MAX_QUEUE', schema: whole(1).default(256), description: 'tiles waiting for a render thread before new requests get `503`' },
+  maxAreaRequests: {
+    env: 'MAX_AREA_REQUESTS',
+    schema: whole(1).default(16),
+    description:
+      '`/statistics` and `/preview` requests taken at once: as many as there are render threads run, the others wait their turn, and past this number new ones get `503`',
+  },
   renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', schema: milliseconds(100).default(15000), description: 'time limit of one tile render' },
   requestTimeoutS: {
     env: 'REQUEST_TIMEOUT_S',

@@ -46,6 +46,8 @@ import {
   SHIPPED_DATA,
   shippedLayerText,
   startServer,
+  tilePath,
+  lonLatToTile,
   type Answer,
   type Pixels,
   type TempLayers,
@@ -1292,6 +1294,55 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
       }
       assert.deepEqual(problems, []);
     });
+  });
+});
+
+// Before: every /preview was taken, however many came at once. Each held a render thread, then
+// sharp's threads for its encoding (a lossless WebP of 1500 pixels a side costs about a second of
+// CPU), and tiles queued behind their renders: 300 at once from one client, and uncached tiles
+// answered 503 after RENDER_TIMEOUT_MS for a minute, while the server grew to 1.4 GB.
+describe('tried as a hostile client would: a flood of /preview and /statistics requests', () => {
+  let tmp: TempLayers;
+  let server: TestServer;
+  const AREAS = 4;
+  const FLOOD = 40;
+
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    server = await startServer(tmp.dir, { RENDER_TIMEOUT_MS: '2000', MAX_AREA_REQUESTS: String(AREAS) });
+  });
+  after(async () => {
+    await server?.close();
+    await tmp?.remove();
+  });
+
+  it('takes MAX_AREA_REQUESTS of them, answers the rest 503 at once, and uncached tiles keep being served', async () => {
+    const whole = '-117.86,53.05,-117.23,53.43';
+    const floods = [
+      ...Array.from({ length: FLOOD }, () => request(server.url, `/preview/dem-relief.webp?bbox=${whole}&width=1500`)),
+      ...Array.from({ length: FLOOD / 4 }, () => request(server.url, `/statistics/dem-relief?bbox=${whole}&max_size=2048`)),
+    ];
+    // Tiles no one has asked for yet, while the flood is in.
+    await new Promise((r) => setTimeout(r, 200));
+    const tiles = await Promise.all(Array.from({ length: 6 }, (_, i) => request(server.url, tilePath('dem-relief', lonLatToTile(-117.8 + 0.1 * i, 53.2, 13)))));
+    assert.deepEqual(
+      tiles.map((t) => t.status),
+      tiles.map(() => 200),
+      tiles.map((t) => t.body.toString().slice(0, 200)).join('\n'),
+    );
+    const answers = await Promise.all(floods);
+    const refused = answers.filter((a) => a.status === 503);
+    assert.equal(answers.filter((a) => a.status === 200).length + refused.length, answers.length, 'each answered 200 or 503');
+    assert.ok(refused.length >= answers.length - AREAS * 3, `${refused.length} of ${answers.length} refused`);
+    for (const a of refused) {
+      assert.equal(a.headers['retry-after'], '1');
+      const body = JSON.parse(a.body.toString()) as { error: string; detail: string };
+      assert.equal(body.error, 'busy', body.detail);
+      assert.match(body.detail, /MAX_AREA_REQUESTS/);
+    }
+    assert.equal((await request(server.url, '/healthz')).status, 200);
+    // Once the flood has passed, the next one is taken.
+    assert.equal((await request(server.url, `/preview/dem-relief.png?bbox=${whole}&width=256`)).status, 200);
   });
 });
 

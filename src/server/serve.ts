@@ -133,7 +133,12 @@ export async function serve(settings: Settings, opts: { signals?: boolean } = {}
   const cache = new TileCache(settings.cacheL1Mb * 1024 * 1024, l2);
   const tiles = new TileService({ pool, cache, metrics, log, refresh: (layer) => layers.refresh(layer), mosaicMaxFiles: settings.mosaicMaxFiles });
   let ready = true;
-  const query = new QueryService({ pool, layersDir: settings.layersDir, mosaicMaxFiles: settings.mosaicMaxFiles });
+  const query = new QueryService({
+    pool,
+    layersDir: settings.layersDir,
+    mosaicMaxFiles: settings.mosaicMaxFiles,
+    areas: { max: settings.maxAreaRequests, running: settings.workers },
+  });
   const pipelines =
     settings.adhocPipelines === 'on'
       ? new PipelineRegistry(layers, {

@@ -29,6 +29,65 @@ export interface QueryDeps {
   /** Source locations are given relative to it (never the server's absolute paths). */
   layersDir: string;
   mosaicMaxFiles?: number;
+  /** `/statistics` and `/preview` requests taken at once (MAX_AREA_REQUESTS), and how many of them run (one a render thread). */
+  areas: { max: number; running: number };
+}
+
+/**
+ * Area requests taken at once: `running` of them render and encode, the others wait their turn
+ * in order, and past `max` a new one is refused at once. Each renders up to MAX_AREA_PX² pixels
+ * and a preview's encoding takes sharp's threads, so without a bound a flood of them fills the
+ * render queue ahead of every tile and the cores with encodings, and tiles time out.
+ */
+class AreaAdmission {
+  private taken = 0;
+  private running = 0;
+  private readonly turns: (() => void)[] = [];
+
+  constructor(private readonly limits: { max: number; running: number }) {}
+
+  async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const { max } = this.limits;
+    if (this.taken >= max)
+      throw new TileError(
+        'overload',
+        'busy',
+        `${max} /statistics and /preview requests are already in progress, the most this server takes at once (MAX_AREA_REQUESTS): try again shortly`,
+      );
+    this.taken++;
+    try {
+      if (this.running >= this.limits.running) await this.turn(signal);
+      else this.running++;
+      try {
+        return await work();
+      } finally {
+        // The running place passes to the next in line, or is given back.
+        const next = this.turns.shift();
+        if (next) next();
+        else this.running--;
+      }
+    } finally {
+      this.taken--;
+    }
+  }
+
+  /** Resolves once a running place is handed over; rejects when the client goes away first. */
+  private turn(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const go = () => {
+        signal?.removeEventListener('abort', leave);
+        resolve();
+      };
+      const leave = () => {
+        const i = this.turns.indexOf(go);
+        if (i >= 0) this.turns.splice(i, 1);
+        reject(new TileError('client_closed', 'client closed the request', 'the client went away while its area request waited its turn'));
+      };
+      if (signal?.aborted) return leave();
+      signal?.addEventListener('abort', leave, { once: true });
+      this.turns.push(go);
+    });
+  }
 }
 
 /** A square grid over an area: its Web Mercator bounds, side in pixels, and the area's part of it. */
@@ -67,7 +126,11 @@ function mercator(lon: number, lat: number): [number, number] {
 }
 
 export class QueryService {
-  constructor(private readonly deps: QueryDeps) {}
+  private readonly areas: AreaAdmission;
+
+  constructor(private readonly deps: QueryDeps) {
+    this.areas = new AreaAdmission(deps.areas);
+  }
 
   /**
    * Every step's value at a point, at zoom z (default: the layer's maxzoom), and the sources' own
@@ -174,9 +237,11 @@ export class QueryService {
         `their outer rings span [${area.bbox.join(', ')}] (W, S, E, N, within Web Mercator's ±${MAX_LAT}° latitude): no width or no height`,
       );
     const grid = this.grid(area.bbox, Math.min(maxSize, this.nativeSize(layer, area.bbox)));
-    const mask = o.polygons ? rasterise(area, grid) : boxMask(grid);
-    const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } }, signal);
-    return { grid, stats: r.stats! };
+    return this.areas.run(async () => {
+      const mask = o.polygons ? rasterise(area, grid) : boxMask(grid);
+      const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } }, signal);
+      return { grid, stats: r.stats! };
+    }, signal);
   }
 
   /** The layer over a bbox as one image, `width` pixels wide (the height follows the bbox). */
@@ -193,18 +258,21 @@ export class QueryService {
         `a ${width}-pixel-wide image of this bbox is ${size} pixels tall: at most ${MAX_AREA_PX} on either side (a cap no parameter lifts)`,
       );
     const grid = { ...this.grid(bbox, size), width };
-    const r = await this.render(layer, grid, {}, signal);
-    // Nothing to draw: a transparent image.
-    const rgba = r.rgba ? new Uint8Array(r.rgba) : new Uint8Array(grid.size * grid.size * 4);
-    const sharp = await loadSharp();
-    const cropped = sharp(rgba, { raw: { width: grid.size, height: grid.size, channels: 4 } }).extract({
-      left: 0,
-      top: 0,
-      width: grid.width,
-      height: grid.height,
-    });
-    const body = await (format === 'png' ? cropped.png({ compressionLevel: PNG_LEVEL }) : cropped.webp({ lossless: true })).toBuffer();
-    return { grid, body };
+    // Its encoding too: sharp's threads share the cores with the render threads.
+    return this.areas.run(async () => {
+      const r = await this.render(layer, grid, {}, signal);
+      // Nothing to draw: a transparent image.
+      const rgba = r.rgba ? new Uint8Array(r.rgba) : new Uint8Array(grid.size * grid.size * 4);
+      const sharp = await loadSharp();
+      const cropped = sharp(rgba, { raw: { width: grid.size, height: grid.size, channels: 4 } }).extract({
+        left: 0,
+        top: 0,
+        width: grid.width,
+        height: grid.height,
+      });
+      const body = await (format === 'png' ? cropped.png({ compressionLevel: PNG_LEVEL }) : cropped.webp({ lossless: true })).toBuffer();
+      return { grid, body };
+    }, signal);
   }
 }
 
