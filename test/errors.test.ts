@@ -588,10 +588,11 @@ test('X-Forwarded-* is believed only from TRUSTED_PROXIES (issue 13, finding 8)'
   assert.throws(() => loadSettingsAndList('10.0.0.300'), /TRUSTED_PROXIES: '10\.0\.0\.300' is not an address or CIDR range/);
 });
 
-test('a question whose client went away leaves the render queue: the next request is not kept waiting behind it', async () => {
+test('a question whose client went away leaves the queue it waits in: the next request is not kept waiting behind it', async () => {
   const tmp = await makeLayersDir(['dem-relief']);
-  // One render thread, and previews of 2048 x 2048 pixels: each holds it for a while.
-  const server = await startServer(tmp.dir, { WORKERS: '1' });
+  // One render thread, and previews of 2048 x 2048 pixels: each holds it for a while. All 40
+  // are taken (MAX_AREA_REQUESTS): one at work, the others waiting their turn.
+  const server = await startServer(tmp.dir, { WORKERS: '1', MAX_AREA_REQUESTS: '64' });
   const queued = async () => Number(/^tilegraph_pool_queue_length (\d+)$/m.exec((await request(server.url, '/metrics')).body.toString())?.[1]);
   try {
     const one = await request(server.url, '/preview/dem-relief.png?bbox=-117.8,53.1,-117.3,53.35&width=2048');
