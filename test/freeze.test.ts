@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fromFile } from 'geotiff';
@@ -257,6 +257,12 @@ describe('tilegraph freeze and verify', () => {
     }
     assert.ok(lstatSync(fifo).isFIFO(), 'still a FIFO');
     assert.ok(lstatSync(dir).isDirectory(), 'still a directory');
+  });
+
+  test('-o in a folder that does not exist is refused naming it, and nothing is written', () => {
+    const out = path.join(tmp.root, 'no-such-folder', 'dem-relief.tar');
+    assertRefused(run(['freeze', 'dem-relief', '-o', out], env, tmp.root), new RegExp(`-o ${out}: cannot write the archive \\(ENOENT\\)`));
+    assert.ok(!existsSync(path.dirname(out)));
   });
 
   test('broken archives are refused with a message, never a crash', () => {

@@ -6,7 +6,7 @@
  * the SHA-256 of each PNG) and the layer file as written; never the sources themselves.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadSettings, type Settings } from '../config.js';
 import { TileError } from '../errors.js';
@@ -14,7 +14,7 @@ import { loadLayer, type Layer } from '../layers/layer.js';
 import { findLayerFile } from '../layers/registry.js';
 import { formatIssues } from '../ops/operator.js';
 import { openRenderer, type Produce } from '../seed/produce.js';
-import { notRegularFile } from '../seed/runner.js';
+import { notRegularFile, writeAtomic } from '../seed/runner.js';
 import type { TileId } from '../tiles/mercator.js';
 import { compareConfig, compareSoftware, compareSources, compareTiles, type Finding, type RenderedTile } from './compare.js';
 import { dependencies, hashSources } from './inputs.js';
@@ -67,12 +67,9 @@ export async function freezeCommand(args: string[]): Promise<void> {
     createdAt,
   );
   // Written whole or not at all: a half-written archive would be refused as truncated anyway.
-  const tmp = `${out}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, archive);
-    await rename(tmp, out);
+    await writeAtomic(out, archive);
   } catch (err) {
-    await rm(tmp, { force: true });
     throw new Error(`-o ${values.output}: cannot write the archive (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
       cause: err,
     });

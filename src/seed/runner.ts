@@ -401,10 +401,10 @@ export async function notRegularFile(file: string): Promise<boolean> {
 }
 
 /** Writes `file` through a temporary beside it, renamed over it: on a failure `file` is as it was, and the temporary is gone. */
-export async function writeAtomic(file: string, text: string): Promise<void> {
+export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, text);
+    await writeFile(tmp, data);
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
