@@ -40,34 +40,29 @@ export interface QueryDeps {
  * render queue ahead of every tile and the cores with encodings, and tiles time out.
  */
 class AreaAdmission {
-  private taken = 0;
   private running = 0;
+  /** Those waiting their turn, in order: with `running`, the requests taken. */
   private readonly turns: (() => void)[] = [];
 
   constructor(private readonly limits: { max: number; running: number }) {}
 
   async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const { max } = this.limits;
-    if (this.taken >= max)
+    if (this.running + this.turns.length >= max)
       throw new TileError(
         'overload',
         'busy',
         `${max} /statistics and /preview requests are already in progress, the most this server takes at once (MAX_AREA_REQUESTS): try again shortly`,
       );
-    this.taken++;
+    if (this.running < this.limits.running) this.running++;
+    else await this.turn(signal);
     try {
-      if (this.running >= this.limits.running) await this.turn(signal);
-      else this.running++;
-      try {
-        return await work();
-      } finally {
-        // The running place passes to the next in line, or is given back.
-        const next = this.turns.shift();
-        if (next) next();
-        else this.running--;
-      }
+      return await work();
     } finally {
-      this.taken--;
+      // The running place passes to the next in line, or is given back.
+      const next = this.turns.shift();
+      if (next) next();
+      else this.running--;
     }
   }
 
