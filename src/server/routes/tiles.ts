@@ -87,31 +87,30 @@ const HIT_TIMING = {
 const OLD_VERSION_MAX_AGE = 60;
 
 /**
- * The CDN contract. A URL that carries the layer's current version (`?v=`, as TileJSON, WMTS
- * and the preview page write it) names bytes that can never change: cache it for a year. A URL
- * without it follows the layer's policy, with stale-while-revalidate. A URL with another
- * version gets the current tile, which must not stick under the old name: a short max-age.
+ * The CDN contract, set on `res`. A URL that carries the layer's current version (`?v=`, as
+ * TileJSON, WMTS and the preview page write it) names bytes that can never change: cache it for
+ * a year. A URL without it follows the layer's policy, with stale-while-revalidate. A URL with
+ * another version gets the current tile, which must not stick under the old name: a short
+ * max-age, and nothing for nginx to keep (`X-Accel-Expires: 0`, which nginx takes for itself):
+ * any client could make up versions by the million, each an entry pushing real tiles out.
  */
-export function cacheControl(v: unknown, version: string, cache: CachePolicy): string {
+function setCacheHeaders(res: ServerResponse, v: unknown, version: string, cache: CachePolicy): void {
   if (v === undefined) {
     let policy = policies.get(cache);
     if (!policy)
       policies.set(cache, (policy = `public, max-age=${cache.maxAge}, s-maxage=${cache.sMaxAge}, stale-while-revalidate=${cache.staleWhileRevalidate}`));
-    return policy;
+    res.setHeader('Cache-Control', policy);
+  } else if (v === version) res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+  else {
+    const age = Math.min(OLD_VERSION_MAX_AGE, cache.maxAge);
+    res.setHeader('Cache-Control', `public, max-age=${age}, s-maxage=${age}`);
+    res.setHeader('X-Accel-Expires', '0');
   }
-  if (v === version) return 'public, max-age=31536000, immutable';
-  const age = Math.min(OLD_VERSION_MAX_AGE, cache.maxAge);
-  return `public, max-age=${age}, s-maxage=${age}`;
 }
 
 /** A tile answer over HTTP, whichever route asked: headers, 304, 204 or the bytes. */
 export async function sendTile(req: IncomingMessage, res: ServerResponse, t: TileRequest, tile: TileAnswer, started: number, v: unknown): Promise<void> {
-  const { cache } = t.layer.config;
-  res.setHeader('Cache-Control', cacheControl(v, t.layer.version, cache));
-  // A version the layer does not have names nothing nginx should keep: any client could make
-  // up versions by the million, each an entry pushing real tiles out of its cache. nginx takes
-  // this header for itself (never passing it on); browsers and CDNs keep the short max-age.
-  if (v !== undefined && v !== t.layer.version) res.setHeader('X-Accel-Expires', '0');
+  setCacheHeaders(res, v, t.layer.version, t.layer.config.cache);
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('ETag', tile.etag);
   res.setHeader('X-Cache', tile.tier);
