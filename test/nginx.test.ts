@@ -20,6 +20,11 @@ describe('nginx.conf in front of two server processes', () => {
   let dir: string;
   let servers: ServerProcess[];
   let nginx: NginxProcess;
+  /** dem-relief's current version, as its TileJSON writes it in tile URLs. */
+  const currentVersion = async () =>
+    (JSON.parse((await request(nginx.url, '/tiles/dem-relief/tilejson.json')).body.toString()) as { tiles: string[] }).tiles[0]!.split('?v=')[1]!;
+  /** The entries in nginx's cache directory. */
+  const entries = () => readdirSync(path.join(dir, 'cache'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
   /** Tile requests that reached the servers, over both. */
   const upstreamTileRequests = async () => {
     let n = 0;
@@ -72,13 +77,12 @@ describe('nginx.conf in front of two server processes', () => {
   // the cache with one tile and push the others out.
   test("tried as a hostile client would: other parameters make no entry of their own; they read the tile's entry", async () => {
     const p = tilePath('dem-relief', tile(4));
-    const v = (JSON.parse((await request(nginx.url, '/tiles/dem-relief/tilejson.json')).body.toString()) as { tiles: string[] }).tiles[0]!.split('?v=')[1]!;
+    const v = await currentVersion();
     const status = async (q: string) => {
       const r = await request(nginx.url, p + q);
       assert.equal(r.status, 200, q);
       return r.headers['x-cache-status'];
     };
-    const entries = () => readdirSync(path.join(dir, 'cache'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
     const before = entries();
     for (const q of ['?junk=1', `?v=${v}&junk=1`, `?junk=1&v=${v}`, `?v=${v}&v=${v}`, `?v=%${v.charCodeAt(0).toString(16)}${v.slice(1)}`]) {
       assert.equal(await status(q), 'MISS', q);
@@ -98,8 +102,7 @@ describe('nginx.conf in front of two server processes', () => {
   // until nginx's `inactive` or `max_size` removed it: cycling ?v=1, ?v=2, … filled the cache.
   test('tried as a hostile client would: versions the layer does not have make no entries; the current one is kept', async () => {
     const p = tilePath('dem-relief', tile(5));
-    const v = (JSON.parse((await request(nginx.url, '/tiles/dem-relief/tilejson.json')).body.toString()) as { tiles: string[] }).tiles[0]!.split('?v=')[1]!;
-    const entries = () => readdirSync(path.join(dir, 'cache'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+    const v = await currentVersion();
     const before = entries();
     for (const q of ['?v=1', '?v=2', '?v=old', `?v=${v}x`]) {
       for (let i = 0; i < 2; i++) {

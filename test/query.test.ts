@@ -1300,7 +1300,7 @@ describe('/point, /statistics and /preview against GDAL', { skip: SKIP }, () => 
 // Before: every /preview was taken, however many came at once. Each held a render thread, then
 // sharp's threads for its encoding (a lossless WebP of 1500 pixels a side costs about a second of
 // CPU), and tiles queued behind their renders: 300 at once from one client, and uncached tiles
-// answered 503 after RENDER_TIMEOUT_MS for a minute, while the server grew to 1.4 GB.
+// answered 503 after RENDER_TIMEOUT_MS for over a minute, while the server grew to 1.4-1.5 GB.
 describe('tried as a hostile client would: a flood of /preview and /statistics requests', () => {
   let tmp: TempLayers;
   let server: TestServer;
