@@ -72,7 +72,7 @@ const DEFS = {
     env: 'MAX_AREA_REQUESTS',
     schema: whole(1).default(16),
     description:
-      '`/statistics` and `/preview` requests taken at once: as many as there are render threads run, the others wait their turn, and past this number new ones get `503`',
+      '`/statistics` and `/preview` requests taken at once (a `POST /statistics` from before its body is read): as many as there are render threads run, the others wait their turn, and past this number new ones get `503`',
   },
   renderTimeoutMs: { env: 'RENDER_TIMEOUT_MS', schema: milliseconds(100).default(15000), description: 'time limit of one tile render' },
   requestTimeoutS: {

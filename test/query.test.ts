@@ -52,6 +52,7 @@ import {
   type Pixels,
   type TempLayers,
   type TestServer,
+  until,
 } from './helpers/http.js';
 import { readEnviRaw } from './helpers/layers.js';
 
@@ -454,6 +455,32 @@ function post(base: string, pathname: string, body: string | Buffer, headers: Re
     });
     req.end(data);
   });
+}
+
+/** A POST whose body goes out in two halves: the first at once, the rest at `finish` (or never: `abort`). */
+function upload(base: string, pathname: string, body: string): { answer: Promise<Answer>; finish(): void; abort(): void } {
+  const u = new URL(base);
+  const data = Buffer.from(body);
+  const half = data.length >> 1;
+  const headers = { 'Content-Type': 'application/geo+json', 'Content-Length': String(data.length) };
+  const req = http.request({ host: u.hostname, port: u.port, path: pathname, method: 'POST', agent: false, headers });
+  const answer = new Promise<Answer>((resolve, reject) => {
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+  });
+  req.write(data.subarray(0, half));
+  return { answer, finish: () => req.end(data.subarray(half)), abort: () => req.destroy() };
+}
+
+/** What `p` resolves to within `ms`, else null. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  return Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
 }
 
 async function json<T>(r: Promise<Answer>, what: string, status = 200): Promise<T> {
@@ -1343,6 +1370,60 @@ describe('tried as a hostile client would: a flood of /preview and /statistics r
     assert.equal((await request(server.url, '/healthz')).status, 200);
     // Once the flood has passed, the next one is taken.
     assert.equal((await request(server.url, `/preview/dem-relief.png?bbox=${whole}&width=256`)).status, 200);
+  });
+});
+
+describe('tried as a hostile client would: a flood of large POST /statistics bodies', () => {
+  let tmp: TempLayers;
+  let server: TestServer;
+
+  before(async () => {
+    tmp = await makeLayersDir(['dem-relief']);
+    server = await startServer(tmp.dir, { MAX_AREA_REQUESTS: '2' });
+  });
+  after(async () => {
+    await server?.close();
+    await tmp?.remove();
+  });
+
+  // 1000 bodies of 0.9 MB sent at once were each read whole before any was refused: the server grew by a gigabyte.
+  it('a body takes its place before it is read: past MAX_AREA_REQUESTS one is refused unread, and the places come back', async () => {
+    const body = JSON.stringify({ type: 'Polygon', coordinates: [zigzag(4000, INSIDE)] });
+    const busy = async (a: Answer | null, what: string) => {
+      assert.ok(a, `${what}: no answer while its body was still unsent`);
+      assert.equal(a.status, 503, `${what}: ${a.body.toString().slice(0, 200)}`);
+      assert.equal(a.headers['retry-after'], '1');
+      assert.match((JSON.parse(a.body.toString()) as { detail: string }).detail, /MAX_AREA_REQUESTS/);
+    };
+    // Every upload goes away at the end, whatever the outcome: a server closing waits for them.
+    const uploads: ReturnType<typeof upload>[] = [];
+    const start = () => {
+      const u = upload(server.url, '/statistics/dem-relief', body);
+      uploads.push(u);
+      return u;
+    };
+    try {
+      // Two uploads stop halfway: each holds a place while its body is read.
+      const slow = [start(), start()];
+      await new Promise((r) => setTimeout(r, 500));
+      await busy(await within(start().answer, 5000), 'a third upload');
+      await busy(await request(server.url, `/statistics/dem-relief?bbox=${INSIDE.join(',')}`), 'a GET /statistics');
+      // The two finish their bodies and are answered; then their places are free again.
+      for (const s of slow) s.finish();
+      for (const a of await Promise.all(slow.map((s) => s.answer))) {
+        assert.equal(a.status, 200, a.body.toString().slice(0, 200));
+        assert.ok((JSON.parse(a.body.toString()) as StatsAnswer).bands[0]!.count > 0);
+      }
+      assert.equal((await post(server.url, '/statistics/dem-relief', body)).status, 200);
+      // Uploads whose clients go away halfway give their places back.
+      const gone = [start(), start()];
+      await new Promise((r) => setTimeout(r, 500));
+      await busy(await within(start().answer, 5000), 'an upload while two others stall');
+      for (const g of gone) g.abort();
+      await until('the places of the uploads that went away', async () => (await post(server.url, '/statistics/dem-relief', body)).status === 200, 5000);
+    } finally {
+      for (const u of uploads) u.abort();
+    }
   });
 });
 

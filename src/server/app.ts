@@ -14,7 +14,7 @@ import { bodyTooLarge, errorHandler } from './errors.js';
 import { mapAssets, mapPageHandler, tileJsonHandler, wmtsCapabilitiesHandler, wmtsTileHandler } from './routes/clients.js';
 import { describeLayer, listLayers, listMembers } from './routes/layers.js';
 import { pipelineLayers, pipelineTileJson, postPipeline } from './routes/pipelines.js';
-import { MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
+import { admitBody, MAX_GEOJSON_BYTES, pointHandler, previewHandler, statisticsHandler } from './routes/query.js';
 import { answerTile, plainTile, tileHandler, tileLogs } from './routes/tiles.js';
 
 /** The XYZ tile and TileJSON routes, here and in the programmatic API's router (src/api/router.ts). */
@@ -163,6 +163,7 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/statistics/:layer', statisticsHandler(deps.layers, deps.query));
   app.post(
     '/statistics/:layer',
+    admitBody(deps.query),
     express.text({ type: () => true, limit: MAX_GEOJSON_BYTES }),
     bodyTooLarge('GeoJSON too large', `a POST /statistics body is at most ${MAX_GEOJSON_BYTES} bytes`),
     statisticsHandler(deps.layers, deps.query),

@@ -34,35 +34,64 @@ export interface QueryDeps {
 }
 
 /**
+ * A place among the area requests a server takes at once: taken before a request's body is
+ * read, so that a flood of large bodies is refused before it fills the memory, and given back
+ * (once, whichever comes first) when its work is done or its request closes.
+ */
+export interface AreaPlace {
+  release(): void;
+}
+
+/**
  * Area requests taken at once: `running` of them render and encode, the others wait their turn
- * in order, and past `max` a new one is refused at once. Each renders up to MAX_AREA_PX² pixels
- * and a preview's encoding takes sharp's threads, so without a bound a flood of them fills the
- * render queue ahead of every tile and the cores with encodings, and tiles time out.
+ * in order or are still sending their bodies, and past `max` a new one is refused at once. Each
+ * renders up to MAX_AREA_PX² pixels and a preview's encoding takes sharp's threads, so without
+ * a bound a flood of them fills the render queue ahead of every tile and the cores with
+ * encodings, and tiles time out; each POST body may be a megabyte, held from its first byte.
  */
 class AreaAdmission {
+  /** Places taken: by the requests running, waiting their turn and reading their bodies. */
+  private taken = 0;
   private running = 0;
-  /** Those waiting their turn, in order: with `running`, the requests taken. */
+  /** Those waiting their turn, in order. */
   private readonly turns: (() => void)[] = [];
 
   constructor(private readonly limits: { max: number; running: number }) {}
 
-  async run<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  /** A place, or a refusal at once when all `max` are taken. */
+  take(): AreaPlace {
     const { max } = this.limits;
-    if (this.running + this.turns.length >= max)
+    if (this.taken >= max)
       throw new TileError(
         'overload',
         'busy',
         `${max} /statistics and /preview requests are already in progress, the most this server takes at once (MAX_AREA_REQUESTS): try again shortly`,
       );
-    if (this.running < this.limits.running) this.running++;
-    else await this.turn(signal);
+    this.taken++;
+    let held = true;
+    return {
+      release: () => {
+        if (held) this.taken--;
+        held = false;
+      },
+    };
+  }
+
+  /** Runs `work` in a running place once its turn comes, for the request holding `place` (else it takes one). */
+  async run<T>(work: () => Promise<T>, signal?: AbortSignal, place = this.take()): Promise<T> {
     try {
-      return await work();
+      if (this.running < this.limits.running) this.running++;
+      else await this.turn(signal);
+      try {
+        return await work();
+      } finally {
+        // The running place passes to the next in line, or is given back.
+        const next = this.turns.shift();
+        if (next) next();
+        else this.running--;
+      }
     } finally {
-      // The running place passes to the next in line, or is given back.
-      const next = this.turns.shift();
-      if (next) next();
-      else this.running--;
+      place.release();
     }
   }
 
@@ -125,6 +154,11 @@ export class QueryService {
 
   constructor(private readonly deps: QueryDeps) {
     this.areas = new AreaAdmission(deps.areas);
+  }
+
+  /** A place for an area request before its body is read (AreaPlace): refused at once, as a 503, when all are taken. */
+  admit(): AreaPlace {
+    return this.areas.take();
   }
 
   /**
@@ -213,11 +247,11 @@ export class QueryService {
     return this.deps.pool.render({ layer: layer.spec, z, x: 0, y: 0, size: grid.size, bounds: grid.bounds, members, ...extra }, undefined, signal);
   }
 
-  /** Statistics of one step's bands over an area (the bbox's pixels, or the polygons' when given). */
+  /** Statistics of one step's bands over an area (the bbox's pixels, or the polygons' when given), in `place` when one was taken for it. */
   async statistics(
     layer: Layer,
     area: Area,
-    o: { maxSize?: number; node?: string; bins?: number; polygons: boolean },
+    o: { maxSize?: number; node?: string; bins?: number; polygons: boolean; place?: AreaPlace },
     signal?: AbortSignal,
   ): Promise<{ grid: AreaGrid; stats: AreaStats }> {
     const maxSize = o.maxSize ?? DEFAULT_STATS_PX;
@@ -232,11 +266,15 @@ export class QueryService {
         `their outer rings span [${area.bbox.join(', ')}] (W, S, E, N, within Web Mercator's ±${MAX_LAT}° latitude): no width or no height`,
       );
     const grid = this.grid(area.bbox, Math.min(maxSize, this.nativeSize(layer, area.bbox)));
-    return this.areas.run(async () => {
-      const mask = o.polygons ? rasterise(area, grid) : boxMask(grid);
-      const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } }, signal);
-      return { grid, stats: r.stats! };
-    }, signal);
+    return this.areas.run(
+      async () => {
+        const mask = o.polygons ? rasterise(area, grid) : boxMask(grid);
+        const r = await this.render(layer, grid, { stats: { node: o.node, mask, bins } }, signal);
+        return { grid, stats: r.stats! };
+      },
+      signal,
+      o.place,
+    );
   }
 
   /** The layer over a bbox as one image, `width` pixels wide (the height follows the bbox). */

@@ -3,10 +3,10 @@
  * `GET /preview/{layer}.{png|webp}`: the layer's data at a point, over an area, and as one
  * image (src/service/query.ts).
  */
-import type { Request, Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import { TileError } from '../../errors.js';
 import type { LayerRegistry } from '../../layers/registry.js';
-import type { QueryService } from '../../service/query.js';
+import type { AreaPlace, QueryService } from '../../service/query.js';
 import { bboxArea, geoJsonArea } from '../../tiles/area.js';
 import { queryBbox, queryText, queryWhole } from './params.js';
 import { whileConnected } from './tiles.js';
@@ -41,6 +41,19 @@ export function pointHandler(layers: LayerRegistry, query: QueryService) {
   };
 }
 
+/**
+ * A POST's place among the area requests (MAX_AREA_REQUESTS), taken before its body is read and
+ * given back when the request closes: past the limit a body is refused unread, with a 503.
+ */
+export function admitBody(query: QueryService) {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    const place = query.admit();
+    res.once('close', () => place.release());
+    res.locals.place = place;
+    next();
+  };
+}
+
 export function statisticsHandler(layers: LayerRegistry, query: QueryService) {
   return async (req: Request, res: Response): Promise<void> => {
     const layer = layers.require(String(req.params.layer));
@@ -58,7 +71,13 @@ export function statisticsHandler(layers: LayerRegistry, query: QueryService) {
     const { grid, stats } = await query.statistics(
       layer,
       area,
-      { maxSize: queryWhole(req, 'max_size'), bins: queryWhole(req, 'bins'), node, polygons: req.method === 'POST' },
+      {
+        maxSize: queryWhole(req, 'max_size'),
+        bins: queryWhole(req, 'bins'),
+        node,
+        polygons: req.method === 'POST',
+        place: res.locals.place as AreaPlace | undefined,
+      },
       whileConnected(res),
     );
     noStore(res);
