@@ -430,46 +430,37 @@ function assertGrid(got: Grid, want: Grid, what: string): void {
 
 /** A POST with a body; a server that answers before reading it all may reset the upload, which is not an error here. */
 function post(base: string, pathname: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
-  const u = new URL(base);
-  const data = typeof body === 'string' ? Buffer.from(body) : body;
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: pathname,
-        method: 'POST',
-        agent: false,
-        headers: { 'Content-Type': 'application/geo+json', 'Content-Length': String(data.length), ...headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error(`timeout: POST ${pathname}`)));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
-    });
-    req.end(data);
-  });
+  const u = upload(base, pathname, body, headers);
+  u.finish();
+  return u.answer;
 }
 
 /** A POST whose body goes out in two halves: the first at once, the rest at `finish` (or never: `abort`). */
-function upload(base: string, pathname: string, body: string): { answer: Promise<Answer>; finish(): void; abort(): void } {
+function upload(
+  base: string,
+  pathname: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): { answer: Promise<Answer>; finish(): void; abort(): void } {
   const u = new URL(base);
-  const data = Buffer.from(body);
+  const data = typeof body === 'string' ? Buffer.from(body) : body;
   const half = data.length >> 1;
-  const headers = { 'Content-Type': 'application/geo+json', 'Content-Length': String(data.length) };
-  const req = http.request({ host: u.hostname, port: u.port, path: pathname, method: 'POST', agent: false, headers });
+  const req = http.request({
+    host: u.hostname,
+    port: u.port,
+    path: pathname,
+    method: 'POST',
+    agent: false,
+    headers: { 'Content-Type': 'application/geo+json', 'Content-Length': String(data.length), ...headers },
+  });
   const answer = new Promise<Answer>((resolve, reject) => {
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
     });
+    req.setTimeout(30_000, () => req.destroy(new Error(`timeout: POST ${pathname}`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
     });
