@@ -99,8 +99,13 @@ export async function encodeTable(tiles: readonly Uint8Array[], coded: readonly 
   return rows;
 }
 
-/** A render thread's own encoder, synchronous, over the inputs it takes (`encode` answers null for the others). */
+/**
+ * A render thread's own encoder, synchronous, over the inputs it takes (`encode` answers null
+ * for the others), after a round untimed: the first row to call a function would otherwise pay
+ * for V8's optimising it, and the rows after it not.
+ */
 function inThread<T>(format: string, inputs: readonly T[], encode: (input: T) => Uint8Array | null, rounds: number): EncodeRow {
+  for (const input of inputs) encode(input);
   let bytes = 0,
     n = 0,
     ms = 0;
