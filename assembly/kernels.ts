@@ -762,3 +762,471 @@ export function rgbUpRows(rgba: usize, size: i32, rows: usize): bool {
   lessRowAbove(rows, stride, size * 3, size);
   return true;
 }
+
+// The zlib stream of an indexed PNG's scanlines, each row less the one above (src/render/runs.ts
+// `deflateRunsReference`, the reference, says how): a run of three or more bytes as a match at
+// distance 1, every other byte a literal, Huffman codes fitted to each block. Tokens are 16-bit:
+// a literal byte, or 256 + the run's length less 3.
+
+/** Base lengths and extra bits of the length symbols 257-285 (RFC 1951 §3.2.5). */
+const LENGTH_BASE = memory.data<u16>([3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]);
+const LENGTH_EXTRA = memory.data<u8>([0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]);
+/** The order in which the code-length code's lengths are written. */
+const CODE_LENGTH_ORDER = memory.data<u8>([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]);
+
+/** Input bytes a block (src/kernels.ts RUNS_BLOCK). */
+const RUNS_BLOCK: i32 = 16384;
+
+// Offsets into `work`.
+const W_FREQ: usize = 0; // u32[286] literal/length frequencies
+const W_LENS: usize = 1152; // u8[286] their code lengths
+const W_TAB: usize = 1536; // u32[512] a token's bits (low 24) and bit count (high 8)
+const W_CFREQ: usize = 3584; // u32[19] code-length code frequencies
+const W_CLENS: usize = 3664; // u8[19] its code lengths
+const W_CCODES: usize = 3712; // u32[19] its codes, bit-reversed
+const W_RUNS: usize = 3840; // u16[288] the code-length sequence as symbols (low 8) and extra bits (high 8)
+const W_SYMS: usize = 4480; // u16[286] symbols by frequency
+const W_TREE: usize = 5120; // u32[286] the in-place Huffman computation
+const W_CODES: usize = 6272; // u32[286] literal/length codes, bit-reversed
+const W_COUNTS: usize = 7424; // u32[16] codes a length
+const W_NEXT: usize = 7488; // u32[16] the next code of each length
+const W_HIST: usize = 8192; // u32[4][256] literal counts, four tallies that neighbouring bytes do not wait on each other in
+
+/**
+ * Code lengths of at most `limit` bits for the `n` symbols whose frequencies are at `freq`
+ * (u32) into `lens` (u8): minimum redundancy (Moffat and Katajainen's in-place method over the
+ * symbols sorted by frequency, then symbol), the lengths past `limit` cut to it and Kraft's
+ * inequality restored by lengthening the longest codes shorter than `limit`, and the shortest
+ * codes given to the most frequent symbols. Fewer than two symbols used: symbol 0 or 1 joins with frequency 1.
+ */
+function codeLengths(freq: usize, n: i32, limit: i32, lens: usize, work: usize): void {
+  const syms = work + W_SYMS,
+    a = work + W_TREE;
+  let m = 0;
+  for (let s = 0; s < n; s++) {
+    store<u8>(lens + s, 0);
+    if (load<u32>(freq + ((<usize>s) << 2))) {
+      store<u16>(syms + ((<usize>m) << 1), <u16>s);
+      m++;
+    }
+  }
+  while (m < 2) {
+    const s = m == 1 && load<u16>(syms) == 0 ? 1 : 0;
+    if (m == 1 && s < <i32>load<u16>(syms)) {
+      store<u16>(syms + 2, load<u16>(syms));
+      store<u16>(syms, <u16>s);
+    } else store<u16>(syms + ((<usize>m) << 1), <u16>s);
+    if (!load<u32>(freq + ((<usize>s) << 2))) store<u32>(freq + ((<usize>s) << 2), 1);
+    m++;
+  }
+  // By frequency, then symbol: keys of both (a block's frequencies are below 2^23), heap-sorted.
+  for (let i = 0; i < m; i++) {
+    const sym = load<u16>(syms + ((<usize>i) << 1));
+    store<u32>(a + ((<usize>i) << 2), (load<u32>(freq + ((<usize>sym) << 2)) << 9) | sym);
+  }
+  for (let i = (m >> 1) - 1; i >= 0; i--) siftDown(a, i, m);
+  for (let end = m - 1; end > 0; end--) {
+    const top = load<u32>(a);
+    store<u32>(a, load<u32>(a + ((<usize>end) << 2)));
+    store<u32>(a + ((<usize>end) << 2), top);
+    siftDown(a, 0, end);
+  }
+  for (let i = 0; i < m; i++) {
+    const key = load<u32>(a + ((<usize>i) << 2));
+    store<u16>(syms + ((<usize>i) << 1), <u16>(key & 511));
+    store<u32>(a + ((<usize>i) << 2), key >>> 9);
+  }
+  // Pass 1: the internal nodes' weights, then parent pointers.
+  store<u32>(a, load<u32>(a) + load<u32>(a + 4));
+  let root = 0,
+    leaf = 2;
+  for (let next = 1; next < m - 1; next++) {
+    const an = (<usize>next) << 2;
+    let w: u32;
+    if (leaf >= m || load<u32>(a + ((<usize>root) << 2)) < load<u32>(a + ((<usize>leaf) << 2))) {
+      w = load<u32>(a + ((<usize>root) << 2));
+      store<u32>(a + ((<usize>root) << 2), next);
+      root++;
+    } else {
+      w = load<u32>(a + ((<usize>leaf) << 2));
+      leaf++;
+    }
+    if (leaf >= m || (root < next && load<u32>(a + ((<usize>root) << 2)) < load<u32>(a + ((<usize>leaf) << 2)))) {
+      w += load<u32>(a + ((<usize>root) << 2));
+      store<u32>(a + ((<usize>root) << 2), next);
+      root++;
+    } else {
+      w += load<u32>(a + ((<usize>leaf) << 2));
+      leaf++;
+    }
+    store<u32>(a + an, w);
+  }
+  // Pass 2: each internal node's depth.
+  store<u32>(a + ((<usize>(m - 2)) << 2), 0);
+  for (let next = m - 3; next >= 0; next--) store<u32>(a + ((<usize>next) << 2), load<u32>(a + ((<usize>load<u32>(a + ((<usize>next) << 2))) << 2)) + 1);
+  // Pass 3: the leaves' depths, as counts a length (those past `limit` counted at it).
+  const counts = work + W_COUNTS;
+  for (let l = 0; l < 16; l++) store<u32>(counts + ((<usize>l) << 2), 0);
+  let avail = 1,
+    used = 0,
+    depth = 0;
+  root = m - 2;
+  while (avail > 0) {
+    while (root >= 0 && <i32>load<u32>(a + ((<usize>root) << 2)) == depth) {
+      used++;
+      root--;
+    }
+    const l = min(depth, limit);
+    store<u32>(counts + ((<usize>l) << 2), load<u32>(counts + ((<usize>l) << 2)) + <u32>(avail - used));
+    avail = 2 * used;
+    depth++;
+    used = 0;
+  }
+  // Kraft's sum in units of 2^-limit: over 2^limit when lengths were cut; each step takes one code off the longest length and splits the deepest shorter one.
+  let total: u32 = 0;
+  for (let l = 1; l <= limit; l++) {
+    const shift = <u32>(limit - l);
+    total += load<u32>(counts + ((<usize>l) << 2)) << shift;
+  }
+  const full: u32 = 1 << limit;
+  while (total > full) {
+    store<u32>(counts + ((<usize>limit) << 2), load<u32>(counts + ((<usize>limit) << 2)) - 1);
+    for (let l = limit - 1; l > 0; l--) {
+      const c = load<u32>(counts + ((<usize>l) << 2));
+      if (c) {
+        store<u32>(counts + ((<usize>l) << 2), c - 1);
+        store<u32>(counts + ((<usize>(l + 1)) << 2), load<u32>(counts + ((<usize>(l + 1)) << 2)) + 2);
+        break;
+      }
+    }
+    total--;
+  }
+  let k = m - 1;
+  for (let l = 1; l <= limit; l++)
+    for (let c = load<u32>(counts + ((<usize>l) << 2)); c > 0; c--) {
+      store<u8>(lens + load<u16>(syms + ((<usize>k) << 1)), <u8>l);
+      k--;
+    }
+}
+
+/** Counts `byte` in tally `k` (0-3) of `hist`. */
+function tally(hist: usize, k: usize, byte: usize): void {
+  const at = hist + (k << 10) + (byte << 2);
+  store<u32>(at, load<u32>(at) + 1);
+}
+
+/** Restores the max-heap of `n` u32 keys at `a` below node `i`. */
+function siftDown(a: usize, i: i32, n: i32): void {
+  const key = load<u32>(a + ((<usize>i) << 2));
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && load<u32>(a + ((<usize>(c + 1)) << 2)) > load<u32>(a + ((<usize>c) << 2))) c++;
+    const child = load<u32>(a + ((<usize>c) << 2));
+    if (child <= key) break;
+    store<u32>(a + ((<usize>i) << 2), child);
+    i = c;
+  }
+  store<u32>(a + ((<usize>i) << 2), key);
+}
+
+/** Canonical codes (RFC 1951 §3.2.2) of the `n` lengths at `lens`, bit-reversed for writing from the low bit, into `codes` (u32). */
+function canonicalCodes(lens: usize, n: i32, codes: usize, work: usize): void {
+  const next = work + W_NEXT;
+  for (let l = 0; l < 16; l++) store<u32>(next + ((<usize>l) << 2), 0);
+  for (let s = 0; s < n; s++) {
+    const l = <usize>load<u8>(lens + s);
+    store<u32>(next + (l << 2), load<u32>(next + (l << 2)) + 1);
+  }
+  let code: u32 = 0,
+    previous: u32 = 0;
+  for (let l = 1; l < 16; l++) {
+    code = (code + (l == 1 ? 0 : previous)) << 1;
+    previous = load<u32>(next + ((<usize>l) << 2));
+    store<u32>(next + ((<usize>l) << 2), code);
+  }
+  for (let s = 0; s < n; s++) {
+    const l = <u32>load<u8>(lens + s);
+    if (!l) continue;
+    const at = next + ((<usize>l) << 2);
+    const c = load<u32>(at);
+    store<u32>(at, c + 1);
+    store<u32>(codes + ((<usize>s) << 2), reverseBits(c, l));
+  }
+}
+
+/** The length code (0-28, symbol 257 + it) of a match of `r` bytes, 3-258 (RFC 1951 §3.2.5). */
+function lengthCode(r: i32): i32 {
+  const x = r - 3;
+  if (x < 8) return x;
+  if (r == 258) return 28;
+  const e = 29 - <i32>clz(x);
+  return 4 + 4 * e + ((x >>> e) - 4);
+}
+
+function reverseBits(c: u32, len: u32): u32 {
+  let r: u32 = 0;
+  for (let i: u32 = 0; i < len; i++) {
+    r = (r << 1) | (c & 1);
+    c >>= 1;
+  }
+  return r;
+}
+
+/**
+ * zlib (RFC 1950) of the `n` bytes at `src`, runs of a byte as matches at distance 1 and
+ * Huffman codes a block of RUNS_BLOCK bytes, into `out`, which holds 2n + 1024 bytes: answers
+ * the bytes written. `tokens` holds a block's tokens and a vector more (2 * RUNS_BLOCK + 32
+ * bytes), `work` the tables (12288 bytes).
+ */
+export function deflateRuns(src: usize, n: i32, tokens: usize, work: usize, out: usize): i32 {
+  store<u8>(out, 0x78);
+  store<u8>(out + 1, 0x01);
+  let o = out + 2;
+  let bits: u64 = 0,
+    nb: u32 = 0;
+  const hist = work + W_HIST;
+  const freq = work + W_FREQ,
+    lens = work + W_LENS,
+    tab = work + W_TAB,
+    codes = work + W_CODES;
+  for (let start = 0; start < n || start == 0; start += RUNS_BLOCK) {
+    const end = min(n, start + RUNS_BLOCK);
+    for (let s = 0; s < 286; s++) store<u32>(freq + ((<usize>s) << 2), 0);
+    memory.fill(hist, 0, 4096);
+    // Tokens and their frequencies.
+    let t: usize = tokens;
+    let i = start;
+    while (i < end) {
+      let run = false;
+      if (i > 0 && i + 18 <= end) {
+        // Sixteen bytes at a time: the literals before the first byte at which a run of three
+        // starts (bit j of e1: byte i+j equals the one before it; of e2: byte i+2+j does; a run
+        // starts at i+j where i+j, i+j+1 and i+j+2 all do), written sixteen tokens at a time.
+        const here = v128.load(src + i);
+        const e1 = i8x16.bitmask(i8x16.eq(here, v128.load(src + i - 1))),
+          e2 = i8x16.bitmask(i8x16.eq(v128.load(src + i + 2), v128.load(src + i + 1)));
+        const starts = e1 & (((e1 >>> 1) & 0x7fff) | (((e2 >>> 14) & 1) << 15)) & e2;
+        const literals = starts ? ctz(starts) : 16;
+        v128.store(t, i16x8.extend_low_i8x16_u(here));
+        v128.store(t + 16, i16x8.extend_high_i8x16_u(here));
+        t += (<usize>literals) << 1;
+        if (literals == 16) {
+          tally(hist, 0, <usize>i8x16.extract_lane_u(here, 0));
+          tally(hist, 1, <usize>i8x16.extract_lane_u(here, 1));
+          tally(hist, 2, <usize>i8x16.extract_lane_u(here, 2));
+          tally(hist, 3, <usize>i8x16.extract_lane_u(here, 3));
+          tally(hist, 0, <usize>i8x16.extract_lane_u(here, 4));
+          tally(hist, 1, <usize>i8x16.extract_lane_u(here, 5));
+          tally(hist, 2, <usize>i8x16.extract_lane_u(here, 6));
+          tally(hist, 3, <usize>i8x16.extract_lane_u(here, 7));
+          tally(hist, 0, <usize>i8x16.extract_lane_u(here, 8));
+          tally(hist, 1, <usize>i8x16.extract_lane_u(here, 9));
+          tally(hist, 2, <usize>i8x16.extract_lane_u(here, 10));
+          tally(hist, 3, <usize>i8x16.extract_lane_u(here, 11));
+          tally(hist, 0, <usize>i8x16.extract_lane_u(here, 12));
+          tally(hist, 1, <usize>i8x16.extract_lane_u(here, 13));
+          tally(hist, 2, <usize>i8x16.extract_lane_u(here, 14));
+          tally(hist, 3, <usize>i8x16.extract_lane_u(here, 15));
+        } else
+          for (let k = 0; k < literals; k++) {
+            const at = hist + ((<usize>(k & 3)) << 10) + ((<usize>load<u8>(src + i + k)) << 2);
+            store<u32>(at, load<u32>(at) + 1);
+          }
+        i += literals;
+        if (!starts) continue;
+        run = true;
+      }
+      const b = load<u8>(src + i);
+      if (run || (i > 0 && load<u8>(src + i - 1) == b)) {
+        let r = 1;
+        const most = min(258, end - i);
+        const splat = i8x16.splat(b);
+        while (r + 16 <= most && i8x16.all_true(i8x16.eq(v128.load(src + i + r), splat))) r += 16;
+        while (r < most && load<u8>(src + i + r) == b) r++;
+        if (r >= 3) {
+          store<u16>(t, <u16>(253 + r));
+          t += 2;
+          const at = freq + ((<usize>(257 + lengthCode(r))) << 2);
+          store<u32>(at, load<u32>(at) + 1);
+          i += r;
+          continue;
+        }
+      }
+      store<u16>(t, <u16>b);
+      t += 2;
+      const at = hist + ((<usize>b) << 2);
+      store<u32>(at, load<u32>(at) + 1);
+      i++;
+    }
+    for (let s = 0; s < 256; s++) {
+      const at = (<usize>s) << 2;
+      store<u32>(freq + at, load<u32>(hist + at) + load<u32>(hist + 1024 + at) + load<u32>(hist + 2048 + at) + load<u32>(hist + 3072 + at));
+    }
+    store<u32>(freq + (256 << 2), 1);
+    codeLengths(freq, 286, 15, lens, work);
+    canonicalCodes(lens, 286, codes, work);
+    let hlit = 286;
+    while (hlit > 257 && !load<u8>(lens + hlit - 1)) hlit--;
+    // Each token's bits: a literal's code; a run's length code, extra bits and distance code 0 (one bit, 0).
+    for (let s = 0; s < 256; s++) store<u32>(tab + ((<usize>s) << 2), load<u32>(codes + ((<usize>s) << 2)) | ((<u32>load<u8>(lens + s)) << 24));
+    for (let c = 0; c < 29; c++) {
+      const sym = <usize>(257 + c);
+      const extra = <u32>load<u8>(LENGTH_EXTRA + c);
+      const len = <u32>load<u8>(lens + sym);
+      const code = load<u32>(codes + (sym << 2));
+      const base = <i32>load<u16>(LENGTH_BASE + ((<usize>c) << 1));
+      const last = c == 28 ? 258 : <i32>load<u16>(LENGTH_BASE + ((<usize>(c + 1)) << 1)) - 1;
+      for (let r = base; r <= last; r++) store<u32>(tab + ((<usize>(253 + r)) << 2), code | ((<u32>(r - base)) << len) | ((len + extra + 1) << 24));
+    }
+    // The code lengths of the literal/length code and of the distance code (two codes of one bit), as symbols 0-18.
+    const seq = hlit + 2;
+    let runs: usize = work + W_RUNS;
+    const cfreq = work + W_CFREQ,
+      clens = work + W_CLENS,
+      ccodes = work + W_CCODES;
+    for (let s = 0; s < 19; s++) store<u32>(cfreq + ((<usize>s) << 2), 0);
+    for (let j = 0; j < seq;) {
+      const v = j < hlit ? <i32>load<u8>(lens + j) : 1;
+      let r = 1;
+      while (j + r < seq && (j + r < hlit ? <i32>load<u8>(lens + j + r) : 1) == v) r++;
+      if (v == 0 && r >= 3) {
+        const k = min(r, 138);
+        const sym = k >= 11 ? 18 : 17;
+        store<u16>(runs, <u16>(sym | ((k - (k >= 11 ? 11 : 3)) << 8)));
+        runs += 2;
+        store<u32>(cfreq + ((<usize>sym) << 2), load<u32>(cfreq + ((<usize>sym) << 2)) + 1);
+        j += k;
+        continue;
+      }
+      store<u16>(runs, <u16>v);
+      runs += 2;
+      store<u32>(cfreq + ((<usize>v) << 2), load<u32>(cfreq + ((<usize>v) << 2)) + 1);
+      j++;
+      let rest = r - 1;
+      while (rest >= 3) {
+        const k = min(rest, 6);
+        store<u16>(runs, <u16>(16 | ((k - 3) << 8)));
+        runs += 2;
+        store<u32>(cfreq + (16 << 2), load<u32>(cfreq + (16 << 2)) + 1);
+        rest -= k;
+        j += k;
+      }
+    }
+    codeLengths(cfreq, 19, 7, clens, work);
+    canonicalCodes(clens, 19, ccodes, work);
+    let hclen = 19;
+    while (hclen > 4 && !load<u8>(clens + load<u8>(CODE_LENGTH_ORDER + hclen - 1))) hclen--;
+    // The block's header: last block or not, dynamic codes, the counts, the code-length code, the sequence.
+    const header: u64 = (end == n ? 1 : 0) | (2 << 1) | ((<u64>(hlit - 257)) << 3) | (1 << 8) | ((<u64>(hclen - 4)) << 13);
+    bits |= header << nb;
+    nb += 17;
+    for (let j = 0; j < hclen; j++) {
+      bits |= (<u64>load<u8>(clens + load<u8>(CODE_LENGTH_ORDER + j))) << nb;
+      nb += 3;
+      if (nb >= 32) {
+        store<u32>(o, <u32>bits);
+        o += 4;
+        bits >>= 32;
+        nb -= 32;
+      }
+    }
+    for (let p = work + W_RUNS; p < runs; p += 2) {
+      const e = <u32>load<u16>(p);
+      const sym = <usize>(e & 0xff);
+      bits |= (<u64>load<u32>(ccodes + (sym << 2))) << nb;
+      nb += <u32>load<u8>(clens + sym);
+      const extra: u32 = sym == 16 ? 2 : sym == 17 ? 3 : sym == 18 ? 7 : 0;
+      bits |= (<u64>(e >>> 8)) << nb;
+      nb += extra;
+      if (nb >= 32) {
+        store<u32>(o, <u32>bits);
+        o += 4;
+        bits >>= 32;
+        nb -= 32;
+      }
+    }
+    // The tokens, then the end of the block.
+    // (Without a branch: all 64 bits stored each time, the whole bytes among them kept.)
+    let p = tokens;
+    // Two tokens a step (at most 42 bits): the steps wait on each other through `bits` and `nb` alone.
+    for (; p + 4 <= t; p += 4) {
+      const e0 = load<u32>(tab + ((<usize>load<u16>(p)) << 2)),
+        e1 = load<u32>(tab + ((<usize>load<u16>(p + 2)) << 2));
+      const n0 = e0 >>> 24;
+      bits |= ((<u64>(e0 & 0xffffff)) | ((<u64>(e1 & 0xffffff)) << n0)) << nb;
+      nb += n0 + (e1 >>> 24);
+      store<u64>(o, bits);
+      const whole = nb >>> 3;
+      o += whole;
+      bits >>= <u64>(whole << 3);
+      nb &= 7;
+    }
+    for (; p < t; p += 2) {
+      const e = load<u32>(tab + ((<usize>load<u16>(p)) << 2));
+      bits |= (<u64>(e & 0xffffff)) << nb;
+      nb += e >>> 24;
+      store<u64>(o, bits);
+      const whole = nb >>> 3;
+      o += whole;
+      bits >>= <u64>(whole << 3);
+      nb &= 7;
+    }
+    bits |= (<u64>load<u32>(codes + (256 << 2))) << nb;
+    nb += <u32>load<u8>(lens + 256);
+    if (nb >= 32) {
+      store<u32>(o, <u32>bits);
+      o += 4;
+      bits >>= 32;
+      nb -= 32;
+    }
+    if (n == 0) break;
+  }
+  while (nb > 0) {
+    store<u8>(o++, <u8>bits);
+    bits >>= 8;
+    nb = nb > 8 ? nb - 8 : 0;
+  }
+  const adler = adler32(src, n);
+  store<u8>(o, <u8>(adler >>> 24));
+  store<u8>(o + 1, <u8>(adler >>> 16));
+  store<u8>(o + 2, <u8>(adler >>> 8));
+  store<u8>(o + 3, <u8>adler);
+  return <i32>(o + 4 - out);
+}
+
+/** Adler-32 (RFC 1950) of `n` bytes at `src`: sixteen bytes a step, the sums reduced every 5552 bytes at most. */
+function adler32(src: usize, n: i32): u32 {
+  let a: u32 = 1,
+    b: u32 = 0;
+  const weightsHigh = i16x8(16, 15, 14, 13, 12, 11, 10, 9),
+    weightsLow = i16x8(8, 7, 6, 5, 4, 3, 2, 1);
+  let i = 0;
+  while (i < n) {
+    // 5552 = the most bytes before b can pass 2^32; a multiple of 16 less: 5536.
+    const chunk = min(n - i, 5536);
+    let k = 0;
+    let vs = i32x4.splat(0),
+      vb = i32x4.splat(0),
+      vp = i32x4.splat(0);
+    for (; k + 16 <= chunk; k += 16) {
+      const v = v128.load(src + i + k);
+      vp = i32x4.add(vp, vs);
+      vs = i32x4.add(vs, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(v)));
+      vb = i32x4.add(vb, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v), weightsHigh), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(v), weightsLow)));
+    }
+    const sum = <u32>(i32x4.extract_lane(vs, 0) + i32x4.extract_lane(vs, 1) + i32x4.extract_lane(vs, 2) + i32x4.extract_lane(vs, 3));
+    const prefix = <u32>(i32x4.extract_lane(vp, 0) + i32x4.extract_lane(vp, 1) + i32x4.extract_lane(vp, 2) + i32x4.extract_lane(vp, 3));
+    const weighted = <u32>(i32x4.extract_lane(vb, 0) + i32x4.extract_lane(vb, 1) + i32x4.extract_lane(vb, 2) + i32x4.extract_lane(vb, 3));
+    b = <u32>((<u64>b + <u64>a * <u64>k + ((<u64>prefix) << 4) + <u64>weighted) % 65521);
+    a = (a + sum) % 65521;
+    for (; k < chunk; k++) {
+      a += load<u8>(src + i + k);
+      b += a;
+    }
+    a %= 65521;
+    b %= 65521;
+    i += chunk;
+  }
+  return (b << 16) | a;
+}

@@ -87,10 +87,10 @@ export async function encodeTable(tiles: readonly Uint8Array[], coded: readonly 
       ),
     );
   const ramps = coded.filter((c) => c.ordered);
-  for (const level of ramps.length ? [1, 2, 4, 6] : [])
+  for (const level of ramps.length ? (['runs', 1, 2, 4, 6] as const) : [])
     rows.push(
       inThread(
-        `indexed png of a ramp's entries, rows less the row above, level ${level}${level === ORDERED_PNG_LEVEL ? ' (render threads today)' : ''}`,
+        `indexed png of a ramp's entries, rows less the row above, ${level === 'runs' ? 'runs and literals (src/render/runs.ts)' : `level ${level}`}${level === ORDERED_PNG_LEVEL ? ' (render threads today)' : ''}`,
         ramps,
         (c) => indexedPngOfCodes(c, size, level),
         rounds,

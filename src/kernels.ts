@@ -4,7 +4,8 @@
  * - the WebAssembly SIMD kernels (assembly/kernels.ts, compiled to kernels.wasm beside this
  *   file by `npm run build`): one instance a thread, compiled synchronously the first time a
  *   kernel is asked for. A block is copied into the linear memory, worked on in place and
- *   copied out: both copies are native memcpy, a small part of what the vector loops save;
+ *   copied out: both copies are native memcpy, a small part of what the vector loops save.
+ *   Among them is a deflate encoder of its own for the PNG scanlines of ramps (deflateRuns);
  * - libdeflate's whole-buffer inflate and deflate (native/inflate.c, an N-API addon linked
  *   with Debian's libdeflate, built by `npm run build`): about 1.5x Node's zlib inflating
  *   whole COG blocks, and about 1.6x deflating the bench's indexed PNG tiles at the same
@@ -43,6 +44,7 @@ interface Exports {
   usedEntries(codes: number, n: number, used: number): number;
   indexRows(codes: number, size: number, entry: number, filter: number, rows: number): void;
   rgbUpRows(rgba: number, size: number, rows: number): number;
+  deflateRuns(src: number, n: number, tokens: number, work: number, out: number): number;
   coordExtent(fu: number, fv: number, n: number, kx: number, ky: number, out: number): void;
   coordsToWindow(fu: number, fv: number, n: number, kx: number, ky: number, x0: number, y0: number, u: number, v: number): void;
   normalizedDifference(a: number, b: number, mask: number, n: number, out: number): void;
@@ -616,3 +618,32 @@ export function rgbUpRows(rgba: Uint8Array, size: number): Uint8Array | null | u
   if (!k.rgbUpRows(pRgba, size, pRows)) return null;
   return mem.slice(pRows, pRows + bytes);
 }
+
+/**
+ * The zlib stream of PNG scanlines by the WebAssembly twin of src/render/runs.ts
+ * `deflateRunsReference` (the same bytes), or undefined, having done nothing, when the kernels
+ * are off.
+ */
+export function deflateRuns(src: Uint8Array): Uint8Array<ArrayBuffer> | undefined {
+  const n = src.length;
+  // The output's bound, and 8 bytes that the writer stores past its last byte.
+  const bound = 2 * n + 1024 + 8;
+  if (!wasm || n + bound + RUNS_TOKEN_BYTES + RUNS_WORK_BYTES > MAX_KERNEL_BYTES) return undefined;
+  const {
+    k,
+    mem,
+    at: [pSrc, pTokens, pWork, pOut],
+  } = scratch([n, RUNS_TOKEN_BYTES, RUNS_WORK_BYTES, bound]);
+  mem.set(src, pSrc);
+  const written = k.deflateRuns(pSrc!, n, pTokens!, pWork!, pOut!);
+  return mem.slice(pOut, pOut! + written);
+}
+
+/**
+ * Input bytes a block of deflateRuns and of its reference (src/render/runs.ts): each block's
+ * codes follow the statistics of its part of the tile. The kernel's RUNS_BLOCK is the same.
+ */
+export const RUNS_BLOCK = 16384;
+/** The kernel's room for a block's tokens (assembly/kernels.ts `deflateRuns`), and for its tables. */
+const RUNS_TOKEN_BYTES = 2 * RUNS_BLOCK + 32;
+const RUNS_WORK_BYTES = 12288;

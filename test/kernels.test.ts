@@ -16,6 +16,7 @@ import sharp from 'sharp';
 import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib';
 import {
   copyRows,
+  deflateRuns,
   deflateZlib,
   floatingPoint32,
   horizontal,
@@ -28,6 +29,7 @@ import {
   validity as validityKernel,
   kernelsInUse,
   MAX_KERNEL_BYTES,
+  RUNS_BLOCK,
   useKernels,
 } from '../src/kernels.js';
 import { Cog } from '../src/sources/cog.js';
@@ -35,6 +37,7 @@ import { sampleWindow, type Resampling, type Window } from '../src/sources/sampl
 import { readWindow } from '../src/sources/window.js';
 import { FileSource } from '../src/sources/bytesource.js';
 import { indexedPng, indexedPngOfCodes, rgbaPng } from '../src/render/png.js';
+import { codeLengths, deflateRunsReference } from '../src/render/runs.js';
 import { buildOperator } from '../src/ops/registry.js';
 import { bandRaster, type RgbaRaster, type TableCodes, type TileContext } from '../src/ops/raster.js';
 import { decodeBlock } from '../src/sources/codecs/block.js';
@@ -742,6 +745,51 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
     assert.equal(floatingPoint32(new Uint8Array(big * 4), new Uint8Array(big * 4), big, 1), false);
   });
 
+  test('a zlib stream of runs and literals: the same bytes as its reference, and Node inflates both back; every run length, codes cut to 15 bits, blocks and their edges', () => {
+    const fixtures: [string, Uint8Array][] = [
+      ['empty', new Uint8Array(0)],
+      ['one byte', Uint8Array.of(7)],
+    ];
+    for (const n of [2, 3, 4, 17, 258, 259, 260, RUNS_BLOCK - 1, RUNS_BLOCK, RUNS_BLOCK + 1, 256 * 257, 512 * 513])
+      fixtures.push([`${n} zeros`, new Uint8Array(n)], [`${n} random bytes`, randomBytes(n, n)]);
+    // Runs of every length from 1 to 600, each a new value, laid over a block's edge too.
+    const runs: number[] = [];
+    for (let r = 1; r <= 600; r++) for (let k = 0; k < r; k++) runs.push(r % 251);
+    fixtures.push(['runs of every length', Uint8Array.from(runs)]);
+    // Small differences, as a ramp's rows less the row above: mostly 0, 1 and 255, in runs and alone.
+    const rand = random(42);
+    const small = new Uint8Array(256 * 257);
+    for (let i = 0, v = 0; i < small.length; i++) {
+      if (rand() < 0.4) v = [0, 1, 255, 2, 254][Math.floor(rand() ** 3 * 5)]!;
+      small[i] = v;
+    }
+    fixtures.push(['small differences', small]);
+    // Fibonacci frequencies: minimum-redundancy codes 18 bits long, cut to 15; no byte next to its like.
+    const fib = [1, 1];
+    while (fib.length < 19) fib.push(fib.at(-1)! + fib.at(-2)!);
+    const skewed: number[] = [];
+    fib.forEach((f, s) => {
+      for (let k = 0; k < f; k++) skewed.push(s);
+    });
+    for (let i = skewed.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [skewed[i], skewed[j]] = [skewed[j]!, skewed[i]!];
+    }
+    fixtures.push(['Fibonacci frequencies', Uint8Array.from(skewed)]);
+    for (const [what, src] of fixtures) {
+      const fast = deflateRuns(src);
+      const reference = deflateRunsReference(src);
+      assert.ok(fast, `${what}: the kernel ran`);
+      assert.equal(firstDifference(fast, reference), -1, `${what}: the same stream`);
+      assert.equal(firstDifference(inflateSync(fast), src), -1, `${what}: inflated back by Node's zlib`);
+      const back = new Uint8Array(src.length + 1);
+      assert.equal(inflateInto(fast, back), src.length, `${what}: inflated back by libdeflate`);
+      assert.equal(firstDifference(back.subarray(0, src.length), src), -1, what);
+    }
+    // The skewed fixture did need its codes cut: an unlimited code would be 18 bits deep.
+    assert.ok(Math.max(...codeLengths(Uint32Array.from(fib), 15)) === 15 && Math.max(...codeLengths(Uint32Array.from(fib), 30)) > 15);
+  });
+
   test('KERNELS=reference: no kernel runs', () => {
     const raw = randomBytes(64 * 4, 9);
     useKernels('reference');
@@ -751,6 +799,7 @@ describe('WebAssembly kernels equal their JavaScript references', () => {
       assert.equal(horizontal(raw, new Uint8Array(raw.length), 1, 256, 1, 1), false);
       assert.equal(inflateInto(deflateSync(raw), new Uint8Array(raw.length)), -1);
       assert.equal(levelCoords(new Float64Array(64), new Float64Array(64), 1, 1), undefined);
+      assert.equal(deflateRuns(raw), undefined);
     } finally {
       useKernels('fast');
     }

@@ -1,7 +1,8 @@
 import { crc32, deflateSync } from 'node:zlib';
-import { deflateZlib, indexRows, kernelsInUse, rgbUpRows } from '../kernels.js';
+import { deflateRuns, deflateZlib, indexRows, kernelsInUse, rgbUpRows } from '../kernels.js';
 import type { TableCodes } from '../ops/raster.js';
 import { PNG_LEVEL } from './encode.js';
+import { deflateRunsReference } from './runs.js';
 
 /**
  * zlib level of indexed PNGs, chosen by `npm run bench`'s encoder table (see bench/encode.ts):
@@ -12,11 +13,13 @@ import { PNG_LEVEL } from './encode.js';
 export const INDEXED_PNG_LEVEL = 4;
 
 /**
- * zlib level of indexed PNGs of a ramp's entries, filtered by the row above (indexedPngOfCodes):
- * its small differences leave level 4 little to gain over level 1 (1-6% fewer bytes on the
- * bench's NDVI and DEM tiles, for 1.6-2.3 times the time; `npm run bench`, step `encode`).
+ * How indexed PNGs of a ramp's entries, filtered by the row above (indexedPngOfCodes), are
+ * compressed: `runs`, src/render/runs.ts (its small differences and runs of one value need no
+ * search for longer matches: 10% fewer bytes than libdeflate's level 1 on the bench's DEM
+ * tiles, 1% more on its NDVI tiles, in 60-80% and 50% of the time; `npm run bench`, step
+ * `encode`), or a zlib level.
  */
-export const ORDERED_PNG_LEVEL = 1;
+export const ORDERED_PNG_LEVEL = 'runs';
 
 /**
  * zlib level of opaque tiles of more than 256 colours, written as RGB less the row above
@@ -78,12 +81,13 @@ export function indexedPng(rgba: Uint8Array, size: number, level = INDEXED_PNG_L
  * for `lut[k - 1]`), as colormap records them beside the RGBA it draws. The same pixels as
  * indexedPng gives, with the palette in the table's order. When the table runs along the
  * values (`ordered`: a ramp), neighbouring pixels get neighbouring indices, and each row is
- * written less the row above it (PNG filter 2, Up): small differences, which compress to
- * 10-26% fewer bytes than the indices themselves did at level 4, in a third of the time
- * (ORDERED_PNG_LEVEL; the bench's DEM and NDVI tiles, step `encode`).
+ * written less the row above it (PNG filter 2, Up): small differences and runs of one value,
+ * which compress to 10-26% fewer bytes than the indices themselves did at level 4, in a third
+ * of the time (the bench's DEM and NDVI tiles, step `encode`), compressed as ORDERED_PNG_LEVEL
+ * says when `level` is not given.
  * A palette of classes is written as indexedPng writes it.
  */
-export function indexedPngOfCodes(codes: TableCodes, size: number, level?: number): Uint8Array | null {
+export function indexedPngOfCodes(codes: TableCodes, size: number, level?: number | 'runs'): Uint8Array | null {
   const { index, lut, ordered } = codes;
   const n = size * size;
   if (index.length !== n) throw new Error(`indexedPngOfCodes: expected ${n} codes for ${size}x${size}, got ${index.length}`);
@@ -186,7 +190,7 @@ class Palette {
  * The PNG of scanlines of palette indices and their palette: `colours[0..count)`, those with
  * alpha below 255 first, so that tRNS stops at the last of them.
  */
-function indexedFile(rows: Uint8Array, colours: Uint32Array, count: number, size: number, level: number): Uint8Array {
+function indexedFile(rows: Uint8Array, colours: Uint32Array, count: number, size: number, level: number | 'runs'): Uint8Array {
   let translucent = 0;
   while (translucent < count && colours[translucent]! >>> 24 !== 255) translucent++;
   const plte = new Uint8Array(count * 3);
@@ -199,7 +203,7 @@ function indexedFile(rows: Uint8Array, colours: Uint32Array, count: number, size
     plte[k * 3 + 2] = (w >>> 16) & 0xff;
     if (k < translucent) trns[k] = w >>> 24;
   }
-  const idat = deflateZlib(rows, level) ?? deflateSync(rows, { level });
+  const idat = level === 'runs' ? (deflateRuns(rows) ?? deflateRunsReference(rows)) : (deflateZlib(rows, level) ?? deflateSync(rows, { level }));
   return pngFile([
     ['IHDR', header(size, PALETTE)],
     ['PLTE', plte],
