@@ -3,9 +3,9 @@
  * `indexedPngOfCodes`): each row less the one above leaves small values and runs of one
  * value, which this codes with the two things that pay there: a run of three or more bytes as
  * a match at distance 1, every other byte as a literal, and Huffman codes fitted to each block
- * of RUNS_BLOCK bytes (src/kernels.ts; RFC 1951 §3.2.7). No search for longer matches: on the bench's DEM tiles
- * the files are 10% smaller than libdeflate's level 1, in less time (`npm run bench`, step
- * `encode`).
+ * of RUNS_BLOCK bytes (src/kernels.ts; RFC 1951 §3.2.7). No search for longer matches: on the
+ * bench's DEM tiles the files are 10% smaller than libdeflate's level 1, in less time (`npm
+ * run bench`, step `encode`).
  *
  * This is the JavaScript twin of the WebAssembly kernel (assembly/kernels.ts `deflateRuns`)
  * and the reference it is tested against byte for byte: every choice below (the tokens, the
