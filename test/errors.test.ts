@@ -11,6 +11,8 @@ import net from 'node:net';
 import { copyFileSync, readFileSync, realpathSync, renameSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import { loadSettings } from '../src/config.js';
 import { TileError, fromWire, toWire } from '../src/errors.js';
@@ -794,6 +796,24 @@ describe('an upstream that answers range requests wrongly', () => {
     const err = await refusal('stall', 1000, 100, new HttpSource(url, { timeoutMs: 300 }));
     assert.equal(err.code, 'upstream_timeout');
     assert.equal(err.detail, `${url}: timed out after 300 ms`);
+  });
+
+  test('tried as a hostile upstream would: a body that stalls while the collector runs still times out', async () => {
+    // Once fetch had the headers, nothing held AbortSignal.timeout's signal: a collection took
+    // it, and the body was waited on without end (Node's server closed it after 300 s).
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const collecting = setInterval(gc, 20);
+    try {
+      const late = new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000).unref());
+      const err = await Promise.race([refusal('stall', 1000, 100, new HttpSource(url, { timeoutMs: 300 })), late]);
+      assert.ok(err, 'a read whose body stalls: no answer 3 s after its 300 ms timeout');
+      assert.equal(err.code, 'upstream_timeout');
+      assert.equal(err.detail, `${url}: timed out after 300 ms`);
+    } finally {
+      clearInterval(collecting);
+      upstream.closeAllConnections();
+    }
   });
 
   test('through the server: a 206 for another range answers 502 naming it, and the server keeps serving', async () => {

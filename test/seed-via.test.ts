@@ -10,7 +10,9 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { MAX_VIA_TILE_BYTES } from '../src/seed/produce.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { MAX_VIA_TILE_BYTES, viaProducer } from '../src/seed/produce.js';
 import { bboxTiles, makeLayersDir, metricValue, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
 import { CLI } from './helpers/layers.js';
 import { startServerProcess, type ServerProcess } from './helpers/processes.js';
@@ -134,6 +136,33 @@ describe('tilegraph seed --via', () => {
       }
     } finally {
       await server?.stop();
+    }
+  });
+
+  test('tried as a hostile server would: a tile body that stalls while the collector runs fails at the time limit', async () => {
+    // The limit holds for the body as for the headers, whatever the collector takes meanwhile
+    // (src/sources/bytesource.ts fetchWithin: a COG's range read once waited without end).
+    const stalling = await hostile((res) => {
+      res.writeHead(200, { 'Content-Type': 'image/png' });
+      res.write(Buffer.alloc(100));
+    });
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const collecting = setInterval(gc, 20);
+    try {
+      const produce = viaProducer(stalling.url, { name: 'dem-relief' }, 'png', 300);
+      const late = new Promise<string>((resolve) => setTimeout(() => resolve('no answer 3 s after its 300 ms limit'), 3000).unref());
+      const outcome = await Promise.race([
+        produce({ z: 10, x: 0, y: 0 }).then(
+          () => 'the tile was taken',
+          (err: Error) => `${err.name}: ${err.message}`,
+        ),
+        late,
+      ]);
+      assert.equal(outcome, 'TimeoutError: timed out after 300 ms');
+    } finally {
+      clearInterval(collecting);
+      await stalling.close();
     }
   });
 

@@ -9,7 +9,7 @@ import type { Layer } from '../layers/layer.js';
 import { createLogger } from '../log.js';
 import { RenderPool } from '../render/pool.js';
 import { TileService } from '../service/tiles.js';
-import { bodyUpTo } from '../sources/bytesource.js';
+import { bodyUpTo, fetchWithin } from '../sources/bytesource.js';
 import type { CellRecord } from '../sources/cells.js';
 import type { TileId } from '../tiles/mercator.js';
 import type { ProduceMany } from './runner.js';
@@ -64,25 +64,27 @@ export function openRenderer(settings: Settings, opts: { cells?: boolean } = {})
  * megabytes; what passes this is refused as it arrives, never held.
  */
 export const MAX_VIA_TILE_BYTES = 32 * 2 ** 20;
+/** How long `--via` waits for a tile, its answer read whole. */
+const VIA_TIMEOUT_MS = 60_000;
 /** Of an error's answer, the start quoted in the failure. */
 const QUOTED_ERROR_BYTES = 200;
 
-/** `--via`: asks the server for each tile over HTTP, as a map client would. */
-export function viaProducer(base: string, layer: Layer, format: 'png' | 'webp'): Produce {
+/** `--via`: asks the server for each tile over HTTP, as a map client would, each within `timeoutMs`. */
+export function viaProducer(base: string, layer: Pick<Layer, 'name'>, format: 'png' | 'webp', timeoutMs = VIA_TIMEOUT_MS): Produce {
   const root = base.replace(/\/+$/, '');
-  return async (t) => {
-    const res = await fetch(`${root}/tiles/${encodeURIComponent(layer.name)}/${t.z}/${t.x}/${t.y}.${format}`, { signal: AbortSignal.timeout(60_000) });
-    const etag = res.headers.get('etag') ?? '';
-    if (res.status === 204) {
-      await res.body?.cancel();
-      return { body: null, etag };
-    }
-    if (res.status !== 200) {
-      const { bytes } = await bodyUpTo(res, QUOTED_ERROR_BYTES, false);
-      throw new TileError('upstream', 'upstream failed', `${res.url} answered ${res.status}: ${Buffer.from(bytes).toString('utf8')}`);
-    }
-    const { bytes, more } = await bodyUpTo(res, MAX_VIA_TILE_BYTES);
-    if (more) throw new TileError('upstream', 'upstream failed', `${res.url} answered more than ${MAX_VIA_TILE_BYTES} bytes for one tile`);
-    return { body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag, type: res.headers.get('content-type') ?? undefined };
-  };
+  return async (t) =>
+    fetchWithin(`${root}/tiles/${encodeURIComponent(layer.name)}/${t.z}/${t.x}/${t.y}.${format}`, {}, timeoutMs, async (res, signal) => {
+      const etag = res.headers.get('etag') ?? '';
+      if (res.status === 204) {
+        await res.body?.cancel();
+        return { body: null, etag };
+      }
+      if (res.status !== 200) {
+        const { bytes } = await bodyUpTo(res, QUOTED_ERROR_BYTES, false, signal);
+        throw new TileError('upstream', 'upstream failed', `${res.url} answered ${res.status}: ${Buffer.from(bytes).toString('utf8')}`);
+      }
+      const { bytes, more } = await bodyUpTo(res, MAX_VIA_TILE_BYTES, true, signal);
+      if (more) throw new TileError('upstream', 'upstream failed', `${res.url} answered more than ${MAX_VIA_TILE_BYTES} bytes for one tile`);
+      return { body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag, type: res.headers.get('content-type') ?? undefined };
+    });
 }

@@ -68,11 +68,12 @@ export class HttpSource implements ByteSource {
   }
 
   async identity(): Promise<SourceIdentity> {
-    const res = await this.fetch({ method: 'HEAD' });
-    const size = Number(res.headers.get('content-length'));
-    const version = res.headers.get('etag') ?? res.headers.get('last-modified') ?? `${size}`;
-    if (!Number.isFinite(size)) throw new TileError('upstream', 'upstream failed', `${this.location}: HEAD gave no Content-Length`);
-    return { size, version };
+    return this.request({ method: 'HEAD' }, async (res) => {
+      const size = Number(res.headers.get('content-length'));
+      const version = res.headers.get('etag') ?? res.headers.get('last-modified') ?? `${size}`;
+      if (!Number.isFinite(size)) throw new TileError('upstream', 'upstream failed', `${this.location}: HEAD gave no Content-Length`);
+      return { size, version };
+    });
   }
 
   /**
@@ -85,54 +86,54 @@ export class HttpSource implements ByteSource {
     checkRange(this.location, offset, length);
     if (length === 0) return new Uint8Array(0);
     const last = offset + length - 1;
-    const res = await this.fetch({ headers: { range: `bytes=${offset}-${last}` } });
-    const refuse = (why: string): never => {
-      void res.body?.cancel().catch(() => {});
-      throw new TileError('upstream', 'upstream failed', `${this.location}: the range request for bytes ${offset}-${last} ${why}`);
-    };
-    if (res.status === 200) {
-      if (last >= IGNORED_RANGE_MAX_BYTES)
-        refuse(`was answered with the whole file (the server ignores Range), which is read for ranges within the first ${IGNORED_RANGE_MAX_BYTES} bytes only`);
-      const { bytes } = await this.body(res, offset + length, false);
-      return bytes.subarray(offset);
-    }
-    if (res.status !== 206) refuse(`was answered ${res.status}`);
-    const header = res.headers.get('content-range') ?? '';
-    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header.trim());
-    const [start, end, size] = m ? [Number(m[1]), Number(m[2]), m[3] === '*' ? undefined : Number(m[3])] : [];
-    if (start === undefined || end === undefined)
-      return refuse(`was answered 206 with ${header ? `Content-Range '${header.slice(0, 80)}'` : 'no Content-Range'}`);
-    // Fewer bytes than asked only where the file ends.
-    if (start !== offset || end > last || end < start || (end < last && size !== undefined && end !== size - 1))
-      refuse(`was answered with bytes ${header.slice(6, 86)}`);
-    const n = end - start + 1;
-    const { bytes, more } = await this.body(res, n);
-    if (more) refuse(`was answered with more than the ${n} bytes its Content-Range names`);
-    if (bytes.length !== n) refuse(`was answered with ${bytes.length} of the ${n} bytes its Content-Range names`);
-    return bytes;
+    return this.request({ headers: { range: `bytes=${offset}-${last}` } }, async (res, signal) => {
+      const refuse = (why: string): never => {
+        void res.body?.cancel().catch(() => {});
+        throw new TileError('upstream', 'upstream failed', `${this.location}: the range request for bytes ${offset}-${last} ${why}`);
+      };
+      if (res.status === 200) {
+        if (last >= IGNORED_RANGE_MAX_BYTES)
+          refuse(
+            `was answered with the whole file (the server ignores Range), which is read for ranges within the first ${IGNORED_RANGE_MAX_BYTES} bytes only`,
+          );
+        const { bytes } = await bodyUpTo(res, offset + length, false, signal);
+        return bytes.subarray(offset);
+      }
+      if (res.status !== 206) refuse(`was answered ${res.status}`);
+      const header = res.headers.get('content-range') ?? '';
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header.trim());
+      const [start, end, size] = m ? [Number(m[1]), Number(m[2]), m[3] === '*' ? undefined : Number(m[3])] : [];
+      if (start === undefined || end === undefined)
+        return refuse(`was answered 206 with ${header ? `Content-Range '${header.slice(0, 80)}'` : 'no Content-Range'}`);
+      // Fewer bytes than asked only where the file ends.
+      if (start !== offset || end > last || end < start || (end < last && size !== undefined && end !== size - 1))
+        refuse(`was answered with bytes ${header.slice(6, 86)}`);
+      const n = end - start + 1;
+      const { bytes, more } = await bodyUpTo(res, n, true, signal);
+      if (more) refuse(`was answered with more than the ${n} bytes its Content-Range names`);
+      if (bytes.length !== n) refuse(`was answered with ${bytes.length} of the ${n} bytes its Content-Range names`);
+      return bytes;
+    });
   }
 
-  private async body(res: Response, limit: number, past = true): Promise<{ bytes: Uint8Array; more: boolean }> {
-    try {
-      return await bodyUpTo(res, limit, past);
-    } catch (err) {
-      throw fetchError(this.location, this.timeoutMs, err);
-    }
-  }
-
-  private async fetch(init: RequestInit): Promise<Response> {
-    let res: Response;
+  /**
+   * A request and the reading of its answer by `use`, under the source's time limit; an
+   * answer of 400 or more is an upstream failure, and what fails otherwise is the upstream's
+   * (fetchError).
+   */
+  private async request<T>(init: RequestInit, use: (res: Response, signal: AbortSignal) => Promise<T>): Promise<T> {
     try {
       // No redirects: a source may only name hosts on ALLOWED_HOSTS, and a redirect could leave them.
-      res = await fetch(this.location, { ...init, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
+      return await fetchWithin(this.location, { ...init, redirect: 'error' }, this.timeoutMs, async (res, signal) => {
+        if (res.status >= 400) {
+          await res.body?.cancel();
+          throw new TileError('upstream', 'upstream failed', `${this.location}: HTTP ${res.status}`);
+        }
+        return use(res, signal);
+      });
     } catch (err) {
-      throw fetchError(this.location, this.timeoutMs, err);
+      throw err instanceof TileError ? err : fetchError(this.location, this.timeoutMs, err);
     }
-    if (res.status >= 400) {
-      await res.body?.cancel();
-      throw new TileError('upstream', 'upstream failed', `${this.location}: HTTP ${res.status}`);
-    }
-    return res;
   }
 
   async close(): Promise<void> {}
@@ -141,29 +142,57 @@ export class HttpSource implements ByteSource {
 /**
  * The first `limit` bytes of a response body at most, read as they arrive (a server may send
  * more than it announced, or without end). With `past`, `more` tells whether it had more
- * (waiting for the end of the body if need be); the rest is left unread.
+ * (waiting for the end of the body if need be); the rest is left unread. Once `signal`
+ * aborts (fetchWithin's time limit), the read fails with its reason.
  */
-export async function bodyUpTo(res: Response, limit: number, past = true): Promise<{ bytes: Uint8Array; more: boolean }> {
+export async function bodyUpTo(res: Response, limit: number, past = true, signal?: AbortSignal): Promise<{ bytes: Uint8Array; more: boolean }> {
   const chunks: Uint8Array[] = [];
   let at = 0;
   if (!res.body) return { bytes: new Uint8Array(0), more: false };
   const reader = res.body.getReader();
   const joined = () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, at));
+  // Cancelling ends the read in progress as if the body had ended: each read looks at the signal.
+  const stop = () => void reader.cancel(signal!.reason).catch(() => {});
+  signal?.addEventListener('abort', stop, { once: true });
+  const next = async () => {
+    signal?.throwIfAborted();
+    const r = await reader.read();
+    signal?.throwIfAborted();
+    return r;
+  };
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await next();
       if (done) return { bytes: joined(), more: false };
       const take = Math.min(value.length, limit - at);
       chunks.push(take === value.length ? value : value.subarray(0, take));
       at += take;
       if (take < value.length || at === limit) {
         // Whatever follows is not wanted: a whole file past the range, bytes past the Content-Range, a body past its bound.
-        const more = take < value.length || (past && !(await reader.read()).done);
+        const more = take < value.length || (past && !(await next()).done);
         return { bytes: joined(), more };
       }
     }
   } finally {
+    signal?.removeEventListener('abort', stop);
     void reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * `fetch`, and the reading of its answer by `use`, under one time limit of `ms`: once it
+ * passes, the request fails with a TimeoutError, and so does the body's read when `use` reads
+ * it through bodyUpTo with the signal it is given. The body needs the signal of its own: once
+ * fetch has the headers, what it keeps of the request to abort is collectable, and after a
+ * collection an abort no longer reached a body that had stalled (it was waited on without end).
+ */
+export async function fetchWithin<T>(url: string, init: RequestInit, ms: number, use: (res: Response, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')), ms);
+  try {
+    return await use(await fetch(url, { ...init, signal: ac.signal }), ac.signal);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
