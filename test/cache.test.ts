@@ -7,8 +7,6 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../src/cache/redis.js';
@@ -17,6 +15,7 @@ import { TileCache } from '../src/cache/tiles.js';
 import { runCli } from './helpers/layers.js';
 import { getJson, lonLatToTile, makeLayersDir, metricValue, request, tilePath, until, type TempLayers, type Tile } from './helpers/http.js';
 import { startRedis, startServerProcess, type RedisProcess, type ServerProcess } from './helpers/processes.js';
+import { forcedGc } from './helpers/gc.js';
 
 const PREFIX = 'tg-test:';
 /** Distinct zoom-14 tiles inside the Jasper DEM (26 a row), so that no step meets another's cache entries. */
@@ -38,8 +37,7 @@ test('L2 entries: body, ETag and type in one value; empty entries; foreign bytes
 });
 
 test('L1 holds to its bound in memory, not only in body bytes: a cache full of empty tiles', async () => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
+  const gc = forcedGc();
   gc();
   const before = process.memoryUsage().heapUsed;
   const bound = 16 * 2 ** 20;

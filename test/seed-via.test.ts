@@ -10,12 +10,11 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { MAX_VIA_TILE_BYTES, viaProducer } from '../src/seed/produce.js';
 import { bboxTiles, makeLayersDir, metricValue, request, tilePath, type TempLayers, type Tile } from './helpers/http.js';
 import { CLI } from './helpers/layers.js';
 import { startServerProcess, type ServerProcess } from './helpers/processes.js';
+import { forcedGc } from './helpers/gc.js';
 
 /** A corner of the Jasper DEM: a handful of tiles at zooms 10 and 11. */
 const BBOX = [-117.6, 53.15, -117.4, 53.3] as const;
@@ -146,8 +145,7 @@ describe('tilegraph seed --via', () => {
       res.writeHead(200, { 'Content-Type': 'image/png' });
       res.write(Buffer.alloc(100));
     });
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
+    const gc = forcedGc();
     const collecting = setInterval(gc, 20);
     try {
       const produce = viaProducer(stalling.url, { name: 'dem-relief' }, 'png', 300);
